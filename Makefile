@@ -1,0 +1,42 @@
+# berth: a Docker-compatible container engine.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+# build tags for the podman image/storage libraries (no gpgme, btrfs or devicemapper)
+export GOFLAGS := -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper -buildvcs=false
+UNIT_PKGS = $$(go list ./... | grep -v /integration)
+
+.PHONY: all build test unit e2e lint demo bench soak images compose clean
+
+all: build
+
+build:
+	go build -o bin/berthd ./cmd/berthd
+
+images: testdata/images/busybox.tar
+
+testdata/images/busybox.tar:
+	mkdir -p testdata/images
+	go run ./internal/testimage/mkimage -o $@ -oci testdata/images/busybox-oci.tar
+
+# The whole suite: lint, unit tests with the race detector, end-to-end tests
+# against a real berthd with the real docker CLI, compose and docker-py.
+test: lint build unit e2e
+
+unit:
+	go test -race -count=1 $(UNIT_PKGS)
+
+e2e: build
+	go test -count=1 -timeout 30m -p 1 ./integration/...
+
+lint:
+	go vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+demo: build images
+	./scripts/demo.sh
+
+bench: build images
+	./scripts/bench.sh
+
+clean:
+	rm -rf bin testdata/images

@@ -1,0 +1,161 @@
+// Command berthd is the berth daemon: it serves the Docker Engine API on a
+// unix socket. This is the only place that knows every concrete type: it
+// reads the configuration, builds each subsystem through its constructor and
+// serves until SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berthd/berth/engine"
+	"github.com/berthd/berth/engine/router/system"
+	"github.com/berthd/berth/events"
+	"github.com/berthd/berth/store"
+	"github.com/berthd/berth/sysinfo"
+	"github.com/moby/sys/reexec"
+	"github.com/sirupsen/logrus"
+)
+
+const (
+	// apiVersion is the version of github.com/moby/moby/api in go.mod.
+	apiVersion    = "1.56"
+	minAPIVersion = "1.24"
+)
+
+func main() {
+	if reexec.Init() {
+		return
+	}
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berthd:", err)
+		os.Exit(1)
+	}
+	if err := run(cfg); err != nil {
+		logrus.Error(err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg *config) error {
+	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
+	level, err := logrus.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return fmt.Errorf("invalid --log-level: %w", err)
+	}
+	if cfg.Debug {
+		level = logrus.DebugLevel
+	}
+	logrus.SetLevel(level)
+
+	sock, err := cfg.socketPath()
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{cfg.DataRoot, cfg.ExecRoot} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return err
+		}
+	}
+	// Listening first is also the check that no other daemon owns the socket;
+	// clients that connect while we build simply wait.
+	l, err := listenUnix(sock)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(sock)
+	if err := writePidfile(cfg.Pidfile); err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Pidfile)
+
+	d, err := build(cfg)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- d.server.Serve(l) }()
+	logrus.Infof("berthd %s serving API %s on %s (data root %s)", sysinfo.Version, apiVersion, sock, cfg.DataRoot)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logrus.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = d.server.Shutdown(sctx)
+	return nil
+}
+
+// daemon is everything build made, for serving and for closing in order.
+type daemon struct {
+	server  *engine.Server
+	closers []func() error
+}
+
+func (d *daemon) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		if err := d.closers[i](); err != nil {
+			logrus.WithError(err).Warn("shutdown")
+		}
+	}
+}
+
+// build constructs every subsystem and the API server.
+func build(cfg *config) (_ *daemon, retErr error) {
+	d := &daemon{}
+	defer func() {
+		if retErr != nil {
+			d.close()
+		}
+	}()
+	db, err := store.Open(filepath.Join(cfg.DataRoot, "berth.db"))
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, db.Close)
+	bus := events.New(1024)
+
+	info, err := sysinfo.New(sysinfo.Deps{
+		DataRoot:           cfg.DataRoot,
+		APIVersion:         apiVersion,
+		MinAPIVersion:      minAPIVersion,
+		Debug:              cfg.Debug,
+		InsecureRegistries: cfg.InsecureRegistries,
+		RuntimeName:        "runc",
+		RuntimePath:        "runc",
+		RuntimeVersion:     runcVersion(),
+		Containers:         noContainers{},
+		Images:             noImages{},
+		Events:             bus,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.server = engine.New(engine.Config{APIVersion: apiVersion, MinAPIVersion: minAPIVersion},
+		system.New(info, bus),
+	)
+	return d, nil
+}
+
+func runcVersion() string {
+	out, err := execOutput("runc", "--version")
+	if err != nil {
+		return ""
+	}
+	first, _, _ := strings.Cut(out, "\n")
+	return strings.TrimPrefix(first, "runc version ")
+}

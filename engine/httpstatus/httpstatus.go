@@ -1,0 +1,40 @@
+// Package httpstatus turns classified errors into HTTP status codes. It is the
+// only place in berth that knows how an error class maps to a status.
+package httpstatus
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/containerd/errdefs"
+)
+
+// FromError returns the HTTP status code for err, by errdefs class.
+// Unclassified errors are internal server errors.
+func FromError(err error) int {
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errdefs.IsNotModified(err):
+		return http.StatusNotModified
+	case errdefs.IsInvalidArgument(err), errdefs.IsOutOfRange(err):
+		return http.StatusBadRequest
+	case errdefs.IsUnauthorized(err):
+		return http.StatusUnauthorized
+	case errdefs.IsPermissionDenied(err):
+		return http.StatusForbidden
+	case errdefs.IsNotFound(err):
+		return http.StatusNotFound
+	case errdefs.IsConflict(err), errdefs.IsAlreadyExists(err), errdefs.IsFailedPrecondition(err):
+		return http.StatusConflict
+	case errdefs.IsNotImplemented(err):
+		return http.StatusNotImplemented
+	case errdefs.IsUnavailable(err), errdefs.IsResourceExhausted(err):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled):
+		return 499 // client closed request; nobody reads the answer
+	default:
+		return http.StatusInternalServerError
+	}
+}

@@ -1,0 +1,42 @@
+package httpstatus
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"gotest.tools/v3/assert"
+)
+
+func TestFromError(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"nil", nil, http.StatusOK},
+		{"plain", errors.New("boom"), http.StatusInternalServerError},
+		{"not found", errdefs.ErrNotFound.WithMessage("No such container: x"), http.StatusNotFound},
+		{"wrapped not found", fmt.Errorf("lookup: %w", errdefs.ErrNotFound), http.StatusNotFound},
+		{"invalid", errdefs.ErrInvalidArgument, http.StatusBadRequest},
+		{"conflict", errdefs.ErrConflict, http.StatusConflict},
+		{"exists", errdefs.ErrAlreadyExists, http.StatusConflict},
+		{"not modified", errdefs.ErrNotModified, http.StatusNotModified},
+		{"unauthorized", errdefs.ErrUnauthenticated, http.StatusUnauthorized},
+		{"forbidden", errdefs.ErrPermissionDenied, http.StatusForbidden},
+		{"not implemented", errdefs.ErrNotImplemented, http.StatusNotImplemented},
+		{"unavailable", errdefs.ErrUnavailable, http.StatusServiceUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, FromError(tc.err), tc.want)
+		})
+	}
+}
+
+func TestWithMessageKeepsText(t *testing.T) {
+	err := errdefs.ErrNotFound.WithMessage("No such container: x")
+	assert.Equal(t, err.Error(), "No such container: x")
+}

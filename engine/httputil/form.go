@@ -1,0 +1,83 @@
+package httputil
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/errdefs"
+)
+
+// ParseForm parses query and form values; a malformed query is a 400.
+func ParseForm(r *http.Request) error {
+	if r == nil {
+		return nil
+	}
+	if err := r.ParseForm(); err != nil && !strings.HasPrefix(err.Error(), "mime:") {
+		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	return nil
+}
+
+// BoolValue reads a boolean query parameter the way dockerd does: anything
+// but "", "0", "no", "false" and "none" is true.
+func BoolValue(r *http.Request, k string) bool {
+	s := strings.ToLower(strings.TrimSpace(r.FormValue(k)))
+	return !(s == "" || s == "0" || s == "no" || s == "false" || s == "none")
+}
+
+// BoolValueOrDefault is BoolValue with a default for an absent parameter.
+func BoolValueOrDefault(r *http.Request, k string, d bool) bool {
+	if _, ok := r.Form[k]; !ok {
+		return d
+	}
+	return BoolValue(r, k)
+}
+
+// Int64Value parses an integer query parameter; absent or empty gives def.
+func Int64Value(r *http.Request, k string, def int64) (int64, error) {
+	s := strings.TrimSpace(r.FormValue(k))
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid value for %s: %q: must be an integer", k, s))
+	}
+	return v, nil
+}
+
+// ReadJSON decodes the request body into v. An empty body is allowed when
+// allowEmpty is set (v keeps its zero value); malformed JSON is a 400.
+func ReadJSON(r *http.Request, v any, allowEmpty bool) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") && r.ContentLength != 0 {
+		// dockerd rejects other content types; old clients send none.
+		if !strings.HasPrefix(ct, "text/plain") {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("unsupported Content-Type header (%s): must be 'application/json'", ct))
+		}
+	}
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			if allowEmpty {
+				return nil
+			}
+			return errdefs.ErrInvalidArgument.WithMessage("invalid JSON: request body is empty")
+		}
+		return errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
+	}
+	return nil
+}
+
+// WriteJSON writes v as JSON with the given status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

@@ -1,0 +1,172 @@
+// Package engine serves the Docker Engine API over HTTP. It is transport only:
+// routers parse requests and call backends; this file mounts their routes
+// bare and under /v{version}, negotiates the version, and writes errors.
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/berthd/berth/engine/httpstatus"
+	"github.com/berthd/berth/engine/httputil"
+	"github.com/gorilla/mux"
+	"github.com/moby/moby/api/types/common"
+	"github.com/sirupsen/logrus"
+)
+
+// Config says which API versions the server speaks.
+type Config struct {
+	// APIVersion is the newest version served (and advertised).
+	APIVersion string
+	// MinAPIVersion is the oldest version served.
+	MinAPIVersion string
+}
+
+// Server is the Engine API HTTP server.
+type Server struct {
+	cfg     Config
+	handler http.Handler
+	srv     *http.Server
+}
+
+// New builds the server from its routers.
+func New(cfg Config, routers ...httputil.Router) *Server {
+	s := &Server{cfg: cfg}
+	m := mux.NewRouter()
+	for _, rt := range routers {
+		for _, r := range rt.Routes() {
+			h := s.makeHandler(r)
+			m.Path("/v{version:[0-9.]+}" + r.Path).Methods(r.Method).Handler(h)
+			m.Path(r.Path).Methods(r.Method).Handler(h)
+		}
+	}
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusNotFound, "page not found")
+	})
+	m.NotFoundHandler = notFound
+	m.MethodNotAllowedHandler = notFound
+	s.handler = m
+	return s
+}
+
+// Handler is the http.Handler serving every route (for tests).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves the API on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second}
+	err := s.srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting requests and waits for running ones until ctx ends.
+// Hijacked streams (attach, exec) are owned by their handlers and end with
+// the daemon.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *Server) makeHandler(route httputil.Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		vars := mux.Vars(r)
+		version := vars["version"]
+		if version == "" {
+			version = s.cfg.APIVersion
+		} else if httputil.VersionLessThan(s.cfg.APIVersion, version) {
+			writeError(w, r, http.StatusBadRequest, fmt.Sprintf("client version %s is too new. Maximum supported API version is %s", version, s.cfg.APIVersion))
+			return
+		} else if httputil.VersionLessThan(version, s.cfg.MinAPIVersion) {
+			writeError(w, r, http.StatusBadRequest, fmt.Sprintf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", version, s.cfg.MinAPIVersion))
+			return
+		}
+		w.Header().Set("Server", "berth/"+s.cfg.APIVersion+" ("+runtime.GOOS+")")
+		w.Header().Set("Api-Version", s.cfg.APIVersion)
+		w.Header().Set("Ostype", runtime.GOOS)
+		ctx := httputil.WithVersion(r.Context(), version)
+		rec := &recorder{ResponseWriter: w}
+		var out http.ResponseWriter = rec
+		if c := compatFor(route, version); c != nil {
+			out = c.wrap(rec)
+		}
+		start := time.Now()
+		err := route.Handler(ctx, out, r.WithContext(ctx), vars)
+		if f, ok := out.(interface{ finish() }); ok && err == nil {
+			f.finish()
+		}
+		if err != nil {
+			status := httpstatus.FromError(err)
+			if status >= 500 {
+				logrus.WithError(err).Errorf("%s %s", r.Method, r.URL.Path)
+			}
+			if !rec.wrote {
+				writeError(rec, r, status, err.Error())
+			}
+		}
+		logrus.Debugf("%s %s -> %d (%s)", r.Method, r.URL.RequestURI(), rec.statusOr200(), time.Since(start).Round(time.Microsecond))
+	})
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if status == http.StatusNotModified || r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return
+	}
+	_ = httputil.WriteJSON(w, status, common.ErrorResponse{Message: msg})
+}
+
+// recorder remembers whether a handler has started its answer, so an error
+// returned after that is not written into the middle of a stream. It passes
+// Flush and Hijack through for streaming and attach.
+type recorder struct {
+	http.ResponseWriter
+	wrote  bool
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.wrote, r.status = true, code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.wrote, r.status = true, http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	r.wrote = true
+	return h.Hijack()
+}
+
+func (r *recorder) statusOr200() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}

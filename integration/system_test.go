@@ -1,0 +1,85 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/berthd/berth/internal/testenv"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func unixClient(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+}
+
+func TestVersionAndInfo(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	out := d.DockerOK(t, "version", "--format", "{{.Server.Platform.Name}} {{.Server.APIVersion}} {{.Server.MinAPIVersion}}")
+	assert.Check(t, is.Contains(out, "berth"))
+	assert.Check(t, is.Contains(out, "1.24"))
+
+	out = d.DockerOK(t, "info", "--format", "{{json .}}")
+	var info map[string]any
+	assert.NilError(t, json.Unmarshal([]byte(out), &info))
+	assert.Equal(t, info["Driver"], "overlay")
+	assert.Equal(t, info["DockerRootDir"], d.DataRoot)
+	assert.Check(t, info["NCPU"].(float64) >= 1)
+	assert.Check(t, info["MemTotal"].(float64) > 0)
+	assert.Check(t, info["KernelVersion"] != "")
+	assert.Check(t, info["ID"] != "")
+}
+
+func TestVersionedPaths(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	c := unixClient(d.Sock)
+	cases := []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/_ping", 200, "OK"},
+		{"/v1.24/_ping", 200, "OK"},
+		{"/v1.41/version", 200, `"ApiVersion"`},
+		{"/v1.99/version", 400, "client version 1.99 is too new. Maximum supported API version is"},
+		{"/v1.12/version", 400, "client version 1.12 is too old. Minimum supported API version is 1.24"},
+		{"/v1.41/nosuchthing", 404, `{"message":"page not found"}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, err := c.Get("http://berth" + tc.path)
+			assert.NilError(t, err)
+			defer resp.Body.Close()
+			var sb strings.Builder
+			_, _ = io.Copy(&sb, resp.Body)
+			assert.Equal(t, resp.StatusCode, tc.status, sb.String())
+			assert.Check(t, is.Contains(sb.String(), tc.body))
+		})
+	}
+	resp, err := c.Head("http://berth/_ping")
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, resp.Header.Get("OSType"), "linux")
+	assert.Check(t, resp.Header.Get("API-Version") != "")
+	assert.Equal(t, resp.Header.Get("Docker-Experimental"), "false")
+	assert.Check(t, is.Contains(resp.Header.Get("Cache-Control"), "no-cache"))
+}
+
+func TestSecondDaemonOnSameSocketRefuses(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	cmd := exec.Command(testenv.Binary(t), "-H", "unix://"+d.Sock, "--data-root", t.TempDir(), "--exec-root", t.TempDir())
+	out, err := cmd.CombinedOutput()
+	assert.Check(t, err != nil, "second daemon started: %s", out)
+	assert.Check(t, is.Contains(string(out), "already listening"))
+	// the first one still answers
+	d.DockerOK(t, "version")
+}
