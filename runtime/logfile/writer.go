@@ -1,0 +1,114 @@
+package logfile
+
+import (
+	"bytes"
+	"os"
+	"sync"
+	"time"
+)
+
+// Writer appends entries to a json-file log. Each entry is written with a
+// single write(2) on an O_APPEND file, so a concurrent reader never sees an
+// interleaved line. It is safe for concurrent use.
+type Writer struct {
+	mu  sync.Mutex
+	f   *os.File
+	buf []byte
+	now func() time.Time
+}
+
+// Open opens (creating it if needed, mode 0640) the log file at path for
+// appending.
+func Open(path string) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{f: f, now: time.Now}, nil
+}
+
+// Append writes one entry for stream stamped with the current time. line is
+// logged as is: a complete line keeps its trailing '\n', a partial one has none.
+func (w *Writer) Append(stream string, line []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = AppendEntry(w.buf[:0], stream, line, w.now())
+	_, err := w.f.Write(w.buf)
+	if cap(w.buf) > 64*1024 {
+		w.buf = nil // don't pin the memory of one huge line in a small shim
+	}
+	return err
+}
+
+// Close closes the file.
+func (w *Writer) Close() error { return w.f.Close() }
+
+// LineWriter splits one output stream into log entries the way Docker's log
+// copier does: an entry per line, a line longer than MaxLine is split into
+// MaxLine pieces, and a trailing partial line is logged by Flush. It is not
+// safe for concurrent use; use one per stream.
+type LineWriter struct {
+	w      *Writer
+	stream string
+	buf    []byte
+}
+
+// NewLineWriter returns a LineWriter for stream ("stdout" or "stderr") on w.
+func NewLineWriter(w *Writer, stream string) *LineWriter {
+	return &LineWriter{w: w, stream: stream}
+}
+
+// Write logs every complete line of p and keeps the rest for later. It
+// always consumes all of p; the error is the log file's.
+func (l *LineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	var err error
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			room := MaxLine - len(l.buf)
+			if len(p) < room {
+				l.buf = append(l.buf, p...)
+				break
+			}
+			l.buf = append(l.buf, p[:room]...)
+			p = p[room:]
+			err = keep(err, l.emit())
+			continue
+		}
+		if len(l.buf) == 0 && i+1 <= MaxLine {
+			err = keep(err, l.w.Append(l.stream, p[:i+1]))
+			p = p[i+1:]
+			continue
+		}
+		take := i + 1
+		if room := MaxLine - len(l.buf); take > room {
+			take = room
+		}
+		l.buf = append(l.buf, p[:take]...)
+		p = p[take:]
+		err = keep(err, l.emit())
+	}
+	return n, err
+}
+
+// Flush logs a pending partial line, if any (at end of stream).
+func (l *LineWriter) Flush() error {
+	if len(l.buf) == 0 {
+		return nil
+	}
+	return l.emit()
+}
+
+func (l *LineWriter) emit() error {
+	err := l.w.Append(l.stream, l.buf)
+	l.buf = l.buf[:0]
+	return err
+}
+
+func keep(first, next error) error {
+	if first != nil {
+		return first
+	}
+	return next
+}
