@@ -1,0 +1,207 @@
+package dns
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// TTL of berth's own answers; dockerd uses 600 too. Containers come and go,
+// but an IP stays with its container while it runs.
+const TTL = 600
+
+// Names answers for containers on the asker's networks: container names,
+// network aliases, short (12 hex) ids and hostnames, as bare names or in the
+// daemon zone ("web" and "web.berth.internal"). A names all matching
+// endpoints (several containers with one alias: every address, in an order
+// rotated per query); AAAA and other types of a known name are an empty
+// NOERROR. Endpoints on the network that received the query win over the
+// asker's other networks. PTR queries for those addresses answer the
+// container name.
+func Names() Plugin {
+	return func(next Handler) Handler { return &names{next: next} }
+}
+
+type names struct {
+	next Handler
+	rr   atomic.Uint64
+}
+
+func (h *names) Name() string { return "names" }
+
+func (h *names) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if len(r.Question) != 1 {
+		return NextOrFailure(ctx, h.next, w, r)
+	}
+	req := RequestFrom(ctx)
+	q := r.Question[0]
+	name := Normalize(q.Name)
+	if q.Qtype == dns.TypePTR {
+		return h.ptr(ctx, req, w, r, name)
+	}
+	if rest, ok := InZone(name, req.Zone); ok {
+		name = rest
+	}
+	if name == "" || strings.Contains(name, ".") {
+		return NextOrFailure(ctx, h.next, w, r)
+	}
+	ips := Lookup(req, name)
+	if len(ips) == 0 {
+		return NextOrFailure(ctx, h.next, w, r)
+	}
+	var rrs []dns.RR
+	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
+		rrs = ARecords(q.Name, Rotate(ips, h.rr.Add(1)))
+	}
+	return WriteAnswer(w, r, rrs)
+}
+
+// Lookup returns the addresses of endpoints named name (normalized, without
+// the zone) on the asker's networks, those on the receiving network first
+// and alone when there are any.
+func Lookup(req *Request, name string) []netip.Addr {
+	if req.Records == nil {
+		return nil
+	}
+	nets := req.AskerNetworks()
+	var here, elsewhere []netip.Addr
+	for _, ep := range req.Records.Endpoints() {
+		if !nets[ep.NetworkID] || !matches(ep, name) {
+			continue
+		}
+		if ep.NetworkID == req.Network {
+			here = append(here, ep.IP)
+		} else {
+			elsewhere = append(elsewhere, ep.IP)
+		}
+	}
+	if len(here) > 0 {
+		return dedup(here)
+	}
+	return dedup(elsewhere)
+}
+
+func matches(ep Endpoint, name string) bool {
+	for _, n := range ep.Names() {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func dedup(ips []netip.Addr) []netip.Addr {
+	seen := map[netip.Addr]bool{}
+	out := ips[:0]
+	for _, ip := range ips {
+		if !seen[ip] {
+			seen[ip] = true
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// Rotate returns ips rotated left by n (round robin between queries).
+func Rotate(ips []netip.Addr, n uint64) []netip.Addr {
+	if len(ips) < 2 {
+		return ips
+	}
+	k := int(n % uint64(len(ips)))
+	return append(append([]netip.Addr(nil), ips[k:]...), ips[:k]...)
+}
+
+// ARecords builds A records for qname.
+func ARecords(qname string, ips []netip.Addr) []dns.RR {
+	out := make([]dns.RR, 0, len(ips))
+	for _, ip := range ips {
+		if !ip.Is4() {
+			continue
+		}
+		out = append(out, &dns.A{
+			Hdr: dns.RR_Header{Name: qname, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: TTL},
+			A:   ip.AsSlice(),
+		})
+	}
+	return out
+}
+
+// WriteAnswer writes an authoritative NOERROR reply with answers (possibly
+// none: a known name without records of the asked type).
+func WriteAnswer(w dns.ResponseWriter, r *dns.Msg, answers []dns.RR) (int, error) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	m.RecursionAvailable = true
+	m.Answer = answers
+	if err := w.WriteMsg(m); err != nil {
+		return dns.RcodeServerFailure, err
+	}
+	return dns.RcodeSuccess, nil
+}
+
+func (h *names) ptr(ctx context.Context, req *Request, w dns.ResponseWriter, r *dns.Msg, name string) (int, error) {
+	ip, ok := reverseV4(name)
+	if !ok || req.Records == nil {
+		return NextOrFailure(ctx, h.next, w, r)
+	}
+	nets := req.AskerNetworks()
+	for _, ep := range req.Records.Endpoints() {
+		if ep.IP != ip || !nets[ep.NetworkID] || ep.Name == "" {
+			continue
+		}
+		target := dns.Fqdn(ep.Name)
+		if ep.NetworkName != "" {
+			target = dns.Fqdn(ep.Name + "." + ep.NetworkName)
+		}
+		return WriteAnswer(w, r, []dns.RR{&dns.PTR{
+			Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: TTL},
+			Ptr: target,
+		}})
+	}
+	return NextOrFailure(ctx, h.next, w, r)
+}
+
+// reverseV4 reads "4.3.2.1.in-addr.arpa" as 1.2.3.4.
+func reverseV4(name string) (netip.Addr, bool) {
+	rest, ok := strings.CutSuffix(name, ".in-addr.arpa")
+	if !ok {
+		return netip.Addr{}, false
+	}
+	p := strings.Split(rest, ".")
+	if len(p) != 4 {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(p[3] + "." + p[2] + "." + p[1] + "." + p[0])
+	return ip, err == nil && ip.Is4()
+}
+
+// Zone answers NXDOMAIN, authoritatively, for names in the daemon zone that
+// no handler before it knew: they must never leak to the upstream resolvers.
+func Zone() Plugin {
+	return func(next Handler) Handler { return &zone{next: next} }
+}
+
+type zone struct{ next Handler }
+
+func (h *zone) Name() string { return "zone" }
+
+func (h *zone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	req := RequestFrom(ctx)
+	if len(r.Question) == 1 {
+		if _, ok := InZone(Normalize(r.Question[0].Name), req.Zone); ok {
+			m := new(dns.Msg)
+			m.SetRcode(r, dns.RcodeNameError)
+			m.Authoritative = true
+			m.RecursionAvailable = true
+			if err := w.WriteMsg(m); err != nil {
+				return dns.RcodeServerFailure, err
+			}
+			return dns.RcodeNameError, nil
+		}
+	}
+	return NextOrFailure(ctx, h.next, w, r)
+}

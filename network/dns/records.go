@@ -1,0 +1,166 @@
+package dns
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+)
+
+// Endpoint is one container's presence on one network, as DNS sees it.
+type Endpoint struct {
+	ContainerID string
+	Name        string // container name without the leading "/"
+	Hostname    string
+	Aliases     []string // network aliases (--network-alias, compose service names)
+	IP          netip.Addr
+	NetworkID   string
+	NetworkName string
+	Internal    bool
+	Labels      map[string]string // the container's labels
+}
+
+// Names are the names the endpoint answers to on its network: name, short
+// id, hostname and aliases (Docker's DNSNames order), without duplicates.
+func (e Endpoint) Names() []string {
+	var out []string
+	add := func(s string) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(e.Name)
+	if len(e.ContainerID) >= 12 {
+		add(e.ContainerID[:12])
+	}
+	for _, a := range e.Aliases {
+		add(a)
+	}
+	add(e.Hostname)
+	return out
+}
+
+// Records is the read-only view of the daemon's endpoints that handlers
+// (and plugins such as compose scoping) query. Every method returns copies.
+type Records interface {
+	// Endpoints returns every endpoint.
+	Endpoints() []Endpoint
+	// ByContainer returns the endpoints of one container.
+	ByContainer(containerID string) []Endpoint
+	// ByNetwork returns the endpoints on one network.
+	ByNetwork(networkID string) []Endpoint
+	// ByIP returns the endpoint with ip on network networkID.
+	ByIP(networkID string, ip netip.Addr) (Endpoint, bool)
+}
+
+// Table is the concurrency-safe Records the network package fills.
+type Table struct {
+	mu  sync.RWMutex
+	eps map[string]map[string]Endpoint // network -> container -> endpoint
+}
+
+var _ Records = (*Table)(nil)
+
+// NewTable returns an empty table.
+func NewTable() *Table { return &Table{eps: map[string]map[string]Endpoint{}} }
+
+// Add adds or replaces the endpoint of ep.ContainerID on ep.NetworkID.
+func (t *Table) Add(ep Endpoint) {
+	ep = clone(ep)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.eps[ep.NetworkID] == nil {
+		t.eps[ep.NetworkID] = map[string]Endpoint{}
+	}
+	t.eps[ep.NetworkID][ep.ContainerID] = ep
+}
+
+// Remove drops a container's endpoint on a network; a missing one is fine.
+func (t *Table) Remove(networkID, containerID string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.eps[networkID], containerID)
+	if len(t.eps[networkID]) == 0 {
+		delete(t.eps, networkID)
+	}
+}
+
+// Len is the number of endpoints.
+func (t *Table) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for _, m := range t.eps {
+		n += len(m)
+	}
+	return n
+}
+
+func (t *Table) Endpoints() []Endpoint {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []Endpoint
+	for _, m := range t.eps {
+		for _, ep := range m {
+			out = append(out, clone(ep))
+		}
+	}
+	sortEndpoints(out)
+	return out
+}
+
+func (t *Table) ByContainer(id string) []Endpoint {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []Endpoint
+	for _, m := range t.eps {
+		if ep, ok := m[id]; ok {
+			out = append(out, clone(ep))
+		}
+	}
+	sortEndpoints(out)
+	return out
+}
+
+func (t *Table) ByNetwork(networkID string) []Endpoint {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]Endpoint, 0, len(t.eps[networkID]))
+	for _, ep := range t.eps[networkID] {
+		out = append(out, clone(ep))
+	}
+	sortEndpoints(out)
+	return out
+}
+
+func (t *Table) ByIP(networkID string, ip netip.Addr) (Endpoint, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, ep := range t.eps[networkID] {
+		if ep.IP == ip {
+			return clone(ep), true
+		}
+	}
+	return Endpoint{}, false
+}
+
+func clone(ep Endpoint) Endpoint {
+	ep.Aliases = slices.Clone(ep.Aliases)
+	ep.Labels = maps.Clone(ep.Labels)
+	return ep
+}
+
+func sortEndpoints(eps []Endpoint) {
+	slices.SortFunc(eps, func(a, b Endpoint) int {
+		if c := a.IP.Compare(b.IP); c != 0 {
+			return c
+		}
+		if a.NetworkID < b.NetworkID {
+			return -1
+		}
+		if a.NetworkID > b.NetworkID {
+			return 1
+		}
+		return 0
+	})
+}

@@ -1,0 +1,110 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/sirupsen/logrus"
+)
+
+// Listener is where one bridge's server listens and what it tells handlers.
+type Listener struct {
+	Addr      netip.Addr // the bridge's gateway
+	Port      uint16     // 53; tests use another
+	NetworkID string
+	Internal  bool
+}
+
+// Server serves one bridge's gateway over UDP and TCP.
+type Server struct {
+	udp, tcp *dns.Server
+	done     sync.WaitGroup
+}
+
+// Serve starts answering on l through h. zone is the daemon zone,
+// records the view handed to handlers.
+func Serve(l Listener, h Handler, records Records, zone string) (*Server, error) {
+	port := l.Port
+	if port == 0 {
+		port = 53
+	}
+	addr := net.JoinHostPort(l.Addr.String(), strconv.Itoa(int(port)))
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dns: listen udp %s: %w", addr, err)
+	}
+	tl, err := net.Listen("tcp4", addr)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("dns: listen tcp %s: %w", addr, err)
+	}
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		serve(w, r, l, h, records, zone)
+	})
+	s := &Server{
+		udp: &dns.Server{PacketConn: pc, Handler: handler},
+		tcp: &dns.Server{Listener: tl, Handler: handler, ReadTimeout: 5 * time.Second},
+	}
+	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		s.done.Add(1)
+		go func() {
+			defer s.done.Done()
+			if err := srv.ActivateAndServe(); err != nil && !errors.Is(err, net.ErrClosed) {
+				logrus.WithError(err).Debugf("dns server on %s ended", addr)
+			}
+		}()
+	}
+	return s, nil
+}
+
+// Close stops both listeners and waits for them.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err1 := s.udp.ShutdownContext(ctx)
+	err2 := s.tcp.ShutdownContext(ctx)
+	s.done.Wait()
+	return errors.Join(err1, err2)
+}
+
+func serve(w dns.ResponseWriter, r *dns.Msg, l Listener, h Handler, records Records, zone string) {
+	req := &Request{Network: l.NetworkID, Internal: l.Internal, Zone: zone, Records: records}
+	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
+		req.Source = ap.Addr().Unmap()
+		if ep, ok := records.ByIP(l.NetworkID, req.Source); ok {
+			req.Asker = &ep
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	Dispatch(WithRequest(ctx, req), h, w, r)
+}
+
+// Dispatch runs h and writes the error reply when h did not answer.
+func Dispatch(ctx context.Context, h Handler, w dns.ResponseWriter, r *dns.Msg) {
+	if len(r.Question) != 1 || r.Opcode != dns.OpcodeQuery {
+		reply(w, r, dns.RcodeFormatError)
+		return
+	}
+	rcode, err := h.ServeDNS(ctx, w, r)
+	if err != nil {
+		logrus.WithError(err).Debugf("dns: %s %s", dns.TypeToString[r.Question[0].Qtype], r.Question[0].Name)
+	}
+	if !ClientWrite(rcode) {
+		reply(w, r, rcode)
+	}
+}
+
+func reply(w dns.ResponseWriter, r *dns.Msg, rcode int) {
+	m := new(dns.Msg)
+	m.SetRcode(r, rcode)
+	m.RecursionAvailable = true
+	_ = w.WriteMsg(m)
+}
