@@ -28,7 +28,7 @@ func (r *recorder) RemoteAddr() net.Addr {
 	}
 	return &net.UDPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 40000}
 }
-func (r *recorder) WriteMsg(m *dns.Msg) error  { r.msg = m; return nil }
+func (r *recorder) WriteMsg(m *dns.Msg) error   { r.msg = m; return nil }
 func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *recorder) Close() error                { return nil }
 func (r *recorder) TsigStatus() error           { return nil }
@@ -253,7 +253,9 @@ func TestServerLoopback(t *testing.T) {
 	}
 }
 
-func itoa(p uint16) string { return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):] }
+func itoa(p uint16) string {
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):]
+}
 
 func FuzzDispatch(f *testing.F) {
 	m := new(dns.Msg)
