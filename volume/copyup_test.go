@@ -1,0 +1,123 @@
+package volume
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func stat(t *testing.T, p string) unix.Stat_t {
+	t.Helper()
+	var st unix.Stat_t
+	assert.NilError(t, unix.Lstat(p, &st))
+	return st
+}
+
+func TestCopyUp(t *testing.T) {
+	requireRoot(t)
+	src := filepath.Join(t.TempDir(), "data")
+	assert.NilError(t, os.Mkdir(src, 0o750))
+	assert.NilError(t, os.Chown(src, 999, 998))
+	assert.NilError(t, os.MkdirAll(filepath.Join(src, "sub", "deep"), 0o700))
+	assert.NilError(t, os.Chown(filepath.Join(src, "sub"), 1000, 1000))
+	assert.NilError(t, os.WriteFile(filepath.Join(src, "sub", "deep", "file"), []byte("content"), 0o640))
+	assert.NilError(t, os.Chown(filepath.Join(src, "sub", "deep", "file"), 1001, 1002))
+	assert.NilError(t, os.WriteFile(filepath.Join(src, "suid"), []byte("#!"), 0o755))
+	xattrOK := unix.Setxattr(filepath.Join(src, "suid"), "user.berth", []byte("yes"), 0) == nil
+	assert.NilError(t, unix.Chmod(filepath.Join(src, "suid"), 0o4755))
+	assert.NilError(t, os.Link(filepath.Join(src, "suid"), filepath.Join(src, "hardlink")))
+	assert.NilError(t, os.Symlink("/etc/passwd", filepath.Join(src, "abs-link")))
+	assert.NilError(t, os.Symlink("sub/deep/file", filepath.Join(src, "rel-link")))
+	assert.NilError(t, unix.Lchown(filepath.Join(src, "rel-link"), 1003, 1003))
+	assert.NilError(t, unix.Mkfifo(filepath.Join(src, "fifo"), 0o600))
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	assert.NilError(t, os.Chtimes(filepath.Join(src, "sub", "deep", "file"), old, old))
+	assert.NilError(t, os.Chtimes(filepath.Join(src, "sub"), old, old))
+
+	vol := filepath.Join(t.TempDir(), "_data")
+	assert.NilError(t, os.Mkdir(vol, 0o755))
+	assert.NilError(t, CopyUp(src, vol))
+
+	// the volume root takes the image directory's owner and mode
+	st := stat(t, vol)
+	assert.Equal(t, st.Uid, uint32(999))
+	assert.Equal(t, st.Gid, uint32(998))
+	assert.Equal(t, st.Mode&0o7777, uint32(0o750))
+
+	st = stat(t, filepath.Join(vol, "sub"))
+	assert.Equal(t, st.Uid, uint32(1000))
+	assert.Equal(t, st.Mode&0o7777, uint32(0o700))
+	assert.Equal(t, st.Mtim.Sec, old.Unix(), "directory times survive their children being copied")
+	b, err := os.ReadFile(filepath.Join(vol, "sub", "deep", "file"))
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), "content")
+	st = stat(t, filepath.Join(vol, "sub", "deep", "file"))
+	assert.Equal(t, st.Uid, uint32(1001))
+	assert.Equal(t, st.Gid, uint32(1002))
+	assert.Equal(t, st.Mode&0o7777, uint32(0o640))
+	assert.Equal(t, st.Mtim.Sec, old.Unix())
+
+	st = stat(t, filepath.Join(vol, "suid"))
+	assert.Equal(t, st.Mode&0o7777, uint32(0o4755), "setuid survives chown")
+	assert.Equal(t, stat(t, filepath.Join(vol, "hardlink")).Ino, st.Ino, "hard links stay links")
+	if xattrOK {
+		val := make([]byte, 16)
+		n, err := unix.Getxattr(filepath.Join(vol, "suid"), "user.berth", val)
+		assert.NilError(t, err)
+		assert.Equal(t, string(val[:n]), "yes")
+	}
+
+	target, err := os.Readlink(filepath.Join(vol, "abs-link"))
+	assert.NilError(t, err)
+	assert.Equal(t, target, "/etc/passwd", "symlinks are copied, not followed")
+	st = stat(t, filepath.Join(vol, "rel-link"))
+	assert.Equal(t, st.Mode&unix.S_IFMT, uint32(unix.S_IFLNK))
+	assert.Equal(t, st.Uid, uint32(1003))
+	assert.Equal(t, stat(t, filepath.Join(vol, "fifo")).Mode&unix.S_IFMT, uint32(unix.S_IFIFO))
+}
+
+func TestCopyUpSkips(t *testing.T) {
+	requireRoot(t)
+	src := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(src, "image-file"), []byte("x"), 0o644))
+
+	// a volume with data is left alone
+	vol := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(vol, "mine"), []byte("y"), 0o600))
+	assert.NilError(t, os.Chmod(vol, 0o700))
+	assert.NilError(t, CopyUp(src, vol))
+	entries, err := os.ReadDir(vol)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 1))
+	assert.Equal(t, stat(t, vol).Mode&0o7777, uint32(0o700))
+
+	// a missing image directory or a file there: nothing to copy
+	empty := t.TempDir()
+	assert.NilError(t, CopyUp(filepath.Join(src, "missing"), empty))
+	assert.NilError(t, CopyUp(filepath.Join(src, "image-file"), empty))
+	entries, err = os.ReadDir(empty)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 0))
+}
+
+func TestCopyUpFromResolvesInsideRootfs(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	rootfs := t.TempDir()
+	// /data is a symlink that points out of the rootfs; it must resolve
+	// to <rootfs>/etc/secret-dir, never to the host's /etc
+	assert.NilError(t, os.MkdirAll(filepath.Join(rootfs, "etc", "secret-dir"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(rootfs, "etc", "secret-dir", "inside"), []byte("ok"), 0o644))
+	assert.NilError(t, os.Symlink("/etc/secret-dir", filepath.Join(rootfs, "data")))
+	v, err := e.svc.Create(ctx, CreateRequest{Name: "cp"})
+	assert.NilError(t, err)
+	assert.NilError(t, e.svc.CopyUpFrom(rootfs, "/data", v.Mountpoint))
+	b, err := os.ReadFile(filepath.Join(v.Mountpoint, "inside"))
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), "ok")
+}
