@@ -15,12 +15,15 @@ import (
 	"time"
 
 	"github.com/berthd/berth/engine"
+	"github.com/berthd/berth/engine/router/images"
 	"github.com/berthd/berth/engine/router/system"
 	"github.com/berthd/berth/events"
+	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/sysinfo"
 	"github.com/moby/sys/reexec"
 	"github.com/sirupsen/logrus"
+	storagereexec "go.podman.io/storage/pkg/reexec"
 )
 
 const (
@@ -30,7 +33,9 @@ const (
 )
 
 func main() {
-	if reexec.Init() {
+	// containers/storage re-executes itself to unpack layers in a chroot,
+	// through its own reexec registry.
+	if reexec.Init() || storagereexec.Init() {
 		return
 	}
 	cfg, err := parseFlags(os.Args[1:])
@@ -128,6 +133,16 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	}
 	d.closers = append(d.closers, db.Close)
 	bus := events.New(1024)
+	imgs, err := registry.New(registry.Deps{
+		DataRoot:           cfg.DataRoot,
+		ExecRoot:           cfg.ExecRoot,
+		InsecureRegistries: cfg.InsecureRegistries,
+		Events:             bus,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, imgs.Close)
 
 	info, err := sysinfo.New(sysinfo.Deps{
 		DataRoot:           cfg.DataRoot,
@@ -139,7 +154,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		RuntimePath:        "runc",
 		RuntimeVersion:     runcVersion(),
 		Containers:         noContainers{},
-		Images:             noImages{},
+		Images:             imgs,
 		Events:             bus,
 	})
 	if err != nil {
@@ -147,6 +162,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	}
 	d.server = engine.New(engine.Config{APIVersion: apiVersion, MinAPIVersion: minAPIVersion},
 		system.New(info, bus),
+		images.New(imgs),
 	)
 	return d, nil
 }

@@ -17,7 +17,3 @@ func execOutput(name string, args ...string) (string, error) {
 type noContainers struct{}
 
 func (noContainers) Counts() (int, int, int, int) { return 0, 0, 0, 0 }
-
-type noImages struct{}
-
-func (noImages) CountImages(ctx context.Context) (int, error) { return 0, nil }

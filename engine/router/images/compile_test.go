@@ -1,0 +1,5 @@
+package images
+
+import "github.com/berthd/berth/registry"
+
+var _ Backend = (*registry.Service)(nil)

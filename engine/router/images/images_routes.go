@@ -1,0 +1,85 @@
+package images
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/registry"
+)
+
+func (ir *Router) getImages(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	if err := httputil.ParseForm(r); err != nil {
+		return err
+	}
+	f, err := filters.Parse(r.Form.Get("filters"))
+	if err != nil {
+		return err
+	}
+	// API < 1.41 clients may still send the old `filter` parameter: a reference.
+	if old := r.Form.Get("filter"); old != "" {
+		f.Add("reference", old)
+	}
+	list, err := ir.backend.Images(ctx, registry.ListOptions{
+		All:     httputil.BoolValue(r, "all"),
+		Filters: f,
+	})
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, list)
+}
+
+func (ir *Router) getImage(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+	resp, err := ir.backend.Inspect(ctx, vars["name"])
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (ir *Router) getImageHistory(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+	hist, err := ir.backend.History(ctx, vars["name"])
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, hist)
+}
+
+func (ir *Router) postImageTag(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+	if err := httputil.ParseForm(r); err != nil {
+		return err
+	}
+	if err := ir.backend.Tag(ctx, vars["name"], r.Form.Get("repo"), r.Form.Get("tag")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func (ir *Router) deleteImage(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+	if err := httputil.ParseForm(r); err != nil {
+		return err
+	}
+	recs, err := ir.backend.Delete(ctx, vars["name"], httputil.BoolValue(r, "force"), !httputil.BoolValue(r, "noprune"))
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, recs)
+}
+
+func (ir *Router) postImagesPrune(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	if err := httputil.ParseForm(r); err != nil {
+		return err
+	}
+	f, err := filters.Parse(r.Form.Get("filters"))
+	if err != nil {
+		return err
+	}
+	rep, err := ir.backend.Prune(ctx, f)
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, rep)
+}

@@ -1,0 +1,111 @@
+package images
+
+import (
+	"context"
+	"io"
+	"net/http"
+
+	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/registry"
+	"github.com/containerd/errdefs"
+	mregistry "github.com/moby/moby/api/types/registry"
+)
+
+// streamed runs an operation whose answer is a JSON progress stream: an
+// error before the stream started is returned (and gets its status code),
+// an error after it is the stream's last message, as dockerd does.
+func streamed(w http.ResponseWriter, op func(start registry.StartFunc) error) error {
+	var stream *httputil.JSONStream
+	err := op(func() registry.Output {
+		if stream == nil {
+			stream = httputil.NewJSONStream(w)
+		}
+		return stream
+	})
+	if err != nil {
+		if stream == nil {
+			return err
+		}
+		_ = stream.Send(registry.ErrorMessage(err))
+	}
+	return nil
+}
+
+// authHeader decodes X-Registry-Auth; like dockerd, an undecodable header
+// counts as no credentials.
+func authHeader(r *http.Request) *mregistry.AuthConfig {
+	auth, err := registry.DecodeAuth(r.Header.Get(mregistry.AuthHeader))
+	if err != nil {
+		return nil
+	}
+	return auth
+}
+
+func (ir *Router) postImagesCreate(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	if err := httputil.ParseForm(r); err != nil {
+		return err
+	}
+	from := r.Form.Get("fromImage")
+	if r.Form.Get("fromSrc") != "" && from == "" {
+		return errdefs.ErrNotImplemented.WithMessage("importing a root filesystem (fromSrc) is not supported by berth yet")
+	}
+	if from == "" {
+		return errdefs.ErrInvalidArgument.WithMessage("fromImage or fromSrc is required")
+	}
+	opts := registry.PullOptions{
+		FromImage: from,
+		Tag:       r.Form.Get("tag"),
+		Platform:  r.Form.Get("platform"),
+		Auth:      authHeader(r),
+	}
+	return streamed(w, func(start registry.StartFunc) error {
+		return ir.backend.Pull(ctx, opts, start)
+	})
+}
+
+func (ir *Router) postImagePush(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+	if err := httputil.ParseForm(r); err != nil {
+		return err
+	}
+	opts := registry.PushOptions{Name: vars["name"], Tag: r.Form.Get("tag"), Auth: authHeader(r)}
+	return streamed(w, func(start registry.StartFunc) error {
+		return ir.backend.Push(ctx, opts, start)
+	})
+}
+
+func (ir *Router) postImagesLoad(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	if err := httputil.ParseForm(r); err != nil {
+		return err
+	}
+	quiet := httputil.BoolValueOrDefault(r, "quiet", true)
+	return streamed(w, func(start registry.StartFunc) error {
+		return ir.backend.Load(ctx, r.Body, quiet, start)
+	})
+}
+
+func (ir *Router) getImagesGet(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+	if err := httputil.ParseForm(r); err != nil {
+		return err
+	}
+	names := r.Form["names"]
+	if n := vars["name"]; n != "" {
+		names = []string{n}
+	}
+	return ir.backend.Save(ctx, names, func() io.Writer {
+		w.Header().Set("Content-Type", "application/x-tar")
+		w.WriteHeader(http.StatusOK)
+		return w
+	})
+}
+
+func (ir *Router) postAuth(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	var auth mregistry.AuthConfig
+	if err := httputil.ReadJSON(r, &auth, false); err != nil {
+		return err
+	}
+	resp, err := ir.backend.Login(ctx, auth)
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
+}

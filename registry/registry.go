@@ -1,0 +1,151 @@
+// Package registry owns berth's images: pull, push, load, save, tag, remove,
+// inspect, history and prune, on go.podman.io/image/v5 (containers/image)
+// with the layers in go.podman.io/storage (overlay driver). It also owns the
+// containers' root filesystems (a writable storage layer on top of the
+// image), which the runtime creates, mounts and removes through it.
+//
+// Images are named in storage by their fully qualified references
+// ("docker.io/library/busybox:latest", "docker.io/library/busybox@sha256:..")
+// and shown the way Docker shows them ("busybox:latest"). Image IDs are the
+// digest of the image config ("sha256:<64 hex>"), as Docker reports them.
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/moby/moby/api/types/events"
+	"go.podman.io/image/v5/signature"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+)
+
+// Publisher receives the image events (pull, load, tag, untag, delete, save, push).
+type Publisher interface {
+	Publish(m events.Message)
+}
+
+// Deps is everything the image service needs.
+type Deps struct {
+	// DataRoot holds the layer store (<DataRoot>/storage) and the service's
+	// temporary files; ExecRoot holds the store's run state.
+	DataRoot string
+	ExecRoot string
+	// InsecureRegistries are registries (host[:port] or CIDR) reached over
+	// plain HTTP or without TLS verification, like dockerd's flag.
+	// 127.0.0.0/8 and ::1 are always insecure, as in dockerd.
+	InsecureRegistries []string
+	// AuthFile is a ~/.docker/config.json-style file of registry
+	// credentials used when a request brings none (optional; the default
+	// is $HOME/.docker/config.json when it exists).
+	AuthFile string
+	Events   Publisher
+	// GraphDriver defaults to "overlay".
+	GraphDriver string
+}
+
+// Service is the image service. Its methods are safe for concurrent use.
+type Service struct {
+	d        Deps
+	store    storage.Store
+	tmpDir   string
+	sys      types.SystemContext // base; each operation copies it
+	policy   *signature.Policy
+	insecure insecureSet
+
+	// mu serialises changes of image names and deletions, so the checks
+	// that precede them (conflicts, uniqueness) hold when they happen.
+	mu sync.Mutex
+
+	cacheMu sync.Mutex
+	cache   map[string]*imageInfo // by image ID; images never change
+}
+
+// New opens (creating when needed) the layer store.
+func New(d Deps) (*Service, error) {
+	if d.DataRoot == "" || d.ExecRoot == "" {
+		return nil, errors.New("registry: DataRoot and ExecRoot are required")
+	}
+	if d.Events == nil {
+		return nil, errors.New("registry: Events is required")
+	}
+	if d.GraphDriver == "" {
+		d.GraphDriver = "overlay"
+	}
+	insecure, err := parseInsecure(d.InsecureRegistries)
+	if err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(d.DataRoot, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, err
+	}
+	if d.AuthFile == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			d.AuthFile = filepath.Join(home, ".docker", "config.json")
+		}
+	}
+	store, err := storage.GetStore(storage.StoreOptions{
+		GraphRoot:       filepath.Join(d.DataRoot, "storage"),
+		RunRoot:         filepath.Join(d.ExecRoot, "storage"),
+		GraphDriverName: d.GraphDriver,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open image store: %w", err)
+	}
+	s := &Service{
+		d:        d,
+		store:    store,
+		tmpDir:   tmp,
+		insecure: insecure,
+		cache:    map[string]*imageInfo{},
+		policy: &signature.Policy{Default: signature.PolicyRequirements{
+			signature.NewPRInsecureAcceptAnything(),
+		}},
+	}
+	// Point every configuration lookup of containers/image at files of our
+	// own (which need not exist), so the host's /etc/containers settings
+	// (mirrors, short-name aliases, signature policies) never change what a
+	// Docker client asked for.
+	conf := filepath.Join(d.DataRoot, "containers")
+	s.sys = types.SystemContext{
+		SystemRegistriesConfPath:    filepath.Join(conf, "registries.conf"),
+		SystemRegistriesConfDirPath: filepath.Join(conf, "registries.conf.d"),
+		RegistriesDirPath:           filepath.Join(conf, "registries.d"),
+		BlobInfoCacheDir:            filepath.Join(conf, "cache"),
+		BigFilesTemporaryDir:        tmp,
+		DockerRegistryUserAgent:     "berth",
+	}
+	return s, nil
+}
+
+// Close releases the layer store. Mounted container root filesystems stay
+// mounted (running containers keep using them).
+func (s *Service) Close() error {
+	_, err := s.store.Shutdown(false)
+	return err
+}
+
+// systemContext returns a fresh copy of the base system context.
+func (s *Service) systemContext() *types.SystemContext {
+	sys := s.sys
+	return &sys
+}
+
+func (s *Service) policyContext() (*signature.PolicyContext, error) {
+	return signature.NewPolicyContext(s.policy)
+}
+
+func (s *Service) publish(action events.Action, id string, attrs map[string]string) {
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	s.d.Events.Publish(events.Message{
+		Type:   events.ImageEventType,
+		Action: action,
+		Actor:  events.Actor{ID: id, Attributes: attrs},
+	})
+}
