@@ -17,10 +17,12 @@ import (
 	"github.com/berthd/berth/engine"
 	"github.com/berthd/berth/engine/router/images"
 	"github.com/berthd/berth/engine/router/system"
+	"github.com/berthd/berth/engine/router/volumes"
 	"github.com/berthd/berth/events"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/sysinfo"
+	"github.com/berthd/berth/volume"
 	"github.com/moby/sys/reexec"
 	"github.com/sirupsen/logrus"
 	storagereexec "go.podman.io/storage/pkg/reexec"
@@ -143,6 +145,10 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, imgs.Close)
+	vols, err := volume.New(volume.Deps{Root: filepath.Join(cfg.DataRoot, "volumes"), DB: db, Events: bus})
+	if err != nil {
+		return nil, err
+	}
 
 	info, err := sysinfo.New(sysinfo.Deps{
 		DataRoot:           cfg.DataRoot,
@@ -163,6 +169,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	d.server = engine.New(engine.Config{APIVersion: apiVersion, MinAPIVersion: minAPIVersion},
 		system.New(info, bus),
 		images.New(imgs),
+		volumes.New(vols),
 	)
 	return d, nil
 }
