@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all build test unit e2e lint demo bench soak images compose clean
+.PHONY: all build test unit e2e lint demo bench soak images compose tools clean
 
 all: build
 
@@ -25,7 +25,7 @@ test: lint build unit e2e
 unit:
 	go test -race -count=1 $(UNIT_PKGS)
 
-e2e: build
+e2e: build compose
 	go test -count=1 -timeout 30m -p 1 ./integration/...
 
 lint:
@@ -37,6 +37,20 @@ demo: build images
 
 bench: build images
 	./scripts/bench.sh
+
+# docker compose v2, the real client the compose e2e tests drive, built from the
+# Go module proxy by the tools module (tools/go.mod pins the version); rebuilt
+# only when missing or when tools/go.mod or go.sum change. The tests install it
+# as a CLI plugin in each test daemon's DOCKER_CONFIG (internal/testenv).
+COMPOSE_VERSION = $(shell awk '$$1 == "github.com/docker/compose/v2" { print $$2 }' tools/go.mod)
+
+compose: bin/docker-compose
+
+bin/docker-compose: tools/go.mod tools/go.sum
+	cd tools && go build -trimpath -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$(COMPOSE_VERSION)" -o ../bin/docker-compose github.com/docker/compose/v2/cmd
+	@./bin/docker-compose version
+
+tools: compose
 
 clean:
 	rm -rf bin testdata/images

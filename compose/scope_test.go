@@ -1,0 +1,135 @@
+package compose
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+type services map[string]bool // "project/service"
+
+func (s services) HasService(project, service string) bool { return s[project+"/"+service] }
+
+func rec(id, name, network, ip string, l map[string]string, aliases ...string) Record {
+	return Record{ContainerID: id, Name: name, Network: network, Addrs: []netip.Addr{netip.MustParseAddr(ip)}, Labels: l, Aliases: aliases}
+}
+
+func addrs(s ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range s {
+		out = append(out, netip.MustParseAddr(a))
+	}
+	return out
+}
+
+func TestScopeLookup(t *testing.T) {
+	shopDB, blogDB := labels("shop", "db", 1), labels("blog", "db", 1)
+	records := []Record{
+		// shop: db (container_name named-db) and web on shopnet and shared, two workers on shopnet
+		rec("sdb", "named-db", "shopnet", "10.1.0.2", shopDB, "named-db", "db", "database"),
+		rec("sdb", "named-db", "shared", "10.9.0.2", shopDB, "named-db", "db", "database"),
+		rec("sweb", "shop-web-1", "shopnet", "10.1.0.3", labels("shop", "web", 1), "shop-web-1", "web"),
+		rec("sweb", "shop-web-1", "shared", "10.9.0.3", labels("shop", "web", 1), "shop-web-1", "web"),
+		rec("sw2", "shop-worker-2", "shopnet", "10.1.0.5", labels("shop", "worker", 2), "shop-worker-2", "worker"),
+		rec("sw1", "shop-worker-1", "shopnet", "10.1.0.4", labels("shop", "worker", 1), "shop-worker-1", "worker"),
+		rec("srun", "shop-worker-run-1", "shopnet", "10.1.0.9", labels("shop", "worker", 0), "shop-worker-run-1"),
+		// blog: db and web on blognet and shared, a cache only on blognet
+		rec("bdb", "blog-db-1", "blognet", "10.2.0.2", blogDB, "blog-db-1", "db"),
+		rec("bdb", "blog-db-1", "shared", "10.9.0.4", blogDB, "blog-db-1", "db"),
+		rec("bweb", "blog-web-1", "blognet", "10.2.0.3", labels("blog", "web", 1), "blog-web-1", "web"),
+		rec("bweb", "blog-web-1", "shared", "10.9.0.5", labels("blog", "web", 1), "blog-web-1", "web"),
+		rec("bcache", "blog-cache-1", "shared", "10.9.0.6", labels("blog", "cache", 1), "blog-cache-1", "cache"),
+		// a plain docker container on shared
+		rec("plain", "proxy", "shared", "10.9.0.7", nil, "proxy", "lb"),
+	}
+	shopWeb := Asker{ContainerID: "sweb", Labels: labels("shop", "web", 1), Networks: []string{"shopnet", "shared"}}
+	blogWeb := Asker{ContainerID: "bweb", Labels: labels("blog", "web", 1), Networks: []string{"blognet", "shared"}}
+	shopRun := Asker{ContainerID: "srun", Labels: labels("shop", "worker", 0), Networks: []string{"shopnet"}}
+	plain := Asker{ContainerID: "plain", Networks: []string{"shared"}}
+	outsider := Asker{ContainerID: "x", Labels: labels("other", "web", 1), Networks: []string{"othernet"}}
+	linked := Asker{ContainerID: "l", Labels: labels("shop", "web", 2), Networks: []string{"shopnet"}, Links: map[string]string{"blogdb": "blog-db-1", "gone": "nothing"}}
+
+	known := services{"shop/db": true, "shop/web": true, "shop/worker": true, "blog/db": true, "blog/web": true, "blog/cache": true, "shop/mail": true}
+
+	tests := []struct {
+		name    string
+		q       string
+		asker   Asker
+		want    []netip.Addr
+		handled bool
+	}{
+		{name: "bare service: own deployment only", q: "db", asker: shopWeb, want: addrs("10.1.0.2", "10.9.0.2"), handled: true},
+		{name: "bare service from the other deployment", q: "db", asker: blogWeb, want: addrs("10.2.0.2", "10.9.0.4"), handled: true},
+		{name: "case and trailing dot", q: "DB.", asker: blogWeb, want: addrs("10.2.0.2", "10.9.0.4"), handled: true},
+		{name: "compose alias of own deployment", q: "database", asker: shopWeb, want: addrs("10.1.0.2", "10.9.0.2"), handled: true},
+		{name: "all replicas, by number", q: "worker", asker: shopWeb, want: addrs("10.1.0.4", "10.1.0.5"), handled: true},
+		{name: "one-off asks as a member of its project", q: "db", asker: shopRun, want: addrs("10.1.0.2"), handled: true},
+		{name: "own service that is stopped: NXDOMAIN, not the other's", q: "mail", asker: shopWeb, handled: true},
+		{name: "service the deployment does not have: next handler", q: "cache", asker: shopWeb},
+		{name: "not a compose container: next handler", q: "db", asker: plain},
+		{name: "plain name: next handler", q: "proxy", asker: shopWeb},
+		{name: "empty", q: ".", asker: shopWeb},
+
+		{name: "fqdn service", q: "db.blog.berth.internal", asker: shopWeb, want: addrs("10.9.0.4"), handled: true},
+		{name: "fqdn service, no shared network: all addresses", q: "db.blog.berth.internal", asker: outsider, want: addrs("10.2.0.2", "10.9.0.4"), handled: true},
+		{name: "fqdn replica", q: "2.worker.shop.berth.internal", asker: blogWeb, want: addrs("10.1.0.5"), handled: true},
+		{name: "fqdn all replicas", q: "worker.shop.berth.internal.", asker: shopWeb, want: addrs("10.1.0.4", "10.1.0.5"), handled: true},
+		{name: "fqdn missing replica", q: "3.worker.shop.berth.internal", asker: shopWeb, handled: true},
+		{name: "fqdn container_name", q: "named-db.berth.internal", asker: blogWeb, want: addrs("10.9.0.2"), handled: true},
+		{name: "fqdn plain container name", q: "proxy.berth.internal", asker: outsider, want: addrs("10.9.0.7"), handled: true},
+		{name: "fqdn one-off is not a replica", q: "worker.shop.berth.internal", asker: outsider, want: addrs("10.1.0.4", "10.1.0.5"), handled: true},
+		{name: "fqdn unknown is NXDOMAIN", q: "nope.shop.berth.internal", asker: shopWeb, handled: true},
+		{name: "the zone apex", q: "berth.internal", asker: shopWeb, handled: true},
+		{name: "search domain form of a bare name", q: "db.shop.berth.internal", asker: shopWeb, want: addrs("10.1.0.2", "10.9.0.2"), handled: true},
+		{name: "other zones are not ours", q: "db.example.com", asker: shopWeb},
+
+		{name: "link alias", q: "blogdb", asker: linked, want: addrs("10.2.0.2", "10.9.0.4"), handled: true},
+		{name: "link to a missing container falls through", q: "gone", asker: linked},
+	}
+	s := Scope{Services: known}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ans, handled := s.Lookup(tc.q, tc.asker, records)
+			assert.Check(t, is.Equal(handled, tc.handled))
+			assert.Check(t, is.DeepEqual(strs(ans.Addrs), strs(tc.want)))
+		})
+	}
+}
+
+func TestScopeWithoutServiceSetUsesRecords(t *testing.T) {
+	records := []Record{rec("bdb", "blog-db-1", "shared", "10.9.0.4", labels("blog", "db", 1), "db")}
+	shopWeb := Asker{Labels: labels("shop", "web", 1), Networks: []string{"shared"}}
+	_, handled := Scope{}.Lookup("db", shopWeb, records)
+	assert.Check(t, !handled, "shop has no db record and no service set: the next handler answers")
+	ans, handled := Scope{Zone: "example.test."}.Lookup("db.blog.example.test", shopWeb, records)
+	assert.Check(t, handled)
+	assert.Check(t, is.DeepEqual(strs(ans.Addrs), []string{"10.9.0.4"}))
+}
+
+func strs(a []netip.Addr) []string {
+	var out []string
+	for _, x := range a {
+		out = append(out, x.String())
+	}
+	return out
+}
+
+func FuzzScopeLookup(f *testing.F) {
+	for _, q := range []string{"db", "1.db.shop.berth.internal", "x.berth.internal", "..", "a.b.c.d.berth.internal"} {
+		f.Add(q)
+	}
+	records := []Record{rec("sdb", "named-db", "n", "10.1.0.2", labels("shop", "db", 1), "db")}
+	asker := Asker{Labels: labels("shop", "web", 1), Networks: []string{"n"}}
+	f.Fuzz(func(t *testing.T, q string) {
+		ans, handled := Scope{}.Lookup(q, asker, records)
+		if !handled && len(ans.Addrs) > 0 {
+			t.Fatal("addresses without handling")
+		}
+		if handled && strings.Trim(q, ".") == "" {
+			t.Fatal("handled an empty name")
+		}
+	})
+}
