@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -70,7 +71,7 @@ func buildBusyboxRootfs(t *testing.T, root string) {
 		assert.NilError(t, os.MkdirAll(filepath.Join(root, d), 0o755))
 	}
 	assert.NilError(t, os.WriteFile(filepath.Join(root, "bin/busybox"), bin, 0o755))
-	for _, applet := range []string{"sh", "id", "cat", "echo", "hostname", "touch", "grep", "pwd", "wc", "ls", "sleep", "head", "tr", "cut"} {
+	for _, applet := range []string{"sh", "id", "cat", "echo", "hostname", "touch", "grep", "pwd", "wc", "ls", "sleep", "head", "tr", "cut", "mknod"} {
 		assert.NilError(t, os.Symlink("busybox", filepath.Join(root, "bin", applet)))
 	}
 	files := map[string]string{
@@ -284,9 +285,72 @@ func TestRunc(t *testing.T) {
 			check: func(t *testing.T, out string) {
 				assert.Assert(t, is.Contains(out, "CapEff:\t"+capMask(host.Capabilities)+"\n"))
 				assert.Assert(t, is.Contains(out, "Seccomp:\t0\n"))
+				assert.Assert(t, is.Contains(out, "\nrw\n"), "/sys is writable")
+				assert.Assert(t, !strings.HasSuffix(out, "\n0\n"), "/proc/keys is not masked")
 			},
 		},
 	}
+	hostsFile := filepath.Join(t.TempDir(), "hosts")
+	assert.NilError(t, os.WriteFile(hostsFile, []byte("127.0.0.1 localhost\n"), 0o644))
+	dataDir := t.TempDir()
+	shmMarker := "/dev/shm/berth-oci-test-" + randHex(t, 4)
+	assert.NilError(t, os.WriteFile(shmMarker, nil, 0o600))
+	t.Cleanup(func() { os.Remove(shmMarker) })
+	cases = append(cases,
+		tc{
+			name: "runtime mounts, more memory settings, cpuset",
+			in: Input{
+				Config: sh(`cat /etc/hosts; touch /etc/hosts 2>/dev/null || echo hosts-readonly; touch /data/x && echo data-writable; ` +
+					`cd /sys/fs/cgroup; cat memory/memory.memsw.limit_in_bytes memory/memory.soft_limit_in_bytes cpuset/cpuset.cpus; grep oom_kill_disable memory/memory.oom_control`),
+				HostConfig: &container.HostConfig{Resources: container.Resources{
+					Memory: 64 << 20, MemorySwap: -1, MemoryReservation: 32 << 20, OomKillDisable: ptr(true), CpusetCpus: "0",
+				}},
+				Mounts: []specs.Mount{
+					{Destination: "/etc/hosts", Type: "bind", Source: hostsFile, Options: []string{"rbind", "ro"}},
+					{Destination: "/data", Type: "bind", Source: dataDir, Options: []string{"rbind"}},
+				},
+			},
+			want: "127.0.0.1 localhost\nhosts-readonly\ndata-writable\n9223372036854771712\n33554432\n0\noom_kill_disable 1\n",
+		},
+		tc{
+			name: "device cgroup denies fuse by default",
+			in:   Input{Config: sh(`mknod /dev/f c 10 229 && cat /dev/f 2>&1 | head -1`)},
+			check: func(t *testing.T, out string) {
+				assert.Assert(t, is.Contains(out, "can't open '/dev/f': Operation not permitted"))
+			},
+		},
+		tc{
+			name: "device cgroup rule and a mapped device",
+			in: Input{
+				Config: sh(`mknod /dev/f c 10 229 && echo made; cat /dev/f 2>&1 | head -1; echo x > /dev/mynull && echo mapped-ok`),
+				HostConfig: &container.HostConfig{
+					Resources: container.Resources{
+						DeviceCgroupRules: []string{"c 10:229 rwm"},
+						Devices:           []container.DeviceMapping{{PathOnHost: "/dev/null", PathInContainer: "/dev/mynull", CgroupPermissions: "rwm"}},
+					},
+				},
+			},
+			check: func(t *testing.T, out string) {
+				// a read of an unmounted /dev/fuse fails with EPERM from the
+				// driver, so look for the open failing, which the cgroup does
+				assert.Assert(t, is.Contains(out, "made\n"))
+				assert.Assert(t, !strings.Contains(out, "can't open"), out)
+				assert.Assert(t, is.Contains(out, "mapped-ok"))
+			},
+		},
+		tc{
+			name: "host ipc and pid, private cgroup namespace",
+			in: Input{
+				Config:     sh(`ls /dev/shm; echo "pid $$"; grep memory /proc/self/cgroup`),
+				HostConfig: &container.HostConfig{IpcMode: "host", PidMode: "host", CgroupnsMode: "private"},
+			},
+			check: func(t *testing.T, out string) {
+				assert.Assert(t, is.Contains(out, filepath.Base(shmMarker)))
+				assert.Assert(t, !strings.Contains(out, "pid 1\n"), out)
+				assert.Assert(t, is.Regexp(`(?m)^\d+:memory:/$`, out))
+			},
+		},
+	)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out, errOut, err := e.run(t, c.in)
