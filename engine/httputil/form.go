@@ -73,6 +73,13 @@ func ReadJSON(r *http.Request, v any, allowEmpty bool) error {
 	return nil
 }
 
+// WriteJSONBody writes v as JSON after the status line was already sent.
+func WriteJSONBody(w http.ResponseWriter, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
 // WriteJSON writes v as JSON with the given status code.
 func WriteJSON(w http.ResponseWriter, code int, v any) error {
 	w.Header().Set("Content-Type", "application/json")

@@ -1,0 +1,50 @@
+// Package containers routes the container endpoints of the Engine API.
+package containers
+
+import (
+	"context"
+
+	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/runtime"
+	"github.com/moby/moby/api/types/container"
+)
+
+// stateBackend changes a container's lifecycle state.
+type stateBackend interface {
+	Create(ctx context.Context, req runtime.CreateRequest) (container.CreateResponse, error)
+	Start(ctx context.Context, name string) error
+	Stop(ctx context.Context, name, signal string, timeout *int) error
+	Restart(ctx context.Context, name, signal string, timeout *int) error
+	Kill(ctx context.Context, name, signal string) error
+	Pause(ctx context.Context, name string) error
+	Unpause(ctx context.Context, name string) error
+	Wait(ctx context.Context, name string, cond container.WaitCondition) (<-chan runtime.WaitResult, error)
+	Remove(ctx context.Context, name string, opts runtime.RemoveOptions) error
+	Rename(ctx context.Context, oldName, newName string) error
+	Prune(ctx context.Context, f filters.Args) (*container.PruneReport, error)
+	Update(ctx context.Context, name string, cfg container.UpdateConfig) (container.UpdateResponse, error)
+}
+
+// queryBackend reads containers.
+type queryBackend interface {
+	List(ctx context.Context, opts runtime.ListOptions) ([]container.Summary, error)
+	Inspect(ctx context.Context, name string, size bool) (*container.InspectResponse, error)
+	Logs(ctx context.Context, name string, opts runtime.LogsOptions) (*runtime.LogStream, error)
+}
+
+// streamBackend attaches to containers and runs processes in them.
+type streamBackend interface {
+	Attach(ctx context.Context, name string, opts runtime.AttachOptions) (*runtime.Attachment, error)
+	Resize(ctx context.Context, name string, height, width uint) error
+	ExecCreate(ctx context.Context, name string, req container.ExecCreateRequest) (string, error)
+	ExecStart(ctx context.Context, execID string, req container.ExecStartRequest) (*runtime.ExecRun, error)
+	ExecResize(ctx context.Context, execID string, height, width uint) error
+	ExecInspect(ctx context.Context, execID string) (*container.ExecInspectResponse, error)
+}
+
+// Backend is everything the container routes need.
+type Backend interface {
+	stateBackend
+	queryBackend
+	streamBackend
+}

@@ -1,0 +1,38 @@
+package containers
+
+import "github.com/berthd/berth/engine/httputil"
+
+// Router serves /containers and /exec.
+type Router struct {
+	b Backend
+}
+
+// New returns the containers router.
+func New(b Backend) *Router { return &Router{b: b} }
+
+// Routes implements httputil.Router.
+func (r *Router) Routes() []httputil.Route {
+	return []httputil.Route{
+		httputil.NewGetRoute("/containers/json", r.list),
+		httputil.NewGetRoute("/containers/{name:.*}/json", r.inspect),
+		httputil.NewGetRoute("/containers/{name:.*}/logs", r.logs),
+		httputil.NewPostRoute("/containers/create", r.create),
+		httputil.NewPostRoute("/containers/prune", r.prune),
+		httputil.NewPostRoute("/containers/{name:.*}/start", r.start),
+		httputil.NewPostRoute("/containers/{name:.*}/stop", r.stop),
+		httputil.NewPostRoute("/containers/{name:.*}/restart", r.restart),
+		httputil.NewPostRoute("/containers/{name:.*}/kill", r.kill),
+		httputil.NewPostRoute("/containers/{name:.*}/pause", r.pause),
+		httputil.NewPostRoute("/containers/{name:.*}/unpause", r.unpause),
+		httputil.NewPostRoute("/containers/{name:.*}/wait", r.wait),
+		httputil.NewPostRoute("/containers/{name:.*}/rename", r.rename),
+		httputil.NewPostRoute("/containers/{name:.*}/update", r.update),
+		httputil.NewPostRoute("/containers/{name:.*}/resize", r.resize),
+		httputil.NewPostRoute("/containers/{name:.*}/attach", r.attach),
+		httputil.NewPostRoute("/containers/{name:.*}/exec", r.execCreate),
+		httputil.NewDeleteRoute("/containers/{name:.*}", r.remove),
+		httputil.NewPostRoute("/exec/{id:.*}/start", r.execStart),
+		httputil.NewPostRoute("/exec/{id:.*}/resize", r.execResize),
+		httputil.NewGetRoute("/exec/{id:.*}/json", r.execInspect),
+	}
+}

@@ -1,0 +1,195 @@
+package containers
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/engine/router/system"
+	"github.com/berthd/berth/runtime"
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+)
+
+func (r *Router) logs(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	if err := httputil.ParseForm(req); err != nil {
+		return err
+	}
+	opts := runtime.LogsOptions{
+		Stdout:     httputil.BoolValue(req, "stdout"),
+		Stderr:     httputil.BoolValue(req, "stderr"),
+		Follow:     httputil.BoolValue(req, "follow"),
+		Timestamps: httputil.BoolValue(req, "timestamps"),
+		Tail:       -1,
+	}
+	if !opts.Stdout && !opts.Stderr {
+		return errdefs.ErrInvalidArgument.WithMessage("Bad parameters: you must choose at least one stream")
+	}
+	if t := req.Form.Get("tail"); t != "" && t != "all" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 {
+			n = -1 // dockerd treats a bad tail as "all"
+		}
+		opts.Tail = n
+	}
+	var err error
+	if opts.Since, err = system.ParseTimestamp(req.Form.Get("since")); err != nil {
+		return err
+	}
+	if opts.Until, err = system.ParseTimestamp(req.Form.Get("until")); err != nil {
+		return err
+	}
+	stream, err := r.b.Logs(ctx, vars["name"], opts)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", httputil.StreamContentType(httputil.VersionFromContext(ctx), stream.Tty))
+	w.WriteHeader(http.StatusOK)
+	httputil.Flush(w)
+	var stdout, stderr io.Writer = w, w
+	if !stream.Tty {
+		stdout, stderr = httputil.NewMuxWriters(w)
+	}
+	for line := range stream.Lines {
+		out := stdout
+		if line.Stream == "stderr" {
+			out = stderr
+		}
+		b := line.Line
+		if opts.Timestamps {
+			b = append([]byte(line.Time.UTC().Format(time.RFC3339Nano)+" "), b...)
+		}
+		if _, err := out.Write(b); err != nil {
+			stream.Cancel()
+			for range stream.Lines {
+			}
+			return nil
+		}
+		if opts.Follow {
+			httputil.Flush(w)
+		}
+	}
+	return nil
+}
+
+func (r *Router) attach(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	if err := httputil.ParseForm(req); err != nil {
+		return err
+	}
+	a, err := r.b.Attach(ctx, vars["name"], runtime.AttachOptions{
+		Stdin:      httputil.BoolValue(req, "stdin"),
+		Stdout:     httputil.BoolValue(req, "stdout"),
+		Stderr:     httputil.BoolValue(req, "stderr"),
+		Stream:     httputil.BoolValue(req, "stream"),
+		Logs:       httputil.BoolValue(req, "logs"),
+		DetachKeys: req.Form.Get("detachKeys"),
+	})
+	if err != nil {
+		return err
+	}
+	conn, err := httputil.Hijack(w, req, httputil.StreamContentType(httputil.VersionFromContext(ctx), a.Tty))
+	if err != nil {
+		a.Cancel()
+		return err
+	}
+	defer conn.Close()
+	var stdout, stderr io.Writer = conn, conn
+	if !a.Tty {
+		stdout, stderr = httputil.NewMuxWriters(conn)
+	}
+	// the client hangs up: the request context does not see that on a
+	// hijacked connection, so the attachment watches the stdin reader
+	_ = a.Run(context.WithoutCancel(ctx), conn, stdout, stderr)
+	_ = conn.CloseWrite()
+	return nil
+}
+
+func (r *Router) resize(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	h, wd, err := sizeParams(req)
+	if err != nil {
+		return err
+	}
+	if err := r.b.Resize(ctx, vars["name"], h, wd); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func sizeParams(req *http.Request) (uint, uint, error) {
+	if err := httputil.ParseForm(req); err != nil {
+		return 0, 0, err
+	}
+	h, err1 := strconv.ParseUint(req.Form.Get("h"), 10, 32)
+	wd, err2 := strconv.ParseUint(req.Form.Get("w"), 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0, 0, errdefs.ErrInvalidArgument.WithMessage("invalid resize parameters: h and w must be numbers")
+	}
+	return uint(h), uint(wd), nil
+}
+
+func (r *Router) execCreate(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	var body container.ExecCreateRequest
+	if err := httputil.ReadJSON(req, &body, false); err != nil {
+		return err
+	}
+	id, err := r.b.ExecCreate(ctx, vars["name"], body)
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusCreated, container.ExecCreateResponse{ID: id})
+}
+
+func (r *Router) execStart(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	var body container.ExecStartRequest
+	if err := httputil.ReadJSON(req, &body, true); err != nil {
+		return err
+	}
+	run, err := r.b.ExecStart(ctx, vars["id"], body)
+	if err != nil {
+		return err
+	}
+	if body.Detach {
+		if err := run.Run(context.WithoutCancel(ctx), nil, nil, nil); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	conn, err := httputil.Hijack(w, req, httputil.StreamContentType(httputil.VersionFromContext(ctx), run.Tty))
+	if err != nil {
+		run.Cancel()
+		return err
+	}
+	defer conn.Close()
+	var stdout, stderr io.Writer = conn, conn
+	if !run.Tty {
+		stdout, stderr = httputil.NewMuxWriters(conn)
+	}
+	_ = run.Run(context.WithoutCancel(ctx), conn, stdout, stderr)
+	_ = conn.CloseWrite()
+	return nil
+}
+
+func (r *Router) execResize(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	h, wd, err := sizeParams(req)
+	if err != nil {
+		return err
+	}
+	if err := r.b.ExecResize(ctx, vars["id"], h, wd); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (r *Router) execInspect(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	resp, err := r.b.ExecInspect(ctx, vars["id"])
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
+}

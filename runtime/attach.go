@@ -1,0 +1,303 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/berthd/berth/runtime/logfile"
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+)
+
+// AttachOptions are the options of POST /containers/{id}/attach.
+type AttachOptions struct {
+	Stdin, Stdout, Stderr bool
+	Stream, Logs          bool
+	DetachKeys            string
+}
+
+// Attachment is an attach request accepted for a container; Run streams it.
+type Attachment struct {
+	Tty    bool
+	s      *Service
+	c      *ctr
+	opts   AttachOptions
+	keys   []byte
+	cancel context.CancelFunc
+	ctx    context.Context
+	// for pending attachments: connected gets the monitor's wait function
+	connected chan func() error
+	failed    chan error
+	streams   Streams
+}
+
+// ErrDetached ends an attach or exec stream when the client typed the
+// detach keys; the container keeps running.
+var ErrDetached = errors.New("detached")
+
+const defaultDetachKeys = "ctrl-p,ctrl-q"
+
+// Attach checks that the container can be attached to. The caller then
+// takes over the connection and calls Run.
+func (s *Service) Attach(ctx context.Context, name string, opts AttachOptions) (*Attachment, error) {
+	c, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	keys := opts.DetachKeys
+	if keys == "" {
+		keys = defaultDetachKeys
+	}
+	seq, err := ParseDetachKeys(keys)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if opts.Stream && c.rec.State.Status == container.StateExited && !c.rec.HostConfig.AutoRemove {
+		if c.restartTimer == nil {
+			return nil, errdefs.ErrConflict.WithMessage("You cannot attach to a stopped container, start it first")
+		}
+	}
+	if c.rec.State.Status == container.StatePaused {
+		return nil, errdefs.ErrConflict.WithMessage("You cannot attach to a paused container, unpause it first")
+	}
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	return &Attachment{Tty: c.rec.Config.Tty, s: s, c: c, opts: opts, keys: seq, ctx: actx, cancel: cancel,
+		connected: make(chan func() error, 1), failed: make(chan error, 1)}, nil
+}
+
+// Cancel abandons an attachment that was not run.
+func (a *Attachment) Cancel() { a.cancel() }
+
+// Run streams until the container's output ends, the client detaches or
+// goes away. stdin may be nil.
+func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	defer a.cancel()
+	c, rec := a.c, a.c.rec
+	if a.Tty {
+		stderr = stdout
+	}
+	if !a.opts.Stdout {
+		stdout = nil
+	}
+	if !a.opts.Stderr {
+		stderr = nil
+	}
+	if a.opts.Logs {
+		if err := a.replay(stdout, stderr); err != nil {
+			return err
+		}
+	}
+	if !a.opts.Stream {
+		return nil
+	}
+	var detached chan struct{}
+	if a.opts.Stdin && stdin != nil && rec.Config.OpenStdin {
+		dr := &detachReader{r: stdin, keys: a.keys, detached: make(chan struct{})}
+		detached = dr.detached
+		a.streams.Stdin = dr
+	} else if stdin != nil {
+		// nothing to forward; drain what the client sends
+		go func() { _, _ = io.Copy(io.Discard, stdin) }()
+	}
+	a.streams.Stdout, a.streams.Stderr = stdout, stderr
+
+	c.mu.Lock()
+	task := c.task
+	if task == nil {
+		c.pendingAttach = append(c.pendingAttach, a)
+	}
+	c.mu.Unlock()
+	var wait func() error
+	if task != nil {
+		w, err := task.Attach(a.ctx, a.streams)
+		if err != nil {
+			return err
+		}
+		wait = w
+	} else {
+		select {
+		case wait = <-a.connected:
+		case err := <-a.failed:
+			return err
+		case <-a.ctx.Done():
+			a.s.dropPending(c, a)
+			return a.ctx.Err()
+		case <-ctx.Done():
+			a.s.dropPending(c, a)
+			return ctx.Err()
+		}
+	}
+	a.s.event(rec, events.ActionAttach, nil)
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-detached:
+		a.cancel()
+		<-done
+		a.s.event(rec, events.ActionDetach, nil)
+		return ErrDetached
+	}
+}
+
+// replay writes the log so far (logs=1).
+func (a *Attachment) replay(stdout, stderr io.Writer) error {
+	return logfile.ReadLogs(a.ctx, a.s.logPath(a.c.rec.ID), logfile.Options{Stdout: stdout != nil, Stderr: stderr != nil, Tail: -1},
+		func(m logfile.Message) error {
+			w := stdout
+			if m.Stream == "stderr" {
+				w = stderr
+			}
+			if w == nil {
+				return nil
+			}
+			_, err := w.Write(m.Line)
+			return err
+		})
+}
+
+// connectPending hands the attachments waiting for this start to the new
+// monitor, before the process runs, so they miss no output.
+func (s *Service) connectPending(c *ctr, task Task) {
+	pending := c.pendingAttach
+	c.pendingAttach = nil
+	for _, a := range pending {
+		wait, err := task.Attach(a.ctx, a.streams)
+		if err != nil {
+			a.failed <- err
+			continue
+		}
+		a.connected <- wait
+	}
+}
+
+// failPending ends attachments waiting for a start that failed.
+func (s *Service) failPending(c *ctr, err error) {
+	for _, a := range c.pendingAttach {
+		a.failed <- err
+	}
+	c.pendingAttach = nil
+}
+
+func (s *Service) dropPending(c *ctr, a *Attachment) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.pendingAttach {
+		if p == a {
+			c.pendingAttach = append(c.pendingAttach[:i], c.pendingAttach[i+1:]...)
+			return
+		}
+	}
+}
+
+// Resize changes the TTY size of a running container (a no-op without TTY).
+func (s *Service) Resize(ctx context.Context, name string, height, width uint) error {
+	c, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	task := c.task
+	c.mu.Unlock()
+	if task == nil {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is not running", c.rec.ID))
+	}
+	return task.Resize(ctx, height, width)
+}
+
+// ParseDetachKeys reads a detach key sequence such as "ctrl-p,ctrl-q".
+func ParseDetachKeys(s string) ([]byte, error) {
+	var out []byte
+	for _, k := range strings.Split(s, ",") {
+		k = strings.TrimSpace(k)
+		switch {
+		case len(k) == 1:
+			out = append(out, k[0])
+		case strings.HasPrefix(k, "ctrl-") && len(k) == 6:
+			ch := k[5]
+			switch {
+			case ch >= 'a' && ch <= 'z':
+				out = append(out, ch-'a'+1)
+			case ch == '@':
+				out = append(out, 0)
+			case ch == '[':
+				out = append(out, 27)
+			case ch == '\\':
+				out = append(out, 28)
+			case ch == ']':
+				out = append(out, 29)
+			case ch == '^':
+				out = append(out, 30)
+			case ch == '_':
+				out = append(out, 31)
+			default:
+				return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid detach keys (%s) provided", s))
+			}
+		default:
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid detach keys (%s) provided", s))
+		}
+	}
+	return out, nil
+}
+
+// detachReader passes input through until the detach key sequence is typed,
+// then reads as end of input. Bytes that begin the sequence are held back
+// until it is clear they are not it.
+type detachReader struct {
+	r        io.Reader
+	keys     []byte
+	held     []byte
+	buf      []byte
+	scratch  []byte
+	err      error
+	done     bool
+	once     sync.Once
+	detached chan struct{}
+}
+
+func (d *detachReader) Read(p []byte) (int, error) {
+	for len(d.buf) == 0 {
+		if d.done {
+			return 0, io.EOF
+		}
+		if d.err != nil {
+			return 0, d.err
+		}
+		if cap(d.scratch) < len(p) {
+			d.scratch = make([]byte, len(p))
+		}
+		n, err := d.r.Read(d.scratch[:len(p)])
+		d.scan(d.scratch[:n])
+		d.err = err
+	}
+	n := copy(p, d.buf)
+	d.buf = d.buf[n:]
+	return n, nil
+}
+
+func (d *detachReader) scan(in []byte) {
+	for _, b := range in {
+		if d.done {
+			return
+		}
+		if len(d.keys) > 0 && b == d.keys[len(d.held)] {
+			d.held = append(d.held, b)
+			if len(d.held) == len(d.keys) {
+				d.done = true
+				d.once.Do(func() { close(d.detached) })
+			}
+			continue
+		}
+		d.buf = append(d.buf, d.held...)
+		d.held = d.held[:0]
+		d.buf = append(d.buf, b)
+	}
+}

@@ -1,0 +1,103 @@
+package runtime
+
+import (
+	"sync"
+
+	"github.com/berthd/berth/volume/mounts"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+)
+
+// Record is what berth persists about a container (one bbolt record). It
+// holds the configuration as Docker reports it in inspect, the state, and
+// the resources the container owns while it runs.
+type Record struct {
+	ID         string
+	Name       string // with the leading "/"
+	Created    time.Time
+	Path       string
+	Args       []string
+	Config     *container.Config
+	HostConfig *container.HostConfig
+	// Networks is the wanted network attachment per network name: the
+	// endpoint config given at create or connect. While running, Endpoints
+	// holds what the network layer really set up.
+	Networks  map[string]*network.EndpointSettings
+	Endpoints map[string]*network.EndpointSettings
+	Ports     network.PortMap
+	Image     string // image ID
+	State     State
+	Mounts    []MountPoint
+
+	RestartCount int
+	// ManuallyStopped is set by docker stop/kill and cleared by start: the
+	// restart policy must not bring such a container back (except always,
+	// after a daemon restart, as dockerd does).
+	ManuallyStopped bool
+	// HasBeenStarted tells "created" from "exited" before any start.
+	HasBeenStarted bool
+	// SandboxKey is the path of the network namespace while running.
+	SandboxKey string
+	// Broken is set when the record could not be fully restored.
+	Broken string `json:",omitempty"`
+}
+
+// State is the container's lifecycle state.
+type State struct {
+	Status     container.ContainerState
+	Pid        int
+	ExitCode   int
+	Error      string
+	OOMKilled  bool
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Health     *container.Health `json:",omitempty"`
+}
+
+// MountPoint is one mount of the container, as parsed at create (volumes
+// resolved to their names and data directories).
+type MountPoint struct {
+	Spec mounts.MountSpec
+	// Anonymous volumes are created for the container and go with `rm -v`.
+	Anonymous bool `json:",omitempty"`
+}
+
+// ctr is the in-memory container: its record, guarded by mu, and what only
+// lives while the daemon runs.
+type ctr struct {
+	mu  sync.Mutex
+	rec *Record
+	// changed is closed and replaced at every state change: waiters select on it.
+	changed chan struct{}
+	// task is the monitor of the running container (nil when not running).
+	task Task
+	// pendingAttach are attach streams waiting for the next start.
+	pendingAttach []*Attachment
+	// stopping is set while stop or kill by the user is in progress.
+	stopping bool
+	// removed is closed when the container is gone.
+	removed chan struct{}
+	// restartTimer is the pending restart of a restart policy.
+	restartTimer *time.Timer
+	execs        map[string]*execProc
+	health       *healthMonitor
+	// rootfs is the mounted root filesystem while running.
+	rootfs string
+}
+
+func newCtr(rec *Record) *ctr {
+	return &ctr{rec: rec, changed: make(chan struct{}), removed: make(chan struct{}), execs: map[string]*execProc{}}
+}
+
+// notify wakes waiters; call with mu held.
+func (c *ctr) notify() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func (c *ctr) running() bool {
+	s := c.rec.State.Status
+	return s == container.StateRunning || s == container.StatePaused
+}

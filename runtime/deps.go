@@ -1,0 +1,177 @@
+package runtime
+
+import (
+	"context"
+	"io"
+	"net/netip"
+	"time"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/volume"
+)
+
+// The interfaces runtime consumes. Each subsystem implements one; cmd/berthd
+// wires them. They are small on purpose: runtime needs little of each.
+
+// Image is what runtime needs to know of an image.
+type Image struct {
+	ID       string // "sha256:<config digest>"
+	RepoTags []string
+	Config   dockerspec.DockerOCIImageConfig
+}
+
+// Images resolves images and owns container root filesystems.
+type Images interface {
+	// Image resolves a reference, ID or unique ID prefix; ErrNotFound
+	// ("No such image: x") when there is no such local image.
+	Image(ctx context.Context, ref string) (*Image, error)
+	// CreateRootfs makes the writable layer of containerID on imageID.
+	CreateRootfs(ctx context.Context, containerID, imageID string) error
+	// MountRootfs mounts the container's root filesystem and returns its path.
+	MountRootfs(ctx context.Context, containerID string) (string, error)
+	// UnmountRootfs and RemoveRootfs are idempotent.
+	UnmountRootfs(ctx context.Context, containerID string) error
+	RemoveRootfs(ctx context.Context, containerID string) error
+	// RootfsSize is the size of the writable layer.
+	RootfsSize(ctx context.Context, containerID string) (int64, error)
+}
+
+// AttachRequest asks the network layer to plug a container into a network.
+type AttachRequest struct {
+	ContainerID   string
+	ContainerName string // without "/"
+	Hostname      string
+	Network       string // name or id
+	Aliases       []string
+	IPv4          netip.Addr
+	MAC           string
+	Labels        map[string]string
+	Primary       bool
+}
+
+// RestoreRequest describes a running container's network state.
+type RestoreRequest struct {
+	ContainerID   string
+	ContainerName string
+	Hostname      string
+	NSPath        string
+	Endpoints     map[string]*network.EndpointSettings
+	Ports         network.PortMap
+	Labels        map[string]string
+}
+
+// NetworkRef names a network.
+type NetworkRef struct {
+	ID, Name string
+}
+
+// Networks sets up container network namespaces, endpoints and ports.
+type Networks interface {
+	CreateSandbox(ctx context.Context, containerID string) (nsPath string, err error)
+	DeleteSandbox(ctx context.Context, containerID string) error
+	Attach(ctx context.Context, nsPath string, req AttachRequest) (*network.EndpointSettings, error)
+	Detach(ctx context.Context, containerID, network string) error
+	PublishPorts(ctx context.Context, containerID string, ip netip.Addr, bindings network.PortMap, publishAll bool, exposed network.PortSet) (network.PortMap, error)
+	UnpublishPorts(ctx context.Context, containerID string) error
+	// Restore re-registers a running container's endpoints, port
+	// publications and DNS records after a daemon restart.
+	Restore(ctx context.Context, req RestoreRequest) error
+	// ResolvConf is the resolv.conf for a container whose primary network is given.
+	ResolvConf(primaryNetwork, project string) []byte
+	// Network resolves a network name, id or unique id prefix; ErrNotFound
+	// ("network x not found") otherwise.
+	Network(ctx context.Context, idOrName string) (NetworkRef, error)
+}
+
+// Volumes provides named and anonymous volumes.
+type Volumes interface {
+	Create(ctx context.Context, req volume.CreateRequest) (*volume.Volume, error)
+	Mount(ctx context.Context, name, containerID string) (string, error)
+	Unmount(ctx context.Context, name, containerID string) error
+	Remove(ctx context.Context, name string, force bool) error
+	CopyUp(srcDir, volumePath string) error
+}
+
+// Publisher receives container events.
+type Publisher interface {
+	Publish(events.Message)
+}
+
+// ExitStatus is how a container process ended.
+type ExitStatus struct {
+	Code      int
+	ExitedAt  time.Time
+	OOMKilled bool
+}
+
+// MonitorConfig describes the container a monitor runs.
+type MonitorConfig struct {
+	ID          string
+	Bundle      string
+	StateDir    string
+	LogPath     string
+	Terminal    bool
+	OpenStdin   bool
+	StdinOnce   bool
+	ConsoleSize [2]uint
+}
+
+// Monitors launches and finds per-container monitors (runtime/shim).
+type Monitors interface {
+	// Launch creates the container (not started); the error carries the OCI
+	// runtime's message when creation fails, and nothing is left behind.
+	Launch(ctx context.Context, cfg MonitorConfig) (Task, error)
+	// Connect reattaches to the monitor of a container that kept running.
+	Connect(ctx context.Context, stateDir string) (Task, error)
+	// ReadExit reads the exit status a gone monitor left in stateDir.
+	ReadExit(stateDir string) (ExitStatus, bool, error)
+}
+
+// OCIRuntime runs the OCI runtime commands that need no monitor.
+type OCIRuntime interface {
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
+	// Update applies new resource limits to a running container.
+	Update(ctx context.Context, id string, r *container.Resources) error
+}
+
+// Streams are the client's ends of an attach or exec.
+type Streams struct {
+	Stdin          io.Reader // nil: not attached
+	Stdout, Stderr io.Writer // nil: not attached
+}
+
+// Task is one container's monitor.
+type Task interface {
+	Pid() int
+	Start(ctx context.Context) error
+	// Attach connects streams to the container's stdio. It returns once the
+	// monitor has registered them (output produced after that reaches the
+	// streams); wait blocks until the output ends or ctx is cancelled.
+	Attach(ctx context.Context, s Streams) (wait func() error, err error)
+	Resize(ctx context.Context, height, width uint) error
+	Exec(ctx context.Context, cfg ExecConfig) (ExecTask, error)
+	// Wait blocks until the container exits.
+	Wait(ctx context.Context) (ExitStatus, error)
+	Close() error
+}
+
+// ExecConfig is one process to run in a running container.
+type ExecConfig struct {
+	ID          string
+	ProcessJSON []byte // a runtime-spec Process
+	Terminal    bool
+	ConsoleSize [2]uint
+	Streams     Streams
+}
+
+// ExecTask is a running exec process.
+type ExecTask interface {
+	Pid() int
+	Resize(ctx context.Context, height, width uint) error
+	// Wait returns the exit code once the process ended and its output is drained.
+	Wait(ctx context.Context) (int, error)
+}

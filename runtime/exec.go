@@ -1,0 +1,344 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthd/berth/runtime/oci"
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+)
+
+// execProc is one exec instance, kept in memory like dockerd does.
+type execProc struct {
+	mu       sync.Mutex
+	id       string
+	c        *ctr
+	cfg      container.ExecCreateRequest
+	started  bool
+	running  bool
+	exitCode *int
+	pid      int
+	task     ExecTask
+	done     chan struct{}
+	ended    time.Time
+}
+
+// execRetention is how long an ended exec stays inspectable.
+const execRetention = 5 * time.Minute
+
+// ExecCreate registers a process to run in a running container.
+func (s *Service) ExecCreate(ctx context.Context, name string, req container.ExecCreateRequest) (string, error) {
+	c, err := s.lookup(name)
+	if err != nil {
+		return "", err
+	}
+	if len(req.Cmd) == 0 {
+		return "", errdefs.ErrInvalidArgument.WithMessage("No exec command specified")
+	}
+	if req.DetachKeys != "" {
+		if _, err := ParseDetachKeys(req.DetachKeys); err != nil {
+			return "", err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := execAllowed(c); err != nil {
+		return "", err
+	}
+	e := &execProc{id: newID(), c: c, cfg: req, done: make(chan struct{})}
+	s.mu.Lock()
+	s.pruneExecs(c)
+	c.execs[e.id] = e
+	s.execs[e.id] = e
+	s.mu.Unlock()
+	s.event(c.rec, events.Action(string(events.ActionExecCreate)+": "+strings.Join(req.Cmd, " ")), map[string]string{"execID": e.id})
+	return e.id, nil
+}
+
+func execAllowed(c *ctr) error {
+	switch {
+	case c.rec.State.Status == container.StatePaused:
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is paused, unpause the container before exec", c.rec.ID))
+	case c.task == nil:
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is not running", c.rec.ID))
+	}
+	return nil
+}
+
+func (s *Service) execByID(id string) (*execProc, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if e, ok := s.execs[id]; ok {
+		return e, nil
+	}
+	return nil, errdefs.ErrNotFound.WithMessage("No such exec instance: " + id)
+}
+
+// ExecRun is an exec accepted for starting; Run streams it.
+type ExecRun struct {
+	Tty    bool
+	s      *Service
+	e      *execProc
+	req    container.ExecStartRequest
+	cancel context.CancelFunc
+}
+
+// ExecStart checks that the exec can start; the caller then takes over the
+// connection and calls Run.
+func (s *Service) ExecStart(ctx context.Context, id string, req container.ExecStartRequest) (*ExecRun, error) {
+	e, err := s.execByID(id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		if e.running {
+			return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("Error: Exec command %s is already running", id))
+		}
+		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("Error: Exec command %s has already run", id))
+	}
+	c := e.c
+	c.mu.Lock()
+	err = execAllowed(c)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	e.started = true
+	return &ExecRun{Tty: e.cfg.Tty, s: s, e: e, req: req, cancel: func() {}}, nil
+}
+
+// Cancel gives up an exec that was not run.
+func (r *ExecRun) Cancel() {
+	r.e.mu.Lock()
+	r.e.started = false
+	r.e.mu.Unlock()
+}
+
+// Run starts the process and streams it until it ends. With nil streams
+// (detached exec) it returns once the process started.
+func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	s, e := r.s, r.e
+	c := e.c
+	cfg := e.cfg
+	c.mu.Lock()
+	task, rootfs, rec := c.task, c.rootfs, c.rec
+	c.mu.Unlock()
+	if task == nil {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is not running", rec.ID))
+	}
+	proc, err := s.execProcess(rec, rootfs, cfg)
+	if err != nil {
+		return s.execFailed(e, err, stdout)
+	}
+	pj, err := json.Marshal(proc)
+	if err != nil {
+		return err
+	}
+	detached := stdout == nil && stderr == nil && stdin == nil
+	var streams Streams
+	var detachedCh chan struct{}
+	if !detached {
+		if cfg.AttachStdout {
+			streams.Stdout = stdout
+		}
+		if cfg.AttachStderr {
+			streams.Stderr = stderr
+			if cfg.Tty {
+				streams.Stderr = nil
+			}
+		}
+		if cfg.AttachStdin && stdin != nil {
+			keys := cfg.DetachKeys
+			if keys == "" {
+				keys = defaultDetachKeys
+			}
+			seq, _ := ParseDetachKeys(keys)
+			dr := &detachReader{r: stdin, keys: seq, detached: make(chan struct{})}
+			detachedCh = dr.detached
+			streams.Stdin = dr
+		} else if stdin != nil {
+			go func() { _, _ = io.Copy(io.Discard, stdin) }()
+		}
+	}
+	size := cfg.ConsoleSize
+	if r.req.ConsoleSize != nil {
+		size = r.req.ConsoleSize
+	}
+	var consoleSize [2]uint
+	if size != nil {
+		consoleSize = *size
+	}
+	xt, err := task.Exec(ctx, ExecConfig{ID: e.id, ProcessJSON: pj, Terminal: cfg.Tty, ConsoleSize: consoleSize, Streams: streams})
+	if err != nil {
+		return s.execFailed(e, err, stdout)
+	}
+	e.mu.Lock()
+	e.task, e.pid, e.running = xt, xt.Pid(), true
+	e.mu.Unlock()
+	s.event(rec, events.Action(string(events.ActionExecStart)+": "+strings.Join(cfg.Cmd, " ")), map[string]string{"execID": e.id})
+
+	finish := func() {
+		code, err := xt.Wait(context.WithoutCancel(ctx))
+		if err != nil {
+			logrus.WithError(err).Debugf("exec %s wait", e.id[:12])
+			code = 126
+		}
+		e.mu.Lock()
+		e.running, e.exitCode, e.ended = false, &code, time.Now()
+		e.mu.Unlock()
+		close(e.done)
+		s.event(rec, events.ActionExecDie, map[string]string{"execID": e.id, "exitCode": strconv.Itoa(code)})
+	}
+	if detached {
+		go finish()
+		return nil
+	}
+	finished := make(chan struct{})
+	go func() { finish(); close(finished) }()
+	select {
+	case <-finished:
+		return nil
+	case <-detachedCh:
+		s.event(rec, events.ActionExecDetach, map[string]string{"execID": e.id})
+		return ErrDetached
+	}
+}
+
+// execFailed records a process that could not start with dockerd's exit
+// codes and writes the reason to the client's stream, as dockerd does.
+func (s *Service) execFailed(e *execProc, err error, stdout io.Writer) error {
+	code := exitCodeFor(err)
+	if code == 128 {
+		code = 126
+	}
+	e.mu.Lock()
+	e.exitCode, e.running, e.ended = &code, false, time.Now()
+	e.mu.Unlock()
+	close(e.done)
+	if stdout != nil {
+		_, _ = io.WriteString(stdout, "OCI runtime exec failed: "+err.Error()+"\r\n")
+		return nil
+	}
+	return err
+}
+
+// execProcess builds the exec's OCI process from the container's own
+// (capabilities, rlimits, apparmor...) with the exec's command, user,
+// environment and working directory.
+func (s *Service) execProcess(rec *Record, rootfs string, cfg container.ExecCreateRequest) (*specs.Process, error) {
+	b, err := os.ReadFile(filepath.Join(s.stateDir(rec.ID), "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read container spec: %w", err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, fmt.Errorf("read container spec: %w", err)
+	}
+	p := spec.Process
+	if p == nil {
+		p = &specs.Process{}
+	}
+	p.Args = cfg.Cmd
+	p.Terminal = cfg.Tty
+	p.ConsoleSize = nil
+	p.Env = mergeEnv(p.Env, cfg.Env)
+	if cfg.Tty {
+		p.Env = mergeEnv(p.Env, []string{"TERM=xterm"})
+	}
+	if cfg.WorkingDir != "" {
+		p.Cwd = cfg.WorkingDir
+	}
+	if cfg.User != "" {
+		u, err := oci.ResolveUser(rootfs, cfg.User, nil)
+		if err != nil {
+			return nil, err
+		}
+		p.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
+	}
+	if cfg.Privileged {
+		all := oci.ProbeHost().Capabilities
+		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
+	}
+	return p, nil
+}
+
+// ExecResize resizes an exec's TTY.
+func (s *Service) ExecResize(ctx context.Context, id string, height, width uint) error {
+	e, err := s.execByID(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	t := e.task
+	e.mu.Unlock()
+	if t == nil {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("exec %s is not running", id))
+	}
+	return t.Resize(ctx, height, width)
+}
+
+// ExecInspect answers GET /exec/{id}/json.
+func (s *Service) ExecInspect(ctx context.Context, id string) (*container.ExecInspectResponse, error) {
+	e, err := s.execByID(id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cfg := e.cfg
+	priv := cfg.Privileged
+	return &container.ExecInspectResponse{
+		ID: e.id, Running: e.running, ExitCode: e.exitCode,
+		ProcessConfig: &container.ExecProcessConfig{Tty: cfg.Tty, Entrypoint: cfg.Cmd[0], Arguments: nonNil(cfg.Cmd[1:]), Privileged: &priv, User: cfg.User},
+		OpenStdin:     cfg.AttachStdin, OpenStdout: cfg.AttachStdout, OpenStderr: cfg.AttachStderr,
+		CanRemove: !e.running && e.started, ContainerID: e.c.rec.ID, DetachKeys: []byte(cfg.DetachKeys), Pid: e.pid,
+	}, nil
+}
+
+// finishExecs marks a stopped container's execs as ended; call with c.mu held.
+func (s *Service) finishExecs(c *ctr) {
+	for _, e := range c.execs {
+		e.mu.Lock()
+		if e.running {
+			code := 137
+			e.running, e.exitCode, e.ended = false, &code, time.Now()
+		}
+		e.mu.Unlock()
+	}
+}
+
+// pruneExecs forgets execs that ended long ago; call with s.mu and c.mu held.
+func (s *Service) pruneExecs(c *ctr) {
+	for id, e := range c.execs {
+		e.mu.Lock()
+		old := !e.ended.IsZero() && time.Since(e.ended) > execRetention
+		e.mu.Unlock()
+		if old {
+			delete(s.execs, id)
+			delete(c.execs, id)
+		}
+	}
+}
+
+// forgetExecs drops every exec of a removed container.
+func (s *Service) forgetExecs(c *ctr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range c.execs {
+		delete(s.execs, id)
+	}
+}

@@ -1,0 +1,85 @@
+package runtime
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/sirupsen/logrus"
+)
+
+// handleExit records a container's exit, tears down what it held while
+// running, and applies the restart policy or --rm.
+func (s *Service) handleExit(c *ctr, task Task, st ExitStatus) {
+	c.mu.Lock()
+	if c.task != task {
+		c.mu.Unlock()
+		return // a newer run owns the container
+	}
+	c.task = nil
+	rec := c.rec
+	if st.ExitedAt.IsZero() {
+		st.ExitedAt = time.Now()
+	}
+	rec.State.Status = container.StateExited
+	rec.State.Pid = 0
+	rec.State.ExitCode = st.Code
+	rec.State.OOMKilled = st.OOMKilled
+	rec.State.FinishedAt = st.ExitedAt.UTC()
+	if rec.State.Health != nil {
+		rec.State.Health.Status = container.Unhealthy
+	}
+	if c.health != nil {
+		c.health.stop()
+		c.health = nil
+	}
+	s.teardown(context.Background(), c)
+	_ = task.Close()
+	s.finishExecs(c)
+	if st.OOMKilled {
+		s.event(rec, events.ActionOOM, nil)
+	}
+	s.event(rec, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(st.Code)})
+	restart, delay := s.shouldRestart(c)
+	if restart {
+		rec.State.Status = container.StateRestarting
+		s.scheduleRestart(c, delay)
+	}
+	s.saveLogged(c)
+	c.notify()
+	autoRemove := rec.HostConfig.AutoRemove && !restart
+	c.mu.Unlock()
+	if autoRemove {
+		if err := s.remove(context.Background(), c, RemoveOptions{RemoveVolumes: true}); err != nil {
+			logrus.WithError(err).Warnf("auto-remove container %s", rec.ID[:12])
+		}
+	}
+}
+
+// teardown releases what a running container held: ports, endpoints, the
+// network namespace, volume mounts and the root filesystem. Call with c.mu
+// held. Every step is idempotent: teardown after a crash is safe.
+func (s *Service) teardown(ctx context.Context, c *ctr) {
+	rec := c.rec
+	id := rec.ID
+	mode := string(rec.HostConfig.NetworkMode)
+	if mode != "host" && !isContainerMode(mode) {
+		s.logErr(s.d.Networks.UnpublishPorts(ctx, id), "unpublish ports")
+		for name := range rec.Endpoints {
+			if name == "none" || name == "host" {
+				continue
+			}
+			s.logErr(s.d.Networks.Detach(ctx, id, name), "detach "+name)
+		}
+		s.logErr(s.d.Networks.DeleteSandbox(ctx, id), "delete sandbox")
+	}
+	rec.Endpoints, rec.Ports, rec.SandboxKey = nil, nil, ""
+	s.unmountVolumes(ctx, rec)
+	s.logErr(s.d.Images.UnmountRootfs(ctx, id), "unmount rootfs")
+}
+
+func isContainerMode(mode string) bool {
+	return len(mode) > len("container:") && mode[:len("container:")] == "container:"
+}

@@ -1,0 +1,226 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/berthd/berth/engine/filters"
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
+)
+
+func specArgs(bundle string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	return s.Process.Args, nil
+}
+
+func create(t *testing.T, h *harness, name string, hc *container.HostConfig, cmd ...string) string {
+	t.Helper()
+	resp, err := h.s.Create(context.Background(), CreateRequest{Name: name, Config: &container.Config{Image: "busybox", Cmd: cmd}, HostConfig: hc})
+	assert.NilError(t, err)
+	return resp.ID
+}
+
+func waitExit(t *testing.T, h *harness, id string) int {
+	t.Helper()
+	ch, err := h.s.Wait(context.Background(), id, container.WaitConditionNotRunning)
+	assert.NilError(t, err)
+	select {
+	case r := <-ch:
+		return r.ExitCode
+	case <-time.After(10 * time.Second):
+		t.Fatal("container did not exit")
+		return -1
+	}
+}
+
+func TestCreateStartExit(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	id := create(t, h, "job", nil, "sh", "-c", "exit 3")
+	ins, err := h.s.Inspect(ctx, "job", false)
+	assert.NilError(t, err)
+	assert.Equal(t, ins.State.Status, container.StateCreated)
+	assert.Equal(t, ins.Name, "/job")
+	assert.Equal(t, ins.Config.Hostname, id[:12])
+	assert.Equal(t, ins.Path, "sh")
+
+	// wait registered before start sees the exit, as `docker run` does it
+	next, err := h.s.Wait(ctx, id, container.WaitConditionNextExit)
+	assert.NilError(t, err)
+	assert.NilError(t, h.s.Start(ctx, id[:8]))
+	select {
+	case r := <-next:
+		assert.Equal(t, r.ExitCode, 3)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit")
+	}
+	ins, err = h.s.Inspect(ctx, id, false)
+	assert.NilError(t, err)
+	assert.Equal(t, ins.State.Status, container.StateExited)
+	assert.Equal(t, ins.State.ExitCode, 3)
+	assert.Check(t, is.Len(h.imgs.mounted, 0), "rootfs left mounted")
+	assert.Check(t, is.Len(h.nets.sandboxes, 0), "sandbox left")
+	assert.Check(t, is.DeepEqual(h.ev.actions(id), []string{"create", "start", "die"}))
+
+	list, err := h.s.List(ctx, ListOptions{All: true, Filters: filters.New([2]string{"exited", "3"})})
+	assert.NilError(t, err)
+	assert.Equal(t, len(list), 1)
+	assert.Check(t, is.Contains(list[0].Status, "Exited (3)"))
+}
+
+func TestStopKillsAfterTimeout(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	// sh ignores TERM here: stop must fall back to KILL
+	id := create(t, h, "stubborn", nil, "sh", "-c", "trap '' TERM; sleep 60")
+	assert.NilError(t, h.s.Start(ctx, id))
+	assert.Check(t, errdefs.IsNotModified(h.s.Start(ctx, id)))
+	zero := 1
+	start := time.Now()
+	assert.NilError(t, h.s.Stop(ctx, "stubborn", "", &zero))
+	assert.Check(t, time.Since(start) < 8*time.Second)
+	ins, _ := h.s.Inspect(ctx, id, false)
+	assert.Equal(t, ins.State.ExitCode, 137)
+	assert.Check(t, errdefs.IsNotModified(h.s.Stop(ctx, id, "", nil)))
+	assert.Check(t, errdefs.IsConflict(h.s.Kill(ctx, id, "")))
+}
+
+func TestNamesAndRemove(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	id := create(t, h, "web", nil, "sleep", "30")
+	_, err := h.s.Create(ctx, CreateRequest{Name: "web", Config: &container.Config{Image: "busybox"}})
+	assert.Check(t, errdefs.IsConflict(err), "%v", err)
+	_, err = h.s.Create(ctx, CreateRequest{Name: "a", Config: &container.Config{Image: "busybox"}})
+	assert.ErrorContains(t, err, "Invalid container name (a)")
+	_, err = h.s.Create(ctx, CreateRequest{Config: &container.Config{Image: "nosuch"}})
+	assert.Check(t, errdefs.IsNotFound(err))
+	_, err = h.s.Create(ctx, CreateRequest{Config: &container.Config{Image: "busybox"}, HostConfig: &container.HostConfig{NetworkMode: "nosuch"}})
+	assert.Check(t, errdefs.IsNotFound(err))
+
+	assert.NilError(t, h.s.Start(ctx, "web"))
+	err = h.s.Remove(ctx, "/web", RemoveOptions{})
+	assert.Check(t, errdefs.IsConflict(err))
+	assert.ErrorContains(t, err, "container is running")
+	assert.NilError(t, h.s.Rename(ctx, "web", "web2"))
+	_, err = h.s.Inspect(ctx, "web", false)
+	assert.Check(t, errdefs.IsNotFound(err))
+	assert.ErrorContains(t, err, "No such container: web")
+	assert.NilError(t, h.s.Remove(ctx, "web2", RemoveOptions{Force: true}))
+	_, err = h.s.Inspect(ctx, id, false)
+	assert.Check(t, errdefs.IsNotFound(err))
+	assert.Check(t, is.Len(h.imgs.rootfs, 0))
+	assert.Check(t, is.Len(h.nets.attached, 0))
+}
+
+func TestAutoRemoveAndWaitRemoved(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	id := create(t, h, "", &container.HostConfig{AutoRemove: true}, "sh", "-c", "exit 5")
+	ch, err := h.s.Wait(ctx, id, container.WaitConditionRemoved)
+	assert.NilError(t, err)
+	assert.NilError(t, h.s.Start(ctx, id))
+	select {
+	case r := <-ch:
+		assert.Equal(t, r.ExitCode, 5)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not removed")
+	}
+	_, err = h.s.Inspect(ctx, id, false)
+	assert.Check(t, errdefs.IsNotFound(err))
+}
+
+func TestStartFailureIsRecordedAndCleanedUp(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	id := create(t, h, "bad", nil, "nosuchcmd")
+	err := h.s.Start(ctx, id)
+	assert.ErrorContains(t, err, "executable file not found")
+	ins, _ := h.s.Inspect(ctx, id, false)
+	assert.Equal(t, ins.State.ExitCode, 127)
+	assert.Equal(t, ins.State.Status, container.StateCreated)
+	assert.Check(t, is.Len(h.imgs.mounted, 0))
+	assert.Check(t, is.Len(h.nets.sandboxes, 0))
+}
+
+func TestRestartPolicyOnFailure(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	id := create(t, h, "flaky", &container.HostConfig{RestartPolicy: container.RestartPolicy{Name: "on-failure", MaximumRetryCount: 2}}, "sh", "-c", "exit 1")
+	assert.NilError(t, h.s.Start(ctx, id))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		ins, _ := h.s.Inspect(ctx, id, false)
+		if ins.RestartCount == 2 && ins.State.Status == container.StateExited {
+			return poll.Success()
+		}
+		return poll.Continue("restart count %d status %s", ins.RestartCount, ins.State.Status)
+	}, poll.WithTimeout(10*time.Second))
+	ins, _ := h.s.Inspect(ctx, id, false)
+	assert.Equal(t, ins.State.ExitCode, 1)
+}
+
+func TestRecordsSurviveReload(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	id := create(t, h, "keep", nil, "true")
+	s2, err := New(h.s.d)
+	assert.NilError(t, err)
+	ins, err := s2.Inspect(ctx, "keep", false)
+	assert.NilError(t, err)
+	assert.Equal(t, ins.ID, id)
+}
+
+func TestValidation(t *testing.T) {
+	h := newHarness(t)
+	cases := []struct {
+		name string
+		hc   container.HostConfig
+		want string
+	}{
+		{"bad policy", container.HostConfig{RestartPolicy: container.RestartPolicy{Name: "sometimes"}}, "invalid restart policy"},
+		{"retries without on-failure", container.HostConfig{RestartPolicy: container.RestartPolicy{Name: "always", MaximumRetryCount: 2}}, "maximum retry count can only be used with 'on-failure'"},
+		{"autoremove with policy", container.HostConfig{AutoRemove: true, RestartPolicy: container.RestartPolicy{Name: "always"}}, "can't create 'AutoRemove' container with restart policy"},
+		{"negative memory", container.HostConfig{Resources: container.Resources{Memory: -1}}, "memory"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			hc := tc.hc
+			_, err := h.s.Create(context.Background(), CreateRequest{Config: &container.Config{Image: "busybox"}, HostConfig: &hc})
+			assert.Check(t, errdefs.IsInvalidArgument(err), "%v", err)
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestStatusString(t *testing.T) {
+	now := time.Now()
+	cases := []struct {
+		st   State
+		want string
+	}{
+		{State{Status: container.StateCreated}, "Created"},
+		{State{Status: container.StateRunning, StartedAt: now.Add(-3 * time.Second)}, "Up 3 seconds"},
+		{State{Status: container.StateRunning, StartedAt: now.Add(-90 * time.Minute), Health: &container.Health{Status: container.Healthy}}, "Up 2 hours (healthy)"},
+		{State{Status: container.StatePaused, StartedAt: now.Add(-time.Minute)}, "Up About a minute (Paused)"},
+		{State{Status: container.StateExited, ExitCode: 3, FinishedAt: now.Add(-2 * time.Second)}, "Exited (3) 2 seconds ago"},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, statusString(&Record{State: tc.st}, now), tc.want)
+	}
+}

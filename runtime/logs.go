@@ -1,0 +1,98 @@
+package runtime
+
+import (
+	"context"
+	"time"
+
+	"github.com/berthd/berth/runtime/logfile"
+	"github.com/sirupsen/logrus"
+)
+
+// LogsOptions are the options of GET /containers/{id}/logs.
+type LogsOptions struct {
+	Stdout, Stderr bool
+	Follow         bool
+	Timestamps     bool
+	Since, Until   time.Time
+	Tail           int // -1: all
+}
+
+// LogLine is one entry of a container's log.
+type LogLine struct {
+	Stream string
+	Line   []byte
+	Time   time.Time
+}
+
+// LogStream delivers log lines until the log (or, when following, the
+// container) ends. Cancel stops it early; Lines is closed in any case.
+type LogStream struct {
+	Tty    bool
+	Lines  <-chan LogLine
+	Cancel func()
+}
+
+// Logs reads a container's json-file log. With Follow it ends when the
+// container stops (after the last line is delivered) or when cancelled.
+func (s *Service) Logs(ctx context.Context, name string, opts LogsOptions) (*LogStream, error) {
+	c, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	rec := c.rec
+	tty := rec.Config.Tty
+	var done chan struct{}
+	if opts.Follow {
+		done = make(chan struct{})
+		if !c.running() && rec.State.Status != "restarting" {
+			close(done)
+		} else {
+			go s.closeWhenStopped(ctx, c, done)
+		}
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	lines := make(chan LogLine, 64)
+	go func() {
+		defer close(lines)
+		err := logfile.ReadLogs(ctx, s.logPath(rec.ID), logfile.Options{
+			Stdout: opts.Stdout, Stderr: opts.Stderr, Since: opts.Since, Until: opts.Until,
+			Tail: opts.Tail, Follow: opts.Follow, Done: done,
+		}, func(m logfile.Message) error {
+			line := LogLine{Stream: m.Stream, Line: append([]byte(nil), m.Line...), Time: m.Time}
+			select {
+			case lines <- line:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			logrus.WithError(err).Warnf("read logs of %s", rec.ID[:12])
+		}
+	}()
+	return &LogStream{Tty: tty, Lines: lines, Cancel: cancel}, nil
+}
+
+// closeWhenStopped closes done once the container is no longer running
+// (a restart policy's restart counts as still running).
+func (s *Service) closeWhenStopped(ctx context.Context, c *ctr, done chan struct{}) {
+	defer close(done)
+	for {
+		c.mu.Lock()
+		ch := c.changed
+		stopped := !c.running() && c.rec.State.Status != "restarting"
+		c.mu.Unlock()
+		if stopped {
+			return
+		}
+		select {
+		case <-ch:
+		case <-c.removed:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}

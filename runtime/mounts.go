@@ -1,0 +1,215 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/berthd/berth/volume/mounts"
+	"github.com/containerd/errdefs"
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/volume"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+)
+
+// prepareMounts parses every mount a new container asks for (Binds, Mounts,
+// Tmpfs, VolumesFrom, the image's and config's VOLUMEs) and creates the
+// volumes they name. Anonymous volumes made here are removed again if
+// create fails later (removeAnonymousVolumes).
+func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image) (_ []MountPoint, retErr error) {
+	hc := rec.HostConfig
+	var specs []mounts.MountSpec
+	for _, b := range hc.Binds {
+		m, err := mounts.ParseBind(b)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, m)
+	}
+	for _, mm := range hc.Mounts {
+		m, err := mounts.FromMount(mm)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, m)
+	}
+	for dest, data := range hc.Tmpfs {
+		m, err := mounts.ParseTmpfs(dest, data)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, m)
+	}
+	from, err := s.volumesFrom(hc.VolumesFrom)
+	if err != nil {
+		return nil, err
+	}
+	taken := map[string]bool{}
+	for _, m := range specs {
+		if taken[m.Destination] {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("Duplicate mount point: " + m.Destination)
+		}
+		taken[m.Destination] = true
+	}
+	for _, m := range from {
+		if !taken[m.Spec.Destination] {
+			taken[m.Spec.Destination] = true
+			specs = append(specs, m.Spec)
+		}
+	}
+	// VOLUME entries not covered by an explicit mount become anonymous volumes
+	var anon []string
+	for dest := range rec.Config.Volumes {
+		dest = filepath.Clean(dest)
+		if !taken[dest] {
+			taken[dest] = true
+			anon = append(anon, dest)
+		}
+	}
+	sort.Strings(anon)
+	for _, dest := range anon {
+		specs = append(specs, mounts.MountSpec{Type: mount.TypeVolume, Destination: dest, RW: true})
+	}
+
+	out := make([]MountPoint, 0, len(specs))
+	defer func() {
+		if retErr != nil {
+			s.removeAnonymousVolumes(context.WithoutCancel(ctx), &Record{Mounts: out})
+		}
+	}()
+	for _, m := range specs {
+		if m.Type != mount.TypeVolume || m.HostPath != "" {
+			out = append(out, MountPoint{Spec: m})
+			continue
+		}
+		v, err := s.d.Volumes.Create(ctx, volume.CreateRequest{Name: m.Source, Driver: m.Driver, DriverOpts: m.DriverOpts, Labels: m.Labels})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, MountPoint{Spec: m.ForVolume(v.Name, v.Mountpoint), Anonymous: m.Source == ""})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Spec.Destination < out[j].Spec.Destination })
+	return out, nil
+}
+
+// volumesFrom copies the mounts of other containers ("id[:ro|rw]").
+func (s *Service) volumesFrom(refs []string) ([]MountPoint, error) {
+	var out []MountPoint
+	for _, ref := range refs {
+		id, mode, err := mounts.ParseVolumesFrom(ref)
+		if err != nil {
+			return nil, err
+		}
+		other, err := s.lookup(id)
+		if err != nil {
+			return nil, err
+		}
+		other.mu.Lock()
+		for _, m := range other.rec.Mounts {
+			if m.Spec.FromTmpfsMap || m.Spec.Type == mount.TypeTmpfs {
+				continue
+			}
+			cp := m
+			cp.Anonymous = false // the volume stays with its owner
+			if mode != "" {
+				cp.Spec.RW = !mounts.ReadOnlyMode(mode)
+			}
+			out = append(out, cp)
+		}
+		other.mu.Unlock()
+	}
+	return out, nil
+}
+
+// setupMounts mounts volumes, copies image content into new empty volumes,
+// and returns the OCI mounts. Call with c.mu held.
+func (s *Service) setupMounts(ctx context.Context, c *ctr, rootfs string, u *undo) ([]specs.Mount, error) {
+	rec := c.rec
+	var out []specs.Mount
+	for _, mp := range rec.Mounts {
+		m := mp.Spec
+		switch m.Type {
+		case mount.TypeVolume:
+			path, err := s.d.Volumes.Mount(ctx, m.Source, rec.ID)
+			if err != nil {
+				return nil, err
+			}
+			name := m.Source
+			u.add(func() { s.logErr(s.d.Volumes.Unmount(ctx, name, rec.ID), "unmount volume "+name) })
+			if !m.NoCopy {
+				if src, err := securePath(rootfs, m.Destination); err == nil {
+					if err := s.d.Volumes.CopyUp(src, path); err != nil {
+						return nil, fmt.Errorf("copy image content into volume %s: %w", name, err)
+					}
+				}
+			}
+			if m.Subpath != "" {
+				path = filepath.Join(path, m.Subpath)
+			}
+			out = append(out, bindMount(path, m))
+		case mount.TypeBind:
+			if _, err := os.Stat(m.Source); os.IsNotExist(err) {
+				if err := os.MkdirAll(m.Source, 0o755); err != nil {
+					return nil, fmt.Errorf("create bind source %s: %w", m.Source, err)
+				}
+			}
+			out = append(out, bindMount(m.Source, m))
+		case mount.TypeTmpfs:
+			out = append(out, specs.Mount{Destination: m.Destination, Type: "tmpfs", Source: "tmpfs", Options: m.OCITmpfsOptions()})
+		default:
+			return nil, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("mount type %q is not supported", m.Type))
+		}
+	}
+	return out, nil
+}
+
+func bindMount(source string, m mounts.MountSpec) specs.Mount {
+	opts := []string{"rbind"}
+	if m.NonRecursive {
+		opts = []string{"bind"}
+	}
+	prop := string(m.Propagation)
+	if prop == "" {
+		prop = "rprivate"
+	}
+	opts = append(opts, prop)
+	if !m.RW {
+		opts = append(opts, "ro")
+	}
+	return specs.Mount{Destination: m.Destination, Type: "bind", Source: source, Options: opts}
+}
+
+// securePath joins a container path to the rootfs, resolving symlinks as
+// if rootfs were "/", so an image's symlink never leads to host files.
+func securePath(rootfs, p string) (string, error) {
+	resolved, err := securejoin.SecureJoin(rootfs, p)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Lstat(resolved); err != nil {
+		return "", err
+	}
+	return resolved, nil
+}
+
+func (s *Service) unmountVolumes(ctx context.Context, rec *Record) {
+	for _, mp := range rec.Mounts {
+		if mp.Spec.Type == mount.TypeVolume {
+			s.logErr(s.d.Volumes.Unmount(ctx, mp.Spec.Source, rec.ID), "unmount volume "+mp.Spec.Source)
+		}
+	}
+}
+
+func (s *Service) removeAnonymousVolumes(ctx context.Context, rec *Record) {
+	for _, mp := range rec.Mounts {
+		if mp.Anonymous {
+			if err := s.d.Volumes.Remove(ctx, mp.Spec.Source, false); err != nil && !errdefs.IsNotFound(err) {
+				logrus.WithError(err).Warnf("remove anonymous volume %s", mp.Spec.Source)
+			}
+		}
+	}
+}

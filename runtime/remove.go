@@ -1,0 +1,147 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/berthd/berth/engine/filters"
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+)
+
+// RemoveOptions are the options of DELETE /containers/{id}.
+type RemoveOptions struct {
+	Force         bool
+	RemoveVolumes bool
+}
+
+// Remove deletes a container. A running one needs Force (else ErrConflict).
+func (s *Service) Remove(ctx context.Context, name string, opts RemoveOptions) error {
+	c, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	return s.remove(ctx, c, opts)
+}
+
+func (s *Service) remove(ctx context.Context, c *ctr, opts RemoveOptions) error {
+	c.mu.Lock()
+	rec := c.rec
+	if rec.State.Status == container.StateRemoving {
+		c.mu.Unlock()
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("removal of container %s is already in progress", rec.ID[:12]))
+	}
+	select {
+	case <-c.removed:
+		c.mu.Unlock()
+		return notFound(rec.ID)
+	default:
+	}
+	s.cancelRestart(c)
+	if c.running() {
+		if !opts.Force {
+			c.mu.Unlock()
+			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container %q: container is running: stop the container before removing or force remove", rec.Name))
+		}
+		rec.ManuallyStopped = true
+		c.stopping = true
+		c.mu.Unlock()
+		if rec.State.Status == container.StatePaused {
+			_ = s.d.OCI.Resume(ctx, rec.ID)
+		}
+		_ = s.kill(c, syscall.SIGKILL)
+		if !s.waitStopped(context.WithoutCancel(ctx), c, 30*time.Second) {
+			return fmt.Errorf("container %s did not stop after SIGKILL", rec.ID[:12])
+		}
+		c.mu.Lock()
+		c.stopping = false
+	}
+	prev := rec.State.Status
+	rec.State.Status = container.StateRemoving
+	c.notify()
+	c.mu.Unlock()
+
+	err := s.removeResources(context.WithoutCancel(ctx), c, opts)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		rec.State.Status = prev
+		if prev == container.StateRemoving {
+			rec.State.Status = container.StateDead
+		}
+		s.saveLogged(c)
+		c.notify()
+		return err
+	}
+	s.mu.Lock()
+	delete(s.byID, rec.ID)
+	if s.names[rec.Name] == rec.ID {
+		delete(s.names, rec.Name)
+	}
+	s.mu.Unlock()
+	s.forgetExecs(c)
+	close(c.removed)
+	c.notify()
+	s.event(rec, events.ActionDestroy, nil)
+	return nil
+}
+
+// removeResources deletes everything the container owns, record last, so
+// a crash half-way leaves a record that the next remove finishes.
+func (s *Service) removeResources(ctx context.Context, c *ctr, opts RemoveOptions) error {
+	rec := c.rec
+	c.mu.Lock()
+	s.teardown(ctx, c)
+	c.mu.Unlock()
+	if err := s.d.Images.RemoveRootfs(ctx, rec.ID); err != nil {
+		return fmt.Errorf("remove root filesystem of %s: %w", rec.ID[:12], err)
+	}
+	if opts.RemoveVolumes {
+		s.removeAnonymousVolumes(ctx, rec)
+	}
+	_ = os.RemoveAll(s.stateDir(rec.ID))
+	if err := os.RemoveAll(s.containerDir(rec.ID)); err != nil {
+		return err
+	}
+	return s.table.Delete(rec.ID)
+}
+
+// Prune removes stopped containers matching the filters (until, label).
+func (s *Service) Prune(ctx context.Context, f filters.Args) (*container.PruneReport, error) {
+	if err := f.Validate("until", "label", "label!"); err != nil {
+		return nil, err
+	}
+	until, err := untilFilter(f)
+	if err != nil {
+		return nil, err
+	}
+	report := &container.PruneReport{ContainersDeleted: []string{}}
+	s.mu.RLock()
+	all := make([]*ctr, 0, len(s.byID))
+	for _, c := range s.byID {
+		all = append(all, c)
+	}
+	s.mu.RUnlock()
+	for _, c := range all {
+		c.mu.Lock()
+		rec := c.rec
+		ok := !c.running() && rec.State.Status != container.StateRestarting && rec.State.Status != container.StateRemoving &&
+			f.MatchKVList("label", rec.Config.Labels) && !matchesNegLabel(f, rec.Config.Labels) &&
+			(until.IsZero() || rec.Created.Before(until))
+		c.mu.Unlock()
+		if !ok {
+			continue
+		}
+		size, _ := s.d.Images.RootfsSize(ctx, rec.ID)
+		if err := s.remove(ctx, c, RemoveOptions{}); err != nil {
+			continue
+		}
+		report.ContainersDeleted = append(report.ContainersDeleted, rec.ID)
+		report.SpaceReclaimed += uint64(size)
+	}
+	return report, nil
+}

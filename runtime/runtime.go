@@ -1,0 +1,177 @@
+// Package runtime owns containers: their records, the lifecycle state
+// machine (create, start, stop, kill, wait, restart, pause, rename, remove),
+// logs, attach and exec, health checks and restart policies. It drives the
+// OCI runtime through per-container monitors and asks the image, network
+// and volume subsystems for root filesystems, endpoints and mounts.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/berthd/berth/store"
+	"github.com/sirupsen/logrus"
+)
+
+// Deps is everything the runtime needs. All fields are required unless noted.
+type Deps struct {
+	DataRoot string // containers' files: <DataRoot>/containers/<id>
+	ExecRoot string // bundles and monitor state: <ExecRoot>/containers/<id>
+	// CgroupParent is the cgroup (v1, cgroupfs) under which containers go.
+	CgroupParent string
+	// InitPath is the host path of the init for --init (tini); "" disables --init.
+	InitPath string
+	DB       *store.DB
+	Images   Images
+	Networks Networks
+	Volumes  Volumes
+	Monitors Monitors
+	OCI      OCIRuntime
+	Events   Publisher
+	// Names resolves names Docker's rules do not know (compose names).
+	Names NameFallback
+}
+
+// Service implements the container backends of the Engine API.
+type Service struct {
+	d     Deps
+	table *store.Table[Record]
+
+	mu    sync.RWMutex
+	byID  map[string]*ctr
+	names map[string]string // "/name" -> id
+	execs map[string]*execProc
+
+	// bg tracks background goroutines (exit handlers, restarts) for Close;
+	// ctx ends them.
+	bg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New builds the service and loads the container records. Call Restore to
+// reconnect to running containers.
+func New(d Deps) (*Service, error) {
+	var missing []string
+	for name, v := range map[string]any{"DB": d.DB, "Images": d.Images, "Networks": d.Networks, "Volumes": d.Volumes, "Monitors": d.Monitors, "OCI": d.OCI, "Events": d.Events, "Names": d.Names} {
+		if v == nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 || d.DataRoot == "" || d.ExecRoot == "" {
+		return nil, fmt.Errorf("runtime.New: missing dependencies %v (and DataRoot/ExecRoot)", missing)
+	}
+	for _, dir := range []string{filepath.Join(d.DataRoot, "containers"), filepath.Join(d.ExecRoot, "containers")} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	table, err := store.NewTable[Record](d.DB, "containers")
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		d: d, table: table,
+		byID: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	recs, corrupt, err := table.List()
+	if err != nil {
+		return nil, err
+	}
+	for id, rec := range recs {
+		s.byID[id] = newCtr(rec)
+		s.names[rec.Name] = id
+	}
+	for _, c := range corrupt {
+		// keep serving the rest; the broken record shows up as a dead container
+		logrus.WithError(c.Err).Errorf("container record %s is corrupt", c.ID)
+		rec := brokenRecord(c.ID, c.Err)
+		s.byID[c.ID] = newCtr(rec)
+		s.names[rec.Name] = c.ID
+	}
+	return s, nil
+}
+
+// Close stops background work. Running containers keep running under their
+// monitors (berthd restarts reconnect to them).
+func (s *Service) Close() error {
+	s.cancel()
+	s.mu.RLock()
+	for _, c := range s.byID {
+		c.mu.Lock()
+		if c.restartTimer != nil && c.restartTimer.Stop() {
+			s.bg.Done()
+		}
+		if c.health != nil {
+			c.health.stop()
+		}
+		c.mu.Unlock()
+	}
+	s.mu.RUnlock()
+	s.bg.Wait()
+	return nil
+}
+
+func (s *Service) containerDir(id string) string {
+	return filepath.Join(s.d.DataRoot, "containers", id)
+}
+
+func (s *Service) stateDir(id string) string {
+	return filepath.Join(s.d.ExecRoot, "containers", id)
+}
+
+// save persists the record; call with c.mu held.
+func (s *Service) save(c *ctr) error {
+	if err := s.table.Put(c.rec.ID, c.rec); err != nil {
+		return fmt.Errorf("persist container %s: %w", c.rec.ID[:12], err)
+	}
+	return nil
+}
+
+// saveLogged persists and logs a failure: used where the state change has
+// already happened and must be reported even if the disk is full.
+func (s *Service) saveLogged(c *ctr) {
+	if err := s.save(c); err != nil {
+		logrus.WithError(err).Error("persist container state")
+	}
+}
+
+var errClosed = errors.New("daemon is shutting down")
+
+func (s *Service) isClosed() bool { return s.ctx.Err() != nil }
+
+// Counts implements sysinfo.ContainerCounter.
+func (s *Service) Counts() (total, running, paused, stopped int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, c := range s.byID {
+		c.mu.Lock()
+		switch c.rec.State.Status {
+		case "running", "restarting":
+			running++
+		case "paused":
+			paused++
+		default:
+			stopped++
+		}
+		c.mu.Unlock()
+		total++
+	}
+	return
+}
+
+// bgGo runs f in the background, tracked for Close.
+func (s *Service) bgGo(f func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
+}
+
+var errMonitorGone = errors.New("container monitor is gone")

@@ -1,0 +1,332 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/berthd/berth/runtime/oci"
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+)
+
+// Start starts a created or stopped container. Starting a running
+// container is ErrNotModified (304).
+func (s *Service) Start(ctx context.Context, name string) error {
+	c, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.rec.State.Status {
+	case container.StateRunning, container.StatePaused:
+		return errdefs.ErrNotModified.WithMessage("container already started")
+	case container.StateRemoving:
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot start container %s: removal in progress", c.rec.ID[:12]))
+	case container.StateDead:
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot start a dead container %s", c.rec.ID[:12]))
+	}
+	if c.restartTimer != nil {
+		c.restartTimer.Stop()
+		c.restartTimer = nil
+	}
+	c.rec.ManuallyStopped = false
+	return s.startLocked(ctx, c)
+}
+
+// undo is a stack of cleanups run when a start fails half-way.
+type undo []func()
+
+func (u *undo) add(f func()) { *u = append(*u, f) }
+func (u undo) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+// startLocked brings the container up; call with c.mu held. On failure
+// everything set up so far is torn down again and the error recorded in
+// the state, as dockerd does (exit code 127/126 for missing or
+// non-executable commands).
+func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
+	rec := c.rec
+	// a start outlives the request that asked for it
+	ctx = context.WithoutCancel(ctx)
+	var u undo
+	defer func() {
+		if retErr != nil {
+			u.run()
+			s.failPending(c, retErr)
+			rec.State.Error = retErr.Error()
+			rec.State.ExitCode = exitCodeFor(retErr)
+			if rec.State.Status != container.StateCreated {
+				rec.State.Status = container.StateExited
+			}
+			s.saveLogged(c)
+			c.notify()
+		}
+	}()
+
+	rootfs, err := s.d.Images.MountRootfs(ctx, rec.ID)
+	if err != nil {
+		return err
+	}
+	u.add(func() { s.logErr(s.d.Images.UnmountRootfs(ctx, rec.ID), "unmount rootfs") })
+
+	mounts, err := s.setupMounts(ctx, c, rootfs, &u)
+	if err != nil {
+		return err
+	}
+	nsPath, err := s.setupNetwork(ctx, c, &u)
+	if err != nil {
+		return err
+	}
+	files, err := s.writeEtcFiles(rec)
+	if err != nil {
+		return err
+	}
+	mounts = append(mounts, files...)
+
+	user, err := oci.ResolveUser(rootfs, rec.Config.User, rec.HostConfig.GroupAdd)
+	if err != nil {
+		return err
+	}
+	cfg := *rec.Config
+	cfg.Env = processEnv(rec.Config)
+	cfg.Entrypoint, cfg.Cmd = []string{rec.Path}, rec.Args
+	spec, err := oci.Generate(oci.Input{
+		ID: rec.ID, Rootfs: rootfs, Config: &cfg, HostConfig: rec.HostConfig,
+		User: user, Mounts: mounts, NetNSPath: nsPath,
+		CgroupsPath: s.cgroupsPath(rec), InitPath: s.d.InitPath,
+	})
+	if err != nil {
+		return err
+	}
+	stateDir := s.stateDir(rec.ID)
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return err
+	}
+	u.add(func() { _ = os.RemoveAll(stateDir) })
+	if err := writeSpec(filepath.Join(stateDir, "config.json"), spec); err != nil {
+		return err
+	}
+	task, err := s.d.Monitors.Launch(ctx, MonitorConfig{
+		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, LogPath: s.logPath(rec.ID),
+		Terminal: rec.Config.Tty, OpenStdin: rec.Config.OpenStdin, StdinOnce: rec.Config.StdinOnce,
+		ConsoleSize: rec.HostConfig.ConsoleSize,
+	})
+	if err != nil {
+		return err
+	}
+	u.add(func() { _ = task.Close() })
+	s.connectPending(c, task)
+	if err := task.Start(ctx); err != nil {
+		return err
+	}
+
+	rec.State = State{Status: container.StateRunning, Pid: task.Pid(), StartedAt: time.Now().UTC(), Health: initialHealth(rec)}
+	rec.HasBeenStarted = true
+	rec.SandboxKey = nsPath
+	c.task = task
+	c.rootfs = rootfs
+	s.saveLogged(c)
+	c.notify()
+	s.event(rec, events.ActionStart, nil)
+	s.watch(c, task)
+	s.startHealth(c)
+	return nil
+}
+
+// watch waits for the container's exit in the background.
+func (s *Service) watch(c *ctr, task Task) {
+	s.bgGo(func() {
+		st, err := task.Wait(s.ctx)
+		if err != nil {
+			if s.isClosed() {
+				return // daemon shutdown: the container keeps running
+			}
+			logrus.WithError(err).Warnf("wait for container %s", c.rec.ID[:12])
+			st = ExitStatus{Code: 255, ExitedAt: time.Now()}
+		}
+		s.handleExit(c, task, st)
+	})
+}
+
+func (s *Service) cgroupsPath(rec *Record) string {
+	parent := rec.HostConfig.CgroupParent
+	if parent == "" {
+		parent = s.d.CgroupParent
+	}
+	return "/" + strings.Trim(parent, "/") + "/" + rec.ID
+}
+
+func (s *Service) logPath(id string) string {
+	return filepath.Join(s.containerDir(id), id+"-json.log")
+}
+
+func writeSpec(path string, spec *specs.Spec) error {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// setupNetwork creates the network namespace and endpoints, and publishes
+// ports. It returns the namespace path ("" for the host's).
+func (s *Service) setupNetwork(ctx context.Context, c *ctr, u *undo) (string, error) {
+	rec := c.rec
+	mode := string(rec.HostConfig.NetworkMode)
+	rec.Endpoints, rec.Ports = map[string]*network.EndpointSettings{}, nil
+	switch {
+	case mode == "host":
+		rec.Endpoints["host"] = &network.EndpointSettings{}
+		return "", nil
+	case strings.HasPrefix(mode, "container:"):
+		other, err := s.lookup(strings.TrimPrefix(mode, "container:"))
+		if err != nil {
+			return "", err
+		}
+		if other == c {
+			return "", errdefs.ErrInvalidArgument.WithMessage("cannot join own network namespace")
+		}
+		other.mu.Lock()
+		key, running := other.rec.SandboxKey, other.running()
+		other.mu.Unlock()
+		if !running || key == "" {
+			return "", errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot join network namespace of a non running container: %s", strings.TrimPrefix(other.rec.Name, "/")))
+		}
+		return key, nil
+	}
+	nsPath, err := s.d.Networks.CreateSandbox(ctx, rec.ID)
+	if err != nil {
+		return "", err
+	}
+	u.add(func() { s.logErr(s.d.Networks.DeleteSandbox(ctx, rec.ID), "delete sandbox") })
+	if mode == "none" {
+		rec.Endpoints["none"] = &network.EndpointSettings{}
+		return nsPath, nil
+	}
+	primary, ok := s.primaryNetwork(rec)
+	if !ok {
+		return nsPath, nil
+	}
+	for _, name := range attachOrder(rec.Networks, primary) {
+		ep, err := s.attach(ctx, c, nsPath, name, name == primary)
+		if err != nil {
+			return "", err
+		}
+		name := name
+		u.add(func() { s.logErr(s.d.Networks.Detach(ctx, rec.ID, name), "detach") })
+		rec.Endpoints[name] = ep
+	}
+	if ep := rec.Endpoints[primary]; ep != nil && (len(rec.HostConfig.PortBindings) > 0 || rec.HostConfig.PublishAllPorts) {
+		ports, err := s.d.Networks.PublishPorts(ctx, rec.ID, ep.IPAddress, rec.HostConfig.PortBindings, rec.HostConfig.PublishAllPorts, rec.Config.ExposedPorts)
+		if err != nil {
+			return "", err
+		}
+		u.add(func() { s.logErr(s.d.Networks.UnpublishPorts(ctx, rec.ID), "unpublish ports") })
+		rec.Ports = ports
+	}
+	return nsPath, nil
+}
+
+func (s *Service) attach(ctx context.Context, c *ctr, nsPath, name string, primary bool) (*network.EndpointSettings, error) {
+	rec := c.rec
+	want := rec.Networks[name]
+	req := AttachRequest{
+		ContainerID: rec.ID, ContainerName: strings.TrimPrefix(rec.Name, "/"), Hostname: rec.Config.Hostname,
+		Network: name, Labels: rec.Config.Labels, Primary: primary,
+	}
+	if want != nil {
+		req.Aliases = append(req.Aliases, want.Aliases...)
+		for _, l := range want.Links {
+			if _, alias, ok := strings.Cut(l, ":"); ok {
+				req.Aliases = append(req.Aliases, alias)
+			}
+		}
+		if want.IPAMConfig != nil {
+			req.IPv4 = want.IPAMConfig.IPv4Address
+		}
+		req.MAC = want.MacAddress.String()
+	}
+	for _, l := range rec.HostConfig.Links {
+		if _, alias, ok := strings.Cut(l, ":"); ok {
+			req.Aliases = append(req.Aliases, strings.TrimPrefix(alias, "/"))
+		}
+	}
+	ep, err := s.d.Networks.Attach(ctx, nsPath, req)
+	if err != nil {
+		return nil, err
+	}
+	if want != nil {
+		ep.IPAMConfig = want.IPAMConfig
+		ep.Links = want.Links
+		ep.DriverOpts = want.DriverOpts
+		if len(ep.Aliases) == 0 {
+			ep.Aliases = want.Aliases
+		}
+	}
+	return ep, nil
+}
+
+// primaryNetwork is the network of NetworkMode, or the first by name.
+func (s *Service) primaryNetwork(rec *Record) (string, bool) {
+	mode := string(rec.HostConfig.NetworkMode)
+	if _, ok := rec.Networks[mode]; ok {
+		return mode, true
+	}
+	names := make([]string, 0, len(rec.Networks))
+	for n := range rec.Networks {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return "", false
+	}
+	sort.Strings(names)
+	return names[0], true
+}
+
+func attachOrder(nets map[string]*network.EndpointSettings, primary string) []string {
+	out := []string{primary}
+	rest := make([]string, 0, len(nets))
+	for n := range nets {
+		if n != primary {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
+}
+
+// exitCodeFor maps a start failure to dockerd's exit codes.
+func exitCodeFor(err error) int {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+		return 127
+	case strings.Contains(msg, "permission denied"):
+		return 126
+	default:
+		return 128
+	}
+}
+
+func (s *Service) logErr(err error, what string) {
+	if err != nil && !errdefs.IsNotFound(err) {
+		logrus.WithError(err).Warn(what)
+	}
+}
+
+var _ = errors.New

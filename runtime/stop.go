@@ -1,0 +1,261 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"golang.org/x/sys/unix"
+)
+
+const defaultStopTimeout = 10
+
+// Stop sends the stop signal, waits up to timeout seconds (the container's
+// StopTimeout or 10 by default; -1 waits forever), then kills. Stopping a
+// container that is not running is ErrNotModified (304).
+func (s *Service) Stop(ctx context.Context, name, signal string, timeout *int) error {
+	c, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	return s.stop(ctx, c, signal, timeout)
+}
+
+func (s *Service) stop(ctx context.Context, c *ctr, signal string, timeout *int) error {
+	c.mu.Lock()
+	rec := c.rec
+	if s.cancelRestart(c) {
+		rec.ManuallyStopped = true
+		s.saveLogged(c)
+		c.notify()
+		c.mu.Unlock()
+		s.event(rec, events.ActionStop, nil)
+		return nil
+	}
+	if !c.running() {
+		c.mu.Unlock()
+		return errdefs.ErrNotModified.WithMessage("container already stopped")
+	}
+	if signal == "" {
+		signal = rec.Config.StopSignal
+	}
+	sig, err := ParseSignal(signal)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	if signal == "" {
+		sig = syscall.SIGTERM
+	}
+	t := defaultStopTimeout
+	if rec.Config.StopTimeout != nil {
+		t = *rec.Config.StopTimeout
+	}
+	if timeout != nil {
+		t = *timeout
+	}
+	rec.ManuallyStopped = true
+	c.stopping = true
+	s.saveLogged(c)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.stopping = false
+		c.mu.Unlock()
+	}()
+
+	if rec.State.Status == container.StatePaused {
+		// a frozen process cannot handle its stop signal
+		_ = s.kill(c, syscall.SIGKILL)
+	} else if err := s.kill(c, sig); err != nil && !errdefs.IsConflict(err) {
+		return err
+	}
+	if t >= 0 && !s.waitStopped(ctx, c, time.Duration(t)*time.Second) {
+		if err := s.kill(c, syscall.SIGKILL); err != nil && !errdefs.IsConflict(err) {
+			return err
+		}
+	}
+	if !s.waitStopped(ctx, c, -1) {
+		return ctx.Err()
+	}
+	s.event(rec, events.ActionStop, nil)
+	return nil
+}
+
+// waitStopped waits until the container is not running; d < 0 waits until
+// ctx ends. It reports whether the container stopped.
+func (s *Service) waitStopped(ctx context.Context, c *ctr, d time.Duration) bool {
+	var timeout <-chan time.Time
+	if d >= 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		c.mu.Lock()
+		running, ch := c.task != nil, c.changed
+		c.mu.Unlock()
+		if !running {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// Kill sends a signal (name or number; default SIGKILL) to the container's
+// main process. A container that is not running is ErrConflict (409).
+func (s *Service) Kill(ctx context.Context, name, signal string) error {
+	c, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	sig, err := ParseSignal(signal)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if s.cancelRestart(c) {
+		c.rec.ManuallyStopped = true
+		s.saveLogged(c)
+		c.notify()
+		c.mu.Unlock()
+		return nil
+	}
+	if !c.running() {
+		c.mu.Unlock()
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Cannot kill container: %s: container %s is not running", name, c.rec.ID))
+	}
+	c.rec.ManuallyStopped = true
+	s.saveLogged(c)
+	c.mu.Unlock()
+	if err := s.kill(c, sig); err != nil {
+		return err
+	}
+	if sig == syscall.SIGKILL {
+		s.waitStopped(ctx, c, 10*time.Second)
+	}
+	return nil
+}
+
+// kill signals the container's init process directly: the monitor reaps it
+// and reports the exit.
+func (s *Service) kill(c *ctr, sig syscall.Signal) error {
+	c.mu.Lock()
+	pid, running := c.rec.State.Pid, c.task != nil
+	rec := c.rec
+	c.mu.Unlock()
+	if !running || pid <= 0 {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is not running", rec.ID))
+	}
+	s.event(rec, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
+	if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("kill container %s: %w", rec.ID[:12], err)
+	}
+	return nil
+}
+
+// ParseSignal reads "SIGKILL", "KILL", "kill" or "9"; "" is SIGKILL.
+func ParseSignal(s string) (syscall.Signal, error) {
+	if s == "" {
+		return syscall.SIGKILL, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid signal: %s", s))
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	if rt, ok := strings.CutPrefix(name, "SIGRTMIN+"); ok {
+		if n, err := strconv.Atoi(rt); err == nil && n >= 0 && 34+n <= 64 {
+			return syscall.Signal(34 + n), nil
+		}
+	}
+	return 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid signal: %s", s))
+}
+
+// Restart stops (if running) and starts the container.
+func (s *Service) Restart(ctx context.Context, name, signal string, timeout *int) error {
+	c, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	if err := s.stop(ctx, c, signal, timeout); err != nil && !errdefs.IsNotModified(err) {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running() {
+		return nil
+	}
+	c.rec.ManuallyStopped = false
+	if err := s.startLocked(ctx, c); err != nil {
+		return err
+	}
+	s.event(c.rec, events.ActionRestart, nil)
+	return nil
+}
+
+// Pause freezes the container's processes.
+func (s *Service) Pause(ctx context.Context, name string) error {
+	c, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.rec.State.Status {
+	case container.StatePaused:
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is already paused", c.rec.ID))
+	case container.StateRunning:
+	default:
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is not running", c.rec.ID))
+	}
+	if err := s.d.OCI.Pause(ctx, c.rec.ID); err != nil {
+		return err
+	}
+	c.rec.State.Status = container.StatePaused
+	s.saveLogged(c)
+	c.notify()
+	s.event(c.rec, events.ActionPause, nil)
+	return nil
+}
+
+// Unpause thaws a paused container.
+func (s *Service) Unpause(ctx context.Context, name string) error {
+	c, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.State.Status != container.StatePaused {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is not paused", c.rec.ID))
+	}
+	if err := s.d.OCI.Resume(ctx, c.rec.ID); err != nil {
+		return err
+	}
+	c.rec.State.Status = container.StateRunning
+	s.saveLogged(c)
+	c.notify()
+	s.event(c.rec, events.ActionUnPause, nil)
+	return nil
+}
