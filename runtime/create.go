@@ -55,7 +55,12 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 	if err != nil {
 		return container.CreateResponse{}, err
 	}
-	mergeImageConfig(cfg, &img.Config)
+	if err := oci.MergeImageConfig(cfg, &img.Config); err != nil {
+		return container.CreateResponse{}, err
+	}
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
 	path, args, err := entrypointAndArgs(cfg)
 	if err != nil {
 		return container.CreateResponse{}, err
