@@ -103,7 +103,7 @@ func (f *fakeNetworks) Detach(ctx context.Context, id, n string) error {
 func (f *fakeNetworks) PublishPorts(ctx context.Context, id string, ip netip.Addr, b network.PortMap, all bool, e network.PortSet) (network.PortMap, error) {
 	return b, nil
 }
-func (f *fakeNetworks) UnpublishPorts(ctx context.Context, id string) error { return nil }
+func (f *fakeNetworks) UnpublishPorts(ctx context.Context, id string) error   { return nil }
 func (f *fakeNetworks) Restore(ctx context.Context, req RestoreRequest) error { return nil }
 func (f *fakeNetworks) ResolvConf(primary, project string) []byte {
 	return []byte("nameserver 10.210.0.1\n")
@@ -127,9 +127,9 @@ func (fakeVolumes) Create(ctx context.Context, req volume.CreateRequest) (*volum
 func (fakeVolumes) Mount(ctx context.Context, name, id string) (string, error) {
 	return "/fake/volumes/" + name, nil
 }
-func (fakeVolumes) Unmount(ctx context.Context, name, id string) error  { return nil }
+func (fakeVolumes) Unmount(ctx context.Context, name, id string) error        { return nil }
 func (fakeVolumes) Remove(ctx context.Context, name string, force bool) error { return nil }
-func (fakeVolumes) CopyUp(src, dst string) error                       { return nil }
+func (fakeVolumes) CopyUp(src, dst string) error                              { return nil }
 
 type fakeMonitors struct {
 	mu    sync.Mutex
@@ -146,7 +146,9 @@ func (f *fakeMonitors) Launch(ctx context.Context, cfg MonitorConfig) (Task, err
 func (f *fakeMonitors) Connect(ctx context.Context, dir string) (Task, error) {
 	return nil, errdefs.ErrNotFound.WithMessage("no monitor")
 }
-func (f *fakeMonitors) ReadExit(dir string) (ExitStatus, bool, error) { return ExitStatus{}, false, nil }
+func (f *fakeMonitors) ReadExit(dir string) (ExitStatus, bool, error) {
+	return ExitStatus{}, false, nil
+}
 
 // fakeTask runs the container's args from the generated spec as a host process.
 type fakeTask struct {
@@ -208,8 +210,8 @@ func (t *fakeTask) Close() error { return nil }
 
 type fakeOCI struct{}
 
-func (fakeOCI) Pause(ctx context.Context, id string) error                         { return nil }
-func (fakeOCI) Resume(ctx context.Context, id string) error                        { return nil }
+func (fakeOCI) Pause(ctx context.Context, id string) error                          { return nil }
+func (fakeOCI) Resume(ctx context.Context, id string) error                         { return nil }
 func (fakeOCI) Update(ctx context.Context, id string, r *container.Resources) error { return nil }
 
 type recorder struct {
