@@ -338,3 +338,48 @@ func TestUsageAndDiskUsage(t *testing.T) {
 	assert.Equal(t, du.Items[0].Name, "free")
 	assert.DeepEqual(t, du.Items[0].UsageData, &volume.UsageData{Size: 50, RefCount: 0})
 }
+
+// TestConcurrentUse races creates, refs, releases and prunes: a volume that
+// holds a ref when a prune looks at it must never be removed.
+func TestConcurrentUse(t *testing.T) {
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			cid := "c" + string(rune('a'+i))
+			for j := 0; j < 20; j++ {
+				v, err := e.svc.CreateWithRef(ctx, CreateRequest{Name: "shared"}, cid)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := e.svc.Mount(ctx, v.Name, cid); err != nil {
+					t.Error(err)
+					return
+				}
+				assert.Check(t, e.svc.Unmount(ctx, v.Name, cid))
+				assert.Check(t, e.svc.Release(ctx, v.Name, cid))
+			}
+		}(i)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for j := 0; j < 20; j++ {
+			_, err := e.svc.Prune(ctx, filters.New([2]string{"all", "true"}))
+			if err != nil && !errdefs.IsConflict(err) {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
+	// whatever survived is consistent: no refs left, data dir present
+	if v, err := e.svc.Get(ctx, "shared"); err == nil {
+		_, refs := e.svc.Usage(ctx, "shared")
+		assert.Equal(t, refs, 0)
+		_, err := os.Stat(v.Mountpoint)
+		assert.NilError(t, err)
+	}
+}
