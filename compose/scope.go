@@ -42,24 +42,29 @@ type Answer struct {
 //
 //  1. A link alias of A (links:, external_links:, --link) answers the linked
 //     container.
-//  2. Names in the zone (default berth.internal) are daemon-wide, whoever asks:
-//     <n>.<service>.<project>.<zone> is replica n, <service>.<project>.<zone>
-//     all replicas of the service, <container_name>.<zone> that container
-//     (a container name containing dots is tried after the forms above).
-//     A name in the zone that matches nothing is NXDOMAIN: the zone is ours,
-//     nothing else is asked.
-//  3. When A belongs to deployment P (com.docker.compose.project) and P has
-//     q — a service named q (running or not: Services knows), or a container
-//     of P with the network alias or container name q — q answers P's
-//     containers that have it, and only them: never another deployment's
-//     addresses, even when that one shares a network with A and carries the
-//     same alias there (Docker answers whichever registered last,
-//     moby#41961). While P's q is stopped the answer is NXDOMAIN, not the
-//     other deployment's q.
-//  4. Otherwise Scope does not handle q: the next handler resolves it the
-//     way Docker does (aliases and names on A's networks, then upstream).
-//     So a deployment reaches another deployment's service by its bare name
-//     only when it has no such name itself, and by the FQDN always.
+//  2. When A belongs to deployment P (com.docker.compose.project) and P has
+//     the name n — q itself, or q less the zone (<n>.berth.internal) — as a
+//     service (running or not: Services knows) or as the network alias or
+//     container name of one of P's containers, n answers P's containers that
+//     have it, and only them: never another deployment's addresses, even
+//     when that one shares a network with A and carries the same alias there
+//     (Docker answers whichever registered last, moby#41961). While P's n is
+//     stopped the answer is NXDOMAIN, not the other deployment's n.
+//  3. Names in the zone (default berth.internal) are daemon-wide, whoever
+//     asks: <n>.<service>.<project>.<zone> is replica n,
+//     <service>.<project>.<zone> all replicas of the service,
+//     <container_name>.<zone> that container (a container name may contain
+//     dots; the replica and service forms are tried first).
+//  4. Otherwise Scope does not handle q: the next handlers resolve it the
+//     way Docker does (names and aliases on A's networks), then the zone
+//     handler answers NXDOMAIN for the rest of the zone, and upstream
+//     resolvers answer the rest. So a deployment reaches another
+//     deployment's service by its bare name only when it has no such name
+//     itself, and by the FQDN always.
+//
+// With resolv.conf's "search <P>.berth.internal berth.internal", a bare
+// "db" is first asked as db.<P>.berth.internal: rule 3 gives P's db, as
+// rule 2 does for "db" itself.
 //
 // One-off containers (`compose run`) are never answers of rules 2 and 3
 // (they are reached by their own container names), but they do ask as
@@ -80,7 +85,7 @@ type ServiceSet interface {
 }
 
 // Lookup applies the rule to q. handled is false when the next handler must
-// answer (rule 4).
+// answer (rule 4); a handled answer without addresses is NXDOMAIN.
 func (s Scope) Lookup(q string, asker Asker, records []Record) (ans Answer, handled bool) {
 	q = strings.ToLower(strings.TrimSuffix(q, "."))
 	zone := strings.ToLower(strings.Trim(cmp.Or(s.Zone, DefaultZone), "."))
@@ -94,31 +99,42 @@ func (s Scope) Lookup(q string, asker Asker, records []Record) (ans Answer, hand
 			return Answer{Addrs: addrs}, true
 		}
 	}
-	if rest, ok := strings.CutSuffix(q, "."+zone); ok {
-		return Answer{Addrs: s.zoneLookup(rest, asker, records)}, true
+	name, inZone := strings.CutSuffix(q, "."+zone)
+	if !strings.Contains(name, ".") {
+		if addrs, ok := s.deploymentLookup(name, asker, records); ok {
+			return Answer{Addrs: addrs}, true
+		}
 	}
-	if q == zone {
-		return Answer{}, true
+	if !inZone {
+		return Answer{}, false
 	}
+	if addrs := zoneLookup(name, asker, records); len(addrs) > 0 {
+		return Answer{Addrs: addrs}, true
+	}
+	return Answer{}, false
+}
+
+// deploymentLookup is rule 2 for a single-label name.
+func (s Scope) deploymentLookup(name string, asker Asker, records []Record) ([]netip.Addr, bool) {
 	project := asker.Labels[LabelProject]
 	if project == "" {
-		return Answer{}, false
+		return nil, false
 	}
 	owns := func(r Record) bool {
 		k, ok := KeyOf(r.Labels)
 		if !ok || k.Project != project || k.OneOff {
 			return false
 		}
-		return strings.EqualFold(k.Service, q) || strings.EqualFold(r.Name, q) || slices.ContainsFunc(r.Aliases, func(a string) bool { return strings.EqualFold(a, q) })
+		return strings.EqualFold(k.Service, name) || strings.EqualFold(r.Name, name) || slices.ContainsFunc(r.Aliases, func(a string) bool { return strings.EqualFold(a, name) })
 	}
-	if !slices.ContainsFunc(records, owns) && (s.Services == nil || !s.Services.HasService(project, q)) {
-		return Answer{}, false
+	if !slices.ContainsFunc(records, owns) && (s.Services == nil || !s.Services.HasService(project, name)) {
+		return nil, false
 	}
-	return Answer{Addrs: addrsOf(asker, records, owns)}, true
+	return addrsOf(asker, records, owns), true
 }
 
-// zoneLookup answers rest.<zone>, rest being lower case.
-func (s Scope) zoneLookup(rest string, asker Asker, records []Record) []netip.Addr {
+// zoneLookup is rule 3 for rest.<zone>, rest being lower case.
+func zoneLookup(rest string, asker Asker, records []Record) []netip.Addr {
 	labels := strings.Split(rest, ".")
 	replicaOf := func(project, service string, n int) func(Record) bool {
 		return func(r Record) bool {

@@ -1,0 +1,81 @@
+package compose
+
+import (
+	"context"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/berthd/berth/network/dns"
+	mdns "github.com/miekg/dns"
+)
+
+// DNSPlugin puts Scope into berth's embedded DNS chain (network.Deps
+// DNSPlugins), in front of the network's own handlers. services is what
+// knows every deployment's services (the Tracker). It answers A, AAAA and
+// ANY queries that Scope handles and passes everything else on.
+func DNSPlugin(services ServiceSet) dns.Plugin {
+	return func(next dns.Handler) dns.Handler { return &dnsScope{next: next, services: services} }
+}
+
+type dnsScope struct {
+	next     dns.Handler
+	services ServiceSet
+	rr       atomic.Uint64
+}
+
+func (h *dnsScope) Name() string { return "compose" }
+
+func (h *dnsScope) ServeDNS(ctx context.Context, w mdns.ResponseWriter, r *mdns.Msg) (int, error) {
+	if len(r.Question) != 1 {
+		return dns.NextOrFailure(ctx, h.next, w, r)
+	}
+	q := r.Question[0]
+	if q.Qtype != mdns.TypeA && q.Qtype != mdns.TypeAAAA && q.Qtype != mdns.TypeANY {
+		return dns.NextOrFailure(ctx, h.next, w, r)
+	}
+	req := dns.RequestFrom(ctx)
+	if req.Records == nil {
+		return dns.NextOrFailure(ctx, h.next, w, r)
+	}
+	asker := Asker{}
+	for id := range req.AskerNetworks() {
+		asker.Networks = append(asker.Networks, id)
+	}
+	if req.Asker != nil {
+		asker.ContainerID, asker.Labels = req.Asker.ContainerID, req.Asker.Labels
+	}
+	eps := req.Records.Endpoints()
+	records := make([]Record, 0, len(eps))
+	for _, ep := range eps {
+		records = append(records, Record{
+			ContainerID: ep.ContainerID, Name: ep.Name, Network: ep.NetworkID,
+			Aliases: ep.Aliases, Addrs: []netip.Addr{ep.IP}, Labels: ep.Labels,
+		})
+	}
+	ans, handled := Scope{Zone: req.Zone, Services: h.services}.Lookup(q.Name, asker, records)
+	if !handled {
+		return dns.NextOrFailure(ctx, h.next, w, r)
+	}
+	if len(ans.Addrs) == 0 {
+		m := new(mdns.Msg)
+		m.SetRcode(r, mdns.RcodeNameError)
+		m.Authoritative, m.RecursionAvailable = true, true
+		if err := w.WriteMsg(m); err != nil {
+			return mdns.RcodeServerFailure, err
+		}
+		return mdns.RcodeNameError, nil
+	}
+	addrs := dns.Rotate(ans.Addrs, h.rr.Add(1))
+	var rrs []mdns.RR
+	if q.Qtype != mdns.TypeAAAA {
+		rrs = dns.ARecords(q.Name, addrs)
+	}
+	if q.Qtype != mdns.TypeA {
+		for _, ip := range addrs {
+			if ip.Is6() && !ip.Is4In6() {
+				rrs = append(rrs, &mdns.AAAA{Hdr: mdns.RR_Header{Name: q.Name, Rrtype: mdns.TypeAAAA, Class: mdns.ClassINET, Ttl: dns.TTL}, AAAA: ip.AsSlice()})
+			}
+		}
+	}
+	return dns.WriteAnswer(w, r, rrs)
+}

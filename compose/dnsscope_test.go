@@ -1,0 +1,89 @@
+package compose
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/berthd/berth/network/dns"
+	mdns "github.com/miekg/dns"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// recorder is a dns.ResponseWriter that keeps the reply.
+type recorder struct{ msg *mdns.Msg }
+
+func (r *recorder) LocalAddr() net.Addr        { return &net.UDPAddr{} }
+func (r *recorder) RemoteAddr() net.Addr       { return &net.UDPAddr{} }
+func (r *recorder) WriteMsg(m *mdns.Msg) error { r.msg = m; return nil }
+func (r *recorder) Write(b []byte) (int, error) {
+	return len(b), nil
+}
+func (r *recorder) Close() error        { return nil }
+func (r *recorder) TsigStatus() error   { return nil }
+func (r *recorder) TsigTimersOnly(bool) {}
+func (r *recorder) Hijack()             {}
+
+// nextHandler marks that the query was passed on.
+type nextHandler struct{ called bool }
+
+func (n *nextHandler) Name() string { return "next" }
+func (n *nextHandler) ServeDNS(context.Context, mdns.ResponseWriter, *mdns.Msg) (int, error) {
+	n.called = true
+	return mdns.RcodeServerFailure, nil
+}
+
+func TestDNSPlugin(t *testing.T) {
+	table := dns.NewTable()
+	ep := func(id, name, netID, ip string, l map[string]string, aliases ...string) dns.Endpoint {
+		return dns.Endpoint{ContainerID: id, Name: name, NetworkID: netID, IP: netip.MustParseAddr(ip), Labels: l, Aliases: aliases}
+	}
+	shopWeb := ep("sweb", "shop-web-1", "shared", "10.9.0.3", labels("shop", "web", 1), "web")
+	table.Add(shopWeb)
+	table.Add(ep("sdb", "named-db", "shared", "10.9.0.2", labels("shop", "db", 1), "db"))
+	table.Add(ep("bdb", "blog-db-1", "shared", "10.9.0.4", labels("blog", "db", 1), "db"))
+
+	tests := []struct {
+		name   string
+		q      string
+		qtype  uint16
+		rcode  int
+		answer []string
+		next   bool
+	}{
+		{name: "bare service is scoped", q: "db.", qtype: mdns.TypeA, rcode: mdns.RcodeSuccess, answer: []string{"10.9.0.2"}},
+		{name: "fqdn of the other deployment", q: "db.blog.berth.internal.", qtype: mdns.TypeA, rcode: mdns.RcodeSuccess, answer: []string{"10.9.0.4"}},
+		{name: "AAAA of a known name: empty NOERROR", q: "db.", qtype: mdns.TypeAAAA, rcode: mdns.RcodeSuccess},
+		{name: "own stopped service: NXDOMAIN", q: "mail.", qtype: mdns.TypeA, rcode: mdns.RcodeNameError},
+		{name: "unknown name goes on", q: "example.com.", qtype: mdns.TypeA, next: true},
+		{name: "other types go on", q: "db.", qtype: mdns.TypeMX, next: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			next := &nextHandler{}
+			h := DNSPlugin(services{"shop/mail": true})(next)
+			asker := shopWeb
+			ctx := dns.WithRequest(context.Background(), &dns.Request{Network: "shared", Asker: &asker, Zone: "berth.internal", Records: table})
+			m := new(mdns.Msg)
+			m.SetQuestion(tc.q, tc.qtype)
+			w := &recorder{}
+			rcode, err := h.ServeDNS(ctx, w, m)
+			assert.NilError(t, err)
+			assert.Check(t, is.Equal(next.called, tc.next))
+			if tc.next {
+				return
+			}
+			assert.Check(t, is.Equal(rcode, tc.rcode))
+			assert.Assert(t, w.msg != nil)
+			assert.Check(t, is.Equal(w.msg.Rcode, tc.rcode))
+			assert.Check(t, w.msg.Authoritative)
+			var got []string
+			for _, rr := range w.msg.Answer {
+				got = append(got, rr.(*mdns.A).A.String())
+			}
+			assert.Check(t, is.DeepEqual(got, tc.answer))
+		})
+	}
+}
