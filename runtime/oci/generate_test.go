@@ -218,6 +218,13 @@ func TestGenerate(t *testing.T) {
 			},
 		},
 		{
+			name: "no network mode and no path: the host's namespace",
+			edit: func(in *Input) { in.NetNSPath = "" },
+			check: func(t *testing.T, s *specs.Spec) {
+				assert.Assert(t, namespace(s, specs.NetworkNamespace) == nil)
+			},
+		},
+		{
 			name: "network none: a new empty namespace",
 			edit: func(in *Input) {
 				in.NetNSPath = ""
@@ -632,6 +639,7 @@ func TestGenerateInvalid(t *testing.T) {
 		{"pid mode", func(in *Input) { in.HostConfig.PidMode = "bogus" }, "invalid PID mode: bogus"},
 		{"pid container without path", func(in *Input) { in.HostConfig.PidMode = "container:abc" }, "failed to join PID namespace"},
 		{"network container without path", func(in *Input) { in.HostConfig.NetworkMode, in.NetNSPath = "container:abc", "" }, "cannot join network of container abc"},
+		{"bridge without a namespace", func(in *Input) { in.HostConfig.NetworkMode, in.NetNSPath = "bridge", "" }, `network mode "bridge" needs a network namespace to join`},
 		{"user namespace", func(in *Input) { in.HostConfig.UsernsMode = "private" }, "user namespaces are not supported"},
 		{"init without binary", func(in *Input) { in.HostConfig.Init = ptr(true) }, "no init binary is configured"},
 		{"device rule", func(in *Input) { in.HostConfig.DeviceCgroupRules = []string{"c 1:2"} }, "invalid device cgroup rule format: 'c 1:2'"},
@@ -736,4 +744,15 @@ func TestProbeHost(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Assert(t, slices.ContainsFunc(all, func(d specs.LinuxDevice) bool { return d.Path == "/dev/zero" }))
 	assert.Assert(t, !slices.ContainsFunc(all, func(d specs.LinuxDevice) bool { return strings.HasPrefix(d.Path, "/dev/pts/") }))
+}
+
+func BenchmarkGenerate(b *testing.B) {
+	in := baseInput()
+	in.HostConfig.Memory = 64 << 20
+	in.HostConfig.Tmpfs = map[string]string{"/run": "size=1m"}
+	for b.Loop() {
+		if _, err := Generate(in); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -115,12 +115,10 @@ func removeNamespace(s *specs.Spec, t specs.LinuxNamespaceType) {
 }
 
 // hostNetwork says whether the container shares the engine's network
-// namespace: --network host, or no namespace path given (see Input.NetNSPath).
+// namespace: --network host, or no network mode and no namespace path given
+// (see Input.NetNSPath).
 func hostNetwork(hc *container.HostConfig, netns string) bool {
-	if hc.NetworkMode.IsNone() {
-		return false
-	}
-	return hc.NetworkMode.IsHost() || netns == ""
+	return hc.NetworkMode.IsHost() || (hc.NetworkMode == "" && netns == "")
 }
 
 func checkNamespaceModes(hc *container.HostConfig, p namespacePaths) error {
@@ -138,6 +136,10 @@ func checkNamespaceModes(hc *container.HostConfig, p namespacePaths) error {
 	}
 	if hc.NetworkMode.IsContainer() && p.network == "" {
 		return invalid("cannot join network of container %s: no namespace path", hc.NetworkMode.ConnectedContainer())
+	}
+	if m := hc.NetworkMode; m != "" && !m.IsHost() && !m.IsNone() && !m.IsContainer() && p.network == "" {
+		// Never fall back to the host's namespace for a container that asked for a network.
+		return invalid("network mode %q needs a network namespace to join", m)
 	}
 	if hc.IpcMode.IsContainer() && p.ipc == "" {
 		return invalid("failed to join IPC namespace: no namespace of container %s", hc.IpcMode.Container())
