@@ -156,7 +156,10 @@ func ParseBind(raw string) (MountSpec, error) {
 			return MountSpec{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("create %s: %s", spec.Source, err.Error()))
 		}
 	}
-	spec.Mode, spec.Label = mode, label
+	if mode != "" {
+		spec.Mode = mode
+	}
+	spec.Label = label
 	// Binds create a missing host directory at start (unlike Mounts)
 	spec.CreateMountpoint = spec.Type == mount.TypeBind
 	return spec, nil
@@ -182,7 +185,8 @@ func fromMount(m mount.Mount, structured bool) (MountSpec, error) {
 	}
 	switch m.Type {
 	case mount.TypeVolume:
-		spec.Source = m.Source
+		// dockerd reports a volume mount without a mode as "z"
+		spec.Source, spec.Mode = m.Source, "z"
 		if o := m.VolumeOptions; o != nil {
 			spec.NoCopy, spec.Labels, spec.Subpath = o.NoCopy, o.Labels, o.Subpath
 			if o.DriverConfig != nil {

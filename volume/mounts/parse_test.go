@@ -18,8 +18,8 @@ func TestParseBind(t *testing.T) {
 		raw  string
 		want MountSpec
 	}{
-		{"/home", MountSpec{Type: mount.TypeVolume, Destination: "/home", RW: true}},
-		{"/with space", MountSpec{Type: mount.TypeVolume, Destination: "/with space", RW: true}},
+		{"/home", MountSpec{Type: mount.TypeVolume, Destination: "/home", Mode: "z", RW: true}},
+		{"/with space", MountSpec{Type: mount.TypeVolume, Destination: "/with space", Mode: "z", RW: true}},
 		{"/home:/home", MountSpec{Type: mount.TypeBind, Source: "/home", Destination: "/home", RW: true, Propagation: "rprivate", CreateMountpoint: true}},
 		{"/tmp/../home/:/a/b/", MountSpec{Type: mount.TypeBind, Source: "/home", Destination: "/a/b", RW: true, Propagation: "rprivate", CreateMountpoint: true}},
 		{"/tmp:/tmp2:ro", MountSpec{Type: mount.TypeBind, Source: "/tmp", Destination: "/tmp2", Mode: "ro", Propagation: "rprivate", CreateMountpoint: true}},
@@ -29,7 +29,7 @@ func TestParseBind(t *testing.T) {
 		{"/h:/c:rro", MountSpec{Type: mount.TypeBind, Source: "/h", Destination: "/c", Mode: "rro", Propagation: "rprivate", CreateMountpoint: true, ReadOnlyForceRecursive: true}},
 		{"/h:/c:ro-non-recursive", MountSpec{Type: mount.TypeBind, Source: "/h", Destination: "/c", Mode: "ro-non-recursive", Propagation: "rprivate", CreateMountpoint: true, ReadOnlyNonRecursive: true}},
 		{"/h:/c:cached", MountSpec{Type: mount.TypeBind, Source: "/h", Destination: "/c", Mode: "cached", RW: true, Propagation: "rprivate", CreateMountpoint: true}},
-		{"name:/named1", MountSpec{Type: mount.TypeVolume, Source: "name", Destination: "/named1", RW: true}},
+		{"name:/named1", MountSpec{Type: mount.TypeVolume, Source: "name", Destination: "/named1", Mode: "z", RW: true}},
 		{"name:/named3:ro", MountSpec{Type: mount.TypeVolume, Source: "name", Destination: "/named3", Mode: "ro"}},
 		{"my-vol_1.x:/d:nocopy", MountSpec{Type: mount.TypeVolume, Source: "my-vol_1.x", Destination: "/d", Mode: "nocopy", RW: true, NoCopy: true}},
 		{"name:/d:ro,nocopy,z", MountSpec{Type: mount.TypeVolume, Source: "name", Destination: "/d", Mode: "ro,nocopy,z", Label: "z", NoCopy: true}},
@@ -102,11 +102,11 @@ func TestFromMount(t *testing.T) {
 		{"bind missing with create", mount.Mount{Type: mount.TypeBind, Source: dir + "/nope", Target: "/x", BindOptions: &mount.BindOptions{CreateMountpoint: true}},
 			MountSpec{Type: mount.TypeBind, Source: dir + "/nope", Destination: "/x", RW: true, Propagation: "rprivate", CreateMountpoint: true}},
 		{"anonymous volume", mount.Mount{Type: mount.TypeVolume, Target: "/data"},
-			MountSpec{Type: mount.TypeVolume, Destination: "/data", RW: true}},
+			MountSpec{Type: mount.TypeVolume, Destination: "/data", Mode: "z", RW: true}},
 		{"named volume with options", mount.Mount{Type: mount.TypeVolume, Source: "vol1", Target: "/data", ReadOnly: true, VolumeOptions: &mount.VolumeOptions{
 			NoCopy: true, Labels: map[string]string{"a": "b"}, Subpath: "sub/dir",
 			DriverConfig: &mount.Driver{Name: "local", Options: map[string]string{"type": "tmpfs", "device": "tmpfs"}}}},
-			MountSpec{Type: mount.TypeVolume, Source: "vol1", Destination: "/data", NoCopy: true, Labels: map[string]string{"a": "b"}, Subpath: "sub/dir",
+			MountSpec{Type: mount.TypeVolume, Source: "vol1", Destination: "/data", Mode: "z", NoCopy: true, Labels: map[string]string{"a": "b"}, Subpath: "sub/dir",
 				Driver: "local", DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs"}}},
 		{"tmpfs", mount.Mount{Type: mount.TypeTmpfs, Target: "/t", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 1 << 20, Mode: 0o1770, Options: [][]string{{"exec"}}}},
 			MountSpec{Type: mount.TypeTmpfs, Destination: "/t", RW: true, TmpfsSize: 1 << 20, TmpfsMode: 0o1770, TmpfsOptions: []string{"exec"}}},
@@ -226,7 +226,7 @@ func TestToMountPoint(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, a.IsAnonymous())
 	a = a.ForVolume("abc123", "/v/abc123/_data")
-	assert.DeepEqual(t, a.ToMountPoint(), container.MountPoint{Type: "volume", Name: "abc123", Source: "/v/abc123/_data", Destination: "/anon", Driver: "local", RW: true})
+	assert.DeepEqual(t, a.ToMountPoint(), container.MountPoint{Type: "volume", Name: "abc123", Source: "/v/abc123/_data", Destination: "/anon", Driver: "local", Mode: "z", RW: true})
 
 	tm, err := FromMount(mount.Mount{Type: mount.TypeTmpfs, Target: "/t"})
 	assert.NilError(t, err)

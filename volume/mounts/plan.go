@@ -1,0 +1,127 @@
+package mounts
+
+import (
+	"fmt"
+	"path"
+	"sort"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/mount"
+)
+
+// Request is everything a container create says about mounts.
+type Request struct {
+	Binds  []string          // HostConfig.Binds
+	Mounts []mount.Mount     // HostConfig.Mounts
+	Tmpfs  map[string]string // HostConfig.Tmpfs
+	// Volumes is Config.Volumes: the image's VOLUMEs merged with the
+	// request's (the CLI puts `-v /path` there).
+	Volumes map[string]struct{}
+	// VolumesFrom are the mounts inherited from HostConfig.VolumesFrom
+	// containers (see Inherit), in the order of VolumesFrom.
+	VolumesFrom []MountSpec
+}
+
+// Plan resolves a create request into the container's mounts, sorted by
+// destination, with dockerd's precedence: Binds and Mounts replace what
+// VolumesFrom brought to the same destination; two of Binds, Mounts and
+// Tmpfs at one destination are "Duplicate mount point: <dest>" (400); a
+// Config.Volumes entry becomes an anonymous volume (Mode "") only where
+// nothing else is mounted. Nothing is created: volumes with an empty Source
+// are anonymous ones the runtime creates.
+func Plan(r Request) ([]MountSpec, error) {
+	byDest := map[string]MountSpec{}
+	for _, m := range r.VolumesFrom {
+		byDest[m.Destination] = m
+	}
+	explicit := map[string]bool{}
+	add := func(m MountSpec) error {
+		if explicit[m.Destination] {
+			return errdefs.ErrInvalidArgument.WithMessage("Duplicate mount point: " + m.Destination)
+		}
+		explicit[m.Destination] = true
+		byDest[m.Destination] = m
+		return nil
+	}
+	for _, b := range r.Binds {
+		m, err := ParseBind(b)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(m); err != nil {
+			return nil, err
+		}
+	}
+	for _, mm := range r.Mounts {
+		m, err := FromMount(mm)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(m); err != nil {
+			return nil, err
+		}
+	}
+	for _, dest := range sortedKeys(r.Tmpfs) {
+		m, err := ParseTmpfs(dest, r.Tmpfs[dest])
+		if err != nil {
+			return nil, err
+		}
+		if err := add(m); err != nil {
+			return nil, err
+		}
+	}
+	for dest := range r.Volumes {
+		if err := validateNotRoot(dest); err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		}
+		if err := validateAbsolute(dest); err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		}
+		dest = path.Clean(dest)
+		if _, ok := byDest[dest]; ok {
+			continue
+		}
+		byDest[dest] = MountSpec{Type: mount.TypeVolume, Destination: dest, RW: true}
+	}
+	out := make([]MountSpec, 0, len(byDest))
+	for _, m := range byDest {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Destination < out[j].Destination })
+	return out, nil
+}
+
+// Inherit is what a container gets from one VolumesFrom entry: the other
+// container's mounts (not its Tmpfs map entries, which Docker does not
+// share), read-only when mode says so or when they were, never copied up,
+// and reported without a mode, as dockerd does.
+func Inherit(from []MountSpec, mode string) []MountSpec {
+	var out []MountSpec
+	for _, m := range from {
+		if m.FromTmpfsMap {
+			continue
+		}
+		m.RW = m.RW && !ReadOnlyMode(mode)
+		m.Mode, m.NoCopy = "", true
+		out = append(out, m)
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// String is a short form for logs: "volume data:/var/lib/data (rw)".
+func (m MountSpec) String() string {
+	rw := "rw"
+	if !m.RW {
+		rw = "ro"
+	}
+	return fmt.Sprintf("%s %s:%s (%s)", m.Type, m.Source, m.Destination, rw)
+}

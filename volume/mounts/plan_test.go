@@ -1,0 +1,81 @@
+package mounts
+
+import (
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/mount"
+	"gotest.tools/v3/assert"
+)
+
+func dests(specs []MountSpec) []string {
+	out := []string{}
+	for _, m := range specs {
+		out = append(out, m.String())
+	}
+	return out
+}
+
+func TestPlan(t *testing.T) {
+	host := t.TempDir()
+	from := Inherit([]MountSpec{
+		{Type: mount.TypeVolume, Source: "v4", Destination: "/data", Mode: "z", RW: true},
+		{Type: mount.TypeBind, Source: "/tmp", Destination: "/h", Mode: "ro", Propagation: "rprivate"},
+		{Type: mount.TypeVolume, Source: "shared", Destination: "/shared", Mode: "z", RW: true},
+		{Type: mount.TypeTmpfs, Destination: "/run", RW: true, FromTmpfsMap: true},
+	}, "ro")
+	got, err := Plan(Request{
+		Binds:       []string{"v5:/data", host + ":/host:ro"},
+		Mounts:      []mount.Mount{{Type: mount.TypeTmpfs, Target: "/t"}},
+		Tmpfs:       map[string]string{"/cache": "size=1m"},
+		Volumes:     map[string]struct{}{"/image-vol": {}, "/cache": {}, "/host": {}, "/data/": {}},
+		VolumesFrom: from,
+	})
+	assert.NilError(t, err)
+	assert.DeepEqual(t, dests(got), []string{
+		"tmpfs :/cache (rw)",   // Tmpfs wins over the image VOLUME
+		"volume v5:/data (rw)", // Binds replace VolumesFrom
+		"bind /tmp:/h (ro)",    // inherited, read-only
+		"bind " + host + ":/host (ro)",
+		"volume :/image-vol (rw)", // anonymous
+		"volume shared:/shared (ro)",
+		"tmpfs :/t (rw)",
+	})
+	for _, m := range got {
+		switch m.Destination {
+		case "/image-vol":
+			assert.Equal(t, m.Mode, "", "an image VOLUME has no mode")
+			assert.Check(t, m.IsAnonymous())
+		case "/shared":
+			assert.Equal(t, m.Mode, "")
+			assert.Check(t, m.NoCopy, "inherited volumes are not copied up again")
+		}
+	}
+}
+
+func TestPlanDuplicates(t *testing.T) {
+	host := t.TempDir()
+	cases := []Request{
+		{Binds: []string{"/tmp:/data", "v1:/data"}},
+		{Binds: []string{"/tmp:/data"}, Mounts: []mount.Mount{{Type: mount.TypeVolume, Target: "/data"}}},
+		{Mounts: []mount.Mount{{Type: mount.TypeVolume, Target: "/data"}, {Type: mount.TypeTmpfs, Target: "/data/"}}},
+		{Tmpfs: map[string]string{"/data": ""}, Binds: []string{"v2:/data"}},
+		{Tmpfs: map[string]string{"/data": ""}, Mounts: []mount.Mount{{Type: mount.TypeBind, Source: host, Target: "/data"}}},
+	}
+	for _, r := range cases {
+		_, err := Plan(r)
+		assert.Error(t, err, "Duplicate mount point: /data")
+		assert.Check(t, errdefs.IsInvalidArgument(err))
+	}
+	_, err := Plan(Request{Binds: []string{"bad/name:/x"}})
+	assert.Check(t, errdefs.IsInvalidArgument(err))
+	_, err = Plan(Request{Volumes: map[string]struct{}{"rel": {}}})
+	assert.Error(t, err, "invalid mount path: 'rel' mount path must be absolute")
+}
+
+func TestInheritReadWrite(t *testing.T) {
+	src := []MountSpec{{Type: mount.TypeVolume, Source: "a", Destination: "/a", RW: true}, {Type: mount.TypeVolume, Source: "b", Destination: "/b"}}
+	got := Inherit(src, "rw")
+	assert.Check(t, got[0].RW)
+	assert.Check(t, !got[1].RW, "rw does not make a read-only mount writable")
+}
