@@ -27,9 +27,10 @@ type Input struct {
 	// and /etc/resolv.conf. They replace default mounts at the same place.
 	Mounts []specs.Mount
 	// NetNSPath is the network namespace to join. "" is right only for
-	// NetworkMode "host" (the engine's namespace), "none" (a new, empty one)
-	// and "" (treated as host); any other mode without a path is an error,
-	// so that a container never lands in the host's namespace by mistake.
+	// NetworkMode "host" (the engine's namespace), "none" (runc makes a new,
+	// empty one) and "" (treated as host); any other mode without a path is
+	// an error, so that a container never lands in the host's namespace by
+	// mistake.
 	NetNSPath string
 	// IPCNSPath and PIDNSPath are the namespaces to join for IpcMode and
 	// PidMode "container:<id>" (e.g. /proc/<pid>/ns/ipc of that container).

@@ -218,6 +218,13 @@ func TestGenerate(t *testing.T) {
 			},
 		},
 		{
+			name: "network none with a prepared namespace joins it",
+			edit: func(in *Input) { in.HostConfig.NetworkMode = "none" },
+			check: func(t *testing.T, s *specs.Spec) {
+				assert.Equal(t, namespace(s, specs.NetworkNamespace).Path, "/run/berth/netns/x")
+			},
+		},
+		{
 			name: "no network mode and no path: the host's namespace",
 			edit: func(in *Input) { in.NetNSPath = "" },
 			check: func(t *testing.T, s *specs.Spec) {

@@ -156,8 +156,6 @@ func checkNamespaceModes(hc *container.HostConfig, p namespacePaths) error {
 func withNamespaces(hc *container.HostConfig, p namespacePaths) specOpt {
 	return func(s *specs.Spec) error {
 		switch {
-		case hc.NetworkMode.IsNone():
-			setNamespace(s, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 		case hostNetwork(hc, p.network):
 			removeNamespace(s, specs.NetworkNamespace)
 		default:
