@@ -153,9 +153,9 @@ func (s *Service) Usage(ctx context.Context, name string) (size int64, refs int)
 }
 
 // DiskUsage is the volume part of GET /system/df: every volume with its
-// UsageData, the totals, and what prune -a could reclaim. Volumes with mount
-// options report size -1 and are not counted (their data is elsewhere), as
-// in dockerd.
+// UsageData, the totals, and what prune -a could reclaim. Volumes created
+// with mount options are left out (their data lives elsewhere), as in
+// dockerd; a size that cannot be measured is -1.
 func (s *Service) DiskUsage(ctx context.Context) (*volume.DiskUsage, error) {
 	recs, err := s.records()
 	if err != nil {
@@ -163,12 +163,13 @@ func (s *Service) DiskUsage(ctx context.Context) (*volume.DiskUsage, error) {
 	}
 	du := &volume.DiskUsage{Items: []volume.Volume{}}
 	for _, rec := range recs {
+		if len(rec.Options) > 0 {
+			continue
+		}
 		v := s.toAPI(rec)
-		size := int64(-1)
-		if len(rec.Options) == 0 {
-			if size, err = dirSize(ctx, s.dataPath(rec.Name)); err != nil {
-				size = -1
-			}
+		size, err := dirSize(ctx, s.dataPath(rec.Name))
+		if err != nil {
+			size = -1
 		}
 		v.UsageData = &volume.UsageData{Size: size, RefCount: int64(len(rec.Refs))}
 		du.TotalCount++

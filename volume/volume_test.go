@@ -317,6 +317,8 @@ func TestUsageAndDiskUsage(t *testing.T) {
 	assert.NilError(t, os.WriteFile(filepath.Join(v.Mountpoint, "d", "a"), make([]byte, 300), 0o644))
 	// a hard link is counted once
 	assert.NilError(t, os.Link(filepath.Join(v.Mountpoint, "d", "a"), filepath.Join(v.Mountpoint, "b")))
+	_, err = e.svc.Create(ctx, CreateRequest{Name: "withopts", DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs"}})
+	assert.NilError(t, err)
 	free, err := e.svc.Create(ctx, CreateRequest{Name: "free"})
 	assert.NilError(t, err)
 	assert.NilError(t, os.WriteFile(filepath.Join(free.Mountpoint, "x"), make([]byte, 50), 0o644))

@@ -117,14 +117,14 @@ func (m MountSpec) TmpfsData() string {
 }
 
 // OCITmpfsOptions are the options of the tmpfs OCI mount, as dockerd builds
-// them: noexec,nosuid,nodev by default, then the user's options (a later
-// "exec" replaces the default "noexec"), then ro when read-only.
+// them: noexec,nosuid,nodev,rprivate by default, then the user's options (a
+// later "exec" replaces the default "noexec"), then ro when read-only.
 func (m MountSpec) OCITmpfsOptions() []string {
 	user := []string{}
 	if m.TmpfsMode != 0 || m.TmpfsSize != 0 || len(m.TmpfsOptions) > 0 {
 		user = strings.Split(m.TmpfsData(), ",")
 	}
-	opts := mergeTmpfsOptions(append([]string{"noexec", "nosuid", "nodev"}, user...))
+	opts := mergeTmpfsOptions(append([]string{"noexec", "nosuid", "nodev", "rprivate"}, user...))
 	if !m.RW {
 		opts = append(opts, "ro")
 	}

@@ -169,16 +169,16 @@ func TestParseTmpfs(t *testing.T) {
 	got, err := ParseTmpfs("/run/", "size=1m,mode=1777,exec")
 	assert.NilError(t, err)
 	assert.DeepEqual(t, got, MountSpec{Type: mount.TypeTmpfs, Destination: "/run", RW: true, FromTmpfsMap: true, TmpfsOptions: []string{"size=1m", "mode=1777", "exec"}})
-	assert.DeepEqual(t, got.OCITmpfsOptions(), []string{"nosuid", "nodev", "size=1m", "mode=1777", "exec"})
+	assert.DeepEqual(t, got.OCITmpfsOptions(), []string{"nosuid", "nodev", "rprivate", "size=1m", "mode=1777", "exec"})
 
 	got, err = ParseTmpfs("/ro", "ro,size=50%")
 	assert.NilError(t, err)
 	assert.Check(t, !got.RW)
-	assert.DeepEqual(t, got.OCITmpfsOptions(), []string{"noexec", "nosuid", "nodev", "size=50%", "ro"})
+	assert.DeepEqual(t, got.OCITmpfsOptions(), []string{"noexec", "nosuid", "nodev", "rprivate", "size=50%", "ro"})
 
 	got, err = ParseTmpfs("/plain", "")
 	assert.NilError(t, err)
-	assert.DeepEqual(t, got.OCITmpfsOptions(), []string{"noexec", "nosuid", "nodev"})
+	assert.DeepEqual(t, got.OCITmpfsOptions(), []string{"noexec", "nosuid", "nodev", "rprivate"})
 
 	for dest, data := range map[string]string{
 		"/run": "size=abc", "/r2": "bogus", "/r3": "mode=999", "/r4": "uid=x", "/r5": "size=-1",
@@ -209,7 +209,7 @@ func TestTmpfsData(t *testing.T) {
 		assert.Equal(t, tc.spec.TmpfsData(), tc.want)
 	}
 	spec := MountSpec{Type: mount.TypeTmpfs, RW: true, TmpfsSize: 1 << 20, TmpfsOptions: []string{"exec"}}
-	assert.DeepEqual(t, spec.OCITmpfsOptions(), []string{"nosuid", "nodev", "size=1m", "exec"})
+	assert.DeepEqual(t, spec.OCITmpfsOptions(), []string{"nosuid", "nodev", "rprivate", "size=1m", "exec"})
 }
 
 func TestToMountPoint(t *testing.T) {
