@@ -7,8 +7,6 @@ import (
 	"github.com/moby/moby/api/types/container"
 )
 
-const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 // mergeEnv overlays user entries on image entries by variable name.
 func mergeEnv(image, user []string) []string {
 	out := make([]string, 0, len(image)+len(user))
@@ -42,24 +40,4 @@ func entrypointAndArgs(cfg *container.Config) (string, []string, error) {
 		return "", nil, errdefs.ErrInvalidArgument.WithMessage("no command specified")
 	}
 	return cmd[0], cmd[1:], nil
-}
-
-// processEnv is the environment the container process gets: the merged
-// Env, a PATH when there is none, HOSTNAME, and TERM for a TTY.
-func processEnv(cfg *container.Config) []string {
-	env := []string{}
-	hasPath := false
-	for _, kv := range cfg.Env {
-		if strings.HasPrefix(kv, "PATH=") {
-			hasPath = true
-		}
-	}
-	if !hasPath {
-		env = append(env, defaultPath)
-	}
-	env = append(env, "HOSTNAME="+cfg.Hostname)
-	if cfg.Tty {
-		env = append(env, "TERM=xterm")
-	}
-	return mergeEnv(env, cfg.Env)
 }

@@ -8,13 +8,6 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
-func TestProcessEnv(t *testing.T) {
-	env := processEnv(&container.Config{Hostname: "abc", Env: []string{"A=1"}, Tty: true})
-	assert.Check(t, is.DeepEqual(env, []string{defaultPath, "HOSTNAME=abc", "TERM=xterm", "A=1"}))
-	env = processEnv(&container.Config{Hostname: "abc", Env: []string{"PATH=/bin", "HOSTNAME=mine"}})
-	assert.Check(t, is.DeepEqual(env, []string{"HOSTNAME=mine", "PATH=/bin"}))
-}
-
 func TestEntrypointAndArgs(t *testing.T) {
 	path, args, err := entrypointAndArgs(&container.Config{Entrypoint: []string{"sh", "-c"}, Cmd: []string{"echo hi"}})
 	assert.NilError(t, err)

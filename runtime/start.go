@@ -103,7 +103,6 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 		return err
 	}
 	cfg := *rec.Config
-	cfg.Env = processEnv(rec.Config)
 	cfg.Entrypoint, cfg.Cmd = []string{rec.Path}, rec.Args
 	spec, err := oci.Generate(oci.Input{
 		ID: rec.ID, Rootfs: rootfs, Config: &cfg, HostConfig: rec.HostConfig,
