@@ -11,6 +11,7 @@ all: build
 
 build:
 	go build -o bin/berthd ./cmd/berthd
+	CGO_ENABLED=0 go build -ldflags='-s -w' -o bin/berth-shim ./cmd/berth-shim
 
 images: testdata/images/busybox.tar
 

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/berthd/berth/runtime/shim/proto"
+)
+
+// execProc is a running exec, known by its id for resize.
+type execProc struct {
+	master *os.File
+}
+
+// procError is the OCI runtime's refusal to start a process.
+type procError struct{ msg string }
+
+func (e *procError) Error() string { return e.msg }
+
+type execIO struct {
+	outs  []*output // output.lw unused here
+	stdin *os.File
+}
+
+// exec runs `runc exec --detach` so the process becomes the shim's child,
+// answers with its pid, streams its stdio over conn and ends with a
+// FrameExit carrying its exit code. The process outlives a client that goes
+// away; its output is then discarded.
+func (s *shim) exec(conn *net.UnixConn, br *bufio.Reader, req *proto.Request) {
+	defer conn.Close()
+	pid, wait, eio, err := s.startExec(req)
+	if err != nil {
+		respondErr(conn, err)
+		return
+	}
+	defer s.removeExec(req.ExecID)
+	alive := respond(conn, proto.Response{Pid: pid}) == nil
+
+	var wmu sync.Mutex
+	var wg sync.WaitGroup
+	for _, o := range eio.outs {
+		wg.Add(1)
+		go func(o *output) {
+			defer wg.Done()
+			defer close(o.done)
+			buf := make([]byte, 16*1024)
+			frame := make([]byte, 0, 8+len(buf))
+			for {
+				n, err := o.f.Read(buf)
+				if n > 0 {
+					wmu.Lock()
+					if alive {
+						frame = proto.AppendFrame(frame[:0], o.typ, buf[:n])
+						if _, werr := conn.Write(frame); werr != nil {
+							alive = false // keep draining so the process never blocks
+						}
+					}
+					wmu.Unlock()
+				}
+				if err != nil {
+					return
+				}
+			}
+		}(o)
+	}
+	go func() {
+		var w *os.File
+		if req.Stdin {
+			w = eio.stdin
+		}
+		if copyInput(w, br) && eio.stdin != nil && !req.Terminal {
+			eio.stdin.Close()
+		}
+	}()
+
+	ws := <-wait
+	t := time.NewTimer(2 * time.Second)
+	for _, o := range eio.outs {
+		select {
+		case <-o.done:
+		case <-t.C:
+		}
+	}
+	t.Stop()
+	for _, o := range eio.outs {
+		o.f.Close()
+	}
+	wg.Wait()
+	if eio.stdin != nil && !req.Terminal {
+		eio.stdin.Close()
+	}
+	wmu.Lock()
+	if alive {
+		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		proto.WriteFrame(conn, proto.FrameExit, strconv.AppendInt(nil, int64(exitCode(ws)), 10))
+	}
+	wmu.Unlock()
+}
+
+func (s *shim) startExec(req *proto.Request) (int, <-chan syscall.WaitStatus, *execIO, error) {
+	if req.ExecID == "" || len(req.Process) == 0 {
+		return 0, nil, nil, kindError(proto.KindInvalid, "exec needs an id and a process")
+	}
+	s.mu.Lock()
+	if s.status != proto.StatusRunning {
+		s.mu.Unlock()
+		return 0, nil, nil, kindError(proto.KindConflict, "container is not running")
+	}
+	if _, dup := s.execs[req.ExecID]; dup {
+		s.mu.Unlock()
+		return 0, nil, nil, kindError(proto.KindConflict, "exec "+req.ExecID+" is already running")
+	}
+	s.execSeq++
+	n := strconv.Itoa(s.execSeq)
+	ep := &execProc{}
+	s.execs[req.ExecID] = ep
+	s.mu.Unlock()
+
+	pid, wait, eio, err := s.runExec(req, n)
+	s.mu.Lock()
+	if err != nil {
+		delete(s.execs, req.ExecID)
+	} else if len(eio.outs) > 0 && req.Terminal {
+		ep.master = eio.outs[0].f
+	}
+	s.mu.Unlock()
+	return pid, wait, eio, err
+}
+
+func (s *shim) runExec(req *proto.Request, n string) (int, <-chan syscall.WaitStatus, *execIO, error) {
+	procPath := s.path("exec-" + n + ".json")
+	pidPath := s.path("exec-" + n + ".pid")
+	defer os.Remove(procPath)
+	defer os.Remove(pidPath)
+	if err := os.WriteFile(procPath, req.Process, 0o600); err != nil {
+		return 0, nil, nil, err
+	}
+	args := []string{"exec", "--detach", "--pid-file", pidPath, "--process", procPath}
+	eio := &execIO{}
+	null := s.devNull.Fd()
+	stdio := []uintptr{null, null, null}
+	var childEnds []*os.File
+	var cs *consoleSocket
+	fail := func(err error) (int, <-chan syscall.WaitStatus, *execIO, error) {
+		closeAll(childEnds)
+		for _, o := range eio.outs {
+			o.f.Close()
+		}
+		if eio.stdin != nil {
+			eio.stdin.Close()
+		}
+		return 0, nil, nil, err
+	}
+	if req.Terminal {
+		var err error
+		if cs, err = newConsoleSocket(s.path("c" + n + ".sock")); err != nil {
+			return fail(err)
+		}
+		args = append(args, "--console-socket", cs.path)
+	} else {
+		if req.Stdin {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return fail(err)
+			}
+			eio.stdin, stdio[0] = w, r.Fd()
+			childEnds = append(childEnds, r)
+		}
+		for i, want := range []bool{req.Stdout, req.Stderr} {
+			if !want {
+				continue
+			}
+			r, w, err := os.Pipe()
+			if err != nil {
+				return fail(err)
+			}
+			eio.outs = append(eio.outs, &output{f: r, typ: byte(i + 1), done: make(chan struct{})})
+			stdio[i+1] = w.Fd()
+			childEnds = append(childEnds, w)
+		}
+	}
+	s.reaper.beginPending()
+	defer s.reaper.endPending()
+	err := s.runc(stdio, append(args, s.cfg.ID)...)
+	closeAll(childEnds)
+	childEnds = nil
+	if err != nil {
+		if cs != nil {
+			cs.close()
+		}
+		return fail(&procError{err.Error()})
+	}
+	if cs != nil {
+		master, err := cs.master()
+		if err != nil {
+			return fail(err)
+		}
+		if req.Height > 0 && req.Width > 0 {
+			resizePty(master, req.Height, req.Width)
+		}
+		eio.outs = []*output{{f: master, typ: proto.FrameStdout, done: make(chan struct{})}}
+		if req.Stdin {
+			eio.stdin = master
+		}
+	}
+	pid, err := readPid(pidPath)
+	if err != nil {
+		return fail(err)
+	}
+	return pid, s.reaper.claim(pid), eio, nil
+}
+
+func (s *shim) removeExec(id string) {
+	s.mu.Lock()
+	delete(s.execs, id)
+	s.mu.Unlock()
+}

@@ -1,0 +1,135 @@
+// Command berth-shim is berth's per-container monitor. berthd starts one per
+// container as `berth-shim <state-dir>`; it re-executes itself in a new
+// session so that it is nobody's child and outlives berthd, creates the
+// container with the OCI runtime, owns its stdio, writes its json-file log,
+// runs its execs, records its exit status in <state-dir>/exit.json and serves
+// berthd on <state-dir>/shim.sock (protocol: package runtime/shim/proto).
+//
+// It is kept small on purpose (one runs per container): standard library
+// only, no os/exec, one GOMAXPROCS, a low GC target.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/berthd/berth/runtime/shim/proto"
+)
+
+const daemonEnv = "_BERTH_SHIM_DAEMON"
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: berth-shim <state-dir>")
+		os.Exit(2)
+	}
+	if os.Getenv(daemonEnv) == "" {
+		os.Exit(relaunch())
+	}
+	debug.SetGCPercent(25)
+	os.Exit(run(os.Args[1]))
+}
+
+// relaunch starts the real shim in a new session and returns at once, so the
+// shim is re-parented to init (or the nearest subreaper) and never becomes a
+// zombie of berthd. fds 0-3 (stdio and the ready pipe) are passed through.
+func relaunch() int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berth-shim:", err)
+		return 1
+	}
+	env := append(os.Environ(), daemonEnv+"=1", "GOMAXPROCS=1")
+	_, err = syscall.ForkExec(self, os.Args, &syscall.ProcAttr{
+		Env:   env,
+		Files: []uintptr{0, 1, 2, 3},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berth-shim:", err)
+		return 1
+	}
+	return 0
+}
+
+func run(stateDir string) int {
+	// Our fd 3 came without close-on-exec; runc and the container must not
+	// inherit it (the launcher reads it to EOF).
+	syscall.CloseOnExec(3)
+	ready := os.NewFile(3, "ready")
+	cfg, err := loadConfig(stateDir)
+	if err != nil {
+		report(ready, proto.Ready{Error: err.Error()})
+		return 1
+	}
+	if err := setSubreaper(); err != nil {
+		report(ready, proto.Ready{Error: "berth-shim: set child subreaper: " + err.Error()})
+		return 1
+	}
+	sigc := make(chan os.Signal, 32)
+	signal.Notify(sigc, syscall.SIGCHLD)
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+
+	s := newShim(stateDir, cfg)
+	go s.reaper.loop(sigc)
+
+	if err := s.create(); err != nil {
+		s.cleanupFailedCreate()
+		report(ready, proto.Ready{Error: err.Error(), ExitCode: proto.ExitCodeFor(err.Error())})
+		return 1
+	}
+	if err := s.listen(); err != nil {
+		s.destroy()
+		report(ready, proto.Ready{Error: "berth-shim: " + err.Error()})
+		return 1
+	}
+	if err := report(ready, proto.Ready{Pid: s.initPid, ShimPid: os.Getpid()}); err != nil {
+		// berthd gave up on us (its Launch was canceled): leave nothing behind.
+		s.destroy()
+		return 1
+	}
+	// The config and create buffers are garbage now; hand the pages back.
+	debug.FreeOSMemory()
+	s.serve()
+	return 0
+}
+
+func report(ready *os.File, r proto.Ready) error {
+	b, _ := json.Marshal(r)
+	_, err := ready.Write(append(b, '\n'))
+	ready.Close()
+	return err
+}
+
+func loadConfig(stateDir string) (*proto.Config, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, proto.ConfigFile))
+	if err != nil {
+		return nil, fmt.Errorf("berth-shim: %w", err)
+	}
+	var cfg proto.Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("berth-shim: %s: %w", proto.ConfigFile, err)
+	}
+	if cfg.RuntimeBinary == "" {
+		cfg.RuntimeBinary = "runc"
+	}
+	if cfg.ExitGrace <= 0 {
+		cfg.ExitGrace = 5 * time.Second
+	}
+	return &cfg, nil
+}
+
+func setSubreaper() error {
+	const prSetChildSubreaper = 36
+	_, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}

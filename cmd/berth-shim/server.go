@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/berthd/berth/runtime/shim/proto"
+)
+
+func (s *shim) serve() {
+	for {
+		conn, err := s.listener.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				select {} // shutting down: waitInit exits the process
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		go s.handle(conn)
+	}
+}
+
+func respond(conn net.Conn, r proto.Response) error {
+	b, _ := json.Marshal(r)
+	_, err := conn.Write(append(b, '\n'))
+	return err
+}
+
+func respondErr(conn net.Conn, err error) {
+	r := proto.Response{Error: err.Error()}
+	var ke *kindErr
+	var pe *procError
+	if errors.As(err, &ke) {
+		r.Kind = ke.kind
+	} else if errors.As(err, &pe) {
+		r.Kind, r.ExitCode = proto.KindProcess, proto.ExitCodeFor(pe.msg)
+	}
+	respond(conn, r)
+}
+
+func (s *shim) handle(conn *net.UnixConn) {
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReaderSize(conn, 1024)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		conn.Close()
+		return
+	}
+	var req proto.Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		respondErr(conn, kindError(proto.KindInvalid, "bad request: "+err.Error()))
+		conn.Close()
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	if req.V != proto.Version {
+		respondErr(conn, kindError(proto.KindInvalid, "unsupported protocol version "+strconv.Itoa(req.V)))
+		conn.Close()
+		return
+	}
+	switch req.Op {
+	case proto.OpAttach:
+		s.attach(conn, br, &req)
+		return
+	case proto.OpExec:
+		s.exec(conn, br, &req)
+		return
+	case proto.OpWait:
+		s.wait(conn)
+		return
+	}
+	defer conn.Close()
+	var err2 error
+	switch req.Op {
+	case proto.OpState:
+		respond(conn, s.state())
+		return
+	case proto.OpStart:
+		err2 = s.start()
+	case proto.OpResize:
+		err2 = s.resize(req.ExecID, req.Height, req.Width)
+	case proto.OpKill:
+		err2 = s.kill(syscall.Signal(req.Signal))
+	case proto.OpRelease:
+		err2 = s.releaseShim()
+	default:
+		err2 = kindError(proto.KindInvalid, "unknown op "+strconv.Quote(req.Op))
+	}
+	if err2 != nil {
+		respondErr(conn, err2)
+		return
+	}
+	respond(conn, proto.Response{})
+}
+
+func (s *shim) state() proto.Response {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return proto.Response{Pid: s.initPid, ShimPid: os.Getpid(), Status: s.status, Exit: s.exit}
+}
+
+func (s *shim) kill(sig syscall.Signal) error {
+	if sig <= 0 || sig > 64 {
+		return kindError(proto.KindInvalid, "invalid signal "+strconv.Itoa(int(sig)))
+	}
+	live, err := s.reaper.signal(s.initPid, sig)
+	if !live {
+		return kindError(proto.KindConflict, "container is not running")
+	}
+	return err
+}
+
+func (s *shim) releaseShim() error {
+	select {
+	case <-s.exited:
+	default:
+		return kindError(proto.KindConflict, "container is still running")
+	}
+	s.released.Do(func() { close(s.release) })
+	return nil
+}
+
+func (s *shim) resize(execID string, h, w uint16) error {
+	if h == 0 || w == 0 {
+		return kindError(proto.KindInvalid, "invalid console size")
+	}
+	var master *os.File
+	s.mu.Lock()
+	if execID != "" {
+		e, ok := s.execs[execID]
+		if !ok {
+			s.mu.Unlock()
+			return kindError(proto.KindNotFound, "no such exec: "+execID)
+		}
+		master = e.master
+	} else {
+		if s.status == proto.StatusStopped {
+			s.mu.Unlock()
+			return kindError(proto.KindConflict, "container is not running")
+		}
+		master = s.master
+	}
+	s.mu.Unlock()
+	if master == nil {
+		return kindError(proto.KindInvalid, "the process has no terminal")
+	}
+	return resizePty(master, h, w)
+}
+
+// wait answers when the container has exited. The connection is held by
+// this one goroutine, blocked reading: a client that goes away ends it.
+func (s *shim) wait(conn *net.UnixConn) {
+	s.mu.Lock()
+	if s.exit != nil {
+		r := proto.Response{Pid: s.initPid, Status: s.status, Exit: s.exit}
+		s.mu.Unlock()
+		respond(conn, r)
+		conn.Close()
+		return
+	}
+	s.waiters[conn] = struct{}{}
+	s.mu.Unlock()
+	var b [1]byte
+	conn.Read(b[:]) // returns when the client leaves or waitInit closes conn
+	s.mu.Lock()
+	if s.waiters != nil {
+		delete(s.waiters, conn)
+	}
+	s.mu.Unlock()
+	conn.Close()
+}
+
+// attach streams the init's output produced from now on, and feeds the
+// client's bytes to its stdin. A client's end of input closes the
+// container's stdin when StdinOnce is set without a terminal (Docker's
+// rule); otherwise it ends the session.
+func (s *shim) attach(conn *net.UnixConn, br *bufio.Reader, req *proto.Request) {
+	// Register before answering, so output produced once the client knows
+	// it is attached (and starts the container) is never missed; the
+	// writer starts after the answer so frames follow it.
+	var sub *subscriber
+	if req.Stdout || req.Stderr {
+		if sub = s.hub.add(conn, req.Stdout, req.Stderr); sub == nil {
+			respond(conn, proto.Response{})
+			conn.Close() // the output has already ended
+			return
+		}
+	}
+	if err := respond(conn, proto.Response{}); err != nil {
+		if sub != nil {
+			sub.abort()
+			s.hub.startWriter(sub)
+		}
+		conn.Close()
+		return
+	}
+	if sub != nil {
+		s.hub.startWriter(sub)
+	}
+	defer func() {
+		if sub != nil {
+			sub.abort()
+		} else {
+			conn.Close()
+		}
+	}()
+	s.mu.Lock()
+	stdin := s.stdin
+	s.mu.Unlock()
+	if !req.Stdin {
+		stdin = nil
+	}
+	if copyInput(stdin, br) && stdin != nil && s.cfg.StdinOnce && !s.cfg.Terminal {
+		s.closeStdin()
+		if sub != nil {
+			<-sub.done // keep streaming output until the container ends it
+		}
+	}
+}
+
+// copyInput copies the client's bytes to w (nil: discards them) until the
+// client's end of input, and reports whether that was a clean end (EOF)
+// rather than an error. Write errors (the process closed its stdin) do not
+// stop it.
+func copyInput(w io.Writer, r io.Reader) bool {
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 && w != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				w = nil
+			}
+		}
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
+func (s *shim) closeStdin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stdin != nil && s.stdin != s.master {
+		s.stdin.Close()
+		s.stdin = nil
+	}
+}

@@ -1,0 +1,177 @@
+// Package proto is the wire protocol between berthd (package runtime/shim)
+// and berth-shim. It is imported by the shim binary, so it depends on the
+// standard library only.
+//
+// One request per connection on <state>/shim.sock: the client writes a
+// Request as one JSON line, the shim answers with a Response as one JSON
+// line. Attach and Exec then carry streams on the same connection: the shim
+// sends frames (an 8-byte header [type, 0, 0, 0, big-endian uint32 length]
+// and the payload, the layout of Docker's stdcopy), the client sends raw stdin
+// bytes and half-closes its side (shutdown SHUT_WR) for end of input.
+package proto
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"strings"
+	"time"
+)
+
+// Version is the protocol version; a shim answers a request of another
+// version with KindInvalid.
+const Version = 1
+
+// Ops.
+const (
+	OpState   = "state"   // -> Response{Pid, Status, Exit}
+	OpStart   = "start"   // runc start
+	OpAttach  = "attach"  // then frames; stdin from the client
+	OpResize  = "resize"  // Height, Width; ExecID selects an exec's pty
+	OpKill    = "kill"    // Signal, to the init process
+	OpExec    = "exec"    // -> Response{Pid}, then frames and a FrameExit
+	OpWait    = "wait"    // blocks until the container exited -> Response{Exit}
+	OpRelease = "release" // the container exited and berthd has its status: the shim may exit now
+)
+
+// Frame types, shim to client. Stdout and Stderr match stdcopy's stream ids.
+const (
+	FrameStdout = 1
+	FrameStderr = 2
+	FrameExit   = 3 // payload: the exec's exit code as a decimal string
+)
+
+// Error kinds, mapped to errdefs classes by the client.
+const (
+	KindNotFound    = "notfound"
+	KindConflict    = "conflict"
+	KindInvalid     = "invalid"
+	KindUnavailable = "unavailable"
+	KindProcess     = "process" // the OCI runtime failed to start a process; see ExitCode
+)
+
+// Status values.
+const (
+	StatusCreated = "created"
+	StatusRunning = "running"
+	StatusStopped = "stopped"
+)
+
+// Request is the first line a client sends.
+type Request struct {
+	V  int
+	Op string
+
+	Stdin, Stdout, Stderr bool `json:",omitempty"` // attach, exec
+
+	Height, Width uint16 `json:",omitempty"` // resize; exec's initial console size
+
+	ExecID   string          `json:",omitempty"` // exec, resize
+	Process  json.RawMessage `json:",omitempty"` // exec: runtime-spec Process JSON
+	Terminal bool            `json:",omitempty"` // exec
+
+	Signal int `json:",omitempty"` // kill
+}
+
+// Response is the first line the shim sends back.
+type Response struct {
+	Error    string `json:",omitempty"`
+	Kind     string `json:",omitempty"`
+	ExitCode int    `json:",omitempty"` // KindProcess: 126, 127 or 128, as dockerd sets them
+	Pid      int    `json:",omitempty"`
+	ShimPid  int    `json:",omitempty"` // state
+	Status   string `json:",omitempty"`
+	Exit     *Exit  `json:",omitempty"`
+}
+
+// Exit is a container's exit status, also stored as <state>/exit.json.
+type Exit struct {
+	ExitCode  int
+	ExitedAt  time.Time
+	OOMKilled bool
+}
+
+// Ready is what the shim writes on fd 3 once the container is created (Pid)
+// or could not be (Error, ExitCode).
+type Ready struct {
+	Pid      int    `json:",omitempty"`
+	ShimPid  int    `json:",omitempty"`
+	Error    string `json:",omitempty"`
+	ExitCode int    `json:",omitempty"`
+}
+
+// Config is <state>/shim.json, written by berthd before it starts the shim.
+type Config struct {
+	ID            string
+	Bundle        string
+	LogPath       string
+	RuntimeBinary string
+	RuntimeRoot   string `json:",omitempty"`
+	Terminal      bool   `json:",omitempty"`
+	OpenStdin     bool   `json:",omitempty"`
+	StdinOnce     bool   `json:",omitempty"`
+	ConsoleHeight uint16 `json:",omitempty"`
+	ConsoleWidth  uint16 `json:",omitempty"`
+	// ExitGrace is how long a shim whose container exited waits for an
+	// OpRelease before it exits on its own.
+	ExitGrace time.Duration `json:",omitempty"`
+}
+
+// Files in the state directory.
+const (
+	ConfigFile = "shim.json"
+	SocketFile = "shim.sock"
+	ExitFile   = "exit.json"
+	PidFile    = "init.pid"
+	ShimLog    = "shim.log"
+)
+
+// MaxSocketPath is the longest path a unix socket may have (sun_path, less NUL).
+const MaxSocketPath = 107
+
+// WriteFrame writes one frame.
+func WriteFrame(w io.Writer, typ byte, p []byte) error {
+	var h [8]byte
+	h[0] = typ
+	binary.BigEndian.PutUint32(h[4:], uint32(len(p)))
+	if _, err := w.Write(h[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(p)
+	return err
+}
+
+// AppendFrame appends one frame to dst (one write for header and payload).
+func AppendFrame(dst []byte, typ byte, p []byte) []byte {
+	dst = append(dst, typ, 0, 0, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(dst[len(dst)-4:], uint32(len(p)))
+	return append(dst, p...)
+}
+
+// ReadFrameHeader reads a frame header and returns its type and length.
+func ReadFrameHeader(r io.Reader) (byte, int, error) {
+	var h [8]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, 0, err
+	}
+	return h[0], int(binary.BigEndian.Uint32(h[4:])), nil
+}
+
+// ExitCodeFor classifies the OCI runtime's error text for a process that
+// could not be started, as dockerd does: 127 when the executable or a path
+// does not exist, 126 when it cannot be executed, 128 otherwise. The runtime
+// reports only text, so this is the one place that reads it.
+func ExitCodeFor(msg string) int {
+	m := strings.ToLower(msg)
+	switch {
+	case strings.Contains(m, "executable file not found"),
+		strings.Contains(m, "no such file or directory"),
+		strings.Contains(m, "not a directory"):
+		return 127
+	case strings.Contains(m, "permission denied"),
+		strings.Contains(m, "exec format error"),
+		strings.Contains(m, "is a directory"):
+		return 126
+	}
+	return 128
+}

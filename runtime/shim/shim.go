@@ -1,0 +1,283 @@
+// Package shim is berthd's side of berth-shim, the per-container monitor
+// that outlives berthd: it launches a shim (which creates the container with
+// the OCI runtime), reconnects to one after a restart, and drives it: start,
+// attach, resize, kill, exec, wait. The wire protocol is in package proto;
+// the shim itself is cmd/berth-shim.
+//
+// A Client holds no connection: each call opens its own to
+// <state>/shim.sock, so a Client costs nothing while idle and needs no
+// Close beyond symmetry.
+//
+// Errors are errdefs classes: ErrUnavailable when the shim is gone (use
+// ReadExit), ErrConflict for a request the container's state refuses,
+// ErrNotFound for an unknown exec, ErrInvalidArgument for bad input, and a
+// *ProcessError (ErrInvalidArgument for 126/127, ErrUnknown otherwise) when
+// the OCI runtime could not start a process.
+package shim
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/berthd/berth/runtime/shim/proto"
+)
+
+// Config describes the container a shim is launched for.
+type Config struct {
+	ID            string // the runtime's container id
+	Bundle        string // OCI bundle directory (config.json, rootfs)
+	StateDir      string // the shim's directory; its path + "/shim.sock" must fit a unix socket (107 bytes)
+	LogPath       string // json-file log
+	RuntimeBinary string // default "runc"
+	RuntimeRoot   string // runc --root; default the runtime's own
+	Terminal      bool   // give the init a pty (the shim owns the master)
+	OpenStdin     bool   // keep a stdin the attach clients write to
+	StdinOnce     bool   // an attach client's end of input closes stdin (without Terminal)
+	ConsoleSize   *ConsoleSize
+	ShimBinary    string // path of berth-shim; default "berth-shim" on $PATH
+	// ExitGrace is how long a shim whose container exited stays to be
+	// Waited for before it exits unreleased; default 5s.
+	ExitGrace time.Duration
+}
+
+// ConsoleSize is a terminal size in characters.
+type ConsoleSize struct{ Height, Width uint16 }
+
+// ExitStatus is how a container's init ended. ExitCode is 128+signal for a
+// killed process, as Docker reports it; OOMKilled is set when its memory
+// cgroup counted an OOM kill.
+type ExitStatus struct {
+	ExitCode  int
+	ExitedAt  time.Time
+	OOMKilled bool
+}
+
+// State is the shim's view of the container.
+type State struct {
+	Pid     int
+	ShimPid int
+	Status  string      // "created", "running", "stopped"
+	Exit    *ExitStatus // when stopped
+}
+
+// ProcessError is the OCI runtime's refusal to start a process (the init at
+// Launch, or an exec): Message is the runtime's text verbatim, e.g.
+// `exec: "nosuchcmd": executable file not found in $PATH`, and ExitCode the
+// code dockerd gives such a process: 127 (not found), 126 (not executable)
+// or 128.
+type ProcessError struct {
+	Message  string
+	ExitCode int
+}
+
+func (e *ProcessError) Error() string { return e.Message }
+
+// Unwrap gives the errdefs class.
+func (e *ProcessError) Unwrap() error {
+	if e.ExitCode == 126 || e.ExitCode == 127 {
+		return errdefs.ErrInvalidArgument
+	}
+	return errdefs.ErrUnknown
+}
+
+// Client talks to one shim.
+type Client struct {
+	dir     string
+	sock    string
+	pid     int
+	shimPid int
+}
+
+// Pid is the container init's pid in the host pid namespace.
+func (c *Client) Pid() int { return c.pid }
+
+// ShimPid is the shim process's pid.
+func (c *Client) ShimPid() int { return c.shimPid }
+
+// StateDir is the shim's state directory.
+func (c *Client) StateDir() string { return c.dir }
+
+// Close releases the Client. It holds no resources; calls in flight are
+// ended by their contexts.
+func (c *Client) Close() error { return nil }
+
+// Connect connects to the shim of stateDir, e.g. after berthd restarted. It
+// returns ErrUnavailable if no shim serves there (it exited: see ReadExit).
+func Connect(ctx context.Context, stateDir string) (*Client, error) {
+	c := &Client{dir: stateDir, sock: filepath.Join(stateDir, proto.SocketFile)}
+	st, err := c.State(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.pid, c.shimPid = st.Pid, st.ShimPid
+	return c, nil
+}
+
+// ReadExit reads the exit status a shim recorded in stateDir. ok is false
+// if there is none (the container has not exited, or its shim died first).
+func ReadExit(stateDir string) (st ExitStatus, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, proto.ExitFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return ExitStatus{}, false, nil
+	}
+	if err != nil {
+		return ExitStatus{}, false, err
+	}
+	var e proto.Exit
+	if err := json.Unmarshal(b, &e); err != nil {
+		return ExitStatus{}, false, fmt.Errorf("%s: %w", proto.ExitFile, err)
+	}
+	return ExitStatus(e), true, nil
+}
+
+// State returns the container's state. Errors: ErrUnavailable.
+func (c *Client) State(ctx context.Context) (State, error) {
+	resp, err := c.call(ctx, proto.Request{Op: proto.OpState})
+	if err != nil {
+		return State{}, err
+	}
+	st := State{Pid: resp.Pid, ShimPid: resp.ShimPid, Status: resp.Status}
+	if resp.Exit != nil {
+		e := ExitStatus(*resp.Exit)
+		st.Exit = &e
+	}
+	return st, nil
+}
+
+// Start starts the created container (runc start) and returns once it runs.
+// Errors: ErrConflict if it is not in the created state; ErrUnavailable; the
+// runtime's error (ErrUnknown) otherwise.
+func (c *Client) Start(ctx context.Context) error {
+	_, err := c.call(ctx, proto.Request{Op: proto.OpStart})
+	return err
+}
+
+// Kill sends sig to the container's init process. The shim does it, while
+// the init is its unreaped child, so a recycled pid is never signalled.
+// Errors: ErrConflict if the container is not running (or created);
+// ErrInvalidArgument for a bad signal; ErrUnavailable.
+func (c *Client) Kill(ctx context.Context, sig syscall.Signal) error {
+	_, err := c.call(ctx, proto.Request{Op: proto.OpKill, Signal: int(sig)})
+	return err
+}
+
+// Resize sets the size of the container's terminal. Errors:
+// ErrInvalidArgument if it has none or the size is zero; ErrConflict if it
+// exited; ErrUnavailable.
+func (c *Client) Resize(ctx context.Context, height, width uint16) error {
+	_, err := c.call(ctx, proto.Request{Op: proto.OpResize, Height: height, Width: width})
+	return err
+}
+
+// Wait blocks until the container has exited and returns its status.
+// Errors: ctx.Err(); ErrUnavailable if the shim is gone (see ReadExit).
+func (c *Client) Wait(ctx context.Context) (ExitStatus, error) {
+	resp, err := c.call(ctx, proto.Request{Op: proto.OpWait})
+	if err != nil {
+		return ExitStatus{}, err
+	}
+	if resp.Exit == nil {
+		return ExitStatus{}, fmt.Errorf("shim answered wait without a status: %w", errdefs.ErrUnknown)
+	}
+	return ExitStatus(*resp.Exit), nil
+}
+
+// Release tells the shim of an exited container that berthd has its status:
+// the shim exits now instead of after its grace period. Errors: ErrConflict
+// if the container still runs; ErrUnavailable (it has already gone).
+func (c *Client) Release(ctx context.Context) error {
+	_, err := c.call(ctx, proto.Request{Op: proto.OpRelease})
+	return err
+}
+
+// dial opens a connection and sends req. ctx bounds the dial and, through
+// the returned stop function's counterpart, the whole exchange: the
+// connection is closed when ctx is done.
+func (c *Client) dial(ctx context.Context, req proto.Request) (*net.UnixConn, *bufio.Reader, func() bool, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", c.sock)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, nil, ctx.Err()
+		}
+		return nil, nil, nil, unavailable(c.dir, err)
+	}
+	conn := nc.(*net.UnixConn)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	req.V = proto.Version
+	b, _ := json.Marshal(req)
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		stop()
+		conn.Close()
+		return nil, nil, nil, c.connErr(ctx, err)
+	}
+	return conn, bufio.NewReaderSize(conn, 4096), stop, nil
+}
+
+// readResponse reads the response line and turns an error answer into an
+// errdefs-classed error.
+func (c *Client) readResponse(ctx context.Context, br *bufio.Reader) (proto.Response, error) {
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return proto.Response{}, c.connErr(ctx, err)
+	}
+	var resp proto.Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return proto.Response{}, fmt.Errorf("shim %s: bad response (%v): %w", c.dir, err, errdefs.ErrUnknown)
+	}
+	if resp.Error != "" {
+		return resp, responseError(resp)
+	}
+	return resp, nil
+}
+
+func responseError(resp proto.Response) error {
+	var class error
+	switch resp.Kind {
+	case proto.KindProcess:
+		return &ProcessError{Message: resp.Error, ExitCode: resp.ExitCode}
+	case proto.KindNotFound:
+		class = errdefs.ErrNotFound
+	case proto.KindConflict:
+		class = errdefs.ErrConflict
+	case proto.KindInvalid:
+		class = errdefs.ErrInvalidArgument
+	case proto.KindUnavailable:
+		class = errdefs.ErrUnavailable
+	default:
+		class = errdefs.ErrUnknown
+	}
+	return fmt.Errorf("%s: %w", resp.Error, class)
+}
+
+func (c *Client) connErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return unavailable(c.dir, err)
+}
+
+func unavailable(dir string, err error) error {
+	return fmt.Errorf("shim of %s is gone (%v): %w", dir, err, errdefs.ErrUnavailable)
+}
+
+// call is a request with a one-line answer.
+func (c *Client) call(ctx context.Context, req proto.Request) (proto.Response, error) {
+	conn, br, stop, err := c.dial(ctx, req)
+	if err != nil {
+		return proto.Response{}, err
+	}
+	defer conn.Close()
+	defer stop()
+	return c.readResponse(ctx, br)
+}
