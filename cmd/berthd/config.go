@@ -2,7 +2,11 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
+
+	"github.com/berthd/berth/network"
+	"github.com/berthd/berth/network/ipam"
 
 	"github.com/spf13/pflag"
 )
@@ -16,6 +20,10 @@ type config struct {
 	Debug              bool
 	LogLevel           string
 	InsecureRegistries []string
+	Bridge             string
+	BIP                string
+	AddressPools       []string
+	DNSZone            string
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -28,6 +36,10 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVarP(&c.Debug, "debug", "D", false, "Enable debug mode")
 	fs.StringVarP(&c.LogLevel, "log-level", "l", "info", `Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")`)
 	fs.StringSliceVar(&c.InsecureRegistries, "insecure-registry", nil, "Registries reached over plain HTTP or without TLS verification")
+	fs.StringVarP(&c.Bridge, "bridge", "b", "berth0", "Bridge device of the default network (also tags the daemon's iptables chains)")
+	fs.StringVar(&c.BIP, "bip", "10.210.0.1/24", "Address and prefix of the default bridge")
+	fs.StringArrayVar(&c.AddressPools, "default-address-pool", nil, "Address pool for user networks, base=CIDR,size=N (repeatable; default base=10.210.0.0/16,size=24)")
+	fs.StringVar(&c.DNSZone, "dns-zone", "berth.internal", "DNS zone served by the embedded DNS server")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -38,6 +50,28 @@ func parseFlags(args []string) (*config, error) {
 		c.Pidfile = c.ExecRoot + "/berthd.pid"
 	}
 	return c, nil
+}
+
+// networkConfig turns the network flags into the network subsystem's config.
+func (c *config) networkConfig() (network.Config, error) {
+	nc := network.DefaultConfig(c.ExecRoot)
+	nc.Bridge, nc.DNSZone = c.Bridge, c.DNSZone
+	bip, err := netip.ParsePrefix(c.BIP)
+	if err != nil {
+		return nc, fmt.Errorf("invalid --bip %q: %w", c.BIP, err)
+	}
+	nc.BIP = bip
+	if len(c.AddressPools) > 0 {
+		nc.Pools = nil
+		for _, s := range c.AddressPools {
+			p, err := ipam.ParsePool(s)
+			if err != nil {
+				return nc, fmt.Errorf("--default-address-pool: %w", err)
+			}
+			nc.Pools = append(nc.Pools, p)
+		}
+	}
+	return nc, nil
 }
 
 // socketPath returns the filesystem path of a unix:// host.

@@ -16,9 +16,11 @@ import (
 
 	"github.com/berthd/berth/engine"
 	"github.com/berthd/berth/engine/router/images"
+	"github.com/berthd/berth/engine/router/networks"
 	"github.com/berthd/berth/engine/router/system"
 	"github.com/berthd/berth/engine/router/volumes"
 	"github.com/berthd/berth/events"
+	"github.com/berthd/berth/network"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/sysinfo"
@@ -150,6 +152,16 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		return nil, err
 	}
 
+	netCfg, err := cfg.networkConfig()
+	if err != nil {
+		return nil, err
+	}
+	nets, err := network.New(network.Deps{DB: db, Events: bus, Config: netCfg})
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, nets.Close)
+
 	info, err := sysinfo.New(sysinfo.Deps{
 		DataRoot:           cfg.DataRoot,
 		APIVersion:         apiVersion,
@@ -170,6 +182,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		system.New(info, bus),
 		images.New(imgs),
 		volumes.New(vols),
+		networks.New(nets, noContainerNetworker{}),
 	)
 	return d, nil
 }

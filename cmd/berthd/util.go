@@ -4,6 +4,9 @@ import (
 	"context"
 	"os/exec"
 	"time"
+
+	"github.com/containerd/errdefs"
+	networktypes "github.com/moby/moby/api/types/network"
 )
 
 func execOutput(name string, args ...string) (string, error) {
@@ -17,3 +20,14 @@ func execOutput(name string, args ...string) (string, error) {
 type noContainers struct{}
 
 func (noContainers) Counts() (int, int, int, int) { return 0, 0, 0, 0 }
+
+// Until the runtime is wired in, no container exists to connect.
+type noContainerNetworker struct{}
+
+func (noContainerNetworker) ConnectContainer(ctx context.Context, network, container string, cfg *networktypes.EndpointSettings) error {
+	return errdefs.ErrNotFound.WithMessage("No such container: " + container)
+}
+
+func (noContainerNetworker) DisconnectContainer(ctx context.Context, network, container string, force bool) error {
+	return errdefs.ErrNotFound.WithMessage("No such container: " + container)
+}

@@ -28,6 +28,7 @@ type Daemon struct {
 	DataRoot string
 	ExecRoot string
 	Args     []string // extra berthd flags
+	Net      NetSlot  // the daemon's bridge name and address block
 	LogPath  string
 	cmd      *exec.Cmd
 	waited   chan struct{}
@@ -93,9 +94,10 @@ func StartDaemon(t testing.TB, extraArgs ...string) *Daemon {
 		DataRoot: filepath.Join(root, "data"),
 		ExecRoot: filepath.Join(root, "run"),
 		LogPath:  filepath.Join(root, "berthd.log"),
-		Args:     extraArgs,
 		config:   filepath.Join(root, "docker-config"),
 	}
+	d.Net = TakeNetSlot(t)
+	d.Args = append(d.Net.Args(), extraArgs...)
 	_ = os.MkdirAll(d.config, 0o700)
 	t.Cleanup(func() { d.cleanup(t) })
 	d.Start(t)

@@ -1,0 +1,63 @@
+package testenv
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// NetSlot is a set of host-global network names and addresses that no
+// other test, in this process or another, uses while the slot is held: a
+// bridge name for a daemon's default network and an address block for its
+// --bip and --default-address-pool. Blocks are /20s of 10.216.0.0/14, clear
+// of berthd's default 10.210.0.0/16, the reference engines' 10.213/16 and
+// 10.214/16, and Docker's 172.17/16.
+type NetSlot struct {
+	N      int
+	Bridge string       // "bt<N>"
+	Block  netip.Prefix // 10.216.0.0/20 + N
+	BIP    string       // the first /24 of the block, gateway .1
+	Pool   string       // dockerd syntax: base=<block>,size=24
+}
+
+// Args are the berthd flags that put a daemon in the slot.
+func (s NetSlot) Args() []string {
+	return []string{"--bridge", s.Bridge, "--bip", s.BIP, "--default-address-pool", s.Pool}
+}
+
+const netSlots = 64
+
+// TakeNetSlot holds a free slot (an flock on /run/berth-test-pools/N.lock)
+// until the test ends.
+func TakeNetSlot(t testing.TB) NetSlot {
+	t.Helper()
+	dir := "/run/berth-test-pools"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < netSlots; n++ {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%d.lock", n)), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		t.Cleanup(func() { f.Close() }) // closing releases the lock
+		base := netip.AddrFrom4([4]byte{10, byte(216 + n/16), byte((n % 16) * 16), 0})
+		return NetSlot{
+			N:      n,
+			Bridge: fmt.Sprintf("bt%d", n),
+			Block:  netip.PrefixFrom(base, 20),
+			BIP:    netip.PrefixFrom(base.Next(), 24).String(),
+			Pool:   fmt.Sprintf("base=%s,size=24", netip.PrefixFrom(base, 20)),
+		}
+	}
+	t.Fatalf("all %d test network slots are busy", netSlots)
+	return NetSlot{}
+}

@@ -1,0 +1,363 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/berthd/berth/network/dns"
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// AttachRequest says which container joins which network, and how.
+type AttachRequest struct {
+	ContainerID   string
+	ContainerName string // without the leading "/"
+	Hostname      string
+	// Network is a network's id, name or unique id prefix.
+	Network string
+	// Aliases are the network-scoped DNS aliases (--network-alias).
+	Aliases []string
+	// IPv4 is a static address (IPAMConfig.IPv4Address); zero picks one.
+	IPv4 netip.Addr
+	// MAC is the interface's address ("02:42:0a:d2:00:02"); "" derives one
+	// from the IP. A malformed one is ErrInvalidArgument.
+	MAC string
+	// Labels are the container's labels (DNS plugins such as compose
+	// scoping read them).
+	Labels map[string]string
+	// Primary gives the container its default route through this network
+	// (unless it is internal) and makes its gateway the resolv.conf
+	// nameserver.
+	Primary bool
+}
+
+// Attach connects the sandbox at nsPath to a bridge network: a veth pair
+// whose host side joins the bridge and whose other side becomes eth<N> in the
+// sandbox, an address from the network's IPAM, a default route when Primary
+// and the network is not internal, and the container's DNS records. It
+// returns the endpoint as Docker reports it in NetworkSettings.Networks.
+//
+// Errors: ErrNotFound "network x not found"; ErrInvalidArgument for host or
+// null networks, for a static address or aliases on the default bridge
+// (dockerd's messages), or an address outside the subnet; ErrConflict
+// "endpoint with name x already exists in network y" when the container is
+// attached already, and "Address already in use" for a taken static address;
+// ErrResourceExhausted when the subnet is full.
+func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) (*network.EndpointSettings, error) {
+	ctx = stateCtx(ctx)
+	if req.ContainerID == "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("attach: no container id")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, err := m.lookupLocked(req.Network)
+	if err != nil {
+		return nil, err
+	}
+	r := st.rec
+	var mac net.HardwareAddr
+	if req.MAC != "" {
+		if mac, err = net.ParseMAC(req.MAC); err != nil || len(mac) != 6 {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid MAC address: %s", req.MAC))
+		}
+	}
+	switch r.Driver {
+	case "host", "null":
+		return nil, errdefs.ErrInvalidArgument.WithMessage("container cannot be disconnected from host network or connected to host network")
+	}
+	if old, ok := m.pending[epKey(r.ID, req.ContainerID)]; ok {
+		// left from before a daemon restart and never restored: the
+		// container is starting again
+		removeVethPair(old)
+		st.sub.Release(old.IP)
+		_ = m.eps.Delete(epKey(r.ID, req.ContainerID))
+		delete(m.pending, epKey(r.ID, req.ContainerID))
+	}
+	if _, ok := m.endpoints[epKey(r.ID, req.ContainerID)]; ok {
+		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("endpoint with name %s already exists in network %s", req.ContainerName, r.Name))
+	}
+	if r.Predefined && r.Name == "bridge" {
+		if req.IPv4.IsValid() {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("user specified IP address is supported on user defined networks only")
+		}
+		if len(req.Aliases) > 0 {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("network-scoped alias is supported only for containers in user defined networks")
+		}
+	}
+	if err := m.hostLocked(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.upLocked(st); err != nil {
+		return nil, err
+	}
+	ip, err := st.sub.Allocate(req.IPv4)
+	if err != nil {
+		return nil, err
+	}
+	ep := &endpointRecord{
+		ID: newID(), NetworkID: r.ID, ContainerID: req.ContainerID, ContainerName: req.ContainerName,
+		Hostname: req.Hostname, Aliases: slices.Clone(req.Aliases), IP: ip, Static: req.IPv4.IsValid(),
+		NsPath: nsPath, Primary: req.Primary, Labels: req.Labels,
+	}
+	if mac == nil {
+		mac = macFromIP(ip)
+	}
+	ep.MAC = mac.String()
+	ep.HostVeth = "vb" + ep.ID[:12]
+	if err := m.plumb(ctx, st, ep, mac); err != nil {
+		st.sub.Release(ip)
+		return nil, err
+	}
+	if err := m.eps.Put(epKey(r.ID, req.ContainerID), ep); err != nil {
+		deleteVeth(ep.HostVeth)
+		st.sub.Release(ip)
+		return nil, err
+	}
+	m.endpoints[epKey(r.ID, req.ContainerID)] = ep
+	m.records.Add(m.dnsEndpoint(st, ep))
+	m.publish(events.ActionConnect, st, req.ContainerID)
+	return m.settings(st, ep), nil
+}
+
+// plumb makes the veth pair and configures the sandbox side.
+func (m *Manager) plumb(ctx context.Context, st *netState, ep *endpointRecord, mac net.HardwareAddr) (retErr error) {
+	ns, err := netns.GetFromPath(ep.NsPath)
+	if err != nil {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("sandbox %s: %v", ep.NsPath, err))
+	}
+	defer ns.Close()
+	br, err := netlink.LinkByName(st.rec.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", st.rec.Bridge, err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	ifName, err := nextIfName(h)
+	if err != nil {
+		return err
+	}
+	ep.IfName = ifName
+	tmpName := "vc" + ep.ID[:12]
+	la := netlink.NewLinkAttrs()
+	la.Name = ep.HostVeth
+	la.MasterIndex = br.Attrs().Index
+	la.MTU = br.Attrs().MTU
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: tmpName, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(int(ns))}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s: %w", ep.HostVeth, err)
+	}
+	defer func() {
+		if retErr != nil {
+			deleteVeth(ep.HostVeth)
+		}
+	}()
+	host, err := netlink.LinkByName(ep.HostVeth)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetHairpin(host, true); err != nil {
+		return fmt.Errorf("hairpin on %s: %w", ep.HostVeth, err)
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return err
+	}
+	peer, err := h.LinkByName(tmpName)
+	if err != nil {
+		return err
+	}
+	if err := h.LinkSetName(peer, ifName); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmpName, ifName, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(st.rec.Subnet.Bits(), 32)}}
+	if err := h.AddrAdd(peer, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", ep.IP, ifName, err)
+	}
+	if err := h.LinkSetUp(peer); err != nil {
+		return err
+	}
+	if ep.Primary && !st.rec.Internal {
+		route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: st.rec.Gateway.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
+		if err := h.RouteReplace(route); err != nil {
+			return fmt.Errorf("default route via %s: %w", st.rec.Gateway, err)
+		}
+	}
+	return nil
+}
+
+// nextIfName is the lowest eth<N> not in use in the sandbox.
+func nextIfName(h *netlink.Handle) (string, error) {
+	links, err := h.LinkList()
+	if err != nil {
+		return "", err
+	}
+	used := map[int]bool{}
+	for _, l := range links {
+		if n, ok := strings.CutPrefix(l.Attrs().Name, "eth"); ok {
+			if i, err := strconv.Atoi(n); err == nil {
+				used[i] = true
+			}
+		}
+	}
+	for i := 0; ; i++ {
+		if !used[i] {
+			return "eth" + strconv.Itoa(i), nil
+		}
+	}
+}
+
+// macFromIP is dockerd's classic 02:42:<ip> address: stable for an address,
+// so a peer's stale ARP entry for a reused IP is still right.
+func macFromIP(ip netip.Addr) net.HardwareAddr {
+	b := ip.As4()
+	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
+}
+
+func deleteVeth(name string) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		logrus.WithError(err).Warnf("network: delete veth %s", name)
+	}
+}
+
+// Detach removes a container's endpoint from a network: its veth pair, its
+// address, its DNS records. A container that is not attached is not an
+// error; an unknown network is ErrNotFound.
+func (m *Manager) Detach(ctx context.Context, containerID, networkIDOrName string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, err := m.lookupLocked(networkIDOrName)
+	if err != nil {
+		return err
+	}
+	return m.detachLocked(st, containerID)
+}
+
+func (m *Manager) detachLocked(st *netState, containerID string) error {
+	key := epKey(st.rec.ID, containerID)
+	ep, ok := m.endpoints[key]
+	if !ok {
+		ep, ok = m.pending[key]
+		delete(m.pending, key)
+	}
+	if !ok {
+		return nil
+	}
+	removeVethPair(ep)
+	if err := m.eps.Delete(key); err != nil {
+		return err
+	}
+	delete(m.endpoints, key)
+	if st.sub != nil {
+		st.sub.Release(ep.IP)
+	}
+	m.records.Remove(st.rec.ID, containerID)
+	m.publish(events.ActionDisconnect, st, containerID)
+	return nil
+}
+
+// removeVethPair deletes the host side (which takes the sandbox side with
+// it); when the host side is gone but the sandbox lives, it deletes the
+// sandbox side by name.
+func removeVethPair(ep *endpointRecord) {
+	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
+		if err := netlink.LinkDel(l); err != nil {
+			logrus.WithError(err).Warnf("network: delete veth %s", ep.HostVeth)
+		}
+		return
+	}
+	if !isNsMount(ep.NsPath) || ep.IfName == "" {
+		return
+	}
+	ns, err := netns.GetFromPath(ep.NsPath)
+	if err != nil {
+		return
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return
+	}
+	defer h.Close()
+	if l, err := h.LinkByName(ep.IfName); err == nil {
+		_ = h.LinkDel(l)
+	}
+}
+
+func (m *Manager) dnsEndpoint(st *netState, ep *endpointRecord) dns.Endpoint {
+	return dns.Endpoint{
+		ContainerID: ep.ContainerID, Name: ep.ContainerName, Hostname: ep.Hostname, Aliases: ep.Aliases,
+		IP: ep.IP, NetworkID: st.rec.ID, NetworkName: st.rec.Name, Internal: st.rec.Internal, Labels: ep.Labels,
+	}
+}
+
+// settings is the endpoint as NetworkSettings.Networks[name] shows it.
+func (m *Manager) settings(st *netState, ep *endpointRecord) *network.EndpointSettings {
+	mac, _ := net.ParseMAC(ep.MAC)
+	es := &network.EndpointSettings{
+		Aliases:     slices.Clone(ep.Aliases),
+		NetworkID:   st.rec.ID,
+		EndpointID:  ep.ID,
+		IPAddress:   ep.IP,
+		IPPrefixLen: st.rec.Subnet.Bits(),
+		MacAddress:  network.HardwareAddr(mac),
+		DNSNames:    dnsNames(ep),
+	}
+	if !st.rec.Internal {
+		es.Gateway = st.rec.Gateway
+	}
+	if ep.Static {
+		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ep.IP}
+	}
+	return es
+}
+
+// dnsNames is Docker's DNSNames: name, short id, aliases, hostname.
+func dnsNames(ep *endpointRecord) []string {
+	var out []string
+	add := func(s string) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(ep.ContainerName)
+	if len(ep.ContainerID) >= 12 {
+		add(ep.ContainerID[:12])
+	}
+	for _, a := range ep.Aliases {
+		add(a)
+	}
+	add(ep.Hostname)
+	return out
+}
+
+// Endpoint returns a container's endpoint on a network as Docker reports
+// it. ErrNotFound when the network is unknown or the container not attached.
+func (m *Manager) Endpoint(ctx context.Context, containerID, networkIDOrName string) (*network.EndpointSettings, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, err := m.lookupLocked(networkIDOrName)
+	if err != nil {
+		return nil, err
+	}
+	ep, ok := m.endpoints[epKey(st.rec.ID, containerID)]
+	if !ok {
+		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("container %s is not connected to network %s", containerID, st.rec.Name))
+	}
+	return m.settings(st, ep), nil
+}

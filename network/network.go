@@ -1,0 +1,307 @@
+// Package network owns berth's container networking: bridge networks (the
+// predefined "bridge" plus user networks), their IPAM, network namespaces
+// and veth endpoints of containers, published ports (DNAT plus a held host
+// socket), NAT and isolation rules, and the embedded DNS server of every
+// bridge. The runtime calls it as a library (CreateSandbox, Attach,
+// PublishPorts, ... Restore); the network API router calls it as its
+// backend. Everything it puts on the host carries names derived from the
+// daemon's configuration, so several daemons share one host.
+//
+// State: networks, endpoints and published ports live in the store; IPAM
+// and DNS records are rebuilt from them at Restore, so the store is the only
+// source of truth.
+package network
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthd/berth/network/dns"
+	"github.com/berthd/berth/network/ipam"
+	"github.com/berthd/berth/network/iptables"
+	"github.com/berthd/berth/network/portmap"
+	"github.com/berthd/berth/store"
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/events"
+)
+
+// Config is the daemon configuration the network subsystem needs.
+type Config struct {
+	// Bridge is the default bridge device (--bridge, "berth0"). It also tags
+	// every iptables chain of the daemon.
+	Bridge string
+	// BIP is the default bridge's gateway and prefix (--bip, 10.210.0.1/24).
+	BIP netip.Prefix
+	// Pools are the subnets for user networks (--default-address-pool).
+	Pools []ipam.Pool
+	// DNSZone is the daemon zone (--dns-zone, "berth.internal").
+	DNSZone string
+	// ExecRoot holds runtime state; netns files live in <ExecRoot>/netns.
+	ExecRoot string
+	// ResolvConf is the host file naming the upstream resolvers.
+	ResolvConf string
+}
+
+// DefaultConfig is berthd's default network configuration.
+func DefaultConfig(execRoot string) Config {
+	return Config{
+		Bridge:     "berth0",
+		BIP:        netip.MustParsePrefix("10.210.0.1/24"),
+		Pools:      []ipam.Pool{{Base: netip.MustParsePrefix("10.210.0.0/16"), Size: 24}},
+		DNSZone:    "berth.internal",
+		ExecRoot:   execRoot,
+		ResolvConf: "/etc/resolv.conf",
+	}
+}
+
+// Publisher receives network events (events.Bus).
+type Publisher interface {
+	Publish(m events.Message)
+}
+
+// Deps are everything New needs.
+type Deps struct {
+	DB     *store.DB
+	Events Publisher
+	Config Config
+	// DNSPlugins run in front of berth's own DNS handlers, in order (compose
+	// scoping is one). They may be empty.
+	DNSPlugins []dns.Plugin
+}
+
+// Manager is the network subsystem. All methods are safe for concurrent use.
+type Manager struct {
+	cfg      Config
+	nets     *store.Table[netRecord]
+	eps      *store.Table[endpointRecord]
+	portsTbl *store.Table[portsRecord]
+	bus      Publisher
+	records  *dns.Table
+	handler  dns.Handler
+	fw       *iptables.Firewall
+	ports    *portmap.Allocator
+	nsDir    string
+
+	mu        sync.Mutex
+	networks  map[string]*netState       // by id
+	endpoints map[string]*endpointRecord // live endpoints, by epKey
+	// pending are the stored endpoints of containers that may still run,
+	// until Restore (or DeleteSandbox) claims them or RestoreDone drops them.
+	// Their addresses stay reserved meanwhile.
+	pending  map[string]*endpointRecord
+	restored map[string]bool // containers Restore was called for
+	hostUp   bool            // every network brought up and the firewall written once
+}
+
+// netState is one network in memory.
+type netState struct {
+	rec    netRecord
+	sub    *ipam.Subnet // nil for host/none
+	server *dns.Server  // nil until the bridge is up, and for host/none
+}
+
+// New checks deps and loads the networks from the store, creating the
+// predefined bridge, host and none networks the first time. It changes
+// nothing on the host: the first operation that needs the host (Attach,
+// CreateNetwork, Restore, RestoreDone, ...) brings every network up.
+func New(deps Deps) (*Manager, error) {
+	c := deps.Config
+	switch {
+	case deps.DB == nil:
+		return nil, errors.New("network: no store")
+	case deps.Events == nil:
+		return nil, errors.New("network: no event publisher")
+	case c.Bridge == "" || len(c.Bridge) > 15 || strings.ContainsAny(c.Bridge, "/ \t"):
+		return nil, fmt.Errorf("network: invalid bridge name %q", c.Bridge)
+	case !c.BIP.IsValid() || !c.BIP.Addr().Is4():
+		return nil, fmt.Errorf("network: invalid --bip %q: an IPv4 address with prefix length is required", c.BIP)
+	case len(c.Pools) == 0:
+		return nil, errors.New("network: no default address pool")
+	case c.ExecRoot == "":
+		return nil, errors.New("network: no exec root")
+	}
+	if c.DNSZone == "" {
+		return nil, errors.New("network: no DNS zone")
+	}
+	c.DNSZone = strings.Trim(strings.ToLower(c.DNSZone), ".")
+	if c.ResolvConf == "" {
+		c.ResolvConf = "/etc/resolv.conf"
+	}
+	if c.BIP.Addr() == c.BIP.Masked().Addr() {
+		// --bip 10.210.0.0/24 means the first host as gateway
+		c.BIP = netip.PrefixFrom(ipam.FirstHost(c.BIP), c.BIP.Bits())
+	}
+	m := &Manager{
+		cfg:       c,
+		bus:       deps.Events,
+		records:   dns.NewTable(),
+		fw:        iptables.New(c.Bridge),
+		ports:     portmap.NewAllocator(portmap.EphemeralRange()),
+		nsDir:     filepath.Join(c.ExecRoot, "netns"),
+		networks:  map[string]*netState{},
+		endpoints: map[string]*endpointRecord{},
+		pending:   map[string]*endpointRecord{},
+		restored:  map[string]bool{},
+	}
+	var err error
+	if m.nets, err = store.NewTable[netRecord](deps.DB, "networks"); err != nil {
+		return nil, err
+	}
+	if m.eps, err = store.NewTable[endpointRecord](deps.DB, "endpoints"); err != nil {
+		return nil, err
+	}
+	if m.portsTbl, err = store.NewTable[portsRecord](deps.DB, "ports"); err != nil {
+		return nil, err
+	}
+	rc := &dns.ResolvConf{Path: c.ResolvConf}
+	plugins := append(append([]dns.Plugin(nil), deps.DNSPlugins...), dns.Names(), dns.Zone(), dns.Forward(rc.Upstreams, 3*time.Second))
+	m.handler = dns.Chain(plugins...)
+	if err := m.load(); err != nil {
+		return nil, err
+	}
+	if err := m.loadEndpoints(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Records is the read-only view of every endpoint's DNS records (for DNS
+// plugins and tests).
+func (m *Manager) Records() dns.Records { return m.records }
+
+// Zone is the daemon's DNS zone.
+func (m *Manager) Zone() string { return m.cfg.DNSZone }
+
+// load reads the networks and makes sure the predefined ones exist and the
+// default bridge matches the configuration.
+func (m *Manager) load() error {
+	recs, bad, err := m.nets.List()
+	if err != nil {
+		return err
+	}
+	for _, b := range bad {
+		// a damaged record must not keep the daemon down; its bridge is
+		// found by the ownership report
+		_ = m.nets.Delete(b.ID)
+	}
+	have := map[string]bool{}
+	for id, r := range recs {
+		if r.Predefined {
+			have[r.Name] = true
+		}
+		if r.Predefined && r.Name == "bridge" {
+			r.Bridge, r.Subnet, r.Gateway = m.cfg.Bridge, m.cfg.BIP.Masked(), m.cfg.BIP.Addr()
+			if err := m.nets.Put(id, r); err != nil {
+				return err
+			}
+		}
+		if err := m.addState(r); err != nil {
+			return err
+		}
+	}
+	now := time.Now().UTC()
+	for _, p := range []netRecord{
+		{Name: "bridge", Driver: "bridge", Bridge: m.cfg.Bridge, Subnet: m.cfg.BIP.Masked(), Gateway: m.cfg.BIP.Addr(),
+			Options: map[string]string{
+				"com.docker.network.bridge.default_bridge":       "true",
+				"com.docker.network.bridge.enable_icc":           "true",
+				"com.docker.network.bridge.enable_ip_masquerade": "true",
+				"com.docker.network.bridge.host_binding_ipv4":    "0.0.0.0",
+				"com.docker.network.bridge.name":                 m.cfg.Bridge,
+				"com.docker.network.driver.mtu":                  "1500",
+			}},
+		{Name: "host", Driver: "host"},
+		{Name: "none", Driver: "null"},
+	} {
+		if have[p.Name] {
+			continue
+		}
+		p.ID, p.Created, p.Predefined = newID(), now, true
+		if err := m.nets.Put(p.ID, &p); err != nil {
+			return err
+		}
+		if err := m.addState(&p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manager) addState(r *netRecord) error {
+	st := &netState{rec: *r}
+	if r.Driver == "bridge" {
+		sub, err := ipam.NewSubnet(r.Subnet, r.IPRange, r.Gateway)
+		if err != nil {
+			return fmt.Errorf("network %s: %w", r.Name, err)
+		}
+		st.sub = sub
+	}
+	m.networks[r.ID] = st
+	return nil
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ErrNoSuchNetwork is dockerd's 404 for an unknown network.
+func ErrNoSuchNetwork(idOrName string) error {
+	return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found", idOrName))
+}
+
+// lookupLocked resolves a full id, a name, or a unique id prefix, in
+// dockerd's order. Callers hold m.mu.
+func (m *Manager) lookupLocked(idOrName string) (*netState, error) {
+	if idOrName == "" {
+		return nil, ErrNoSuchNetwork(idOrName)
+	}
+	if st, ok := m.networks[idOrName]; ok {
+		return st, nil
+	}
+	for _, st := range m.networks {
+		if st.rec.Name == idOrName {
+			return st, nil
+		}
+	}
+	var found []*netState
+	for id, st := range m.networks {
+		if strings.HasPrefix(id, idOrName) {
+			found = append(found, st)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, ErrNoSuchNetwork(idOrName)
+	case 1:
+		return found[0], nil
+	default:
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("network %s is ambiguous (%d matches found based on ID prefix)", idOrName, len(found)))
+	}
+}
+
+func (m *Manager) publish(action events.Action, st *netState, container string) {
+	attrs := map[string]string{"name": st.rec.Name, "type": st.rec.Driver}
+	if container != "" {
+		attrs["container"] = container
+	}
+	m.bus.Publish(events.Message{
+		Type:   events.NetworkEventType,
+		Action: action,
+		Actor:  events.Actor{ID: st.rec.ID, Attributes: attrs},
+		Scope:  "local",
+	})
+}
+
+// stateCtx is a context for host changes that must finish even when the
+// caller gives up (a half-made veth is worse than a slow answer).
+func stateCtx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
