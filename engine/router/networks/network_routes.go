@@ -167,4 +167,3 @@ func (r *Router) disconnect(ctx context.Context, w http.ResponseWriter, req *htt
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
-
