@@ -6,18 +6,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berthd/berth/runtime"
 	"github.com/containerd/errdefs"
 )
 
-// Candidate is a container offered to Resolve. It has the fields of
-// runtime.Candidate, so the runtime's NameFallback can be served by
-// NameResolver with a plain conversion.
-type Candidate struct {
-	ID      string
-	Name    string // without "/"
-	Labels  map[string]string
-	Running bool
-}
+// Candidate is a container offered to Resolve: the runtime's.
+type Candidate = runtime.Candidate
 
 // Resolve is the name fallback the runtime calls after Docker's own rules
 // (exact name, full ID, unique ID prefix) found nothing. In order, first
@@ -132,10 +126,12 @@ func ambiguous(name string, matches func(yield func(Candidate, string) bool)) er
 	return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("ambiguous name %q: matches %s", name, strings.Join(parts, ", ")))
 }
 
-// NameResolver serves the runtime's name fallback with Resolve.
+// NameResolver is the runtime's name fallback (runtime.Deps.Names).
 type NameResolver struct{}
 
-// Resolve implements the runtime's NameFallback.
+var _ runtime.NameFallback = NameResolver{}
+
+// Resolve implements runtime.NameFallback with the package's Resolve.
 func (NameResolver) Resolve(name string, candidates []Candidate) (string, error) {
 	return Resolve(name, candidates)
 }
