@@ -59,7 +59,9 @@ func newEngine() *engine {
 
 func (e *engine) id() string { e.n++; return fmt.Sprintf("%064x", e.n) }
 
-func (e *engine) call(format string, args ...any) { e.calls = append(e.calls, fmt.Sprintf(format, args...)) }
+func (e *engine) call(format string, args ...any) {
+	e.calls = append(e.calls, fmt.Sprintf(format, args...))
+}
 
 func (e *engine) find(name string) *container.InspectResponse {
 	for id, c := range e.containers {
