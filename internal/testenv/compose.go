@@ -109,3 +109,38 @@ func (d *Daemon) ComposeStandalone(args ...string) *icmd.Result {
 	c.Timeout = 5 * time.Minute
 	return icmd.RunCmd(c)
 }
+
+var (
+	berthOnce sync.Once
+	berthBin  string
+	berthErr  error
+)
+
+// BerthCLI returns bin/berth (berth compose up|ps|down), built once per test
+// process.
+func BerthCLI(t testing.TB) string {
+	t.Helper()
+	berthOnce.Do(func() {
+		root := RepoRoot()
+		cmd := exec.Command("make", "-s", "berth")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			berthErr = fmt.Errorf("make berth: %v\n%s", err, out)
+			return
+		}
+		berthBin = filepath.Join(root, "bin", "berth")
+	})
+	if berthErr != nil {
+		t.Fatal(berthErr)
+	}
+	return berthBin
+}
+
+// Berth runs `berth <args>` against this daemon.
+func (d *Daemon) Berth(t testing.TB, args ...string) *icmd.Result {
+	t.Helper()
+	c := icmd.Command(BerthCLI(t), append([]string{"-H", "unix://" + d.Sock}, args...)...)
+	c.Env = d.Env()
+	c.Timeout = 5 * time.Minute
+	return icmd.RunCmd(c)
+}
