@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berthd/berth/engine/filters"
+	bnetwork "github.com/berthd/berth/network"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/volume"
@@ -28,6 +29,7 @@ import (
 // The services berthd wires in satisfy the deployer's interfaces.
 var (
 	_ ContainerService = (*runtime.Service)(nil)
+	_ NetworkService   = (*bnetwork.Manager)(nil)
 	_ VolumeService    = (*volume.Service)(nil)
 	_ ImageService     = (*registry.Service)(nil)
 )
