@@ -77,6 +77,10 @@ func ensureBridge(name string, addr netip.Prefix) error {
 		}
 		br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
 		br.Name = name
+		// A bridge without a set address takes the lowest of its ports',
+		// so it would change as containers come and go and leave stale
+		// gateway entries in the containers' ARP caches.
+		br.HardwareAddr = macFromIP(addr.Addr())
 		if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("create bridge %s: %w", name, err)
 		}

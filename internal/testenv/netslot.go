@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,14 +53,78 @@ func TakeNetSlot(t testing.TB) NetSlot {
 		}
 		t.Cleanup(func() { f.Close() }) // closing releases the lock
 		base := netip.AddrFrom4([4]byte{10, byte(216 + n/16), byte((n % 16) * 16), 0})
-		return NetSlot{
+		slot := NetSlot{
 			N:      n,
 			Bridge: fmt.Sprintf("bt%d", n),
 			Block:  netip.PrefixFrom(base, 20),
 			BIP:    netip.PrefixFrom(base.Next(), 24).String(),
 			Pool:   fmt.Sprintf("base=%s,size=24", netip.PrefixFrom(base, 20)),
 		}
+		slot.Scrub()
+		return slot
 	}
 	t.Fatalf("all %d test network slots are busy", netSlots)
 	return NetSlot{}
+}
+
+// Scrub removes what an earlier holder of the slot left behind when it
+// crashed or failed half-way: bridges with an address in the block (and
+// the veths on them), and the iptables chains tagged with the slot's bridge
+// name and the jumps to them. Nothing outside the slot is touched.
+func (s NetSlot) Scrub() {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return
+	}
+	doomed := map[int]bool{}
+	for _, l := range links {
+		if l.Type() != "bridge" {
+			continue
+		}
+		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && s.Block.Contains(ip) {
+				doomed[l.Attrs().Index] = true
+			}
+		}
+		if l.Attrs().Name == s.Bridge {
+			doomed[l.Attrs().Index] = true
+		}
+	}
+	for _, l := range links {
+		if doomed[l.Attrs().MasterIndex] && l.Type() == "veth" {
+			_ = netlink.LinkDel(l)
+		}
+	}
+	for _, l := range links {
+		if doomed[l.Attrs().Index] {
+			_ = netlink.LinkDel(l)
+		}
+	}
+	for _, table := range []string{"filter", "nat"} {
+		out, err := exec.Command("iptables", "-w", "-t", table, "-S").Output()
+		if err != nil {
+			continue
+		}
+		var chains []string
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 && f[0] == "-N" && s.ownsChain(f[1]) {
+				chains = append(chains, f[1])
+			}
+			if len(f) > 3 && f[0] == "-A" && !strings.HasPrefix(f[1], "BERTH-") && s.ownsChain(f[len(f)-1]) {
+				_ = exec.Command("iptables", append([]string{"-w", "-t", table, "-D"}, f[1:]...)...).Run()
+			}
+		}
+		for _, c := range chains {
+			_ = exec.Command("iptables", "-w", "-t", table, "-F", c).Run()
+		}
+		for _, c := range chains {
+			_ = exec.Command("iptables", "-w", "-t", table, "-X", c).Run()
+		}
+	}
+}
+
+func (s NetSlot) ownsChain(name string) bool {
+	return strings.HasPrefix(name, "BERTH-") && strings.HasSuffix(name, "-"+s.Bridge)
 }
