@@ -129,6 +129,16 @@ func writeSysctl(path, val string) error {
 	return nil
 }
 
+// Up brings every network up on the host: bridge devices and addresses,
+// DNS servers, rules. It is idempotent and sweeps nothing (containers that
+// kept running are left alone); berthd calls it at start, before the
+// runtime restores containers.
+func (m *Manager) Up(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hostLocked(stateCtx(ctx))
+}
+
 // hostLocked brings every network up and writes the firewall, once per
 // daemon run. Callers hold m.mu.
 func (m *Manager) hostLocked(ctx context.Context) error {

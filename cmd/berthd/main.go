@@ -161,6 +161,9 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, nets.Close)
+	if err := nets.Up(context.Background()); err != nil {
+		return nil, err
+	}
 
 	info, err := sysinfo.New(sysinfo.Deps{
 		DataRoot:           cfg.DataRoot,
