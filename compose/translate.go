@@ -82,8 +82,8 @@ func createRequest(p *types.Project, s types.ServiceConfig, n int, hash string) 
 		Annotations:    s.Annotations,
 		Binds:          binds,
 		Mounts:         mounts,
-		CapAdd:         s.CapAdd,
-		CapDrop:        s.CapDrop,
+		CapAdd:         capabilities(s.CapAdd),
+		CapDrop:        capabilities(s.CapDrop),
 		NetworkMode:    netMode,
 		Init:           s.Init,
 		IpcMode:        container.IpcMode(s.Ipc),
@@ -520,6 +520,20 @@ func ipamConfig(c *types.IPAMPool) (network.IPAMConfig, error) {
 		out.AuxAddress[k] = a
 	}
 	return out, nil
+}
+
+// capabilities are written as the docker client sends them for API 1.40+:
+// upper case, with the CAP_ prefix (ALL stays ALL).
+func capabilities(caps []string) []string {
+	var out []string
+	for _, c := range caps {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if c != "ALL" && !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func sorted(s []string) []string {
