@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/events"
 	bnetwork "github.com/berthd/berth/network"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
@@ -29,6 +30,8 @@ import (
 // The services berthd wires in satisfy the deployer's interfaces.
 var (
 	_ ContainerService = (*runtime.Service)(nil)
+	_ ContainerLister  = (*runtime.Service)(nil)
+	_ EventSource      = (*events.Bus)(nil)
 	_ NetworkService   = (*bnetwork.Manager)(nil)
 	_ VolumeService    = (*volume.Service)(nil)
 	_ ImageService     = (*registry.Service)(nil)

@@ -9,15 +9,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/runtime"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 )
 
-// ContainerLister lists the containers the tracker starts from and resyncs to.
+// ContainerLister lists the containers the tracker starts from and resyncs
+// to (*runtime.Service).
 type ContainerLister interface {
-	// ListContainers returns every container, running or not, that carries
-	// the compose project label (more is fine: the rest is ignored).
-	ListContainers(ctx context.Context) ([]container.Summary, error)
+	List(ctx context.Context, opts runtime.ListOptions) ([]container.Summary, error)
 }
 
 // EventSource is the daemon's event bus; *events.Bus satisfies it.
@@ -103,7 +104,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 func (t *Tracker) Ready() <-chan struct{} { return t.ready }
 
 func (t *Tracker) resync(ctx context.Context) error {
-	list, err := t.d.Containers.ListContainers(ctx)
+	list, err := t.d.Containers.List(ctx, runtime.ListOptions{All: true, Filters: filters.New([2]string{"label", LabelProject})})
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,12 @@ package compose
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/berthd/berth/runtime"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"gotest.tools/v3/assert"
@@ -19,7 +21,10 @@ type fakeLister struct {
 	n    int
 }
 
-func (f *fakeLister) ListContainers(context.Context) ([]container.Summary, error) {
+func (f *fakeLister) List(_ context.Context, opts runtime.ListOptions) ([]container.Summary, error) {
+	if !opts.All || !opts.Filters.Has("label") {
+		return nil, errors.New("the tracker lists all compose containers")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n++
