@@ -28,10 +28,12 @@ type EventSource interface {
 	Subscribe(since time.Time) ([]events.Message, <-chan events.Message, func())
 }
 
-// TrackerDeps are what a Tracker needs.
+// TrackerDeps are what a Tracker needs. The container lister is Run's
+// argument rather than a dependency: the tracker feeds the network's DNS
+// plugin, the network is a dependency of the runtime, and the runtime is
+// the lister, so the tracker exists before the runtime does.
 type TrackerDeps struct {
-	Containers ContainerLister
-	Events     EventSource
+	Events EventSource
 	// Resync is how often the tracker re-lists everything, as a safety net
 	// for events a busy bus dropped. 0 means 30s.
 	Resync time.Duration
@@ -55,8 +57,8 @@ type Tracker struct {
 
 // NewTracker checks its dependencies; Run starts it.
 func NewTracker(d TrackerDeps) (*Tracker, error) {
-	if d.Containers == nil || d.Events == nil {
-		return nil, errors.New("compose: tracker needs a container lister and an event source")
+	if d.Events == nil {
+		return nil, errors.New("compose: tracker needs an event source")
 	}
 	if d.Resync <= 0 {
 		d.Resync = 30 * time.Second
@@ -67,13 +69,17 @@ func NewTracker(d TrackerDeps) (*Tracker, error) {
 	return &Tracker{d: d, containers: map[string]container.Summary{}, ready: make(chan struct{})}, nil
 }
 
-// Run subscribes to events, lists, and follows events until ctx ends.
-// Subscribing before listing means nothing that happens in between is lost:
-// replaying an event the list already reflects converges to the same state.
-func (t *Tracker) Run(ctx context.Context) error {
+// Run subscribes to events, lists containers, and follows events until ctx
+// ends. Subscribing before listing means nothing that happens in between is
+// lost: replaying an event the list already reflects converges to the same
+// state.
+func (t *Tracker) Run(ctx context.Context, containers ContainerLister) error {
+	if containers == nil {
+		return errors.New("compose: tracker needs a container lister")
+	}
 	_, ch, cancel := t.d.Events.Subscribe(time.Time{})
 	defer cancel()
-	if err := t.resync(ctx); err != nil {
+	if err := t.resync(ctx, containers); err != nil {
 		return err
 	}
 	t.readyOnce.Do(func() { close(t.ready) })
@@ -93,9 +99,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 				settle.Reset(t.d.Settle)
 			}
 		case <-settle.C:
-			_ = t.resync(ctx) // the periodic resync retries
+			_ = t.resync(ctx, containers) // the periodic resync retries
 		case <-tick.C:
-			_ = t.resync(ctx)
+			_ = t.resync(ctx, containers)
 		}
 	}
 }
@@ -103,8 +109,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 // Ready is closed once the initial list is in.
 func (t *Tracker) Ready() <-chan struct{} { return t.ready }
 
-func (t *Tracker) resync(ctx context.Context) error {
-	list, err := t.d.Containers.List(ctx, runtime.ListOptions{All: true, Filters: filters.New([2]string{"label", LabelProject})})
+func (t *Tracker) resync(ctx context.Context, containers ContainerLister) error {
+	list, err := containers.List(ctx, runtime.ListOptions{All: true, Filters: filters.New([2]string{"label", LabelProject})})
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func replicaStates(v []Deployment) map[string]string {
 }
 
 func TestTrackerApply(t *testing.T) {
-	tr, err := NewTracker(TrackerDeps{Containers: &fakeLister{}, Events: fakeSource{}})
+	tr, err := NewTracker(TrackerDeps{Events: fakeSource{}})
 	assert.NilError(t, err)
 	a := attrs("shop-web-1", labels("shop", "web", 1))
 	steps := []struct {
@@ -97,11 +97,12 @@ func TestTrackerRun(t *testing.T) {
 	l := &fakeLister{}
 	l.set(summary("db1", "shop-db-1", labels("shop", "db", 1), container.StateRunning))
 	src := fakeSource{ch: make(chan events.Message, 10)}
-	tr, err := NewTracker(TrackerDeps{Containers: l, Events: src, Settle: 10 * time.Millisecond})
+	tr, err := NewTracker(TrackerDeps{Events: src, Settle: 10 * time.Millisecond})
 	assert.NilError(t, err)
+	assert.Check(t, is.ErrorContains(tr.Run(context.Background(), nil), "lister"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- tr.Run(ctx) }()
+	go func() { done <- tr.Run(ctx, l) }()
 	<-tr.Ready()
 	assert.Check(t, is.DeepEqual(replicaStates(tr.Deployments()), map[string]string{"shop-db-1": "running/"}))
 
