@@ -172,12 +172,7 @@ func (m *Manager) applyLocked(ctx context.Context) error {
 	}
 	var ports []iptables.Port
 	for _, pr := range recs {
-		for _, p := range pr.Ports {
-			ports = append(ports, iptables.Port{
-				Bridge: p.Bridge, HostIP: p.HostIP, HostPort: p.HostPort, Proto: p.Proto,
-				ContainerIP: p.ContainerIP, ContainerPort: p.ContainerPort, Container: pr.ContainerID,
-			})
-		}
+		ports = append(ports, fwPorts(pr)...)
 	}
 	if err := m.fw.Apply(stateCtx(ctx), bridges, ports); err != nil {
 		logrus.WithError(err).Error("network: firewall")

@@ -258,16 +258,26 @@ func (m *Manager) detachLocked(st *netState, containerID string) error {
 	if !ok {
 		return nil
 	}
-	removeVethPair(ep)
 	if err := m.eps.Delete(key); err != nil {
 		return err
 	}
 	delete(m.endpoints, key)
-	if st.sub != nil {
-		st.sub.Release(ep.IP)
-	}
 	m.records.Remove(st.rec.ID, containerID)
 	m.publish(events.ActionDisconnect, st, containerID)
+	// Deleting a veth takes the kernel tens of milliseconds (it waits for
+	// an RCU grace period), so it happens in the background; the address
+	// is released only when the interface holding it is gone.
+	sub := st.sub
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		removeVethPair(ep)
+		if sub != nil {
+			m.mu.Lock()
+			sub.Release(ep.IP)
+			m.mu.Unlock()
+		}
+	}()
 	return nil
 }
 

@@ -90,6 +90,8 @@ type Manager struct {
 	ports    *portmap.Allocator
 	nsDir    string
 
+	bg sync.WaitGroup // background veth deletions
+
 	mu        sync.Mutex
 	networks  map[string]*netState       // by id
 	endpoints map[string]*endpointRecord // live endpoints, by epKey

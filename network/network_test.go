@@ -38,7 +38,7 @@ type env struct {
 	bus  *events.Bus
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	testenv.RequireRoot(t)
 	slot := testenv.TakeNetSlot(t)
@@ -64,7 +64,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) manager(t *testing.T) *Manager {
+func (e *env) manager(t testing.TB) *Manager {
 	m, err := New(Deps{DB: e.db, Events: e.bus, Config: e.cfg})
 	assert.NilError(t, err)
 	return m
@@ -162,7 +162,7 @@ type ctr struct {
 	eps          map[string]*network.EndpointSettings
 }
 
-func (e *env) start(t *testing.T, name string) *ctr {
+func (e *env) start(t testing.TB, name string) *ctr {
 	t.Helper()
 	id := strings.Repeat(fmt.Sprintf("%x", len(name)+int(name[0])), 8)[:12] + fmt.Sprintf("%052x", time.Now().UnixNano())
 	ns, err := e.m.CreateSandbox(context.Background(), id)
@@ -495,4 +495,42 @@ func TestSandboxLoOnly(t *testing.T) {
 	assert.Check(t, os.IsNotExist(err))
 	_, err = e.m.CreateSandbox(ctx, "../x")
 	assert.Check(t, errdefs.IsInvalidArgument(err))
+}
+
+// TestCyclesLeaveNothing is the library half of "100 create/start/rm
+// cycles leave nothing": sandbox, attach, publish, then DeleteSandbox.
+func TestCyclesLeaveNothing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, err := e.m.CreateNetwork(ctx, network.CreateRequest{Name: "cycles"})
+	assert.NilError(t, err)
+	p80 := network.MustParsePort("80/tcp")
+	const n = 100
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("%064x", i+1)
+		ns, err := e.m.CreateSandbox(ctx, id)
+		assert.NilError(t, err)
+		es, err := e.m.Attach(ctx, ns, AttachRequest{ContainerID: id, ContainerName: fmt.Sprintf("c%d", i), Network: "cycles", Primary: true, Aliases: []string{"svc"}})
+		assert.NilError(t, err)
+		_, err = e.m.PublishPorts(ctx, id, es.IPAddress, network.PortMap{p80: {{}}}, false, nil)
+		assert.NilError(t, err)
+		assert.NilError(t, e.m.DeleteSandbox(ctx, id))
+	}
+	t.Logf("%d cycles of sandbox+attach+publish+delete: %v each", n, time.Since(start)/n)
+	inv, err := e.m.Inventory(ctx)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(inv.Veths, 0))
+	assert.Check(t, is.Len(inv.Netns, 0))
+	assert.Check(t, is.Len(PortRules(inv.Rules), 0))
+	assert.Check(t, is.Len(inv.Ports, 0))
+	assert.Check(t, is.Equal(inv.Endpoints, 0))
+	assert.Check(t, is.Equal(inv.Records, 0))
+	e.m.mu.Lock()
+	for _, st := range e.m.networks {
+		if st.sub != nil {
+			assert.Check(t, is.Equal(st.sub.InUse(), 0), "addresses still allocated on %s", st.rec.Name)
+		}
+	}
+	e.m.mu.Unlock()
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/berthd/berth/network/iptables"
 	"github.com/berthd/berth/network/portmap"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
@@ -29,6 +30,9 @@ func (m *Manager) PublishPorts(ctx context.Context, containerID string, containe
 	ctx = stateCtx(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.hostLocked(ctx); err != nil {
+		return nil, err
+	}
 	var ep *endpointRecord
 	for _, e := range m.endpoints {
 		if e.ContainerID == containerID && e.IP == containerIP {
@@ -39,7 +43,7 @@ func (m *Manager) PublishPorts(ctx context.Context, containerID string, containe
 		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("container %s has no endpoint with address %s", containerID, containerIP))
 	}
 	st := m.networks[ep.NetworkID]
-	if err := m.unpublishLocked(containerID); err != nil {
+	if err := m.unpublishLocked(ctx, containerID); err != nil {
 		return nil, err
 	}
 
@@ -74,7 +78,6 @@ func (m *Manager) PublishPorts(ctx context.Context, containerID string, containe
 		for _, p := range rec.Ports {
 			m.ports.Release(portmap.Key{IP: p.HostIP, Proto: p.Proto, Port: p.HostPort})
 		}
-		_ = m.applyLocked(ctx) // the ports published before are gone too
 		return nil, err
 	}
 	for _, p := range ports {
@@ -114,12 +117,22 @@ func (m *Manager) PublishPorts(ctx context.Context, containerID string, containe
 	if err := m.portsTbl.Put(containerID, rec); err != nil {
 		return fail(err)
 	}
-	if err := m.applyLocked(ctx); err != nil {
+	if err := m.fw.AddPorts(ctx, fwPorts(rec)); err != nil {
 		_ = m.portsTbl.Delete(containerID)
-		_ = m.applyLocked(ctx)
 		return fail(err)
 	}
 	return out, nil
+}
+
+func fwPorts(rec *portsRecord) []iptables.Port {
+	out := make([]iptables.Port, 0, len(rec.Ports))
+	for _, p := range rec.Ports {
+		out = append(out, iptables.Port{
+			Bridge: p.Bridge, HostIP: p.HostIP, HostPort: p.HostPort, Proto: p.Proto,
+			ContainerIP: p.ContainerIP, ContainerPort: p.ContainerPort, Container: rec.ContainerID,
+		})
+	}
+	return out
 }
 
 func compareStr(a, b string) int {
@@ -137,27 +150,29 @@ func compareStr(a, b string) int {
 func (m *Manager) UnpublishPorts(ctx context.Context, containerID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.portsTbl.Get(containerID)
-	if err != nil || rec == nil {
-		return nil
-	}
-	if err := m.unpublishLocked(containerID); err != nil {
-		return err
-	}
-	return m.applyLocked(stateCtx(ctx))
+	return m.unpublishLocked(stateCtx(ctx), containerID)
 }
 
-// unpublishLocked drops the record and held ports; the caller applies the
-// firewall.
-func (m *Manager) unpublishLocked(containerID string) error {
+// unpublishLocked drops a container's rules, record and held ports.
+func (m *Manager) unpublishLocked(ctx context.Context, containerID string) error {
 	rec, err := m.portsTbl.Get(containerID)
 	if err != nil {
 		return nil
 	}
+	if err := m.portsTbl.Delete(containerID); err != nil {
+		return err
+	}
 	for _, p := range rec.Ports {
 		m.ports.Release(portmap.Key{IP: p.HostIP, Proto: p.Proto, Port: p.HostPort})
 	}
-	return m.portsTbl.Delete(containerID)
+	if !m.hostUp {
+		return nil
+	}
+	if err := m.fw.DeletePorts(ctx, fwPorts(rec)); err != nil {
+		// a rule was missing: rewrite everything from the store
+		return m.applyLocked(ctx)
+	}
+	return nil
 }
 
 // Ports returns what a container publishes (nil when nothing).

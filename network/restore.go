@@ -212,6 +212,7 @@ func (m *Manager) RestoreDone(ctx context.Context) error {
 // on the host (bridges, rules); otherwise that stays, because containers
 // keep running across a daemon restart.
 func (m *Manager) Close() error {
+	m.bg.Wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	idle := len(m.endpoints) == 0 && len(m.pending) == 0
@@ -259,6 +260,7 @@ type Inventory struct {
 
 // Inventory lists what the daemon owns on the host right now.
 func (m *Manager) Inventory(ctx context.Context) (*Inventory, error) {
+	m.bg.Wait() // veths being deleted are not leaks
 	m.mu.Lock()
 	var bridges []string
 	for _, st := range m.networks {

@@ -122,21 +122,42 @@ func Ruleset(c Chains, bridges []Bridge, ports []Port) string {
 		add(&n, c.Post, "-o", br.Name, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE")
 	}
 	for _, p := range ports {
-		cmt := []string{"-m", "comment", "--comment", "berth:" + short(p.Container)}
-		args := []string{}
-		if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
-			args = append(args, "-d", p.HostIP.String()+"/32")
+		for _, r := range portRules(c, p) {
+			add(&n, r[0], r[1:]...)
 		}
-		args = append(args, "-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.HostPort)))
-		args = append(args, cmt...)
-		args = append(args, "-j", "DNAT", "--to-destination", netip.AddrPortFrom(p.ContainerIP, p.ContainerPort).String())
-		add(&n, c.DNAT, args...)
-		// hairpin: a container reaching its own published port
-		add(&n, c.Post, "-s", p.ContainerIP.String()+"/32", "-d", p.ContainerIP.String()+"/32",
-			"-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.ContainerPort)), "-j", "MASQUERADE")
 	}
 	n.WriteString("COMMIT\n")
 	return f.String() + n.String()
+}
+
+// portRules are the nat rules of one published port, each as chain
+// followed by its arguments: the DNAT, and the hairpin masquerade for a
+// container reaching its own published port.
+func portRules(c Chains, p Port) [][]string {
+	dnat := []string{c.DNAT}
+	if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
+		dnat = append(dnat, "-d", p.HostIP.String()+"/32")
+	}
+	dnat = append(dnat, "-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.HostPort)),
+		"-m", "comment", "--comment", "berth:"+short(p.Container),
+		"-j", "DNAT", "--to-destination", netip.AddrPortFrom(p.ContainerIP, p.ContainerPort).String())
+	hairpin := []string{c.Post, "-s", p.ContainerIP.String() + "/32", "-d", p.ContainerIP.String() + "/32",
+		"-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.ContainerPort)), "-j", "MASQUERADE"}
+	return [][]string{dnat, hairpin}
+}
+
+// portBatch is iptables-restore input that adds (op "-A") or deletes
+// (op "-D") the rules of ports.
+func portBatch(c Chains, op string, ports []Port) string {
+	var b strings.Builder
+	b.WriteString("*nat\n")
+	for _, p := range ports {
+		for _, r := range portRules(c, p) {
+			fmt.Fprintf(&b, "%s %s\n", op, strings.Join(r, " "))
+		}
+	}
+	b.WriteString("COMMIT\n")
+	return b.String()
 }
 
 func short(id string) string {
@@ -168,6 +189,9 @@ func jumps(c Chains) []struct {
 type Firewall struct {
 	Chains Chains
 	mu     sync.Mutex
+	// jumpsOK is set once the jumps from the built-in chains are known to
+	// be there; Apply checks them only until then (each check is an exec).
+	jumpsOK bool
 }
 
 // New returns the firewall of the daemon tagged tag.
@@ -182,6 +206,9 @@ func (fw *Firewall) Apply(ctx context.Context, bridges []Bridge, ports []Port) e
 	if out, err := run(ctx, strings.NewReader(in), "iptables-restore", "-w", "--noflush"); err != nil {
 		return fmt.Errorf("iptables-restore: %v: %s\ninput:\n%s", err, out, in)
 	}
+	if fw.jumpsOK {
+		return nil
+	}
 	for _, j := range jumps(fw.Chains) {
 		check := append([]string{"-w", "-t", j.table, "-C", j.chain}, j.args...)
 		if _, err := run(ctx, nil, "iptables", check...); err == nil {
@@ -195,6 +222,32 @@ func (fw *Firewall) Apply(ctx context.Context, bridges []Bridge, ports []Port) e
 			return fmt.Errorf("iptables %s: %v: %s", strings.Join(op, " "), err, out)
 		}
 	}
+	fw.jumpsOK = true
+	return nil
+}
+
+// AddPorts appends the rules of ports to the chains Apply made (cheaper
+// than a full Apply: adding rules costs one short exec).
+func (fw *Firewall) AddPorts(ctx context.Context, ports []Port) error {
+	return fw.batch(ctx, "-A", ports)
+}
+
+// DeletePorts deletes the rules of ports. A rule that is missing fails the
+// whole batch; callers then Apply the full set.
+func (fw *Firewall) DeletePorts(ctx context.Context, ports []Port) error {
+	return fw.batch(ctx, "-D", ports)
+}
+
+func (fw *Firewall) batch(ctx context.Context, op string, ports []Port) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	in := portBatch(fw.Chains, op, ports)
+	if out, err := run(ctx, strings.NewReader(in), "iptables-restore", "-w", "--noflush"); err != nil {
+		return fmt.Errorf("iptables-restore: %v: %s\ninput:\n%s", err, out, in)
+	}
 	return nil
 }
 
@@ -202,6 +255,7 @@ func (fw *Firewall) Apply(ctx context.Context, bridges []Bridge, ports []Port) e
 func (fw *Firewall) Remove(ctx context.Context) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	fw.jumpsOK = false
 	for _, j := range jumps(fw.Chains) {
 		for {
 			del := append([]string{"-w", "-t", j.table, "-D", j.chain}, j.args...)
