@@ -120,3 +120,22 @@ func TestRoutes(t *testing.T) {
 	rec = do(t, h, "POST", "/networks/n1/connect", `{}`)
 	assert.Check(t, is.Equal(rec.Code, 400))
 }
+
+func FuzzCreateBody(f *testing.F) {
+	for _, s := range []string{
+		`{"Name":"n","IPAM":{"Config":[{"Subnet":"10.0.0.0/24","Gateway":"10.0.0.1","IPRange":"10.0.0.0/25"}]}}`,
+		`{"Name":"n","Driver":"bridge","Options":{"a":"b"},"Labels":{"x":"y"},"EnableIPv6":false}`,
+		`{"Name":"n","IPAM":{"Config":[{"Gateway":"10.0.0.1/24","AuxiliaryAddresses":{"a":"10.0.0.2"}}]}}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var body createBody
+		if json.Unmarshal([]byte(s), &body) != nil {
+			return
+		}
+		if _, err := body.toRequest(); err != nil && !errdefs.IsInvalidArgument(err) {
+			t.Fatalf("unclassified error for %s: %v", s, err)
+		}
+	})
+}
