@@ -124,6 +124,19 @@ func fetch(addr string) (string, error) {
 	return string(b), err
 }
 
+// reachIn is fetchIn for an address that must answer: it retries for a
+// few seconds (a loaded machine can take its time over a first ARP).
+func reachIn(nsPath, addr string) (string, error) {
+	var out string
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if out, err = fetchIn(nsPath, addr); err == nil {
+			return out, nil
+		}
+	}
+	return out, err
+}
+
 func fetchIn(nsPath, addr string) (string, error) {
 	var out string
 	err := inNS(nsPath, func() (err error) {
@@ -233,7 +246,7 @@ func TestContainersOnBridges(t *testing.T) {
 	serveIn(t, c.ns, 80, "hello from c")
 
 	// same network: reachable; the DNS server answers names, aliases, ids
-	got, err := fetchIn(a.ns, net.JoinHostPort(esB.IPAddress.String(), "80"))
+	got, err := reachIn(a.ns, net.JoinHostPort(esB.IPAddress.String(), "80"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(got, "hello from b"))
 	var rtts []time.Duration
@@ -254,12 +267,27 @@ func TestContainersOnBridges(t *testing.T) {
 	_, err = fetchIn(a.ns, net.JoinHostPort(esC.IPAddress.String(), "80"))
 	assert.Check(t, err != nil, "front reached back")
 
+	// a published port is reachable from another network through the
+	// host (here: c's gateway), and by the container itself (hairpin)
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
+	assert.NilError(t, err)
+	pub := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	_, err = e.m.PublishPorts(ctx, b.id, esB.IPAddress, network.PortMap{network.MustParsePort("80/tcp"): {{HostPort: fmt.Sprint(pub)}}}, false, nil)
+	assert.NilError(t, err)
+	got, err = reachIn(c.ns, net.JoinHostPort(esC.Gateway.String(), fmt.Sprint(pub)))
+	assert.NilError(t, err, "published port from another network")
+	assert.Check(t, is.Equal(got, "hello from b"))
+	got, err = reachIn(b.ns, net.JoinHostPort(esB.Gateway.String(), fmt.Sprint(pub)))
+	assert.NilError(t, err, "hairpin")
+	assert.Check(t, is.Equal(got, "hello from b"))
+
 	// connect c to front as well: eth1, reachable, resolvable
 	esC2 := e.attach(t, c, "front", false)
 	resp, _ = lookupIn(t, a.ns, gw, "c", mdns.TypeA)
 	assert.Check(t, is.DeepEqual(aRecords(resp), []string{esC2.IPAddress.String()}))
 	assert.NilError(t, inNS(c.ns, func() error { _, err := netlink.LinkByName("eth1"); return err }))
-	got, err = fetchIn(a.ns, net.JoinHostPort(esC2.IPAddress.String(), "80"))
+	got, err = reachIn(a.ns, net.JoinHostPort(esC2.IPAddress.String(), "80"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(got, "hello from c"))
 

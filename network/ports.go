@@ -46,6 +46,10 @@ func (m *Manager) PublishPorts(ctx context.Context, containerID string, containe
 	if err := m.unpublishLocked(ctx, containerID); err != nil {
 		return nil, err
 	}
+	if st.rec.Internal {
+		// dockerd publishes nothing from an internal network either
+		return network.PortMap{}, nil
+	}
 
 	want := map[network.Port][]network.PortBinding{}
 	for p, bs := range bindings {

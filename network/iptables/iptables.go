@@ -91,6 +91,9 @@ func Ruleset(c Chains, bridges []Bridge, ports []Port) string {
 		fmt.Fprintf(b, "-A %s %s\n", chain, strings.Join(args, " "))
 	}
 	add(&f, c.Forward, "-j", c.Iso1)
+	// a published port is reachable from every network, like from
+	// anywhere else (dockerd gets there through its userland proxy)
+	add(&f, c.Iso1, "-m", "conntrack", "--ctstate", "DNAT", "-j", "RETURN")
 	for _, br := range bridges {
 		if br.Internal {
 			// no way in or out but the bridge itself (and the gateway's DNS, via INPUT)

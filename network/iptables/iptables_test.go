@@ -31,6 +31,7 @@ func TestRuleset(t *testing.T) {
 :BERTH-ISO1-b0 - [0:0]
 :BERTH-ISO2-b0 - [0:0]
 -A BERTH-FWD-b0 -j BERTH-ISO1-b0
+-A BERTH-ISO1-b0 -m conntrack --ctstate DNAT -j RETURN
 -A BERTH-ISO1-b0 -i b0 ! -o b0 -j BERTH-ISO2-b0
 -A BERTH-ISO2-b0 -o b0 -j DROP
 -A BERTH-FWD-b0 -o b0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
