@@ -418,7 +418,11 @@ func TestRestore(t *testing.T) {
 
 	e.m = e.manager(t)
 	for _, c := range []*ctr{a, b} {
-		assert.NilError(t, e.m.Restore(ctx, RestoreRequest{ContainerID: c.id, ContainerName: c.name, NSPath: c.ns, Endpoints: c.eps}))
+		eps := map[string]*network.EndpointSettings{"none": {}} // as the runtime records --network none
+		for k, v := range c.eps {
+			eps[k] = v
+		}
+		assert.NilError(t, e.m.Restore(ctx, RestoreRequest{ContainerID: c.id, ContainerName: c.name, NSPath: c.ns, Endpoints: eps}))
 	}
 	assert.NilError(t, e.m.RestoreDone(ctx))
 

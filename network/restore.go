@@ -79,9 +79,12 @@ func (m *Manager) Restore(ctx context.Context, req RestoreRequest) error {
 			id = name
 		}
 		st, err := m.lookupLocked(id)
-		if err != nil || st.sub == nil {
-			errs = append(errs, fmt.Errorf("restore %.12s on %s: %w", req.ContainerID, name, ErrNoSuchNetwork(name)))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore %.12s on %s: %w", req.ContainerID, name, err))
 			continue
+		}
+		if st.sub == nil {
+			continue // host and none have no endpoints
 		}
 		key := epKey(st.rec.ID, req.ContainerID)
 		if _, live := m.endpoints[key]; live {
