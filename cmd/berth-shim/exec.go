@@ -48,15 +48,17 @@ func (s *shim) exec(conn *net.UnixConn, br *bufio.Reader, req *proto.Request) {
 		go func(o *output) {
 			defer wg.Done()
 			defer close(o.done)
-			buf := make([]byte, 16*1024)
-			frame := make([]byte, 0, 8+len(buf))
+			buf := getBuf()
+			defer putBuf(buf)
 			for {
-				n, err := o.f.Read(buf)
+				// Read after the header's room, so header and data go out
+				// in one write.
+				n, err := o.f.Read(buf[8:])
 				if n > 0 {
 					wmu.Lock()
 					if alive {
-						frame = proto.AppendFrame(frame[:0], o.typ, buf[:n])
-						if _, werr := conn.Write(frame); werr != nil {
+						proto.PutFrameHeader(buf[:8], o.typ, n)
+						if _, werr := conn.Write(buf[:8+n]); werr != nil {
 							alive = false // keep draining so the process never blocks
 						}
 					}

@@ -23,9 +23,31 @@ type output struct {
 	done chan struct{}
 }
 
+// bufs recycles the copy buffers of execs (one exec after another would
+// otherwise make 32 KiB of garbage each, and garbage means collections).
+var bufs = make(chan []byte, 4)
+
+const bufSize = 16 * 1024
+
+func getBuf() []byte {
+	select {
+	case b := <-bufs:
+		return b
+	default:
+		return make([]byte, bufSize+8) // room for a frame header
+	}
+}
+
+func putBuf(b []byte) {
+	select {
+	case bufs <- b:
+	default:
+	}
+}
+
 func (s *shim) copyOutput(o *output) {
 	defer close(o.done)
-	buf := make([]byte, 16*1024)
+	buf := make([]byte, bufSize)
 	for {
 		n, err := o.f.Read(buf)
 		if n > 0 {

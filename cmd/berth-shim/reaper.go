@@ -15,6 +15,7 @@ import (
 type reaper struct {
 	mu      sync.Mutex
 	waiters map[int]chan syscall.WaitStatus
+	onExit  map[int]func(syscall.WaitStatus) // called in a new goroutine
 	// While a runc create/exec is in flight, the process it starts may exit
 	// (and be reaped) before we learn its pid from the pid file: keep those
 	// unclaimed exits until the pid is claimed.
@@ -23,7 +24,11 @@ type reaper struct {
 }
 
 func newReaper() *reaper {
-	return &reaper{waiters: map[int]chan syscall.WaitStatus{}, early: map[int]syscall.WaitStatus{}}
+	return &reaper{
+		waiters: map[int]chan syscall.WaitStatus{},
+		onExit:  map[int]func(syscall.WaitStatus){},
+		early:   map[int]syscall.WaitStatus{},
+	}
 }
 
 func (r *reaper) loop(sigc <-chan os.Signal) {
@@ -51,6 +56,9 @@ func (r *reaper) reapAll() {
 		if c, ok := r.waiters[pid]; ok {
 			delete(r.waiters, pid)
 			c <- ws
+		} else if f, ok := r.onExit[pid]; ok {
+			delete(r.onExit, pid)
+			go f(ws)
 		} else if r.pending > 0 {
 			r.early[pid] = ws
 		}
@@ -82,7 +90,9 @@ func peekExited() int {
 func (r *reaper) signal(pid int, sig syscall.Signal) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.waiters[pid]; !ok {
+	_, waited := r.waiters[pid]
+	_, watched := r.onExit[pid]
+	if !waited && !watched {
 		return false, nil
 	}
 	return true, syscall.Kill(pid, sig)
@@ -131,6 +141,19 @@ func (r *reaper) claim(pid int) <-chan syscall.WaitStatus {
 	}
 	r.waiters[pid] = c
 	return c
+}
+
+// watch calls f in a new goroutine when pid, started by runc, exits: no
+// goroutine waits meanwhile.
+func (r *reaper) watch(pid int, f func(syscall.WaitStatus)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ws, ok := r.early[pid]; ok {
+		delete(r.early, pid)
+		go f(ws)
+		return
+	}
+	r.onExit[pid] = f
 }
 
 // exitCode is Docker's exit code for a wait status: the status, or 128+signal.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"syscall"
 	"time"
@@ -19,13 +21,57 @@ func (s *shim) serve() {
 		conn, err := s.listener.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
-				select {} // shutting down: waitInit exits the process
+				select {} // shutting down: initExited exits the process
 			}
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		go s.handle(conn)
+		go func() {
+			s.handle(conn)
+			s.trimLater()
+		}()
 	}
+}
+
+// trimThreshold is how much heap (objects, live or garbage not yet
+// collected, plus free pages not yet returned) a burst must leave behind to
+// be worth a forced GC. An idle shim holds about 150 KiB; a collection
+// touches GC metadata (its mark-bit arenas: hundreds of KiB the first few
+// times), so a shim that served a few requests is better left alone.
+const trimThreshold = 512 << 10
+
+var heapSamples = []metrics.Sample{
+	{Name: "/memory/classes/heap/objects:bytes"},
+	{Name: "/memory/classes/heap/free:bytes"},
+}
+
+func heapRetained() uint64 {
+	metrics.Read(heapSamples)
+	var n uint64
+	for _, s := range heapSamples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			n += s.Value.Uint64()
+		}
+	}
+	return n
+}
+
+// trimLater returns the memory a burst of requests used to the OS once no
+// request has ended for a second (held Wait and attach connections do not
+// count). The background scavenger would keep it (it retains up to the heap
+// goal), and a shim spends its life idle.
+func (s *shim) trimLater() {
+	s.trimMu.Lock()
+	defer s.trimMu.Unlock()
+	if s.trim == nil {
+		s.trim = time.AfterFunc(time.Second, func() {
+			if heapRetained() > trimThreshold {
+				debug.FreeOSMemory()
+			}
+		})
+		return
+	}
+	s.trim.Reset(time.Second)
 }
 
 func respond(conn net.Conn, r proto.Response) error {
@@ -169,7 +215,7 @@ func (s *shim) wait(conn *net.UnixConn) {
 	s.waiters[conn] = struct{}{}
 	s.mu.Unlock()
 	var b [1]byte
-	conn.Read(b[:]) // returns when the client leaves or waitInit closes conn
+	conn.Read(b[:]) // returns when the client leaves or initExited closes conn
 	s.mu.Lock()
 	if s.waiters != nil {
 		delete(s.waiters, conn)

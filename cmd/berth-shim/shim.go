@@ -35,6 +35,9 @@ type shim struct {
 
 	startMu sync.Mutex // one start at a time
 
+	trimMu sync.Mutex
+	trim   *time.Timer
+
 	mu       sync.Mutex
 	stdin    *os.File // pipe to the init's stdin, or the pty master; nil when closed
 	status   string
@@ -137,14 +140,13 @@ func (s *shim) create() error {
 	if s.initPid, err = readPid(pidPath); err != nil {
 		return err
 	}
-	initWait := s.reaper.claim(s.initPid)
 	s.oomFile = memCgroupFile(s.initPid)
 	s.status = proto.StatusCreated
 	for _, o := range s.outputs {
 		o.done = make(chan struct{})
 		go s.copyOutput(o)
 	}
-	go s.waitInit(initWait)
+	s.reaper.watch(s.initPid, s.initExited)
 	return nil
 }
 
@@ -215,11 +217,10 @@ func (s *shim) start() error {
 	return nil
 }
 
-// waitInit runs when the container's init exits: it drains the output,
+// initExited runs when the container's init exits: it drains the output,
 // records the exit, deletes the runtime state, tells the waiters, and exits
 // the shim once berthd releases it (or the grace period ends).
-func (s *shim) waitInit(initWait <-chan syscall.WaitStatus) {
-	ws := <-initWait
+func (s *shim) initExited(ws syscall.WaitStatus) {
 	exit := &proto.Exit{ExitCode: exitCode(ws), ExitedAt: time.Now().UTC()}
 	s.drainOutputs(2 * time.Second)
 	exit.OOMKilled = oomKilled(s.oomFile)

@@ -148,6 +148,12 @@ func AppendFrame(dst []byte, typ byte, p []byte) []byte {
 	return append(dst, p...)
 }
 
+// PutFrameHeader writes a frame header into h[:8].
+func PutFrameHeader(h []byte, typ byte, n int) {
+	h[0], h[1], h[2], h[3] = typ, 0, 0, 0
+	binary.BigEndian.PutUint32(h[4:8], uint32(n))
+}
+
 // ReadFrameHeader reads a frame header and returns its type and length.
 func ReadFrameHeader(r io.Reader) (byte, int, error) {
 	var h [8]byte
