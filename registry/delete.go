@@ -154,6 +154,7 @@ func (s *Service) Delete(ctx context.Context, ref string, force, prune bool) ([]
 		if len(remaining) > 0 {
 			return records, nil
 		}
+		names = nil
 		removedRef = true
 	} else if isSingleReference(names) {
 		if c := conflict(img.ID, users, nil, force); c != nil {

@@ -240,7 +240,9 @@ func (s *Service) pullError(err error, named reference.Named) error {
 	}
 	var unauth docker.ErrUnauthorizedForCredentials
 	if errors.As(err, &unauth) || (errors.As(err, &ec) && ec.Code.Descriptor().Value == "UNAUTHORIZED") {
-		return errdefs.ErrUnauthenticated.WithMessage(fmt.Sprintf("pull access denied for %s: %s", familiar(named), registryMessage(err)))
+		// Not 401: the docker CLI answers a 401 with an interactive login
+		// prompt, and dockerd does not send one for a pull either.
+		return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("pull access denied for %s: %s", familiar(named), registryMessage(err)))
 	}
 	if isUnreachable(err) {
 		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("registry %s is unreachable: %v", reference.Domain(named), err))

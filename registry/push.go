@@ -145,7 +145,7 @@ func (s *Service) pushTag(ctx context.Context, t reference.NamedTagged, sys *typ
 func (s *Service) pushError(err error, t reference.Named) error {
 	var unauth docker.ErrUnauthorizedForCredentials
 	if errors.As(err, &unauth) {
-		return errdefs.ErrUnauthenticated.WithMessage(registryMessage(err))
+		return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("push access denied for %s: %s", familiar(t), registryMessage(err)))
 	}
 	if isUnreachable(err) {
 		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("registry %s is unreachable: %v", reference.Domain(t), err))

@@ -111,6 +111,9 @@ func New(d Deps) (*Service, error) {
 	// (mirrors, short-name aliases, signature policies) never change what a
 	// Docker client asked for.
 	conf := filepath.Join(d.DataRoot, "containers")
+	if err := writeEmptyConfig(conf); err != nil {
+		return nil, err
+	}
 	s.sys = types.SystemContext{
 		SystemRegistriesConfPath:    filepath.Join(conf, "registries.conf"),
 		SystemRegistriesConfDirPath: filepath.Join(conf, "registries.conf.d"),
@@ -148,4 +151,19 @@ func (s *Service) publish(action events.Action, id string, attrs map[string]stri
 		Action: action,
 		Actor:  events.Actor{ID: id, Attributes: attrs},
 	})
+}
+
+// writeEmptyConfig creates berth's own (empty) containers/image
+// configuration: no mirrors, no aliases, no unqualified-search registries.
+func writeEmptyConfig(dir string) error {
+	for _, d := range []string{dir, filepath.Join(dir, "registries.conf.d"), filepath.Join(dir, "registries.d")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	path := filepath.Join(dir, "registries.conf")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return os.WriteFile(path, []byte("# berth: Docker semantics; references are always fully qualified before they get here.\n"), 0o600)
 }

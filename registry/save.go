@@ -132,29 +132,34 @@ func (s *Service) writeArchive(ctx context.Context, path string, set *saveSet) e
 			w.Close()
 			return err
 		}
-		tags := set.tags[id]
-		if len(tags) == 0 {
-			tags = []reference.NamedTagged{nil}
-		}
-		for _, t := range tags {
-			var ct creference.NamedTagged
-			if t != nil {
-				cn, err := creference.ParseNormalizedNamed(t.String())
-				if err != nil {
-					w.Close()
-					return err
-				}
-				ct, _ = cn.(creference.NamedTagged)
-			}
-			dest, err := w.NewReference(ct)
+		// One copy per image: the writer records the other tags with it.
+		var ctags []creference.NamedTagged
+		for _, t := range set.tags[id] {
+			cn, err := creference.ParseNormalizedNamed(t.String())
 			if err != nil {
 				w.Close()
 				return err
 			}
-			if _, err := copy.Image(ctx, pc, dest, src, &copy.Options{SourceCtx: sys, DestinationCtx: sys, ReportWriter: io.Discard}); err != nil {
-				w.Close()
-				return fmt.Errorf("save %s: %w", ShortID(id), err)
+			if ct, ok := cn.(creference.NamedTagged); ok {
+				ctags = append(ctags, ct)
 			}
+		}
+		var first creference.NamedTagged
+		if len(ctags) > 0 {
+			first = ctags[0]
+		}
+		dest, err := w.NewReference(first)
+		if err != nil {
+			w.Close()
+			return err
+		}
+		dsys := s.systemContext()
+		if len(ctags) > 1 {
+			dsys.DockerArchiveAdditionalTags = ctags[1:]
+		}
+		if _, err := copy.Image(ctx, pc, dest, src, &copy.Options{SourceCtx: sys, DestinationCtx: dsys, ReportWriter: io.Discard}); err != nil {
+			w.Close()
+			return fmt.Errorf("save %s: %w", ShortID(id), err)
 		}
 	}
 	return w.Close()
