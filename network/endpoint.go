@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // AttachRequest says which container joins which network, and how.
@@ -286,7 +288,8 @@ func (m *Manager) detachLocked(st *netState, containerID string) error {
 // sandbox side by name.
 func removeVethPair(ep *endpointRecord) {
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
-		if err := netlink.LinkDel(l); err != nil {
+		// ENODEV: the sandbox went meanwhile and took the pair with it
+		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 			logrus.WithError(err).Warnf("network: delete veth %s", ep.HostVeth)
 		}
 		return
