@@ -147,6 +147,7 @@ func TestNewChecksDeps(t *testing.T) {
 		"no pools":   {DB: db, Events: events.New(1), Config: func() Config { c := good; c.Pools = nil; return c }()},
 		"v6 bip":     {DB: db, Events: events.New(1), Config: func() Config { c := good; c.BIP = netip.MustParsePrefix("fd00::1/64"); return c }()},
 		"no zone":    {DB: db, Events: events.New(1), Config: func() Config { c := good; c.DNSZone = ""; return c }()},
+		"bad dns":    {DB: db, Events: events.New(1), Config: func() Config { c := good; c.DNSServers = []string{"nope"}; return c }()},
 		"no execdir": {DB: db, Events: events.New(1), Config: func() Config { c := good; c.ExecRoot = ""; return c }()},
 	} {
 		_, err := New(d)

@@ -48,6 +48,10 @@ type Config struct {
 	ExecRoot string
 	// ResolvConf is the host file naming the upstream resolvers.
 	ResolvConf string
+	// DNSServers, when set (--dns), are the upstream resolvers instead of
+	// ResolvConf's, as "ip" or "ip:port". Loopback ones are fine here: berth's
+	// DNS server forwards from the host, not from the container.
+	DNSServers []string
 }
 
 // DefaultConfig is berthd's default network configuration.
@@ -163,8 +167,21 @@ func New(deps Deps) (*Manager, error) {
 	if m.portsTbl, err = store.NewTable[portsRecord](deps.DB, "ports"); err != nil {
 		return nil, err
 	}
-	rc := &dns.ResolvConf{Path: c.ResolvConf}
-	plugins := append(append([]dns.Plugin(nil), deps.DNSPlugins...), dns.Names(), dns.Zone(), dns.Forward(rc.Upstreams, 3*time.Second))
+	upstreams := (&dns.ResolvConf{Path: c.ResolvConf}).Upstreams
+	if len(c.DNSServers) > 0 {
+		var fixed []string
+		for _, s := range c.DNSServers {
+			if ap, err := netip.ParseAddrPort(s); err == nil {
+				fixed = append(fixed, ap.String())
+			} else if ip, err := netip.ParseAddr(s); err == nil {
+				fixed = append(fixed, netip.AddrPortFrom(ip, 53).String())
+			} else {
+				return nil, fmt.Errorf("network: invalid DNS server %q", s)
+			}
+		}
+		upstreams = func() []string { return fixed }
+	}
+	plugins := append(append([]dns.Plugin(nil), deps.DNSPlugins...), dns.Names(), dns.Zone(), dns.Forward(upstreams, 3*time.Second))
 	m.handler = dns.Chain(plugins...)
 	if err := m.load(); err != nil {
 		return nil, err

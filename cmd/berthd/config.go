@@ -24,6 +24,7 @@ type config struct {
 	BIP                string
 	AddressPools       []string
 	DNSZone            string
+	DNS                []string
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -40,6 +41,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.BIP, "bip", "10.210.0.1/24", "Address and prefix of the default bridge")
 	fs.StringArrayVar(&c.AddressPools, "default-address-pool", nil, "Address pool for user networks, base=CIDR,size=N (repeatable; default base=10.210.0.0/16,size=24)")
 	fs.StringVar(&c.DNSZone, "dns-zone", "berth.internal", "DNS zone served by the embedded DNS server")
+	fs.StringArrayVar(&c.DNS, "dns", nil, "Upstream DNS server of the embedded DNS server (repeatable; default: the host's /etc/resolv.conf)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -55,7 +57,7 @@ func parseFlags(args []string) (*config, error) {
 // networkConfig turns the network flags into the network subsystem's config.
 func (c *config) networkConfig() (network.Config, error) {
 	nc := network.DefaultConfig(c.ExecRoot)
-	nc.Bridge, nc.DNSZone = c.Bridge, c.DNSZone
+	nc.Bridge, nc.DNSZone, nc.DNSServers = c.Bridge, c.DNSZone, c.DNS
 	bip, err := netip.ParsePrefix(c.BIP)
 	if err != nil {
 		return nc, fmt.Errorf("invalid --bip %q: %w", c.BIP, err)

@@ -27,9 +27,12 @@ type NetSlot struct {
 	Pool   string       // dockerd syntax: base=<block>,size=24
 }
 
-// Args are the berthd flags that put a daemon in the slot.
+// Args are the berthd flags that put a daemon in the slot. The upstream
+// resolver is 127.0.0.1 (where nothing answers on port 53): a name the
+// embedded DNS server does not know must never make a test's daemon query
+// the host's real resolvers.
 func (s NetSlot) Args() []string {
-	return []string{"--bridge", s.Bridge, "--bip", s.BIP, "--default-address-pool", s.Pool}
+	return []string{"--bridge", s.Bridge, "--bip", s.BIP, "--default-address-pool", s.Pool, "--dns", "127.0.0.1"}
 }
 
 const netSlots = 64
