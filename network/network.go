@@ -96,6 +96,9 @@ type Manager struct {
 
 	bg sync.WaitGroup // background veth deletions
 
+	nsDirMu    sync.Mutex
+	nsDirReady bool // <exec-root>/netns is the shared self-mount
+
 	mu        sync.Mutex
 	networks  map[string]*netState       // by id
 	endpoints map[string]*endpointRecord // live endpoints, by epKey

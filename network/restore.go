@@ -237,6 +237,9 @@ func (m *Manager) Close() error {
 			errs = append(errs, err)
 		}
 		_ = removeNsDir(m.nsDir)
+		m.nsDirMu.Lock()
+		m.nsDirReady = false
+		m.nsDirMu.Unlock()
 	}
 	return errors.Join(errs...)
 }

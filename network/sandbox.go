@@ -92,6 +92,11 @@ func newNetnsAt(path string) error {
 // unmounts its copies in mount namespaces created meanwhile (which would
 // otherwise keep the network namespace alive).
 func (m *Manager) ensureNsDir() error {
+	m.nsDirMu.Lock()
+	defer m.nsDirMu.Unlock()
+	if m.nsDirReady {
+		return nil
+	}
 	if err := os.MkdirAll(m.nsDir, 0o711); err != nil {
 		return err
 	}
@@ -103,6 +108,7 @@ func (m *Manager) ensureNsDir() error {
 	if err := unix.Mount("none", m.nsDir, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make %s shared: %w", m.nsDir, err)
 	}
+	m.nsDirReady = true
 	return nil
 }
 
