@@ -10,9 +10,16 @@ import (
 	"github.com/berthd/berth/runtime/shim/proto"
 )
 
-// maxQueued is how much output may wait for one slow attach client before
-// it is disconnected; the container and the other clients never wait for it.
-const maxQueued = 1 << 20
+// maxQueued is how much output may wait for one attach client. Past it the
+// output copier waits for that client to make progress (so a healthy client
+// that reads a burst slower than it is produced loses nothing, as with
+// Docker), but a client that makes no progress for stallTimeout is
+// disconnected: a stuck or vanished client holds the container up at most
+// that long, once.
+const (
+	maxQueued    = 1 << 20
+	stallTimeout = 2 * time.Second
+)
 
 // output is one stream of the container's init: a pipe read end, or the pty
 // master.
@@ -48,13 +55,14 @@ func putBuf(b []byte) {
 func (s *shim) copyOutput(o *output) {
 	defer close(o.done)
 	buf := make([]byte, bufSize)
+	var scratch []*subscriber
 	for {
 		n, err := o.f.Read(buf)
 		if n > 0 {
 			if _, werr := o.lw.Write(buf[:n]); werr != nil {
 				logErr("log", werr)
 			}
-			s.hub.broadcast(o.typ, buf[:n])
+			s.hub.broadcast(o.typ, buf[:n], &scratch)
 		}
 		if err != nil { // EOF; EIO from a pty master once the last slave fd is closed
 			if werr := o.lw.Flush(); werr != nil {
@@ -87,7 +95,7 @@ func (h *hub) add(conn net.Conn, stdout, stderr bool) *subscriber {
 	if h.closed {
 		return nil
 	}
-	sub := &subscriber{conn: conn, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	sub := &subscriber{conn: conn, wake: make(chan struct{}, 1), progress: make(chan struct{}, 1), done: make(chan struct{})}
 	sub.want[proto.FrameStdout] = stdout
 	sub.want[proto.FrameStderr] = stderr
 	h.subs[sub] = struct{}{}
@@ -107,19 +115,30 @@ func (h *hub) startWriter(sub *subscriber) {
 	}()
 }
 
-func (h *hub) broadcast(typ byte, p []byte) {
+// broadcast queues p for every client that wants stream typ. scratch is
+// the calling copier's own list, reused between calls.
+func (h *hub) broadcast(typ byte, p []byte, scratch *[]*subscriber) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	var frame []byte
+	if len(h.subs) == 0 {
+		h.mu.Unlock()
+		return
+	}
+	subs := (*scratch)[:0]
 	for sub := range h.subs {
-		if !sub.want[typ] {
-			continue
+		if sub.want[typ] {
+			subs = append(subs, sub)
 		}
-		if frame == nil {
-			frame = proto.AppendFrame(make([]byte, 0, 8+len(p)), typ, p)
-		}
+	}
+	*scratch = subs
+	h.mu.Unlock()
+	if len(subs) == 0 {
+		return
+	}
+	frame := proto.AppendFrame(make([]byte, 0, 8+len(p)), typ, p)
+	for _, sub := range subs {
 		sub.enqueue(frame) // frames are shared read-only between clients
 	}
+	clear(subs)
 }
 
 // closeAll ends every attach session after its queued output is written.
@@ -145,10 +164,11 @@ func (h *hub) wait(limit time.Duration) {
 // subscriber is one attach client's output side: a queue drained by its own
 // writer goroutine.
 type subscriber struct {
-	conn net.Conn
-	want [3]bool
-	wake chan struct{}
-	done chan struct{} // closed when the writer has finished
+	conn     net.Conn
+	want     [3]bool
+	wake     chan struct{}
+	progress chan struct{} // the writer wrote something
+	done     chan struct{} // closed when the writer has finished
 
 	mu       sync.Mutex
 	queue    [][]byte
@@ -158,22 +178,38 @@ type subscriber struct {
 }
 
 func (s *subscriber) enqueue(frame []byte) {
-	s.mu.Lock()
-	if s.finished || s.aborted {
+	var stall *time.Timer
+	for {
+		s.mu.Lock()
+		if s.finished || s.aborted {
+			s.mu.Unlock()
+			return
+		}
+		if s.queued < maxQueued {
+			s.queue = append(s.queue, frame)
+			s.queued += len(frame)
+			s.mu.Unlock()
+			s.signal()
+			if stall != nil {
+				stall.Stop()
+			}
+			return
+		}
 		s.mu.Unlock()
-		return
+		if stall == nil {
+			stall = time.NewTimer(stallTimeout)
+		}
+		select {
+		case <-s.progress:
+			if !stall.Stop() {
+				<-stall.C
+			}
+			stall.Reset(stallTimeout)
+		case <-stall.C:
+			s.abort() // also unblocks a writer stuck on this client
+			return
+		}
 	}
-	if s.queued+len(frame) > maxQueued {
-		s.aborted = true
-		s.mu.Unlock()
-		s.conn.Close() // also unblocks a writer stuck on this client
-		s.signal()
-		return
-	}
-	s.queue = append(s.queue, frame)
-	s.queued += len(frame)
-	s.mu.Unlock()
-	s.signal()
 }
 
 func (s *subscriber) signal() {
@@ -213,6 +249,10 @@ func (s *subscriber) run() {
 			bufs := net.Buffers(q)
 			if _, err := bufs.WriteTo(s.conn); err != nil {
 				return
+			}
+			select {
+			case s.progress <- struct{}{}:
+			default:
 			}
 		}
 		if finished {

@@ -19,12 +19,13 @@ import (
 // (read-only) by every test container, a runc root and a cgroup parent of
 // our own, all removed at the end.
 var env struct {
-	base     string // short temp dir: state dirs must fit a unix socket path
-	shimBin  string
-	rootfs   string
-	runcRoot string
-	cgParent string
-	seq      atomic.Int64
+	base        string // short temp dir: state dirs must fit a unix socket path
+	shimBin     string // as `make build` builds it
+	testShimBin string // race-enabled under -race
+	rootfs      string
+	runcRoot    string
+	cgParent    string
+	seq         atomic.Int64
 }
 
 var cgroupControllers = []string{"memory", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "pids", "systemd"}
@@ -56,12 +57,21 @@ func setup() error {
 		return err
 	}
 	env.base = base
+	// The shim as `make build` builds it, for the measurements; under -race
+	// the functional tests use a race-enabled shim, so its code is checked too.
 	env.shimBin = filepath.Join(base, "berth-shim")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	build := exec.Command(gobin, "build", "-o", env.shimBin, "github.com/berthd/berth/cmd/berth-shim")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build berth-shim: %v\n%s", err, out)
+	if err := buildShim(env.shimBin, false); err != nil {
+		return err
+	}
+	env.testShimBin = env.shimBin
+	if raceEnabled {
+		// Shims inherit this: no 1s sleep at exit, and a race ends the
+		// shim (and shows in its shim.log, which cleanup checks).
+		os.Setenv("GORACE", "atexit_sleep_ms=0 halt_on_error=1")
+		env.testShimBin = filepath.Join(base, "berth-shim-race")
+		if err := buildShim(env.testShimBin, true); err != nil {
+			return err
+		}
 	}
 	env.rootfs = filepath.Join(base, "rootfs")
 	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc"} {
@@ -76,7 +86,7 @@ func setup() error {
 	if err := os.WriteFile(filepath.Join(env.rootfs, "bin", "busybox"), bb, 0o755); err != nil {
 		return err
 	}
-	for _, n := range []string{"sh", "echo", "cat", "sleep", "id", "tty", "stty", "true", "ls", "read"} {
+	for _, n := range []string{"sh", "echo", "cat", "sleep", "id", "tty", "stty", "true", "ls", "head", "yes"} {
 		if err := os.Symlink("busybox", filepath.Join(env.rootfs, "bin", n)); err != nil {
 			return err
 		}
@@ -86,6 +96,21 @@ func setup() error {
 	}
 	env.runcRoot = filepath.Join(base, "runc")
 	env.cgParent = fmt.Sprintf("berth-shimtest-%d", os.Getpid())
+	return nil
+}
+
+func buildShim(out string, race bool) error {
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	args := []string{"build", "-o", out}
+	cgo := "CGO_ENABLED=0"
+	if race {
+		args, cgo = append(args, "-race"), "CGO_ENABLED=1"
+	}
+	build := exec.Command(gobin, append(args, "github.com/berthd/berth/cmd/berth-shim")...)
+	build.Env = append(os.Environ(), cgo)
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build berth-shim: %v\n%s", err, out)
+	}
 	return nil
 }
 
@@ -113,7 +138,7 @@ func bundle(t testing.TB, tty bool, args ...string) Config {
 		LogPath:     filepath.Join(dir, "log.json"),
 		RuntimeRoot: env.runcRoot,
 		Terminal:    tty,
-		ShimBinary:  env.shimBin,
+		ShimBinary:  env.testShimBin,
 	}
 	t.Cleanup(func() { cleanupContainer(t, cfg) })
 	return cfg
@@ -183,6 +208,9 @@ func cleanupContainer(t testing.TB, cfg Config) {
 	}
 	c.Release(ctx)
 	exec.Command("runc", "--root", env.runcRoot, "delete", "--force", cfg.ID).Run()
+	if b, err := os.ReadFile(filepath.Join(cfg.StateDir, "shim.log")); err == nil && strings.Contains(string(b), "DATA RACE") {
+		t.Errorf("berth-shim reported a data race:\n%s", b)
+	}
 	for _, c := range cgroupControllers {
 		os.Remove(filepath.Join("/sys/fs/cgroup", c, env.cgParent, cfg.ID))
 	}

@@ -105,6 +105,7 @@ func TestMeasureLaunchStart(t *testing.T) {
 	var shim, bare []time.Duration
 	for i := 0; i < n; i++ {
 		cfg := bundle(t, false, "true")
+		cfg.ShimBinary = env.shimBin
 		ctx, cancel := testCtx()
 		start := time.Now()
 		c, err := Launch(ctx, cfg)
@@ -154,6 +155,7 @@ func TestMeasureShimPSS(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range ctrs {
 		cfg := bundle(t, false, "sleep", "600")
+		cfg.ShimBinary = env.shimBin // measure the real build, not the race one
 		ctrs[i].cfg = cfg
 		wg.Add(1)
 		go func(i int) {

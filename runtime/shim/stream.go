@@ -106,6 +106,11 @@ func copyFrames(br *bufio.Reader, stdout, stderr io.Writer) (int, error) {
 			w = io.Discard
 		}
 		if _, err := io.CopyN(w, br, int64(n)); err != nil {
+			if err == io.EOF {
+				// The shim closed mid-frame: it dropped a client too slow
+				// to keep up (or died).
+				err = fmt.Errorf("stream cut by the shim: %w", errdefs.ErrUnavailable)
+			}
 			return -1, err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,7 +101,7 @@ func shimsOf(stateDir string) []int {
 			continue
 		}
 		args := strings.Split(string(b), "\x00")
-		if len(args) >= 2 && strings.HasSuffix(args[0], "berth-shim") && args[1] == stateDir && processAlive(pid) {
+		if len(args) >= 2 && strings.Contains(filepath.Base(args[0]), "berth-shim") && args[1] == stateDir && processAlive(pid) {
 			pids = append(pids, pid)
 		}
 	}
