@@ -71,8 +71,18 @@ func refError(s string, err error) string {
 
 // toContainers converts a reference to the containers/image reference type
 // (the same grammar, a separate package).
+// named is already fully qualified, so it is parsed as is: normalising it
+// again could read its domain differently ("A/b": Docker's domain "A").
 func toContainers(named reference.Named) (creference.Named, error) {
-	return creference.ParseNormalizedNamed(named.String())
+	ref, err := creference.Parse(named.String())
+	if err != nil {
+		return nil, err
+	}
+	cn, ok := ref.(creference.Named)
+	if !ok {
+		return nil, fmt.Errorf("reference %s has no name", named)
+	}
+	return cn, nil
 }
 
 // familiar is how Docker shows a reference: "busybox:latest",

@@ -135,7 +135,7 @@ func (s *Service) writeArchive(ctx context.Context, path string, set *saveSet) e
 		// One copy per image: the writer records the other tags with it.
 		var ctags []creference.NamedTagged
 		for _, t := range set.tags[id] {
-			cn, err := creference.ParseNormalizedNamed(t.String())
+			cn, err := toContainers(t)
 			if err != nil {
 				w.Close()
 				return err
