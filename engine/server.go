@@ -109,6 +109,8 @@ func (s *Server) makeHandler(route httputil.Route) http.Handler {
 			status := httpstatus.FromError(err)
 			if status >= 500 {
 				logrus.WithError(err).Errorf("%s %s", r.Method, r.URL.Path)
+			} else {
+				logrus.WithError(err).Debugf("%s %s -> %d", r.Method, r.URL.RequestURI(), status)
 			}
 			if !rec.wrote {
 				writeError(rec, r, status, err.Error())

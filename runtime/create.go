@@ -131,7 +131,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 	rec.Mounts = mounts
 	defer func() {
 		if retErr != nil {
-			s.removeAnonymousVolumes(context.WithoutCancel(ctx), rec)
+			s.releaseVolumes(context.WithoutCancel(ctx), rec, true)
 		}
 	}()
 
@@ -159,9 +159,14 @@ func (s *Service) wantedNetworks(ctx context.Context, hc *container.HostConfig, 
 		mode = "bridge"
 		hc.NetworkMode = "bridge"
 	}
-	var eps map[string]*network.EndpointSettings
+	eps := map[string]*network.EndpointSettings{}
 	if nc != nil {
-		eps = nc.EndpointsConfig
+		for name, ep := range nc.EndpointsConfig {
+			if name == "default" {
+				name = "bridge" // the CLI names the default network "default"
+			}
+			eps[name] = ep
+		}
 	}
 	out := map[string]*network.EndpointSettings{}
 	switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/netip"
+	"syscall"
 	"time"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -89,6 +90,10 @@ type Networks interface {
 // Volumes provides named and anonymous volumes.
 type Volumes interface {
 	Create(ctx context.Context, req volume.CreateRequest) (*volume.Volume, error)
+	// Ref marks the volume used by the container from create to remove (it
+	// cannot be removed meanwhile); Release drops that. Both idempotent.
+	Ref(ctx context.Context, name, containerID string) error
+	Release(ctx context.Context, name, containerID string) error
 	Mount(ctx context.Context, name, containerID string) (string, error)
 	Unmount(ctx context.Context, name, containerID string) error
 	Remove(ctx context.Context, name string, force bool) error
@@ -148,6 +153,9 @@ type Streams struct {
 type Task interface {
 	Pid() int
 	Start(ctx context.Context) error
+	// Kill signals the container's init process; ErrConflict when it is
+	// not running.
+	Kill(ctx context.Context, sig syscall.Signal) error
 	// Attach connects streams to the container's stdio. It returns once the
 	// monitor has registered them (output produced after that reaches the
 	// streams); wait blocks until the output ends or ctx is cancelled.

@@ -129,6 +129,8 @@ func (fakeVolumes) Mount(ctx context.Context, name, id string) (string, error) {
 }
 func (fakeVolumes) Unmount(ctx context.Context, name, id string) error        { return nil }
 func (fakeVolumes) Remove(ctx context.Context, name string, force bool) error { return nil }
+func (fakeVolumes) Ref(ctx context.Context, name, id string) error            { return nil }
+func (fakeVolumes) Release(ctx context.Context, name, id string) error        { return nil }
 func (fakeVolumes) CopyUp(src, dst string) error                              { return nil }
 
 type fakeMonitors struct {
@@ -190,6 +192,17 @@ func (t *fakeTask) Start(ctx context.Context) error {
 		close(t.done)
 	}()
 	return nil
+}
+func (t *fakeTask) Kill(ctx context.Context, sig syscall.Signal) error {
+	if t.cmd == nil || t.cmd.Process == nil {
+		return errdefs.ErrConflict
+	}
+	select {
+	case <-t.done:
+		return errdefs.ErrConflict
+	default:
+	}
+	return t.cmd.Process.Signal(sig)
 }
 func (t *fakeTask) Attach(ctx context.Context, s Streams) (func() error, error) {
 	return func() error { <-t.done; return nil }, nil

@@ -18,8 +18,8 @@ import (
 
 // prepareMounts parses every mount a new container asks for (Binds, Mounts,
 // Tmpfs, VolumesFrom, the image's and config's VOLUMEs) and creates the
-// volumes they name. Anonymous volumes made here are removed again if
-// create fails later (removeAnonymousVolumes).
+// volumes they name, taking a ref on each. Anonymous volumes made here are
+// removed again if create fails later (releaseVolumes).
 func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image) (_ []MountPoint, retErr error) {
 	hc := rec.HostConfig
 	var specs []mounts.MountSpec
@@ -78,19 +78,27 @@ func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image) (_
 	out := make([]MountPoint, 0, len(specs))
 	defer func() {
 		if retErr != nil {
-			s.removeAnonymousVolumes(context.WithoutCancel(ctx), &Record{Mounts: out})
+			s.releaseVolumes(context.WithoutCancel(ctx), &Record{ID: rec.ID, Mounts: out}, true)
 		}
 	}()
 	for _, m := range specs {
-		if m.Type != mount.TypeVolume || m.HostPath != "" {
+		if m.Type != mount.TypeVolume {
 			out = append(out, MountPoint{Spec: m})
 			continue
 		}
-		v, err := s.d.Volumes.Create(ctx, volume.CreateRequest{Name: m.Source, Driver: m.Driver, DriverOpts: m.DriverOpts, Labels: m.Labels})
-		if err != nil {
+		anonymous := m.HostPath == "" && m.IsAnonymous()
+		if m.HostPath == "" {
+			v, err := s.d.Volumes.Create(ctx, volume.CreateRequest{Name: m.Source, Driver: m.Driver, DriverOpts: m.DriverOpts, Labels: m.Labels})
+			if err != nil {
+				return nil, err
+			}
+			m = m.ForVolume(v.Name, v.Mountpoint)
+		}
+		mp := MountPoint{Spec: m, Anonymous: anonymous}
+		if err := s.d.Volumes.Ref(ctx, m.Source, rec.ID); err != nil {
 			return nil, err
 		}
-		out = append(out, MountPoint{Spec: m.ForVolume(v.Name, v.Mountpoint), Anonymous: m.Source == ""})
+		out = append(out, mp)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Spec.Destination < out[j].Spec.Destination })
 	return out, nil
@@ -204,9 +212,15 @@ func (s *Service) unmountVolumes(ctx context.Context, rec *Record) {
 	}
 }
 
-func (s *Service) removeAnonymousVolumes(ctx context.Context, rec *Record) {
+// releaseVolumes drops the container's refs on its volumes and, with
+// removeAnonymous (`rm -v`), removes its anonymous volumes.
+func (s *Service) releaseVolumes(ctx context.Context, rec *Record, removeAnonymous bool) {
 	for _, mp := range rec.Mounts {
-		if mp.Anonymous {
+		if mp.Spec.Type != mount.TypeVolume {
+			continue
+		}
+		s.logErr(s.d.Volumes.Release(ctx, mp.Spec.Source, rec.ID), "release volume "+mp.Spec.Source)
+		if removeAnonymous && mp.Anonymous {
 			if err := s.d.Volumes.Remove(ctx, mp.Spec.Source, false); err != nil && !errdefs.IsNotFound(err) {
 				logrus.WithError(err).Warnf("remove anonymous volume %s", mp.Spec.Source)
 			}

@@ -100,9 +100,7 @@ func (s *Service) removeResources(ctx context.Context, c *ctr, opts RemoveOption
 	if err := s.d.Images.RemoveRootfs(ctx, rec.ID); err != nil {
 		return fmt.Errorf("remove root filesystem of %s: %w", rec.ID[:12], err)
 	}
-	if opts.RemoveVolumes {
-		s.removeAnonymousVolumes(ctx, rec)
-	}
+	s.releaseVolumes(ctx, rec, opts.RemoveVolumes)
 	_ = os.RemoveAll(s.stateDir(rec.ID))
 	if err := os.RemoveAll(s.containerDir(rec.ID)); err != nil {
 		return err

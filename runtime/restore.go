@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"syscall"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -99,6 +100,7 @@ type goneTask struct{}
 
 func (goneTask) Pid() int                                              { return 0 }
 func (goneTask) Start(context.Context) error                           { return errMonitorGone }
+func (goneTask) Kill(context.Context, syscall.Signal) error            { return errMonitorGone }
 func (goneTask) Attach(context.Context, Streams) (func() error, error) { return nil, errMonitorGone }
 func (goneTask) Resize(context.Context, uint, uint) error              { return errMonitorGone }
 func (goneTask) Exec(context.Context, ExecConfig) (ExecTask, error)    { return nil, errMonitorGone }

@@ -175,3 +175,11 @@ func (s *Service) bgGo(f func()) {
 }
 
 var errMonitorGone = errors.New("container monitor is gone")
+
+// Exists reports whether a container with this full id exists.
+func (s *Service) Exists(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.byID[id]
+	return ok
+}

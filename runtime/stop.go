@@ -149,18 +149,20 @@ func (s *Service) Kill(ctx context.Context, name, signal string) error {
 	return nil
 }
 
-// kill signals the container's init process directly: the monitor reaps it
-// and reports the exit.
+// kill signals the container's init process through its monitor, which
+// holds it as an unreaped child, so a recycled pid is never signalled.
 func (s *Service) kill(c *ctr, sig syscall.Signal) error {
 	c.mu.Lock()
-	pid, running := c.rec.State.Pid, c.task != nil
-	rec := c.rec
+	task, rec := c.task, c.rec
 	c.mu.Unlock()
-	if !running || pid <= 0 {
+	if task == nil {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is not running", rec.ID))
 	}
 	s.event(rec, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
-	if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
+	if err := task.Kill(context.Background(), sig); err != nil {
+		if errdefs.IsConflict(err) {
+			return nil // it exited meanwhile
+		}
 		return fmt.Errorf("kill container %s: %w", rec.ID[:12], err)
 	}
 	return nil

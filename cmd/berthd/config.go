@@ -20,6 +20,7 @@ type config struct {
 	Debug              bool
 	LogLevel           string
 	InsecureRegistries []string
+	CgroupParent       string
 	Bridge             string
 	BIP                string
 	AddressPools       []string
@@ -36,6 +37,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVarP(&c.Pidfile, "pidfile", "p", "", "Path to use for the daemon PID file (default <exec-root>/berthd.pid)")
 	fs.BoolVarP(&c.Debug, "debug", "D", false, "Enable debug mode")
 	fs.StringVarP(&c.LogLevel, "log-level", "l", "info", `Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")`)
+	fs.StringVar(&c.CgroupParent, "cgroup-parent", "berth", "Parent cgroup for all containers")
 	fs.StringSliceVar(&c.InsecureRegistries, "insecure-registry", nil, "Registries reached over plain HTTP or without TLS verification")
 	fs.StringVarP(&c.Bridge, "bridge", "b", "berth0", "Bridge device of the default network (also tags the daemon's iptables chains)")
 	fs.StringVar(&c.BIP, "bip", "10.210.0.1/24", "Address and prefix of the default bridge")

@@ -14,14 +14,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/engine"
+	composerouter "github.com/berthd/berth/engine/router/compose"
+	"github.com/berthd/berth/engine/router/containers"
 	"github.com/berthd/berth/engine/router/images"
 	"github.com/berthd/berth/engine/router/networks"
 	"github.com/berthd/berth/engine/router/system"
 	"github.com/berthd/berth/engine/router/volumes"
 	"github.com/berthd/berth/events"
 	"github.com/berthd/berth/network"
+	"github.com/berthd/berth/network/dns"
 	"github.com/berthd/berth/registry"
+	"github.com/berthd/berth/runtime"
+	"github.com/berthd/berth/runtime/runc"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/sysinfo"
 	"github.com/berthd/berth/volume"
@@ -152,16 +158,57 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		return nil, err
 	}
 
+	// the deployment view feeds the DNS scoping plugin, so it exists before
+	// the network; it is fed by the runtime once that exists
+	tracker, err := compose.NewTracker(compose.TrackerDeps{Events: bus})
+	if err != nil {
+		return nil, err
+	}
 	netCfg, err := cfg.networkConfig()
 	if err != nil {
 		return nil, err
 	}
-	nets, err := network.New(network.Deps{DB: db, Events: bus, Config: netCfg})
+	nets, err := network.New(network.Deps{DB: db, Events: bus, Config: netCfg, DNSPlugins: []dns.Plugin{compose.DNSPlugin(tracker)}})
 	if err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, nets.Close)
 	if err := nets.Up(context.Background()); err != nil {
+		return nil, err
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	runcRoot := filepath.Join(cfg.ExecRoot, "runc")
+	rt, err := runtime.New(runtime.Deps{
+		DataRoot:     cfg.DataRoot,
+		ExecRoot:     cfg.ExecRoot,
+		CgroupParent: cfg.CgroupParent,
+		InitPath:     initBinary(),
+		DB:           db,
+		Images:       imageRuntime{imgs},
+		Networks:     netRuntime{nets},
+		Volumes:      vols,
+		Monitors:     shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), runcBinary: "runc", runtimeRoot: runcRoot},
+		OCI:          runc.New("runc", runcRoot),
+		Events:       bus,
+		Names:        compose.NameResolver{},
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, rt.Close)
+	if err := vols.Reconcile(context.Background(), rt.Exists); err != nil {
+		logrus.WithError(err).Warn("reconcile volume references")
+	}
+	rt.Restore(context.Background())
+	trackCtx, stopTracker := context.WithCancel(context.Background())
+	go func() { _ = tracker.Run(trackCtx, rt) }()
+	d.closers = append(d.closers, func() error { stopTracker(); return nil })
+	deployer, err := compose.NewDeployer(compose.DeployerDeps{Containers: rt, Networks: nets, Volumes: vols, Images: imgs})
+	if err != nil {
 		return nil, err
 	}
 
@@ -174,7 +221,8 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		RuntimeName:        "runc",
 		RuntimePath:        "runc",
 		RuntimeVersion:     runcVersion(),
-		Containers:         noContainers{},
+		InitBinary:         initBinary(),
+		Containers:         rt,
 		Images:             imgs,
 		Events:             bus,
 	})
@@ -183,11 +231,23 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	}
 	d.server = engine.New(engine.Config{APIVersion: apiVersion, MinAPIVersion: minAPIVersion},
 		system.New(info, bus),
+		containers.New(rt),
 		images.New(imgs),
 		volumes.New(vols),
-		networks.New(nets, noContainerNetworker{}),
+		networks.New(nets, rt),
+		composerouter.New(deployer),
 	)
 	return d, nil
+}
+
+// initBinary is the init for --init: tini (static) or catatonit from Debian.
+func initBinary() string {
+	for _, p := range []string{"/usr/bin/tini-static", "/usr/bin/tini", "/usr/bin/catatonit"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 func runcVersion() string {

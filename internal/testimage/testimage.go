@@ -76,7 +76,9 @@ func WriteDockerArchive(path string, o Options) (*Result, error) {
 	legacy := fmt.Sprintf(`{"id":"%s","created":"1970-01-01T00:00:00Z","os":"linux"}`, diffID)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	dir := func(name string) { writeEntry(tw, &tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch}, nil) }
+	dir := func(name string) {
+		writeEntry(tw, &tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch}, nil)
+	}
 	file := func(name string, b []byte) {
 		writeEntry(tw, &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b)), ModTime: epoch}, b)
 	}
