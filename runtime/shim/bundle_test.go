@@ -28,18 +28,18 @@ var env struct {
 	seq         atomic.Int64
 }
 
-var cgroupControllers = []string{"memory", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "pids", "systemd"}
+var cgroupControllers = []string{"memory", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "pids", "systemd", "unified"}
 
 func TestMain(m *testing.M) {
 	if os.Getenv("BERTH_SHIMTEST_LAUNCHER") != "" {
 		os.Exit(launcherMain())
 	}
 	code := func() int {
+		defer teardown()
 		if err := setup(); err != nil {
 			fmt.Fprintln(os.Stderr, "shim tests: setup:", err)
 			return 1
 		}
-		defer teardown()
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -57,6 +57,7 @@ func setup() error {
 		return err
 	}
 	env.base = base
+	env.cgParent = fmt.Sprintf("berth-shimtest-%d", os.Getpid())
 	// The shim as `make build` builds it, for the measurements; under -race
 	// the functional tests use a race-enabled shim, so its code is checked too.
 	env.shimBin = filepath.Join(base, "berth-shim")
@@ -95,7 +96,6 @@ func setup() error {
 		return err
 	}
 	env.runcRoot = filepath.Join(base, "runc")
-	env.cgParent = fmt.Sprintf("berth-shimtest-%d", os.Getpid())
 	return nil
 }
 
@@ -115,6 +115,9 @@ func buildShim(out string, race bool) error {
 }
 
 func teardown() {
+	if env.base == "" {
+		return
+	}
 	for _, c := range cgroupControllers {
 		os.Remove(filepath.Join("/sys/fs/cgroup", c, env.cgParent))
 	}
