@@ -1,5 +1,0 @@
-package images
-
-import "github.com/berthd/berth/registry"
-
-var _ Backend = (*registry.Service)(nil)
