@@ -87,6 +87,9 @@ func run(stateDir string) int {
 	signal.Notify(sigc, syscall.SIGCHLD)
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 
+	// Paths in the config are absolute (Launch makes them so): leave
+	// berthd's working directory, so the shim pins no mount.
+	os.Chdir("/")
 	s := newShim(stateDir, cfg)
 	go s.reaper.loop(sigc)
 

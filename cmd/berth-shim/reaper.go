@@ -49,9 +49,13 @@ func (r *reaper) reapAll() {
 		r.mu.Lock()
 		var ws syscall.WaitStatus
 		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
-		if got != pid || err != nil {
+		if err == syscall.EINTR {
 			r.mu.Unlock()
 			continue
+		}
+		if got != pid || err != nil {
+			r.mu.Unlock()
+			return // cannot happen after a peek; never spin on it
 		}
 		if c, ok := r.waiters[pid]; ok {
 			delete(r.waiters, pid)

@@ -67,6 +67,7 @@ func newShim(dir string, cfg *proto.Config) *shim {
 	if cfg.RuntimeRoot != "" {
 		s.rootArgs = []string{"--root", cfg.RuntimeRoot}
 	}
+	s.rootArgs = append(s.rootArgs, cfg.RuntimeArgs...)
 	return s
 }
 

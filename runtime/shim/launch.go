@@ -29,6 +29,13 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.ID == "" || cfg.Bundle == "" || cfg.StateDir == "" || cfg.LogPath == "" {
 		return nil, fmt.Errorf("shim: ID, Bundle, StateDir and LogPath are required: %w", errdefs.ErrInvalidArgument)
 	}
+	for _, p := range []*string{&cfg.StateDir, &cfg.Bundle, &cfg.LogPath} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return nil, fmt.Errorf("shim: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		*p = abs
+	}
 	sock := filepath.Join(cfg.StateDir, proto.SocketFile)
 	if len(sock) > proto.MaxSocketPath {
 		return nil, fmt.Errorf("shim: state directory %s is too long for a unix socket: %w", cfg.StateDir, errdefs.ErrInvalidArgument)
@@ -53,6 +60,7 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 		LogPath:       cfg.LogPath,
 		RuntimeBinary: cfg.RuntimeBinary,
 		RuntimeRoot:   cfg.RuntimeRoot,
+		RuntimeArgs:   cfg.RuntimeArgs,
 		Terminal:      cfg.Terminal,
 		OpenStdin:     cfg.OpenStdin,
 		StdinOnce:     cfg.StdinOnce,

@@ -120,7 +120,8 @@ func copyFrames(br *bufio.Reader, stdout, stderr io.Writer) (int, error) {
 type ExecConfig struct {
 	ID string // unique among the container's running execs
 	// Process is the runtime-spec Process (JSON of specs.Process): args,
-	// env, cwd, user, capabilities, terminal must match Terminal.
+	// env, cwd, user, capabilities. Its terminal and consoleSize are set
+	// from Terminal and ConsoleSize.
 	Process     []byte
 	Terminal    bool
 	Stdin       io.Reader
@@ -153,16 +154,19 @@ func (c *Client) Exec(ctx context.Context, cfg ExecConfig) (*Exec, error) {
 		Op: proto.OpExec, ExecID: cfg.ID, Process: cfg.Process, Terminal: cfg.Terminal,
 		Stdin: cfg.Stdin != nil, Stdout: cfg.Stdout != nil, Stderr: cfg.Stderr != nil,
 	}
-	if cfg.ConsoleSize != nil && cfg.Terminal {
-		req.Height, req.Width = cfg.ConsoleSize.Height, cfg.ConsoleSize.Width
-		// runc sizes the pty before the process runs only if the spec says
-		// so; a resize by the shim afterwards would race with it.
-		p, err := withConsoleSize(cfg.Process, *cfg.ConsoleSize)
-		if err != nil {
-			return nil, err
-		}
-		req.Process = p
+	if len(cfg.Process) == 0 {
+		return nil, fmt.Errorf("exec %s: no process: %w", cfg.ID, errdefs.ErrInvalidArgument)
 	}
+	var size *ConsoleSize
+	if cfg.Terminal && cfg.ConsoleSize != nil {
+		size = cfg.ConsoleSize
+		req.Height, req.Width = size.Height, size.Width
+	}
+	p, err := patchProcess(cfg.Process, cfg.Terminal, size)
+	if err != nil {
+		return nil, err
+	}
+	req.Process = p
 	conn, br, stop, err := c.dial(ctx, req)
 	if err != nil {
 		return nil, err
@@ -194,13 +198,18 @@ func (c *Client) Exec(ctx context.Context, cfg ExecConfig) (*Exec, error) {
 	return e, nil
 }
 
-func withConsoleSize(process []byte, size ConsoleSize) ([]byte, error) {
+// patchProcess makes the process spec agree with the exec's options:
+// terminal as asked, and the console size, which runc applies before the
+// process runs (a resize by the shim afterwards would race with it).
+func patchProcess(process []byte, terminal bool, size *ConsoleSize) ([]byte, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(process, &m); err != nil {
 		return nil, fmt.Errorf("exec process: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
-	cs, _ := json.Marshal(map[string]uint16{"height": size.Height, "width": size.Width})
-	m["consoleSize"] = cs
+	m["terminal"], _ = json.Marshal(terminal)
+	if size != nil {
+		m["consoleSize"], _ = json.Marshal(map[string]uint16{"height": size.Height, "width": size.Width})
+	}
 	return json.Marshal(m)
 }
 

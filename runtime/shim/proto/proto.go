@@ -106,12 +106,13 @@ type Config struct {
 	Bundle        string
 	LogPath       string
 	RuntimeBinary string
-	RuntimeRoot   string `json:",omitempty"`
-	Terminal      bool   `json:",omitempty"`
-	OpenStdin     bool   `json:",omitempty"`
-	StdinOnce     bool   `json:",omitempty"`
-	ConsoleHeight uint16 `json:",omitempty"`
-	ConsoleWidth  uint16 `json:",omitempty"`
+	RuntimeRoot   string   `json:",omitempty"`
+	RuntimeArgs   []string `json:",omitempty"` // more global runtime flags
+	Terminal      bool     `json:",omitempty"`
+	OpenStdin     bool     `json:",omitempty"`
+	StdinOnce     bool     `json:",omitempty"`
+	ConsoleHeight uint16   `json:",omitempty"`
+	ConsoleWidth  uint16   `json:",omitempty"`
 	// ExitGrace is how long a shim whose container exited waits for an
 	// OpRelease before it exits on its own.
 	ExitGrace time.Duration `json:",omitempty"`
