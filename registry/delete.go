@@ -42,6 +42,7 @@ func (s *Service) Tag(ctx context.Context, ref, repo, tag string) error {
 	if err := s.store.AddNames(img.ID, []string{named.String()}); err != nil {
 		return err
 	}
+	s.touchTag(img.ID)
 	s.publish(events.ActionTag, "sha256:"+img.ID, s.eventAttrs(img, familiar(named)))
 	return nil
 }

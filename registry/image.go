@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,6 +194,26 @@ func created(img *storage.Image, in *imageInfo) time.Time {
 		return *in.spec.Created
 	}
 	return img.Created
+}
+
+// lastTagKey is the image data item where berth keeps Docker's
+// Metadata.LastTagTime (set by tag, load and pull).
+const lastTagKey = "berth.last-tag-time"
+
+func (s *Service) touchTag(id string) {
+	_ = s.store.SetImageBigData(id, lastTagKey, []byte(time.Now().UTC().Format(time.RFC3339Nano)), nil)
+}
+
+func (s *Service) lastTagTime(img *storage.Image) time.Time {
+	if !slices.Contains(img.BigDataNames, lastTagKey) {
+		return time.Time{}
+	}
+	b, err := s.store.ImageBigData(img.ID, lastTagKey)
+	if err != nil {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, string(b))
+	return t
 }
 
 // ShortID is Docker's 12-character form of an ID or digest.

@@ -254,6 +254,7 @@ func (s *Service) Inspect(ctx context.Context, ref string) (*image.InspectRespon
 		Size:         in.size,
 		GraphDriver:  s.graphDriverData(img),
 		RootFS:       image.RootFS{Type: in.spec.RootFS.Type, Layers: layers},
+		Metadata:     image.Metadata{LastTagTime: s.lastTagTime(img)},
 	}
 	return resp, nil
 }

@@ -89,6 +89,9 @@ func (s *Service) Load(ctx context.Context, r io.Reader, quiet bool, start Start
 		if err != nil {
 			return err
 		}
+		if len(it.names) > 0 {
+			s.touchTag(id)
+		}
 		img, _ := s.store.Image(id)
 		if len(it.names) == 0 {
 			_ = out.Send(jsonstream.Message{Stream: "Loaded image ID: sha256:" + id + "\n"})

@@ -109,6 +109,9 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 			return err
 		}
 	}
+	if newID != oldID {
+		s.touchTag(newID)
+	}
 	_ = out.Send(jsonstream.Message{Status: "Digest: " + top.String()})
 	if newID == oldID {
 		_ = out.Send(jsonstream.Message{Status: "Status: Image is up to date for " + familiar(named)})

@@ -129,6 +129,9 @@ func New(d Deps) (*Service, error) {
 // mounted (running containers keep using them).
 func (s *Service) Close() error {
 	_, err := s.store.Shutdown(false)
+	if errors.Is(err, storage.ErrLayerUsedByContainer) {
+		return nil // running containers keep their mounts across a daemon restart
+	}
 	return err
 }
 

@@ -215,6 +215,9 @@ func TestServiceTagSavePrune(t *testing.T) {
 	img, err := s.Image(ctx, "example.com/a/b:v1")
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(img.ID, id))
+	insp, err := s.Inspect(ctx, "example.com/a/b:v1")
+	assert.NilError(t, err)
+	assert.Check(t, time.Since(insp.Metadata.LastTagTime) < time.Minute, insp.Metadata.LastTagTime)
 
 	// moving a tag takes it from the image that had it
 	assert.NilError(t, s.Tag(ctx, other, "busybox", "latest"))
