@@ -65,7 +65,7 @@ func New(d Deps) (*Service, error) {
 	if len(missing) > 0 || d.DataRoot == "" || d.ExecRoot == "" {
 		return nil, fmt.Errorf("runtime.New: missing dependencies %v (and DataRoot/ExecRoot)", missing)
 	}
-	for _, dir := range []string{filepath.Join(d.DataRoot, "containers"), filepath.Join(d.ExecRoot, "containers")} {
+	for _, dir := range []string{filepath.Join(d.DataRoot, "containers"), filepath.Join(d.ExecRoot, "c")} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return nil, err
 		}
@@ -121,8 +121,11 @@ func (s *Service) containerDir(id string) string {
 	return filepath.Join(s.d.DataRoot, "containers", id)
 }
 
+// stateDir is where a running container's bundle and monitor live. Its
+// name is short because the monitor's unix socket inside it must fit in
+// 107 bytes; 24 hex digits of the id are unique in practice.
 func (s *Service) stateDir(id string) string {
-	return filepath.Join(s.d.ExecRoot, "containers", id)
+	return filepath.Join(s.d.ExecRoot, "c", id[:24])
 }
 
 // save persists the record; call with c.mu held.

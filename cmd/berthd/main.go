@@ -204,6 +204,9 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		logrus.WithError(err).Warn("reconcile volume references")
 	}
 	rt.Restore(context.Background())
+	if err := nets.RestoreDone(context.Background()); err != nil {
+		logrus.WithError(err).Warn("release network state of containers gone while berthd was down")
+	}
 	trackCtx, stopTracker := context.WithCancel(context.Background())
 	go func() { _ = tracker.Run(trackCtx, rt) }()
 	d.closers = append(d.closers, func() error { stopTracker(); return nil })

@@ -1,0 +1,59 @@
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Leftovers lists what a container id left on the host: cgroups in any v1
+// hierarchy, monitor processes serving it, mounts of its root filesystem
+// or state under the daemon's roots. Empty means clean.
+func (d *Daemon) Leftovers(t testing.TB, id string) []string {
+	t.Helper()
+	var out []string
+	ctrls, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, c := range ctrls {
+		matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", c.Name(), "*", id))
+		out = append(out, matches...)
+	}
+	for _, pid := range d.ShimPids() {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if strings.Contains(string(cmdline), id[:24]) {
+			out = append(out, "shim pid "+strconv.Itoa(pid))
+		}
+	}
+	for _, m := range append(MountsUnder(d.DataRoot), MountsUnder(d.ExecRoot)...) {
+		if strings.Contains(m, id) {
+			out = append(out, "mount "+m)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(d.ExecRoot, "c", id[:24])); err == nil {
+		out = append(out, "state dir of "+id)
+	}
+	return out
+}
+
+// ShimPids are the monitor processes whose state lives under this daemon's
+// exec root.
+func (d *Daemon) ShimPids() []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 0 && strings.HasSuffix(args[0], "berth-shim") && strings.Contains(string(cmdline), d.ExecRoot) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
