@@ -242,7 +242,13 @@ func (s *Service) pullError(err error, named reference.Named) error {
 		}
 	}
 	var unauth docker.ErrUnauthorizedForCredentials
-	if errors.As(err, &unauth) || (errors.As(err, &ec) && ec.Code.Descriptor().Value == "UNAUTHORIZED") {
+	isUnauth := errors.As(err, &unauth) || (errors.As(err, &ec) && ec.Code.Descriptor().Value == "UNAUTHORIZED")
+	if isUnauth && reference.Domain(named) == "docker.io" {
+		// Docker Hub answers an anonymous pull of a repository that does not
+		// exist (or is private) with 401; dockerd words it as a 404.
+		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("pull access denied for %s, repository does not exist or may require 'docker login': %s", reference.FamiliarName(named), registryMessage(err)))
+	}
+	if isUnauth {
 		// Not 401: the docker CLI answers a 401 with an interactive login
 		// prompt, and dockerd does not send one for a pull either.
 		return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("pull access denied for %s: %s", familiar(named), registryMessage(err)))
