@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -394,4 +395,45 @@ func TestImagePullWithAuth(t *testing.T) {
 	d.DockerOK(t, "rmi", reg.Addr+"/team/copy:v1")
 	out = d.DockerOK(t, "pull", reg.Addr+"/team/copy:v1")
 	assert.Check(t, is.Contains(out, reg.Addr+"/team/copy:v1"))
+}
+
+// TestImagesDockerPy drives the image endpoints with docker-py.
+func TestImagesDockerPy(t *testing.T) {
+	reg := testenv.StartRegistry(t, false)
+	archive, id := testenv.BusyboxArchive(t)
+	reg.Push(t, archive, "library/busybox:latest")
+	d := testenv.StartDaemon(t)
+	script := `
+import sys, docker
+c = docker.from_env()
+archive, ref, want = sys.argv[1], sys.argv[2], sys.argv[3]
+imgs = c.images.load(open(archive, "rb").read())
+assert [i.id for i in imgs] == [want], imgs
+assert "busybox:latest" in c.images.list()[0].tags
+img = c.images.pull(ref, tag="latest")
+assert img.id == want, img.id
+assert img.attrs["RepoDigests"][0].startswith(ref + "@sha256:"), img.attrs
+assert img.history()[0]["Id"] == want
+img.tag("py/box", "1")
+assert c.images.get("py/box:1").id == want
+c.images.remove("py/box:1")
+try:
+    c.images.get("nope")
+    raise SystemExit("found nope")
+except docker.errors.ImageNotFound as e:
+    assert "No such image: nope" in str(e), e
+try:
+    c.images.pull(ref, tag="nope")
+    raise SystemExit("pulled nope")
+except docker.errors.NotFound:
+    pass
+data = b"".join(c.images.get("busybox").save())
+assert len(data) > 1000000
+print("ok")
+`
+	cmd := exec.Command("python3", "-c", script, archive, reg.Addr+"/library/busybox", id)
+	cmd.Env = d.Env()
+	out, err := cmd.CombinedOutput()
+	assert.NilError(t, err, string(out))
+	assert.Check(t, is.Contains(string(out), "ok"))
 }
