@@ -437,3 +437,33 @@ print("ok")
 	assert.NilError(t, err, string(out))
 	assert.Check(t, is.Contains(string(out), "ok"))
 }
+
+// TestImageRemoveInUse: images that containers use need force, as in dockerd.
+func TestImageRemoveInUse(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	id := d.LoadBusybox(t)
+	short := id[7:19]
+	cid := strings.TrimSpace(d.DockerOK(t, "create", "busybox"))
+
+	r := d.Docker("rmi", "busybox")
+	assert.Check(t, r.ExitCode != 0)
+	assert.Check(t, is.Contains(r.Stderr(), `conflict: unable to remove repository reference "busybox" (must force) - container `+cid[:12]+` is using its referenced image `+short))
+	r = d.Docker("rmi", short)
+	assert.Check(t, r.ExitCode != 0)
+	assert.Check(t, is.Contains(r.Stderr(), "conflict: unable to delete "+short+" (must be forced) - image is being used by stopped container "+cid[:12]))
+	code, _ := apiCall(t, d, "DELETE", "/images/busybox", nil)
+	assert.Check(t, is.Equal(code, http.StatusConflict))
+
+	// forced: the name goes, the image stays for the container (dangling)
+	out := d.DockerOK(t, "rmi", "-f", "busybox")
+	assert.Check(t, is.Contains(out, "Untagged: busybox:latest"))
+	assert.DeepEqual(t, imageIDs(t, d), []string{id})
+	// prune keeps what a container uses
+	d.DockerOK(t, "image", "prune", "-af")
+	assert.DeepEqual(t, imageIDs(t, d), []string{id})
+
+	d.DockerOK(t, "rm", cid)
+	out = d.DockerOK(t, "image", "prune", "-f")
+	assert.Check(t, is.Contains(out, "deleted: "+id))
+	assert.Check(t, is.Len(imageIDs(t, d), 0))
+}
