@@ -347,6 +347,14 @@ func TestImagePullFromRegistry(t *testing.T) {
 	assert.Check(t, is.Equal(code, http.StatusNotFound), body)
 	assert.Check(t, is.Contains(body, "not found"))
 
+	// what the registry says, without pulling
+	code, body = apiCall(t, d, "GET", "/distribution/"+ref+":latest/json", nil)
+	assert.Check(t, is.Equal(code, 200), body)
+	assert.Check(t, is.Contains(body, strings.TrimPrefix(digests[0], ref+"@")))
+	assert.Check(t, is.Contains(body, `"architecture":"amd64"`))
+	code, _ = apiCall(t, d, "GET", "/distribution/"+reg.Addr+"/library/nope/json", nil)
+	assert.Check(t, is.Equal(code, 404))
+
 	// pull events
 	out = eventsUntilNow(t, d, "event=pull", "{{.Actor.ID}}")
 	assert.Check(t, is.Contains(out, ref+":latest"))

@@ -35,6 +35,8 @@ type Transferer interface {
 	Load(ctx context.Context, r io.Reader, quiet bool, start registry.StartFunc) error
 	Save(ctx context.Context, names []string, start func() io.Writer) error
 	Login(ctx context.Context, auth mregistry.AuthConfig) (*mregistry.AuthResponse, error)
+	// DistributionInspect asks the registry what a reference points to.
+	DistributionInspect(ctx context.Context, ref string, auth *mregistry.AuthConfig) (*mregistry.DistributionInspect, error)
 }
 
 // Backend is everything the image routes need.

@@ -1,6 +1,7 @@
 // Package images routes the image endpoints of the Engine API (list,
 // inspect, history, tag, remove, prune, pull, push, load, save) and
-// POST /auth, the registry login the docker CLI does before a pull or push.
+// POST /auth, the registry login the docker CLI does before a pull or push,
+// and GET /distribution/{name}/json, which asks a registry about a reference.
 package images
 
 import "github.com/berthd/berth/engine/httputil"
@@ -30,5 +31,6 @@ func (ir *Router) Routes() []httputil.Route {
 		httputil.NewPostRoute("/images/{name:.*}/tag", ir.postImageTag),
 		httputil.NewDeleteRoute("/images/{name:.*}", ir.deleteImage),
 		httputil.NewPostRoute("/auth", ir.postAuth),
+		httputil.NewGetRoute("/distribution/{name:.*}/json", ir.getDistribution),
 	}
 }

@@ -97,6 +97,14 @@ func (f *fake) Login(ctx context.Context, auth mregistry.AuthConfig) (*mregistry
 	return &mregistry.AuthResponse{Status: "Login Succeeded"}, nil
 }
 
+func (f *fake) DistributionInspect(ctx context.Context, ref string, auth *mregistry.AuthConfig) (*mregistry.DistributionInspect, error) {
+	f.record("distribution", ref)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &mregistry.DistributionInspect{}, nil
+}
+
 func serve(t *testing.T, b Backend, method, target string, body io.Reader, hdr map[string]string) *httptest.ResponseRecorder {
 	t.Helper()
 	s := engine.New(engine.Config{APIVersion: "1.56", MinAPIVersion: "1.24"}, New(b))
@@ -140,6 +148,8 @@ func TestRoutes(t *testing.T) {
 		{name: "save", method: "GET", target: "/images/get?names=a&names=b", status: 200, body: "TAR", contentType: "application/x-tar"},
 		{name: "save one", method: "GET", target: "/images/busybox/get", status: 200, body: "TAR"},
 		{name: "save 404", method: "GET", target: "/images/nope/get", err: notFound, status: 404},
+		{name: "distribution", method: "GET", target: "/distribution/127.0.0.1:5000/a/b:1/json", status: 200, body: `"Descriptor"`},
+		{name: "distribution 404", method: "GET", target: "/distribution/nope/json", err: notFound, status: 404},
 		{name: "auth", method: "POST", target: "/auth", status: 200, body: "Login Succeeded"},
 		{name: "auth refused", method: "POST", target: "/auth", err: errdefs.ErrUnauthenticated.WithMessage("login attempt failed"), status: 401},
 	}

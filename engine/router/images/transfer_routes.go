@@ -109,3 +109,11 @@ func (ir *Router) postAuth(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	return httputil.WriteJSON(w, http.StatusOK, resp)
 }
+
+func (ir *Router) getDistribution(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+	resp, err := ir.backend.DistributionInspect(ctx, vars["name"], authHeader(r))
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
+}
