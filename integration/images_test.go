@@ -347,6 +347,12 @@ func TestImagePullFromRegistry(t *testing.T) {
 	assert.Check(t, is.Equal(code, http.StatusNotFound), body)
 	assert.Check(t, is.Contains(body, "not found"))
 
+	// a platform the image does not have
+	r = d.Docker("pull", "--platform", "linux/arm64", ref)
+	assert.Check(t, r.ExitCode != 0)
+	assert.Check(t, is.Contains(r.Stderr(), "does not match the specified platform (linux/arm64)"))
+	d.DockerOK(t, "pull", "--platform", "linux/amd64", ref)
+
 	// what the registry says, without pulling
 	code, body = apiCall(t, d, "GET", "/distribution/"+ref+":latest/json", nil)
 	assert.Check(t, is.Equal(code, 200), body)

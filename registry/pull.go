@@ -20,10 +20,12 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 	mregistry "github.com/moby/moby/api/types/registry"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
 	creference "go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
@@ -216,6 +218,11 @@ func (s *Service) remoteManifest(ctx context.Context, sys *types.SystemContext, 
 	if err != nil {
 		return "", nil, err
 	}
+	if (sys.OSChoice != "" || sys.ArchitectureChoice != "") && !manifest.MIMETypeIsMultiImage(mt) {
+		if err := checkPlatform(ctx, src, m, sys, named); err != nil {
+			return "", nil, err
+		}
+	}
 	var layers []digest.Digest
 	for _, l := range m.LayerInfos() {
 		if !l.EmptyLayer {
@@ -223,6 +230,29 @@ func (s *Service) remoteManifest(ctx context.Context, sys *types.SystemContext, 
 		}
 	}
 	return top, layers, nil
+}
+
+// checkPlatform refuses a single-platform image that is not the platform
+// the client asked for, as dockerd does (containers/image only warns).
+func checkPlatform(ctx context.Context, src types.ImageSource, m manifest.Manifest, sys *types.SystemContext, named reference.Named) error {
+	blob, _, err := src.GetBlob(ctx, m.ConfigInfo(), none.NoCache)
+	if err != nil {
+		return nil // the copy reports a missing config
+	}
+	defer blob.Close()
+	var p ocispec.Platform
+	if json.NewDecoder(blob).Decode(&p) != nil || p.OS == "" {
+		return nil
+	}
+	wantOS, wantArch := sys.OSChoice, sys.ArchitectureChoice
+	if (wantOS != "" && wantOS != p.OS) || (wantArch != "" && wantArch != p.Architecture) {
+		actual := p.OS + "/" + p.Architecture
+		if p.Variant != "" {
+			actual += "/" + p.Variant
+		}
+		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("image with reference %s was found but its platform (%s) does not match the specified platform (%s)", familiar(named), actual, platformString(sys)))
+	}
+	return nil
 }
 
 // pullError classifies a registry error with dockerd's words.
