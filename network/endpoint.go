@@ -340,23 +340,9 @@ func (m *Manager) settings(st *netState, ep *endpointRecord) *network.EndpointSe
 	return es
 }
 
-// dnsNames is Docker's DNSNames: name, short id, aliases, hostname.
+// dnsNames is Docker's DNSNames (the names the DNS server answers to).
 func dnsNames(ep *endpointRecord) []string {
-	var out []string
-	add := func(s string) {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	add(ep.ContainerName)
-	if len(ep.ContainerID) >= 12 {
-		add(ep.ContainerID[:12])
-	}
-	for _, a := range ep.Aliases {
-		add(a)
-	}
-	add(ep.Hostname)
-	return out
+	return dns.Endpoint{ContainerID: ep.ContainerID, Name: ep.ContainerName, Hostname: ep.Hostname, Aliases: ep.Aliases}.Names()
 }
 
 // Endpoint returns a container's endpoint on a network as Docker reports

@@ -202,8 +202,11 @@ func TestParseNameservers(t *testing.T) {
 }
 
 func TestEndpointNames(t *testing.T) {
+	// Docker's DNSNames order: name, aliases, short id, hostname; no duplicates
 	ep := Endpoint{ContainerID: "0123456789abcdef", Name: "web", Hostname: "0123456789ab", Aliases: []string{"www", "web"}}
-	assert.DeepEqual(t, ep.Names(), []string{"web", "0123456789ab", "www"})
+	assert.DeepEqual(t, ep.Names(), []string{"web", "www", "0123456789ab"})
+	ep = Endpoint{ContainerID: "0123456789abcdef", Name: "web", Hostname: "box", Aliases: []string{"www"}}
+	assert.DeepEqual(t, ep.Names(), []string{"web", "www", "0123456789ab", "box"})
 }
 
 // TestServerLoopback runs the real server (UDP and TCP) on loopback with a

@@ -20,8 +20,9 @@ type Endpoint struct {
 	Labels      map[string]string // the container's labels
 }
 
-// Names are the names the endpoint answers to on its network: name, short
-// id, hostname and aliases (Docker's DNSNames order), without duplicates.
+// Names are the names the endpoint answers to on its network, in Docker's
+// DNSNames order (moby's buildEndpointDNSNames): name, aliases, short id,
+// hostname, without duplicates. The first one names PTR answers.
 func (e Endpoint) Names() []string {
 	var out []string
 	add := func(s string) {
@@ -30,11 +31,11 @@ func (e Endpoint) Names() []string {
 		}
 	}
 	add(e.Name)
-	if len(e.ContainerID) >= 12 {
-		add(e.ContainerID[:12])
-	}
 	for _, a := range e.Aliases {
 		add(a)
+	}
+	if len(e.ContainerID) >= 12 {
+		add(e.ContainerID[:12])
 	}
 	add(e.Hostname)
 	return out
