@@ -21,7 +21,7 @@ import (
 func (s *Service) Tag(ctx context.Context, ref, repo, tag string) error {
 	named, err := reference.ParseNormalizedNamed(repo)
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage(refError(repo, err))
+		return errdefs.ErrInvalidArgument.WithMessage(refError(err))
 	}
 	if _, ok := named.(reference.Canonical); ok {
 		return errdefs.ErrInvalidArgument.WithMessage("refusing to create a tag with a digest reference")
@@ -116,7 +116,7 @@ func (s *Service) Delete(ctx context.Context, ref string, force, prune bool) ([]
 	if !isIDRef(img, ref) {
 		named, err := reference.ParseDockerRef(ref)
 		if err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage(refError(ref, err))
+			return nil, errdefs.ErrInvalidArgument.WithMessage(refError(err))
 		}
 		if !force && isSingleReference(names) && len(users) > 0 {
 			return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, ShortID(users[0].id), ShortID(img.ID)))

@@ -108,7 +108,7 @@ func (s *Service) lookup(ref string) (*storage.Image, error) {
 		}
 	} else if !idPrefRe.MatchString(ref) {
 		// Not a reference and not an ID: the client's input is malformed.
-		return nil, errdefs.ErrInvalidArgument.WithMessage(refError(ref, err))
+		return nil, errdefs.ErrInvalidArgument.WithMessage(refError(err))
 	}
 	if m := idPrefRe.FindStringSubmatch(ref); m != nil {
 		var found *storage.Image

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -262,16 +263,23 @@ func (s *Service) Inspect(ctx context.Context, ref string) (*image.InspectRespon
 func (s *Service) graphDriverData(img *storage.Image) *mstorage.DriverData {
 	data := map[string]string{}
 	if l, err := s.store.Layer(img.TopLayer); err == nil {
-		if dir, err := s.layerDir(l.ID); err == nil {
-			data["UpperDir"] = dir + "/diff"
-			data["WorkDir"] = dir + "/work"
+		dir := func(id string) string { return filepath.Join(s.store.GraphRoot(), s.store.GraphDriverName(), id) }
+		data["UpperDir"] = dir(l.ID) + "/diff"
+		data["WorkDir"] = dir(l.ID) + "/work"
+		var lower []string
+		for p := l.Parent; p != ""; {
+			lower = append(lower, dir(p)+"/diff")
+			pl, err := s.store.Layer(p)
+			if err != nil {
+				break
+			}
+			p = pl.Parent
+		}
+		if len(lower) > 0 {
+			data["LowerDir"] = strings.Join(lower, ":")
 		}
 	}
 	return &mstorage.DriverData{Name: s.store.GraphDriverName(), Data: data}
-}
-
-func (s *Service) layerDir(id string) (string, error) {
-	return fmt.Sprintf("%s/%s/%s", s.store.GraphRoot(), s.store.GraphDriverName(), id), nil
 }
 
 // History answers GET /images/{name}/history: newest step first; the top

@@ -42,7 +42,7 @@ type pushAux struct {
 func (s *Service) Push(ctx context.Context, opts PushOptions, start StartFunc) error {
 	named, err := reference.ParseNormalizedNamed(opts.Name)
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage(refError(opts.Name, err))
+		return errdefs.ErrInvalidArgument.WithMessage(refError(err))
 	}
 	if opts.Tag != "" {
 		if named, err = reference.WithTag(reference.TrimNamed(named), opts.Tag); err != nil {

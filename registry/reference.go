@@ -26,7 +26,7 @@ var (
 func ParseNamed(s string) (reference.Named, error) {
 	named, err := reference.ParseDockerRef(s)
 	if err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(refError(s, err))
+		return nil, errdefs.ErrInvalidArgument.WithMessage(refError(err))
 	}
 	return named, nil
 }
@@ -37,7 +37,7 @@ func ParseNamed(s string) (reference.Named, error) {
 func parseRepoTag(repo, tag string) (reference.Named, error) {
 	named, err := reference.ParseNormalizedNamed(repo)
 	if err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(refError(repo, err))
+		return nil, errdefs.ErrInvalidArgument.WithMessage(refError(err))
 	}
 	if tag != "" {
 		if _, isDigested := named.(reference.Digested); isDigested {
@@ -47,7 +47,7 @@ func parseRepoTag(repo, tag string) (reference.Named, error) {
 			// fromImage=busybox&tag=sha256:... is how old clients pull by digest.
 			named, err = reference.ParseNormalizedNamed(reference.TrimNamed(named).String() + "@" + tag)
 			if err != nil {
-				return nil, errdefs.ErrInvalidArgument.WithMessage(refError(repo, err))
+				return nil, errdefs.ErrInvalidArgument.WithMessage(refError(err))
 			}
 			return named, nil
 		}
@@ -60,12 +60,13 @@ func parseRepoTag(repo, tag string) (reference.Named, error) {
 	return reference.ParseDockerRef(named.String())
 }
 
-func refError(s string, err error) string {
+// refError is Docker's wording of a reference parse error: always prefixed
+// "invalid reference format" (distribution/reference omits it for some).
+func refError(err error) string {
 	msg := err.Error()
 	if !strings.HasPrefix(msg, "invalid reference format") && !strings.HasPrefix(msg, "invalid repository name") {
 		msg = "invalid reference format: " + msg
 	}
-	_ = s
 	return msg
 }
 
