@@ -79,7 +79,12 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Spooled archives and unpacked OCI layouts of a daemon that died
+	// mid-operation are of no use to anyone: start with an empty tmp.
 	tmp := filepath.Join(d.DataRoot, "tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, err
 	}
