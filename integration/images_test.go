@@ -409,6 +409,19 @@ func TestImagePullWithAuth(t *testing.T) {
 	d.DockerOK(t, "rmi", reg.Addr+"/team/copy:v1")
 	out = d.DockerOK(t, "pull", reg.Addr+"/team/copy:v1")
 	assert.Check(t, is.Contains(out, reg.Addr+"/team/copy:v1"))
+
+	// every tag of a repository
+	d.DockerOK(t, "tag", ref, reg.Addr+"/team/copy:v2")
+	out = d.DockerOK(t, "push", "--all-tags", reg.Addr+"/team/copy")
+	assert.Check(t, is.Contains(out, "v1: digest: sha256:"))
+	assert.Check(t, is.Contains(out, "v2: digest: sha256:"))
+	out = d.DockerOK(t, "pull", reg.Addr+"/team/copy:v2")
+	assert.Check(t, is.Contains(out, "Image is up to date"))
+
+	// pushing what is not there
+	r = d.Docker("push", reg.Addr+"/team/none:v1")
+	assert.Check(t, r.ExitCode != 0)
+	assert.Check(t, is.Contains(r.Stderr(), "An image does not exist locally with the tag: "+reg.Addr+"/team/none"))
 }
 
 // TestImagesDockerPy drives the image endpoints with docker-py.
