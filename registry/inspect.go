@@ -71,6 +71,7 @@ func (s *Service) Images(ctx context.Context, opts ListOptions) ([]image.Summary
 			Size:        e.info.size,
 			Labels:      e.info.spec.Config.Labels,
 			Containers:  -1,
+			SharedSize:  -1, // not computed, as dockerd without shared-size
 		}
 		if sum.Labels == nil {
 			sum.Labels = map[string]string{}
@@ -266,6 +267,7 @@ func (s *Service) graphDriverData(img *storage.Image) *mstorage.DriverData {
 		dir := func(id string) string { return filepath.Join(s.store.GraphRoot(), s.store.GraphDriverName(), id) }
 		data["UpperDir"] = dir(l.ID) + "/diff"
 		data["WorkDir"] = dir(l.ID) + "/work"
+		data["MergedDir"] = dir(l.ID) + "/merged"
 		var lower []string
 		for p := l.Parent; p != ""; {
 			lower = append(lower, dir(p)+"/diff")
