@@ -169,11 +169,15 @@ func normalize(v any, key string) any {
 		if len(out) == 0 {
 			return nil
 		}
-		if key == "Mounts" {
+		allStrings := !slices.ContainsFunc(out, func(e any) bool { _, ok := e.(string); return !ok })
+		if key == "Mounts" || key == "Ulimits" {
+			// compose builds both from Go maps: there is no order to compare
 			slices.SortFunc(out, func(a, b any) int {
-				return strings.Compare(fmt.Sprint(a.(map[string]any)["Target"]), fmt.Sprint(b.(map[string]any)["Target"]))
+				ja, _ := json.Marshal(a)
+				jb, _ := json.Marshal(b)
+				return strings.Compare(string(ja), string(jb))
 			})
-		} else if slices.ContainsFunc(out, func(e any) bool { _, ok := e.(string); return !ok }) == false && key != "Cmd" && key != "Entrypoint" && key != "Test" && key != "Aliases" {
+		} else if allStrings && key != "Cmd" && key != "Entrypoint" && key != "Test" && key != "Aliases" {
 			slices.SortFunc(out, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
 		}
 		return out
