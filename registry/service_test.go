@@ -16,6 +16,7 @@ import (
 	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/internal/testimage"
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"go.podman.io/storage/pkg/reexec"
 	"gotest.tools/v3/assert"
@@ -120,6 +121,17 @@ func TestServiceImageAndRootfs(t *testing.T) {
 	size, err := s.RootfsSize(ctx, cid)
 	assert.NilError(t, err)
 	assert.Check(t, size >= 100_000, size)
+	assert.NilError(t, os.Remove(filepath.Join(dir, "etc", "group")))
+	changes, err := s.RootfsChanges(ctx, cid)
+	assert.NilError(t, err)
+	got := map[string]container.ChangeType{}
+	for _, c := range changes {
+		got[c.Path] = c.Kind
+	}
+	assert.Check(t, is.Equal(got["/written"], container.ChangeAdd), "%v", changes)
+	assert.Check(t, is.Equal(got["/etc/group"], container.ChangeDelete), "%v", changes)
+	_, err = s.RootfsChanges(ctx, strings.Repeat("e0", 32))
+	assert.Check(t, errdefs.IsNotFound(err))
 
 	// the image is in use: removing its only name needs force, and even
 	// forced the image stays while the container's rootfs is mounted
