@@ -176,6 +176,23 @@ func TestComposeDeploymentScoping(t *testing.T) {
 			}
 		}
 	}
+	// while shop's db is stopped, shop's "db" does not exist: never blog's
+	d.DockerOK(t, "stop", "named-db")
+	for i := 0; i < 3; i++ {
+		assert.Check(t, is.Len(nslookupAddrs(t, d, "shop-web-1", "db"), 0))
+	}
+	d.DockerOK(t, "start", "named-db")
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if st := strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.State.Health.Status}}", "named-db")); st != "healthy" {
+			return poll.Continue("named-db is %s", st)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(60*time.Second))
+	shopDB = containerIPs(t, d, "named-db")
+	for _, ip := range nslookupAddrs(t, d, "shop-web-1", "db") {
+		assert.Check(t, slices.Contains(shopDB, ip), "after restart: %s, want %v", ip, shopDB)
+	}
+
 	got := nslookupAddrs(t, d, "shop-web-1", "db.blog.berth.internal")
 	assert.Check(t, len(got) > 0)
 	for _, ip := range got {
@@ -200,7 +217,7 @@ func TestComposeDeploymentScoping(t *testing.T) {
 			starts++
 		}
 	}
-	assert.Check(t, is.Equal(starts, 4), "db, web and two workers started")
+	assert.Check(t, is.Equal(starts, 5), "db (twice), web and two workers started")
 
 	d.ComposeOK(t, append(blog, "down")...)
 	d.DockerOK(t, "exec", "db", "true")
