@@ -19,12 +19,20 @@ type compatRule struct {
 	before string
 	// rewrite edits one decoded JSON answer in place.
 	rewrite func(v any)
+	// stream: the answer is a stream of JSON documents, one per write
+	// (events); each is rewritten on its way out.
+	stream bool
 }
 
 var compatRules = []compatRule{
 	// API < 1.52 still carried the default network's endpoint at the top of
 	// NetworkSettings (docker-py and scripts read NetworkSettings.IPAddress).
-	{"GET", "/containers/{name:.*}/json", "1.52", legacyNetworkSettings},
+	{method: "GET", path: "/containers/{name:.*}/json", before: "1.52", rewrite: legacyNetworkSettings},
+	// API < 1.44 reported VirtualSize (equal to Size) for images.
+	{method: "GET", path: "/images/json", before: "1.44", rewrite: eachItem(virtualSize)},
+	{method: "GET", path: "/images/{name:.*}/json", before: "1.44", rewrite: virtualSize},
+	// API < 1.52 events carried the legacy status, id and from fields.
+	{method: "GET", path: "/events", before: "1.52", rewrite: legacyEvent, stream: true},
 }
 
 func compatFor(route httputil.Route, version string) *compatRule {
@@ -38,7 +46,39 @@ func compatFor(route httputil.Route, version string) *compatRule {
 }
 
 func (c *compatRule) wrap(w http.ResponseWriter) http.ResponseWriter {
+	if c.stream {
+		return &streamCompatWriter{ResponseWriter: w, rule: c}
+	}
 	return &compatWriter{ResponseWriter: w, rule: c}
+}
+
+// streamCompatWriter rewrites each JSON document of a stream as it is
+// written; the stream's writers emit one whole document per Write.
+type streamCompatWriter struct {
+	http.ResponseWriter
+	rule *compatRule
+}
+
+func (sw *streamCompatWriter) Write(b []byte) (int, error) {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return sw.ResponseWriter.Write(b)
+	}
+	sw.rule.rewrite(v)
+	out, err := json.Marshal(v)
+	if err != nil {
+		return sw.ResponseWriter.Write(b)
+	}
+	if _, err := sw.ResponseWriter.Write(append(out, '\n')); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func (sw *streamCompatWriter) Flush() {
+	if f, ok := sw.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // compatWriter buffers a JSON answer so the rule can rewrite it.
@@ -89,5 +129,38 @@ func legacyNetworkSettings(v any) {
 		if val, ok := ep[k]; ok {
 			ns[k] = val
 		}
+	}
+}
+
+func eachItem(f func(v any)) func(v any) {
+	return func(v any) {
+		list, _ := v.([]any)
+		for _, item := range list {
+			f(item)
+		}
+	}
+}
+
+func virtualSize(v any) {
+	if obj, ok := v.(map[string]any); ok {
+		if size, ok := obj["Size"]; ok {
+			obj["VirtualSize"] = size
+		}
+	}
+}
+
+func legacyEvent(v any) {
+	obj, _ := v.(map[string]any)
+	if obj == nil {
+		return
+	}
+	actor, _ := obj["Actor"].(map[string]any)
+	if obj["Type"] != "container" && obj["Type"] != "image" || actor == nil {
+		return
+	}
+	obj["status"] = obj["Action"]
+	obj["id"] = actor["ID"]
+	if attrs, ok := actor["Attributes"].(map[string]any); ok && obj["Type"] == "container" {
+		obj["from"] = attrs["image"]
 	}
 }
