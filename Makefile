@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all build test unit e2e lint demo bench soak images compose tools berth clean
+.PHONY: all build test unit e2e lint demo bench soak images compose tools berth demo-compose clean
 
 all: build
 
@@ -52,6 +52,10 @@ bin/docker-compose: tools/go.mod tools/go.sum
 	@./bin/docker-compose version
 
 tools: compose
+
+# The two-deployment DNS scoping story with the real docker compose.
+demo-compose: build compose images
+	./scripts/demo-compose.sh
 
 # berth: the small client of berthd's own endpoints (berth compose up|ps|down).
 berth:

@@ -37,7 +37,7 @@ func (h *dnsScope) ServeDNS(ctx context.Context, w mdns.ResponseWriter, r *mdns.
 	if req.Records == nil {
 		return dns.NextOrFailure(ctx, h.next, w, r)
 	}
-	asker := Asker{}
+	asker := Asker{Network: req.Network}
 	for id := range req.AskerNetworks() {
 		asker.Networks = append(asker.Networks, id)
 	}

@@ -26,6 +26,9 @@ type Asker struct {
 	ContainerID string
 	Labels      map[string]string
 	Networks    []string // IDs of the networks it has endpoints on
+	// Network is the network the query arrived on (resolv.conf names the
+	// primary network's gateway); "" when unknown.
+	Network string
 	// Links maps a link alias to the linked container's name or ID: docker's
 	// --link and compose's links:/external_links: (HostConfig.Links,
 	// "container:alias"). They are the asker's own names.
@@ -68,10 +71,11 @@ type Answer struct {
 //
 // One-off containers (`compose run`) are never answers of rules 2 and 3
 // (they are reached by their own container names), but they do ask as
-// members of their project. Addresses: a container's addresses on the
-// networks it shares with A when there are any, else all its addresses
-// (whether they are reachable is up to the networks, as always). Answers are
-// ordered by replica number, then address.
+// members of their project. Addresses, per container: those on the network
+// the query arrived on when there are any, else those on the other networks
+// it shares with A, else all of them (whether they are reachable is up to the
+// networks, as always) — Docker's preference, and the network handler's.
+// Answers are ordered by replica number, then address.
 type Scope struct {
 	Zone string // "" means DefaultZone
 	// Services knows the services of every deployment, whatever state their
@@ -158,13 +162,14 @@ func zoneLookup(rest string, asker Asker, records []Record) []netip.Addr {
 }
 
 // addrsOf collects the addresses of the containers that match: per
-// container, those on networks shared with the asker when there are any,
-// else all of them; ordered by replica number, container, address.
+// container, those on the receiving network, else on the other networks
+// shared with the asker, else all of them; ordered by replica number,
+// container, address.
 func addrsOf(asker Asker, records []Record, match func(Record) bool) []netip.Addr {
 	type ctr struct {
-		number      int
-		id          string
-		shared, all []netip.Addr
+		number            int
+		id                string
+		here, shared, all []netip.Addr
 	}
 	byID := map[string]*ctr{}
 	for _, r := range records {
@@ -181,6 +186,9 @@ func addrsOf(asker Asker, records []Record, match func(Record) bool) []netip.Add
 		if slices.Contains(asker.Networks, r.Network) {
 			c.shared = append(c.shared, r.Addrs...)
 		}
+		if asker.Network != "" && r.Network == asker.Network {
+			c.here = append(c.here, r.Addrs...)
+		}
 	}
 	ctrs := make([]*ctr, 0, len(byID))
 	for _, c := range byID {
@@ -190,7 +198,9 @@ func addrsOf(asker Asker, records []Record, match func(Record) bool) []netip.Add
 	var out []netip.Addr
 	for _, c := range ctrs {
 		addrs := c.all
-		if len(c.shared) > 0 {
+		if len(c.here) > 0 {
+			addrs = c.here
+		} else if len(c.shared) > 0 {
 			addrs = c.shared
 		}
 		addrs = slices.Clone(addrs)

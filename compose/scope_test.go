@@ -47,6 +47,8 @@ func TestScopeLookup(t *testing.T) {
 	}
 	shopWeb := Asker{ContainerID: "sweb", Labels: labels("shop", "web", 1), Networks: []string{"shopnet", "shared"}}
 	blogWeb := Asker{ContainerID: "bweb", Labels: labels("blog", "web", 1), Networks: []string{"blognet", "shared"}}
+	shopWebHere := shopWeb
+	shopWebHere.Network = "shopnet" // the query came in on shop's own network
 	shopRun := Asker{ContainerID: "srun", Labels: labels("shop", "worker", 0), Networks: []string{"shopnet"}}
 	plain := Asker{ContainerID: "plain", Networks: []string{"shared"}}
 	outsider := Asker{ContainerID: "x", Labels: labels("other", "web", 1), Networks: []string{"othernet"}}
@@ -62,6 +64,8 @@ func TestScopeLookup(t *testing.T) {
 		handled bool
 	}{
 		{name: "bare service: own deployment only", q: "db", asker: shopWeb, want: addrs("10.1.0.2", "10.9.0.2"), handled: true},
+		{name: "the receiving network's address first", q: "db", asker: shopWebHere, want: addrs("10.1.0.2"), handled: true},
+		{name: "else the other shared networks'", q: "db.blog.berth.internal", asker: shopWebHere, want: addrs("10.9.0.4"), handled: true},
 		{name: "bare service from the other deployment", q: "db", asker: blogWeb, want: addrs("10.2.0.2", "10.9.0.4"), handled: true},
 		{name: "case and trailing dot", q: "DB.", asker: blogWeb, want: addrs("10.2.0.2", "10.9.0.4"), handled: true},
 		{name: "compose alias of own deployment", q: "database", asker: shopWeb, want: addrs("10.1.0.2", "10.9.0.2"), handled: true},
