@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -458,11 +457,8 @@ data = b"".join(c.images.get("busybox").save())
 assert len(data) > 1000000
 print("ok")
 `
-	cmd := exec.Command("python3", "-c", script, archive, reg.Addr+"/library/busybox", id)
-	cmd.Env = d.Env()
-	out, err := cmd.CombinedOutput()
-	assert.NilError(t, err, string(out))
-	assert.Check(t, is.Contains(string(out), "ok"))
+	out := d.DockerPy(t, script, archive, reg.Addr+"/library/busybox", id)
+	assert.Check(t, is.Contains(out, "ok"))
 }
 
 // TestImageRemoveInUse: images that containers use need force, as in dockerd.

@@ -255,6 +255,15 @@ func validateHostConfig(hc *container.HostConfig) ([]string, error) {
 	if hc.ShmSize < 0 {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("SHM size can not be less than 0")
 	}
+	switch hc.LogConfig.Type {
+	case "", "json-file":
+		hc.LogConfig.Type = "json-file" // what inspect shows; docker-py reads it to decide to fetch logs
+		if hc.LogConfig.Config == nil {
+			hc.LogConfig.Config = map[string]string{}
+		}
+	default:
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("logging driver %q is not supported: berth writes json-file logs", hc.LogConfig.Type))
+	}
 	var warnings []string
 	if hc.PidsLimit != nil && *hc.PidsLimit <= 0 {
 		hc.PidsLimit = nil
