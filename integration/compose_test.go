@@ -316,3 +316,22 @@ func mustRead(t *testing.T, path string) string {
 	assert.NilError(t, err)
 	return string(b)
 }
+
+// Attached `up` streams the services' output and returns when they exit;
+// `logs -f` ends when the containers do.
+func TestComposeAttachedUpAndFollowLogs(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	f := []string{"-p", "attached", "-f", writeProject(t, "services:\n  hello:\n    image: busybox:latest\n    command: [sh, -c, \"echo hello from compose; sleep 1; echo bye\"]\n")}
+	r := d.Compose(append(f, "up", "--abort-on-container-exit")...)
+	assert.Assert(t, r.ExitCode == 0, r.Combined())
+	assert.Check(t, is.Contains(r.Stdout(), "hello-1  | hello from compose"))
+	assert.Check(t, is.Contains(r.Stdout(), "hello-1  | bye"))
+
+	d.ComposeOK(t, append(f, "up", "-d")...)
+	r = d.Compose(append(f, "logs", "-f", "--no-log-prefix")...)
+	assert.Assert(t, r.ExitCode == 0, r.Combined())
+	assert.Check(t, is.Contains(r.Stdout(), "bye"))
+	d.ComposeOK(t, append(f, "down")...)
+	assert.Check(t, is.Equal(leftovers(t, d, "attached"), ""))
+}
