@@ -28,13 +28,15 @@ func (s *Service) Start(ctx context.Context, name string) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	switch c.rec.State.Status {
 	case container.StateRunning, container.StatePaused:
+		c.mu.Unlock()
 		return errdefs.ErrNotModified.WithMessage("container already started")
 	case container.StateRemoving:
+		c.mu.Unlock()
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot start container %s: removal in progress", c.rec.ID[:12]))
 	case container.StateDead:
+		c.mu.Unlock()
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot start a dead container %s", c.rec.ID[:12]))
 	}
 	if c.restartTimer != nil {
@@ -42,7 +44,17 @@ func (s *Service) Start(ctx context.Context, name string) error {
 		c.restartTimer = nil
 	}
 	c.rec.ManuallyStopped = false
-	return s.startLocked(ctx, c)
+	err = s.startLocked(ctx, c)
+	autoRemove := err != nil && c.rec.HostConfig.AutoRemove
+	c.mu.Unlock()
+	if autoRemove {
+		// as dockerd does: a --rm container that fails to start is removed
+		// (`docker run --rm` waits for the removal after a failed start)
+		if rmErr := s.remove(context.WithoutCancel(ctx), c, RemoveOptions{RemoveVolumes: true}); rmErr != nil {
+			logrus.WithError(rmErr).Warnf("auto-remove container %s", c.rec.ID[:12])
+		}
+	}
+	return err
 }
 
 // undo is a stack of cleanups run when a start fails half-way.
