@@ -16,6 +16,9 @@ const composeProjectLabel = "com.docker.compose.project"
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
 // /etc/resolv.conf under its directory and returns the bind mounts.
 func (s *Service) writeEtcFiles(rec *Record) ([]specs.Mount, error) {
+	if mode := string(rec.HostConfig.NetworkMode); isContainerMode(mode) {
+		return s.joinedEtcFiles(rec, strings.TrimPrefix(mode, "container:"))
+	}
 	dir := s.containerDir(rec.ID)
 	hostname := rec.Config.Hostname
 	var hosts bytes.Buffer
@@ -45,7 +48,7 @@ func (s *Service) writeEtcFiles(rec *Record) ([]specs.Mount, error) {
 	var resolv []byte
 	mode := string(rec.HostConfig.NetworkMode)
 	switch {
-	case mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:"):
+	case mode == "host" || mode == "none":
 		resolv = hostResolvConf(mode == "none")
 	default:
 		primary, _ := s.primaryNetwork(rec)
@@ -67,11 +70,35 @@ func (s *Service) writeEtcFiles(rec *Record) ([]specs.Mount, error) {
 		if err := os.WriteFile(p, f.data, 0o644); err != nil {
 			return nil, err
 		}
-		opts := []string{"rbind", "rprivate"}
-		if rec.HostConfig.ReadonlyRootfs {
-			opts = append(opts, "ro")
-		}
-		mounts = append(mounts, specs.Mount{Destination: f.dest, Type: "bind", Source: p, Options: opts})
+		mounts = append(mounts, etcMount(rec, f.dest, p))
+	}
+	return mounts, nil
+}
+
+func etcMount(rec *Record, dest, src string) specs.Mount {
+	opts := []string{"rbind", "rprivate"}
+	if rec.HostConfig.ReadonlyRootfs {
+		opts = append(opts, "ro")
+	}
+	return specs.Mount{Destination: dest, Type: "bind", Source: src, Options: opts}
+}
+
+// joinedEtcFiles serves --network container:<other>: the container sees the
+// other's /etc/hostname, /etc/hosts and /etc/resolv.conf (so the other's
+// networks' names resolve) and takes its hostname, as dockerd does
+// (initializeNetworking).
+func (s *Service) joinedEtcFiles(rec *Record, otherName string) ([]specs.Mount, error) {
+	other, err := s.lookup(otherName)
+	if err != nil {
+		return nil, err
+	}
+	other.mu.Lock()
+	dir := s.containerDir(other.rec.ID)
+	rec.Config.Hostname, rec.Config.Domainname = other.rec.Config.Hostname, other.rec.Config.Domainname
+	other.mu.Unlock()
+	var mounts []specs.Mount
+	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
+		mounts = append(mounts, etcMount(rec, "/etc/"+f, filepath.Join(dir, f)))
 	}
 	return mounts, nil
 }
