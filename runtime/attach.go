@@ -145,6 +145,12 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		<-done
 		a.s.event(rec, events.ActionDetach, nil)
 		return ErrDetached
+	case <-ctx.Done():
+		// the client went away: end the monitor's stream now rather than
+		// at the container's next output
+		a.cancel()
+		<-done
+		return ctx.Err()
 	}
 }
 

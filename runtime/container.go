@@ -85,6 +85,10 @@ type ctr struct {
 	health       *healthMonitor
 	// rootfs is the mounted root filesystem while running.
 	rootfs string
+	// fsUsers counts archive operations (docker cp, export) using the root
+	// filesystem of a stopped container, which they mount; the last one
+	// unmounts it again unless the container was started meanwhile.
+	fsUsers int
 }
 
 func newCtr(rec *Record) *ctr {

@@ -38,6 +38,9 @@ type Images interface {
 	RemoveRootfs(ctx context.Context, containerID string) error
 	// RootfsSize is the size of the writable layer.
 	RootfsSize(ctx context.Context, containerID string) (int64, error)
+	// RootfsChanges lists the writable layer's changes to the image
+	// (docker diff), sorted by path; ErrNotFound for an unknown container.
+	RootfsChanges(ctx context.Context, containerID string) ([]container.FilesystemChange, error)
 }
 
 // AttachRequest asks the network layer to plug a container into a network.

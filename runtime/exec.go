@@ -152,6 +152,9 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	var streams Streams
 	var detachedCh chan struct{}
 	if !detached {
+		// a client that goes away must not cost the exec its exit code
+		// (the stream would break): its output is dropped from then on
+		stdout, stderr = newDropWriter(stdout), newDropWriter(stderr)
 		if cfg.AttachStdout {
 			streams.Stdout = stdout
 		}
@@ -215,7 +218,35 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	case <-detachedCh:
 		s.event(rec, events.ActionExecDetach, map[string]string{"execID": e.id})
 		return ErrDetached
+	case <-ctx.Done():
+		// the client went away; the process runs on, as with dockerd
+		return ctx.Err()
 	}
+}
+
+// dropWriter passes writes on until one fails, then swallows them.
+type dropWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	dropped bool
+}
+
+func newDropWriter(w io.Writer) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return &dropWriter{w: w}
+}
+
+func (d *dropWriter) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.dropped {
+		if _, err := d.w.Write(p); err != nil {
+			d.dropped = true
+		}
+	}
+	return len(p), nil
 }
 
 // execFailed records a process that could not start with dockerd's exit

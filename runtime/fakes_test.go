@@ -64,6 +64,9 @@ func (f *fakeImages) RemoveRootfs(ctx context.Context, id string) error {
 	return nil
 }
 func (f *fakeImages) RootfsSize(ctx context.Context, id string) (int64, error) { return 0, nil }
+func (f *fakeImages) RootfsChanges(ctx context.Context, id string) ([]container.FilesystemChange, error) {
+	return nil, nil
+}
 
 type fakeNetworks struct {
 	mu        sync.Mutex

@@ -3,6 +3,7 @@ package containers
 
 import (
 	"context"
+	"io"
 
 	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/runtime"
@@ -42,9 +43,27 @@ type streamBackend interface {
 	ExecInspect(ctx context.Context, execID string) (*container.ExecInspectResponse, error)
 }
 
+// archiveBackend copies files in and out of containers (docker cp,
+// export, diff).
+type archiveBackend interface {
+	StatPath(ctx context.Context, name, path string) (*container.PathStat, error)
+	ArchivePath(ctx context.Context, name, path string) (io.ReadCloser, *container.PathStat, error)
+	ExtractToDir(ctx context.Context, name, path string, opts runtime.ExtractOptions, content io.Reader) error
+	Export(ctx context.Context, name string) (io.ReadCloser, error)
+	Changes(ctx context.Context, name string) ([]container.FilesystemChange, error)
+}
+
+// monitorBackend reports a running container's processes and resources.
+type monitorBackend interface {
+	Top(ctx context.Context, name, psArgs string) (*container.TopResponse, error)
+	Stats(ctx context.Context, name string, opts runtime.StatsOptions, send func(*container.StatsResponse) error) error
+}
+
 // Backend is everything the container routes need.
 type Backend interface {
 	stateBackend
 	queryBackend
 	streamBackend
+	archiveBackend
+	monitorBackend
 }

@@ -100,9 +100,10 @@ func (r *Router) attach(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if !a.Tty {
 		stdout, stderr = httputil.NewMuxWriters(conn)
 	}
-	// the client hangs up: the request context does not see that on a
-	// hijacked connection, so the attachment watches the stdin reader
-	_ = a.Run(context.WithoutCancel(ctx), conn, stdout, stderr)
+	// the request context does not see a hijacked client hang up
+	in, hctx, cancel := watchHangup(context.WithoutCancel(ctx), conn, conn.Conn)
+	defer cancel()
+	_ = a.Run(hctx, in, stdout, stderr)
 	_ = conn.CloseWrite()
 	return nil
 }
@@ -169,7 +170,9 @@ func (r *Router) execStart(ctx context.Context, w http.ResponseWriter, req *http
 	if !run.Tty {
 		stdout, stderr = httputil.NewMuxWriters(conn)
 	}
-	_ = run.Run(context.WithoutCancel(ctx), conn, stdout, stderr)
+	in, hctx, cancel := watchHangup(context.WithoutCancel(ctx), conn, conn.Conn)
+	defer cancel()
+	_ = run.Run(hctx, in, stdout, stderr)
 	_ = conn.CloseWrite()
 	return nil
 }
