@@ -79,6 +79,9 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	defer func() {
 		if retErr != nil {
 			u.run()
+			// what the undone steps held is gone: inspect shows the
+			// configured networks without addresses, as dockerd does
+			rec.Endpoints, rec.Ports = nil, nil
 			s.failPending(c, retErr)
 			rec.State.Error = retErr.Error()
 			rec.State.ExitCode = exitCodeFor(retErr)
