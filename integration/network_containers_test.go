@@ -77,6 +77,10 @@ func retried(cmd string) string {
 // wgetOnce is one HTTP GET from a container (busybox 1.35's wget -T crashes).
 func wgetOnce(url string) string { return "timeout 3 wget -q -O- " + url }
 
+// wgetShort is a GET expected to fail: a dropped SYN on a local bridge
+// needs no more than a second to tell.
+func wgetShort(url string) string { return "timeout 1 wget -q -O- " + url }
+
 // inCtr runs a shell script in a running container and returns the result.
 func inCtr(d *testenv.Daemon, ctr, script string) *icmd.Result {
 	return d.Docker("exec", ctr, "sh", "-c", script)
@@ -348,7 +352,7 @@ func TestConnectDisconnect(t *testing.T) {
 	d.DockerOK(t, "run", "-d", "--name", "roamer", "--network", "other", "busybox", "sleep", "600")
 	webIP := ctrIP(t, d, "web", "app")
 
-	r := inCtr(d, "roamer", wgetOnce("http://"+webIP+"/"))
+	r := inCtr(d, "roamer", wgetShort("http://"+webIP+"/"))
 	assert.Check(t, r.ExitCode != 0, "reached web across networks before connect")
 
 	// connect a running container, with an alias and a static address
@@ -370,7 +374,7 @@ func TestConnectDisconnect(t *testing.T) {
 	// disconnect: the interface, the address and the names go
 	d.DockerOK(t, "network", "disconnect", "app", "roamer")
 	assert.Check(t, is.Equal(inCtrOK(t, d, "roamer", "ls /sys/class/net"), "eth0\nlo\n"))
-	r = inCtr(d, "roamer", wgetOnce("http://"+webIP+"/"))
+	r = inCtr(d, "roamer", wgetShort("http://"+webIP+"/"))
 	assert.Check(t, r.ExitCode != 0, "still reaches web after disconnect")
 	r = inCtr(d, "web", "nslookup roam.")
 	assert.Check(t, !strings.Contains(r.Stdout(), static), "alias still resolves after disconnect:\n%s", r.Combined())
@@ -614,7 +618,11 @@ func TestNetworkStateSurvivesDaemonKill(t *testing.T) {
 	spec := fmt.Sprintf("127.0.0.1:%d:80", port)
 	d.DockerOK(t, append([]string{"run", "-d", "--name", "web", "--network", "app", "--network-alias", "www", "-p", spec}, httpd...)...)
 	d.DockerOK(t, "run", "-d", "--name", "client", "--network", "app", "busybox", "sleep", "600")
-	webIP, clientIP := ctrIP(t, d, "web", "app"), ctrIP(t, d, "client", "app")
+	// connected while running, with an alias: a second endpoint to restore
+	d.DockerOK(t, "network", "create", "other")
+	d.DockerOK(t, "run", "-d", "--name", "side", "--network", "other", "busybox", "sleep", "600")
+	d.DockerOK(t, "network", "connect", "--alias", "sidekick", "app", "side")
+	webIP, clientIP, sideIP := ctrIP(t, d, "web", "app"), ctrIP(t, d, "client", "app"), ctrIP(t, d, "side", "app")
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	assert.Check(t, is.Equal(netGet(t, url), httpdBody+"\n"))
 	assert.Check(t, is.Contains(inCtrOK(t, d, "client", "nslookup www"), "Address: "+webIP))
@@ -631,23 +639,31 @@ func TestNetworkStateSurvivesDaemonKill(t *testing.T) {
 		assert.Check(t, is.Equal(inCtrOK(t, d, "client", retried(wgetOnce("http://"+name+"/"))), httpdBody+"\n"), name)
 	}
 	assert.Check(t, is.Contains(inCtrOK(t, d, "web", retried("ping -c1 -W2 client")), "("+clientIP+")"))
+	assert.Check(t, is.Contains(inCtrOK(t, d, "client", retried("ping -c1 -W2 sidekick")), "("+sideIP+")"))
+	assert.Check(t, is.Equal(ctrIP(t, d, "side", "app"), sideIP))
+	// the restored endpoint detaches as any other
+	d.DockerOK(t, "network", "disconnect", "app", "side")
+	assert.Check(t, is.Equal(inCtrOK(t, d, "side", "ls /sys/class/net"), "eth0\nlo\n"))
+	r := inCtr(d, "client", "nslookup sidekick.")
+	assert.Check(t, !strings.Contains(r.Stdout(), sideIP), r.Combined())
 	// a new container resolves the old ones and gets an address of its own
 	out := d.DockerOK(t, "run", "--rm", "--network", "app", "busybox", "sh", "-c", "ip -4 -o addr show eth0; nslookup web; "+retried(wgetOnce("http://www/")))
 	assert.Check(t, is.Contains(out, "Address: "+webIP))
 	assert.Check(t, is.Contains(out, httpdBody))
 	assert.Check(t, !strings.Contains(out, " "+webIP+"/") && !strings.Contains(out, " "+clientIP+"/"), "address handed out twice:\n%s", out)
 	// the port is held again
-	r := d.Docker("run", "-d", "--name", "dup", "-p", spec, "busybox", "sleep", "600")
+	r = d.Docker("run", "-d", "--name", "dup", "-p", spec, "busybox", "sleep", "600")
 	assert.Check(t, is.Contains(r.Stderr(), "port is already allocated"))
 
 	// and everything goes with the containers
-	d.DockerOK(t, "rm", "-f", "web", "client", "dup")
+	d.DockerOK(t, "rm", "-f", "web", "client", "dup", "side")
 	waitInventory(t, d, func(inv *network.Inventory) string {
 		if len(inv.Veths)+len(inv.Netns)+len(network.PortRules(inv.Rules)) > 0 {
 			return fmt.Sprintf("left: veths %v netns %v port rules %v", inv.Veths, inv.Netns, network.PortRules(inv.Rules))
 		}
 		return ""
-	}, "app")
+	}, "app", "other")
+	assert.Check(t, is.Len(inspectNet(t, d, "app").Containers, 0))
 	l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
 	if assert.Check(t, err, "port %d still held", port) {
 		l.Close()

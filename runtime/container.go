@@ -81,8 +81,16 @@ type ctr struct {
 	removed chan struct{}
 	// restartTimer is the pending restart of a restart policy.
 	restartTimer *time.Timer
-	execs        map[string]*execProc
-	health       *healthMonitor
+	// backoff is the delay of the next restart (dockerd's restart manager
+	// timeout): it doubles with each restart and starts over after a long
+	// run or a start by the user.
+	backoff time.Duration
+	// noRestart cancels the restart policy for the next exit (docker stop,
+	// kill with SIGKILL or the stop signal) until the user starts the
+	// container again or the daemon restarts.
+	noRestart bool
+	execs     map[string]*execProc
+	health    *healthMonitor
 	// rootfs is the mounted root filesystem while running.
 	rootfs string
 	// fsUsers counts archive operations (docker cp, export) using the root

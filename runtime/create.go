@@ -249,8 +249,11 @@ func validateHostConfig(hc *container.HostConfig) ([]string, error) {
 	if hc.NanoCPUs < 0 {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid value for NanoCpus: must be a positive number")
 	}
-	if hc.NanoCPUs > 0 && (hc.CPUPeriod > 0 || hc.CPUQuota > 0) {
+	if hc.NanoCPUs > 0 && hc.CPUPeriod > 0 {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+	}
+	if hc.NanoCPUs > 0 && hc.CPUQuota > 0 {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
 	}
 	if hc.ShmSize < 0 {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("SHM size can not be less than 0")

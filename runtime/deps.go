@@ -41,6 +41,16 @@ type Images interface {
 	// RootfsChanges lists the writable layer's changes to the image
 	// (docker diff), sorted by path; ErrNotFound for an unknown container.
 	RootfsChanges(ctx context.Context, containerID string) ([]container.FilesystemChange, error)
+	// Rootfses lists every container root filesystem in the store, so a
+	// daemon start can reap those of creates cut by a crash and unmount
+	// those of starts cut half-way.
+	Rootfses(ctx context.Context) ([]RootfsInfo, error)
+}
+
+// RootfsInfo is one container root filesystem in the image store.
+type RootfsInfo struct {
+	ContainerID string
+	Mounted     bool
 }
 
 // AttachRequest asks the network layer to plug a container into a network.
@@ -54,6 +64,8 @@ type AttachRequest struct {
 	MAC           string
 	Labels        map[string]string
 	Primary       bool
+	// Links maps link aliases to the linked containers' names.
+	Links map[string]string
 }
 
 // RestoreRequest describes a running container's network state.
@@ -144,6 +156,13 @@ type OCIRuntime interface {
 	Resume(ctx context.Context, id string) error
 	// Update applies new resource limits to a running container.
 	Update(ctx context.Context, id string, r *container.Resources) error
+	// Kill signals every process of a container directly, for one whose
+	// monitor is gone. ErrNotFound when the runtime does not know the
+	// container, ErrConflict when it has stopped.
+	Kill(ctx context.Context, id string, sig syscall.Signal) error
+	// Delete removes the runtime's state and cgroup of a container whose
+	// monitor is gone, killing what is left. Unknown ids are not an error.
+	Delete(ctx context.Context, id string) error
 }
 
 // Streams are the client's ends of an attach or exec.

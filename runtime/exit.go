@@ -13,6 +13,12 @@ import (
 // handleExit records a container's exit, tears down what it held while
 // running, and applies the restart policy or --rm.
 func (s *Service) handleExit(c *ctr, task Task, st ExitStatus) {
+	s.recordExit(c, task, st, true)
+}
+
+// recordExit is handleExit; without policy the restart policy is left to
+// AutoStart (exits found at daemon start restart by its rules, as dockerd's).
+func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 	c.mu.Lock()
 	if c.task != task {
 		c.mu.Unlock()
@@ -42,9 +48,11 @@ func (s *Service) handleExit(c *ctr, task Task, st ExitStatus) {
 		s.event(rec, events.ActionOOM, nil)
 	}
 	s.event(rec, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(st.Code)})
-	restart, delay := s.shouldRestart(c)
+	restart, delay := false, time.Duration(0)
+	if policy {
+		restart, delay = s.shouldRestart(c)
+	}
 	if restart {
-		rec.State.Status = container.StateRestarting
 		s.scheduleRestart(c, delay)
 	}
 	s.saveLogged(c)

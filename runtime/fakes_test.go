@@ -63,6 +63,7 @@ func (f *fakeImages) RemoveRootfs(ctx context.Context, id string) error {
 	delete(f.rootfs, id)
 	return nil
 }
+func (f *fakeImages) Rootfses(ctx context.Context) ([]RootfsInfo, error)       { return nil, nil }
 func (f *fakeImages) RootfsSize(ctx context.Context, id string) (int64, error) { return 0, nil }
 func (f *fakeImages) RootfsChanges(ctx context.Context, id string) ([]container.FilesystemChange, error) {
 	return nil, nil
@@ -229,6 +230,10 @@ type fakeOCI struct{}
 func (fakeOCI) Pause(ctx context.Context, id string) error                          { return nil }
 func (fakeOCI) Resume(ctx context.Context, id string) error                         { return nil }
 func (fakeOCI) Update(ctx context.Context, id string, r *container.Resources) error { return nil }
+func (fakeOCI) Kill(ctx context.Context, id string, sig syscall.Signal) error {
+	return errdefs.ErrNotFound.WithMessage("no container " + id)
+}
+func (fakeOCI) Delete(ctx context.Context, id string) error { return nil }
 
 type recorder struct {
 	mu  sync.Mutex

@@ -2,6 +2,9 @@ package runtime
 
 import (
 	"context"
+	"os"
+	"sort"
+	"sync"
 	"syscall"
 	"time"
 
@@ -9,29 +12,81 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
+// restoreParallel bounds the containers restored or started at once at
+// daemon start: each step is mostly waiting on a monitor or the OCI runtime.
+const restoreParallel = 8
+
 // Restore brings the in-memory state back in line with the world after a
 // daemon (re)start: it reconnects to the monitors of containers that kept
-// running, records exits that happened while the daemon was down (and
-// applies restart policies to them), finishes interrupted removals, and
-// restarts containers whose policy asks for it after a host reboot.
+// running (and re-registers their networks), records exits that happened
+// while the daemon was down (die events, teardown, --rm), kills containers
+// whose monitor died under them, finishes interrupted removals, and reaps
+// what crashes cut half-way: starts (monitor, mounts, cgroup without a
+// running record) and creates (root filesystems, directories and cgroups
+// without a record). Restart policies are applied by AutoStart, after the
+// network layer has released what nobody restored (RestoreDone).
 func (s *Service) Restore(ctx context.Context) {
-	s.mu.RLock()
-	all := make([]*ctr, 0, len(s.byID))
-	for _, c := range s.byID {
-		all = append(all, c)
+	began := time.Now()
+	all := s.all()
+	mounted := map[string]bool{}
+	rootfses, err := s.d.Images.Rootfses(ctx)
+	if err != nil {
+		logrus.WithError(err).Warn("list container root filesystems")
 	}
-	s.mu.RUnlock()
-	for _, c := range all {
-		s.restoreOne(ctx, c)
+	for _, r := range rootfses {
+		mounted[r.ContainerID] = r.Mounted
 	}
+	var (
+		mu     sync.Mutex
+		counts = map[string]int{}
+	)
+	parallel(all, func(c *ctr) {
+		what := s.restoreOne(ctx, c, mounted[c.rec.ID])
+		mu.Lock()
+		counts[what]++
+		mu.Unlock()
+	})
+	orphans := s.reapOrphans(ctx, rootfses)
+	logrus.Infof("restored %d containers in %v: %d running, %d exited while down, %d monitors lost, %d half-started reaped, %d orphans reaped",
+		len(all), time.Since(began).Round(time.Millisecond), counts["running"], counts["exited"], counts["lost"], counts["reaped"], orphans)
 }
 
-func (s *Service) restoreOne(ctx context.Context, c *ctr) {
+// all lists the containers.
+func (s *Service) all() []*ctr {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*ctr, 0, len(s.byID))
+	for _, c := range s.byID {
+		out = append(out, c)
+	}
+	return out
+}
+
+// parallel runs f for each container, restoreParallel at a time.
+func parallel(cs []*ctr, f func(*ctr)) {
+	sem := make(chan struct{}, restoreParallel)
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f(c)
+		}()
+	}
+	wg.Wait()
+}
+
+// restoreOne restores one container and says what it found.
+func (s *Service) restoreOne(ctx context.Context, c *ctr, rootfsMounted bool) string {
 	c.mu.Lock()
 	rec := c.rec
 	if rec.Broken != "" {
+		// nothing of it can be managed: stop whatever of it still runs
 		c.mu.Unlock()
-		return
+		s.reapRun(ctx, c)
+		return "broken"
 	}
 	switch rec.State.Status {
 	case container.StateRunning, container.StatePaused:
@@ -49,50 +104,122 @@ func (s *Service) restoreOne(ctx context.Context, c *ctr) {
 			s.watch(c, task)
 			s.startHealth(c)
 			c.mu.Unlock()
-			return
+			return "running"
 		}
-		st, ok, rerr := s.d.Monitors.ReadExit(stateDir)
-		if rerr != nil || !ok {
-			// the monitor is gone without a word: the host rebooted, or it was killed
-			st = ExitStatus{Code: 255, ExitedAt: time.Now()}
-			if !ok {
-				rec.State.Error = "container monitor was gone after daemon restart"
-			}
+		st, lost := s.monitorGone(ctx, rec.ID)
+		if lost != "" {
+			rec.State.Error = lost
 		}
-		// handleExit needs the task it is told about to be the current one
+		// recordExit needs the task it is told about to be the current one
 		gone := goneTask{}
 		c.task = gone
 		c.mu.Unlock()
-		s.handleExit(c, gone, st)
-		c.mu.Lock()
-		if rec.State.Status == container.StateExited && wantsBootRestart(rec) {
-			rec.State.Status = container.StateRestarting
-			s.scheduleRestart(c, backoffStart)
-			s.saveLogged(c)
+		s.recordExit(c, gone, st, false)
+		_ = os.RemoveAll(stateDir)
+		s.removeCgroup(s.cgroupsPath(rec))
+		if lost != "" {
+			return "lost"
 		}
-		c.mu.Unlock()
+		return "exited"
 	case container.StateRestarting:
-		s.scheduleRestart(c, backoffStart)
+		// the daemon died during a restart's backoff (or in the start that
+		// followed it): the exit stays recorded; AutoStart decides again
+		rec.State.Status = container.StateExited
+		s.saveLogged(c)
+		c.notify()
 		c.mu.Unlock()
+		s.reapRun(ctx, c)
+		return "restarting"
 	case container.StateRemoving:
-		c.mu.Unlock()
 		rec.State.Status = container.StateDead
+		c.mu.Unlock()
 		if err := s.remove(ctx, c, RemoveOptions{Force: true}); err != nil {
 			logrus.WithError(err).Warnf("finish removal of %s", rec.ID[:12])
 		}
-	default:
-		c.mu.Unlock()
+		return "removed"
 	}
+	c.mu.Unlock()
+	if _, err := os.Stat(s.stateDir(rec.ID)); err == nil || rootfsMounted {
+		// a start cut half-way: its monitor, mounts and sandbox go
+		s.reapRun(ctx, c)
+		return "reaped"
+	}
+	s.removeCgroup(s.cgroupsPath(rec))
+	return "stopped"
 }
 
-// wantsBootRestart: after the daemon comes back, always and unless-stopped
-// containers that the user did not stop are started again, as dockerd does.
-func wantsBootRestart(rec *Record) bool {
-	switch rec.HostConfig.RestartPolicy.Name {
-	case container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
-		return !rec.ManuallyStopped
+// monitorGone finds out how a container whose monitor no longer answers
+// ended: the exit the monitor recorded, or, when it died without one (it
+// was killed, or the host rebooted), the container is killed through the
+// OCI runtime so it never runs unsupervised. lost explains the latter.
+func (s *Service) monitorGone(ctx context.Context, id string) (st ExitStatus, lost string) {
+	st, ok, err := s.d.Monitors.ReadExit(s.stateDir(id))
+	if err == nil && ok {
+		s.logErr(s.d.OCI.Delete(ctx, id), "delete runtime state")
+		return st, ""
 	}
-	return false
+	st = ExitStatus{Code: 255, ExitedAt: time.Now()}
+	lost = "container monitor was gone and the container had stopped"
+	if err := s.d.OCI.Kill(ctx, id, syscall.SIGKILL); err == nil {
+		st.Code = 128 + int(syscall.SIGKILL)
+		lost = "container monitor died; berthd killed the unsupervised container"
+	}
+	s.logErr(s.d.OCI.Delete(ctx, id), "delete runtime state")
+	logrus.Warnf("container %s: %s", id[:12], lost)
+	return st, lost
+}
+
+// AutoStart starts, once the daemon has restored everything, the
+// containers whose restart policy asks for it after a daemon start (as
+// dockerd: always, even when stopped by the user; unless-stopped unless
+// stopped by the user; on-failure after a failure under its max), each
+// with its RestartCount reset. Containers that join another's network
+// namespace go after the others.
+func (s *Service) AutoStart(ctx context.Context) {
+	var first, then []*ctr
+	for _, c := range s.all() {
+		c.mu.Lock()
+		rec := c.rec
+		want := rec.Broken == "" && rec.HasBeenStarted &&
+			(rec.State.Status == container.StateExited || rec.State.Status == container.StateCreated) &&
+			policyRestarts(rec, rec.ManuallyStopped)
+		c.mu.Unlock()
+		switch {
+		case !want:
+		case isContainerMode(string(rec.HostConfig.NetworkMode)):
+			then = append(then, c)
+		default:
+			first = append(first, c)
+		}
+	}
+	if len(first)+len(then) == 0 {
+		return
+	}
+	began := time.Now()
+	byCreated := func(cs []*ctr) {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].rec.Created.Before(cs[j].rec.Created) })
+	}
+	byCreated(first)
+	byCreated(then)
+	start := func(c *ctr) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.running() || c.rec.State.Status == container.StateRestarting {
+			return
+		}
+		c.resetRestarts()
+		if err := s.startLocked(ctx, c); err != nil {
+			logrus.WithError(err).Warnf("start container %s at daemon start", c.rec.ID[:12])
+			if restart, d := s.shouldRestart(c); restart {
+				s.scheduleRestart(c, d)
+				s.saveLogged(c)
+				c.notify()
+			}
+		}
+	}
+	parallel(first, start)
+	parallel(then, start)
+	logrus.Infof("started %d containers by restart policy in %v", len(first)+len(then), time.Since(began).Round(time.Millisecond))
 }
 
 // goneTask stands for a monitor that is no longer there.

@@ -29,7 +29,8 @@ func (s *Service) Start(ctx context.Context, name string) error {
 	}
 	c.mu.Lock()
 	switch c.rec.State.Status {
-	case container.StateRunning, container.StatePaused:
+	case container.StateRunning, container.StatePaused, container.StateRestarting:
+		// a restarting container counts as running, as in dockerd
 		c.mu.Unlock()
 		return errdefs.ErrNotModified.WithMessage("container already started")
 	case container.StateRemoving:
@@ -39,11 +40,7 @@ func (s *Service) Start(ctx context.Context, name string) error {
 		c.mu.Unlock()
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot start a dead container %s", c.rec.ID[:12]))
 	}
-	if c.restartTimer != nil {
-		c.restartTimer.Stop()
-		c.restartTimer = nil
-	}
-	c.rec.ManuallyStopped = false
+	c.resetRestarts()
 	err = s.startLocked(ctx, c)
 	autoRemove := err != nil && c.rec.HostConfig.AutoRemove
 	c.mu.Unlock()
@@ -165,15 +162,10 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 // watch waits for the container's exit in the background.
 func (s *Service) watch(c *ctr, task Task) {
 	s.bgGo(func() {
-		st, err := task.Wait(s.ctx)
-		if err != nil {
-			if s.isClosed() {
-				return // daemon shutdown: the container keeps running
-			}
-			logrus.WithError(err).Warnf("wait for container %s", c.rec.ID[:12])
-			st = ExitStatus{Code: 255, ExitedAt: time.Now()}
+		st, ok := s.waitExit(c.rec.ID, task)
+		if ok {
+			s.handleExit(c, task, st)
 		}
-		s.handleExit(c, task, st)
 	})
 }
 

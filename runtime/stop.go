@@ -31,7 +31,7 @@ func (s *Service) stop(ctx context.Context, c *ctr, signal string, timeout *int)
 	c.mu.Lock()
 	rec := c.rec
 	if s.cancelRestart(c) {
-		rec.ManuallyStopped = true
+		rec.ManuallyStopped, c.noRestart = true, true
 		s.saveLogged(c)
 		c.notify()
 		c.mu.Unlock()
@@ -60,7 +60,7 @@ func (s *Service) stop(ctx context.Context, c *ctr, signal string, timeout *int)
 	if timeout != nil {
 		t = *timeout
 	}
-	rec.ManuallyStopped = true
+	rec.ManuallyStopped, c.noRestart = true, true
 	c.stopping = true
 	s.saveLogged(c)
 	c.mu.Unlock()
@@ -126,10 +126,22 @@ func (s *Service) Kill(ctx context.Context, name, signal string) error {
 		return err
 	}
 	c.mu.Lock()
-	if s.cancelRestart(c) {
+	// As dockerd: SIGKILL and the stop signal (any signal when the image
+	// sets none) cancel the restart policy for the exit they cause; every
+	// kill counts as a stop by the user for unless-stopped.
+	cancel := c.rec.Config.StopSignal == "" || sig == syscall.SIGKILL
+	if !cancel {
+		stopSig, err := ParseSignal(c.rec.Config.StopSignal)
+		cancel = err == nil && stopSig == sig
+	}
+	if c.rec.State.Status == container.StateRestarting {
 		c.rec.ManuallyStopped = true
+		if cancel {
+			c.noRestart = true
+			s.cancelRestart(c)
+			c.notify()
+		}
 		s.saveLogged(c)
-		c.notify()
 		c.mu.Unlock()
 		return nil
 	}
@@ -138,6 +150,9 @@ func (s *Service) Kill(ctx context.Context, name, signal string) error {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Cannot kill container: %s: container %s is not running", name, c.rec.ID))
 	}
 	c.rec.ManuallyStopped = true
+	if cancel {
+		c.noRestart = true
+	}
 	s.saveLogged(c)
 	c.mu.Unlock()
 	if err := s.kill(c, sig); err != nil {
@@ -208,7 +223,7 @@ func (s *Service) Restart(ctx context.Context, name, signal string, timeout *int
 	if c.running() {
 		return nil
 	}
-	c.rec.ManuallyStopped = false
+	c.resetRestarts()
 	if err := s.startLocked(ctx, c); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -25,6 +26,11 @@ func (s *Service) Update(ctx context.Context, name string, cfg container.UpdateC
 		return container.UpdateResponse{}, errdefs.ErrInvalidArgument.WithMessage("Restart policy cannot be updated because AutoRemove is enabled for the container")
 	}
 	r := cfg.Resources
+	if r.Memory != 0 && r.MemorySwap == 0 && r.Memory > hc.MemorySwap {
+		// dockerd's rule (container.UpdateContainer): memory alone may not
+		// pass the swap limit in place, which 0 (never set) and -1 count as
+		return container.UpdateResponse{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("Cannot update container %s: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time", c.rec.ID))
+	}
 	if r.Memory != 0 {
 		hc.Memory = r.Memory
 	}

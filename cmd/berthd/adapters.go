@@ -25,6 +25,19 @@ func (i imageRuntime) Image(ctx context.Context, ref string) (*runtime.Image, er
 	return &runtime.Image{ID: img.ID, RepoTags: img.RepoTags, Config: img.Config}, nil
 }
 
+// Rootfses lists the container root filesystems in the image store.
+func (i imageRuntime) Rootfses(ctx context.Context) ([]runtime.RootfsInfo, error) {
+	rs, err := i.Service.Rootfses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]runtime.RootfsInfo, len(rs))
+	for n, r := range rs {
+		out[n] = runtime.RootfsInfo{ContainerID: r.ContainerID, Mounted: r.Mounted}
+	}
+	return out, nil
+}
+
 // shimMonitors starts and finds per-container monitors (bin/berth-shim).
 type shimMonitors struct {
 	shimBinary  string
@@ -60,6 +73,8 @@ func (m shimMonitors) Connect(ctx context.Context, stateDir string) (runtime.Tas
 		return nil, err
 	}
 	if st.Status == "stopped" {
+		// its exit is in exit.json (ReadExit): the monitor may go now
+		_ = c.Release(ctx)
 		return nil, errdefs.ErrNotFound.WithMessage("container already exited")
 	}
 	return &shimTask{c: c, terminal: true}, nil

@@ -18,11 +18,13 @@ import (
 	"github.com/berthd/berth/engine"
 	composerouter "github.com/berthd/berth/engine/router/compose"
 	"github.com/berthd/berth/engine/router/containers"
+	"github.com/berthd/berth/engine/router/debug"
 	"github.com/berthd/berth/engine/router/images"
 	"github.com/berthd/berth/engine/router/networks"
 	"github.com/berthd/berth/engine/router/system"
 	"github.com/berthd/berth/engine/router/volumes"
 	"github.com/berthd/berth/events"
+	"github.com/berthd/berth/inventory"
 	"github.com/berthd/berth/network"
 	"github.com/berthd/berth/network/dns"
 	"github.com/berthd/berth/registry"
@@ -153,6 +155,11 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, imgs.Close)
+	if n, err := imgs.RemoveOrphanLayers(context.Background()); err != nil {
+		logrus.WithError(err).Warn("remove layers of interrupted pulls")
+	} else if n > 0 {
+		logrus.Infof("removed %d layers of interrupted pulls or loads", n)
+	}
 	vols, err := volume.New(volume.Deps{Root: filepath.Join(cfg.DataRoot, "volumes"), DB: db, Events: bus})
 	if err != nil {
 		return nil, err
@@ -207,6 +214,8 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err := nets.RestoreDone(context.Background()); err != nil {
 		logrus.WithError(err).Warn("release network state of containers gone while berthd was down")
 	}
+	// restart policies run once the network has dropped what nobody restored
+	rt.AutoStart(context.Background())
 	trackCtx, stopTracker := context.WithCancel(context.Background())
 	go func() { _ = tracker.Run(trackCtx, rt) }()
 	d.closers = append(d.closers, func() error { stopTracker(); return nil })
@@ -232,6 +241,13 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	inv, err := inventory.New(inventory.Deps{
+		DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, CgroupParent: cfg.CgroupParent,
+		MonitorBinary: "berth-shim", Network: netInventory{nets}, Containers: rt,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.server = engine.New(engine.Config{APIVersion: apiVersion, MinAPIVersion: minAPIVersion},
 		system.New(info, bus),
 		containers.New(rt),
@@ -239,6 +255,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		volumes.New(vols),
 		networks.New(nets, rt),
 		composerouter.New(deployer),
+		debug.New(inv),
 	)
 	return d, nil
 }

@@ -1,0 +1,16 @@
+package network
+
+// AllocatedAddresses counts the container addresses allocated in the
+// daemon's subnets (gateways not counted), for leak accounting: it must
+// come back to zero when no container is attached anywhere.
+func (m *Manager) AllocatedAddresses() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, st := range m.networks {
+		if st.sub != nil {
+			n += st.sub.InUse()
+		}
+	}
+	return n
+}

@@ -1,0 +1,130 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sirupsen/logrus"
+	"go.podman.io/storage"
+)
+
+// What a daemon killed mid-operation leaves in the layer store, and how a
+// start finds it: root filesystems of creates that never got a container
+// record (the runtime asks for the list and removes them), and layers of a
+// pull or load cut before its image was written (containers/image commits
+// layers as they arrive and creates the image, with its manifest and
+// config, in one step at the end). containers/storage itself deletes
+// layers left flagged incomplete.
+
+// Rootfs is one container root filesystem in the store.
+type Rootfs struct {
+	ContainerID string
+	Mounted     bool // its layer is mounted (counted in the store's run state)
+}
+
+// Rootfses lists the container root filesystems in the store.
+func (s *Service) Rootfses(ctx context.Context) ([]Rootfs, error) {
+	ctrs, err := s.store.Containers()
+	if err != nil {
+		return nil, fmt.Errorf("list root filesystems: %w", err)
+	}
+	layers, err := s.store.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("list layers: %w", err)
+	}
+	mounted := map[string]bool{}
+	for _, l := range layers {
+		if l.MountCount > 0 {
+			mounted[l.ID] = true
+		}
+	}
+	out := make([]Rootfs, 0, len(ctrs))
+	for _, c := range ctrs {
+		out = append(out, Rootfs{ContainerID: c.ID, Mounted: mounted[c.LayerID]})
+	}
+	return out, nil
+}
+
+// RemoveOrphanLayers deletes the layers no image and no container root
+// filesystem uses: what an interrupted pull or load left behind. Call it
+// at start, before any pull or load can be in flight. It returns the
+// number of layers removed.
+func (s *Service) RemoveOrphanLayers(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	layers, err := s.store.Layers()
+	if err != nil {
+		return 0, fmt.Errorf("list layers: %w", err)
+	}
+	images, err := s.store.Images()
+	if err != nil {
+		return 0, fmt.Errorf("list images: %w", err)
+	}
+	ctrs, err := s.store.Containers()
+	if err != nil {
+		return 0, fmt.Errorf("list root filesystems: %w", err)
+	}
+	orphans := orphanLayers(layers, images, ctrs)
+	removed := 0
+	// children before parents: a layer with a child cannot be deleted
+	for len(orphans) > 0 {
+		progress := false
+		for id := range orphans {
+			if hasChild(orphans, id) {
+				continue
+			}
+			if err := s.store.DeleteLayer(id); err != nil {
+				logrus.WithError(err).Warnf("remove orphan layer %s", ShortID(id))
+			} else {
+				removed++
+			}
+			delete(orphans, id)
+			progress = true
+		}
+		if !progress {
+			break
+		}
+	}
+	return removed, nil
+}
+
+// orphanLayers are the layers (id -> parent) that are neither an image's
+// layer nor a container's, nor an ancestor of one.
+func orphanLayers(layers []storage.Layer, images []storage.Image, ctrs []storage.Container) map[string]string {
+	parent := make(map[string]string, len(layers))
+	for _, l := range layers {
+		parent[l.ID] = l.Parent
+	}
+	used := map[string]bool{}
+	mark := func(id string) {
+		for id != "" && !used[id] {
+			used[id] = true
+			id = parent[id]
+		}
+	}
+	for _, img := range images {
+		mark(img.TopLayer)
+		for _, l := range img.MappedTopLayers {
+			mark(l)
+		}
+	}
+	for _, c := range ctrs {
+		mark(c.LayerID)
+	}
+	out := map[string]string{}
+	for _, l := range layers {
+		if !used[l.ID] {
+			out[l.ID] = l.Parent
+		}
+	}
+	return out
+}
+
+func hasChild(layers map[string]string, id string) bool {
+	for _, p := range layers {
+		if p == id {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,211 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Reaping what a crash of berthd cut half-way. Every step is idempotent
+// and safe on a container that holds nothing.
+
+// reapRun stops and releases whatever a run of a container that is not
+// running holds: a monitor and its container (a start cut after the
+// monitor was launched), the OCI runtime's state, the cgroup, the network
+// sandbox, volume mounts and the root filesystem mount, and the monitor's
+// state directory.
+func (s *Service) reapRun(ctx context.Context, c *ctr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := c.rec.ID
+	stateDir := s.stateDir(id)
+	if _, err := os.Stat(stateDir); err == nil {
+		if task, err := s.d.Monitors.Connect(ctx, stateDir); err == nil {
+			// Close kills a container that still exists, then releases the monitor
+			s.logErr(task.Close(), "stop the monitor of a cut start")
+		}
+	}
+	if err := s.d.OCI.Kill(ctx, id, syscall.SIGKILL); err == nil {
+		logrus.Warnf("container %s: killed a container left running by a cut start", id[:12])
+	}
+	s.logErr(s.d.OCI.Delete(ctx, id), "delete runtime state")
+	s.teardown(ctx, c)
+	_ = os.RemoveAll(stateDir)
+	s.removeCgroup(s.cgroupsPath(c.rec))
+}
+
+// reapOrphans removes what belongs to no container record: root
+// filesystems and directories of creates cut before the record was
+// written, and monitor state directories. (Cgroups are made by starts,
+// which need a record: a crashed start's cgroup goes with its container's
+// reapRun.) It returns how many it removed.
+func (s *Service) reapOrphans(ctx context.Context, rootfses []RootfsInfo) int {
+	s.mu.RLock()
+	known := make(map[string]bool, len(s.byID))
+	prefixes := make(map[string]bool, len(s.byID))
+	for id := range s.byID {
+		known[id] = true
+		prefixes[id[:min(24, len(id))]] = true
+	}
+	s.mu.RUnlock()
+	n := 0
+	for _, r := range rootfses {
+		if known[r.ContainerID] {
+			continue
+		}
+		if err := s.d.Images.RemoveRootfs(ctx, r.ContainerID); err != nil {
+			logrus.WithError(err).Warnf("remove root filesystem of unknown container %s", short(r.ContainerID))
+			continue
+		}
+		logrus.Infof("removed the root filesystem of %s, whose create was cut", short(r.ContainerID))
+		n++
+	}
+	for _, name := range dirNames(filepath.Join(s.d.DataRoot, "containers")) {
+		// the image service keeps its own files there too
+		if isContainerID(name) && !known[name] {
+			_ = os.RemoveAll(s.containerDir(name))
+			n++
+		}
+	}
+	for _, name := range dirNames(filepath.Join(s.d.ExecRoot, "c")) {
+		if prefixes[name] {
+			continue
+		}
+		dir := filepath.Join(s.d.ExecRoot, "c", name)
+		if task, err := s.d.Monitors.Connect(ctx, dir); err == nil {
+			s.logErr(task.Close(), "stop an unknown monitor")
+		}
+		_ = os.RemoveAll(dir)
+		n++
+	}
+	return n
+}
+
+// removeCgroup removes a container's (empty) cgroup from every hierarchy.
+func (s *Service) removeCgroup(path string) {
+	for _, m := range cgroupHierarchies() {
+		err := syscall.Rmdir(filepath.Join(m, path))
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			logrus.WithError(err).Debugf("remove cgroup %s", filepath.Join(m, path))
+		}
+	}
+}
+
+var (
+	hierarchiesOnce sync.Once
+	hierarchies     []string
+)
+
+// cgroupHierarchies are the mount points of the host's cgroup
+// hierarchies (v1 controllers and the unified one); they do not move
+// while the daemon runs.
+func cgroupHierarchies() []string {
+	hierarchiesOnce.Do(func() {
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			return
+		}
+		hierarchies = parseCgroupHierarchies(string(b))
+	})
+	return hierarchies
+}
+
+// parseCgroupHierarchies picks the cgroup and cgroup2 mount points (of
+// their hierarchy's root) out of a mountinfo table.
+func parseCgroupHierarchies(mountinfo string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(mountinfo, "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if len(f) < 5 || len(g) < 1 || (g[0] != "cgroup" && g[0] != "cgroup2") || f[3] != "/" || seen[f[4]] {
+			continue
+		}
+		seen[f[4]] = true
+		out = append(out, f[4])
+	}
+	return out
+}
+
+func dirNames(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(ents))
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func isContainerID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func short(id string) string { return id[:min(12, len(id))] }
+
+// waitExit waits for the container's exit through its monitor. A wait
+// that fails while the monitor still answers is retried; when the monitor
+// is gone, monitorGone finds the exit (or kills the container). ok is
+// false when the daemon is shutting down: the container keeps running.
+func (s *Service) waitExit(id string, task Task) (st ExitStatus, ok bool) {
+	for attempt := 0; ; attempt++ {
+		st, err := task.Wait(s.ctx)
+		if err == nil {
+			return st, true
+		}
+		if s.isClosed() {
+			return st, false
+		}
+		logrus.WithError(err).Warnf("wait for container %s", short(id))
+		t, cerr := s.d.Monitors.Connect(s.ctx, s.stateDir(id))
+		if cerr != nil || attempt >= 10 {
+			break
+		}
+		task = t
+		select {
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		case <-s.ctx.Done():
+			return st, false
+		}
+	}
+	st, lost := s.monitorGone(context.Background(), id)
+	if lost != "" {
+		s.setError(id, lost)
+	}
+	return st, true
+}
+
+// setError records why a container ended in its state.
+func (s *Service) setError(id, msg string) {
+	s.mu.RLock()
+	c := s.byID[id]
+	s.mu.RUnlock()
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.rec.State.Error = msg
+	c.mu.Unlock()
+}
