@@ -42,7 +42,7 @@ func (h *dnsScope) ServeDNS(ctx context.Context, w mdns.ResponseWriter, r *mdns.
 		asker.Networks = append(asker.Networks, id)
 	}
 	if req.Asker != nil {
-		asker.ContainerID, asker.Labels = req.Asker.ContainerID, req.Asker.Labels
+		asker.ContainerID, asker.Labels, asker.Links = req.Asker.ContainerID, req.Asker.Labels, req.Asker.Links
 	}
 	eps := req.Records.Endpoints()
 	records := make([]Record, 0, len(eps))

@@ -41,6 +41,9 @@ type AttachRequest struct {
 	// (unless it is internal) and makes its gateway the resolv.conf
 	// nameserver.
 	Primary bool
+	// Links maps the container's link aliases to the linked containers'
+	// names (--link, compose links:): names only this container resolves.
+	Links map[string]string
 }
 
 // Attach connects the sandbox at nsPath to a bridge network: a veth pair
@@ -109,7 +112,7 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 	ep := &endpointRecord{
 		ID: newID(), NetworkID: r.ID, ContainerID: req.ContainerID, ContainerName: req.ContainerName,
 		Hostname: req.Hostname, Aliases: slices.Clone(req.Aliases), IP: ip, Static: req.IPv4.IsValid(),
-		NsPath: nsPath, Primary: req.Primary, Labels: req.Labels,
+		NsPath: nsPath, Primary: req.Primary, Labels: req.Labels, Links: req.Links,
 	}
 	if mac == nil {
 		mac = macFromIP(ip)
@@ -316,6 +319,7 @@ func (m *Manager) dnsEndpoint(st *netState, ep *endpointRecord) dns.Endpoint {
 	return dns.Endpoint{
 		ContainerID: ep.ContainerID, Name: ep.ContainerName, Hostname: ep.Hostname, Aliases: ep.Aliases,
 		IP: ep.IP, NetworkID: st.rec.ID, NetworkName: st.rec.Name, Internal: st.rec.Internal, Labels: ep.Labels,
+		Links: ep.Links,
 	}
 }
 

@@ -42,6 +42,7 @@ type endpointRecord struct {
 	NsPath        string
 	Primary       bool
 	Labels        map[string]string
+	Links         map[string]string
 }
 
 func epKey(networkID, containerID string) string { return networkID + "/" + containerID }

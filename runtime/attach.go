@@ -76,9 +76,13 @@ func (s *Service) Attach(ctx context.Context, name string, opts AttachOptions) (
 func (a *Attachment) Cancel() { a.cancel() }
 
 // Run streams until the container's output ends, the client detaches or
-// goes away. stdin may be nil.
-func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+// goes away. stdin may be nil. ready is called once, before any output, as
+// soon as the attachment is registered (a container started after that
+// point has all its output streamed); an error returned before ready was
+// called means nothing was streamed.
+func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, ready func()) error {
 	defer a.cancel()
+	readyOnce := sync.OnceFunc(ready)
 	c, rec := a.c, a.c.rec
 	if a.Tty {
 		stderr = stdout
@@ -90,11 +94,13 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		stderr = nil
 	}
 	if a.opts.Logs {
+		readyOnce()
 		if err := a.replay(stdout, stderr); err != nil {
 			return err
 		}
 	}
 	if !a.opts.Stream {
+		readyOnce()
 		return nil
 	}
 	var detached chan struct{}
@@ -121,7 +127,9 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 			return err
 		}
 		wait = w
+		readyOnce()
 	} else {
+		readyOnce()
 		select {
 		case wait = <-a.connected:
 		case err := <-a.failed:

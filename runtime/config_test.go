@@ -16,3 +16,8 @@ func TestEntrypointAndArgs(t *testing.T) {
 	_, _, err = entrypointAndArgs(&container.Config{})
 	assert.ErrorContains(t, err, "no command specified")
 }
+
+func TestParseLinks(t *testing.T) {
+	got := parseLinks([]string{"db", "cache:kv", "/web-db:/web/database", ":bad"})
+	assert.Check(t, is.DeepEqual(got, map[string]string{"db": "db", "kv": "cache", "database": "web-db"}))
+}

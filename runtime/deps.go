@@ -104,7 +104,10 @@ type Networks interface {
 
 // Volumes provides named and anonymous volumes.
 type Volumes interface {
-	Create(ctx context.Context, req volume.CreateRequest) (*volume.Volume, error)
+	// CreateWithRef creates the volume (or finds the one of that name; ""
+	// makes an anonymous one) and marks it used by the container, in one
+	// step so that a prune cannot take it in between.
+	CreateWithRef(ctx context.Context, req volume.CreateRequest, containerID string) (*volume.Volume, error)
 	// Ref marks the volume used by the container from create to remove (it
 	// cannot be removed meanwhile); Release drops that. Both idempotent.
 	Ref(ctx context.Context, name, containerID string) error

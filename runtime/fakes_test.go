@@ -121,7 +121,7 @@ func (f *fakeNetworks) Network(ctx context.Context, n string) (NetworkRef, error
 
 type fakeVolumes struct{}
 
-func (fakeVolumes) Create(ctx context.Context, req volume.CreateRequest) (*volume.Volume, error) {
+func (fakeVolumes) CreateWithRef(ctx context.Context, req volume.CreateRequest, id string) (*volume.Volume, error) {
 	name := req.Name
 	if name == "" {
 		name = newID()

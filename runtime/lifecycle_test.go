@@ -224,3 +224,19 @@ func TestStatusString(t *testing.T) {
 		assert.Equal(t, statusString(&Record{State: tc.st}, now), tc.want)
 	}
 }
+
+func TestFailedStartOfAutoRemoveContainerRemovesIt(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	id := create(t, h, "", &container.HostConfig{AutoRemove: true}, "nosuchcmd")
+	ch, err := h.s.Wait(ctx, id, container.WaitConditionRemoved)
+	assert.NilError(t, err)
+	assert.ErrorContains(t, h.s.Start(ctx, id), "executable file not found")
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a --rm container whose start failed was not removed")
+	}
+	_, err = h.s.Inspect(ctx, id, false)
+	assert.Check(t, errdefs.IsNotFound(err))
+}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
 
 	"github.com/berthd/berth/volume/mounts"
 	"github.com/containerd/errdefs"
@@ -16,98 +14,15 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// prepareMounts parses every mount a new container asks for (Binds, Mounts,
-// Tmpfs, VolumesFrom, the image's and config's VOLUMEs) and creates the
-// volumes they name, taking a ref on each. Anonymous volumes made here are
-// removed again if create fails later (releaseVolumes).
+// prepareMounts resolves every mount a new container asks for (Binds,
+// Mounts, Tmpfs, VolumesFrom, the image's and config's VOLUMEs) with
+// dockerd's precedence, creates the volumes they name and takes a ref on
+// each. Anonymous volumes made here are removed again if create fails
+// later (releaseVolumes).
 func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image) (_ []MountPoint, retErr error) {
 	hc := rec.HostConfig
-	var specs []mounts.MountSpec
-	for _, b := range hc.Binds {
-		m, err := mounts.ParseBind(b)
-		if err != nil {
-			return nil, err
-		}
-		specs = append(specs, m)
-	}
-	for _, mm := range hc.Mounts {
-		m, err := mounts.FromMount(mm)
-		if err != nil {
-			return nil, err
-		}
-		specs = append(specs, m)
-	}
-	for dest, data := range hc.Tmpfs {
-		m, err := mounts.ParseTmpfs(dest, data)
-		if err != nil {
-			return nil, err
-		}
-		specs = append(specs, m)
-	}
-	from, err := s.volumesFrom(hc.VolumesFrom)
-	if err != nil {
-		return nil, err
-	}
-	taken := map[string]bool{}
-	for _, m := range specs {
-		if taken[m.Destination] {
-			return nil, errdefs.ErrInvalidArgument.WithMessage("Duplicate mount point: " + m.Destination)
-		}
-		taken[m.Destination] = true
-	}
-	for _, m := range from {
-		if !taken[m.Spec.Destination] {
-			taken[m.Spec.Destination] = true
-			specs = append(specs, m.Spec)
-		}
-	}
-	// VOLUME entries not covered by an explicit mount become anonymous volumes
-	var anon []string
-	for dest := range rec.Config.Volumes {
-		dest = filepath.Clean(dest)
-		if !taken[dest] {
-			taken[dest] = true
-			anon = append(anon, dest)
-		}
-	}
-	sort.Strings(anon)
-	for _, dest := range anon {
-		specs = append(specs, mounts.MountSpec{Type: mount.TypeVolume, Destination: dest, RW: true})
-	}
-
-	out := make([]MountPoint, 0, len(specs))
-	defer func() {
-		if retErr != nil {
-			s.releaseVolumes(context.WithoutCancel(ctx), &Record{ID: rec.ID, Mounts: out}, true)
-		}
-	}()
-	for _, m := range specs {
-		if m.Type != mount.TypeVolume {
-			out = append(out, MountPoint{Spec: m})
-			continue
-		}
-		anonymous := m.HostPath == "" && m.IsAnonymous()
-		if m.HostPath == "" {
-			v, err := s.d.Volumes.Create(ctx, volume.CreateRequest{Name: m.Source, Driver: m.Driver, DriverOpts: m.DriverOpts, Labels: m.Labels})
-			if err != nil {
-				return nil, err
-			}
-			m = m.ForVolume(v.Name, v.Mountpoint)
-		}
-		mp := MountPoint{Spec: m, Anonymous: anonymous}
-		if err := s.d.Volumes.Ref(ctx, m.Source, rec.ID); err != nil {
-			return nil, err
-		}
-		out = append(out, mp)
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Spec.Destination < out[j].Spec.Destination })
-	return out, nil
-}
-
-// volumesFrom copies the mounts of other containers ("id[:ro|rw]").
-func (s *Service) volumesFrom(refs []string) ([]MountPoint, error) {
-	var out []MountPoint
-	for _, ref := range refs {
+	var inherited []mounts.MountSpec
+	for _, ref := range hc.VolumesFrom {
 		id, mode, err := mounts.ParseVolumesFrom(ref)
 		if err != nil {
 			return nil, err
@@ -117,18 +32,41 @@ func (s *Service) volumesFrom(refs []string) ([]MountPoint, error) {
 			return nil, err
 		}
 		other.mu.Lock()
+		specs := make([]mounts.MountSpec, 0, len(other.rec.Mounts))
 		for _, m := range other.rec.Mounts {
-			if m.Spec.FromTmpfsMap || m.Spec.Type == mount.TypeTmpfs {
-				continue
-			}
-			cp := m
-			cp.Anonymous = false // the volume stays with its owner
-			if mode != "" {
-				cp.Spec.RW = !mounts.ReadOnlyMode(mode)
-			}
-			out = append(out, cp)
+			specs = append(specs, m.Spec)
 		}
 		other.mu.Unlock()
+		inherited = append(inherited, mounts.Inherit(specs, mode)...)
+	}
+	plan, err := mounts.Plan(mounts.Request{Binds: hc.Binds, Mounts: hc.Mounts, Tmpfs: hc.Tmpfs, Volumes: rec.Config.Volumes, VolumesFrom: inherited})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MountPoint, 0, len(plan))
+	defer func() {
+		if retErr != nil {
+			s.releaseVolumes(context.WithoutCancel(ctx), &Record{ID: rec.ID, Mounts: out}, true)
+		}
+	}()
+	for _, m := range plan {
+		if m.Type != mount.TypeVolume {
+			out = append(out, MountPoint{Spec: m})
+			continue
+		}
+		if m.HostPath != "" { // inherited: the volume exists and stays with its owner
+			if err := s.d.Volumes.Ref(ctx, m.Source, rec.ID); err != nil {
+				return nil, err
+			}
+			out = append(out, MountPoint{Spec: m})
+			continue
+		}
+		anonymous := m.IsAnonymous()
+		v, err := s.d.Volumes.CreateWithRef(ctx, volume.CreateRequest{Name: m.Source, Driver: m.Driver, DriverOpts: m.DriverOpts, Labels: m.Labels}, rec.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, MountPoint{Spec: m.ForVolume(v.Name, v.Mountpoint), Anonymous: anonymous})
 	}
 	return out, nil
 }
@@ -156,7 +94,12 @@ func (s *Service) setupMounts(ctx context.Context, c *ctr, rootfs string, u *und
 				}
 			}
 			if m.Subpath != "" {
-				path = filepath.Join(path, m.Subpath)
+				// a symlink in the volume must not lead out of it
+				sub, err := securejoin.SecureJoin(path, m.Subpath)
+				if err != nil {
+					return nil, err
+				}
+				path = sub
 			}
 			out = append(out, bindMount(path, m))
 		case mount.TypeBind:
@@ -167,6 +110,9 @@ func (s *Service) setupMounts(ctx context.Context, c *ctr, rootfs string, u *und
 			}
 			out = append(out, bindMount(m.Source, m))
 		case mount.TypeTmpfs:
+			if m.FromTmpfsMap {
+				continue // oci.Generate mounts HostConfig.Tmpfs itself
+			}
 			out = append(out, specs.Mount{Destination: m.Destination, Type: "tmpfs", Source: "tmpfs", Options: m.OCITmpfsOptions()})
 		default:
 			return nil, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("mount type %q is not supported", m.Type))

@@ -255,22 +255,19 @@ func (s *Service) attach(ctx context.Context, c *ctr, nsPath, name string, prima
 		ContainerID: rec.ID, ContainerName: strings.TrimPrefix(rec.Name, "/"), Hostname: rec.Config.Hostname,
 		Network: name, Labels: rec.Config.Labels, Primary: primary,
 	}
+	links := parseLinks(rec.HostConfig.Links)
 	if want != nil {
 		req.Aliases = append(req.Aliases, want.Aliases...)
-		for _, l := range want.Links {
-			if _, alias, ok := strings.Cut(l, ":"); ok {
-				req.Aliases = append(req.Aliases, alias)
-			}
+		for alias, target := range parseLinks(want.Links) {
+			links[alias] = target
 		}
 		if want.IPAMConfig != nil {
 			req.IPv4 = want.IPAMConfig.IPv4Address
 		}
 		req.MAC = want.MacAddress.String()
 	}
-	for _, l := range rec.HostConfig.Links {
-		if _, alias, ok := strings.Cut(l, ":"); ok {
-			req.Aliases = append(req.Aliases, strings.TrimPrefix(alias, "/"))
-		}
+	if len(links) > 0 {
+		req.Links = links
 	}
 	ep, err := s.d.Networks.Attach(ctx, nsPath, req)
 	if err != nil {
@@ -336,3 +333,23 @@ func (s *Service) logErr(err error, what string) {
 }
 
 var _ = errors.New
+
+// parseLinks reads links ("db", "db:alias", dockerd's "/db:/web/alias") into
+// alias -> linked container name.
+func parseLinks(links []string) map[string]string {
+	out := map[string]string{}
+	for _, l := range links {
+		target, alias, ok := strings.Cut(l, ":")
+		target = strings.TrimPrefix(target, "/")
+		if !ok {
+			alias = target
+		}
+		if i := strings.LastIndex(alias, "/"); i >= 0 {
+			alias = alias[i+1:]
+		}
+		if target != "" && alias != "" {
+			out[alias] = target
+		}
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package httputil
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +16,9 @@ import (
 // request, including bytes the server had already buffered.
 type Hijacked struct {
 	net.Conn
-	r io.Reader
+	r        io.Reader
+	upgrade  bool
+	answered bool
 }
 
 func (h *Hijacked) Read(p []byte) (int, error) { return h.r.Read(p) }
@@ -29,10 +32,9 @@ func (h *Hijacked) CloseWrite() error {
 	return nil
 }
 
-// Hijack takes over the connection and answers "101 UPGRADED" with
-// Upgrade: tcp when the client asked to upgrade, else "200 OK", the way
-// dockerd does for attach and exec.
-func Hijack(w http.ResponseWriter, r *http.Request, contentType string) (*Hijacked, error) {
+// Hijack takes over the connection without answering yet: call Upgrade
+// once the stream is ready, or Fail.
+func Hijack(w http.ResponseWriter, r *http.Request) (*Hijacked, error) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		return nil, errdefs.ErrNotImplemented.WithMessage("this connection cannot be hijacked")
@@ -46,13 +48,34 @@ func Hijack(w http.ResponseWriter, r *http.Request, contentType string) (*Hijack
 		buf, _ := rw.Reader.Peek(n)
 		reader = io.MultiReader(bufferedCopy(buf), conn)
 	}
-	if r.Header.Get("Upgrade") != "" {
-		fmt.Fprintf(conn, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", contentType)
-	} else {
-		fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", contentType)
-	}
-	return &Hijacked{Conn: conn, r: reader}, nil
+	return &Hijacked{Conn: conn, r: reader, upgrade: r.Header.Get("Upgrade") != ""}, nil
 }
+
+// Upgrade answers "101 UPGRADED" with Upgrade: tcp when the client asked to
+// upgrade, else "200 OK", the way dockerd does for attach and exec. After
+// it, the connection carries the raw stream.
+func (h *Hijacked) Upgrade(contentType string) error {
+	h.answered = true
+	if h.upgrade {
+		_, err := fmt.Fprintf(h.Conn, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", contentType)
+		return err
+	}
+	_, err := fmt.Fprintf(h.Conn, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", contentType)
+	return err
+}
+
+// Fail answers an error when the stream could not be set up (before Upgrade).
+func (h *Hijacked) Fail(status int, msg string) {
+	if h.answered {
+		return
+	}
+	h.answered = true
+	body, _ := json.Marshal(map[string]string{"message": msg})
+	fmt.Fprintf(h.Conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", status, http.StatusText(status), len(body), body)
+}
+
+// Answered reports whether Upgrade or Fail was called.
+func (h *Hijacked) Answered() bool { return h.answered }
 
 func bufferedCopy(b []byte) io.Reader {
 	c := make([]byte, len(b))

@@ -48,7 +48,10 @@ func (h *names) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	if name == "" || strings.Contains(name, ".") {
 		return NextOrFailure(ctx, h.next, w, r)
 	}
-	ips := Lookup(req, name)
+	ips := linked(req, name)
+	if len(ips) == 0 {
+		ips = Lookup(req, name)
+	}
 	if len(ips) == 0 {
 		return NextOrFailure(ctx, h.next, w, r)
 	}
@@ -204,4 +207,24 @@ func (h *zone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 		}
 	}
 	return NextOrFailure(ctx, h.next, w, r)
+}
+
+// linked answers a link alias of the asking container (--link db:database)
+// with the linked container's addresses on the asker's networks.
+func linked(req *Request, alias string) []netip.Addr {
+	if req.Asker == nil || req.Records == nil {
+		return nil
+	}
+	target, ok := req.Asker.Links[alias]
+	if !ok {
+		return nil
+	}
+	nets := req.AskerNetworks()
+	var ips []netip.Addr
+	for _, ep := range req.Records.Endpoints() {
+		if (ep.Name == target || ep.ContainerID == target) && nets[ep.NetworkID] {
+			ips = append(ips, ep.IP)
+		}
+	}
+	return ips
 }

@@ -18,6 +18,9 @@ type Endpoint struct {
 	NetworkName string
 	Internal    bool
 	Labels      map[string]string // the container's labels
+	// Links maps this container's link aliases to the linked containers'
+	// names or ids: names only this container resolves.
+	Links map[string]string
 }
 
 // Names are the names the endpoint answers to on its network, in Docker's

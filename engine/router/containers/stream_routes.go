@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/berthd/berth/engine/httpstatus"
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/engine/router/system"
 	"github.com/berthd/berth/runtime"
@@ -90,7 +91,7 @@ func (r *Router) attach(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if err != nil {
 		return err
 	}
-	conn, err := httputil.Hijack(w, req, httputil.StreamContentType(httputil.VersionFromContext(ctx), a.Tty))
+	conn, err := httputil.Hijack(w, req)
 	if err != nil {
 		a.Cancel()
 		return err
@@ -100,10 +101,17 @@ func (r *Router) attach(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if !a.Tty {
 		stdout, stderr = httputil.NewMuxWriters(conn)
 	}
+	contentType := httputil.StreamContentType(httputil.VersionFromContext(ctx), a.Tty)
 	// the request context does not see a hijacked client hang up
 	in, hctx, cancel := watchHangup(context.WithoutCancel(ctx), conn, conn.Conn)
 	defer cancel()
-	_ = a.Run(hctx, in, stdout, stderr)
+	// the answer goes out only once the attachment is registered, so a
+	// client that starts the container after it misses no output
+	err = a.Run(hctx, in, stdout, stderr, func() { _ = conn.Upgrade(contentType) })
+	if err != nil && !conn.Answered() {
+		conn.Fail(httpstatus.FromError(err), err.Error())
+		return nil
+	}
 	_ = conn.CloseWrite()
 	return nil
 }
@@ -160,10 +168,15 @@ func (r *Router) execStart(ctx context.Context, w http.ResponseWriter, req *http
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	conn, err := httputil.Hijack(w, req, httputil.StreamContentType(httputil.VersionFromContext(ctx), run.Tty))
+	conn, err := httputil.Hijack(w, req)
 	if err != nil {
 		run.Cancel()
 		return err
+	}
+	if err := conn.Upgrade(httputil.StreamContentType(httputil.VersionFromContext(ctx), run.Tty)); err != nil {
+		run.Cancel()
+		conn.Close()
+		return nil
 	}
 	defer conn.Close()
 	var stdout, stderr io.Writer = conn, conn
