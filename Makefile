@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all build test unit e2e lint demo bench soak images compose tools berth demo-compose clean
+.PHONY: all build test unit e2e lint demo bench soak images compose tools berth clean
 
 all: build
 
@@ -33,7 +33,9 @@ lint:
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-demo: build images
+# berthd on a private socket and data root, the bundled busybox image, two
+# compose projects with the real docker compose, what berth's DNS answers
+demo: build compose images
 	./scripts/demo.sh
 
 bench: build images
@@ -54,8 +56,6 @@ bin/docker-compose: tools/go.mod tools/go.sum
 tools: compose
 
 # The two-deployment DNS scoping story with the real docker compose.
-demo-compose: build compose images
-	./scripts/demo-compose.sh
 
 # berth: the small client of berthd's own endpoints (berth compose up|ps|down).
 berth:
