@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/berthd/berth/store"
@@ -84,6 +85,10 @@ func New(d Deps) (*Service, error) {
 		return nil, err
 	}
 	for id, rec := range recs {
+		if err := checkRecord(id, rec); err != nil {
+			corrupt = append(corrupt, store.Corrupt{ID: id, Err: err})
+			continue
+		}
 		s.byID[id] = newCtr(rec)
 		s.names[rec.Name] = id
 	}
@@ -125,7 +130,7 @@ func (s *Service) containerDir(id string) string {
 // name is short because the monitor's unix socket inside it must fit in
 // 107 bytes; 24 hex digits of the id are unique in practice.
 func (s *Service) stateDir(id string) string {
-	return filepath.Join(s.d.ExecRoot, "c", id[:24])
+	return filepath.Join(s.d.ExecRoot, "c", id[:min(24, len(id))])
 }
 
 // save persists the record; call with c.mu held.
@@ -185,4 +190,18 @@ func (s *Service) Exists(id string) bool {
 	defer s.mu.RUnlock()
 	_, ok := s.byID[id]
 	return ok
+}
+
+// checkRecord catches a record that decodes but cannot be a container's
+// (damaged in a way JSON does not notice): it would crash the daemon later.
+func checkRecord(id string, rec *Record) error {
+	switch {
+	case rec.ID != id:
+		return fmt.Errorf("record of %s holds id %q", id, rec.ID)
+	case !strings.HasPrefix(rec.Name, "/") || len(rec.Name) < 2:
+		return fmt.Errorf("record of %s has no name", id)
+	case rec.Config == nil || rec.HostConfig == nil:
+		return fmt.Errorf("record of %s has no configuration", id)
+	}
+	return nil
 }

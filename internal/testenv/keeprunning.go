@@ -1,9 +1,14 @@
 package testenv
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -193,4 +198,139 @@ func (r *Registry) Stop(t testing.TB) {
 	case <-time.After(10 * time.Second):
 		_ = r.cmd.Process.Kill()
 	}
+}
+
+// BigImageArchive writes a docker-archive of an image (tag) with layers
+// layers of size bytes of incompressible data each, so that pulling it
+// from a local registry takes long enough to be interrupted. It returns
+// the path and the image ID. The data comes from seed: the same seed gives
+// the same image.
+func BigImageArchive(t testing.TB, tag string, layers int, size int64, seed int64) (string, string) {
+	t.Helper()
+	rnd := mrand.New(mrand.NewSource(seed))
+	path := filepath.Join(t.TempDir(), "big.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	put := func(name string, b []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var diffIDs, names []string
+	for i := 0; i < layers; i++ {
+		var lb bytes.Buffer
+		lw := tar.NewWriter(&lb)
+		data := make([]byte, size)
+		rnd.Read(data)
+		_ = lw.WriteHeader(&tar.Header{Name: fmt.Sprintf("big/%d.bin", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: size, ModTime: time.Unix(0, 0)})
+		_, _ = lw.Write(data)
+		_ = lw.Close()
+		sum := sha256.Sum256(lb.Bytes())
+		d := hex.EncodeToString(sum[:])
+		diffIDs = append(diffIDs, "sha256:"+d)
+		names = append(names, d+"/layer.tar")
+		put(d+"/layer.tar", lb.Bytes())
+	}
+	history := make([]map[string]string, layers)
+	for i := range history {
+		history[i] = map[string]string{"created": "1970-01-01T00:00:00Z", "created_by": fmt.Sprintf("layer %d of %d (seed %d)", i+1, layers, seed)}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
+		"config": map[string]any{"Cmd": []string{"sh"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs}, "history": history,
+	})
+	sum := sha256.Sum256(cfg)
+	cfgID := hex.EncodeToString(sum[:])
+	put(cfgID+".json", cfg)
+	manifest, _ := json.Marshal([]map[string]any{{"Config": cfgID + ".json", "RepoTags": []string{tag}, "Layers": names}})
+	put("manifest.json", manifest)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, "sha256:" + cfgID
+}
+
+// StorageState is what the daemon's layer store holds, read from its files
+// (for a stopped daemon, or one with no pull or create in flight).
+type StorageState struct {
+	Layers, Images, Containers int
+	// Unreferenced are layers neither an image nor a container uses.
+	Unreferenced []string
+	// LayerDirs are the overlay driver's layer directories.
+	LayerDirs int
+}
+
+// Storage reads the daemon's layer store.
+func (d *Daemon) Storage(t testing.TB) StorageState {
+	t.Helper()
+	root := filepath.Join(d.DataRoot, "storage")
+	var layers []struct{ ID, Parent string }
+	var images []struct {
+		ID     string
+		Layer  string   `json:"layer"`
+		Mapped []string `json:"mapped-layers"`
+	}
+	var ctrs []struct {
+		ID    string
+		Layer string `json:"layer"`
+	}
+	read := func(file string, v any) {
+		b, err := os.ReadFile(filepath.Join(root, file))
+		if os.IsNotExist(err) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	read("overlay-layers/layers.json", &layers)
+	var volatile []struct{ ID, Parent string }
+	read("overlay-layers/volatile-layers.json", &volatile)
+	layers = append(layers, volatile...)
+	read("overlay-images/images.json", &images)
+	read("overlay-containers/containers.json", &ctrs)
+	parent := map[string]string{}
+	for _, l := range layers {
+		parent[l.ID] = l.Parent
+	}
+	used := map[string]bool{}
+	mark := func(id string) {
+		for id != "" && !used[id] {
+			used[id] = true
+			id = parent[id]
+		}
+	}
+	for _, img := range images {
+		mark(img.Layer)
+		for _, m := range img.Mapped {
+			mark(m)
+		}
+	}
+	for _, c := range ctrs {
+		mark(c.Layer)
+	}
+	st := StorageState{Layers: len(layers), Images: len(images), Containers: len(ctrs), Unreferenced: []string{}}
+	for _, l := range layers {
+		if !used[l.ID] {
+			st.Unreferenced = append(st.Unreferenced, l.ID)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "overlay"))
+	for _, e := range ents {
+		if e.IsDir() && len(e.Name()) == 64 {
+			st.LayerDirs++
+		}
+	}
+	return st
 }
