@@ -41,6 +41,16 @@ demo: build compose images
 bench: build images
 	./scripts/bench.sh
 
+# Long runs, not part of `make test`: SOAK_CYCLES compose up/down cycles of the
+# compose-bench project (default 200; SOAK_CYCLES=1000 for the long run), ending
+# with zero leaked mounts, veths, netns, rules, cgroups, monitors and addresses and
+# a flat berthd RSS (integration/soak_test.go, build tag soak).
+SOAK_CYCLES ?= 200
+
+soak: build compose
+	SOAK_CYCLES=$(SOAK_CYCLES) go test -tags containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper,soak \
+		-count=1 -timeout 6h -v -run TestSoak ./integration/
+
 # docker compose v2, the real client the compose e2e tests drive, built from the
 # Go module proxy by the tools module (tools/go.mod pins the version); rebuilt
 # only when missing or when tools/go.mod or go.sum change. The tests install it

@@ -63,7 +63,15 @@ func (f *fakeImages) RemoveRootfs(ctx context.Context, id string) error {
 	delete(f.rootfs, id)
 	return nil
 }
-func (f *fakeImages) Rootfses(ctx context.Context) ([]RootfsInfo, error)       { return nil, nil }
+func (f *fakeImages) Rootfses(ctx context.Context) ([]RootfsInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []RootfsInfo
+	for id := range f.rootfs {
+		out = append(out, RootfsInfo{ContainerID: id, Mounted: f.mounted[id] > 0})
+	}
+	return out, nil
+}
 func (f *fakeImages) RootfsSize(ctx context.Context, id string) (int64, error) { return 0, nil }
 func (f *fakeImages) RootfsChanges(ctx context.Context, id string) ([]container.FilesystemChange, error) {
 	return nil, nil

@@ -28,20 +28,22 @@ const restoreParallel = 8
 func (s *Service) Restore(ctx context.Context) {
 	began := time.Now()
 	all := s.all()
-	mounted := map[string]bool{}
+	var mounted map[string]bool // nil when unknown
 	rootfses, err := s.d.Images.Rootfses(ctx)
 	if err != nil {
 		logrus.WithError(err).Warn("list container root filesystems")
-	}
-	for _, r := range rootfses {
-		mounted[r.ContainerID] = r.Mounted
+	} else {
+		mounted = make(map[string]bool, len(rootfses))
+		for _, r := range rootfses {
+			mounted[r.ContainerID] = r.Mounted
+		}
 	}
 	var (
 		mu     sync.Mutex
 		counts = map[string]int{}
 	)
 	parallel(all, func(c *ctr) {
-		what := s.restoreOne(ctx, c, mounted[c.rec.ID])
+		what := s.restoreOne(ctx, c, mounted)
 		mu.Lock()
 		counts[what]++
 		mu.Unlock()
@@ -78,10 +80,12 @@ func parallel(cs []*ctr, f func(*ctr)) {
 	wg.Wait()
 }
 
-// restoreOne restores one container and says what it found.
-func (s *Service) restoreOne(ctx context.Context, c *ctr, rootfsMounted bool) string {
+// restoreOne restores one container and says what it found. rootfses
+// tells which root filesystems exist and are mounted (nil: unknown).
+func (s *Service) restoreOne(ctx context.Context, c *ctr, rootfses map[string]bool) string {
 	c.mu.Lock()
 	rec := c.rec
+	rootfsMounted, hasRootfs := rootfses[rec.ID]
 	if rec.Broken != "" {
 		// nothing of it can be managed: stop whatever of it still runs
 		c.mu.Unlock()
@@ -137,6 +141,18 @@ func (s *Service) restoreOne(ctx context.Context, c *ctr, rootfsMounted bool) st
 			logrus.WithError(err).Warnf("finish removal of %s", rec.ID[:12])
 		}
 		return "removed"
+	}
+	if rootfses != nil && !hasRootfs && rec.State.Status != container.StateDead {
+		// a removal cut after the root filesystem went (the record goes
+		// last): the container cannot run again; rm finishes it, as for
+		// dockerd's dead containers
+		rec.State.Status = container.StateDead
+		rec.State.Error = "root filesystem is gone (a removal was interrupted); remove the container"
+		s.saveLogged(c)
+		c.notify()
+		c.mu.Unlock()
+		s.reapRun(ctx, c)
+		return "dead"
 	}
 	c.mu.Unlock()
 	if _, err := os.Stat(s.stateDir(rec.ID)); err == nil || rootfsMounted {

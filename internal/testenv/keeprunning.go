@@ -59,6 +59,7 @@ func (d *Daemon) CgroupParent() string {
 func (d *Daemon) Inventory(t testing.TB) *inventory.Report {
 	t.Helper()
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true, // a connection left open would count in the fds and goroutines
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var dl net.Dialer
 			return dl.DialContext(ctx, "unix", d.Sock)
