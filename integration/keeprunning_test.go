@@ -198,3 +198,23 @@ func alive(pid int) bool {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
+
+// A graceful stop (SIGTERM) of berthd leaves running containers running
+// (same pid), and a container waiting for its next restart is restarted
+// by its policy once berthd is back.
+func TestGracefulRestartKeepsContainers(t *testing.T) {
+	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
+	d.LoadBusybox(t)
+	d.DockerOK(t, "run", "-d", "--name", "steady", "-p", "127.0.0.1::80", "busybox", "httpd", "-f", "-p", "80")
+	d.DockerOK(t, "run", "-d", "--name", "flaky", "--restart", "on-failure:4", "busybox", "sh", "-c", "sleep 0.3; exit 3")
+	waitInspect(t, d, "{{.RestartCount}}", "flaky", "3", 10*time.Second) // its next restart is 800 ms away
+	pid := inspectF(t, d, "{{.State.Pid}}", "steady")
+	d.Restart(t, syscall.SIGTERM)
+	assert.Equal(t, inspectF(t, d, "{{.State.Status}} {{.State.Pid}}", "steady"), "running "+pid)
+	port := strings.TrimSpace(d.DockerOK(t, "port", "steady", "80"))
+	_, err := httpGet("http://" + port + "/")
+	assert.NilError(t, err)
+	// dockerd's rule at daemon start: an on-failure container that failed restarts, with its count reset
+	waitInspect(t, d, "{{.State.Status}}", "flaky", "running", 5*time.Second)
+	waitInspect(t, d, "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", "flaky", "exited 3 4", 15*time.Second)
+}

@@ -45,9 +45,16 @@ volumes:
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644))
 	up := func() { d.ComposeOK(t, "-p", "shop", "-f", filepath.Join(dir, "compose.yaml"), "up", "-d") }
 	up()
+	// a volume the local driver mounts (tmpfs): it must be mounted again, not
+	// taken as still mounted from before the reboot
+	d.DockerOK(t, "volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "scratch")
 	for _, c := range []struct{ name, policy string }{{"al", "always"}, {"us", "unless-stopped"}, {"us-stopped", "unless-stopped"}, {"plain", "no"}} {
-		d.DockerOK(t, "run", "-d", "--name", c.name, "--restart", c.policy, img, "sleep", "3600")
+		d.DockerOK(t, "run", "-d", "--name", c.name, "--restart", c.policy, "-v", "scratch:/scratch", img, "sleep", "3600")
 	}
+	scratchFS := func() string {
+		return strings.TrimSpace(d.DockerOK(t, "exec", "al", "sh", "-c", "grep ' /scratch ' /proc/mounts | cut -d' ' -f3"))
+	}
+	assert.Equal(t, scratchFS(), "tmpfs")
 	d.DockerOK(t, "stop", "-t", "0", "us-stopped")
 	reg.Stop(t)
 
@@ -59,6 +66,7 @@ volumes:
 		assert.Check(t, is.Equal(inspectF(t, d, "{{.State.Status}}", name), want), name)
 	}
 	assert.Check(t, is.Equal(inspectF(t, d, "{{.State.ExitCode}}", "plain"), "255"))
+	assert.Check(t, is.Equal(scratchFS(), "tmpfs"))
 	assert.Check(t, is.Equal(strings.TrimSpace(d.DockerOK(t, "exec", "shop-worker-1", "cat", "/data/boots")), "boot\nboot"))
 	out := d.DockerOK(t, "exec", "shop-worker-1", "nslookup", "web")
 	assert.Check(t, is.Contains(out, inspectF(t, d, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "shop-web-1")))
