@@ -271,7 +271,12 @@ func (m *Manager) detachLocked(st *netState, containerID string) error {
 	m.publish(events.ActionDisconnect, st, containerID)
 	// Deleting a veth takes the kernel tens of milliseconds (it waits for
 	// an RCU grace period), so it happens in the background; the address
-	// is released only when the interface holding it is gone.
+	// is released only when the interface holding it is gone. Taking the
+	// host side down is quick and cuts the container off now: a disconnect
+	// is complete when it returns.
+	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
+		_ = netlink.LinkSetDown(l)
+	}
 	sub := st.sub
 	m.bg.Add(1)
 	go func() {
