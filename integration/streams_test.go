@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -264,7 +263,9 @@ func TestStreamsCopy(t *testing.T) {
 	}
 	assert.Check(t, is.Len(merged, 1), "%v", merged)
 	// and what went into the stopped container is there when it runs
-	assert.Equal(t, d.DockerOK(t, "start", "-a", "stopped"), "f1\nf2\n")
+	d.DockerOK(t, "start", "stopped")
+	assert.Equal(t, d.DockerOK(t, "wait", "stopped"), "0\n")
+	assert.Equal(t, d.DockerOK(t, "logs", "stopped"), "f1\nf2\n")
 
 	// the API's errors
 	cases := []struct {
@@ -615,16 +616,36 @@ func TestStreamsDroppedClientsLeakNothing(t *testing.T) {
 	for _, c := range ctrs {
 		assert.Check(t, is.Equal(strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.State.Running}}", c)), "true"), c)
 	}
-	c := d.Cmd("attach", "cat")
-	c.Stdin = strings.NewReader("still here\n")
-	c.Timeout = 5 * time.Second
-	r := icmd.StartCmd(c)
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if strings.Contains(r.Stdout(), "still here") {
-			return poll.Success()
+	// input kept open: at its end the attach would end (as with dockerd)
+	cmd := exec.Command("docker", "attach", "cat")
+	cmd.Env = d.Env()
+	in, err := cmd.StdinPipe()
+	assert.NilError(t, err)
+	out, err := cmd.StdoutPipe()
+	assert.NilError(t, err)
+	assert.NilError(t, cmd.Start())
+	defer func() {
+		_ = cmd.Process.Kill() // our own docker CLI, by pid
+		_ = cmd.Wait()
+	}()
+	got := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		got <- line
+	}()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		// the CLI may send before the daemon attached: say it until heard
+		_, _ = io.WriteString(in, "still here\n")
+		select {
+		case line := <-got:
+			assert.Equal(t, line, "still here\n")
+			return
+		case <-deadline:
+			t.Fatal("no echo from cat")
+		case <-tick.C:
 		}
-		return poll.Continue("no echo from cat yet")
-	}, poll.WithTimeout(5*time.Second))
-	_ = r.Cmd.Process.Signal(syscall.SIGKILL) // our own docker CLI, by pid
-	_ = r.Cmd.Wait()
+	}
 }
