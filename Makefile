@@ -38,7 +38,7 @@ lint:
 demo: build compose images
 	./scripts/demo.sh
 
-bench: build images
+bench: build images compose
 	./scripts/bench.sh
 
 # Long runs, not part of `make test`: SOAK_CYCLES compose up/down cycles of the

@@ -1,0 +1,342 @@
+#!/bin/bash
+# make bench: time the same whole docker CLI commands against berthd and against the
+# reference dockerd (Debian docker.io 20.10, ../shared/anchors/start-dockerd.sh) in one
+# run, and measure the memory of the daemons and of the per-container monitors.
+#
+# berthd runs on a private socket, data root and exec root under a temp dir, with its own
+# bridge and address block (10.222.0.0/16: clear of berthd's default 10.210.0.0/16, the
+# tests' 10.216.0.0/14 and the anchors' 10.213/10.214). The anchor dockerd is started only
+# when it is not already answering, and then stopped again (by PID, stop-anchors.sh).
+# Samples of the two engines are interleaved (berth, dockerd, dockerd, berth, ...) so load
+# from anything else on the machine hits both alike. Everything the bench creates is
+# removed on exit, also on failure or ^C.
+#
+# Env: BENCH_N=20 (samples per command and engine)   BENCH_CONTAINERS=50
+#      BENCH_DEBUG=1 (berthd --debug: per-request durations in the log)
+#      BENCH_LOG=/tmp/berth-bench-berthd.log (where berthd's log is kept after the run)
+#      BENCH_TIMEOUT=120 (seconds one timed command may take before it is killed)
+#      BENCH_MD=FILE (also write the result table as markdown to FILE)
+#      ANCHORS=../shared/anchors   BENCH_BRIDGE=bbench0 BENCH_BIP=10.222.0.1/24
+#      BENCH_POOL=base=10.222.16.0/20,size=24
+# Needs: root, the docker CLI, runc, iptables, bin/berthd + bin/berth-shim (make build),
+# bin/docker-compose (make compose), testdata/images/busybox.tar (make images), and for
+# the reference engine Debian docker.io (apt-get install -y docker.io busybox-static skopeo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+N=${BENCH_N:-20}
+NCT=${BENCH_CONTAINERS:-50}
+ANCHORS=$(cd "${ANCHORS:-$REPO/../shared/anchors}" && pwd)
+BRIDGE=${BENCH_BRIDGE:-bbench0}
+BIP=${BENCH_BIP:-10.222.0.1/24}
+POOL=${BENCH_POOL:-base=10.222.16.0/20,size=24}
+KEEPLOG=${BENCH_LOG:-/tmp/berth-bench-berthd.log}
+TIMEOUT=${BENCH_TIMEOUT:-120}
+COMPOSE_FILE=$ANCHORS/compose-bench/compose.yaml
+ASOCK=/run/anchor/docker.sock
+RUNID=$$
+
+die() { echo "bench: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root (it runs container engines)"
+[[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 1 ] || die "BENCH_N must be a positive integer"
+for t in docker runc iptables dockerd containerd; do
+    command -v "$t" >/dev/null || die "$t not found: apt-get install -y docker.io runc iptables (docker CLI: /usr/local/bin/docker)"
+done
+for f in bin/berthd bin/berth-shim bin/docker-compose testdata/images/busybox.tar "$COMPOSE_FILE" "$ANCHORS/start-dockerd.sh"; do
+    [ -e "$f" ] || die "$f missing (make build images compose; anchors at $ANCHORS)"
+done
+
+# One bench at a time on this host: the bridge name and address block are ours alone
+# while the lock is held, so a leftover bridge is from a bench that died (scrubbed below).
+exec 9>/run/berth-bench.lock
+flock -n 9 || die "another make bench is running (/run/berth-bench.lock)"
+
+ROOT=$(mktemp -d /tmp/berth-bench.XXXXXX)
+BSOCK=$ROOT/docker.sock
+EXECROOT=$ROOT/run
+export DOCKER_CONFIG=$ROOT/docker-config DOCKER_CLI_HINTS=false
+mkdir -p "$DOCKER_CONFIG" "$ROOT/samples"
+ERR=$ROOT/stderr
+BPID=
+WPID=
+ANCHOR_STARTED=0
+COMPOSE_UP=0
+
+# B/A: the docker CLI against berthd / the anchor dockerd; C: compose on engine $1.
+HOST_B=unix://$BSOCK HOST_A=unix://$ASOCK
+B() { DOCKER_HOST=$HOST_B docker "$@"; }
+A() { DOCKER_HOST=$HOST_A docker "$@"; }
+C() { local e=$1; shift; DOCKER_HOST=unix://$(sock "$e") "$REPO/bin/docker-compose" -f "$COMPOSE_FILE" -p "$(project "$e")" "$@"; }
+sock() { if [ "$1" = B ]; then echo "$BSOCK"; else echo "$ASOCK"; fi; }
+project() { if [ "$1" = B ]; then echo bench-berth; else echo bench-dockerd; fi; }
+name() { if [ "$1" = B ]; then echo berth; else echo dockerd; fi; }
+
+# scrub removes what a berthd on $BRIDGE left on the host: its bridges (those with an
+# address in 10.222/16 or named $BRIDGE), their veths and its iptables chains.
+scrub_host() {
+    local l a t chains line
+    # (other daemons' bridges come and go meanwhile: every lookup may fail)
+    for l in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+        a=$(ip -o -4 addr show dev "$l" 2>/dev/null | awk '{print $4}') || true
+        if [ "$l" = "$BRIDGE" ] || [[ "$a" == 10.222.* ]]; then
+            for v in $(ip -o link show master "$l" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do ip link del "$v" 2>/dev/null || true; done
+            ip link del "$l" 2>/dev/null && echo "bench: removed leftover bridge $l" >&2
+        fi
+    done
+    for t in filter nat; do
+        chains=$(iptables -w -t $t -S 2>/dev/null | awk -v s="-$BRIDGE" '$1=="-N" && $2 ~ /^BERTH-/ && substr($2, length($2)-length(s)+1)==s {print $2}') || true
+        [ -z "$chains" ] && continue
+        iptables -w -t $t -S | while read -r line; do
+            set -- $line
+            [ "$1" = -A ] || continue
+            case "$2" in BERTH-*) continue ;; esac
+            for c in $chains; do
+                [ "${!#}" = "$c" ] && iptables -w -t $t -D "${@:2}" 2>/dev/null
+            done
+        done || true
+        for c in $chains; do iptables -w -t $t -F "$c" 2>/dev/null || true; done
+        for c in $chains; do iptables -w -t $t -X "$c" 2>/dev/null && echo "bench: removed leftover chain $t/$c" >&2; done
+    done
+    return 0
+}
+
+cleanup() {
+    local rc=$? ids
+    set +e
+    trap - EXIT INT TERM
+    [ $rc != 0 ] && [ -s "$ERR" ] && { echo "bench: last stderr:" >&2; tail -20 "$ERR" >&2; }
+    echo "bench: cleaning up" >&2
+    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null
+    if [ "$COMPOSE_UP" = 1 ]; then
+        timeout 60 C A down -t 0 >/dev/null 2>&1
+        [ -n "$BPID" ] && timeout 60 C B down -t 0 >/dev/null 2>&1
+    fi
+    # the anchor: only what this run created (tracked ids and the run's label)
+    ids=$( { cat "$ROOT/ids.A" 2>/dev/null; timeout 30 A ps -aq --filter "label=berth.bench=$RUNID" 2>/dev/null; } | sort -u)
+    [ -n "$ids" ] && timeout 120 A rm -f $ids >/dev/null 2>&1
+    if [ -n "$BPID" ]; then
+        ids=$(timeout 30 B ps -aq 2>/dev/null)
+        [ -n "$ids" ] && timeout 120 B rm -f $ids >/dev/null 2>&1
+        kill -TERM "$BPID" 2>/dev/null
+        for i in $(seq 150); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$BPID" 2>/dev/null && { echo "bench: berthd $BPID did not stop, SIGKILL" >&2; kill -KILL "$BPID"; }
+        wait "$BPID" 2>/dev/null
+        # monitors of this daemon's exec root that are still there (a failed rm)
+        for p in $(shim_pids); do echo "bench: leftover shim $p" >&2; kill -KILL "$p" 2>/dev/null; done
+    fi
+    grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    scrub_host
+    [ "$ANCHOR_STARTED" = 1 ] && "$ANCHORS/stop-anchors.sh" docker >&2
+    [ -f "$ROOT/berthd.log" ] && cp "$ROOT/berthd.log" "$KEEPLOG"
+    rm -rf "$ROOT"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- measuring helpers
+# timeit CASE ENGINE docker|compose ARGS...: run the docker CLI (or compose) against the
+# engine once, stdout to $ROOT/out, and append its wall time in ms to samples/CASE.ENGINE.
+# Bash's $EPOCHREALTIME, and the command is a plain background job: one fork+exec, as for
+# a command typed at a shell, so the watchdog can end it by PID when it hangs longer
+# than BENCH_TIMEOUT seconds.
+timeit() {
+    local c=$1 e=$2 hv=HOST_$2 cmd=(docker) t0 t1 pid
+    [ "$3" = compose ] && cmd=("$REPO/bin/docker-compose" -f "$COMPOSE_FILE" -p "$(project "$e")")
+    shift 3
+    t0=${EPOCHREALTIME/./}
+    DOCKER_HOST=${!hv} "${cmd[@]}" "$@" >"$ROOT/out" 2>>"$ERR" &
+    pid=$!
+    echo "$pid $t0" >"$ROOT/current"
+    wait "$pid" || die "$(name "$e"): '${cmd[*]} $*' failed (exit $?)"
+    t1=${EPOCHREALTIME/./}
+    : >"$ROOT/current"
+    echo "$(( (t1 - t0) / 1000 )).$(printf %03d $(( (t1 - t0) % 1000 )))" >>"$ROOT/samples/$c.$e"
+}
+watchdog() {
+    local pid t0 now
+    while sleep 5; do
+        read -r pid t0 <"$ROOT/current" 2>/dev/null || continue
+        [ -n "$pid" ] || continue
+        now=${EPOCHREALTIME/./}
+        if [ $(( (now - t0) / 1000000 )) -ge "$TIMEOUT" ]; then
+            echo "bench: pid $pid ran longer than ${TIMEOUT}s, killing it" >&2
+            kill -KILL "$pid" 2>/dev/null
+        fi
+    done
+}
+# order I: berth first on even iterations, dockerd first on odd ones
+order() { if [ $(( $1 % 2 )) = 0 ]; then echo B A; else echo A B; fi; }
+# stats FILE: "median p90" in ms (p90: nearest rank)
+stats() { sort -n "$1" | awk '{v[NR]=$1} END {m = NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2;
+    r = int(0.9*NR); if (r < 0.9*NR) r++; printf "%.1f %.1f\n", m, v[r]}'; }
+
+shim_pids() { # berth-shim processes whose state dir (argv[1]) is under our exec root
+    local p
+    for p in $(pgrep -x berth-shim); do
+        { tr '\0' '\n' <"/proc/$p/cmdline"; } 2>/dev/null | sed -n 2p | grep -q "^$EXECROOT/" && echo "$p"
+    done
+    return 0
+}
+# containerd-shim-runc-v2 processes of the anchor's containerd that serve one of the
+# containers listed in $1 (other users of the anchor may have containers of their own)
+anchor_shim_pids() {
+    local p id
+    for p in $(pgrep -f '^/usr/bin/containerd-shim-runc-v2 .*-address /run/anchor/containerd/'); do
+        id=$({ tr '\0' '\n' <"/proc/$p/cmdline"; } 2>/dev/null | grep -A1 -x -- -id | tail -1) || true
+        [ -n "$id" ] && grep -qx "$id" "$1" && echo "$p"
+    done
+    return 0
+}
+pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+sum_pss_kb() { local s=0 p; for p in "$@"; do s=$(( s + $(pss_kb "$p") )); done; echo $s; }
+sum_rss_kb() { local s=0 p; for p in "$@"; do s=$(( s + $(rss_kb "$p") )); done; echo $s; }
+mb() { awk -v k="$1" 'BEGIN {printf "%.2f", k/1024}'; }
+declare -A MEM
+
+# ---------------------------------------------------------------- engines
+echo "bench: N=$N, $NCT containers, root $ROOT"
+if ! A version >/dev/null 2>&1; then
+    echo "bench: starting the anchor dockerd ($ANCHORS/start-dockerd.sh)"
+    ANCHOR_STARTED=1
+    NO_VERIFY=1 "$ANCHORS/start-dockerd.sh" >&2
+else
+    echo "bench: anchor dockerd already answering on $ASOCK (left running afterwards)"
+    # it has the busybox image if start-dockerd.sh ran; load it otherwise
+    A image inspect busybox:latest >/dev/null 2>&1 || NO_VERIFY=1 "$ANCHORS/start-dockerd.sh" >&2
+fi
+APID=$(cat /run/anchor/docker.pid)
+CPID=$(cat /run/anchor/containerd.pid)
+
+scrub_host
+# run copies of the binaries: others may rebuild bin/ while the bench runs
+mkdir -p "$ROOT/bin"
+cp bin/berthd bin/berth-shim "$ROOT/bin/"
+ARGS=(-H "unix://$BSOCK" --data-root "$ROOT/data" --exec-root "$EXECROOT"
+    --bridge "$BRIDGE" --bip "$BIP" --default-address-pool "$POOL" --dns 127.0.0.1)
+[ "${BENCH_DEBUG:-0}" = 1 ] && ARGS+=(--debug)
+setsid "$ROOT/bin/berthd" "${ARGS[@]}" >"$ROOT/berthd.log" 2>&1 </dev/null &
+BPID=$!
+for i in $(seq 100); do B version >/dev/null 2>&1 && break; kill -0 "$BPID" || break; sleep 0.1; done
+B version >/dev/null 2>&1 || { tail -20 "$ROOT/berthd.log" >&2; die "berthd did not come up"; }
+B load -i testdata/images/busybox.tar >/dev/null
+: >"$ROOT/current"
+watchdog &
+WPID=$!
+echo "bench: berthd pid $BPID ($(B version --format '{{.Server.Version}}')); dockerd pid $APID ($(A version --format '{{.Server.Version}}')), containerd pid $CPID"
+echo "bench: containers present before: berth $(B ps -aq | wc -l), dockerd $(A ps -aq | wc -l)"
+
+sleep 2
+MEM[idle.B.rss]=$(rss_kb "$BPID"); MEM[idle.B.pss]=$(pss_kb "$BPID")
+MEM[idle.A.rss]=$(sum_rss_kb "$APID" "$CPID"); MEM[idle.A.pss]=$(sum_pss_kb "$APID" "$CPID")
+
+# ---------------------------------------------------------------- latency
+echo "bench: run --rm"
+for e in B A; do $e run --rm busybox true >/dev/null; done # warm-up
+for i in $(seq "$N"); do for e in $(order "$i"); do timeit run "$e" docker run --rm busybox true; done; done
+
+echo "bench: create, start -a"
+for e in B A; do id=$($e create busybox true); $e rm "$id" >/dev/null; done
+for i in $(seq "$N"); do
+    for e in $(order "$i"); do
+        timeit create "$e" docker create busybox true
+        id=$(cat "$ROOT/out"); echo "$id" >>"$ROOT/ids.$e"
+        timeit start "$e" docker start -a "$id"
+        $e rm "$id" >/dev/null
+    done
+done
+
+echo "bench: $NCT running containers"
+for e in B A; do
+    for i in $(seq "$NCT"); do $e run -d --label "berth.bench=$RUNID" busybox sleep 3600 >>"$ROOT/pool.$e"; done
+    cat "$ROOT/pool.$e" >>"$ROOT/ids.$e"
+done
+sleep 3 # let the monitors settle (the berth shim trims after start-up bursts)
+mapfile -t BSHIMS < <(shim_pids)
+mapfile -t ASHIMS < <(anchor_shim_pids "$ROOT/pool.A")
+MEM[shim.B.n]=${#BSHIMS[@]}; MEM[shim.A.n]=${#ASHIMS[@]}
+MEM[shim.B.pss]=$(sum_pss_kb "${BSHIMS[@]}"); MEM[shim.A.pss]=$(sum_pss_kb "${ASHIMS[@]}")
+MEM[shim.B.rss]=$(sum_rss_kb "${BSHIMS[@]}"); MEM[shim.A.rss]=$(sum_rss_kb "${ASHIMS[@]}")
+MEM[busy.B.rss]=$(rss_kb "$BPID"); MEM[busy.B.pss]=$(pss_kb "$BPID")
+MEM[busy.A.rss]=$(sum_rss_kb "$APID" "$CPID"); MEM[busy.A.pss]=$(sum_pss_kb "$APID" "$CPID")
+PSN_B=$(B ps -aq | wc -l); PSN_A=$(A ps -aq | wc -l)
+
+echo "bench: ps -a ($PSN_B / $PSN_A containers), exec"
+for e in B A; do $e ps -a >/dev/null; done
+for i in $(seq "$N"); do for e in $(order "$i"); do timeit ps "$e" docker ps -a; done; done
+for e in B A; do declare "EXEC_$e=$(tail -1 "$ROOT/pool.$e")"; done
+for e in B A; do t=EXEC_$e; $e exec "${!t}" true; done
+for i in $(seq "$N"); do for e in $(order "$i"); do t=EXEC_$e; timeit exec "$e" docker exec "${!t}" true; done; done
+
+echo "bench: logs of 100000 lines"
+for e in B A; do
+    id=$($e run -d busybox seq 1 100000); echo "$id" >>"$ROOT/ids.$e"
+    [ "$($e wait "$id")" = 0 ] || die "$(name $e): seq container failed"
+    n=$($e logs "$id" | wc -l); [ "$n" = 100000 ] || die "$(name $e): logs has $n lines, not 100000"
+    declare "LOGS_$e=$id"
+done
+for i in $(seq "$N"); do for e in $(order "$i"); do t=LOGS_$e; timeit logs "$e" docker logs "${!t}"; done; done
+
+echo "bench: removing the containers"
+for e in B A; do $e rm -f $(cat "$ROOT/ids.$e") >/dev/null 2>&1 || true; : >"$ROOT/ids.$e"; done
+
+echo "bench: compose up -d / down -t 0"
+COMPOSE_UP=1
+for e in B A; do C "$e" up -d >/dev/null 2>>"$ERR"; C "$e" down -t 0 >/dev/null 2>>"$ERR"; done
+for i in $(seq "$N"); do
+    for e in $(order "$i"); do
+        timeit up "$e" compose up -d
+        n=$($e ps -q --filter "label=com.docker.compose.project=$(project "$e")" | wc -l)
+        [ "$n" = 3 ] || die "$(name $e): compose up -d left $n running containers, not 3"
+        timeit down "$e" compose down -t 0
+    done
+done
+COMPOSE_UP=0
+
+# ---------------------------------------------------------------- report
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+table() {
+    local c label target mb ma pb pa
+    printf '| command (median / p90 of %s, ms) | berth | dockerd | berth/dockerd | target |\n' "$N"
+    printf '|---|---:|---:|---:|---|\n'
+    while IFS='|' read -r c label target; do
+        read -r mb pb < <(stats "$ROOT/samples/$c.B")
+        read -r ma pa < <(stats "$ROOT/samples/$c.A")
+        printf '| %s | %s / %s | %s / %s | %s | %s |\n' "$label" "$mb" "$pb" "$ma" "$pa" \
+            "$(awk -v b="$mb" -v a="$ma" 'BEGIN {printf "%.2fx", b/a}')" "$target"
+    done <<EOF
+run|\`docker run --rm busybox true\`|<= 0.5x (later 0.25x)
+create|\`docker create busybox true\`|
+start|\`docker start -a <created>\`|
+ps|\`docker ps -a\` ($PSN_B / $PSN_A containers)|
+exec|\`docker exec <running> true\`|<= 0.5x
+logs|\`docker logs\` (100000 lines)|
+up|compose \`up -d\` (compose-bench, 3 services)|<= 0.5x
+down|compose \`down -t 0\`|
+EOF
+    echo
+    printf '| memory (MB) | berth | dockerd | berth/dockerd | target |\n'
+    printf '|---|---:|---:|---:|---|\n'
+    local sb=$(( MEM[shim.B.pss] / (MEM[shim.B.n] > 0 ? MEM[shim.B.n] : 1) ))
+    local sa=$(( MEM[shim.A.pss] / (MEM[shim.A.n] > 0 ? MEM[shim.A.n] : 1) ))
+    row() { printf '| %s | %s | %s | %s | %s |\n' "$1" "$(mb "$2")" "$(mb "$3")" "$(awk -v b="$2" -v a="$3" 'BEGIN {printf "%.2fx", a ? b/a : 0}')" "$4"; }
+    row "monitor PSS per container ($NCT running; ${MEM[shim.B.n]} berth-shim / ${MEM[shim.A.n]} containerd-shim-runc-v2)" "$sb" "$sa" "<= 1 MB"
+    row "monitor RSS per container" $(( MEM[shim.B.rss] / (MEM[shim.B.n] > 0 ? MEM[shim.B.n] : 1) )) $(( MEM[shim.A.rss] / (MEM[shim.A.n] > 0 ? MEM[shim.A.n] : 1) )) ""
+    row "all monitors PSS ($NCT running)" "${MEM[shim.B.pss]}" "${MEM[shim.A.pss]}" ""
+    row "daemon PSS idle (berthd vs dockerd+containerd)" "${MEM[idle.B.pss]}" "${MEM[idle.A.pss]}" ""
+    row "daemon RSS idle" "${MEM[idle.B.rss]}" "${MEM[idle.A.rss]}" ""
+    row "daemon PSS with $NCT running" "${MEM[busy.B.pss]}" "${MEM[busy.A.pss]}" ""
+    row "daemon RSS with $NCT running" "${MEM[busy.B.rss]}" "${MEM[busy.A.rss]}" ""
+}
+echo
+echo "berth $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . 2>/dev/null || echo ' (+ uncommitted changes in the tree)'), dockerd $(A version --format '{{.Server.Version}}'), docker CLI $(docker version --format '{{.Client.Version}}' 2>/dev/null), compose $("$REPO/bin/docker-compose" version --short)"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), load average at the end $LOAD"
+echo
+table | tee "$ROOT/table.md"
+[ -n "${BENCH_MD:-}" ] && cp "$ROOT/table.md" "$BENCH_MD"
+echo
+echo "samples (ms) are in each engine's order of the run; berthd log kept at $KEEPLOG"
+if [ "${BENCH_SAMPLES:-0}" = 1 ]; then
+    for f in "$ROOT"/samples/*; do echo "$(basename "$f"): $(tr '\n' ' ' <"$f")"; done
+fi
