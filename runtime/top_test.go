@@ -47,3 +47,12 @@ func TestValidatePSArgs(t *testing.T) {
 	}
 	assert.Equal(t, psPidsArg([]int{1, 22, 333}), "-q1,22,333")
 }
+
+func FuzzTopParsers(f *testing.F) {
+	f.Add("-ef", "PID CMD\n1 sleep\n- -\n")
+	f.Add("-o user=PID", "UID PID\nroot x\n")
+	f.Fuzz(func(t *testing.T, psArgs, out string) {
+		_ = validatePSArgs(psArgs)
+		_, _ = parsePSOutput([]byte(out), []int{1, 2})
+	})
+}

@@ -19,3 +19,14 @@ func TestAcceptedEncoding(t *testing.T) {
 		assert.Check(t, acceptedEncoding(h) == want, "Accept-Encoding %q", h)
 	}
 }
+
+func FuzzAcceptedEncoding(f *testing.F) {
+	f.Add("gzip;q=0, deflate")
+	f.Fuzz(func(t *testing.T, h string) {
+		switch acceptedEncoding(h) {
+		case "", "gzip", "deflate":
+		default:
+			t.Fatal("unexpected encoding")
+		}
+	})
+}
