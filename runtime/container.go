@@ -93,6 +93,11 @@ type ctr struct {
 	health    *healthMonitor
 	// rootfs is the mounted root filesystem while running.
 	rootfs string
+	// held is set while the container may hold runtime resources (mounts,
+	// sandbox, endpoints, ports): after a successful start, and for every
+	// container loaded at daemon start, since a crash may have cut a
+	// teardown short. teardown clears it.
+	held bool
 	// fsUsers counts archive operations (docker cp, export) using the root
 	// filesystem of a stopped container, which they mount; the last one
 	// unmounts it again unless the container was started meanwhile.

@@ -70,6 +70,10 @@ func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 // network namespace, volume mounts and the root filesystem. Call with c.mu
 // held. Every step is idempotent: teardown after a crash is safe.
 func (s *Service) teardown(ctx context.Context, c *ctr) {
+	if !c.held {
+		return // nothing set up since the last teardown
+	}
+	c.held = false
 	rec := c.rec
 	id := rec.ID
 	mode := string(rec.HostConfig.NetworkMode)

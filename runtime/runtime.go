@@ -89,7 +89,9 @@ func New(d Deps) (*Service, error) {
 			corrupt = append(corrupt, store.Corrupt{ID: id, Err: err})
 			continue
 		}
-		s.byID[id] = newCtr(rec)
+		c := newCtr(rec)
+		c.held = true // a crash may have cut its last teardown short
+		s.byID[id] = c
 		s.names[rec.Name] = id
 	}
 	for _, c := range corrupt {

@@ -151,6 +151,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	rec.SandboxKey = nsPath
 	c.task = task
 	c.rootfs = rootfs
+	c.held = true
 	s.saveLogged(c)
 	c.notify()
 	s.event(rec, events.ActionStart, nil)
