@@ -88,8 +88,15 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	// sh ignores TERM here: stop must fall back to KILL
-	id := create(t, h, "stubborn", nil, "sh", "-c", "trap '' TERM; sleep 60")
+	ready := filepath.Join(t.TempDir(), "ready")
+	id := create(t, h, "stubborn", nil, "sh", "-c", "trap '' TERM; touch "+ready+"; sleep 60")
 	assert.NilError(t, h.s.Start(ctx, id))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if _, err := os.Stat(ready); err == nil {
+			return poll.Success()
+		}
+		return poll.Continue("trap not set yet")
+	})
 	assert.Check(t, errdefs.IsNotModified(h.s.Start(ctx, id)))
 	zero := 1
 	start := time.Now()
