@@ -57,7 +57,9 @@ type Answer struct {
 //     asks: <n>.<service>.<project>.<zone> is replica n,
 //     <service>.<project>.<zone> all replicas of the service,
 //     <container_name>.<zone> that container (a container name may contain
-//     dots; the replica and service forms are tried first).
+//     dots; the replica and service forms are tried first). Only containers
+//     of deployments have zone names: a plain `docker run` container is
+//     reached by name on its own networks alone, as in Docker.
 //  4. Otherwise Scope does not handle q: the next handlers resolve it the
 //     way Docker does (names and aliases on A's networks), then the zone
 //     handler answers NXDOMAIN for the rest of the zone, and upstream
@@ -158,7 +160,12 @@ func zoneLookup(rest string, asker Asker, records []Record) []netip.Addr {
 			return a
 		}
 	}
-	return addrsOf(asker, records, func(r Record) bool { return strings.EqualFold(r.Name, rest) })
+	// <container_name>.<zone> names deployments' containers only: a plain
+	// container stays reachable by name on its own networks alone, as in Docker
+	return addrsOf(asker, records, func(r Record) bool {
+		_, inDeployment := KeyOf(r.Labels)
+		return inDeployment && strings.EqualFold(r.Name, rest)
+	})
 }
 
 // addrsOf collects the addresses of the containers that match: per

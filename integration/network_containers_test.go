@@ -588,7 +588,7 @@ func TestNetworkCyclesLeaveNothing(t *testing.T) {
 // the anchor busybox image.
 func TestVerifyEngineScript(t *testing.T) {
 	d := testenv.StartDaemon(t)
-	anchors := filepath.Join(testenv.RepoRoot(), "..", "shared", "anchors")
+	anchors := testenv.AnchorsDir(t)
 	out := t.TempDir()
 	mk := exec.Command(filepath.Join(anchors, "make-images.sh"))
 	mk.Env = append(os.Environ(), "OUT="+out, "NO_PUSH=1")

@@ -51,3 +51,20 @@ func (d *Daemon) LoadBusybox(t testing.TB) string {
 	d.DockerOK(t, "load", "-q", "-i", p)
 	return id
 }
+
+// AnchorsDir finds the workplace's shared anchor scripts (verify-engine.sh,
+// make-images.sh): $BERTH_ANCHORS, ../shared/anchors next to the checkout,
+// or /work/shared/anchors. It fails the test when none exists.
+func AnchorsDir(t testing.TB) string {
+	t.Helper()
+	for _, dir := range []string{os.Getenv("BERTH_ANCHORS"), filepath.Join(RepoRoot(), "..", "shared", "anchors"), "/work/shared/anchors"} {
+		if dir == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, "verify-engine.sh")); err == nil {
+			return dir
+		}
+	}
+	t.Fatal("the shared anchor scripts were not found: set BERTH_ANCHORS to the directory holding verify-engine.sh")
+	return ""
+}
