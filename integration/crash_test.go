@@ -83,6 +83,7 @@ func checkTruthful(t *testing.T, d *testenv.Daemon, where string) {
 func TestKillDuringRun(t *testing.T) {
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
+	defer logRestores(t, d)
 	rnd := seeded(t)
 	for i := 0; i < 8; i++ {
 		var wg sync.WaitGroup
@@ -106,7 +107,6 @@ func TestKillDuringRun(t *testing.T) {
 			return
 		}
 	}
-	logRestores(t, d)
 	ids := strings.Fields(d.DockerOK(t, "ps", "-aq"))
 	d.DockerOK(t, append([]string{"rm", "-f"}, ids...)...)
 	waitEmpty(t, d)

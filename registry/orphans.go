@@ -3,6 +3,9 @@ package registry
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 	"go.podman.io/storage"
@@ -38,11 +41,31 @@ func (s *Service) Rootfses(ctx context.Context) ([]Rootfs, error) {
 			mounted[l.ID] = true
 		}
 	}
+	// A daemon killed between the mount and the store's note of it leaves
+	// a mount the store does not count: look at the mount table too.
+	points := mountPoints()
+	driverHome := filepath.Join(s.store.GraphRoot(), s.store.GraphDriverName())
 	out := make([]Rootfs, 0, len(ctrs))
 	for _, c := range ctrs {
-		out = append(out, Rootfs{ContainerID: c.ID, Mounted: mounted[c.LayerID]})
+		m := mounted[c.LayerID] || points[filepath.Join(driverHome, c.LayerID, "merged")]
+		out = append(out, Rootfs{ContainerID: c.ID, Mounted: m})
 	}
 	return out, nil
+}
+
+// mountPoints is the set of mount points of the host (this mount namespace).
+func mountPoints() map[string]bool {
+	out := map[string]bool{}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			out[f[4]] = true
+		}
+	}
+	return out
 }
 
 // RemoveOrphanLayers deletes the layers no image and no container root
