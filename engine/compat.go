@@ -31,6 +31,9 @@ var compatRules = []compatRule{
 	// API < 1.44 reported VirtualSize (equal to Size) for images.
 	{method: "GET", path: "/images/json", before: "1.44", rewrite: eachItem(virtualSize)},
 	{method: "GET", path: "/images/{name:.*}/json", before: "1.44", rewrite: virtualSize},
+	// API < 1.52 answered /system/df with flat lists (LayersSize, Images,
+	// Containers, Volumes, BuildCache) instead of per-kind usage objects.
+	{method: "GET", path: "/system/df", before: "1.52", rewrite: legacyDiskUsage},
 	// API < 1.52 events carried the legacy status, id and from fields.
 	{method: "GET", path: "/events", before: "1.52", rewrite: legacyEvent, stream: true},
 }
@@ -163,4 +166,36 @@ func legacyEvent(v any) {
 	if attrs, ok := actor["Attributes"].(map[string]any); ok && obj["Type"] == "container" {
 		obj["from"] = attrs["image"]
 	}
+}
+
+// legacyDiskUsage turns {"ImageUsage":{"Items":[...],"TotalSize":n},...}
+// into {"LayersSize":n,"Images":[...],"Containers":[...],...}. The rewrite
+// works in place, so the new keys replace the old ones in the same map.
+func legacyDiskUsage(v any) {
+	obj, _ := v.(map[string]any)
+	if obj == nil {
+		return
+	}
+	take := func(usage, list string) {
+		u, ok := obj[usage].(map[string]any)
+		delete(obj, usage)
+		if !ok {
+			return
+		}
+		items, _ := u["Items"].([]any)
+		if items == nil {
+			items = []any{}
+		}
+		obj[list] = items
+		if usage == "ImageUsage" {
+			obj["LayersSize"] = u["TotalSize"]
+			if obj["LayersSize"] == nil {
+				obj["LayersSize"] = 0
+			}
+		}
+	}
+	take("ImageUsage", "Images")
+	take("ContainerUsage", "Containers")
+	take("VolumeUsage", "Volumes")
+	take("BuildCacheUsage", "BuildCache")
 }

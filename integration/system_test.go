@@ -83,3 +83,38 @@ func TestSecondDaemonOnSameSocketRefuses(t *testing.T) {
 	// the first one still answers
 	d.DockerOK(t, "version")
 }
+
+func TestSystemDiskUsage(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	d.DockerOK(t, "run", "--name", "writer", "-v", "dfvol:/data", "busybox", "sh", "-c",
+		"dd if=/dev/zero of=/data/f bs=1k count=300 && dd if=/dev/zero of=/big bs=1k count=200")
+	out := d.DockerOK(t, "system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	assert.Equal(t, len(lines), 4, out)
+	assert.Check(t, is.Contains(lines[0], "Images 1 1 "), out)
+	assert.Check(t, is.Equal(lines[1], "Containers 1 0 204.8kB 204.8kB (100%)"), out)
+	assert.Check(t, is.Contains(lines[2], "Local Volumes 1 1 307.2kB 0B"), out)
+
+	verbose := d.DockerOK(t, "system", "df", "-v")
+	assert.Check(t, is.Contains(verbose, "dfvol"))
+	assert.Check(t, is.Contains(verbose, "writer"))
+
+	// the new API shape, for clients at 1.52 and later
+	c := unixClient(d.Sock)
+	resp, err := c.Get("http://berth/v1.56/system/df?type=volume")
+	assert.NilError(t, err)
+	defer resp.Body.Close()
+	var du struct {
+		VolumeUsage struct{ TotalSize int64 }
+		ImageUsage  *struct{}
+	}
+	assert.NilError(t, json.NewDecoder(resp.Body).Decode(&du))
+	assert.Equal(t, du.VolumeUsage.TotalSize, int64(300*1024))
+	assert.Check(t, du.ImageUsage == nil)
+
+	d.DockerOK(t, "rm", "writer")
+	out = d.DockerOK(t, "volume", "prune", "-af")
+	assert.Check(t, is.Contains(out, "dfvol"))
+	assert.Check(t, is.Contains(out, "Total reclaimed space: 307.2kB"))
+}

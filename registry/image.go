@@ -38,8 +38,10 @@ type imageInfo struct {
 	spec    dockerspec.DockerOCIImage
 	comment string
 	size    int64
-	// layerSizes are the uncompressed sizes of the image's layers, bottom first.
+	// layerSizes are the uncompressed sizes of the image's layers, bottom
+	// first; layerIDs their storage ids, in the same order.
 	layerSizes []int64
+	layerIDs   []string
 }
 
 // Image resolves a reference ("busybox", "busybox:1", "name@sha256:..."),
@@ -159,6 +161,7 @@ func (s *Service) info(img *storage.Image) (*imageInfo, error) {
 			sz = 0
 		}
 		in.layerSizes = append([]int64{sz}, in.layerSizes...)
+		in.layerIDs = append([]string{id}, in.layerIDs...)
 		in.size += sz
 		id = l.Parent
 	}

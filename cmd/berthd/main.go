@@ -33,6 +33,7 @@ import (
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/sysinfo"
 	"github.com/berthd/berth/volume"
+	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/sys/reexec"
 	"github.com/sirupsen/logrus"
 	storagereexec "go.podman.io/storage/pkg/reexec"
@@ -248,8 +249,18 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	df, err := sysinfo.NewDiskUsage(sysinfo.DiskUsageSources{
+		Images: imgs.DiskUsage,
+		Containers: func(ctx context.Context) ([]containertypes.Summary, error) {
+			return rt.List(ctx, runtime.ListOptions{All: true, Size: true})
+		},
+		Volumes: vols.DiskUsage,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.server = engine.New(engine.Config{APIVersion: apiVersion, MinAPIVersion: minAPIVersion},
-		system.New(info, bus),
+		system.New(info, bus, df),
 		containers.New(rt),
 		images.New(imgs),
 		volumes.New(vols),

@@ -1,5 +1,5 @@
-// Package system routes the daemon-wide endpoints: _ping, version, info
-// and events.
+// Package system routes the daemon-wide endpoints: _ping, version, info,
+// events and system/df.
 package system
 
 import (
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/events"
+	"github.com/berthd/berth/sysinfo"
 	"github.com/moby/moby/api/types/system"
 )
 
@@ -22,4 +23,10 @@ type EventsBackend interface {
 	// Subscribe returns remembered events since the given time (none when
 	// zero), a channel of live events and a function ending the subscription.
 	Subscribe(since time.Time) ([]events.Message, <-chan events.Message, func())
+}
+
+// DiskUsageBackend answers /system/df.
+type DiskUsageBackend interface {
+	// DiskUsage reports the kinds asked for (all when none is).
+	DiskUsage(ctx context.Context, kinds sysinfo.Kinds) (*system.DiskUsage, error)
 }

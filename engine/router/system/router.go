@@ -6,11 +6,12 @@ import "github.com/berthd/berth/engine/httputil"
 type Router struct {
 	info   InfoBackend
 	events EventsBackend
+	df     DiskUsageBackend
 }
 
 // New returns the system router.
-func New(info InfoBackend, events EventsBackend) *Router {
-	return &Router{info: info, events: events}
+func New(info InfoBackend, events EventsBackend, df DiskUsageBackend) *Router {
+	return &Router{info: info, events: events, df: df}
 }
 
 // Routes implements httputil.Router.
@@ -21,5 +22,6 @@ func (s *Router) Routes() []httputil.Route {
 		httputil.NewGetRoute("/version", s.version),
 		httputil.NewGetRoute("/info", s.getInfo),
 		httputil.NewGetRoute("/events", s.getEvents),
+		httputil.NewGetRoute("/system/df", s.diskUsage),
 	}
 }

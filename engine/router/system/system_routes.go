@@ -2,7 +2,12 @@ package system
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+
+	"github.com/berthd/berth/sysinfo"
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/system"
 
 	"github.com/berthd/berth/engine/httputil"
 )
@@ -30,4 +35,30 @@ func (s *Router) getInfo(ctx context.Context, w http.ResponseWriter, r *http.Req
 		return err
 	}
 	return httputil.WriteJSON(w, http.StatusOK, info)
+}
+
+func (s *Router) diskUsage(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	if err := httputil.ParseForm(r); err != nil {
+		return err
+	}
+	var kinds sysinfo.Kinds
+	for _, t := range r.Form["type"] {
+		switch system.DiskUsageObject(t) {
+		case system.ContainerObject:
+			kinds.Containers = true
+		case system.ImageObject:
+			kinds.Images = true
+		case system.VolumeObject:
+			kinds.Volumes = true
+		case system.BuildCacheObject:
+			kinds.BuildCache = true
+		default:
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("unknown object type: %s", t))
+		}
+	}
+	du, err := s.df.DiskUsage(ctx, kinds)
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, du)
 }
