@@ -65,16 +65,15 @@ func (s *Service) List(ctx context.Context, opts ListOptions) ([]container.Summa
 	}
 	all := opts.All || opts.Limit > 0 || f.Has("status") || f.Has("exited")
 
-	s.mu.RLock()
-	recs := make([]*Record, 0, len(s.byID))
-	for _, c := range s.byID {
+	ctrs := s.all()
+	recs := make([]*Record, 0, len(ctrs))
+	for _, c := range ctrs {
 		c.mu.Lock()
 		r := *c.rec
 		r.State.Health = cloneHealth(c.rec.State.Health)
 		c.mu.Unlock()
 		recs = append(recs, &r)
 	}
-	s.mu.RUnlock()
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.After(recs[j].Created) })
 
 	out := []container.Summary{}

@@ -80,8 +80,10 @@ func (s *Service) lookup(name string) (*ctr, error) {
 		s.mu.RUnlock()
 		return match, nil
 	}
-	cands := make([]Candidate, 0, len(s.byID))
-	for _, c := range s.byID {
+	s.mu.RUnlock()
+	all := s.all()
+	cands := make([]Candidate, 0, len(all))
+	for _, c := range all {
 		c.mu.Lock()
 		cands = append(cands, Candidate{
 			ID: c.rec.ID, Name: strings.TrimPrefix(c.rec.Name, "/"),
@@ -89,7 +91,6 @@ func (s *Service) lookup(name string) (*ctr, error) {
 		})
 		c.mu.Unlock()
 	}
-	s.mu.RUnlock()
 	id, err := s.d.Names.Resolve(name, cands)
 	if err != nil {
 		return nil, err

@@ -53,7 +53,9 @@ func (s *Service) Restore(ctx context.Context) {
 		len(all), time.Since(began).Round(time.Millisecond), counts["running"], counts["exited"], counts["lost"], counts["reaped"], orphans)
 }
 
-// all lists the containers.
+// all lists the containers. Lock each one's mu only after: remove and
+// rename hold a container's mu while they take s.mu, so taking a
+// container's mu under s.mu deadlocks against them.
 func (s *Service) all() []*ctr {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

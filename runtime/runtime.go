@@ -108,8 +108,7 @@ func New(d Deps) (*Service, error) {
 // monitors (berthd restarts reconnect to them).
 func (s *Service) Close() error {
 	s.cancel()
-	s.mu.RLock()
-	for _, c := range s.byID {
+	for _, c := range s.all() {
 		c.mu.Lock()
 		if c.restartTimer != nil && c.restartTimer.Stop() {
 			s.bg.Done()
@@ -119,7 +118,6 @@ func (s *Service) Close() error {
 		}
 		c.mu.Unlock()
 	}
-	s.mu.RUnlock()
 	s.bg.Wait()
 	return nil
 }
@@ -157,9 +155,7 @@ func (s *Service) isClosed() bool { return s.ctx.Err() != nil }
 
 // Counts implements sysinfo.ContainerCounter.
 func (s *Service) Counts() (total, running, paused, stopped int) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, c := range s.byID {
+	for _, c := range s.all() {
 		c.mu.Lock()
 		switch c.rec.State.Status {
 		case "running", "restarting":
