@@ -584,6 +584,76 @@ func TestNetworkCyclesLeaveNothing(t *testing.T) {
 	assert.Check(t, is.Len(d.ShimPids(), 13))
 }
 
+// TestNetworkParallelRuns: 64 `run --rm` with a published port on one
+// network, 8 at a time, while ps and network inspect poll: every one reaches
+// the server by alias, none hangs, and only the server is left attached.
+func TestNetworkParallelRuns(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	d.DockerOK(t, "network", "create", "app")
+	d.DockerOK(t, append([]string{"run", "-d", "--name", "web", "--network", "app", "--network-alias", "www"}, httpd...)...)
+
+	const workers, runs = 8, 8
+	errs := make(chan string, workers*runs)
+	done := make(chan struct{})
+	polled := make(chan int)
+	go func() {
+		n := 0
+		defer func() { polled <- n }()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			for _, args := range [][]string{{"ps", "-a"}, {"network", "inspect", "app"}} {
+				c := d.Cmd(args...)
+				c.Timeout = 30 * time.Second
+				if r := icmd.RunCmd(c); r.ExitCode != 0 {
+					errs <- fmt.Sprintf("docker %s: %s", strings.Join(args, " "), r.Combined())
+					<-done
+					return
+				}
+			}
+			n++
+		}
+	}()
+	start := time.Now()
+	finished := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		go func() {
+			defer func() { finished <- struct{}{} }()
+			for i := 0; i < runs; i++ {
+				c := d.Cmd("run", "--rm", "--network", "app", "-p", "127.0.0.1::80", "busybox", "sh", "-c", retried(wgetOnce("http://www/")))
+				c.Timeout = 60 * time.Second
+				r := icmd.RunCmd(c)
+				if r.ExitCode != 0 || r.Stdout() != httpdBody+"\n" {
+					errs <- fmt.Sprintf("run %d: exit %d (timed out: %v): %s", i, r.ExitCode, r.Timeout, r.Combined())
+					return // a hung daemon would fail every other run the same way
+				}
+			}
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		<-finished
+	}
+	elapsed := time.Since(start)
+	close(done)
+	t.Logf("%d run --rm, %d at a time: %v (%v per run); %d ps/inspect polls meanwhile", workers*runs, workers, elapsed, elapsed/(workers*runs), <-polled)
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	assert.Check(t, is.Equal(d.DockerOK(t, "ps", "-a", "--format", "{{.Names}}"), "web\n"))
+	waitInventory(t, d, func(inv *network.Inventory) string {
+		if len(inv.Veths) != 1 || len(inv.Netns) != 1 || len(network.PortRules(inv.Rules)) != 0 {
+			return fmt.Sprintf("veths %v netns %v port rules %v", inv.Veths, inv.Netns, network.PortRules(inv.Rules))
+		}
+		return ""
+	}, "app")
+	assert.Check(t, is.Len(inspectNet(t, d, "app").Containers, 1))
+}
+
 // TestVerifyEngineScript: the shared smoke test passes against berthd with
 // the anchor busybox image.
 func TestVerifyEngineScript(t *testing.T) {
