@@ -77,6 +77,18 @@ func TestCorruptRecordsAreReportedAndRemovable(t *testing.T) {
 		assert.Check(t, is.Contains(inspectF(t, d, "{{.State.Error}}", broken), "corrupt record"))
 	}
 	assert.Check(t, !alive(pid), "the container of a broken record still runs")
+	// and it holds nothing: one monitor, one rootfs mount, one sandbox (good's)
+	inv := d.Inventory(t)
+	assert.Check(t, is.Len(inv.Monitors, 1))
+	assert.Check(t, is.Len(inv.Netns, 1))
+	assert.Check(t, is.Equal(inv.Addresses, 1))
+	merged := 0
+	for _, m := range inv.Mounts {
+		if strings.HasSuffix(m, "/merged") {
+			merged++
+		}
+	}
+	assert.Check(t, is.Equal(merged, 1), "mounts: %v", inv.Mounts)
 	d.DockerOK(t, "exec", "good", "true")
 	d.DockerOK(t, "rm", "broken-"+ids["garbage"][:12], ids["truncated"], "broken-"+ids["hollow"][:12])
 	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "ps", "-a", "--format", "{{.Names}}")), "good")

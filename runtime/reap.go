@@ -36,6 +36,7 @@ func (s *Service) reapRun(ctx context.Context, c *ctr) {
 		logrus.Warnf("container %s: killed a container left running by a cut start", id[:12])
 	}
 	s.logErr(s.d.OCI.Delete(ctx, id), "delete runtime state")
+	c.held = true // whatever the record says, a cut run may hold anything
 	s.teardown(ctx, c)
 	_ = os.RemoveAll(stateDir)
 	s.removeCgroup(s.cgroupsPath(c.rec))
