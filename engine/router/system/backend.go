@@ -6,8 +6,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/moby/moby/api/types/events"
 	"github.com/berthd/berth/sysinfo"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/system"
 )
 
