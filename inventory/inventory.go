@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/berthd/berth/internal/cgroups"
 )
 
 // Report is one count. Lists are sorted.
@@ -147,7 +149,7 @@ func MountsUnder(dirs ...string) []string {
 func Cgroups(parent string) []string {
 	parent = strings.Trim(parent, "/")
 	seen := map[string]bool{}
-	for _, m := range hierarchies() {
+	for _, m := range cgroups.Hierarchies() {
 		ents, err := os.ReadDir(filepath.Join(m, parent))
 		if err != nil {
 			continue
@@ -163,26 +165,6 @@ func Cgroups(parent string) []string {
 		out = append(out, id)
 	}
 	sort.Strings(out)
-	return out
-}
-
-// hierarchies are the cgroup and cgroup2 mount points.
-func hierarchies() []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) >= 5 && len(g) >= 1 && (g[0] == "cgroup" || g[0] == "cgroup2") && f[3] == "/" {
-			out = append(out, f[4])
-		}
-	}
 	return out
 }
 

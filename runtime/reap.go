@@ -5,11 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/berthd/berth/internal/cgroups"
 	"github.com/sirupsen/logrus"
 )
 
@@ -91,51 +90,12 @@ func (s *Service) reapOrphans(ctx context.Context, rootfses []RootfsInfo) int {
 
 // removeCgroup removes a container's (empty) cgroup from every hierarchy.
 func (s *Service) removeCgroup(path string) {
-	for _, m := range cgroupHierarchies() {
+	for _, m := range cgroups.Hierarchies() {
 		err := syscall.Rmdir(filepath.Join(m, path))
 		if err != nil && !errors.Is(err, syscall.ENOENT) {
 			logrus.WithError(err).Debugf("remove cgroup %s", filepath.Join(m, path))
 		}
 	}
-}
-
-var (
-	hierarchiesOnce sync.Once
-	hierarchies     []string
-)
-
-// cgroupHierarchies are the mount points of the host's cgroup
-// hierarchies (v1 controllers and the unified one); they do not move
-// while the daemon runs.
-func cgroupHierarchies() []string {
-	hierarchiesOnce.Do(func() {
-		b, err := os.ReadFile("/proc/self/mountinfo")
-		if err != nil {
-			return
-		}
-		hierarchies = parseCgroupHierarchies(string(b))
-	})
-	return hierarchies
-}
-
-// parseCgroupHierarchies picks the cgroup and cgroup2 mount points (of
-// their hierarchy's root) out of a mountinfo table.
-func parseCgroupHierarchies(mountinfo string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, line := range strings.Split(mountinfo, "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 1 || (g[0] != "cgroup" && g[0] != "cgroup2") || f[3] != "/" || seen[f[4]] {
-			continue
-		}
-		seen[f[4]] = true
-		out = append(out, f[4])
-	}
-	return out
 }
 
 func dirNames(dir string) []string {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthd/berth/internal/cgroups"
 	"github.com/berthd/berth/inventory"
 )
 
@@ -33,7 +34,7 @@ func OwnCgroupParent(t testing.TB) []string {
 	t.Helper()
 	parent := fmt.Sprintf("berth-t%d-%d", os.Getpid(), cgroupSeq.Add(1))
 	t.Cleanup(func() {
-		for _, m := range cgroupHierarchies() {
+		for _, m := range cgroups.Hierarchies() {
 			_ = syscall.Rmdir(filepath.Join(m, parent))
 		}
 	})
@@ -127,7 +128,7 @@ func (d *Daemon) SimulateReboot(t testing.TB) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	parent := d.CgroupParent()
-	for _, m := range cgroupHierarchies() {
+	for _, m := range cgroups.Hierarchies() {
 		ents, _ := os.ReadDir(filepath.Join(m, parent))
 		for _, e := range ents {
 			if !e.IsDir() || len(e.Name()) != 64 {
@@ -150,26 +151,6 @@ func (d *Daemon) SimulateReboot(t testing.TB) {
 		}
 	}
 	d.Net.Scrub()
-}
-
-// cgroupHierarchies are the host's cgroup mount points.
-func cgroupHierarchies() []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) >= 5 && len(g) >= 1 && (g[0] == "cgroup" || g[0] == "cgroup2") && f[3] == "/" {
-			out = append(out, f[4])
-		}
-	}
-	return out
 }
 
 // CPUTime is the user+system CPU time the daemon process has used.
