@@ -250,7 +250,63 @@ func (m *Manager) Detach(ctx context.Context, containerID, networkIDOrName strin
 	if err != nil {
 		return err
 	}
-	return m.detachLocked(st, containerID)
+	ep := m.endpoints[epKey(st.rec.ID, containerID)]
+	if err := m.detachLocked(st, containerID); err != nil {
+		return err
+	}
+	if ep != nil && ep.Primary {
+		m.promoteLocked(containerID)
+	}
+	return nil
+}
+
+// promoteLocked gives a container that lost its primary endpoint another
+// one, as dockerd moves the default gateway on a disconnect: the default
+// route goes through the remaining endpoint on a network that is not
+// internal, the first by network name (the runtime writes resolv.conf for
+// the same network). Without one the container keeps its on-link routes.
+func (m *Manager) promoteLocked(containerID string) {
+	var next *endpointRecord
+	var nextNet *netState
+	for _, ep := range m.endpoints {
+		st := m.networks[ep.NetworkID]
+		if ep.ContainerID != containerID || st == nil || st.rec.Internal {
+			continue
+		}
+		if next == nil || st.rec.Name < nextNet.rec.Name {
+			next, nextNet = ep, st
+		}
+	}
+	if next == nil {
+		return
+	}
+	if err := defaultRoute(next.NsPath, next.IfName, nextNet.rec.Gateway); err != nil {
+		logrus.WithError(err).Warnf("network: default route of %s via %s", containerID[:min(12, len(containerID))], nextNet.rec.Name)
+		return
+	}
+	next.Primary = true
+	if err := m.eps.Put(epKey(next.NetworkID, containerID), next); err != nil {
+		logrus.WithError(err).Warnf("network: store endpoint of %s", containerID[:min(12, len(containerID))])
+	}
+}
+
+// defaultRoute points the sandbox's default route at gw through ifName.
+func defaultRoute(nsPath, ifName string, gw netip.Addr) error {
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(ifName)
+	if err != nil {
+		return err
+	}
+	return h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE})
 }
 
 func (m *Manager) detachLocked(st *netState, containerID string) error {
