@@ -87,7 +87,9 @@ func (s *Service) DisconnectContainer(ctx context.Context, netIDOrName, name str
 		}
 		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("container %s is not connected to network %s", rec.ID, ref.Name))
 	}
-	if _, live := rec.Endpoints[ref.Name]; live && c.task != nil {
+	_, live := rec.Endpoints[ref.Name]
+	live = live && c.task != nil
+	if live {
 		if err := s.d.Networks.Detach(ctx, rec.ID, ref.Name); err != nil && !force {
 			return err
 		}
@@ -96,6 +98,10 @@ func (s *Service) DisconnectContainer(ctx context.Context, netIDOrName, name str
 	// NetworkMode stays as it was, as in dockerd: the next start uses the
 	// remaining networks
 	delete(rec.Networks, ref.Name)
+	if live {
+		// the nameserver may have been this network's gateway
+		s.logErr(s.refreshResolvConf(rec), "rewrite resolv.conf")
+	}
 	if err := s.save(c); err != nil {
 		return err
 	}

@@ -45,24 +45,13 @@ func (s *Service) writeEtcFiles(rec *Record) ([]specs.Mount, error) {
 		}
 	}
 
-	var resolv []byte
-	mode := string(rec.HostConfig.NetworkMode)
-	switch {
-	case mode == "host" || mode == "none":
-		resolv = hostResolvConf(mode == "none")
-	default:
-		primary, _ := s.primaryNetwork(rec)
-		resolv = s.d.Networks.ResolvConf(primary, rec.Config.Labels[composeProjectLabel])
-	}
-	resolv = applyDNSOptions(resolv, rec)
-
 	files := []struct {
 		name, dest string
 		data       []byte
 	}{
 		{"hostname", "/etc/hostname", []byte(hostname + "\n")},
 		{"hosts", "/etc/hosts", hosts.Bytes()},
-		{"resolv.conf", "/etc/resolv.conf", resolv},
+		{"resolv.conf", "/etc/resolv.conf", s.resolvConf(rec)},
 	}
 	var mounts []specs.Mount
 	for _, f := range files {
@@ -73,6 +62,32 @@ func (s *Service) writeEtcFiles(rec *Record) ([]specs.Mount, error) {
 		mounts = append(mounts, etcMount(rec, f.dest, p))
 	}
 	return mounts, nil
+}
+
+// resolvConf is the container's /etc/resolv.conf: the host's for host and
+// none, else berth's DNS server on the primary network's gateway.
+func (s *Service) resolvConf(rec *Record) []byte {
+	var resolv []byte
+	switch mode := string(rec.HostConfig.NetworkMode); {
+	case mode == "host" || mode == "none":
+		resolv = hostResolvConf(mode == "none")
+	default:
+		primary, _ := s.primaryNetwork(rec)
+		resolv = s.d.Networks.ResolvConf(primary, rec.Config.Labels[composeProjectLabel])
+	}
+	return applyDNSOptions(resolv, rec)
+}
+
+// refreshResolvConf rewrites a running container's resolv.conf in place
+// (the bind mount shows the new content) after a disconnect: when the
+// nameserver was the gone network's gateway it is out of reach. Every
+// attached network's gateway is on-link; the network layer moves the
+// default route when the primary network goes.
+func (s *Service) refreshResolvConf(rec *Record) error {
+	if mode := string(rec.HostConfig.NetworkMode); mode == "host" || mode == "none" || isContainerMode(mode) {
+		return nil
+	}
+	return os.WriteFile(filepath.Join(s.containerDir(rec.ID), "resolv.conf"), s.resolvConf(rec), 0o644)
 }
 
 func etcMount(rec *Record, dest, src string) specs.Mount {
