@@ -392,6 +392,17 @@ func TestConnectDisconnect(t *testing.T) {
 	assert.Check(t, !onApp)
 	assert.Check(t, is.Len(inspectNet(t, d, "app").Containers, 1))
 
+	// disconnected from its primary network, a container keeps names and a
+	// way out through the network it has left, as with dockerd
+	d.DockerOK(t, "network", "connect", "app", "roamer")
+	d.DockerOK(t, "network", "disconnect", "other", "roamer")
+	otherGW := inspectNet(t, d, "other").IPAM.Config[0].Gateway
+	out = inCtrOK(t, d, "roamer", "grep nameserver /etc/resolv.conf; ip route")
+	assert.Check(t, is.Contains(out, "nameserver "+appNet.IPAM.Config[0].Gateway+"\n"))
+	assert.Check(t, is.Contains(out, "default via "+appNet.IPAM.Config[0].Gateway+" "))
+	assert.Check(t, !strings.Contains(out, otherGW), out)
+	assert.Check(t, is.Equal(inCtrOK(t, d, "roamer", retried(wgetOnce("http://www/"))), httpdBody+"\n"))
+
 	// a stopped container: connect now, attached at start
 	d.DockerOK(t, "create", "--name", "late", "--network", "other", "busybox", "sleep", "600")
 	d.DockerOK(t, "network", "connect", "--alias", "latecomer", "app", "late")
