@@ -3,8 +3,10 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,6 +169,12 @@ func (s *Service) wantedNetworks(ctx context.Context, hc *container.HostConfig, 
 			}
 			eps[name] = ep
 		}
+	}
+	if defaultOnly && len(eps) > 1 {
+		// clients older than API 1.44 connect further networks after
+		// create; dockerd refuses several at once from them
+		names := slices.Sorted(maps.Keys(eps))
+		return nil, errdefs.ErrInvalidArgument.WithMessage("Container cannot be connected to network endpoints: " + strings.Join(names, ", "))
 	}
 	out := map[string]*network.EndpointSettings{}
 	switch {

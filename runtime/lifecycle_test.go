@@ -11,6 +11,7 @@ import (
 	"github.com/berthd/berth/engine/filters"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -246,4 +247,16 @@ func TestFailedStartOfAutoRemoveContainerRemovesIt(t *testing.T) {
 	}
 	_, err = h.s.Inspect(ctx, id, false)
 	assert.Check(t, errdefs.IsNotFound(err))
+}
+
+func TestOldClientsCannotCreateWithSeveralNetworks(t *testing.T) {
+	h := newHarness(t)
+	_, err := h.s.Create(context.Background(), CreateRequest{
+		Config:             &container.Config{Image: "busybox"},
+		HostConfig:         &container.HostConfig{NetworkMode: "front"},
+		NetworkingConfig:   &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"front": {}, "back": {}}},
+		DefaultNetworkOnly: true,
+	})
+	assert.Check(t, errdefs.IsInvalidArgument(err))
+	assert.ErrorContains(t, err, "Container cannot be connected to network endpoints: back, front")
 }
