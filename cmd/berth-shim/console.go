@@ -38,30 +38,36 @@ func (c *consoleSocket) accept() consoleResult {
 		return consoleResult{err: err}
 	}
 	defer conn.Close()
+	f, err := recvFd(conn)
+	return consoleResult{f: f, err: err}
+}
+
+// recvFd receives the one fd (a pty master) a runtime sends on conn.
+func recvFd(conn *net.UnixConn) (*os.File, error) {
 	buf := make([]byte, 128)
 	oob := make([]byte, syscall.CmsgSpace(4))
 	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 	if err != nil {
-		return consoleResult{err: err}
+		return nil, err
 	}
 	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) != 1 {
-		return consoleResult{err: errors.New("console socket: no control message")}
+		return nil, errors.New("console socket: no control message")
 	}
 	fds, err := syscall.ParseUnixRights(&msgs[0])
 	if err != nil || len(fds) != 1 {
 		for _, fd := range fds {
 			syscall.Close(fd)
 		}
-		return consoleResult{err: errors.New("console socket: expected one fd")}
+		return nil, errors.New("console socket: expected one fd")
 	}
 	syscall.CloseOnExec(fds[0])
 	// Non-blocking, the master is served by the runtime poller.
 	if err := syscall.SetNonblock(fds[0], true); err != nil {
 		syscall.Close(fds[0])
-		return consoleResult{err: err}
+		return nil, err
 	}
-	return consoleResult{f: os.NewFile(uintptr(fds[0]), "pty-master")}
+	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }
 
 // master returns the received pty master once the runtime call that was

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"os"
 	"strconv"
@@ -27,19 +28,20 @@ type execIO struct {
 	stdin *os.File
 }
 
-// exec runs `runc exec --detach` so the process becomes the shim's child,
-// answers with its pid, streams its stdio over conn and ends with a
-// FrameExit carrying its exit code. The process outlives a client that goes
+// exec starts the process (through berth-nsexec or `runc exec --detach`:
+// either way it becomes the shim's child), answers with its pid, streams its
+// stdio over conn and ends with a FrameExit carrying its exit code. The process outlives a client that goes
 // away; its output is then discarded.
 func (s *shim) exec(conn *net.UnixConn, br *bufio.Reader, req *proto.Request) {
 	defer conn.Close()
-	pid, wait, eio, err := s.startExec(req)
+	st, err := s.startExec(req)
 	if err != nil {
 		respondErr(conn, err)
 		return
 	}
 	defer s.removeExec(req.ExecID)
-	alive := respond(conn, proto.Response{Pid: pid}) == nil
+	eio, wait := st.eio, st.wait
+	alive := respond(conn, proto.Response{Pid: st.pid, Direct: st.direct}) == nil
 
 	var wmu sync.Mutex
 	var wg sync.WaitGroup
@@ -104,18 +106,18 @@ func (s *shim) exec(conn *net.UnixConn, br *bufio.Reader, req *proto.Request) {
 	wmu.Unlock()
 }
 
-func (s *shim) startExec(req *proto.Request) (int, <-chan syscall.WaitStatus, *execIO, error) {
+func (s *shim) startExec(req *proto.Request) (*started, error) {
 	if req.ExecID == "" || len(req.Process) == 0 {
-		return 0, nil, nil, kindError(proto.KindInvalid, "exec needs an id and a process")
+		return nil, kindError(proto.KindInvalid, "exec needs an id and a process")
 	}
 	s.mu.Lock()
 	if s.status != proto.StatusRunning {
 		s.mu.Unlock()
-		return 0, nil, nil, kindError(proto.KindConflict, "container is not running")
+		return nil, kindError(proto.KindConflict, "container is not running")
 	}
 	if _, dup := s.execs[req.ExecID]; dup {
 		s.mu.Unlock()
-		return 0, nil, nil, kindError(proto.KindConflict, "exec "+req.ExecID+" is already running")
+		return nil, kindError(proto.KindConflict, "exec "+req.ExecID+" is already running")
 	}
 	s.execSeq++
 	n := strconv.Itoa(s.execSeq)
@@ -123,18 +125,110 @@ func (s *shim) startExec(req *proto.Request) (int, <-chan syscall.WaitStatus, *e
 	s.execs[req.ExecID] = ep
 	s.mu.Unlock()
 
-	pid, wait, eio, err := s.runExec(req, n)
+	st, err := s.runExec(req, n)
 	s.mu.Lock()
 	if err != nil {
 		delete(s.execs, req.ExecID)
-	} else if len(eio.outs) > 0 && req.Terminal {
-		ep.master = eio.outs[0].f
+	} else if len(st.eio.outs) > 0 && req.Terminal {
+		ep.master = st.eio.outs[0].f
 	}
 	s.mu.Unlock()
-	return pid, wait, eio, err
+	return st, err
 }
 
-func (s *shim) runExec(req *proto.Request, n string) (int, <-chan syscall.WaitStatus, *execIO, error) {
+// started is a started exec process.
+type started struct {
+	pid    int
+	wait   <-chan syscall.WaitStatus
+	eio    *execIO
+	direct bool // started by berth-nsexec, not the OCI runtime
+}
+
+// runExec starts the process through berth-nsexec when the container has
+// the fast path, and through `runc exec` otherwise or when the fast path
+// cannot reproduce what runc would do.
+func (s *shim) runExec(req *proto.Request, n string) (*started, error) {
+	if fe := s.fastPath(); fe != nil && !req.RuntimeExec {
+		st, err := s.fastExec(fe, req)
+		if err == nil {
+			return st, nil
+		}
+		if !errors.Is(err, errFallback) {
+			return nil, err
+		}
+		if !errors.Is(err, errSpecFallback) {
+			os.Stderr.WriteString("berth-shim: exec " + req.ExecID + " through " + s.cfg.RuntimeBinary + ": " + err.Error() + "\n")
+		}
+	}
+	pid, wait, eio, err := s.runcExec(req, n)
+	if err != nil {
+		return nil, err
+	}
+	return &started{pid: pid, wait: wait, eio: eio}, nil
+}
+
+// execStdio makes the pipes of a process without a terminal: the shim's
+// ends in eio, the process's in stdio (/dev/null for a stream not asked
+// for) and childEnds, to close once it has started.
+func (s *shim) execStdio(req *proto.Request, eio *execIO) (stdio []uintptr, childEnds []*os.File, err error) {
+	null := s.devNull.Fd()
+	stdio = []uintptr{null, null, null}
+	if req.Terminal {
+		return stdio, nil, nil
+	}
+	if req.Stdin {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		eio.stdin, stdio[0] = w, r.Fd()
+		childEnds = append(childEnds, r)
+	}
+	for i, want := range []bool{req.Stdout, req.Stderr} {
+		if !want {
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, childEnds, err
+		}
+		eio.outs = append(eio.outs, &output{f: r, typ: byte(i + 1), done: make(chan struct{})})
+		stdio[i+1] = w.Fd() // Fd() also makes the child's end blocking
+		childEnds = append(childEnds, w)
+	}
+	return stdio, childEnds, nil
+}
+
+// closeIO closes the shim's ends after a failed start.
+func (eio *execIO) closeIO() {
+	for _, o := range eio.outs {
+		o.f.Close()
+	}
+	if eio.stdin != nil {
+		eio.stdin.Close()
+	}
+}
+
+func (s *shim) fastExec(fe *fastExec, req *proto.Request) (*started, error) {
+	eio := &execIO{}
+	stdio, childEnds, err := s.execStdio(req, eio)
+	if err != nil {
+		closeAll(childEnds)
+		eio.closeIO()
+		return nil, err
+	}
+	s.reaper.beginPending()
+	defer s.reaper.endPending()
+	pid, wait, err := s.nsexec(fe, req, eio, stdio)
+	closeAll(childEnds)
+	if err != nil {
+		eio.closeIO()
+		return nil, err
+	}
+	return &started{pid: pid, wait: wait, eio: eio, direct: true}, nil
+}
+
+func (s *shim) runcExec(req *proto.Request, n string) (int, <-chan syscall.WaitStatus, *execIO, error) {
 	procPath := s.path("exec-" + n + ".json")
 	pidPath := s.path("exec-" + n + ".pid")
 	defer os.Remove(procPath)
@@ -144,51 +238,25 @@ func (s *shim) runExec(req *proto.Request, n string) (int, <-chan syscall.WaitSt
 	}
 	args := []string{"exec", "--detach", "--pid-file", pidPath, "--process", procPath}
 	eio := &execIO{}
-	null := s.devNull.Fd()
-	stdio := []uintptr{null, null, null}
-	var childEnds []*os.File
 	var cs *consoleSocket
+	stdio, childEnds, err := s.execStdio(req, eio)
 	fail := func(err error) (int, <-chan syscall.WaitStatus, *execIO, error) {
 		closeAll(childEnds)
-		for _, o := range eio.outs {
-			o.f.Close()
-		}
-		if eio.stdin != nil {
-			eio.stdin.Close()
-		}
+		eio.closeIO()
 		return 0, nil, nil, err
 	}
+	if err != nil {
+		return fail(err)
+	}
 	if req.Terminal {
-		var err error
 		if cs, err = newConsoleSocket(s.path("c" + n + ".sock")); err != nil {
 			return fail(err)
 		}
 		args = append(args, "--console-socket", cs.path)
-	} else {
-		if req.Stdin {
-			r, w, err := os.Pipe()
-			if err != nil {
-				return fail(err)
-			}
-			eio.stdin, stdio[0] = w, r.Fd()
-			childEnds = append(childEnds, r)
-		}
-		for i, want := range []bool{req.Stdout, req.Stderr} {
-			if !want {
-				continue
-			}
-			r, w, err := os.Pipe()
-			if err != nil {
-				return fail(err)
-			}
-			eio.outs = append(eio.outs, &output{f: r, typ: byte(i + 1), done: make(chan struct{})})
-			stdio[i+1] = w.Fd()
-			childEnds = append(childEnds, w)
-		}
 	}
 	s.reaper.beginPending()
 	defer s.reaper.endPending()
-	err := s.runc(stdio, append(args, s.cfg.ID)...)
+	err = s.runc(stdio, append(args, s.cfg.ID)...)
 	closeAll(childEnds)
 	childEnds = nil
 	if err != nil {

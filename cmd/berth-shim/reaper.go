@@ -116,6 +116,19 @@ func (r *reaper) start(argv []string, files []uintptr, env []string) (int, <-cha
 	return pid, c, nil
 }
 
+// startFile is start with a path to execute other than argv[0].
+func (r *reaper) startFile(path string, argv []string, files []uintptr) (int, <-chan syscall.WaitStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Files: files})
+	if err != nil {
+		return 0, nil, err
+	}
+	c := make(chan syscall.WaitStatus, 1)
+	r.waiters[pid] = c
+	return pid, c, nil
+}
+
 // beginPending and endPending bracket a runc call that starts a process whose
 // pid is claimed afterwards.
 func (r *reaper) beginPending() {

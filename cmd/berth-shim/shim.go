@@ -33,6 +33,13 @@ type shim struct {
 	initPid int
 	oomFile string // memory cgroup file with the oom_kill counter
 
+	// The exec fast path (fastexec.go): captured from the created init,
+	// set up at the first exec; nil: execs use runc.
+	captured chan struct{} // closed once fastCap is set (or not)
+	fastCap  *fastCapture
+	fastOnce sync.Once
+	fast     *fastExec
+
 	startMu sync.Mutex // one start at a time
 
 	trimMu sync.Mutex
@@ -141,6 +148,7 @@ func (s *shim) create() error {
 	if s.initPid, err = readPid(pidPath); err != nil {
 		return err
 	}
+	s.startCapture()
 	s.oomFile = memCgroupFile(s.initPid)
 	s.status = proto.StatusCreated
 	for _, o := range s.outputs {
@@ -207,6 +215,7 @@ func (s *shim) start() error {
 	if status != proto.StatusCreated {
 		return kindError(proto.KindConflict, "container is "+status)
 	}
+	s.waitCapture() // it reads the init's seccomp filters: before it runs anything
 	if err := s.runc(nil, "start", s.cfg.ID); err != nil {
 		return err
 	}

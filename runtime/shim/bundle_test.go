@@ -64,6 +64,10 @@ func setup() error {
 	if err := buildShim(env.shimBin, false); err != nil {
 		return err
 	}
+	// berth-nsexec next to the shims, as `make build` puts it.
+	if err := buildNsexec(filepath.Join(base, "berth-nsexec")); err != nil {
+		return err
+	}
 	env.testShimBin = env.shimBin
 	if raceEnabled {
 		// Shims inherit this: no 1s sleep at exit, and a race ends the
@@ -110,6 +114,14 @@ func buildShim(out string, race bool) error {
 	build.Env = append(os.Environ(), cgo)
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build berth-shim: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func buildNsexec(out string) error {
+	build := exec.Command("gcc", "-O2", "-static", "-s", "-Wall", "-o", out, "../../cmd/berth-nsexec/nsexec.c")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build berth-nsexec: %v\n%s", err, out)
 	}
 	return nil
 }

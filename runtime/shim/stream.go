@@ -128,18 +128,23 @@ type ExecConfig struct {
 	Stdout      io.Writer
 	Stderr      io.Writer
 	ConsoleSize *ConsoleSize
+	// RuntimeExec starts the process with the OCI runtime (runc exec)
+	// even where the shim's faster path could: for comparisons. A shim
+	// started with BERTH_EXEC_RUNC=1 in its environment always does.
+	RuntimeExec bool
 }
 
 // Exec is a started exec process, a child of the shim.
 type Exec struct {
-	c    *Client
-	id   string
-	pid  int
-	conn *net.UnixConn
-	done chan struct{}
-	code int
-	err  error
-	once sync.Once
+	c      *Client
+	id     string
+	pid    int
+	direct bool
+	conn   *net.UnixConn
+	done   chan struct{}
+	code   int
+	err    error
+	once   sync.Once
 }
 
 // Exec starts a process in the running container and streams its stdio
@@ -153,6 +158,7 @@ func (c *Client) Exec(ctx context.Context, cfg ExecConfig) (*Exec, error) {
 	req := proto.Request{
 		Op: proto.OpExec, ExecID: cfg.ID, Process: cfg.Process, Terminal: cfg.Terminal,
 		Stdin: cfg.Stdin != nil, Stdout: cfg.Stdout != nil, Stderr: cfg.Stderr != nil,
+		RuntimeExec: cfg.RuntimeExec,
 	}
 	if len(cfg.Process) == 0 {
 		return nil, fmt.Errorf("exec %s: no process: %w", cfg.ID, errdefs.ErrInvalidArgument)
@@ -179,7 +185,7 @@ func (c *Client) Exec(ctx context.Context, cfg ExecConfig) (*Exec, error) {
 		}
 		return nil, err
 	}
-	e := &Exec{c: c, id: cfg.ID, pid: resp.Pid, conn: conn, done: make(chan struct{})}
+	e := &Exec{c: c, id: cfg.ID, pid: resp.Pid, direct: resp.Direct, conn: conn, done: make(chan struct{})}
 	if cfg.Stdin != nil {
 		go sendStdin(conn, cfg.Stdin)
 	}
@@ -215,6 +221,10 @@ func patchProcess(process []byte, terminal bool, size *ConsoleSize) ([]byte, err
 
 // Pid is the exec process's host pid.
 func (e *Exec) Pid() int { return e.pid }
+
+// Direct says whether the shim started the process itself (berth-nsexec)
+// rather than through the OCI runtime.
+func (e *Exec) Direct() bool { return e.direct }
 
 // Wait waits for the process to exit (and its output to be delivered) and
 // returns its exit code (128+signal if killed). Errors: ctx.Err();

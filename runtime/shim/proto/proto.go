@@ -69,6 +69,9 @@ type Request struct {
 	ExecID   string          `json:",omitempty"` // exec, resize
 	Process  json.RawMessage `json:",omitempty"` // exec: runtime-spec Process JSON
 	Terminal bool            `json:",omitempty"` // exec
+	// RuntimeExec starts the exec with the OCI runtime even where the
+	// shim's own path (berth-nsexec) could: for comparisons.
+	RuntimeExec bool `json:",omitempty"`
 
 	Signal int `json:",omitempty"` // kill
 }
@@ -82,6 +85,7 @@ type Response struct {
 	ShimPid  int    `json:",omitempty"` // state
 	Status   string `json:",omitempty"`
 	Exit     *Exit  `json:",omitempty"`
+	Direct   bool   `json:",omitempty"` // exec: started by berth-nsexec, not the OCI runtime
 }
 
 // Exit is a container's exit status, also stored as <state>/exit.json.
