@@ -5,9 +5,13 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all build test unit e2e lint demo bench soak images compose tools berth clean
+.PHONY: all deps build test unit e2e lint demo bench soak images compose tools berth clean
 
 all: build
+
+# the Debian packages the build, tests and demo need, installed when missing
+deps:
+	./scripts/deps.sh
 
 build:
 	go build -o bin/berthd ./cmd/berthd
@@ -22,7 +26,7 @@ testdata/images/busybox.tar:
 
 # The whole suite: lint, unit tests with the race detector, end-to-end tests
 # against a real berthd with the real docker CLI, compose and docker-py.
-test: lint build unit e2e
+test: deps lint build unit e2e
 
 unit:
 	go test -race -count=1 $(UNIT_PKGS)
@@ -36,10 +40,10 @@ lint:
 
 # berthd on a private socket and data root, the bundled busybox image, two
 # compose projects with the real docker compose, what berth's DNS answers
-demo: build compose images
+demo: deps build compose images
 	./scripts/demo.sh
 
-bench: build images compose
+bench: deps build images compose
 	./scripts/bench.sh
 
 # Long runs, not part of `make test`: SOAK_CYCLES compose up/down cycles of the
@@ -65,8 +69,6 @@ bin/docker-compose: tools/go.mod tools/go.sum
 	@./bin/docker-compose version
 
 tools: compose
-
-# The two-deployment DNS scoping story with the real docker compose.
 
 # berth: the small client of berthd's own endpoints (berth compose up|ps|down).
 berth:
