@@ -16,9 +16,10 @@
  *
  * The exec sequence follows runc's: join the init's namespaces (setns on the
  * pidfd, so a recycled pid can never be joined), fork into the pid
- * namespace, the parent moves the child into the container's cgroups and
- * exits (the child is re-parented to the shim, a subreaper), then in the
- * child, in runc's order: setsid, rlimits, session keyring, console,
+ * namespace (and the v2 cgroup), the parent reports the child's pid and
+ * exits (the child is re-parented to the shim, a subreaper); the child
+ * joins the v1 cgroups and the cgroup namespace, then, in runc's order:
+ * setsid, rlimits, session keyring, console,
  * no_new_privs, seccomp (before the user change without no_new_privs),
  * working directory, bounding set, user and groups, capabilities, the
  * executable's lookup (Go's exec.LookPath rules), seccomp (with
@@ -113,7 +114,7 @@ enum { CAP_B, CAP_E, CAP_P, CAP_I, CAP_A, NCAPSETS };
 struct config {
 	char **args, **env, **addgids, **cgroups;
 	int nargs, nenv, naddgids, ncgroups;
-	const char *cwd, *keyring, *filter;
+	const char *cwd, *keyring, *filter, *cgroup2;
 	uint32_t uid, gid;
 	uint64_t caps[NCAPSETS];
 	int nnp, terminal, has_oom, oom, lastcap;
@@ -132,6 +133,7 @@ struct filters {
 };
 
 static const char *go_errstr(int e);
+static pid_t fork_into(int cgfd, int *into);
 
 /* ---------------------------------------------------------------- status */
 
@@ -269,6 +271,9 @@ static void read_config(struct config *c)
 			break;
 		case 'x':
 			push(&c->cgroups, &c->ncgroups, v);
+			break;
+		case 'y':
+			c->cgroup2 = v;
 			break;
 		case 'c':
 			c->cwd = v;
@@ -1018,7 +1023,40 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static void __attribute__((noreturn)) child(struct config *c, struct filters *f, int go)
+/* The cgroups: the v1 hierarchies' tasks files and the v2 cgroup's
+ * directory and cgroup.procs, opened on the host before setns. */
+struct cgroups {
+	int *tasks, v2dir, v2procs, v2done;
+};
+
+/* join_cgroups moves the child (a single thread) into the v1 cgroups by
+ * writing "0" to their tasks files, which spares the kernel's global
+ * threadgroup lock, and with it an RCU grace period (5-25 ms) per exec that
+ * writing a pid to cgroup.procs costs. The v2 cgroup it was born in
+ * (CLONE_INTO_CGROUP), or joins through cgroup.procs where the kernel
+ * cannot. */
+static void join_cgroups(struct config *c, struct cgroups *cg)
+{
+	for (int i = 0; i < c->ncgroups; i++) {
+		if (write(cg->tasks[i], "0", 1) != 1)
+			setup_fail("join cgroup %s", c->cgroups[i]);
+		close(cg->tasks[i]);
+	}
+	if (cg->v2procs >= 0) {
+		if (!cg->v2done && write(cg->v2procs, "0", 1) != 1)
+			setup_fail("join cgroup %s", c->cgroup2);
+		close(cg->v2procs);
+		close(cg->v2dir);
+	}
+	/* runc joins the cgroup namespace before the cgroups; the namespace
+	 * is the same either way, and joining it last keeps clone3's check
+	 * (both cgroups inside the caller's namespace) on the host's. */
+	if ((c->nsflags & CLONE_NEWCGROUP) && setns(FD_PIDFD, CLONE_NEWCGROUP) < 0)
+		setup_fail("setns cgroup");
+	close(FD_PIDFD);
+}
+
+static void __attribute__((noreturn)) child(struct config *c, struct filters *f, struct cgroups *cg, int go)
 {
 	char b;
 	ssize_t r;
@@ -1028,6 +1066,7 @@ static void __attribute__((noreturn)) child(struct config *c, struct filters *f,
 	if (r != 1)
 		_exit(1); /* the parent failed and said so */
 	close(go);
+	join_cgroups(c, cg);
 
 	if (setsid() < 0)
 		setup_fail("setsid");
@@ -1145,12 +1184,22 @@ static int exec_main(void)
 	struct filters f = {0};
 	if (c.filter)
 		load_filter_file(c.filter, &f);
-	int *cg = calloc(c.ncgroups + 1, sizeof(int));
-	if (!cg)
+	struct cgroups cg = {calloc(c.ncgroups + 1, sizeof(int)), -1, -1, 0};
+	if (!cg.tasks)
 		setup_fail("out of memory");
-	for (int i = 0; i < c.ncgroups; i++)
-		if ((cg[i] = open(c.cgroups[i], O_WRONLY | O_CLOEXEC)) < 0)
-			setup_fail("open %s", c.cgroups[i]);
+	for (int i = 0; i < c.ncgroups; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/tasks", c.cgroups[i]);
+		if ((cg.tasks[i] = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+			setup_fail("open %s", path);
+	}
+	if (c.cgroup2) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/cgroup.procs", c.cgroup2);
+		if ((cg.v2dir = open(c.cgroup2, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+		    (cg.v2procs = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+			setup_fail("open %s", path);
+	}
 	if (c.has_oom) {
 		char v[16];
 		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
@@ -1163,41 +1212,53 @@ static int exec_main(void)
 	 * hold host fds and privileges. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		setup_fail("set non-dumpable");
-	if (c.nsflags && setns(FD_PIDFD, c.nsflags) < 0)
+	unsigned long ns = c.nsflags & ~(unsigned long)CLONE_NEWCGROUP;
+	if (ns && setns(FD_PIDFD, ns) < 0)
 		setup_fail("setns");
-	close(FD_PIDFD);
 
 	int sync[2];
 	if (pipe2(sync, O_CLOEXEC) < 0)
 		setup_fail("pipe");
-	pid_t pid = fork();
+	pid_t pid = fork_into(cg.v2dir, &cg.v2done);
 	if (pid < 0)
 		setup_fail("fork");
 	if (pid == 0) {
 		close(sync[1]);
-		for (int i = 0; i < c.ncgroups; i++)
-			close(cg[i]);
-		child(&c, &f, sync[0]);
+		child(&c, &f, &cg, sync[0]);
 	}
 	close(sync[0]);
-	/* The shim learns the pid first, so it waits for the child whatever
-	 * happens next. */
+	/* The shim learns the pid before the child may go on, so it waits for
+	 * it whatever happens next. */
 	send_msg(MSG_PID, pid, NULL);
-	char pidstr[16];
-	snprintf(pidstr, sizeof pidstr, "%d", pid);
-	for (int i = 0; i < c.ncgroups; i++) {
-		if (write(cg[i], pidstr, strlen(pidstr)) < 0) {
-			int e = errno;
-			kill(pid, SIGKILL);
-			errno = e;
-			setup_fail("join cgroup %s", c.cgroups[i]);
-		}
-	}
 	if (write(sync[1], "g", 1) != 1) {
 		kill(pid, SIGKILL);
 		setup_fail("start child");
 	}
 	return 0;
+}
+
+struct clone_args_v2 {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+/* fork_into forks, the child born in the cgroup v2 directory cgfd when the
+ * kernel can (clone3 with CLONE_INTO_CGROUP, Linux 5.7): no migration.
+ * *into says whether it did. The child must not rely on glibc's idea of
+ * its thread id (no raise, abort or pthreads): clone3 has no wrapper. */
+static pid_t fork_into(int cgfd, int *into)
+{
+	*into = 0;
+	if (cgfd >= 0) {
+		struct clone_args_v2 a = {.flags = 0x200000000ULL /* CLONE_INTO_CGROUP */, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgfd};
+		long r = syscall(435 /* clone3 */, &a, sizeof a);
+		if (r >= 0) {
+			*into = 1;
+			return r;
+		}
+		if (errno != ENOSYS && errno != EINVAL && errno != E2BIG && errno != EOPNOTSUPP)
+			return -1;
+	}
+	return fork();
 }
 
 int main(int argc, char **argv)

@@ -210,6 +210,13 @@ func (eio *execIO) closeIO() {
 }
 
 func (s *shim) fastExec(fe *fastExec, req *proto.Request) (*started, error) {
+	conf, err := fe.helperConfig(s.cfg.ID, req.Process, req.Terminal)
+	if err != nil {
+		return nil, err
+	}
+	if fe.frozen() {
+		return nil, fallback("the container is paused")
+	}
 	eio := &execIO{}
 	stdio, childEnds, err := s.execStdio(req, eio)
 	if err != nil {
@@ -219,7 +226,7 @@ func (s *shim) fastExec(fe *fastExec, req *proto.Request) (*started, error) {
 	}
 	s.reaper.beginPending()
 	defer s.reaper.endPending()
-	pid, wait, err := s.nsexec(fe, req, eio, stdio)
+	pid, wait, err := s.nsexec(fe, req, conf, eio, stdio)
 	closeAll(childEnds)
 	if err != nil {
 		eio.closeIO()

@@ -48,7 +48,9 @@ type fastExec struct {
 	helper  string   // berth-nsexec
 	pidfd   *os.File // the init, opened while it is our unreaped child
 	nsFlags uint64   // CLONE_NEW* of the namespaces to join
-	cgroups []string // cgroup.procs files of the init's cgroups
+	cgroups []string // the init's cgroups: v1 directories
+	cgroup2 string   // and its v2 cgroup, if the hierarchy is mounted
+	freezer string   // freezer.state (v1) or cgroup.freeze (v2) of its cgroup
 	filter  string   // seccomp filter file; "" without seccomp
 	oomAdj  *int     // the container's oom_score_adj (runc sets it for execs)
 	caps    *ociCaps // the container's, for an exec without its own
@@ -223,9 +225,11 @@ func (fc *fastCapture) finish(bundle string) (*fastExec, error) {
 	if fe.lastCap, err = readLastCap(); err != nil {
 		return nil, err
 	}
-	if fe.cgroups, err = cgroupProcsFiles(fc.cgroup); err != nil {
+	cg, err := cgroupDirs(fc.cgroup)
+	if err != nil {
 		return nil, err
 	}
+	fe.cgroups, fe.cgroup2, fe.freezer = cg.v1, cg.v2, cg.freezer
 	n, err := filterCount(fc.filter)
 	if err != nil {
 		return nil, err
@@ -308,34 +312,68 @@ func readLastCap() (int, error) {
 	return n, nil
 }
 
-// cgroupProcsFiles lists the cgroup.procs file of each of the init's
-// cgroups, as /proc/<init>/cgroup (b) had them at create (runc puts an
-// exec in the same ones).
-func cgroupProcsFiles(b []byte) ([]string, error) {
-	mounts, err := cgroupMounts()
-	if err != nil {
-		return nil, err
-	}
-	return procsFiles(b, mounts)
+// initCgroups are the init's cgroups, as /proc/<init>/cgroup had them at
+// create (runc puts an exec in the same ones).
+type initCgroups struct {
+	v1      []string // directories
+	v2      string   // directory; "" if the hierarchy is not mounted
+	freezer string   // the file that says whether it is frozen
 }
 
-func procsFiles(b []byte, mounts map[string]string) ([]string, error) {
-	var files []string
+func cgroupDirs(b []byte) (initCgroups, error) {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return initCgroups{}, err
+	}
+	return parseInitCgroups(b, mounts)
+}
+
+func parseInitCgroups(b []byte, mounts map[string]string) (initCgroups, error) {
+	var cg initCgroups
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 || !strings.HasPrefix(parts[2], "/") {
-			return nil, fmt.Errorf("cgroup line %q", line)
+			return cg, fmt.Errorf("cgroup line %q", line)
 		}
 		mp, ok := mounts[controllerKey(strings.Split(parts[1], ","))]
 		if !ok {
 			if parts[1] == "" {
 				continue // a cgroup2 hierarchy that is not mounted: nothing to join
 			}
-			return nil, fmt.Errorf("no mount for cgroup hierarchy %q", parts[1])
+			return cg, fmt.Errorf("no mount for cgroup hierarchy %q", parts[1])
 		}
-		files = append(files, filepath.Join(mp, parts[2], "cgroup.procs"))
+		dir := filepath.Join(mp, parts[2])
+		switch parts[1] {
+		case "":
+			cg.v2 = dir
+		case "freezer":
+			cg.freezer = filepath.Join(dir, "freezer.state")
+			fallthrough
+		default:
+			cg.v1 = append(cg.v1, dir)
+		}
 	}
-	return files, nil
+	if cg.freezer == "" && cg.v2 != "" {
+		cg.freezer = filepath.Join(cg.v2, "cgroup.freeze")
+	}
+	return cg, nil
+}
+
+// frozen says whether the container is paused (or being paused): an exec
+// put in its cgroups would hang; runc refuses it.
+func (fe *fastExec) frozen() bool {
+	if fe.freezer == "" {
+		return false
+	}
+	b, err := os.ReadFile(fe.freezer)
+	if err != nil {
+		return true // let runc decide
+	}
+	v := strings.TrimSpace(string(b))
+	if strings.HasSuffix(fe.freezer, "freezer.state") {
+		return v != "THAWED"
+	}
+	return v != "0"
 }
 
 // cgroupMounts maps the controller list of each cgroup hierarchy, as

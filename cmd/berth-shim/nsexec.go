@@ -168,6 +168,11 @@ func (fe *fastExec) helperConfig(id string, raw []byte, terminal bool) ([]byte, 
 			return nil, err
 		}
 	}
+	if fe.cgroup2 != "" {
+		if err := rec('y', fe.cgroup2); err != nil {
+			return nil, err
+		}
+	}
 	if fe.nsFlags != 0 {
 		rec('s', strconv.FormatUint(fe.nsFlags, 10))
 	}
@@ -256,11 +261,7 @@ const (
 
 // nsexec starts the exec through berth-nsexec. An error wrapping
 // errFallback means nothing of the process ran: use runc.
-func (s *shim) nsexec(fe *fastExec, req *proto.Request, eio *execIO, stdio []uintptr) (int, <-chan syscall.WaitStatus, error) {
-	conf, err := fe.helperConfig(s.cfg.ID, req.Process, req.Terminal)
-	if err != nil {
-		return 0, nil, err
-	}
+func (s *shim) nsexec(fe *fastExec, req *proto.Request, conf []byte, eio *execIO, stdio []uintptr) (int, <-chan syscall.WaitStatus, error) {
 	self, err := sealedCopy(fe.helper)
 	if err != nil {
 		return 0, nil, fallback("%v", err)

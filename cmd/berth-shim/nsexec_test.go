@@ -45,7 +45,7 @@ func TestProcessEnv(t *testing.T) {
 func testFast() *fastExec {
 	adj := 5
 	return &fastExec{
-		nsFlags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, cgroups: []string{"/sys/fs/cgroup/pids/c/cgroup.procs"},
+		nsFlags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, cgroups: []string{"/sys/fs/cgroup/pids/c"}, cgroup2: "/sys/fs/cgroup/unified/c",
 		filter: "/run/x/seccomp.bpf", oomAdj: &adj, lastCap: 40,
 		caps: &ociCaps{Bounding: []string{"CAP_KILL"}, Effective: []string{"CAP_KILL"}},
 	}
@@ -68,7 +68,7 @@ func TestHelperConfig(t *testing.T) {
 		"ash", "a-c", "ax", "eA=2", "c/w", "u33", "g44", "G5", "G6",
 		"B0", "B39", "A13", // CAP_NOPE ignored, as runc does
 		"r7 10 20", "n1", "o5", "k_ses.cid", "f/run/x/seccomp.bpf",
-		"x/sys/fs/cgroup/pids/c/cgroup.procs", "s" + strconv.Itoa(syscall.CLONE_NEWPID|syscall.CLONE_NEWNS),
+		"x/sys/fs/cgroup/pids/c", "y/sys/fs/cgroup/unified/c", "s" + strconv.Itoa(syscall.CLONE_NEWPID|syscall.CLONE_NEWNS),
 		"t1", "h24", "w80",
 	})
 
@@ -129,7 +129,7 @@ func FuzzHelperConfig(f *testing.F) {
 		json.Unmarshal(p, &proc)
 		recs := records(b)
 		for i, r := range recs {
-			if r == "" || !strings.ContainsRune("aecugGBEPIArnokfxsthw", rune(r[0])) {
+			if r == "" || !strings.ContainsRune("aecugGBEPIArnokfxysthw", rune(r[0])) {
 				t.Fatalf("record %d %q", i, r)
 			}
 		}
@@ -151,18 +151,19 @@ const hybridMountinfo = `25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime share
 41 33 0:35 / /sys/fs/cgroup/my\040pids rw,relatime - cgroup cgroup rw,pids
 `
 
-func TestCgroupProcsFiles(t *testing.T) {
+func TestInitCgroups(t *testing.T) {
 	mounts, err := parseCgroupMounts(strings.NewReader(hybridMountinfo))
 	assert.NilError(t, err)
-	files, err := procsFiles([]byte("12:pids:/c1\n4:memory:/a/c1\n3:cpuacct,cpu:/c1\n1:name=systemd:/c1\n0::/c1\n"), mounts)
+	cg, err := parseInitCgroups([]byte("12:pids:/c1\n4:memory:/a/c1\n3:cpuacct,cpu:/c1\n1:name=systemd:/c1\n0::/c1\n"), mounts)
 	assert.NilError(t, err)
-	assert.DeepEqual(t, files, []string{
-		"/sys/fs/cgroup/my pids/c1/cgroup.procs",
-		"/sys/fs/cgroup/memory/a/c1/cgroup.procs",
-		"/sys/fs/cgroup/cpu,cpuacct/c1/cgroup.procs",
-		"/sys/fs/cgroup/systemd/c1/cgroup.procs",
-		"/sys/fs/cgroup/unified/c1/cgroup.procs",
+	assert.DeepEqual(t, cg.v1, []string{
+		"/sys/fs/cgroup/my pids/c1",
+		"/sys/fs/cgroup/memory/a/c1",
+		"/sys/fs/cgroup/cpu,cpuacct/c1",
+		"/sys/fs/cgroup/systemd/c1",
 	})
-	_, err = procsFiles([]byte("5:blkio:/c1\n"), mounts)
+	assert.Equal(t, cg.v2, "/sys/fs/cgroup/unified/c1")
+	assert.Equal(t, cg.freezer, "/sys/fs/cgroup/unified/c1/cgroup.freeze")
+	_, err = parseInitCgroups([]byte("5:blkio:/c1\n"), mounts)
 	assert.ErrorContains(t, err, "no mount for cgroup hierarchy")
 }

@@ -681,6 +681,26 @@ func TestExecFallbacks(t *testing.T) {
 	})
 }
 
+// TestExecPaused: an exec in a paused (frozen) container is runc's to
+// refuse; the fast path must not put a process in the frozen cgroup.
+func TestExecPaused(t *testing.T) {
+	c, base := eqContainer(t, eqOptions{seccomp: true})
+	id := filepath.Base(filepath.Dir(c.StateDir()))
+	runc := func(args ...string) {
+		out, err := exec.Command("runc", append([]string{"--root", env.runcRoot}, args...)...).CombinedOutput()
+		assert.NilError(t, err, string(out))
+	}
+	runc("pause", id)
+	p := procWith(base, func(p *specs.Process) { p.Args = []string{"true"} })
+	fast := runOne(t, c, p, "", "", false)
+	slow := runOne(t, c, p, "", "", true)
+	assert.Assert(t, is.Contains(fast.Err, "paused"))
+	assert.DeepEqual(t, fast, slow)
+	runc("resume", id)
+	fast, slow = runBoth(t, c, p, "")
+	assertSame(t, fast, slow)
+}
+
 // TestExecFastPathSpeed compares `true` through both paths.
 func TestExecFastPathSpeed(t *testing.T) {
 	c, base := eqContainer(t, eqOptions{seccomp: true})
