@@ -1037,6 +1037,8 @@ struct cgroups {
  * cannot. */
 static void join_cgroups(struct config *c, struct cgroups *cg)
 {
+	if (cg->v2dir >= 0)
+		close(cg->v2dir); /* a host directory: not a moment longer */
 	for (int i = 0; i < c->ncgroups; i++) {
 		if (write(cg->tasks[i], "0", 1) != 1)
 			setup_fail("join cgroup %s", c->cgroups[i]);
@@ -1046,7 +1048,6 @@ static void join_cgroups(struct config *c, struct cgroups *cg)
 		if (!cg->v2done && write(cg->v2procs, "0", 1) != 1)
 			setup_fail("join cgroup %s", c->cgroup2);
 		close(cg->v2procs);
-		close(cg->v2dir);
 	}
 	/* runc joins the cgroup namespace before the cgroups; the namespace
 	 * is the same either way, and joining it last keeps clone3's check

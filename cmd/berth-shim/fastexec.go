@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // ForceRuntimeEnv, set to 1 in the shim's environment, sends every exec
@@ -467,11 +468,16 @@ func (s *shim) dumpFilters(helper, path string) error {
 	}
 	defer out.Close()
 	null := s.devNull.Fd()
-	_, wait, err := s.reaper.start([]string{helper, "filter", strconv.Itoa(s.initPid)}, []uintptr{null, out.Fd(), 2}, nil)
+	pid, wait, err := s.reaper.start([]string{helper, "filter", strconv.Itoa(s.initPid)}, []uintptr{null, out.Fd(), 2}, nil)
 	if err != nil {
 		return err
 	}
-	if ws := <-wait; !ws.Exited() || ws.ExitStatus() != 0 {
+	// It stops the init for a moment; the container's start waits for it,
+	// so it must not hang (its death detaches it from the init).
+	t := time.AfterFunc(5*time.Second, func() { s.reaper.signal(pid, syscall.SIGKILL) })
+	ws := <-wait
+	t.Stop()
+	if !ws.Exited() || ws.ExitStatus() != 0 {
 		return fmt.Errorf("%s filter: %s", NsexecBinary, describe(ws))
 	}
 	return nil

@@ -70,7 +70,7 @@ func eqRootfs(t *testing.T) string {
 		return eq.rootfs
 	}
 	root := filepath.Join(env.base, "eqroot")
-	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc", "dir", "home/user", "private"} {
+	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc", "dir", "home/user", "private", "noexec"} {
 		assert.NilError(t, os.MkdirAll(filepath.Join(root, d), 0o755))
 	}
 	assert.NilError(t, os.Chown(filepath.Join(root, "home/user"), 1000, 1000))
@@ -99,6 +99,10 @@ func eqRootfs(t *testing.T) string {
 	assert.NilError(t, os.WriteFile(src, []byte(sysprobeC), 0o644))
 	out, err := exec.Command("gcc", "-O2", "-static", "-o", filepath.Join(root, "bin", "sysprobe"), src).CombinedOutput()
 	assert.NilError(t, err, string(out))
+	// a noexec mount with an executable file (the exec fails its eaccess)
+	noexec := filepath.Join(env.base, "noexecsrc")
+	assert.NilError(t, os.MkdirAll(noexec, 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(noexec, "bb"), bb, 0o755))
 	eq.rootfs = root
 	return root
 }
@@ -143,6 +147,8 @@ func eqContainer(t *testing.T, o eqOptions) (*Client, *specs.Process) {
 	if o.cgroupNS {
 		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/noexec", Type: "bind",
+		Source: filepath.Join(env.base, "noexecsrc"), Options: []string{"rbind", "ro", "noexec"}})
 	// /proc/keys stays readable: it shows the session keyring.
 	spec.Linux.MaskedPaths = []string{"/proc/kcore", "/proc/timer_list"}
 	if o.seccomp {
@@ -317,6 +323,8 @@ func TestExecEquivalenceProcess(t *testing.T) {
 			p.Env = []string{"PATH=/nowhere:/bin/../bin//"}
 		}, ""},
 		{"bad interpreter", func(p *specs.Process) { p.Args = []string{"/bin/badinterp"} }, ""},
+		{"noexec mount", func(p *specs.Process) { p.Args = []string{"/noexec/bb", "true"} }, ""},
+		{"noexec mount on PATH", func(p *specs.Process) { p.Args = []string{"bb", "true"}; p.Env = []string{"PATH=/noexec"} }, ""},
 		{"bad format", func(p *specs.Process) { p.Args = []string{"/bin/badfmt"} }, ""},
 		{"no permission to stat", func(p *specs.Process) {
 			p.Args = []string{"/private/x"}
