@@ -16,7 +16,7 @@ deps:
 build:
 	go build -o bin/berthd ./cmd/berthd
 	CGO_ENABLED=0 go build -ldflags='-s -w' -o bin/berth-shim ./cmd/berth-shim
-	gcc -O2 -static -s -Wall -o bin/berth-nsexec cmd/berth-nsexec/nsexec.c
+	gcc -O2 -static -s -Wall -o bin/berth-nsexec cmd/berth-nsexec/*.c
 
 images: testdata/images/busybox.tar
 

@@ -66,7 +66,7 @@ var rlimitNums = map[string]int{
 }
 
 // helperConfig turns an exec's Process into berth-nsexec's config: records
-// "<tag><value>\0" (see read_config in nsexec.c).
+// "<tag><value>\0" (see read_config in cmd/berth-nsexec/nsexec.c).
 func (fe *fastExec) helperConfig(id string, raw []byte, terminal bool) ([]byte, error) {
 	// A field the fast path does not know (scheduler, ioPriority, ...)
 	// sends the exec through runc.
@@ -219,7 +219,7 @@ func processEnv(env []string) ([]string, error) {
 	return out, nil
 }
 
-// Status records from berth-nsexec (enum in nsexec.c).
+// Status records from berth-nsexec (enum in cmd/berth-nsexec/nsexec.h).
 const (
 	msgPid      = 1
 	msgSetup    = 2
@@ -250,7 +250,7 @@ func startError(typ, errno int, name string) error {
 	return fallback("berth-nsexec: record %d", typ)
 }
 
-// helperFds are the fds berth-nsexec expects (see nsexec.c).
+// helperFds are the fds berth-nsexec expects (see cmd/berth-nsexec/nsexec.h).
 const (
 	fdConfig = iota + 3
 	fdStatus

@@ -18,7 +18,9 @@ import (
 // does, with Go's error strings.
 func TestGoErrorStrings(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "berth-nsexec")
-	out, err := exec.Command("gcc", "-O2", "-static", "-o", bin, "../berth-nsexec/nsexec.c").CombinedOutput()
+	srcs, err := filepath.Glob("../berth-nsexec/*.c")
+	assert.NilError(t, err)
+	out, err := exec.Command("gcc", append([]string{"-O2", "-static", "-o", bin}, srcs...)...).CombinedOutput()
 	assert.NilError(t, err, string(out))
 	out, err = exec.Command(bin, "errors").Output()
 	assert.NilError(t, err)

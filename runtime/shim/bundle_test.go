@@ -119,7 +119,11 @@ func buildShim(out string, race bool) error {
 }
 
 func buildNsexec(out string) error {
-	build := exec.Command("gcc", "-O2", "-static", "-s", "-Wall", "-o", out, "../../cmd/berth-nsexec/nsexec.c")
+	srcs, err := filepath.Glob("../../cmd/berth-nsexec/*.c")
+	if err != nil || len(srcs) == 0 {
+		return fmt.Errorf("berth-nsexec sources: %v", err)
+	}
+	build := exec.Command("gcc", append([]string{"-O2", "-static", "-s", "-Wall", "-o", out}, srcs...)...)
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build berth-nsexec: %v\n%s", err, out)
 	}
