@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -116,6 +117,8 @@ type eqOptions struct {
 	inherit  []string // inheritable and ambient
 	oomAdj   int
 	rlimits  []specs.POSIXRlimit
+	hostNet  bool // no network namespace
+	userNS   bool // a user namespace (the fast path leaves it to runc)
 }
 
 var dockerCaps = []string{
@@ -146,6 +149,16 @@ func eqContainer(t *testing.T, o eqOptions) (*Client, *specs.Process) {
 	p.OOMScoreAdj = &o.oomAdj
 	if o.cgroupNS {
 		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
+	if o.hostNet {
+		spec.Linux.Namespaces = slices.DeleteFunc(spec.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.NetworkNamespace })
+	}
+	if o.userNS {
+		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		// sysfs cannot be mounted from a user namespace without its network namespace's
+		spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys" })
 	}
 	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/noexec", Type: "bind",
 		Source: filepath.Join(env.base, "noexecsrc"), Options: []string{"rbind", "ro", "noexec"}})
@@ -269,6 +282,7 @@ func TestExecEquivalence(t *testing.T) {
 		{"docker defaults", eqOptions{seccomp: true, oomAdj: 123, rlimits: coreAndStack}},
 		{"no_new_privs", eqOptions{seccomp: true, nnp: true, cgroupNS: true}},
 		{"unconfined, ambient", eqOptions{caps: append(dockerCaps, "CAP_SYS_ADMIN", "CAP_NET_ADMIN"), inherit: []string{"CAP_NET_ADMIN", "CAP_KILL"}, oomAdj: 5}},
+		{"host network", eqOptions{seccomp: true, hostNet: true}},
 	} {
 		t.Run(o.name, func(t *testing.T) {
 			c, base := eqContainer(t, o.opts)
@@ -678,6 +692,21 @@ func TestExecFallbacks(t *testing.T) {
 	assert.Assert(t, !e.Direct())
 	e.Wait(ctx)
 
+	t.Run("user namespace", func(t *testing.T) {
+		// the mapped root must reach the rootfs under the test's base dir
+		assert.NilError(t, os.Chmod(env.base, 0o711))
+		t.Cleanup(func() { os.Chmod(env.base, 0o700) })
+		c2, base2 := eqContainer(t, eqOptions{seccomp: true, userNS: true})
+		b, _ := json.Marshal(procWith(base2, func(p *specs.Process) { p.Args = []string{"sh", "-c", "cat /proc/self/uid_map"} }))
+		var out syncBuffer
+		e, err := c2.Exec(ctx, ExecConfig{ID: "userns", Process: b, Stdout: &out})
+		assert.NilError(t, err)
+		assert.Assert(t, !e.Direct())
+		code, err := e.Wait(ctx)
+		assert.NilError(t, err)
+		assert.Equal(t, code, 0)
+		assert.Assert(t, is.Regexp(`^ +0 +100000 +65536\n$`, out.String()))
+	})
 	t.Run("forced by the environment", func(t *testing.T) {
 		t.Setenv("BERTH_EXEC_RUNC", "1")
 		c2, base2 := eqContainer(t, eqOptions{})
