@@ -235,8 +235,9 @@ static void setup_console(struct config *c)
 	close(FD_CONSOLE);
 	/* The peer of this very master, whatever the container mounted at
 	 * /dev/pts; by path where the kernel cannot (before 4.13), as runc. No
-	 * O_NOCTTY: as a session leader we take it as our terminal. */
-	int fd = ioctl(master, TIOCGPTPEER, O_RDWR);
+	 * O_NOCTTY: as a session leader we take it as our terminal. An open(2)
+	 * on a 64-bit kernel adds O_LARGEFILE: so do we, for the same flags. */
+	int fd = ioctl(master, TIOCGPTPEER, O_RDWR | KERNEL_O_LARGEFILE);
 	if (fd < 0 && (errno == EINVAL || errno == ENOTTY))
 		fd = open(slave, O_RDWR);
 	if (fd < 0)
