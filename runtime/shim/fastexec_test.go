@@ -80,7 +80,7 @@ func eqRootfs(t *testing.T) string {
 	assert.NilError(t, err)
 	assert.NilError(t, os.WriteFile(filepath.Join(root, "bin", "busybox"), bb, 0o755))
 	for _, n := range []string{"sh", "echo", "cat", "sleep", "id", "tty", "stty", "true", "ls", "env", "readlink",
-		"pwd", "ps", "stat", "grep", "unshare", "sort", "head", "sed", "tr", "wc", "test", "kill", "hostname", "cut"} {
+		"pwd", "ps", "stat", "grep", "unshare", "sort", "head", "sed", "tr", "wc", "test", "kill", "hostname", "cut", "ionice"} {
 		assert.NilError(t, os.Symlink("busybox", filepath.Join(root, "bin", n)))
 	}
 	files := map[string]struct {
@@ -272,6 +272,7 @@ const (
 	// process holds it shows in sysprobe's keyctl where seccomp allows it).
 	probeKeys     = `grep " _ses\.$CID: " /proc/keys | tr -s ' ' | cut -d' ' -f1,2,4-`
 	probeSyscalls = `sysprobe; unshare -U true; echo unshare=$?`
+	probeMisc     = `for f in loginuid sessionid timerslack_ns personality coredump_filter oom_adj; do echo $f $(cat /proc/self/$f 2>&1); done; ionice -p $$; sed 's/-[0-9]*//' /proc/self/autogroup 2>&1; cut -d' ' -f9,18,19,40,41 /proc/$$/stat`
 )
 
 func TestExecEquivalence(t *testing.T) {
@@ -296,7 +297,7 @@ func TestExecEquivalence(t *testing.T) {
 			for uname, setUser := range users {
 				for _, probe := range []struct{ name, script string }{
 					{"security", probeSecurity}, {"namespaces", probeNS}, {"fs", probeFS}, {"limits", probeLimits},
-					{"env", probeEnv}, {"session", probeSession}, {"fds", probeFds}, {"keys", probeKeys}, {"syscalls", probeSyscalls},
+					{"env", probeEnv}, {"session", probeSession}, {"fds", probeFds}, {"keys", probeKeys}, {"syscalls", probeSyscalls}, {"misc", probeMisc},
 				} {
 					t.Run(uname+"/"+probe.name, func(t *testing.T) {
 						p := procWith(base, func(p *specs.Process) {
