@@ -419,6 +419,9 @@ static int read_lastcap(void)
 
 static int exec_main(void)
 {
+	/* run as /proc/self/fd/7, the process would be called "7" until it
+	 * execs (ps, docker top) */
+	prctl(PR_SET_NAME, "berth-nsexec", 0, 0, 0);
 	if (fcntl(FD_STATUS, F_SETFD, FD_CLOEXEC) < 0)
 		return 1;
 	check_sealed();
