@@ -93,6 +93,9 @@ type ctr struct {
 	health    *healthMonitor
 	// rootfs is the mounted root filesystem while running.
 	rootfs string
+	// process is the container's OCI process as JSON while running: the
+	// base of its execs (see processBase).
+	process []byte
 	// held is set while the container may hold runtime resources (mounts,
 	// sandbox, endpoints, ports): after a successful start, and for every
 	// container loaded at daemon start, since a crash may have cut a

@@ -136,11 +136,15 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	cfg := e.cfg
 	c.mu.Lock()
 	task, rootfs, rec := c.task, c.rootfs, c.rec
+	base, err := s.processBase(c)
 	c.mu.Unlock()
 	if task == nil {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is not running", rec.ID))
 	}
-	proc, err := s.execProcess(rec, rootfs, cfg)
+	if err != nil {
+		return s.execFailed(e, err, stdout)
+	}
+	proc, err := execProcess(base, rootfs, cfg)
 	if err != nil {
 		return s.execFailed(e, err, stdout)
 	}
@@ -270,18 +274,10 @@ func (s *Service) execFailed(e *execProc, err error, stdout io.Writer) error {
 // execProcess builds the exec's OCI process from the container's own
 // (capabilities, rlimits, apparmor...) with the exec's command, user,
 // environment and working directory.
-func (s *Service) execProcess(rec *Record, rootfs string, cfg container.ExecCreateRequest) (*specs.Process, error) {
-	b, err := os.ReadFile(filepath.Join(s.stateDir(rec.ID), "config.json"))
-	if err != nil {
-		return nil, fmt.Errorf("read container spec: %w", err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return nil, fmt.Errorf("read container spec: %w", err)
-	}
-	p := spec.Process
-	if p == nil {
-		p = &specs.Process{}
+func execProcess(base []byte, rootfs string, cfg container.ExecCreateRequest) (*specs.Process, error) {
+	p := &specs.Process{}
+	if err := json.Unmarshal(base, p); err != nil {
+		return nil, fmt.Errorf("read container process: %w", err)
 	}
 	p.Args = cfg.Cmd
 	p.Terminal = cfg.Tty
@@ -372,4 +368,25 @@ func (s *Service) forgetExecs(c *ctr) {
 	for id := range c.execs {
 		delete(s.execs, id)
 	}
+}
+
+// processBase is the container's own OCI process as JSON, the base of every
+// exec: kept from the start, or read once from the bundle after a daemon
+// restart. Call with c.mu held.
+func (s *Service) processBase(c *ctr) ([]byte, error) {
+	if c.process != nil {
+		return c.process, nil
+	}
+	b, err := os.ReadFile(filepath.Join(s.stateDir(c.rec.ID), "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read container spec: %w", err)
+	}
+	var spec struct {
+		Process json.RawMessage `json:"process"`
+	}
+	if err := json.Unmarshal(b, &spec); err != nil || spec.Process == nil {
+		return nil, fmt.Errorf("read container spec: no process in %s", filepath.Join(s.stateDir(c.rec.ID), "config.json"))
+	}
+	c.process = spec.Process
+	return c.process, nil
 }

@@ -24,7 +24,7 @@ func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 		c.mu.Unlock()
 		return // a newer run owns the container
 	}
-	c.task = nil
+	c.task, c.process = nil, nil
 	rec := c.rec
 	if st.ExitedAt.IsZero() {
 		st.ExitedAt = time.Now()

@@ -108,7 +108,8 @@ func orDefault(d, def time.Duration) time.Duration {
 func (s *Service) probe(ctx context.Context, c *ctr, cmd []string, timeout time.Duration) *container.HealthcheckResult {
 	res := &container.HealthcheckResult{Start: time.Now()}
 	c.mu.Lock()
-	task, rootfs, rec := c.task, c.rootfs, c.rec
+	task, rootfs := c.task, c.rootfs
+	base, err := s.processBase(c)
 	c.mu.Unlock()
 	fail := func(code int, msg string) *container.HealthcheckResult {
 		res.End, res.ExitCode, res.Output = time.Now(), code, msg
@@ -117,7 +118,10 @@ func (s *Service) probe(ctx context.Context, c *ctr, cmd []string, timeout time.
 	if task == nil {
 		return fail(1, "container is not running")
 	}
-	proc, err := s.execProcess(rec, rootfs, container.ExecCreateRequest{Cmd: cmd})
+	if err != nil {
+		return fail(1, err.Error())
+	}
+	proc, err := execProcess(base, rootfs, container.ExecCreateRequest{Cmd: cmd})
 	if err != nil {
 		return fail(1, err.Error())
 	}

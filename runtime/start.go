@@ -132,6 +132,10 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	if err := writeSpec(filepath.Join(stateDir, "config.json"), spec); err != nil {
 		return err
 	}
+	process, err := json.Marshal(spec.Process)
+	if err != nil {
+		return err
+	}
 	task, err := s.d.Monitors.Launch(ctx, MonitorConfig{
 		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, LogPath: s.logPath(rec.ID),
 		Terminal: rec.Config.Tty, OpenStdin: rec.Config.OpenStdin, StdinOnce: rec.Config.StdinOnce,
@@ -151,6 +155,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	rec.SandboxKey = nsPath
 	c.task = task
 	c.rootfs = rootfs
+	c.process = process
 	c.held = true
 	s.saveLogged(c)
 	c.notify()
