@@ -283,3 +283,22 @@ func FuzzDispatch(f *testing.F) {
 		}
 	})
 }
+
+func TestTableSnapshotFollowsChanges(t *testing.T) {
+	tbl := NewTable()
+	assert.Check(t, is.Len(tbl.Endpoints(), 0))
+	tbl.Add(Endpoint{NetworkID: "n1", ContainerID: "b", Name: "bee", IP: netip.MustParseAddr("10.0.0.3")})
+	tbl.Add(Endpoint{NetworkID: "n1", ContainerID: "a", Name: "ay", IP: netip.MustParseAddr("10.0.0.2")})
+	first := tbl.Endpoints()
+	assert.Assert(t, is.Len(first, 2))
+	assert.Check(t, is.Equal(&first[0], &tbl.Endpoints()[0]), "an unchanged table answers with the same snapshot")
+
+	tbl.Remove("n1", "a")
+	after := tbl.Endpoints()
+	assert.Assert(t, is.Len(after, 1))
+	assert.Check(t, is.Equal(after[0].Name, "bee"))
+	assert.Check(t, is.Len(first, 2), "an earlier snapshot is not changed under its reader")
+
+	tbl.Add(Endpoint{NetworkID: "n2", ContainerID: "c", Name: "cee", IP: netip.MustParseAddr("10.0.1.2")})
+	assert.Check(t, is.Len(tbl.Endpoints(), 2))
+}

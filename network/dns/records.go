@@ -45,9 +45,12 @@ func (e Endpoint) Names() []string {
 }
 
 // Records is the read-only view of the daemon's endpoints that handlers
-// (and plugins such as compose scoping) query. Every method returns copies.
+// (and plugins such as compose scoping) query. Every method but Endpoints
+// returns copies.
 type Records interface {
-	// Endpoints returns every endpoint.
+	// Endpoints returns every endpoint, sorted. The slice is shared by every
+	// caller until the next change (every DNS query reads it): callers must
+	// not modify it, nor the endpoints' slices and maps.
 	Endpoints() []Endpoint
 	// ByContainer returns the endpoints of one container.
 	ByContainer(containerID string) []Endpoint
@@ -61,6 +64,8 @@ type Records interface {
 type Table struct {
 	mu  sync.RWMutex
 	eps map[string]map[string]Endpoint // network -> container -> endpoint
+	// snap is Endpoints' answer, built on first use after a change
+	snap []Endpoint
 }
 
 var _ Records = (*Table)(nil)
@@ -77,6 +82,7 @@ func (t *Table) Add(ep Endpoint) {
 		t.eps[ep.NetworkID] = map[string]Endpoint{}
 	}
 	t.eps[ep.NetworkID][ep.ContainerID] = ep
+	t.snap = nil
 }
 
 // Remove drops a container's endpoint on a network; a missing one is fine.
@@ -87,6 +93,7 @@ func (t *Table) Remove(networkID, containerID string) {
 	if len(t.eps[networkID]) == 0 {
 		delete(t.eps, networkID)
 	}
+	t.snap = nil
 }
 
 // Len is the number of endpoints.
@@ -102,15 +109,24 @@ func (t *Table) Len() int {
 
 func (t *Table) Endpoints() []Endpoint {
 	t.mu.RLock()
-	defer t.mu.RUnlock()
-	var out []Endpoint
-	for _, m := range t.eps {
-		for _, ep := range m {
-			out = append(out, clone(ep))
-		}
+	snap := t.snap
+	t.mu.RUnlock()
+	if snap != nil {
+		return snap
 	}
-	sortEndpoints(out)
-	return out
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.snap == nil {
+		out := []Endpoint{}
+		for _, m := range t.eps {
+			for _, ep := range m {
+				out = append(out, clone(ep))
+			}
+		}
+		sortEndpoints(out)
+		t.snap = out
+	}
+	return t.snap
 }
 
 func (t *Table) ByContainer(id string) []Endpoint {
