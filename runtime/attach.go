@@ -164,7 +164,7 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 
 // replay writes the log so far (logs=1).
 func (a *Attachment) replay(stdout, stderr io.Writer) error {
-	return logfile.ReadLogs(a.ctx, a.s.logPath(a.c.rec.ID), logfile.Options{Stdout: stdout != nil, Stderr: stderr != nil, Tail: -1},
+	return logfile.ReadLogs(a.ctx, a.s.logPath(a.c.rec.ID), logfile.Options{Stdout: stdout != nil, Stderr: stderr != nil, Tail: -1, Rotation: logRotation(a.c.rec)},
 		func(m logfile.Message) error {
 			w := stdout
 			if m.Stream == "stderr" {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -271,6 +272,11 @@ func validateHostConfig(hc *container.HostConfig) ([]string, error) {
 		hc.LogConfig.Type = "json-file" // what inspect shows; docker-py reads it to decide to fetch logs
 		if hc.LogConfig.Config == nil {
 			hc.LogConfig.Config = map[string]string{}
+		}
+		// dockerd checks the values only at start ("failed to initialize
+		// logging driver"); a create that cannot start is refused here instead.
+		if _, err := logfile.ParseOptions(hc.LogConfig.Config); err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 		}
 	default:
 		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("logging driver %q is not supported: berth writes json-file logs", hc.LogConfig.Type))

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthd/berth/runtime/logfile"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -136,6 +137,7 @@ type MonitorConfig struct {
 	Bundle      string
 	StateDir    string
 	LogPath     string
+	LogRotation logfile.Rotation
 	Terminal    bool
 	OpenStdin   bool
 	StdinOnce   bool

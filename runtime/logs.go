@@ -58,7 +58,7 @@ func (s *Service) Logs(ctx context.Context, name string, opts LogsOptions) (*Log
 		defer close(lines)
 		err := logfile.ReadLogs(ctx, s.logPath(rec.ID), logfile.Options{
 			Stdout: opts.Stdout, Stderr: opts.Stderr, Since: opts.Since, Until: opts.Until,
-			Tail: opts.Tail, Follow: opts.Follow, Done: done,
+			Tail: opts.Tail, Follow: opts.Follow, Done: done, Rotation: logRotation(rec),
 		}, func(m logfile.Message) error {
 			line := LogLine{Stream: m.Stream, Line: append([]byte(nil), m.Line...), Time: m.Time}
 			select {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -137,7 +138,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 		return err
 	}
 	task, err := s.d.Monitors.Launch(ctx, MonitorConfig{
-		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, LogPath: s.logPath(rec.ID),
+		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, LogPath: s.logPath(rec.ID), LogRotation: logRotation(rec),
 		Terminal: rec.Config.Tty, OpenStdin: rec.Config.OpenStdin, StdinOnce: rec.Config.StdinOnce,
 		ConsoleSize: rec.HostConfig.ConsoleSize,
 	})
@@ -185,6 +186,12 @@ func (s *Service) cgroupsPath(rec *Record) string {
 
 func (s *Service) logPath(id string) string {
 	return filepath.Join(s.containerDir(id), id+"-json.log")
+}
+
+// logRotation is how the container's log is rolled (checked at create).
+func logRotation(rec *Record) logfile.Rotation {
+	r, _ := logfile.ParseOptions(rec.HostConfig.LogConfig.Config)
+	return r
 }
 
 func writeSpec(path string, spec *specs.Spec) error {

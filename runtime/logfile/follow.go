@@ -12,26 +12,72 @@ import (
 // available): an append is never noticed later than this.
 const pollInterval = 250 * time.Millisecond
 
-func (r *reader) follow(ctx context.Context, f *os.File, path string) error {
+// follow delivers what is appended to *f, moving on to the new file at path
+// when the writer rolls the log (and leaving it in *f for the caller to close).
+func (r *reader) follow(ctx context.Context, f **os.File, path string) error {
 	notify, stop := watch(path)
-	defer stop()
+	defer func() { stop() }()
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	done := r.opts.Done
-	for {
+	// catchUp delivers the complete lines written so far, across rolls.
+	catchUp := func() error {
 		if err := r.drain(false); err != nil {
+			return err
+		}
+		for r.opts.Rotation.MaxSize > 0 {
+			next := reopened(*f, path)
+			if next == nil {
+				return nil
+			}
+			// Rolled: the old file is complete, and what follows is in next.
+			if err := r.drain(true); err != nil {
+				next.Close()
+				return err
+			}
+			(*f).Close()
+			*f = next
+			r.br.Reset(next)
+			stop()
+			notify, stop = watch(path)
+			if err := r.drain(false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for {
+		if err := catchUp(); err != nil {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-done:
-			// The writer is gone: whatever is in the file now is all there is.
+		case <-r.opts.Done:
+			// The writer is gone: whatever is in the files now is all there is.
+			if err := catchUp(); err != nil {
+				return err
+			}
 			return r.drain(true)
 		case <-notify:
 		case <-tick.C:
 		}
 	}
+}
+
+// reopened returns the file now at path when it is not f's (the log was
+// rolled), nil when it is the same or there is none yet.
+func reopened(f *os.File, path string) *os.File {
+	next, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	a, err1 := f.Stat()
+	b, err2 := next.Stat()
+	if err1 != nil || err2 != nil || os.SameFile(a, b) {
+		next.Close()
+		return nil
+	}
+	return next
 }
 
 // watch returns a channel that receives after the file at path is written
@@ -42,7 +88,7 @@ func watch(path string) (<-chan struct{}, func()) {
 	if err != nil {
 		return c, func() {}
 	}
-	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_MODIFY|unix.IN_CLOSE_WRITE); err != nil {
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_MODIFY|unix.IN_CLOSE_WRITE|unix.IN_MOVE_SELF); err != nil {
 		unix.Close(fd)
 		return c, func() {}
 	}

@@ -24,16 +24,20 @@ type Options struct {
 	// has exited: ReadLogs then reads to the end of the file and returns.
 	// A nil Done follows until ctx is done.
 	Done <-chan struct{}
+	// Rotation is how the log's writer rolls it: which rolled files hold
+	// older entries, and whether Follow must watch for a new file.
+	Rotation Rotation
 }
 
 // ErrStop may be returned by the callback to end ReadLogs early without error.
 var ErrStop = errors.New("logfile: stop")
 
-// ReadLogs calls fn for every selected entry of the log at path, in order.
-// The Message's Line is only valid during the call. It returns nil at the
-// end (or when Until is passed, or fn returns ErrStop), ctx.Err() when ctx is
-// done, fn's error, or the file's. A missing file reads as empty unless
-// Follow is set, in which case it is waited for.
+// ReadLogs calls fn for every selected entry of the log at path, in order,
+// the rolled files of opts.Rotation first. The Message's Line is only valid
+// during the call. It returns nil at the end (or when Until is passed, or fn
+// returns ErrStop), ctx.Err() when ctx is done, fn's error, or the file's. A
+// missing file reads as empty unless Follow is set, in which case it is
+// waited for.
 func ReadLogs(ctx context.Context, path string, opts Options, fn func(Message) error) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -47,30 +51,37 @@ func ReadLogs(ctx context.Context, path string, opts Options, fn func(Message) e
 			return err
 		}
 	}
-	defer f.Close()
+	defer func() { f.Close() }()
 
 	if opts.Tail == 0 && !opts.Follow {
 		return nil
 	}
+	r := &reader{opts: opts, fn: fn}
+	var off int64
 	if opts.Tail == 0 {
-		if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		if off, err = f.Seek(0, io.SeekEnd); err != nil {
 			return err
 		}
-	} else if opts.Tail > 0 {
-		off, err := tailOffset(f, opts.Tail)
-		if err != nil {
+	} else {
+		var older []segment
+		if older, off, err = startAt(f, path, opts); err != nil {
 			return err
 		}
-		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			return err
+		for _, seg := range older {
+			if err := r.readRolled(seg); err != nil {
+				return stopped(err)
+			}
 		}
 	}
-	r := &reader{opts: opts, fn: fn, br: bufio.NewReaderSize(f, 64*1024)}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return err
+	}
+	r.br = bufio.NewReaderSize(f, 64*1024)
 	if !opts.Follow {
 		err := r.drain(true)
 		return stopped(err)
 	}
-	return stopped(r.follow(ctx, f, path))
+	return stopped(r.follow(ctx, &f, path))
 }
 
 func stopped(err error) error {
@@ -149,11 +160,12 @@ func (r *reader) deliver(line []byte) error {
 }
 
 // tailOffset returns the offset of the start of the n-th last line of f,
-// reading backwards in blocks so a huge log costs only what is returned.
-func tailOffset(f *os.File, n int) (int64, error) {
+// reading backwards in blocks so a huge log costs only what is returned, and
+// how many lines that is: fewer than n (from offset 0) when f has fewer.
+func tailOffset(f *os.File, n int) (int64, int, error) {
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	const block = 64 * 1024
 	buf := make([]byte, block)
@@ -168,7 +180,7 @@ func tailOffset(f *os.File, n int) (int64, error) {
 		pos -= sz
 		b := buf[:sz]
 		if _, err := f.ReadAt(b, pos); err != nil && err != io.EOF {
-			return 0, err
+			return 0, 0, err
 		}
 		end := len(b)
 		if first {
@@ -185,10 +197,13 @@ func tailOffset(f *os.File, n int) (int64, error) {
 			}
 			count++
 			if count == n {
-				return pos + int64(i) + 1, nil
+				return pos + int64(i) + 1, n, nil
 			}
 			end = i
 		}
 	}
-	return 0, nil
+	if size > 0 {
+		count++ // the first line, which no '\n' starts
+	}
+	return 0, count, nil
 }

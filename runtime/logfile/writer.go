@@ -11,20 +11,31 @@ import (
 // single write(2) on an O_APPEND file, so a concurrent reader never sees an
 // interleaved line. It is safe for concurrent use.
 type Writer struct {
-	mu  sync.Mutex
-	f   *os.File
-	buf []byte
-	now func() time.Time
+	mu   sync.Mutex
+	path string
+	rot  Rotation
+	f    *os.File
+	size int64
+	buf  []byte
+	now  func() time.Time
 }
 
 // Open opens (creating it if needed, mode 0640) the log file at path for
-// appending.
-func Open(path string) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+// appending, rolling it as rot says.
+func Open(path string, rot Rotation) (*Writer, error) {
+	f, err := openLog(path)
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{f: f, now: time.Now}, nil
+	w := &Writer{path: path, rot: rot, f: f, now: time.Now}
+	if fi, err := f.Stat(); err == nil {
+		w.size = fi.Size()
+	}
+	return w, nil
+}
+
+func openLog(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 }
 
 // Append writes one entry for stream stamped with the current time. line is
@@ -33,11 +44,34 @@ func (w *Writer) Append(stream string, line []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf = AppendEntry(w.buf[:0], stream, line, w.now())
-	_, err := w.f.Write(w.buf)
+	if w.rot.MaxSize > 0 && w.size >= w.rot.MaxSize {
+		if err := w.roll(); err != nil {
+			return err
+		}
+	}
+	n, err := w.f.Write(w.buf)
+	w.size += int64(n)
 	if cap(w.buf) > 64*1024 {
 		w.buf = nil // don't pin the memory of one huge line in a small shim
 	}
 	return err
+}
+
+// roll starts a new file once the current one reached MaxSize (checked
+// before a write, as dockerd does, so a file ends past MaxSize by at most
+// one entry). A roll that fails keeps appending to the current file.
+func (w *Writer) roll() error {
+	if err := roll(w.path, w.rot); err != nil {
+		w.size = 0 // keep appending; try again after another MaxSize, not on every entry
+		return nil
+	}
+	f, err := openLog(w.path)
+	if err != nil {
+		return err
+	}
+	w.f.Close()
+	w.f, w.size = f, 0
+	return nil
 }
 
 // Close closes the file.

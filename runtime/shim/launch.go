@@ -58,6 +58,7 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 		ID:            cfg.ID,
 		Bundle:        cfg.Bundle,
 		LogPath:       cfg.LogPath,
+		LogRotation:   cfg.LogRotation,
 		RuntimeBinary: cfg.RuntimeBinary,
 		RuntimeRoot:   cfg.RuntimeRoot,
 		RuntimeArgs:   cfg.RuntimeArgs,

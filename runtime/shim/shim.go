@@ -29,15 +29,17 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/shim/proto"
 )
 
 // Config describes the container a shim is launched for.
 type Config struct {
-	ID            string   // the runtime's container id
-	Bundle        string   // OCI bundle directory (config.json, rootfs)
-	StateDir      string   // the shim's directory; its path + "/shim.sock" must fit a unix socket (107 bytes)
-	LogPath       string   // json-file log
+	ID            string // the runtime's container id
+	Bundle        string // OCI bundle directory (config.json, rootfs)
+	StateDir      string // the shim's directory; its path + "/shim.sock" must fit a unix socket (107 bytes)
+	LogPath       string // json-file log
+	LogRotation   logfile.Rotation
 	RuntimeBinary string   // default "runc"
 	RuntimeRoot   string   // runc --root; default the runtime's own
 	RuntimeArgs   []string // more global runtime flags, e.g. --systemd-cgroup

@@ -16,6 +16,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/berthd/berth/runtime/logfile"
 )
 
 // Version is the protocol version; a shim answers a request of another
@@ -109,6 +111,7 @@ type Config struct {
 	ID            string
 	Bundle        string
 	LogPath       string
+	LogRotation   logfile.Rotation
 	RuntimeBinary string
 	RuntimeRoot   string   `json:",omitempty"`
 	RuntimeArgs   []string `json:",omitempty"` // more global runtime flags
