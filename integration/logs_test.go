@@ -90,3 +90,24 @@ func TestLogOptionsInDockersWords(t *testing.T) {
 	}
 	assert.Equal(t, d.DockerOK(t, "ps", "-aq"), before, "a refused create leaves no container")
 }
+
+func TestLogDetails(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	d.DockerOK(t, "run", "--name", "detailed", "--label", "app=web", "-e", "FOO=bar",
+		"--log-opt", "labels=app", "--log-opt", "env=FOO,NOPE", "--log-opt", "tag={{.Name}}/{{.ImageName}}",
+		"busybox", "sh", "-c", "echo hi; echo err >&2")
+	r := icmd.RunCmd(d.Cmd("logs", "--details", "detailed"))
+	assert.Equal(t, r.ExitCode, 0, r.Stderr())
+	assert.Equal(t, r.Stdout(), "FOO=bar,app=web,tag=detailed%2Fbusybox hi\n")
+	assert.Equal(t, r.Stderr(), "FOO=bar,app=web,tag=detailed%2Fbusybox err\n")
+	// without the option, the plain lines; without attributes, --details
+	// puts only the separating space, as dockerd does
+	assert.Equal(t, d.DockerOK(t, "logs", "detailed"), "hi\n")
+	d.DockerOK(t, "run", "--name", "plain", "busybox", "echo", "plain")
+	assert.Equal(t, d.DockerOK(t, "logs", "--details", "plain"), " plain\n")
+
+	r = d.Docker("run", "--rm", "--log-opt", "tag={{.Bogus}}", "busybox", "true")
+	assert.Check(t, is.Equal(r.ExitCode, 125))
+	assert.Check(t, is.Contains(r.Stderr(), "can't evaluate field Bogus"))
+}

@@ -109,6 +109,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 		Config: cfg, HostConfig: hc, Networks: nets, Image: img.ID,
 		State: State{Status: container.StateCreated},
 	}
+	if _, err := logAttrs(rec); err != nil {
+		return container.CreateResponse{}, err
+	}
 	if err := os.MkdirAll(s.containerDir(id), 0o710); err != nil {
 		return container.CreateResponse{}, err
 	}

@@ -138,6 +138,7 @@ type MonitorConfig struct {
 	StateDir    string
 	LogPath     string
 	LogRotation logfile.Rotation
+	LogAttrs    map[string]string
 	Terminal    bool
 	OpenStdin   bool
 	StdinOnce   bool

@@ -22,6 +22,7 @@ type LogLine struct {
 	Stream string
 	Line   []byte
 	Time   time.Time
+	Attrs  map[string]string // the log options' labels, env and tag
 }
 
 // LogStream delivers log lines until the log (or, when following, the
@@ -60,7 +61,7 @@ func (s *Service) Logs(ctx context.Context, name string, opts LogsOptions) (*Log
 			Stdout: opts.Stdout, Stderr: opts.Stderr, Since: opts.Since, Until: opts.Until,
 			Tail: opts.Tail, Follow: opts.Follow, Done: done, Rotation: logRotation(rec),
 		}, func(m logfile.Message) error {
-			line := LogLine{Stream: m.Stream, Line: append([]byte(nil), m.Line...), Time: m.Time}
+			line := LogLine{Stream: m.Stream, Line: append([]byte(nil), m.Line...), Time: m.Time, Attrs: m.Attrs}
 			select {
 			case lines <- line:
 				return nil

@@ -137,8 +137,12 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	if err != nil {
 		return err
 	}
+	attrs, err := logAttrs(rec)
+	if err != nil {
+		return fmt.Errorf("failed to initialize logging driver: %w", err)
+	}
 	task, err := s.d.Monitors.Launch(ctx, MonitorConfig{
-		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, LogPath: s.logPath(rec.ID), LogRotation: logRotation(rec),
+		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, LogPath: s.logPath(rec.ID), LogRotation: logRotation(rec), LogAttrs: attrs,
 		Terminal: rec.Config.Tty, OpenStdin: rec.Config.OpenStdin, StdinOnce: rec.Config.StdinOnce,
 		ConsoleSize: rec.HostConfig.ConsoleSize,
 	})

@@ -87,7 +87,7 @@ func (s *shim) create() error {
 	if s.devNull, err = os.Open(os.DevNull); err != nil {
 		return err
 	}
-	if s.log, err = logfile.Open(s.cfg.LogPath, s.cfg.LogRotation); err != nil {
+	if s.log, err = logfile.Open(s.cfg.LogPath, s.cfg.LogRotation, s.cfg.LogAttrs); err != nil {
 		return err
 	}
 	s.reaper.beginPending()

@@ -50,6 +50,7 @@ var _ runtime.Monitors = shimMonitors{}
 func (m shimMonitors) Launch(ctx context.Context, cfg runtime.MonitorConfig) (runtime.Task, error) {
 	sc := shim.Config{
 		ID: cfg.ID, Bundle: cfg.Bundle, StateDir: cfg.StateDir, LogPath: cfg.LogPath, LogRotation: cfg.LogRotation,
+		LogAttrs:      cfg.LogAttrs,
 		RuntimeBinary: m.runcBinary, RuntimeRoot: m.runtimeRoot, ShimBinary: m.shimBinary,
 		Terminal: cfg.Terminal, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
 	}

@@ -12,6 +12,8 @@ type Message struct {
 	Stream string // "stdout" or "stderr"
 	Line   []byte // the logged bytes, with their '\n' if the line was complete
 	Time   time.Time
+	// Attrs are the entry's attributes (log options labels, env, tag).
+	Attrs map[string]string
 }
 
 var errSyntax = errors.New("logfile: malformed log entry")
@@ -24,9 +26,10 @@ type decoder struct {
 }
 
 type jsonLog struct {
-	Log    string    `json:"log"`
-	Stream string    `json:"stream"`
-	Time   time.Time `json:"time"`
+	Log    string            `json:"log"`
+	Stream string            `json:"stream"`
+	Attrs  map[string]string `json:"attrs,omitempty"`
+	Time   time.Time         `json:"time"`
 }
 
 // decode parses one line (without its '\n'). m.Line may alias line or the
@@ -39,7 +42,7 @@ func (d *decoder) decode(line []byte, m *Message) error {
 	if err := json.Unmarshal(line, &jl); err != nil {
 		return errSyntax
 	}
-	m.Stream, m.Line, m.Time = jl.Stream, []byte(jl.Log), jl.Time
+	m.Stream, m.Line, m.Time, m.Attrs = jl.Stream, []byte(jl.Log), jl.Time, jl.Attrs
 	return nil
 }
 
@@ -128,6 +131,7 @@ func (d *decoder) fast(line []byte, m *Message) bool {
 		m.Stream = streamName(stream)
 	}
 	m.Time = t
+	m.Attrs = nil
 	return true
 }
 

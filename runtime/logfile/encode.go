@@ -3,6 +3,8 @@
 //
 //	{"log":"hi\n","stream":"stdout","time":"2026-11-27T21:00:00.123456789Z"}
 //
+// with an "attrs" object after "stream" when the log options ask for one.
+//
 // The Writer side (used by berth-shim) is allocation-light and depends on the
 // standard library only, so it adds little to a shim's memory. The reader side
 // (used by berthd for `docker logs`) tails from the end of the file and
@@ -24,10 +26,20 @@ const hex = "0123456789abcdef"
 // message of stream ("stdout" or "stderr") logged at t. The result is byte for
 // byte what encoding/json would produce for Docker's JSONLog struct.
 func AppendEntry(dst []byte, stream string, log []byte, t time.Time) []byte {
+	return appendEntry(dst, stream, log, nil, t)
+}
+
+// appendEntry is AppendEntry with the entry's attrs, already encoded as a
+// JSON object (nil for none).
+func appendEntry(dst []byte, stream string, log []byte, attrs []byte, t time.Time) []byte {
 	dst = append(dst, `{"log":`...)
 	dst = appendString(dst, log)
 	dst = append(dst, `,"stream":`...)
 	dst = appendString(dst, []byte(stream))
+	if attrs != nil {
+		dst = append(dst, `,"attrs":`...)
+		dst = append(dst, attrs...)
+	}
 	dst = append(dst, `,"time":"`...)
 	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, '"', '}', '\n')

@@ -54,7 +54,7 @@ func TestLineWriter(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "log")
-			w, err := Open(path, Rotation{})
+			w, err := Open(path, Rotation{}, nil)
 			assert.NilError(t, err)
 			lw := NewLineWriter(w, "stdout")
 			for _, s := range tc.writes {
@@ -143,7 +143,7 @@ func TestReadLogsMissingFile(t *testing.T) {
 
 func TestFollow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
-	w, err := Open(path, Rotation{})
+	w, err := Open(path, Rotation{}, nil)
 	assert.NilError(t, err)
 	defer w.Close()
 	assert.NilError(t, w.Append("stdout", []byte("before\n")))

@@ -2,6 +2,7 @@ package logfile
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,7 +81,7 @@ func TestRotation(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "log")
 			rot := Rotation{MaxSize: 300, MaxFiles: 3, Compress: compress}
-			w, err := Open(path, rot)
+			w, err := Open(path, rot, nil)
 			assert.NilError(t, err)
 			defer w.Close()
 			w.now = func() time.Time { return t0 }
@@ -112,7 +113,7 @@ func TestRotationSingleFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "log")
 	rot := Rotation{MaxSize: 300, MaxFiles: 1}
-	w, err := Open(path, rot)
+	w, err := Open(path, rot, nil)
 	assert.NilError(t, err)
 	defer w.Close()
 	fill(t, w, 0, 10)
@@ -122,7 +123,7 @@ func TestRotationSingleFile(t *testing.T) {
 	// A writer reopened on the same log (a new monitor after a restart)
 	// counts what is already in the file.
 	w.Close()
-	w, err = Open(path, rot)
+	w, err = Open(path, rot, nil)
 	assert.NilError(t, err)
 	fill(t, w, 10, 3)
 	assert.DeepEqual(t, readAll(t, path, Options{Stdout: true, Tail: -1, Rotation: rot}), numbered(12, 13))
@@ -133,7 +134,7 @@ func TestFollowAcrossRolls(t *testing.T) {
 		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "log")
 			rot := Rotation{MaxSize: 300, MaxFiles: 2, Compress: compress}
-			w, err := Open(path, rot)
+			w, err := Open(path, rot, nil)
 			assert.NilError(t, err)
 			defer w.Close()
 			fill(t, w, 0, 2)
@@ -183,11 +184,39 @@ func TestFollowAcrossRolls(t *testing.T) {
 func TestRollFailureKeepsAppending(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "log")
-	w, err := Open(path, Rotation{MaxSize: 100, MaxFiles: 2})
+	w, err := Open(path, Rotation{MaxSize: 100, MaxFiles: 2}, nil)
 	assert.NilError(t, err)
 	defer w.Close()
 	// log.1 is a non-empty directory: the rename of log onto it fails.
 	assert.NilError(t, os.MkdirAll(filepath.Join(dir, "log.1", "x"), 0o755))
 	fill(t, w, 0, 5)
 	assert.Check(t, is.DeepEqual(readAll(t, path, Options{Stdout: true, Tail: -1}), numbered(0, 5)))
+}
+
+func TestAttrs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	attrs := map[string]string{"tag": "web/<1>", "FOO": "bar", "app": "web"}
+	w, err := Open(path, Rotation{}, attrs)
+	assert.NilError(t, err)
+	defer w.Close()
+	w.now = func() time.Time { return t0 }
+	assert.NilError(t, w.Append("stderr", []byte("hi\n")))
+
+	// byte for byte what dockerd's driver writes: attrs between stream and time
+	b, err := os.ReadFile(path)
+	assert.NilError(t, err)
+	want, err := json.Marshal(jsonLog{Log: "hi\n", Stream: "stderr", Attrs: attrs, Time: t0})
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), string(want)+"\n")
+	assert.Check(t, is.Contains(string(b), `"stream":"stderr","attrs":{"FOO":"bar","app":"web","tag":"web/\u003c1\u003e"},"time"`))
+
+	var got []Message
+	assert.NilError(t, ReadLogs(context.Background(), path, Options{Stderr: true, Tail: -1}, func(m Message) error {
+		got = append(got, m)
+		return nil
+	}))
+	assert.Assert(t, is.Len(got, 1))
+	assert.Check(t, is.Equal(string(got[0].Line), "hi\n"))
+	assert.Check(t, is.DeepEqual(got[0].Attrs, attrs))
+	assert.Check(t, got[0].Time.Equal(t0))
 }

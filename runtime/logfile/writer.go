@@ -2,6 +2,7 @@ package logfile
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"sync"
 	"time"
@@ -14,20 +15,30 @@ type Writer struct {
 	mu   sync.Mutex
 	path string
 	rot  Rotation
-	f    *os.File
-	size int64
-	buf  []byte
-	now  func() time.Time
+	// attrs is the JSON object stored with every entry, or nil
+	attrs []byte
+	f     *os.File
+	size  int64
+	buf   []byte
+	now   func() time.Time
 }
 
 // Open opens (creating it if needed, mode 0640) the log file at path for
-// appending, rolling it as rot says.
-func Open(path string, rot Rotation) (*Writer, error) {
+// appending, rolling it as rot says; attrs, when there are any, are stored
+// with every entry.
+func Open(path string, rot Rotation, attrs map[string]string) (*Writer, error) {
+	var enc []byte
+	if len(attrs) > 0 {
+		var err error
+		if enc, err = json.Marshal(attrs); err != nil {
+			return nil, err
+		}
+	}
 	f, err := openLog(path)
 	if err != nil {
 		return nil, err
 	}
-	w := &Writer{path: path, rot: rot, f: f, now: time.Now}
+	w := &Writer{path: path, rot: rot, attrs: enc, f: f, now: time.Now}
 	if fi, err := f.Stat(); err == nil {
 		w.size = fi.Size()
 	}
@@ -43,7 +54,7 @@ func openLog(path string) (*os.File, error) {
 func (w *Writer) Append(stream string, line []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf = AppendEntry(w.buf[:0], stream, line, w.now())
+	w.buf = appendEntry(w.buf[:0], stream, line, w.attrs, w.now())
 	if w.rot.MaxSize > 0 && w.size >= w.rot.MaxSize {
 		if err := w.roll(); err != nil {
 			return err

@@ -59,6 +59,7 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 		Bundle:        cfg.Bundle,
 		LogPath:       cfg.LogPath,
 		LogRotation:   cfg.LogRotation,
+		LogAttrs:      cfg.LogAttrs,
 		RuntimeBinary: cfg.RuntimeBinary,
 		RuntimeRoot:   cfg.RuntimeRoot,
 		RuntimeArgs:   cfg.RuntimeArgs,

@@ -40,12 +40,13 @@ type Config struct {
 	StateDir      string // the shim's directory; its path + "/shim.sock" must fit a unix socket (107 bytes)
 	LogPath       string // json-file log
 	LogRotation   logfile.Rotation
-	RuntimeBinary string   // default "runc"
-	RuntimeRoot   string   // runc --root; default the runtime's own
-	RuntimeArgs   []string // more global runtime flags, e.g. --systemd-cgroup
-	Terminal      bool     // give the init a pty (the shim owns the master); the bundle's process.terminal must agree
-	OpenStdin     bool     // keep a stdin the attach clients write to
-	StdinOnce     bool     // an attach client's end of input closes stdin (without Terminal)
+	LogAttrs      map[string]string // stored with every log entry
+	RuntimeBinary string            // default "runc"
+	RuntimeRoot   string            // runc --root; default the runtime's own
+	RuntimeArgs   []string          // more global runtime flags, e.g. --systemd-cgroup
+	Terminal      bool              // give the init a pty (the shim owns the master); the bundle's process.terminal must agree
+	OpenStdin     bool              // keep a stdin the attach clients write to
+	StdinOnce     bool              // an attach client's end of input closes stdin (without Terminal)
 	ConsoleSize   *ConsoleSize
 	ShimBinary    string // path of berth-shim; default "berth-shim" on $PATH
 	// ExitGrace is how long a shim whose container exited stays to be

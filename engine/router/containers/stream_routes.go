@@ -3,9 +3,11 @@ package containers
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
-	"time"
 
 	"github.com/berthd/berth/engine/httpstatus"
 	"github.com/berthd/berth/engine/httputil"
@@ -26,6 +28,7 @@ func (r *Router) logs(ctx context.Context, w http.ResponseWriter, req *http.Requ
 		Timestamps: httputil.BoolValue(req, "timestamps"),
 		Tail:       -1,
 	}
+	details := httputil.BoolValue(req, "details")
 	if !opts.Stdout && !opts.Stderr {
 		return errdefs.ErrInvalidArgument.WithMessage("Bad parameters: you must choose at least one stream")
 	}
@@ -60,8 +63,11 @@ func (r *Router) logs(ctx context.Context, w http.ResponseWriter, req *http.Requ
 			out = stderr
 		}
 		b := line.Line
+		if details {
+			b = append(append(detailsPrefix(line.Attrs), ' '), b...)
+		}
 		if opts.Timestamps {
-			b = append([]byte(line.Time.UTC().Format(time.RFC3339Nano)+" "), b...)
+			b = append([]byte(line.Time.UTC().Format(rfc3339NanoFixed)+" "), b...)
 		}
 		if _, err := out.Write(b); err != nil {
 			stream.Cancel()
@@ -208,4 +214,23 @@ func (r *Router) execInspect(ctx context.Context, w http.ResponseWriter, req *ht
 		return err
 	}
 	return httputil.WriteJSON(w, http.StatusOK, resp)
+}
+
+// rfc3339NanoFixed is the time format of `docker logs -t`: always nine
+// digits of fraction, so the lines align.
+const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"
+
+// detailsPrefix is how `docker logs --details` shows an entry's attributes:
+// key=value pairs sorted by key, query-escaped, comma-separated.
+func detailsPrefix(attrs map[string]string) []byte {
+	var b []byte
+	for i, k := range slices.Sorted(maps.Keys(attrs)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, url.QueryEscape(k)...)
+		b = append(b, '=')
+		b = append(b, url.QueryEscape(attrs[k])...)
+	}
+	return b
 }

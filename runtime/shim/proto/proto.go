@@ -112,6 +112,7 @@ type Config struct {
 	Bundle        string
 	LogPath       string
 	LogRotation   logfile.Rotation
+	LogAttrs      map[string]string `json:",omitempty"`
 	RuntimeBinary string
 	RuntimeRoot   string   `json:",omitempty"`
 	RuntimeArgs   []string `json:",omitempty"` // more global runtime flags

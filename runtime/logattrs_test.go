@@ -1,0 +1,54 @@
+package runtime
+
+import (
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestLogAttrs(t *testing.T) {
+	rec := func(opts map[string]string) *Record {
+		return &Record{
+			ID: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Name: "/web-1",
+			Image: "sha256:e1b23f0000000000000000000000000000000000000000000000000000000000",
+			Config: &container.Config{
+				Image:  "busybox",
+				Labels: map[string]string{"app": "web", "a.b": "1", "c": "2"},
+				Env:    []string{"PATH=/bin", "FOO=bar", "X1=y", "EMPTY="},
+			},
+			HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file", Config: opts}},
+		}
+	}
+	cases := []struct {
+		name string
+		opts map[string]string
+		want map[string]string
+		err  string
+	}{
+		{"none", nil, nil, ""},
+		{"labels and env by name", map[string]string{"labels": "app,nope", "env": "FOO,EMPTY,NOPE"},
+			map[string]string{"app": "web", "FOO": "bar", "EMPTY": ""}, ""},
+		{"regexes", map[string]string{"labels-regex": `^a\.`, "env-regex": "^X"}, map[string]string{"a.b": "1", "X1": "y"}, ""},
+		{"tag as dockerd renders it", map[string]string{"tag": "{{.Name}}/{{.ID}}/{{.ImageName}}/{{.ImageID}}/{{.DaemonName}}/{{.FullID}}"},
+			map[string]string{"tag": "web-1/0123456789ab/busybox/sha256:e1b23/docker/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}, ""},
+		{"empty tag is none", map[string]string{"tag": ""}, nil, ""},
+		{"bad tag field", map[string]string{"tag": "{{.Bogus}}"}, nil, `can't evaluate field Bogus`},
+		{"bad tag syntax", map[string]string{"tag": "{{"}, nil, "unclosed action"},
+		{"bad regex", map[string]string{"env-regex": "("}, nil, "missing closing )"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := logAttrs(rec(tc.opts))
+			if tc.err != "" {
+				assert.Check(t, is.ErrorContains(err, tc.err))
+				assert.Check(t, errdefs.IsInvalidArgument(err), "a 400")
+				return
+			}
+			assert.NilError(t, err)
+			assert.Check(t, is.DeepEqual(got, tc.want))
+		})
+	}
+}
