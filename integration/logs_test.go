@@ -111,3 +111,20 @@ func TestLogDetails(t *testing.T) {
 	assert.Check(t, is.Equal(r.ExitCode, 125))
 	assert.Check(t, is.Contains(r.Stderr(), "can't evaluate field Bogus"))
 }
+
+func TestDaemonDefaultLogOpts(t *testing.T) {
+	d := testenv.StartDaemon(t, "--log-opt", "max-size=1k", "--log-opt", "max-file=2")
+	d.LoadBusybox(t)
+	d.DockerOK(t, "run", "--name", "defaults", "busybox", "sh", "-c", hundredLines)
+	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{json .HostConfig.LogConfig}}", "defaults")),
+		`{"Type":"json-file","Config":{"max-file":"2","max-size":"1k"}}`)
+	n := consecutive(t, d.DockerOK(t, "logs", "defaults"), 99)
+	assert.Check(t, n > 13 && n < 27, "two files of about 13 entries: %d lines", n)
+
+	// a container's own options win over the daemon's
+	d.DockerOK(t, "run", "--name", "own", "--log-opt", "max-file=1", "busybox", "sh", "-c", hundredLines)
+	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{json .HostConfig.LogConfig.Config}}", "own")),
+		`{"max-file":"1","max-size":"1k"}`)
+	n = consecutive(t, d.DockerOK(t, "logs", "own"), 99)
+	assert.Check(t, n < 14, "one file: %d lines", n)
+}

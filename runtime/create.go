@@ -44,6 +44,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 		req.HostConfig = &container.HostConfig{}
 	}
 	cfg, hc := req.Config, req.HostConfig
+	s.mergeLogConfig(hc)
 	if _, err := validateHostConfig(hc); err != nil {
 		return container.CreateResponse{}, err
 	}
@@ -334,3 +335,24 @@ func brokenRecord(id string, err error) *Record {
 }
 
 var _ = filepath.Join
+
+// mergeLogConfig fills in the daemon's default log options, as dockerd does
+// at create: a container that names no driver gets json-file, and a
+// json-file one gets every default option it does not set itself.
+func (s *Service) mergeLogConfig(hc *container.HostConfig) {
+	lc := &hc.LogConfig
+	if lc.Type == "" {
+		lc.Type = "json-file"
+	}
+	if lc.Type != "json-file" || len(s.d.LogOpts) == 0 {
+		return
+	}
+	if lc.Config == nil {
+		lc.Config = map[string]string{}
+	}
+	for k, v := range s.d.LogOpts {
+		if _, ok := lc.Config[k]; !ok {
+			lc.Config[k] = v
+		}
+	}
+}

@@ -35,6 +35,10 @@ type Deps struct {
 	Events   Publisher
 	// Names resolves names Docker's rules do not know (compose names).
 	Names NameFallback
+	// LogOpts are the daemon's default json-file log options (dockerd's
+	// --log-opt), merged into each new container's that does not set them.
+	// Optional.
+	LogOpts map[string]string
 }
 
 // Service implements the container backends of the Engine API.

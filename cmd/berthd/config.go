@@ -7,6 +7,7 @@ import (
 
 	"github.com/berthd/berth/network"
 	"github.com/berthd/berth/network/ipam"
+	"github.com/berthd/berth/runtime/logfile"
 
 	"github.com/spf13/pflag"
 )
@@ -26,6 +27,10 @@ type config struct {
 	AddressPools       []string
 	DNSZone            string
 	DNS                []string
+	LogDriver          string
+	LogOpts            []string
+	// logOpts is LogOpts checked, as a map
+	logOpts map[string]string
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -44,6 +49,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringArrayVar(&c.AddressPools, "default-address-pool", nil, "Address pool for user networks, base=CIDR,size=N (repeatable; default base=10.210.0.0/16,size=24)")
 	fs.StringVar(&c.DNSZone, "dns-zone", "berth.internal", "DNS zone served by the embedded DNS server")
 	fs.StringArrayVar(&c.DNS, "dns", nil, "Upstream DNS server of the embedded DNS server (repeatable; default: the host's /etc/resolv.conf)")
+	fs.StringVar(&c.LogDriver, "log-driver", "json-file", "Default driver for container logs (berthd has json-file only)")
+	fs.StringArrayVar(&c.LogOpts, "log-opt", nil, "Default log driver option for containers, key=value (repeatable; e.g. max-size=10m)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -52,6 +59,10 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.Pidfile == "" {
 		c.Pidfile = c.ExecRoot + "/berthd.pid"
+	}
+	var err error
+	if c.logOpts, err = c.parseLogOpts(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -76,6 +87,26 @@ func (c *config) networkConfig() (network.Config, error) {
 		}
 	}
 	return nc, nil
+}
+
+// parseLogOpts returns the default log options of new containers, checked
+// as a container's own are.
+func (c *config) parseLogOpts() (map[string]string, error) {
+	if c.LogDriver != "json-file" {
+		return nil, fmt.Errorf("--log-driver %q: berthd writes json-file logs only", c.LogDriver)
+	}
+	opts := map[string]string{}
+	for _, kv := range c.LogOpts {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--log-opt %q: not a key=value pair", kv)
+		}
+		opts[k] = v
+	}
+	if _, err := logfile.ParseOptions(opts); err != nil {
+		return nil, fmt.Errorf("--log-opt: %w", err)
+	}
+	return opts, nil
 }
 
 // socketPath returns the filesystem path of a unix:// host.

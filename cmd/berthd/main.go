@@ -203,6 +203,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		OCI:          runc.New("runc", runcRoot),
 		Events:       bus,
 		Names:        compose.NameResolver{},
+		LogOpts:      cfg.logOpts,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestLogFlags(t *testing.T) {
+	c, err := parseFlags([]string{"--log-opt", "max-size=10m", "--log-opt", "max-file=3", "--log-opt", "labels=a=b"})
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(c.logOpts, map[string]string{"max-size": "10m", "max-file": "3", "labels": "a=b"}))
+
+	for want, args := range map[string][]string{
+		`--log-driver "syslog": berthd writes json-file logs only`:  {"--log-driver", "syslog"},
+		`--log-opt "max-size": not a key=value pair`:                {"--log-opt", "max-size"},
+		`--log-opt: invalid size: 'x'`:                              {"--log-opt", "max-size=x"},
+		`--log-opt: unknown log opt 'foo' for json-file log driver`: {"--log-opt", "foo=1"},
+	} {
+		_, err := parseFlags(args)
+		assert.Check(t, is.Error(err, want))
+	}
+}
