@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -279,7 +278,7 @@ func validateHostConfig(hc *container.HostConfig) ([]string, error) {
 		}
 		// dockerd checks the values only at start ("failed to initialize
 		// logging driver"); a create that cannot start is refused here instead.
-		if _, err := logfile.ParseOptions(hc.LogConfig.Config); err != nil {
+		if _, err := ParseLogOptions(hc.LogConfig.Config); err != nil {
 			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 		}
 	default:

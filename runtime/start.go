@@ -194,7 +194,7 @@ func (s *Service) logPath(id string) string {
 
 // logRotation is how the container's log is rolled (checked at create).
 func logRotation(rec *Record) logfile.Rotation {
-	r, _ := logfile.ParseOptions(rec.HostConfig.LogConfig.Config)
+	r, _ := ParseLogOptions(rec.HostConfig.LogConfig.Config)
 	return r
 }
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/berthd/berth/network"
 	"github.com/berthd/berth/network/ipam"
-	"github.com/berthd/berth/runtime/logfile"
+	"github.com/berthd/berth/runtime"
 
 	"github.com/spf13/pflag"
 )
@@ -103,7 +103,7 @@ func (c *config) parseLogOpts() (map[string]string, error) {
 		}
 		opts[k] = v
 	}
-	if _, err := logfile.ParseOptions(opts); err != nil {
+	if _, err := runtime.ParseLogOptions(opts); err != nil {
 		return nil, fmt.Errorf("--log-opt: %w", err)
 	}
 	return opts, nil

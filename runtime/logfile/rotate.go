@@ -2,13 +2,9 @@ package logfile
 
 import (
 	"compress/gzip"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"strconv"
-
-	"github.com/docker/go-units"
 )
 
 // Rotation is the json-file driver's max-size, max-file and compress
@@ -30,53 +26,6 @@ func (r Rotation) files() int {
 		return 1
 	}
 	return r.MaxFiles
-}
-
-// ParseOptions checks a json-file LogConfig.Config the way dockerd's driver
-// does, with its messages, and returns the rotation it asks for.
-func ParseOptions(opts map[string]string) (Rotation, error) {
-	for k := range opts {
-		switch k {
-		case "max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag":
-		default:
-			return Rotation{}, fmt.Errorf("unknown log opt '%s' for json-file log driver", k)
-		}
-	}
-	r := Rotation{MaxFiles: 1}
-	if s, ok := opts["max-size"]; ok {
-		n, err := units.FromHumanSize(s)
-		if err != nil {
-			return Rotation{}, err
-		}
-		if n <= 0 {
-			return Rotation{}, errors.New("max-size must be a positive number")
-		}
-		r.MaxSize = n
-	}
-	if s, ok := opts["max-file"]; ok {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return Rotation{}, err
-		}
-		if n < 1 {
-			return Rotation{}, errors.New("max-file cannot be less than 1")
-		}
-		r.MaxFiles = n
-	}
-	if s, ok := opts["compress"]; ok {
-		c, err := strconv.ParseBool(s)
-		if err != nil {
-			return Rotation{}, err
-		}
-		if c && (r.MaxFiles == 1 || r.MaxSize == 0) {
-			return Rotation{}, errors.New("compress cannot be true when max-file is less than 2 or max-size is not set")
-		}
-		r.Compress = c
-	}
-	if r.MaxSize == 0 {
-		r.MaxFiles = 1 // max-file only counts with max-size, as in Docker
-	}
-	return r, nil
 }
 
 // rolled returns the name of the n-th rolled file of the log at path.

@@ -14,37 +14,6 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
-func TestParseOptions(t *testing.T) {
-	cases := []struct {
-		opts map[string]string
-		want Rotation
-		err  string
-	}{
-		{nil, Rotation{MaxFiles: 1}, ""},
-		{map[string]string{"max-size": "1k"}, Rotation{MaxSize: 1000, MaxFiles: 1}, ""},
-		{map[string]string{"max-size": "10m", "max-file": "3", "compress": "true"}, Rotation{MaxSize: 10_000_000, MaxFiles: 3, Compress: true}, ""},
-		{map[string]string{"max-file": "3"}, Rotation{MaxFiles: 1}, ""},
-		{map[string]string{"tag": "x", "labels": "a", "env": "B"}, Rotation{MaxFiles: 1}, ""},
-		{map[string]string{"foo": "1"}, Rotation{}, "unknown log opt 'foo' for json-file log driver"},
-		{map[string]string{"max-size": "abc"}, Rotation{}, "invalid size: 'abc'"},
-		{map[string]string{"max-size": "0"}, Rotation{}, "max-size must be a positive number"},
-		{map[string]string{"max-file": "0"}, Rotation{}, "max-file cannot be less than 1"},
-		{map[string]string{"compress": "true"}, Rotation{}, "compress cannot be true when max-file is less than 2 or max-size is not set"},
-		{map[string]string{"max-size": "1k", "compress": "yes"}, Rotation{}, `strconv.ParseBool: parsing "yes": invalid syntax`},
-	}
-	for _, tc := range cases {
-		t.Run(fmt.Sprint(tc.opts), func(t *testing.T) {
-			got, err := ParseOptions(tc.opts)
-			if tc.err != "" {
-				assert.Error(t, err, tc.err)
-				return
-			}
-			assert.NilError(t, err)
-			assert.Equal(t, got, tc.want)
-		})
-	}
-}
-
 // fill writes n entries "line-<i>" one by one, as dockerd's driver would
 // receive them.
 func fill(t *testing.T, w *Writer, from, n int) {

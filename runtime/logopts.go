@@ -2,11 +2,16 @@ package runtime
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/template"
 
+	"github.com/berthd/berth/runtime/logfile"
 	"github.com/containerd/errdefs"
+	"github.com/docker/go-units"
 )
 
 // tagInfo is what a log tag template can name, as dockerd's logger.Info:
@@ -87,4 +92,51 @@ func logAttrs(rec *Record) (map[string]string, error) {
 		return nil, nil
 	}
 	return attrs, nil
+}
+
+// ParseLogOptions checks a json-file LogConfig.Config the way dockerd's
+// driver does, with its messages, and returns the rotation it asks for.
+func ParseLogOptions(opts map[string]string) (logfile.Rotation, error) {
+	for k := range opts {
+		switch k {
+		case "max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag":
+		default:
+			return logfile.Rotation{}, fmt.Errorf("unknown log opt '%s' for json-file log driver", k)
+		}
+	}
+	r := logfile.Rotation{MaxFiles: 1}
+	if s, ok := opts["max-size"]; ok {
+		n, err := units.FromHumanSize(s)
+		if err != nil {
+			return logfile.Rotation{}, err
+		}
+		if n <= 0 {
+			return logfile.Rotation{}, errors.New("max-size must be a positive number")
+		}
+		r.MaxSize = n
+	}
+	if s, ok := opts["max-file"]; ok {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return logfile.Rotation{}, err
+		}
+		if n < 1 {
+			return logfile.Rotation{}, errors.New("max-file cannot be less than 1")
+		}
+		r.MaxFiles = n
+	}
+	if s, ok := opts["compress"]; ok {
+		c, err := strconv.ParseBool(s)
+		if err != nil {
+			return logfile.Rotation{}, err
+		}
+		if c && (r.MaxFiles == 1 || r.MaxSize == 0) {
+			return logfile.Rotation{}, errors.New("compress cannot be true when max-file is less than 2 or max-size is not set")
+		}
+		r.Compress = c
+	}
+	if r.MaxSize == 0 {
+		r.MaxFiles = 1 // max-file only counts with max-size, as in Docker
+	}
+	return r, nil
 }

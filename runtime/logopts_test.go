@@ -1,8 +1,10 @@
 package runtime
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/berthd/berth/runtime/logfile"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"gotest.tools/v3/assert"
@@ -49,6 +51,37 @@ func TestLogAttrs(t *testing.T) {
 			}
 			assert.NilError(t, err)
 			assert.Check(t, is.DeepEqual(got, tc.want))
+		})
+	}
+}
+
+func TestParseLogOptions(t *testing.T) {
+	cases := []struct {
+		opts map[string]string
+		want logfile.Rotation
+		err  string
+	}{
+		{nil, logfile.Rotation{MaxFiles: 1}, ""},
+		{map[string]string{"max-size": "1k"}, logfile.Rotation{MaxSize: 1000, MaxFiles: 1}, ""},
+		{map[string]string{"max-size": "10m", "max-file": "3", "compress": "true"}, logfile.Rotation{MaxSize: 10_000_000, MaxFiles: 3, Compress: true}, ""},
+		{map[string]string{"max-file": "3"}, logfile.Rotation{MaxFiles: 1}, ""},
+		{map[string]string{"tag": "x", "labels": "a", "env": "B"}, logfile.Rotation{MaxFiles: 1}, ""},
+		{map[string]string{"foo": "1"}, logfile.Rotation{}, "unknown log opt 'foo' for json-file log driver"},
+		{map[string]string{"max-size": "abc"}, logfile.Rotation{}, "invalid size: 'abc'"},
+		{map[string]string{"max-size": "0"}, logfile.Rotation{}, "max-size must be a positive number"},
+		{map[string]string{"max-file": "0"}, logfile.Rotation{}, "max-file cannot be less than 1"},
+		{map[string]string{"compress": "true"}, logfile.Rotation{}, "compress cannot be true when max-file is less than 2 or max-size is not set"},
+		{map[string]string{"max-size": "1k", "compress": "yes"}, logfile.Rotation{}, `strconv.ParseBool: parsing "yes": invalid syntax`},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprint(tc.opts), func(t *testing.T) {
+			got, err := ParseLogOptions(tc.opts)
+			if tc.err != "" {
+				assert.Error(t, err, tc.err)
+				return
+			}
+			assert.NilError(t, err)
+			assert.Equal(t, got, tc.want)
 		})
 	}
 }
