@@ -118,3 +118,31 @@ func TestSystemDiskUsage(t *testing.T) {
 	assert.Check(t, is.Contains(out, "dfvol"))
 	assert.Check(t, is.Contains(out, "Total reclaimed space: 307.2kB"))
 }
+
+// The parts of the API berth does not run answer as an idle dockerd's do, so
+// the CLI commands that touch them work (or fail in dockerd's words).
+func TestSystemPruneAndIdleSubsystems(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	d.DockerOK(t, "run", "--name", "leftover", "busybox", "sh", "-c", "dd if=/dev/zero of=/f bs=1k count=100")
+	d.DockerOK(t, "network", "create", "unused-net")
+	d.DockerOK(t, "run", "-d", "--name", "keeper", "busybox", "sleep", "300")
+
+	// ps --size shows the image in the "virtual" size, as with dockerd
+	size := d.DockerOK(t, "ps", "-as", "--filter", "name=leftover", "--format", "{{.Size}}")
+	assert.Check(t, is.Regexp(`^102kB \(virtual [\d.]+MB\)\n$`, size))
+
+	out := d.DockerOK(t, "system", "prune", "-f")
+	assert.Check(t, is.Contains(out, "Deleted Containers:"))
+	assert.Check(t, is.Contains(out, "Deleted Networks:\nunused-net"))
+	assert.Check(t, is.Contains(out, "Total reclaimed space: 102.4kB"))
+	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "ps", "-a", "--format", "{{.Names}}")), "keeper")
+	assert.Check(t, is.Contains(d.DockerOK(t, "builder", "prune", "-f"), "Total reclaimed space: 0B"))
+
+	assert.Equal(t, d.DockerOK(t, "plugin", "ls", "--format", "{{.Name}}"), "")
+	r := d.Docker("node", "ls")
+	assert.Check(t, is.Equal(r.ExitCode, 1))
+	assert.Check(t, is.Contains(r.Stderr(), "This node is not a swarm manager."))
+	r = d.Docker("swarm", "leave")
+	assert.Check(t, is.Contains(r.Stderr(), "This node is not part of a swarm"))
+}

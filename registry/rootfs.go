@@ -76,14 +76,24 @@ func (s *Service) RemoveRootfs(ctx context.Context, containerID string) error {
 }
 
 // RootfsSize is the size of what the container wrote to its root
-// filesystem (ps --size's SizeRw). Unknown containers are ErrNotFound.
-func (s *Service) RootfsSize(ctx context.Context, containerID string) (int64, error) {
+// filesystem (ps --size's SizeRw) and of the whole of it, the image's layers
+// included (SizeRootFs, "virtual"). Unknown containers are ErrNotFound.
+func (s *Service) RootfsSize(ctx context.Context, containerID string) (rw, total int64, err error) {
 	c, err := s.store.Container(containerID)
 	if err != nil {
 		if errors.Is(err, storage.ErrContainerUnknown) {
-			return 0, noSuchRootfs(containerID)
+			return 0, 0, noSuchRootfs(containerID)
 		}
-		return 0, err
+		return 0, 0, err
 	}
-	return s.store.DiffSize("", c.LayerID)
+	if rw, err = s.store.DiffSize("", c.LayerID); err != nil {
+		return 0, 0, err
+	}
+	total = rw
+	if img, err := s.store.Image(c.ImageID); err == nil {
+		if in, err := s.info(img); err == nil {
+			total += in.size
+		}
+	}
+	return rw, total, nil
 }

@@ -37,8 +37,9 @@ type Images interface {
 	// UnmountRootfs and RemoveRootfs are idempotent.
 	UnmountRootfs(ctx context.Context, containerID string) error
 	RemoveRootfs(ctx context.Context, containerID string) error
-	// RootfsSize is the size of the writable layer.
-	RootfsSize(ctx context.Context, containerID string) (int64, error)
+	// RootfsSize is the size of the writable layer and of the whole root
+	// filesystem, image included.
+	RootfsSize(ctx context.Context, containerID string) (rw, total int64, err error)
 	// RootfsChanges lists the writable layer's changes to the image
 	// (docker diff), sorted by path; ErrNotFound for an unknown container.
 	RootfsChanges(ctx context.Context, containerID string) ([]container.FilesystemChange, error)

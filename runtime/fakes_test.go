@@ -72,7 +72,9 @@ func (f *fakeImages) Rootfses(ctx context.Context) ([]RootfsInfo, error) {
 	}
 	return out, nil
 }
-func (f *fakeImages) RootfsSize(ctx context.Context, id string) (int64, error) { return 0, nil }
+func (f *fakeImages) RootfsSize(ctx context.Context, id string) (int64, int64, error) {
+	return 0, 0, nil
+}
 func (f *fakeImages) RootfsChanges(ctx context.Context, id string) ([]container.FilesystemChange, error) {
 	return nil, nil
 }

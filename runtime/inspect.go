@@ -72,8 +72,8 @@ func (s *Service) Inspect(ctx context.Context, name string, size bool) (*contain
 		resp.ExecIDs = nil
 	}
 	if size {
-		if rw, err := s.d.Images.RootfsSize(ctx, rec.ID); err == nil {
-			resp.SizeRw = &rw
+		if rw, total, err := s.d.Images.RootfsSize(ctx, rec.ID); err == nil {
+			resp.SizeRw, resp.SizeRootFs = &rw, &total
 		}
 	}
 	return resp, nil

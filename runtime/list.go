@@ -93,8 +93,8 @@ func (s *Service) List(ctx context.Context, opts ListOptions) ([]container.Summa
 		}
 		sum := s.summary(rec)
 		if opts.Size {
-			if rw, err := s.d.Images.RootfsSize(ctx, rec.ID); err == nil {
-				sum.SizeRw = rw
+			if rw, total, err := s.d.Images.RootfsSize(ctx, rec.ID); err == nil {
+				sum.SizeRw, sum.SizeRootFs = rw, total
 			}
 		}
 		out = append(out, sum)

@@ -134,7 +134,7 @@ func (s *Service) Prune(ctx context.Context, f filters.Args) (*container.PruneRe
 		if !ok {
 			continue
 		}
-		size, _ := s.d.Images.RootfsSize(ctx, rec.ID)
+		size, _, _ := s.d.Images.RootfsSize(ctx, rec.ID)
 		if err := s.remove(ctx, c, RemoveOptions{}); err != nil {
 			continue
 		}

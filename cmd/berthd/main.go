@@ -22,6 +22,7 @@ import (
 	"github.com/berthd/berth/engine/router/images"
 	"github.com/berthd/berth/engine/router/networks"
 	"github.com/berthd/berth/engine/router/system"
+	"github.com/berthd/berth/engine/router/unused"
 	"github.com/berthd/berth/engine/router/volumes"
 	"github.com/berthd/berth/events"
 	"github.com/berthd/berth/inventory"
@@ -268,6 +269,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		networks.New(nets, rt),
 		composerouter.New(deployer),
 		debug.New(inv),
+		unused.New(),
 	)
 	return d, nil
 }
