@@ -19,20 +19,32 @@ import (
 // taking the name from any other image that had it. Unknown images are
 // ErrNotFound; malformed or digest names are ErrInvalidArgument.
 func (s *Service) Tag(ctx context.Context, ref, repo, tag string) error {
+	named, err := tagName(repo, tag)
+	if err != nil {
+		return err
+	}
+	return s.tag(ref, named)
+}
+
+// tagName is the name repo:tag (tag defaults to "latest") in full.
+func tagName(repo, tag string) (reference.Named, error) {
 	named, err := reference.ParseNormalizedNamed(repo)
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage(refError(err))
+		return nil, errdefs.ErrInvalidArgument.WithMessage(refError(err))
 	}
 	if _, ok := named.(reference.Canonical); ok {
-		return errdefs.ErrInvalidArgument.WithMessage("refusing to create a tag with a digest reference")
+		return nil, errdefs.ErrInvalidArgument.WithMessage("refusing to create a tag with a digest reference")
 	}
 	if tag == "" {
-		named = reference.TagNameOnly(named)
-	} else {
-		if named, err = reference.WithTag(reference.TrimNamed(named), tag); err != nil {
-			return errdefs.ErrInvalidArgument.WithMessage("invalid tag format")
-		}
+		return reference.TagNameOnly(named), nil
 	}
+	if named, err = reference.WithTag(reference.TrimNamed(named), tag); err != nil {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid tag format")
+	}
+	return named, nil
+}
+
+func (s *Service) tag(ref string, named reference.Named) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	img, err := s.lookup(ref)

@@ -43,6 +43,9 @@ type Images interface {
 	// RootfsChanges lists the writable layer's changes to the image
 	// (docker diff), sorted by path; ErrNotFound for an unknown container.
 	RootfsChanges(ctx context.Context, containerID string) ([]container.FilesystemChange, error)
+	// Commit makes an image of a container's root filesystem (docker
+	// commit) and returns its ID.
+	Commit(ctx context.Context, req CommitRequest) (string, error)
 	// Rootfses lists every container root filesystem in the store, so a
 	// daemon start can reap those of creates cut by a crash and unmount
 	// those of starts cut half-way.

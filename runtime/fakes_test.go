@@ -31,6 +31,7 @@ type fakeImages struct {
 	rootfs  map[string]bool
 	mounted map[string]int
 	dir     string
+	commits []CommitRequest
 }
 
 func (f *fakeImages) Image(ctx context.Context, ref string) (*Image, error) {
@@ -72,6 +73,13 @@ func (f *fakeImages) Rootfses(ctx context.Context) ([]RootfsInfo, error) {
 	}
 	return out, nil
 }
+func (f *fakeImages) Commit(ctx context.Context, req CommitRequest) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commits = append(f.commits, req)
+	return "sha256:" + strings.Repeat("c", 64), nil
+}
+
 func (f *fakeImages) RootfsSize(ctx context.Context, id string) (int64, int64, error) {
 	return 0, 0, nil
 }

@@ -15,6 +15,13 @@ import (
 // imageRuntime lets the image service serve as runtime.Images.
 type imageRuntime struct{ *registry.Service }
 
+func (i imageRuntime) Commit(ctx context.Context, req runtime.CommitRequest) (string, error) {
+	return i.Service.Commit(ctx, registry.CommitRequest{
+		ContainerID: req.ContainerID, Config: req.Config, Repo: req.Repo, Tag: req.Tag,
+		Author: req.Author, Comment: req.Comment, CreatedBy: req.CreatedBy,
+	})
+}
+
 var _ runtime.Images = imageRuntime{}
 
 func (i imageRuntime) Image(ctx context.Context, ref string) (*runtime.Image, error) {

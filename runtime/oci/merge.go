@@ -27,7 +27,7 @@ import (
 // img may be nil (an image without config).
 func MergeImageConfig(req *container.Config, img *dockerspec.DockerOCIImageConfig) error {
 	if img != nil {
-		mergeImage(req, img)
+		MergeImage(req, img)
 	}
 	if len(req.Entrypoint) == 1 && req.Entrypoint[0] == "" {
 		req.Entrypoint = nil
@@ -38,7 +38,9 @@ func MergeImageConfig(req *container.Config, img *dockerspec.DockerOCIImageConfi
 	return nil
 }
 
-func mergeImage(req *container.Config, img *dockerspec.DockerOCIImageConfig) {
+// MergeImage is dockerd's merge of an image config into a container config
+// (MergeImageConfig's rules, without its checks); docker commit uses it too.
+func MergeImage(req *container.Config, img *dockerspec.DockerOCIImageConfig) {
 	if req.User == "" {
 		req.User = img.User
 	}

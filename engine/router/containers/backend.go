@@ -24,6 +24,7 @@ type stateBackend interface {
 	Rename(ctx context.Context, oldName, newName string) error
 	Prune(ctx context.Context, f filters.Args) (*container.PruneReport, error)
 	Update(ctx context.Context, name string, cfg container.UpdateConfig) (container.UpdateResponse, error)
+	Commit(ctx context.Context, name string, opts runtime.CommitOptions) (string, error)
 }
 
 // queryBackend reads containers.

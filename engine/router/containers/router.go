@@ -34,6 +34,7 @@ func (r *Router) Routes() []httputil.Route {
 		httputil.NewPostRoute("/containers/{name:.*}/wait", r.wait),
 		httputil.NewPostRoute("/containers/{name:.*}/rename", r.rename),
 		httputil.NewPostRoute("/containers/{name:.*}/update", r.update),
+		httputil.NewPostRoute("/commit", r.commit),
 		httputil.NewPostRoute("/containers/{name:.*}/resize", r.resize),
 		httputil.NewPostRoute("/containers/{name:.*}/attach", r.attach),
 		httputil.NewPostRoute("/containers/{name:.*}/exec", r.execCreate),

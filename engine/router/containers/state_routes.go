@@ -9,6 +9,7 @@ import (
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/runtime"
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/common"
 	"github.com/moby/moby/api/types/container"
 )
 
@@ -160,6 +161,27 @@ func (r *Router) rename(ctx context.Context, w http.ResponseWriter, req *http.Re
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// commit is POST /commit (docker commit): an image of a container.
+func (r *Router) commit(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
+	if err := httputil.ParseForm(req); err != nil {
+		return err
+	}
+	var cfg *container.Config
+	if err := httputil.ReadJSON(req, &cfg, true); err != nil {
+		return err
+	}
+	id, err := r.b.Commit(ctx, req.Form.Get("container"), runtime.CommitOptions{
+		Repo: req.Form.Get("repo"), Tag: req.Form.Get("tag"),
+		Author: req.Form.Get("author"), Comment: req.Form.Get("comment"),
+		Changes: req.Form["changes"], Config: cfg,
+		Pause: httputil.BoolValueOrDefault(req, "pause", true),
+	})
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusCreated, common.IDResponse{ID: id})
 }
 
 func (r *Router) update(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {

@@ -1,0 +1,64 @@
+package integration
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthd/berth/internal/testenv"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestCommit(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	d.DockerOK(t, "run", "--name", "src", "-e", "KEEP=1", "-e", "A=0", "--label", "ctr=1", "-w", "/tmp",
+		"busybox", "sh", "-c", "echo hello > /tmp/f; rm /bin/ls")
+	id := strings.TrimSpace(d.DockerOK(t, "commit", "-a", "me", "-m", "msg",
+		"--change", `ENV A=1 B="x y" C=$KEEP`, "--change", "EXPOSE 80", "--change", "LABEL x=y",
+		"--change", "WORKDIR sub", "--change", "ENTRYPOINT echo hi", "src", "committed:v1"))
+	assert.Check(t, is.Regexp(`^sha256:[0-9a-f]{64}$`, id))
+
+	// the config dockerd 20.10 makes of the same commit
+	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{json .Config}}", "committed:v1")),
+		`{"ExposedPorts":{"80/tcp":{}},"Env":["KEEP=1","A=1","PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","B=x y","C=1"],"Entrypoint":["/bin/sh","-c","echo hi"],"WorkingDir":"/tmp/sub","Labels":{"ctr":"1","x":"y"}}`)
+	assert.Equal(t, d.DockerOK(t, "inspect", "-f", "{{.ID}} {{.Author}} {{.Comment}} {{len .RootFS.Layers}}", "committed:v1"), id+" me msg 2\n")
+	hist := d.DockerOK(t, "history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}", "committed:v1")
+	assert.Check(t, strings.HasPrefix(hist, "sh -c echo hello > /tmp/f; rm /bin/ls|msg\n"), hist)
+
+	assert.Equal(t, d.DockerOK(t, "run", "--rm", "committed:v1"), "hi\n")
+	assert.Equal(t, d.DockerOK(t, "run", "--rm", "--entrypoint", "sh", "committed:v1", "-c", "cat /tmp/f; pwd; ls /bin/ls 2>&1 || true"),
+		"hello\n/tmp/sub\nls: /bin/ls: No such file or directory\n")
+	// until the next second: the CLI sends whole seconds, and the commit was in this one
+	until := strconv.FormatInt(time.Now().Unix()+1, 10)
+	events := d.DockerOK(t, "events", "--since", "1m", "--until", until, "--filter", "event=commit", "--format", "{{.Actor.Attributes.imageRef}} {{.Actor.Attributes.comment}}")
+	assert.Equal(t, events, "committed:v1 msg\n")
+
+	// a running container is committed while paused, and keeps running
+	d.DockerOK(t, "run", "-d", "--name", "live", "busybox", "sh", "-c", "echo live > /state; sleep 300")
+	d.DockerOK(t, "exec", "live", "true")
+	d.DockerOK(t, "commit", "live", "live-snap")
+	assert.Equal(t, d.DockerOK(t, "inspect", "-f", "{{.State.Status}}", "live"), "running\n")
+	assert.Equal(t, d.DockerOK(t, "run", "--rm", "live-snap", "cat", "/state"), "live\n")
+
+	// the new image can be saved and loaded back like any other
+	d.DockerOK(t, "save", "-o", t.TempDir()+"/img.tar", "committed:v1")
+
+	r := d.Docker("commit", "--change", "RUN make", "src")
+	assert.Check(t, is.Contains(r.Stderr(), "run is not a valid change command"))
+	r = d.Docker("commit", "nosuch")
+	assert.Check(t, is.Contains(r.Stderr(), "No such container: nosuch"))
+
+	// docker-py's commit
+	out := d.DockerPy(t, `
+import docker
+c = docker.from_env()
+img = c.containers.get("src").commit(repository="pycommit", tag="1", changes=["LABEL py=yes"])
+assert img.labels["py"] == "yes", img.labels
+assert "pycommit:1" in img.tags, img.tags
+print("ok")
+`)
+	assert.Equal(t, out, "ok")
+}

@@ -1,0 +1,87 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berthd/berth/internal/testimage"
+	"github.com/containerd/errdefs"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestCommit(t *testing.T) {
+	s, ev := newTestService(t)
+	ctx := context.Background()
+	base := loadImage(t, s, testimage.Options{Tag: "busybox:latest"})
+	cid := strings.Repeat("c1", 32)
+	assert.NilError(t, s.CreateRootfs(ctx, cid, base))
+	defer s.RemoveRootfs(ctx, cid)
+
+	// nothing written: an image with no new layer, an empty history entry
+	cfg := dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Cmd: []string{"sh"}, Env: []string{"A=1"}, Labels: map[string]string{"l": "v"}}}
+	same, err := s.Commit(ctx, CommitRequest{ContainerID: cid, Config: cfg, CreatedBy: "sh"})
+	assert.NilError(t, err)
+	hist, err := s.History(ctx, same)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(hist[0].CreatedBy, "sh"))
+	assert.Check(t, is.Equal(hist[0].Size, int64(0)))
+
+	dir, err := s.MountRootfs(ctx, cid)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "hello"), []byte("hello\n"), 0o644))
+	assert.NilError(t, os.Remove(filepath.Join(dir, "etc", "group")))
+	assert.NilError(t, s.UnmountRootfs(ctx, cid))
+
+	id, err := s.Commit(ctx, CommitRequest{
+		ContainerID: cid, Config: cfg, Repo: "committed", Tag: "v1",
+		Author: "me", Comment: "msg", CreatedBy: "sh -c write",
+	})
+	assert.NilError(t, err)
+	assert.Check(t, id != same)
+	insp, err := s.Inspect(ctx, "committed:v1")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(insp.ID, id))
+	assert.Check(t, is.Equal(insp.Author, "me"))
+	assert.Check(t, is.Equal(insp.Comment, "msg"))
+	assert.Check(t, is.DeepEqual(insp.Config.Cmd, []string{"sh"}))
+	assert.Check(t, is.DeepEqual(insp.Config.Env, []string{"A=1"}))
+	assert.Check(t, is.Equal(insp.Config.Labels["l"], "v"))
+	assert.Check(t, is.Len(insp.RootFS.Layers, 2))
+	assert.Check(t, is.Contains(ev.actions(), "tag"))
+
+	// a container made from the new image sees the change
+	cid2 := strings.Repeat("c2", 32)
+	assert.NilError(t, s.CreateRootfs(ctx, cid2, id))
+	defer s.RemoveRootfs(ctx, cid2)
+	dir, err = s.MountRootfs(ctx, cid2)
+	assert.NilError(t, err)
+	b, err := os.ReadFile(filepath.Join(dir, "hello"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(b), "hello\n"))
+	_, err = os.Stat(filepath.Join(dir, "etc", "group"))
+	assert.Check(t, os.IsNotExist(err), "the deletion is committed too")
+	assert.NilError(t, s.UnmountRootfs(ctx, cid2))
+
+	// it exports like any other image
+	var buf bytes.Buffer
+	assert.NilError(t, s.Save(ctx, []string{"committed:v1"}, func() io.Writer { return &buf }))
+	assert.Check(t, buf.Len() > 1e6)
+
+	_, err = s.Commit(ctx, CommitRequest{ContainerID: strings.Repeat("d0", 32), Config: cfg})
+	assert.Check(t, errdefs.IsNotFound(err))
+	n, err := s.CountImages(ctx)
+	assert.NilError(t, err)
+	_, err = s.Commit(ctx, CommitRequest{ContainerID: cid, Config: cfg, Repo: "Bad"})
+	assert.Check(t, errdefs.IsInvalidArgument(err))
+	after, err := s.CountImages(ctx)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(after, n), "a refused commit makes no image")
+}
