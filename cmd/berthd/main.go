@@ -14,8 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthd/berth/builder"
 	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/engine"
+	buildrouter "github.com/berthd/berth/engine/router/build"
 	composerouter "github.com/berthd/berth/engine/router/compose"
 	"github.com/berthd/berth/engine/router/containers"
 	"github.com/berthd/berth/engine/router/debug"
@@ -261,6 +263,10 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	bld, err := builder.New(rt, imgs, filepath.Join(cfg.DataRoot, "tmp", "build"))
+	if err != nil {
+		return nil, err
+	}
 	d.server = engine.New(engine.Config{APIVersion: apiVersion, MinAPIVersion: minAPIVersion},
 		system.New(info, bus, df),
 		containers.New(rt),
@@ -269,6 +275,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		networks.New(nets, rt),
 		composerouter.New(deployer),
 		debug.New(inv),
+		buildrouter.New(bld),
 		unused.New(),
 	)
 	return d, nil

@@ -6,7 +6,9 @@ package imagecfg
 
 import (
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -51,14 +53,17 @@ func Apply(cfg *container.Config, changes []string) error {
 				return errdefs.ErrInvalidArgument.WithMessage(err.Error())
 			}
 		}
-		if err := apply(cfg, cmd, &cmdSet); err != nil {
+		if err := ApplyInstruction(cfg, cmd, &cmdSet); err != nil {
 			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
 		}
 	}
 	return nil
 }
 
-func apply(cfg *container.Config, cmd instructions.Command, cmdSet *bool) error {
+// ApplyInstruction applies one parsed (and expanded) instruction that
+// changes an image's config; others are left alone. cmdSet tracks whether a
+// CMD came before, which an ENTRYPOINT would otherwise reset.
+func ApplyInstruction(cfg *container.Config, cmd instructions.Command, cmdSet *bool) error {
 	switch c := cmd.(type) {
 	case *instructions.CmdCommand:
 		cfg.Cmd = withShell(cfg, c.ShellDependantCmdLine)
@@ -148,6 +153,31 @@ func setEnv(cfg *container.Config, key, value string) {
 		}
 	}
 	cfg.Env = append(cfg.Env, kv)
+}
+
+// ContainerConfig is an image's config as a container config, the
+// inverse of ImageConfig.
+func ContainerConfig(ic dockerspec.DockerOCIImageConfig) *container.Config {
+	c := &container.Config{
+		User: ic.User, Env: slices.Clone(ic.Env), Entrypoint: slices.Clone(ic.Entrypoint), Cmd: slices.Clone(ic.Cmd),
+		WorkingDir: ic.WorkingDir, Labels: maps.Clone(ic.Labels), StopSignal: ic.StopSignal, ArgsEscaped: ic.ArgsEscaped,
+		Volumes: maps.Clone(ic.Volumes), OnBuild: slices.Clone(ic.OnBuild), Shell: slices.Clone(ic.Shell),
+	}
+	if len(ic.ExposedPorts) > 0 {
+		c.ExposedPorts = network.PortSet{}
+		for p := range ic.ExposedPorts {
+			if port, err := network.ParsePort(p); err == nil {
+				c.ExposedPorts[port] = struct{}{}
+			}
+		}
+	}
+	if h := ic.Healthcheck; h != nil {
+		c.Healthcheck = &container.HealthConfig{
+			Test: slices.Clone(h.Test), Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries,
+		}
+	}
+	return c
 }
 
 // ImageConfig is the image part of a container config, as an image's

@@ -1,8 +1,7 @@
 // Package unused answers for the parts of the Engine API that berth does not
 // run, the way a dockerd that does not use them answers: not in a swarm, no
-// plugins installed, an empty build cache. Clients that probe them (docker
-// system prune, docker info, docker node ls) then behave as with dockerd,
-// instead of failing on a 404.
+// plugins installed. Clients that probe them (docker info, docker node ls,
+// docker plugin ls) then behave as with dockerd, instead of failing on a 404.
 package unused
 
 import (
@@ -11,7 +10,6 @@ import (
 
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/plugin"
 )
 
@@ -26,7 +24,6 @@ var (
 	errNotManager = errdefs.ErrUnavailable.WithMessage(`This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.`)
 	errNotInSwarm = errdefs.ErrUnavailable.WithMessage("This node is not part of a swarm")
 	errNoSwarm    = errdefs.ErrNotImplemented.WithMessage("berthd does not run swarm mode")
-	errNoBuilder  = errdefs.ErrNotImplemented.WithMessage("berthd has no image builder: build the image elsewhere and docker load or docker pull it")
 )
 
 // Routes implements httputil.Router.
@@ -40,8 +37,6 @@ func (u *Router) Routes() []httputil.Route {
 		httputil.NewGetRoute("/swarm/unlockkey", fail(errNotManager)),
 		httputil.NewPostRoute("/swarm/unlock", fail(errNotManager)),
 		httputil.NewGetRoute("/plugins", u.plugins),
-		httputil.NewPostRoute("/build", fail(errNoBuilder)),
-		httputil.NewPostRoute("/build/prune", u.buildPrune),
 	}
 	// the swarm objects: every list, inspect, create, update and delete
 	for _, kind := range []string{"nodes", "services", "tasks", "secrets", "configs"} {
@@ -63,10 +58,4 @@ func fail(err error) httputil.APIFunc {
 
 func (u *Router) plugins(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	return httputil.WriteJSON(w, http.StatusOK, []plugin.Plugin{})
-}
-
-// buildPrune reports an empty cache pruned: berth has no builder, so there is
-// never anything to reclaim.
-func (u *Router) buildPrune(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
-	return httputil.WriteJSON(w, http.StatusOK, build.CachePruneReport{})
 }
