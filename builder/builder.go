@@ -43,6 +43,8 @@ type Images interface {
 	Commit(ctx context.Context, req registry.CommitRequest) (string, error)
 	Tag(ctx context.Context, ref, repo, tag string) error
 	Delete(ctx context.Context, ref string, force, prune bool) ([]image.DeleteResponse, error)
+	// Scratch is an image without layers, for FROM scratch.
+	Scratch(ctx context.Context) (string, error)
 }
 
 // Builder builds images.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthd/berth/runtime"
 	"github.com/containerd/errdefs"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/go-archive"
 	"github.com/moby/go-archive/compression"
 	"github.com/moby/moby/api/types/container"
@@ -53,10 +54,22 @@ func (r *build) copy(ctx context.Context, st *stageState, spec copySpec) error {
 	var srcs []string
 	for _, s := range spec.srcs {
 		matches, err := filepath.Glob(filepath.Join(root, filepath.Clean("/"+s)))
-		if err != nil || len(matches) == 0 {
+		var found []string
+		for _, m := range matches {
+			// symlinks resolve inside the context, never to the host's files
+			rel, rerr := filepath.Rel(root, m)
+			if rerr != nil {
+				continue
+			}
+			safe, serr := securejoin.SecureJoin(root, rel)
+			if _, lerr := os.Lstat(safe); serr == nil && lerr == nil {
+				found = append(found, safe)
+			}
+		}
+		if err != nil || len(found) == 0 {
 			return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("COPY failed: file not found in build context or excluded by .dockerignore: stat %s: file does not exist", s))
 		}
-		srcs = append(srcs, matches...)
+		srcs = append(srcs, found...)
 	}
 	if len(srcs) > 1 && !strings.HasSuffix(spec.dest, "/") {
 		return errdefs.ErrInvalidArgument.WithMessage("When using COPY with more than one source file, the destination must be a directory and end with a /")

@@ -148,7 +148,12 @@ func (r *build) baseImage(ctx context.Context, name string, i int) (*registry.Im
 		return r.b.images.Image(ctx, r.results[j])
 	}
 	if strings.EqualFold(name, "scratch") {
-		return nil, errdefs.ErrNotImplemented.WithMessage("FROM scratch is not supported by berth's builder")
+		id, err := r.b.images.Scratch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.made = append(r.made, id) // removed with the steps' images
+		return r.b.images.Image(ctx, id)
 	}
 	if !r.opts.Pull {
 		img, err := r.b.images.Image(ctx, name)

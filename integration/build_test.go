@@ -92,12 +92,31 @@ CMD ["cat", "/copied"]
 	assert.Equal(t, d.DockerOK(t, "run", "--rm", "built:last"), "hi world\n")
 	assert.Equal(t, d.DockerOK(t, "run", "--rm", "built:last", "id", "-u"), "1000\n")
 
+	// FROM scratch, with a static busybox from a stage
+	writeFiles(t, dir, map[string]string{"Tiny.Dockerfile": `FROM busybox AS tools
+FROM scratch
+COPY --from=tools /bin/busybox /busybox
+ENTRYPOINT ["/busybox"]
+CMD ["echo", "tiny"]
+`})
+	r = classic(d, dir, "build", "-f", "Tiny.Dockerfile", "-t", "built:tiny", ".")
+	assert.Equal(t, r.ExitCode, 0, r.Combined())
+	assert.Equal(t, d.DockerOK(t, "run", "--rm", "built:tiny"), "tiny\n")
+	assert.Equal(t, d.DockerOK(t, "inspect", "-f", "{{len .RootFS.Layers}}", "built:tiny"), "1\n")
+
+	// a symlink in the context cannot reach the host's files
+	assert.NilError(t, os.Symlink("/etc", filepath.Join(dir, "hostetc")))
+	writeFiles(t, dir, map[string]string{"Leak.Dockerfile": "FROM busybox\nCOPY hostetc/hostname /leak\n"})
+	r = classic(d, dir, "build", "-f", "Leak.Dockerfile", ".")
+	assert.Check(t, r.ExitCode != 0)
+	assert.Check(t, is.Contains(r.Stderr(), "COPY failed: file not found in build context"))
+
 	// the steps' containers and images are gone; only the results stay
 	assert.Equal(t, d.DockerOK(t, "ps", "-aq"), "")
 	images := d.DockerOK(t, "images", "-a", "--format", "{{.Repository}}:{{.Tag}}")
 	got := strings.Fields(images)
 	sort.Strings(got)
-	assert.Check(t, is.DeepEqual(got, []string{"built:first", "built:last", "busybox:latest"}))
+	assert.Check(t, is.DeepEqual(got, []string{"built:first", "built:last", "built:tiny", "busybox:latest"}))
 
 	// a failing RUN: dockerd's message, its exit code, nothing left over
 	c := d.Cmd("build", "-")

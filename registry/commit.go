@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	goruntime "runtime"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -86,30 +87,21 @@ func (s *Service) Commit(ctx context.Context, req CommitRequest) (string, error)
 		}
 	}()
 
-	config, manifest, err := s.commitBlobs(in.spec, top, empty, req)
+	config, err := s.commitConfig(in.spec, top, empty, req)
 	if err != nil {
 		return "", err
 	}
-	id := digest.FromBytes(config)
-	mdigest := digest.FromBytes(manifest)
-	_, err = s.store.CreateImage(id.Encoded(), nil, top, "", &storage.ImageOptions{
-		Digest: mdigest,
-		BigData: []storage.ImageBigDataOption{
-			{Key: id.String(), Data: config, Digest: id},
-			{Key: "manifest-" + mdigest.String(), Data: manifest, Digest: mdigest},
-			{Key: storage.ImageDigestBigDataKey, Data: manifest, Digest: mdigest},
-		},
-	})
+	id, err := s.storeImage(config, top)
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", ShortID(req.ContainerID), err)
 	}
 	ok = true
 	if named != nil {
-		if err := s.tag(id.String(), named); err != nil {
-			return id.String(), err
+		if err := s.tag(id, named); err != nil {
+			return id, err
 		}
 	}
-	return id.String(), nil
+	return id, nil
 }
 
 // spoolDiff copies the layer's changes (a tar) to an unlinked temporary
@@ -138,45 +130,98 @@ func (s *Service) spoolDiff(layerID string) (*os.File, error) {
 	return f, nil
 }
 
-// commitBlobs returns the new image's config (the base image's, with the
-// commit's run config, history entry and layer) and an OCI manifest that
-// lists every layer uncompressed, by the digests storage knows them by.
-func (s *Service) commitBlobs(baseSpec dockerspec.DockerOCIImage, top string, empty bool, req CommitRequest) (config, manifest []byte, err error) {
+// commitConfig returns the new image's config: the base image's, with the
+// commit's run config, history entry and layers.
+func (s *Service) commitConfig(baseSpec dockerspec.DockerOCIImage, top string, empty bool, req CommitRequest) ([]byte, error) {
 	now := time.Now().UTC()
 	spec := baseSpec
 	spec.Created = &now
 	spec.Author = req.Author
 	spec.Config = req.Config
-	spec.RootFS.Type = "layers"
 	spec.History = append(append([]ocispec.History(nil), baseSpec.History...), ocispec.History{
 		Created: &now, CreatedBy: req.CreatedBy, Author: req.Author, Comment: req.Comment, EmptyLayer: empty,
 	})
-	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest}
-	var diffIDs []digest.Digest
+	layers, err := s.layerChain(top)
+	if err != nil {
+		return nil, err
+	}
+	spec.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
+	for _, l := range layers {
+		spec.RootFS.DiffIDs = append(spec.RootFS.DiffIDs, l.Digest)
+	}
+	// Docker's image config also carries the comment, which OCI's has not.
+	return json.Marshal(struct {
+		dockerspec.DockerOCIImage
+		Comment string `json:"comment,omitempty"`
+	}{spec, req.Comment})
+}
+
+// layerChain describes the layers under top, bottom first, uncompressed and
+// by the digests storage knows them by.
+func (s *Service) layerChain(top string) ([]ocispec.Descriptor, error) {
+	var out []ocispec.Descriptor
 	for id := top; id != ""; {
 		l, err := s.store.Layer(id)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if l.UncompressedDigest == "" {
-			return nil, nil, fmt.Errorf("layer %s has no known digest: %w", id, errdefs.ErrDataLoss)
+			return nil, fmt.Errorf("layer %s has no known digest: %w", id, errdefs.ErrDataLoss)
 		}
-		diffIDs = append([]digest.Digest{l.UncompressedDigest}, diffIDs...)
-		m.Layers = append([]ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayer, Digest: l.UncompressedDigest, Size: l.UncompressedSize}}, m.Layers...)
+		out = append([]ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayer, Digest: l.UncompressedDigest, Size: l.UncompressedSize}}, out...)
 		id = l.Parent
 	}
-	spec.RootFS.DiffIDs = diffIDs
-	// Docker's image config also carries the comment, which OCI's has not.
-	withComment := struct {
-		dockerspec.DockerOCIImage
-		Comment string `json:"comment,omitempty"`
-	}{spec, req.Comment}
-	if config, err = json.Marshal(withComment); err != nil {
-		return nil, nil, err
+	return out, nil
+}
+
+// storeImage records an image of the layers under top with config, and an
+// OCI manifest for it (which push and save read), and returns its ID.
+func (s *Service) storeImage(config []byte, top string) (string, error) {
+	layers, err := s.layerChain(top)
+	if err != nil {
+		return "", err
 	}
-	m.Config = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(config), Size: int64(len(config))}
-	if manifest, err = json.Marshal(m); err != nil {
-		return nil, nil, err
+	id := digest.FromBytes(config)
+	manifest, err := json.Marshal(ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: id, Size: int64(len(config))},
+		Layers: append([]ocispec.Descriptor{}, layers...),
+	})
+	if err != nil {
+		return "", err
 	}
-	return config, manifest, nil
+	mdigest := digest.FromBytes(manifest)
+	_, err = s.store.CreateImage(id.Encoded(), nil, top, "", &storage.ImageOptions{
+		Digest: mdigest,
+		BigData: []storage.ImageBigDataOption{
+			{Key: id.String(), Data: config, Digest: id},
+			{Key: "manifest-" + mdigest.String(), Data: manifest, Digest: mdigest},
+			{Key: storage.ImageDigestBigDataKey, Data: manifest, Digest: mdigest},
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// Scratch returns the ID of an image without layers, for FROM scratch,
+// making it when it is not there. It has no name; the builder removes it
+// after a build.
+func (s *Service) Scratch(ctx context.Context) (string, error) {
+	config, err := json.Marshal(dockerspec.DockerOCIImage{Image: ocispec.Image{
+		Platform: ocispec.Platform{Architecture: goruntime.GOARCH, OS: "linux"},
+		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}},
+	}})
+	if err != nil {
+		return "", err
+	}
+	id := digest.FromBytes(config)
+	if _, err := s.store.Image(id.Encoded()); err == nil {
+		return id.String(), nil
+	}
+	if _, err := s.storeImage(config, ""); err != nil && !errors.Is(err, storage.ErrDuplicateID) {
+		return "", err
+	}
+	return id.String(), nil
 }

@@ -85,3 +85,33 @@ func TestCommit(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(after, n), "a refused commit makes no image")
 }
+
+func TestScratch(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := context.Background()
+	id, err := s.Scratch(ctx)
+	assert.NilError(t, err)
+	again, err := s.Scratch(ctx)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(again, id), "made once")
+
+	// a container of it starts empty; what is copied in is committed
+	cid := strings.Repeat("c3", 32)
+	assert.NilError(t, s.CreateRootfs(ctx, cid, id))
+	defer s.RemoveRootfs(ctx, cid)
+	dir, err := s.MountRootfs(ctx, cid)
+	assert.NilError(t, err)
+	ents, err := os.ReadDir(dir)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(ents, 0))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "app"), []byte("bin"), 0o755))
+	assert.NilError(t, s.UnmountRootfs(ctx, cid))
+	img, err := s.Commit(ctx, CommitRequest{ContainerID: cid, Config: dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Entrypoint: []string{"/app"}}}, Repo: "tiny"})
+	assert.NilError(t, err)
+	insp, err := s.Inspect(ctx, "tiny")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(insp.ID, img))
+	assert.Check(t, is.Len(insp.RootFS.Layers, 1))
+	var buf bytes.Buffer
+	assert.NilError(t, s.Save(ctx, []string{"tiny"}, func() io.Writer { return &buf }))
+}

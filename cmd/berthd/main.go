@@ -263,7 +263,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	bld, err := builder.New(rt, imgs, filepath.Join(cfg.DataRoot, "tmp", "build"))
+	bld, err := builder.New(rt, imgs, filepath.Join(cfg.DataRoot, "build"))
 	if err != nil {
 		return nil, err
 	}
