@@ -13,6 +13,7 @@ import (
 	"github.com/berthd/berth/runtime/imagecfg"
 	"github.com/containerd/errdefs"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/moby/api/types/container"
 )
@@ -126,6 +127,9 @@ func (r *build) stage(ctx context.Context, i int) (string, error) {
 	}
 	r.say(" ---> %s\n", shortID(img.ID))
 	st := &stageState{image: img.ID, cfg: imagecfg.ContainerConfig(img.Config), args: map[string]string{}}
+	if err := r.onBuild(ctx, st); err != nil {
+		return "", err
+	}
 	for _, cmd := range s.Commands {
 		r.nextStep(fmt.Sprint(cmd))
 		if err := r.dispatch(ctx, st, cmd); err != nil {
@@ -171,6 +175,41 @@ func (r *build) baseImage(ctx context.Context, name string, i int) (*registry.Im
 type discard struct{}
 
 func (discard) Send(any) error { return nil }
+
+// onBuild runs the base image's ONBUILD triggers, right after FROM, as
+// dockerd does; the new image does not inherit them.
+func (r *build) onBuild(ctx context.Context, st *stageState) error {
+	triggers := st.cfg.OnBuild
+	if len(triggers) == 0 {
+		return nil
+	}
+	st.cfg.OnBuild = nil
+	st.dirty = true
+	word := "triggers"
+	if len(triggers) == 1 {
+		word = "trigger"
+	}
+	r.say("# Executing %d build %s\n", len(triggers), word)
+	for _, t := range triggers {
+		parsed, err := parser.Parse(strings.NewReader(t))
+		if err != nil || len(parsed.AST.Children) != 1 {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid ONBUILD trigger %q", t))
+		}
+		node := parsed.AST.Children[0]
+		switch strings.ToUpper(node.Value) {
+		case "ONBUILD", "FROM", "MAINTAINER":
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("%s isn't allowed as an ONBUILD trigger", strings.ToUpper(node.Value)))
+		}
+		cmd, err := instructions.ParseCommand(node)
+		if err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		}
+		if err := r.dispatch(ctx, st, cmd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // env is what a step's words expand with: the config's env, then the
 // stage's ARGs that no ENV overrides.

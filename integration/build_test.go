@@ -104,6 +104,20 @@ CMD ["echo", "tiny"]
 	assert.Equal(t, d.DockerOK(t, "run", "--rm", "built:tiny"), "tiny\n")
 	assert.Equal(t, d.DockerOK(t, "inspect", "-f", "{{len .RootFS.Layers}}", "built:tiny"), "1\n")
 
+	// ONBUILD triggers run in the child's build, right after its FROM
+	writeFiles(t, dir, map[string]string{
+		"Base.Dockerfile":  "FROM busybox\nONBUILD RUN echo triggered > /onbuild\n",
+		"Child.Dockerfile": "FROM built:base\nCMD [\"cat\", \"/onbuild\"]\n",
+	})
+	r = classic(d, dir, "build", "-f", "Base.Dockerfile", "-t", "built:base", ".")
+	assert.Equal(t, r.ExitCode, 0, r.Combined())
+	r = classic(d, dir, "build", "-f", "Child.Dockerfile", "-t", "built:child", ".")
+	assert.Equal(t, r.ExitCode, 0, r.Combined())
+	assert.Check(t, is.Contains(r.Stdout(), "# Executing 1 build trigger"))
+	assert.Equal(t, d.DockerOK(t, "run", "--rm", "built:child"), "triggered\n")
+	assert.Equal(t, d.DockerOK(t, "inspect", "-f", "{{json .Config.OnBuild}}", "built:child"), "null\n")
+	d.DockerOK(t, "rmi", "built:base", "built:child")
+
 	// a symlink in the context cannot reach the host's files
 	assert.NilError(t, os.Symlink("/etc", filepath.Join(dir, "hostetc")))
 	writeFiles(t, dir, map[string]string{"Leak.Dockerfile": "FROM busybox\nCOPY hostetc/hostname /leak\n"})

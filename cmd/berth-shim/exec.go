@@ -39,7 +39,6 @@ func (s *shim) exec(conn *net.UnixConn, br *bufio.Reader, req *proto.Request) {
 		respondErr(conn, err)
 		return
 	}
-	defer s.removeExec(req.ExecID)
 	eio, wait := st.eio, st.wait
 	alive := respond(conn, proto.Response{Pid: st.pid, Direct: st.direct}) == nil
 
@@ -83,6 +82,9 @@ func (s *shim) exec(conn *net.UnixConn, br *bufio.Reader, req *proto.Request) {
 	}()
 
 	ws := <-wait
+	// gone before its exit is told, so a resize that follows the exit is a
+	// not-found, whoever asks first
+	s.removeExec(req.ExecID)
 	t := time.NewTimer(2 * time.Second)
 	for _, o := range eio.outs {
 		select {
