@@ -1,6 +1,10 @@
 package integration
 
 import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,6 +13,7 @@ import (
 	"github.com/berthd/berth/internal/testenv"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/icmd"
 )
 
 func TestCommit(t *testing.T) {
@@ -61,4 +66,45 @@ assert "pycommit:1" in img.tags, img.tags
 print("ok")
 `)
 	assert.Equal(t, out, "ok")
+}
+
+func TestExportImport(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	d.DockerOK(t, "run", "--name", "flat", "busybox", "sh", "-c", "echo exported > /hi")
+	tarball := filepath.Join(t.TempDir(), "flat.tar")
+	d.DockerOK(t, "export", "-o", tarball, "flat")
+
+	id := strings.TrimSpace(d.DockerOK(t, "import", "-m", "msg", "--change", `CMD ["cat", "/hi"]`, tarball, "imported:v1"))
+	assert.Check(t, is.Regexp(`^sha256:[0-9a-f]{64}$`, id))
+	assert.Equal(t, d.DockerOK(t, "run", "--rm", "imported:v1"), "exported\n")
+	assert.Equal(t, d.DockerOK(t, "inspect", "-f", "{{.ID}} {{.Comment}} {{len .RootFS.Layers}} {{json .Config.Cmd}} {{.Os}}", "imported:v1"),
+		id+` msg 1 ["cat","/hi"] linux`+"\n")
+	hist := d.DockerOK(t, "history", "--format", "{{.Comment}}", "imported:v1")
+	assert.Equal(t, hist, "msg\n")
+
+	// from stdin, compressed, untagged
+	c := d.Cmd("import", "-")
+	gz, err := os.ReadFile(tarball)
+	assert.NilError(t, err)
+	c.Stdin = bytes.NewReader(gzipped(t, gz))
+	r := icmd.RunCmd(c)
+	assert.Equal(t, r.ExitCode, 0, r.Combined())
+	assert.Check(t, is.Regexp(`^sha256:[0-9a-f]{64}\n$`, r.Stdout()))
+
+	c = d.Cmd("import", "-")
+	c.Stdin = strings.NewReader("not a tarball at all")
+	r = icmd.RunCmd(c)
+	assert.Check(t, r.ExitCode != 0)
+	assert.Check(t, is.Contains(r.Stderr(), "invalid tarball"))
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write(b)
+	assert.NilError(t, err)
+	assert.NilError(t, zw.Close())
+	return buf.Bytes()
 }

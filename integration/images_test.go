@@ -286,7 +286,8 @@ func TestImageErrors(t *testing.T) {
 		{"DELETE", "/images/nope", 404, "No such image: nope"},
 		{"POST", "/images/create?fromImage=UPPER&tag=case", 400, "invalid reference format: repository name (library/UPPER) must be lowercase"},
 		{"POST", "/images/create?fromImage=a%20b", 400, "invalid reference format"},
-		{"POST", "/images/create?fromSrc=-", 501, "not supported"},
+		{"POST", "/images/create?fromSrc=http://127.0.0.1:1/x.tar", 501, "not from a URL"},
+		{"POST", "/images/create?fromSrc=-&repo=Bad", 400, "invalid reference format"},
 		{"GET", "/images/json?filters=notjson", 400, "invalid filter"},
 	}
 	for _, tc := range cases {

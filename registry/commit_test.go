@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -114,4 +115,38 @@ func TestScratch(t *testing.T) {
 	assert.Check(t, is.Len(insp.RootFS.Layers, 1))
 	var buf bytes.Buffer
 	assert.NilError(t, s.Save(ctx, []string{"tiny"}, func() io.Writer { return &buf }))
+}
+
+func TestImport(t *testing.T) {
+	s, ev := newTestService(t)
+	ctx := context.Background()
+	tb := tarOf(t, map[string]string{"hi.txt": "hi\n"})
+	start, out := memOut()
+	err := s.Import(ctx, bytes.NewReader(tb), ImportOptions{Repo: "imported", Tag: "v1", Message: "msg", Changes: []string{`CMD ["cat", "/hi.txt"]`}}, start)
+	assert.NilError(t, err)
+	insp, err := s.Inspect(ctx, "imported:v1")
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(fmt.Sprint(out.msgs), insp.ID), "the stream's status is the new ID")
+	assert.Check(t, is.Equal(insp.Comment, "msg"))
+	assert.Check(t, is.DeepEqual(insp.Config.Cmd, []string{"cat", "/hi.txt"}))
+	assert.Check(t, is.Len(insp.RootFS.Layers, 1))
+	assert.Check(t, is.Contains(ev.actions(), "import"))
+
+	n, _ := s.CountImages(ctx)
+	for _, tc := range []struct {
+		body string
+		opts ImportOptions
+		msg  string
+	}{
+		{"not a tar", ImportOptions{}, "invalid tarball"},
+		{string(tb), ImportOptions{Repo: "Bad"}, "invalid reference format"},
+		{string(tb), ImportOptions{Changes: []string{"RUN x"}}, "run is not a valid change command"},
+	} {
+		start, _ := memOut()
+		err := s.Import(ctx, strings.NewReader(tc.body), tc.opts, start)
+		assert.Check(t, is.ErrorContains(err, tc.msg))
+		assert.Check(t, errdefs.IsInvalidArgument(err))
+	}
+	after, _ := s.CountImages(ctx)
+	assert.Check(t, is.Equal(after, n), "refused imports leave no image")
 }

@@ -33,6 +33,7 @@ type Transferer interface {
 	Pull(ctx context.Context, opts registry.PullOptions, start registry.StartFunc) error
 	Push(ctx context.Context, opts registry.PushOptions, start registry.StartFunc) error
 	Load(ctx context.Context, r io.Reader, quiet bool, start registry.StartFunc) error
+	Import(ctx context.Context, r io.Reader, opts registry.ImportOptions, start registry.StartFunc) error
 	Save(ctx context.Context, names []string, start func() io.Writer) error
 	Login(ctx context.Context, auth mregistry.AuthConfig) (*mregistry.AuthResponse, error)
 	// DistributionInspect asks the registry what a reference points to.

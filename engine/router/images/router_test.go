@@ -73,6 +73,10 @@ func (f *fake) Pull(ctx context.Context, opts registry.PullOptions, start regist
 	f.record("pull", opts)
 	return f.stream(start)
 }
+func (f *fake) Import(ctx context.Context, r io.Reader, opts registry.ImportOptions, start registry.StartFunc) error {
+	f.record("import", opts)
+	return f.stream(start)
+}
 func (f *fake) Push(ctx context.Context, opts registry.PushOptions, start registry.StartFunc) error {
 	f.record("push", opts)
 	return f.stream(start)
@@ -141,7 +145,8 @@ func TestRoutes(t *testing.T) {
 		{name: "pull error before stream", method: "POST", target: "/images/create?fromImage=nope", err: notFound, status: 404, body: `{"message":"No such image: nope"}`},
 		{name: "pull error in stream", method: "POST", target: "/images/create?fromImage=busybox", streamErr: errors.New("boom"), status: 200, body: `{"status":"working"}` + "\n" + `{"errorDetail":{"message":"boom"},"error":"boom"}`},
 		{name: "pull without image", method: "POST", target: "/images/create", status: 400, body: "fromImage"},
-		{name: "import", method: "POST", target: "/images/create?fromSrc=-", status: 501},
+		{name: "import", method: "POST", target: "/images/create?fromSrc=-&repo=x", status: 200, body: `{"status":"working"}`},
+		{name: "import from a URL", method: "POST", target: "/images/create?fromSrc=http://example.com/a.tar", status: 501, body: "not from a URL"},
 		{name: "push", method: "POST", target: "/images/127.0.0.1:5000/a/push?tag=1", status: 200, body: "working"},
 		{name: "load", method: "POST", target: "/images/load", status: 200, body: "working", contentType: "application/json"},
 		{name: "load bad archive", method: "POST", target: "/images/load", err: errdefs.ErrInvalidArgument.WithMessage("invalid image archive"), status: 400},

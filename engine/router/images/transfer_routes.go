@@ -46,8 +46,17 @@ func (ir *Router) postImagesCreate(ctx context.Context, w http.ResponseWriter, r
 		return err
 	}
 	from := r.Form.Get("fromImage")
-	if r.Form.Get("fromSrc") != "" && from == "" {
-		return errdefs.ErrNotImplemented.WithMessage("importing a root filesystem (fromSrc) is not supported by berth yet")
+	if src := r.Form.Get("fromSrc"); src != "" && from == "" {
+		if src != "-" {
+			return errdefs.ErrNotImplemented.WithMessage("berth imports tarballs from the request body only (fromSrc=-), not from a URL")
+		}
+		opts := registry.ImportOptions{
+			Repo: r.Form.Get("repo"), Tag: r.Form.Get("tag"),
+			Message: r.Form.Get("message"), Changes: r.Form["changes"],
+		}
+		return streamed(w, func(start registry.StartFunc) error {
+			return ir.backend.Import(ctx, r.Body, opts, start)
+		})
 	}
 	if from == "" {
 		return errdefs.ErrInvalidArgument.WithMessage("fromImage or fromSrc is required")
