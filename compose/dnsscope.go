@@ -44,6 +44,7 @@ func (h *dnsScope) ServeDNS(ctx context.Context, w mdns.ResponseWriter, r *mdns.
 	if req.Asker != nil {
 		asker.ContainerID, asker.Labels, asker.Links = req.Asker.ContainerID, req.Asker.Labels, req.Asker.Links
 	}
+	asker.Sees = func(name string) bool { return len(dns.Lookup(req, name)) > 0 }
 	eps := req.Records.Endpoints()
 	records := make([]Record, 0, len(eps))
 	for _, ep := range eps {
@@ -55,6 +56,9 @@ func (h *dnsScope) ServeDNS(ctx context.Context, w mdns.ResponseWriter, r *mdns.
 	ans, handled := Scope{Zone: req.Zone, Services: h.services}.Lookup(q.Name, asker, records)
 	if !handled {
 		return dns.NextOrFailure(ctx, h.next, w, r)
+	}
+	if ans.NoData {
+		return dns.WriteAnswer(w, r, nil)
 	}
 	if len(ans.Addrs) == 0 {
 		m := new(mdns.Msg)

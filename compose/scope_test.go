@@ -52,7 +52,13 @@ func TestScopeLookup(t *testing.T) {
 	shopRun := Asker{ContainerID: "srun", Labels: labels("shop", "worker", 0), Networks: []string{"shopnet"}}
 	plain := Asker{ContainerID: "plain", Networks: []string{"shared"}}
 	outsider := Asker{ContainerID: "x", Labels: labels("other", "web", 1), Networks: []string{"othernet"}}
-	linked := Asker{ContainerID: "l", Labels: labels("shop", "web", 2), Networks: []string{"shopnet"}, Links: map[string]string{"blogdb": "blog-db-1", "gone": "nothing"}}
+	linked := Asker{ContainerID: "l", Labels: labels("shop", "web", 2), Networks: []string{"shopnet", "shared"}, Links: map[string]string{"blogdb": "blog-db-1", "gone": "nothing"}}
+	linkedAway := Asker{ContainerID: "l2", Labels: labels("shop", "web", 3), Networks: []string{"shopnet"}, Links: map[string]string{"blogdb": "blog-db-1"}}
+	// a member of shop on the shared network alone: shop's workers are out of its reach
+	shopEdge := Asker{ContainerID: "sedge", Labels: labels("shop", "edge", 1), Networks: []string{"shared"}}
+	// what Docker's rules let shopWeb see (the next handlers)
+	shopWebSees := shopWeb
+	shopWebSees.Sees = func(n string) bool { return n == "proxy" || n == "lb" }
 
 	known := services{"shop/db": true, "shop/web": true, "shop/worker": true, "blog/db": true, "blog/web": true, "blog/cache": true, "shop/mail": true}
 
@@ -62,6 +68,7 @@ func TestScopeLookup(t *testing.T) {
 		asker   Asker
 		want    []netip.Addr
 		handled bool
+		nodata  bool
 	}{
 		{name: "bare service: own deployment only", q: "db", asker: shopWeb, want: addrs("10.1.0.2", "10.9.0.2"), handled: true},
 		{name: "the receiving network's address first", q: "db", asker: shopWebHere, want: addrs("10.1.0.2"), handled: true},
@@ -86,14 +93,27 @@ func TestScopeLookup(t *testing.T) {
 		{name: "fqdn plain container name: no zone name outside deployments", q: "proxy.berth.internal", asker: outsider},
 		{name: "fqdn one-off is not a replica", q: "worker.shop.berth.internal", asker: outsider, want: addrs("10.1.0.4", "10.1.0.5"), handled: true},
 		{name: "fqdn unknown: the chain's zone handler answers", q: "nope.shop.berth.internal", asker: shopWeb},
-		{name: "own service in the zone form", q: "db.berth.internal", asker: blogWeb, want: addrs("10.2.0.2", "10.9.0.4"), handled: true},
-		{name: "own stopped service in the zone form", q: "mail.berth.internal", asker: shopWeb, handled: true},
+		{name: "own service in the zone form: exists, answered under <P>.<zone>", q: "db.berth.internal", asker: blogWeb, handled: true, nodata: true},
+		{name: "own stopped service in the zone form", q: "mail.berth.internal", asker: shopWeb, handled: true, nodata: true},
+		{name: "own replicas in the zone form", q: "worker.berth.internal", asker: shopWeb, handled: true, nodata: true},
+		{name: "own container_name in the project form: answered as <name>.<zone>", q: "named-db.shop.berth.internal", asker: shopWeb, handled: true, nodata: true},
+		{name: "own alias in the project form: answered there", q: "database.shop.berth.internal", asker: shopWeb, want: addrs("10.1.0.2", "10.9.0.2"), handled: true},
+		{name: "own alias in the zone form: exists", q: "database.berth.internal", asker: shopWeb, handled: true, nodata: true},
+		{name: "a name Docker's rules answer, in the project form", q: "proxy.shop.berth.internal", asker: shopWebSees, handled: true, nodata: true},
+		{name: "a name Docker's rules answer, in the zone form: next handler", q: "proxy.berth.internal", asker: shopWebSees},
+		{name: "project form of another project's member: not a search domain", q: "proxy.blog.berth.internal", asker: shopWebSees},
+		{name: "project form of an unknown name", q: "nothing.shop.berth.internal", asker: shopWebSees},
+		{name: "link alias in the project form", q: "blogdb.shop.berth.internal", asker: linked, handled: true, nodata: true},
+		{name: "own service out of reach: NXDOMAIN, never another's", q: "worker", asker: shopEdge, handled: true},
+		{name: "own service partly in reach: only reachable addresses", q: "db", asker: shopEdge, want: addrs("10.9.0.2"), handled: true},
+		{name: "zone name out of reach: every address", q: "worker.shop.berth.internal", asker: shopEdge, want: addrs("10.1.0.4", "10.1.0.5"), handled: true},
 		{name: "a plain alias in the zone: next handler", q: "lb.berth.internal", asker: shopWeb},
 		{name: "the zone apex", q: "berth.internal", asker: shopWeb},
 		{name: "search domain form of a bare name", q: "db.shop.berth.internal", asker: shopWeb, want: addrs("10.1.0.2", "10.9.0.2"), handled: true},
 		{name: "other zones are not ours", q: "db.example.com", asker: shopWeb},
 
-		{name: "link alias", q: "blogdb", asker: linked, want: addrs("10.2.0.2", "10.9.0.4"), handled: true},
+		{name: "link alias", q: "blogdb", asker: linked, want: addrs("10.9.0.4"), handled: true},
+		{name: "link alias out of reach falls through", q: "blogdb", asker: linkedAway},
 		{name: "link to a missing container falls through", q: "gone", asker: linked},
 	}
 	s := Scope{Services: known}
@@ -101,6 +121,7 @@ func TestScopeLookup(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ans, handled := s.Lookup(tc.q, tc.asker, records)
 			assert.Check(t, is.Equal(handled, tc.handled))
+			assert.Check(t, is.Equal(ans.NoData, tc.nodata))
 			assert.Check(t, is.DeepEqual(strs(ans.Addrs), strs(tc.want)))
 		})
 	}

@@ -36,7 +36,7 @@ func (m *Manager) upLocked(st *netState) error {
 		}
 	}
 	if st.server == nil {
-		srv, err := dns.Serve(dns.Listener{Addr: r.Gateway, NetworkID: r.ID, Internal: r.Internal}, m.handler, m.records, m.cfg.DNSZone)
+		srv, err := dns.Serve(dns.Listener{Addr: r.Gateway, Device: r.Bridge, NetworkID: r.ID, Internal: r.Internal}, m.handler, m.records, m.cfg.DNSZone)
 		if err != nil {
 			return fmt.Errorf("network %s: %w", r.Name, err)
 		}

@@ -44,6 +44,10 @@ type AttachRequest struct {
 	// Links maps the container's link aliases to the linked containers'
 	// names (--link, compose links:): names only this container resolves.
 	Links map[string]string
+	// DNS are the container's own resolvers (HostConfig.Dns): berth's DNS
+	// server forwards what it does not know there instead of to the
+	// daemon's upstreams.
+	DNS []netip.Addr
 }
 
 // Attach connects the sandbox at nsPath to a bridge network: a veth pair
@@ -117,6 +121,7 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 	if mac == nil {
 		mac = macFromIP(ip)
 	}
+	ep.DNS = slices.Clone(req.DNS)
 	ep.MAC = mac.String()
 	ep.HostVeth = "vb" + ep.ID[:12]
 	if err := m.plumb(ctx, st, ep, mac); err != nil {
@@ -380,8 +385,19 @@ func (m *Manager) dnsEndpoint(st *netState, ep *endpointRecord) dns.Endpoint {
 	return dns.Endpoint{
 		ContainerID: ep.ContainerID, Name: ep.ContainerName, Hostname: ep.Hostname, Aliases: ep.Aliases,
 		IP: ep.IP, NetworkID: st.rec.ID, NetworkName: st.rec.Name, Internal: st.rec.Internal, Labels: ep.Labels,
-		Links: ep.Links,
+		Links: ep.Links, Upstreams: upstreams(ep.DNS), NsPath: ep.NsPath,
 	}
+}
+
+// upstreams are a container's --dns servers on port 53.
+func upstreams(servers []netip.Addr) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, ip := range servers {
+		if ip.IsValid() {
+			out = append(out, netip.AddrPortFrom(ip, 53))
+		}
+	}
+	return out
 }
 
 // settings is the endpoint as NetworkSettings.Networks[name] shows it.

@@ -172,17 +172,15 @@ func New(deps Deps) (*Manager, error) {
 	}
 	upstreams := (&dns.ResolvConf{Path: c.ResolvConf}).Upstreams
 	if len(c.DNSServers) > 0 {
-		var fixed []string
+		var fixed []netip.AddrPort
 		for _, s := range c.DNSServers {
-			if ap, err := netip.ParseAddrPort(s); err == nil {
-				fixed = append(fixed, ap.String())
-			} else if ip, err := netip.ParseAddr(s); err == nil {
-				fixed = append(fixed, netip.AddrPortFrom(ip, 53).String())
-			} else {
-				return nil, fmt.Errorf("network: invalid DNS server %q", s)
+			ap, err := dns.ParseUpstream(s)
+			if err != nil {
+				return nil, fmt.Errorf("network: %w", err)
 			}
+			fixed = append(fixed, ap)
 		}
-		upstreams = func() []string { return fixed }
+		upstreams = func() []netip.AddrPort { return fixed }
 	}
 	plugins := append(append([]dns.Plugin(nil), deps.DNSPlugins...), dns.Names(), dns.Zone(), dns.Forward(upstreams, 3*time.Second))
 	m.handler = dns.Chain(plugins...)

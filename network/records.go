@@ -43,6 +43,7 @@ type endpointRecord struct {
 	Primary       bool
 	Labels        map[string]string
 	Links         map[string]string
+	DNS           []netip.Addr // the container's own resolvers (--dns)
 }
 
 func epKey(networkID, containerID string) string { return networkID + "/" + containerID }

@@ -71,6 +71,8 @@ type AttachRequest struct {
 	Primary       bool
 	// Links maps link aliases to the linked containers' names.
 	Links map[string]string
+	// DNS are the container's own resolvers (HostConfig.Dns).
+	DNS []netip.Addr
 }
 
 // RestoreRequest describes a running container's network state.

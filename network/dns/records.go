@@ -21,6 +21,12 @@ type Endpoint struct {
 	// Links maps this container's link aliases to the linked containers'
 	// names or ids: names only this container resolves.
 	Links map[string]string
+	// Upstreams are the container's own resolvers (--dns, compose dns:),
+	// asked instead of the daemon's for names berth does not know.
+	Upstreams []netip.AddrPort
+	// NsPath is the container's network namespace, where loopback
+	// upstreams of its own are reached.
+	NsPath string
 }
 
 // Names are the names the endpoint answers to on its network, in Docker's
@@ -167,6 +173,7 @@ func (t *Table) ByIP(networkID string, ip netip.Addr) (Endpoint, bool) {
 func clone(ep Endpoint) Endpoint {
 	ep.Aliases = slices.Clone(ep.Aliases)
 	ep.Labels = maps.Clone(ep.Labels)
+	ep.Upstreams = slices.Clone(ep.Upstreams)
 	return ep
 }
 

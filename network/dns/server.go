@@ -8,16 +8,23 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // Listener is where one bridge's server listens and what it tells handlers.
 type Listener struct {
-	Addr      netip.Addr // the bridge's gateway
-	Port      uint16     // 53; tests use another
+	Addr netip.Addr // the bridge's gateway
+	Port uint16     // 53; tests use another
+	// Device is the bridge's interface: the sockets only take packets that
+	// came in through it (SO_BINDTODEVICE), so nothing on the host's other
+	// links reaches the server even when it can route to the gateway
+	// address. "" (tests on loopback) binds to no device.
+	Device    string
 	NetworkID string
 	Internal  bool
 }
@@ -29,18 +36,21 @@ type Server struct {
 }
 
 // Serve starts answering on l through h. zone is the daemon zone,
-// records the view handed to handlers.
+// records the view handed to handlers. Only containers on the network are
+// answered: a query from any other source is REFUSED, so the server is no
+// open resolver and tells nobody else the names of containers.
 func Serve(l Listener, h Handler, records Records, zone string) (*Server, error) {
 	port := l.Port
 	if port == 0 {
 		port = 53
 	}
 	addr := net.JoinHostPort(l.Addr.String(), strconv.Itoa(int(port)))
-	pc, err := net.ListenPacket("udp4", addr)
+	lc := net.ListenConfig{Control: bindToDevice(l.Device)}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dns: listen udp %s: %w", addr, err)
 	}
-	tl, err := net.Listen("tcp4", addr)
+	tl, err := lc.Listen(context.Background(), "tcp4", addr)
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("dns: listen tcp %s: %w", addr, err)
@@ -64,6 +74,24 @@ func Serve(l Listener, h Handler, records Records, zone string) (*Server, error)
 	return s, nil
 }
 
+func bindToDevice(dev string) func(network, address string, c syscall.RawConn) error {
+	if dev == "" {
+		return nil
+	}
+	return func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, dev)
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("bind to device %s: %w", dev, serr)
+		}
+		return nil
+	}
+}
+
 // Close stops both listeners and waits for them.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -82,9 +110,38 @@ func serve(w dns.ResponseWriter, r *dns.Msg, l Listener, h Handler, records Reco
 			req.Asker = &ep
 		}
 	}
+	w = limitUDP(w, r)
+	if req.Asker == nil {
+		reply(w, r, dns.RcodeRefused)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	Dispatch(WithRequest(ctx, req), h, w, r)
+}
+
+// limitUDP makes w truncate (TC bit) every UDP answer to what the query
+// allows: 512 bytes, or its EDNS0 buffer size. A UDP answer is never larger
+// than the client said it can take, so the server amplifies nothing.
+func limitUDP(w dns.ResponseWriter, r *dns.Msg) dns.ResponseWriter {
+	if _, ok := w.RemoteAddr().(*net.UDPAddr); !ok {
+		return w
+	}
+	size := dns.MinMsgSize
+	if opt := r.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
+		size = int(opt.UDPSize())
+	}
+	return &truncating{ResponseWriter: w, size: size}
+}
+
+type truncating struct {
+	dns.ResponseWriter
+	size int
+}
+
+func (t *truncating) WriteMsg(m *dns.Msg) error {
+	m.Truncate(t.size)
+	return t.ResponseWriter.WriteMsg(m)
 }
 
 // Dispatch runs h and writes the error reply when h did not answer.
