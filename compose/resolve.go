@@ -13,9 +13,11 @@ import (
 // Candidate is a container offered to Resolve: the runtime's.
 type Candidate = runtime.Candidate
 
-// Resolve is the name fallback the runtime calls after Docker's own rules
-// (exact name, full ID, unique ID prefix) found nothing. In order, first
-// match wins:
+// Resolve is the name fallback the runtime calls after an exact container
+// name and a full ID found nothing, and before Docker's unique-ID-prefix
+// rule (runtime's lookup): compose's names must not lose to a random ID that
+// happens to start with a hex-looking service name (db, be, cafe, a1). In
+// order, first match wins:
 //
 //  1. <project>-<service>-<n>: replica n of a service, whatever the
 //     container is called (container_name included);

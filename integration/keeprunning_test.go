@@ -81,21 +81,45 @@ func TestTwentySurviveDaemonKill(t *testing.T) {
 	for e := range errs {
 		t.Fatal(e)
 	}
-	d.DockerOK(t, "run", "-d", "--name", "late", "busybox", "sh", "-c", "sleep 2; exit 7")
+	// "late" exits when the test says so: while berthd is down
+	d.DockerOK(t, "run", "-d", "--name", "late", "busybox", "sh", "-c", "until [ -e /tmp/go ]; do sleep 0.05; done; exit 7")
+	latePid := inspectF(t, d, "{{.State.Pid}}", "late")
 	pids := map[string]string{}
 	for _, name := range names {
 		pids[name] = inspectF(t, d, "{{.State.Pid}}", name)
 	}
-	time.Sleep(300 * time.Millisecond)
 	before := map[string]int{}
 	for _, name := range names {
 		before[name] = checkLines(t, name, d.DockerOK(t, "logs", name), 1)
 	}
 	held := testenv.HeldOf(d.Inventory(t))
+	logPaths := map[string]string{}
+	for _, name := range names {
+		logPaths[name] = inspectF(t, d, "{{.LogPath}}", name)
+	}
 
 	killedAt := time.Now()
 	d.Kill(t)
-	time.Sleep(3 * time.Second) // "late" exits meanwhile
+	assert.NilError(t, os.WriteFile("/proc/"+latePid+"/root/tmp/go", nil, 0o644))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if b, err := os.ReadFile("/proc/" + latePid + "/stat"); err == nil && !strings.Contains(string(b), ") Z ") {
+			return poll.Continue("late (pid %s) still runs", latePid)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(20*time.Millisecond))
+	// the tickers keep logging while berthd is down: 10 more lines each
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		for _, name := range names {
+			b, err := os.ReadFile(logPaths[name])
+			if err != nil {
+				return poll.Error(err)
+			}
+			if n := strings.Count(string(b), "\n"); n < before[name]+10 {
+				return poll.Continue("%s has logged %d lines, waiting for %d", name, n, before[name]+10)
+			}
+		}
+		return poll.Success()
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(50*time.Millisecond))
 	startedAt := time.Now()
 	d.Start(t)
 	restarted := time.Now()
@@ -108,10 +132,9 @@ func TestTwentySurviveDaemonKill(t *testing.T) {
 		"--filter", "container=late", "--format", "{{.Action}} {{.Actor.Attributes.exitCode}}")
 	assert.Check(t, is.Contains(evs, "die 7"))
 
-	time.Sleep(300 * time.Millisecond)
 	for _, name := range names {
 		assert.Equal(t, inspectF(t, d, "{{.State.Status}} {{.State.Pid}}", name), "running "+pids[name], name)
-		checkLines(t, name, d.DockerOK(t, "logs", name), before[name]+20) // 3 s down: ~30 more lines
+		checkLines(t, name, d.DockerOK(t, "logs", name), before[name]+10) // logged while berthd was down
 		port := strings.TrimSpace(d.DockerOK(t, "port", name, "80"))
 		body, err := httpGet("http://" + port + "/")
 		assert.Check(t, err)

@@ -48,8 +48,19 @@ func notFound(name string) error {
 	return errdefs.ErrNotFound.WithMessage("No such container: " + name)
 }
 
-// lookup finds a container by Docker's rules (full id, exact name with or
-// without "/", unique id prefix), then by the fallback.
+// lookup finds a container. The order, first match wins:
+//
+//  1. the exact name (with or without "/") or the full id;
+//  2. the fallback's names (compose: <project>-<service>-<n>,
+//     <project>_<service>_<n>, the bare service name), whose ambiguity is an
+//     error, not a reason to look further;
+//  3. a unique id prefix (Docker's rule).
+//
+// Compose names come before id prefixes because service names such as db,
+// be, cafe or a1 are hex: with Docker's order, `docker exec db` would be
+// decided by whether some container's random id happens to start with "db".
+// A prefix still reaches every container whose id it starts, unless a
+// compose name says otherwise.
 func (s *Service) lookup(name string) (*ctr, error) {
 	if name == "" {
 		return nil, notFound(name)
@@ -64,23 +75,16 @@ func (s *Service) lookup(name string) (*ctr, error) {
 		s.mu.RUnlock()
 		return c, nil
 	}
-	var match *ctr
-	if isHexPrefix(name) {
-		for id, c := range s.byID {
-			if strings.HasPrefix(id, name) {
-				if match != nil {
-					s.mu.RUnlock()
-					return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("multiple IDs found with provided prefix: %s", name))
-				}
-				match = c
-			}
-		}
-	}
-	if match != nil {
-		s.mu.RUnlock()
-		return match, nil
-	}
 	s.mu.RUnlock()
+	c, err := s.lookupFallback(name)
+	if err == nil || !errdefs.IsNotFound(err) {
+		return c, err
+	}
+	return s.lookupPrefix(name)
+}
+
+// lookupFallback asks the name fallback (compose names).
+func (s *Service) lookupFallback(name string) (*ctr, error) {
 	all := s.all()
 	cands := make([]Candidate, 0, len(all))
 	for _, c := range all {
@@ -101,6 +105,28 @@ func (s *Service) lookup(name string) (*ctr, error) {
 		return c, nil
 	}
 	return nil, notFound(name)
+}
+
+// lookupPrefix finds the one container whose id starts with name.
+func (s *Service) lookupPrefix(name string) (*ctr, error) {
+	if !isHexPrefix(name) {
+		return nil, notFound(name)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var match *ctr
+	for id, c := range s.byID {
+		if strings.HasPrefix(id, name) {
+			if match != nil {
+				return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("multiple IDs found with provided prefix: %s", name))
+			}
+			match = c
+		}
+	}
+	if match == nil {
+		return nil, notFound(name)
+	}
+	return match, nil
 }
 
 func isHexPrefix(s string) bool {
