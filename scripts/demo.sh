@@ -24,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
-addrs() { docker exec "$1" nslookup "$2" 2>/dev/null | awk '/^Name:/{a=1} a && /^Address/{print $2}' | sort -u | tr '\n' ' '; }
+addrs() { docker exec "$1" nslookup "$2" 2>/dev/null | awk '/^Name:/{a=1} a && /^Address/{print $2}' | sort | tr '\n' ' '; }
 
 # A network slot of its own (the tests' scheme, internal/testenv/netslot.go),
 # so the demo runs beside test daemons or a berthd on the default bridge.
@@ -56,6 +56,10 @@ for web in shop-web-1 blog-web-1; do
     printf '%s asks "db" 20 times, gets: %s\n' "$web" "${!seen[*]}"
     unset seen
 done
+echo
+echo "shop's web has dns: [127.0.0.1] in its compose file; its resolv.conf still names berth's server:"
+docker exec shop-web-1 cat /etc/resolv.conf | sed 's/^/    /'
+echo "and berth forwards only what it does not know to that resolver (inspect keeps it: $(docker inspect -f '{{json .HostConfig.Dns}}' shop-web-1))"
 printf 'shop-web-1 asks db.blog.berth.internal: %s\n' "$(addrs shop-web-1 db.blog.berth.internal)"
 printf 'blog-web-1 asks 2.worker.shop.berth.internal: %s (shop-worker-2 is %s)\n' \
     "$(addrs blog-web-1 2.worker.shop.berth.internal)" "$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' shop-worker-2)"
