@@ -71,6 +71,8 @@ type AttachRequest struct {
 	Primary       bool
 	// Links maps link aliases to the linked containers' names.
 	Links map[string]string
+	// DriverOpts are the endpoint's driver options (the interface name).
+	DriverOpts map[string]string
 }
 
 // RestoreRequest describes a running container's network state.
