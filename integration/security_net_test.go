@@ -371,6 +371,16 @@ func TestSecurityForwardPolicy(t *testing.T) {
 	_, err := os.Stat(filepath.Join(d.ExecRoot, "ip_forward-by-berth"))
 	assert.Check(t, err == nil, "berth remembers that it turned forwarding on: %v", err)
 
+	// under the DROP policy the daemon's own rules let its containers
+	// talk and its published ports answer
+	d.LoadBusybox(t)
+	port := netFreePort(t)
+	d.DockerOK(t, append([]string{"run", "-d", "--name", "web", "--network", "app", "-p", fmt.Sprintf("%d:80", port)}, httpd...)...)
+	d.DockerOK(t, "run", "-d", "--name", "client", "--network", "app", "busybox", "sleep", "600")
+	assert.Check(t, is.Equal(inCtrOK(t, d, "client", retried(wgetOnce("http://web/"))), httpdBody+"\n"))
+	assert.Check(t, is.Contains(inNS(t, ns, "sh", "-c", fmt.Sprintf("for i in $(seq 50); do busybox wget -qO- http://127.0.0.1:%d/ && exit 0; sleep 0.2; done; exit 1", port)), httpdBody))
+	d.DockerOK(t, "rm", "-f", "web", "client")
+
 	// an admin (or a firewall reload) opens the policy: berth closes it
 	// again at its next start, since forwarding is its doing
 	inNS(t, ns, "iptables", "-w", "-P", "FORWARD", "ACCEPT")
