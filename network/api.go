@@ -90,7 +90,7 @@ func (m *Manager) wireLocked(st *netState) network.Network {
 		ConfigFrom: network.ConfigReference{Network: ""},
 	}
 	if r.Driver == "bridge" {
-		c := network.IPAMConfig{Subnet: r.Subnet, Gateway: r.Gateway}
+		c := network.IPAMConfig{Subnet: r.Subnet, Gateway: r.Gateway, AuxAddress: maps.Clone(r.AuxAddresses)}
 		if r.IPRange.IsValid() {
 			c.IPRange = r.IPRange
 		}
@@ -202,6 +202,9 @@ func (m *Manager) CreateNetwork(ctx context.Context, req network.CreateRequest) 
 		Internal: req.Internal, Attachable: req.Attachable,
 		Labels: nonNil(req.Labels), Options: nonNil(req.Options),
 	}
+	if _, err := parseBridgeOptions(rec.Options); err != nil {
+		return network.CreateResponse{}, err
+	}
 	rec.Bridge = rec.Options[bridgeNameOption]
 	if rec.Bridge == "" {
 		rec.Bridge = "br-" + rec.ID[:12]
@@ -264,8 +267,8 @@ func (m *Manager) ipamConfigLocked(rec *netRecord, cfg *network.IPAM) error {
 		}
 	}
 	if !c.Subnet.IsValid() {
-		if c.IPRange.IsValid() || c.Gateway.IsValid() {
-			return errdefs.ErrInvalidArgument.WithMessage("invalid network config: a gateway or ip-range needs a subnet")
+		if c.IPRange.IsValid() || c.Gateway.IsValid() || len(c.AuxAddress) > 0 {
+			return errdefs.ErrInvalidArgument.WithMessage("invalid network config: a gateway, ip-range or auxiliary address needs a subnet")
 		}
 		sub, err := ipam.NextSubnet(m.cfg.Pools, append(used, hostRoutes(used)...))
 		if err != nil {
@@ -298,8 +301,36 @@ func (m *Manager) ipamConfigLocked(rec *netRecord, cfg *network.IPAM) error {
 	if _, err := ipam.NewSubnet(c.Subnet, c.IPRange, gw); err != nil {
 		return err
 	}
-	rec.Subnet, rec.Gateway, rec.IPRange, rec.UserSubnet = c.Subnet, gw, c.IPRange, true
+	aux, err := auxAddresses(c.Subnet, gw, c.AuxAddress)
+	if err != nil {
+		return err
+	}
+	rec.Subnet, rec.Gateway, rec.IPRange, rec.UserSubnet, rec.AuxAddresses = c.Subnet, gw, c.IPRange, true, aux
 	return nil
+}
+
+// auxAddresses checks IPAM's auxiliary addresses as dockerd does: each in
+// the subnet (ErrPermissionDenied, dockerd's 403) and none taken twice or
+// by the gateway.
+func auxAddresses(subnet netip.Prefix, gw netip.Addr, aux map[string]netip.Addr) (map[string]netip.Addr, error) {
+	if len(aux) == 0 {
+		return nil, nil
+	}
+	taken := map[netip.Addr]string{gw: "the gateway"}
+	for _, k := range slices.Sorted(maps.Keys(aux)) {
+		a := aux[k]
+		if !a.IsValid() || !a.Is4() {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("non parsable secondary ip address (%s:%s) passed for network", k, a))
+		}
+		if !subnet.Contains(a) {
+			return nil, errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("auxiliary address: (%s:%s) must belong to the master pool: %s", k, a, subnet))
+		}
+		if by, ok := taken[a]; ok {
+			return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("failed to allocate secondary ip address (%s:%s): Address already in use by %s", k, a, by))
+		}
+		taken[a] = k
+	}
+	return maps.Clone(aux), nil
 }
 
 // RemoveNetwork deletes a user network: DNS server, rules and bridge.

@@ -23,16 +23,22 @@ func (m *Manager) upLocked(st *netState) error {
 		return nil
 	}
 	r := st.rec
-	if err := ensureBridge(r.Bridge, netip.PrefixFrom(r.Gateway, r.Subnet.Bits())); err != nil {
+	if err := ensureBridge(r.Bridge, netip.PrefixFrom(r.Gateway, r.Subnet.Bits()), st.opts.MTU); err != nil {
 		return err
 	}
 	if !r.Internal {
-		// published ports reached on 127.0.0.1 are DNATed out of the bridge
+		// published ports reached on 127.0.0.1 are DNATed out of the
+		// bridge; the firewall drops what comes in on the bridge for
+		// 127.0.0.0/8 (CVE-2020-8558)
 		if err := writeSysctl(filepath.Join("/proc/sys/net/ipv4/conf", r.Bridge, "route_localnet"), "1"); err != nil {
 			return err
 		}
-		if err := writeSysctl("/proc/sys/net/ipv4/ip_forward", "1"); err != nil {
-			return err
+	}
+	if !st.opts.ICC {
+		// traffic between two ports of a bridge meets iptables only
+		// through br_netfilter
+		if err := bridgeNetfilter(); err != nil {
+			return fmt.Errorf("%s=false: %w", optICC, err)
 		}
 	}
 	if st.server == nil {
@@ -68,7 +74,7 @@ func (m *Manager) downLocked(st *netState) error {
 	return nil
 }
 
-func ensureBridge(name string, addr netip.Prefix) error {
+func ensureBridge(name string, addr netip.Prefix, mtu int) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
@@ -112,6 +118,11 @@ func ensureBridge(name string, addr netip.Prefix) error {
 			return fmt.Errorf("address %s on %s: %w", addr, name, err)
 		}
 	}
+	if mtu > 0 && l.Attrs().MTU != mtu {
+		if err := netlink.LinkSetMTU(l, mtu); err != nil {
+			return fmt.Errorf("MTU %d on %s: %w", mtu, name, err)
+		}
+	}
 	if err := netlink.LinkSetUp(l); err != nil {
 		return fmt.Errorf("bring up %s: %w", name, err)
 	}
@@ -145,6 +156,9 @@ func (m *Manager) hostLocked(ctx context.Context) error {
 	if m.hostUp {
 		return nil
 	}
+	if err := ensureForwarding(ctx, ipForwardPath, filepath.Join(m.cfg.ExecRoot, forwardingMarker), iptables.DropForwarding); err != nil {
+		return err
+	}
 	for _, st := range m.sortedLocked() {
 		if err := m.upLocked(st); err != nil {
 			return fmt.Errorf("network %s: %w", st.rec.Name, err)
@@ -163,7 +177,8 @@ func (m *Manager) applyLocked(ctx context.Context) error {
 	var bridges []iptables.Bridge
 	for _, st := range m.networks {
 		if st.rec.Driver == "bridge" {
-			bridges = append(bridges, iptables.Bridge{Name: st.rec.Bridge, Subnet: st.rec.Subnet, Internal: st.rec.Internal})
+			bridges = append(bridges, iptables.Bridge{Name: st.rec.Bridge, Subnet: st.rec.Subnet, Internal: st.rec.Internal,
+				DisableICC: !st.opts.ICC, DisableMasquerade: !st.opts.Masquerade})
 		}
 	}
 	recs, _, err := m.portsTbl.List()

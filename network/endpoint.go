@@ -48,20 +48,27 @@ type AttachRequest struct {
 	// server forwards what it does not know there instead of to the
 	// daemon's upstreams.
 	DNS []netip.Addr
+	// DriverOpts are the endpoint's driver options; berth reads
+	// com.docker.network.endpoint.ifname (compose interface_name), the
+	// interface's name in the container.
+	DriverOpts map[string]string
 }
 
 // Attach connects the sandbox at nsPath to a bridge network: a veth pair
 // whose host side joins the bridge and whose other side becomes eth<N> in the
 // sandbox, an address from the network's IPAM, a default route when Primary
-// and the network is not internal, and the container's DNS records. It
-// returns the endpoint as Docker reports it in NetworkSettings.Networks.
+// and the network is not internal, and the container's DNS records. A
+// container without a default route gets one through this network when it
+// is not internal, whatever Primary says. It returns the endpoint as Docker
+// reports it in NetworkSettings.Networks.
 //
 // Errors: ErrNotFound "network x not found"; ErrInvalidArgument for host or
 // null networks, for a static address or aliases on the default bridge
 // (dockerd's messages), or an address outside the subnet; ErrConflict
 // "endpoint with name x already exists in network y" when the container is
-// attached already, and "Address already in use" for a taken static address;
-// ErrResourceExhausted when the subnet is full.
+// attached already, "Address already in use" for a taken static address,
+// and for an interface name in use in the container; ErrResourceExhausted
+// when the subnet is full.
 func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) (*network.EndpointSettings, error) {
 	ctx = stateCtx(ctx)
 	if req.ContainerID == "" {
@@ -83,6 +90,10 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 	switch r.Driver {
 	case "host", "null":
 		return nil, errdefs.ErrInvalidArgument.WithMessage("container cannot be disconnected from host network or connected to host network")
+	}
+	ifName := req.DriverOpts[optIfName]
+	if ifName != "" && !validIfName(ifName) {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid interface name %q (%s)", ifName, optIfName))
 	}
 	if old, ok := m.pending[epKey(r.ID, req.ContainerID)]; ok {
 		// left from before a daemon restart and never restored: the
@@ -116,7 +127,7 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 	ep := &endpointRecord{
 		ID: newID(), NetworkID: r.ID, ContainerID: req.ContainerID, ContainerName: req.ContainerName,
 		Hostname: req.Hostname, Aliases: slices.Clone(req.Aliases), IP: ip, Static: req.IPv4.IsValid(),
-		NsPath: nsPath, Primary: req.Primary, Labels: req.Labels, Links: req.Links,
+		NsPath: nsPath, Primary: req.Primary, Labels: req.Labels, Links: req.Links, IfName: ifName,
 	}
 	if mac == nil {
 		mac = macFromIP(ip)
@@ -135,11 +146,13 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 	}
 	m.endpoints[epKey(r.ID, req.ContainerID)] = ep
 	m.records.Add(m.dnsEndpoint(st, ep))
+	m.gatewayLocked(req.ContainerID)
 	m.publish(events.ActionConnect, st, req.ContainerID)
 	return m.settings(st, ep), nil
 }
 
-// plumb makes the veth pair and configures the sandbox side.
+// plumb makes the veth pair and configures the sandbox side, named
+// ep.IfName when set, else the network's prefix and the lowest free number.
 func (m *Manager) plumb(ctx context.Context, st *netState, ep *endpointRecord, mac net.HardwareAddr) (retErr error) {
 	ns, err := netns.GetFromPath(ep.NsPath)
 	if err != nil {
@@ -155,9 +168,13 @@ func (m *Manager) plumb(ctx context.Context, st *netState, ep *endpointRecord, m
 		return err
 	}
 	defer h.Close()
-	ifName, err := nextIfName(h)
-	if err != nil {
-		return err
+	ifName := ep.IfName
+	if ifName == "" {
+		if ifName, err = nextIfName(h, st.opts.IfPrefix); err != nil {
+			return err
+		}
+	} else if _, err := h.LinkByName(ifName); err == nil {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("interface name %s is already in use in the container", ifName))
 	}
 	ep.IfName = ifName
 	tmpName := "vc" + ep.ID[:12]
@@ -207,15 +224,16 @@ func (m *Manager) plumb(ctx context.Context, st *netState, ep *endpointRecord, m
 	return nil
 }
 
-// nextIfName is the lowest eth<N> not in use in the sandbox.
-func nextIfName(h *netlink.Handle) (string, error) {
+// nextIfName is the lowest <prefix><N> (eth0, eth1, ...) not in use in the
+// sandbox.
+func nextIfName(h *netlink.Handle, prefix string) (string, error) {
 	links, err := h.LinkList()
 	if err != nil {
 		return "", err
 	}
 	used := map[int]bool{}
 	for _, l := range links {
-		if n, ok := strings.CutPrefix(l.Attrs().Name, "eth"); ok {
+		if n, ok := strings.CutPrefix(l.Attrs().Name, prefix); ok {
 			if i, err := strconv.Atoi(n); err == nil {
 				used[i] = true
 			}
@@ -223,7 +241,7 @@ func nextIfName(h *netlink.Handle) (string, error) {
 	}
 	for i := 0; ; i++ {
 		if !used[i] {
-			return "eth" + strconv.Itoa(i), nil
+			return prefix + strconv.Itoa(i), nil
 		}
 	}
 }
@@ -255,28 +273,29 @@ func (m *Manager) Detach(ctx context.Context, containerID, networkIDOrName strin
 	if err != nil {
 		return err
 	}
-	ep := m.endpoints[epKey(st.rec.ID, containerID)]
 	if err := m.detachLocked(st, containerID); err != nil {
 		return err
 	}
-	if ep != nil && ep.Primary {
-		m.promoteLocked(containerID)
-	}
+	m.gatewayLocked(containerID)
 	return nil
 }
 
-// promoteLocked gives a container that lost its primary endpoint another
-// one, as dockerd moves the default gateway on a disconnect: the default
-// route goes through the remaining endpoint on a network that is not
-// internal, the first by network name (the runtime writes resolv.conf for
-// the same network). Without one the container keeps its on-link routes.
-func (m *Manager) promoteLocked(containerID string) {
+// gatewayLocked keeps a container's default route through one of its
+// networks that is not internal, as dockerd moves the default gateway when
+// networks come and go: the endpoint that has the route keeps it; when
+// none has (its network went, or the container had internal networks
+// only), the first by network name gets it. Without such a network the
+// container has on-link routes only.
+func (m *Manager) gatewayLocked(containerID string) {
 	var next *endpointRecord
 	var nextNet *netState
 	for _, ep := range m.endpoints {
 		st := m.networks[ep.NetworkID]
 		if ep.ContainerID != containerID || st == nil || st.rec.Internal {
 			continue
+		}
+		if ep.Primary {
+			return
 		}
 		if next == nil || st.rec.Name < nextNet.rec.Name {
 			next, nextNet = ep, st

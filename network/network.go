@@ -31,6 +31,7 @@ import (
 	"github.com/berthd/berth/store"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
+	"github.com/sirupsen/logrus"
 )
 
 // Config is the daemon configuration the network subsystem needs.
@@ -113,6 +114,7 @@ type Manager struct {
 // netState is one network in memory.
 type netState struct {
 	rec    netRecord
+	opts   bridgeOptions
 	sub    *ipam.Subnet // nil for host/none
 	server *dns.Server  // nil until the bridge is up, and for host/none
 }
@@ -262,7 +264,16 @@ func (m *Manager) addState(r *netRecord) error {
 		if err != nil {
 			return fmt.Errorf("network %s: %w", r.Name, err)
 		}
+		for _, a := range r.AuxAddresses {
+			sub.Reserve(a)
+		}
 		st.sub = sub
+		if st.opts, err = parseBridgeOptions(r.Options); err != nil {
+			// stored by a berth that did not check options: keep the
+			// network usable with the defaults
+			logrus.WithError(err).Warnf("network %s: options ignored", r.Name)
+			st.opts, _ = parseBridgeOptions(nil)
+		}
 	}
 	m.networks[r.ID] = st
 	return nil

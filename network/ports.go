@@ -15,7 +15,9 @@ import (
 
 // PublishPorts publishes a container's ports on the host: for every binding
 // a host port is held (HostPort "" or "0": one from the ephemeral range;
-// "8000-8010": the first free one) and DNATed to containerIP. With
+// "8000-8010": the first free one) and DNATed to containerIP. A binding
+// without a host address binds the network's host_binding_ipv4 (0.0.0.0
+// unless set). With
 // publishAll, every exposed port without a binding gets an ephemeral one on
 // 0.0.0.0. Ports published before for the container are replaced. It
 // returns what was bound, as inspect, ps and `docker port` show it
@@ -88,6 +90,10 @@ func (m *Manager) PublishPorts(ctx context.Context, containerID string, containe
 		proto := string(p.Proto())
 		for _, b := range want[p] {
 			hostIP := b.HostIP
+			if !hostIP.IsValid() {
+				// com.docker.network.bridge.host_binding_ipv4, 0.0.0.0 by default
+				hostIP = st.opts.HostIP
+			}
 			if !hostIP.IsValid() {
 				hostIP = netip.IPv4Unspecified()
 			}

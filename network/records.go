@@ -21,8 +21,11 @@ type netRecord struct {
 	// UserSubnet is set when the subnet came from the create request (it is
 	// then shown in IPAM.Config as given, with IPRange).
 	UserSubnet bool
-	Labels     map[string]string
-	Options    map[string]string
+	// AuxAddresses are IPAM's auxiliary addresses (--aux-address): reserved
+	// in the subnet, never handed to a container.
+	AuxAddresses map[string]netip.Addr `json:",omitempty"`
+	Labels       map[string]string
+	Options      map[string]string
 }
 
 // endpointRecord is one container on one network ("endpoints" table, by

@@ -54,6 +54,9 @@ func (s *Service) ConnectContainer(ctx context.Context, netIDOrName, name string
 			rec.Endpoints = map[string]*network.EndpointSettings{}
 		}
 		rec.Endpoints[ref.Name] = live
+		// the nameserver may have been the gateway of a network the
+		// container has left
+		s.logErr(s.refreshResolvConf(rec), "rewrite resolv.conf")
 	}
 	if err := s.save(c); err != nil {
 		return err
@@ -62,7 +65,9 @@ func (s *Service) ConnectContainer(ctx context.Context, netIDOrName, name string
 	return nil
 }
 
-// DisconnectContainer takes a container off a network.
+// DisconnectContainer takes a container off a network. A container that
+// is not on it is an error, with force too (dockerd's 500); force lets a
+// container leave a network that was removed meanwhile.
 func (s *Service) DisconnectContainer(ctx context.Context, netIDOrName, name string, force bool) error {
 	c, err := s.lookup(name)
 	if err != nil {
@@ -82,10 +87,12 @@ func (s *Service) DisconnectContainer(ctx context.Context, netIDOrName, name str
 		return errdefs.ErrPermissionDenied.WithMessage("container cannot be disconnected from host network or connected to host network")
 	}
 	if _, ok := rec.Networks[ref.Name]; !ok {
-		if force {
-			return nil
+		// dockerd's words and status (500), force or not: force only
+		// lets a container leave a network that no longer exists
+		if c.task == nil || ref.ID == "" {
+			return errdefs.ErrInternal.WithMessage(fmt.Sprintf("container %s is not connected to the network %s", rec.ID, ref.Name))
 		}
-		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("container %s is not connected to network %s", rec.ID, ref.Name))
+		return errdefs.ErrInternal.WithMessage(fmt.Sprintf("container %s is not connected to network %s", rec.ID, ref.Name))
 	}
 	_, live := rec.Endpoints[ref.Name]
 	live = live && c.task != nil

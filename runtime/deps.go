@@ -73,6 +73,8 @@ type AttachRequest struct {
 	Links map[string]string
 	// DNS are the container's own resolvers (HostConfig.Dns).
 	DNS []netip.Addr
+	// DriverOpts are the endpoint's driver options (the interface name).
+	DriverOpts map[string]string
 }
 
 // RestoreRequest describes a running container's network state.

@@ -282,6 +282,7 @@ func (s *Service) attach(ctx context.Context, c *ctr, nsPath, name string, prima
 			req.IPv4 = want.IPAMConfig.IPv4Address
 		}
 		req.MAC = want.MacAddress.String()
+		req.DriverOpts = want.DriverOpts
 	}
 	if len(links) > 0 {
 		req.Links = links

@@ -29,10 +29,13 @@ type Daemon struct {
 	ExecRoot string
 	Args     []string // extra berthd flags
 	Net      NetSlot  // the daemon's bridge name and address block
-	LogPath  string
-	cmd      *exec.Cmd
-	waited   chan struct{}
-	config   string // DOCKER_CONFIG dir for the CLI
+	// NetNS, when set, is a network namespace file the daemon runs in
+	// (through nsenter) instead of the host's.
+	NetNS   string
+	LogPath string
+	cmd     *exec.Cmd
+	waited  chan struct{}
+	config  string // DOCKER_CONFIG dir for the CLI
 }
 
 var (
@@ -83,6 +86,14 @@ func RequireRoot(t testing.TB) {
 // StartDaemon starts berthd with a fresh root and stops it at test end.
 func StartDaemon(t testing.TB, extraArgs ...string) *Daemon {
 	t.Helper()
+	return StartDaemonIn(t, "", extraArgs...)
+}
+
+// StartDaemonIn is StartDaemon in the network namespace at netnsPath ("":
+// the host's), for tests of host-wide network state (sysctls, iptables
+// policies) that must not touch the host's.
+func StartDaemonIn(t testing.TB, netnsPath string, extraArgs ...string) *Daemon {
+	t.Helper()
 	RequireRoot(t)
 	root, err := os.MkdirTemp("", "berth-e2e-")
 	if err != nil {
@@ -95,6 +106,7 @@ func StartDaemon(t testing.TB, extraArgs ...string) *Daemon {
 		ExecRoot: filepath.Join(root, "run"),
 		LogPath:  filepath.Join(root, "berthd.log"),
 		config:   filepath.Join(root, "docker-config"),
+		NetNS:    netnsPath,
 	}
 	d.Net = TakeNetSlot(t)
 	d.Args = append(d.Net.Args(), extraArgs...)
@@ -113,6 +125,9 @@ func (d *Daemon) Start(t testing.TB) {
 	}
 	args := append([]string{"-H", "unix://" + d.Sock, "--data-root", d.DataRoot, "--exec-root", d.ExecRoot, "--debug"}, d.Args...)
 	cmd := exec.Command(Binary(t), args...)
+	if d.NetNS != "" {
+		cmd = exec.Command("nsenter", append([]string{"--net=" + d.NetNS, "--", Binary(t)}, args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -104,7 +104,7 @@ func (s NetSlot) Scrub() {
 			_ = netlink.LinkDel(l)
 		}
 	}
-	for _, table := range []string{"filter", "nat"} {
+	for _, table := range []string{"raw", "filter", "nat"} {
 		out, err := exec.Command("iptables", "-w", "-t", table, "-S").Output()
 		if err != nil {
 			continue

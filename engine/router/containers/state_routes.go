@@ -11,13 +11,14 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/common"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 )
 
 func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
 	if err := httputil.ParseForm(req); err != nil {
 		return err
 	}
-	var body container.CreateRequest
+	var body createBody
 	if err := httputil.ReadJSON(req, &body, false); err != nil {
 		return err
 	}
@@ -25,6 +26,16 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 		return errdefs.ErrInvalidArgument.WithMessage("config cannot be empty in order to create a container")
 	}
 	version := httputil.VersionFromContext(ctx)
+	if body.HostConfig == nil {
+		body.HostConfig = &container.HostConfig{}
+	}
+	if body.NetworkingConfig == nil {
+		body.NetworkingConfig = &network.NetworkingConfig{}
+	}
+	warning, err := containerWideMAC(body.MacAddress, body.HostConfig, body.NetworkingConfig, version)
+	if err != nil {
+		return err
+	}
 	resp, err := r.b.Create(ctx, runtime.CreateRequest{
 		Name:               req.Form.Get("name"),
 		Config:             body.Config,
@@ -34,6 +45,9 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 	})
 	if err != nil {
 		return err
+	}
+	if warning != "" {
+		resp.Warnings = append(resp.Warnings, warning)
 	}
 	return httputil.WriteJSON(w, http.StatusCreated, resp)
 }

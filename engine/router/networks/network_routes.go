@@ -96,8 +96,15 @@ func (b *createBody) toRequest() (network.CreateRequest, error) {
 				return cr, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid gateway address %s", c.Gateway))
 			}
 		}
-		if len(c.AuxAddress) > 0 {
-			return cr, errdefs.ErrInvalidArgument.WithMessage("auxiliary addresses are not supported by berth")
+		for k, v := range c.AuxAddress {
+			a, err := netip.ParseAddr(v)
+			if err != nil {
+				return cr, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("non parsable secondary ip address (%s:%s) passed for network %s", k, v, b.Name))
+			}
+			if out.AuxAddress == nil {
+				out.AuxAddress = map[string]netip.Addr{}
+			}
+			out.AuxAddress[k] = a
 		}
 		cr.IPAM.Config = append(cr.IPAM.Config, out)
 	}
