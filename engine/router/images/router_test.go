@@ -25,8 +25,8 @@ var _ Backend = (*registry.Service)(nil)
 // fake is a hand-written Backend: each method records its input and
 // answers what the test set.
 type fake struct {
-	err       error // returned before the stream starts
-	streamErr error // returned after it started
+	err       error  // returned before the stream starts
+	streamErr error  // returned after it started
 	parent    string // what Parent answers
 	got       map[string]any
 }
