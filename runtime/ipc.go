@@ -176,6 +176,9 @@ func mountShm(dir string, size int64) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	if size <= 0 {
+		size = 64 << 20 // dockerd's default; a tmpfs of size 0 would be unlimited
+	}
 	data := "mode=1777,size=" + strconv.FormatInt(size, 10)
 	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		return fmt.Errorf("mounting shm tmpfs: %w", err)
