@@ -164,6 +164,9 @@ names = [n for x in api.containers(all=True) for n in x["Names"]]
 assert "/" + pname + "/mylink" not in names, names
 assert "/pyparent/mylink1" in names, names
 assert len([x for x in api.containers(all=True) if x["Id"] in (ids[0], p["Id"])]) == 2
+
+out = docker.from_env().containers.run("busybox", "env", links={"pychild2": "runlink"}, name="pyrun", remove=True)
+assert b"RUNLINK_NAME=/pyrun/runlink\n" in out and b"RUNLINK_ENV_FOO=2\n" in out, out
 print("ok")
 `)
 	assert.Check(t, is.Equal(out, "ok"))
