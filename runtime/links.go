@@ -149,11 +149,8 @@ func (s *Service) RemoveLink(ctx context.Context, name string) error {
 	return nil
 }
 
-// legacyLink is one link of a starting container, with what the child
-// offers through it.
+// legacyLink is what one link of a starting container gives it.
 type legacyLink struct {
-	name  string // "/<parent>/<alias>"
-	alias string
 	// hosts is the child's /etc/hosts line in the parent: its address and
 	// the alias, its hostname and (unless the alias is the name) its name.
 	hosts string
@@ -202,7 +199,6 @@ func linkOf(child *Record, name, alias string, running bool) (legacyLink, error)
 		names += " " + strings.TrimPrefix(child.Name, "/")
 	}
 	return legacyLink{
-		name: name, alias: alias,
 		hosts: ip + "\t" + names + "\n",
 		env:   linkEnv(ip, name, child.Config.Env, child.Config.ExposedPorts),
 	}, nil
