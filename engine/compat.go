@@ -30,7 +30,9 @@ var compatRules = []compatRule{
 	{method: "GET", path: "/containers/{name:.*}/json", before: "1.52", rewrite: legacyNetworkSettings},
 	// API < 1.44 reported VirtualSize (equal to Size) for images.
 	{method: "GET", path: "/images/json", before: "1.44", rewrite: eachItem(virtualSize)},
-	{method: "GET", path: "/images/{name:.*}/json", before: "1.44", rewrite: virtualSize},
+	{method: "GET", path: "/images/{name:.*}/json", before: "1.44", rewrite: all(virtualSize, legacyImageFields)},
+	// API < 1.52 always carried Parent, Comment, DockerVersion and Author.
+	{method: "GET", path: "/images/{name:.*}/json", before: "1.52", rewrite: legacyImageFields},
 	// API < 1.52 answered /system/df with flat lists (LayersSize, Images,
 	// Containers, Volumes, BuildCache) instead of per-kind usage objects.
 	{method: "GET", path: "/system/df", before: "1.52", rewrite: legacyDiskUsage},
@@ -140,6 +142,26 @@ func eachItem(f func(v any)) func(v any) {
 		list, _ := v.([]any)
 		for _, item := range list {
 			f(item)
+		}
+	}
+}
+
+// all applies several rewrites to one answer (only the first rule that
+// matches a request applies).
+func all(fs ...func(v any)) func(v any) {
+	return func(v any) {
+		for _, f := range fs {
+			f(v)
+		}
+	}
+}
+
+func legacyImageFields(v any) {
+	if obj, ok := v.(map[string]any); ok {
+		for _, k := range []string{"Parent", "Comment", "DockerVersion", "Author"} {
+			if _, ok := obj[k]; !ok {
+				obj[k] = ""
+			}
 		}
 	}
 }

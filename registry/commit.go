@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	goruntime "runtime"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -96,6 +97,8 @@ func (s *Service) Commit(ctx context.Context, req CommitRequest) (string, error)
 		return "", fmt.Errorf("commit %s: %w", ShortID(req.ContainerID), err)
 	}
 	ok = true
+	// the legacy builder's and docker commit's parent, for inspect's Parent
+	_ = s.store.SetImageBigData(strings.TrimPrefix(id, "sha256:"), parentKey, []byte("sha256:"+base.ID), nil)
 	if named != nil {
 		if err := s.tag(id, named); err != nil {
 			return id, err

@@ -29,6 +29,7 @@ type Image struct {
 	Config       dockerspec.DockerOCIImageConfig
 	Created      time.Time
 	Architecture string
+	Variant      string
 	Os           string
 }
 
@@ -64,6 +65,7 @@ func (s *Service) Image(ctx context.Context, ref string) (*Image, error) {
 		Config:       info.spec.Config,
 		Created:      created(img, info),
 		Architecture: info.spec.Architecture,
+		Variant:      info.spec.Variant,
 		Os:           info.spec.OS,
 	}, nil
 }

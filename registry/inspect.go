@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -320,4 +321,30 @@ func (s *Service) History(ctx context.Context, ref string) ([]image.HistoryRespo
 	out[0].ID = "sha256:" + img.ID
 	out[0].Tags = tags
 	return out, nil
+}
+
+// parentKey is the image data item where berth keeps the image a committed
+// image was made from (docker commit, the classic builder's steps).
+const parentKey = "berth.parent"
+
+// Parent is the ID of the image ref was committed from, as dockerd's image
+// inspect shows it (Parent); "" for pulled, loaded and imported images, and
+// when the parent is gone.
+func (s *Service) Parent(ctx context.Context, ref string) (string, error) {
+	img, err := s.lookup(ref)
+	if err != nil {
+		return "", err
+	}
+	if !slices.Contains(img.BigDataNames, parentKey) {
+		return "", nil
+	}
+	b, err := s.store.ImageBigData(img.ID, parentKey)
+	if err != nil {
+		return "", nil
+	}
+	parent := string(b)
+	if _, err := s.store.Image(strings.TrimPrefix(parent, "sha256:")); err != nil {
+		return "", nil
+	}
+	return parent, nil
 }

@@ -30,6 +30,9 @@ type Record struct {
 	Image     string // image ID
 	State     State
 	Mounts    []MountPoint
+	// Links are the legacy links on the default bridge: alias -> ID of the
+	// linked container, resolved at create (see links.go).
+	Links map[string]string `json:",omitempty"`
 
 	RestartCount int
 	// ManuallyStopped is set by docker stop/kill and cleared by start: the

@@ -27,6 +27,9 @@ type CreateRequest struct {
 	// DefaultNetworkOnly: API < 1.44 clients connect further networks after
 	// create, so only the NetworkMode network is taken from EndpointsConfig.
 	DefaultNetworkOnly bool
+	// Platform (os[/arch[/variant]]) is the platform the image must be of;
+	// "" takes the image as it is.
+	Platform string
 }
 
 // Create makes a container: validates the request, merges the image config,
@@ -47,6 +50,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 	if _, err := validateHostConfig(hc); err != nil {
 		return container.CreateResponse{}, err
 	}
+	if err := validateNetMode(cfg, hc); err != nil {
+		return container.CreateResponse{}, err
+	}
 	warnings, err := oci.Validate(cfg, hc, nil)
 	if err != nil {
 		return container.CreateResponse{}, err
@@ -56,6 +62,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 	}
 	img, err := s.d.Images.Image(ctx, cfg.Image)
 	if err != nil {
+		return container.CreateResponse{}, err
+	}
+	if err := checkPlatform(req.Platform, img, cfg.Image); err != nil {
 		return container.CreateResponse{}, err
 	}
 	if err := oci.MergeImageConfig(cfg, &img.Config); err != nil {
@@ -84,6 +93,16 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 	if err != nil {
 		return container.CreateResponse{}, err
 	}
+	if err := s.adaptNamespaces(hc); err != nil {
+		return container.CreateResponse{}, err
+	}
+	links, err := s.resolveLinks(hc)
+	if err != nil {
+		return container.CreateResponse{}, err
+	}
+	if err := s.checkVolumesFrom(hc); err != nil {
+		return container.CreateResponse{}, err
+	}
 
 	s.mu.Lock()
 	name := req.Name
@@ -106,7 +125,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 
 	rec := &Record{
 		ID: id, Name: name, Created: time.Now().UTC(), Path: path, Args: args,
-		Config: cfg, HostConfig: hc, Networks: nets, Image: img.ID,
+		Config: cfg, HostConfig: hc, Networks: nets, Image: img.ID, Links: links,
 		State: State{Status: container.StateCreated},
 	}
 	if _, err := logAttrs(rec); err != nil {

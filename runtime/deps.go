@@ -23,6 +23,8 @@ type Image struct {
 	ID       string // "sha256:<config digest>"
 	RepoTags []string
 	Config   dockerspec.DockerOCIImageConfig
+	// OS, Architecture and Variant are the image's platform.
+	OS, Architecture, Variant string
 }
 
 // Images resolves images and owns container root filesystems.

@@ -13,13 +13,54 @@ import (
 
 const composeProjectLabel = "com.docker.compose.project"
 
+// hostHostsFile is the host's /etc/hosts, which a container on the host's
+// network sees (a variable for tests).
+var hostHostsFile = "/etc/hosts"
+
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
-// /etc/resolv.conf under its directory and returns the bind mounts.
-func (s *Service) writeEtcFiles(rec *Record) ([]specs.Mount, error) {
+// /etc/resolv.conf under its directory and returns the bind mounts. links
+// are its legacy links, each a line in /etc/hosts.
+func (s *Service) writeEtcFiles(rec *Record, links []legacyLink) ([]specs.Mount, error) {
 	if mode := string(rec.HostConfig.NetworkMode); isContainerMode(mode) {
 		return s.joinedEtcFiles(rec, strings.TrimPrefix(mode, "container:"))
 	}
 	dir := s.containerDir(rec.ID)
+	hostname := rec.Config.Hostname
+	hosts, err := s.hostsFile(rec, links)
+	if err != nil {
+		return nil, err
+	}
+	files := []struct {
+		name, dest string
+		data       []byte
+	}{
+		{"hostname", "/etc/hostname", []byte(hostname + "\n")},
+		{"hosts", "/etc/hosts", hosts},
+		{"resolv.conf", "/etc/resolv.conf", s.resolvConf(rec)},
+	}
+	var mounts []specs.Mount
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if err := os.WriteFile(p, f.data, 0o644); err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, etcMount(rec, f.dest, p))
+	}
+	return mounts, nil
+}
+
+// hostsFile is the container's /etc/hosts as dockerd writes it: on the
+// host's network without --add-host, a copy of the host's; otherwise the
+// standard entries, the extra hosts, the container's own address, and one
+// line per legacy link.
+func (s *Service) hostsFile(rec *Record, links []legacyLink) ([]byte, error) {
+	if rec.HostConfig.NetworkMode.IsHost() && len(rec.HostConfig.ExtraHosts) == 0 {
+		data, err := os.ReadFile(hostHostsFile)
+		if err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("could not copy source hosts file %s: %w", hostHostsFile, err)
+		}
+		return data, nil
+	}
 	hostname := rec.Config.Hostname
 	var hosts bytes.Buffer
 	hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
@@ -44,24 +85,10 @@ func (s *Service) writeEtcFiles(rec *Record) ([]specs.Mount, error) {
 			fmt.Fprintf(&hosts, "%s\t%s\n", ep.IPAddress, names)
 		}
 	}
-
-	files := []struct {
-		name, dest string
-		data       []byte
-	}{
-		{"hostname", "/etc/hostname", []byte(hostname + "\n")},
-		{"hosts", "/etc/hosts", hosts.Bytes()},
-		{"resolv.conf", "/etc/resolv.conf", s.resolvConf(rec)},
+	for _, l := range links {
+		hosts.WriteString(l.hosts)
 	}
-	var mounts []specs.Mount
-	for _, f := range files {
-		p := filepath.Join(dir, f.name)
-		if err := os.WriteFile(p, f.data, 0o644); err != nil {
-			return nil, err
-		}
-		mounts = append(mounts, etcMount(rec, f.dest, p))
-	}
-	return mounts, nil
+	return hosts.Bytes(), nil
 }
 
 func etcMount(rec *Record, dest, src string) specs.Mount {

@@ -89,6 +89,7 @@ func (s *Service) teardown(ctx context.Context, c *ctr) {
 	}
 	rec.Endpoints, rec.Ports, rec.SandboxKey = nil, nil, ""
 	s.unmountVolumes(ctx, rec)
+	unmountShm(s.shmDir(id))
 	s.logErr(s.d.Images.UnmountRootfs(ctx, id), "unmount rootfs")
 }
 

@@ -26,6 +26,11 @@ func (s *Service) Inspect(ctx context.Context, name string, size bool) (*contain
 	}
 	c.mu.Unlock()
 	sort.Strings(execIDs)
+	hc := *rec.HostConfig // a copy: what inspect adds stays out of the record
+	hc.Links = s.inspectLinks(&rec)
+	if hc.Runtime == "" {
+		hc.Runtime = RuntimeName // records from before create set it
+	}
 	st := rec.State
 	dir := s.containerDir(rec.ID)
 	resp := &container.InspectResponse{
@@ -57,7 +62,7 @@ func (s *Service) Inspect(ctx context.Context, name string, size bool) (*contain
 		Driver:         "overlay",
 		Platform:       "linux",
 		ExecIDs:        execIDs,
-		HostConfig:     rec.HostConfig,
+		HostConfig:     &hc,
 		GraphDriver:    &storage.DriverData{Name: "overlay", Data: map[string]string{}},
 		Mounts:         mountPoints(&rec),
 		Config:         rec.Config,

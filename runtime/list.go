@@ -75,6 +75,7 @@ func (s *Service) List(ctx context.Context, opts ListOptions) ([]container.Summa
 		recs = append(recs, &r)
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.After(recs[j].Created) })
+	linkNames := linkNamesByChild(recs)
 
 	out := []container.Summary{}
 	for _, rec := range recs {
@@ -92,6 +93,7 @@ func (s *Service) List(ctx context.Context, opts ListOptions) ([]container.Summa
 			continue
 		}
 		sum := s.summary(rec)
+		sum.Names = append(sum.Names, linkNames[rec.ID]...)
 		if opts.Size {
 			if rw, total, err := s.d.Images.RootfsSize(ctx, rec.ID); err == nil {
 				sum.SizeRw, sum.SizeRootFs = rw, total

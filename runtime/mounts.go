@@ -39,7 +39,7 @@ func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image) (_
 		other.mu.Unlock()
 		inherited = append(inherited, mounts.Inherit(specs, mode)...)
 	}
-	plan, err := mounts.Plan(mounts.Request{Binds: hc.Binds, Mounts: hc.Mounts, Tmpfs: hc.Tmpfs, Volumes: rec.Config.Volumes, VolumesFrom: inherited})
+	plan, err := mounts.Plan(mounts.Request{Binds: hc.Binds, Mounts: hc.Mounts, Tmpfs: hc.Tmpfs, Volumes: rec.Config.Volumes, VolumesFrom: inherited, DaemonRoot: s.d.DataRoot})
 	if err != nil {
 		return nil, err
 	}

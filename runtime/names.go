@@ -65,6 +65,10 @@ func (s *Service) lookup(name string) (*ctr, error) {
 	if name == "" {
 		return nil, notFound(name)
 	}
+	if strings.Contains(strings.TrimPrefix(name, "/"), "/") {
+		// no container name has a "/": this is a link's name
+		return s.lookupLink(name)
+	}
 	s.mu.RLock()
 	if c, ok := s.byID[name]; ok {
 		s.mu.RUnlock()

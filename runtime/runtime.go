@@ -14,7 +14,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/berthd/berth/runtime/oci"
 	"github.com/berthd/berth/store"
+	"github.com/moby/moby/api/types/container"
 	"github.com/sirupsen/logrus"
 )
 
@@ -39,6 +41,14 @@ type Deps struct {
 	// --log-opt), merged into each new container's that does not set them.
 	// Optional.
 	LogOpts map[string]string
+	// DefaultIpcMode is the IPC mode of containers created without one
+	// (dockerd's --default-ipc-mode): "private" (also when empty) or
+	// "shareable".
+	DefaultIpcMode container.IpcMode
+	// CPURealtimePeriod and CPURealtimeRuntime (µs, dockerd's daemon
+	// --cpu-rt-period and --cpu-rt-runtime) are given to the containers'
+	// parent cgroups, so that containers can have real-time runtime. 0: not set.
+	CPURealtimePeriod, CPURealtimeRuntime int64
 }
 
 // Service implements the container backends of the Engine API.
@@ -69,6 +79,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if len(missing) > 0 || d.DataRoot == "" || d.ExecRoot == "" {
 		return nil, fmt.Errorf("runtime.New: missing dependencies %v (and DataRoot/ExecRoot)", missing)
+	}
+	if (d.CPURealtimePeriod != 0 || d.CPURealtimeRuntime != 0) && !oci.ProbeHost().Cgroup.CPURealtime {
+		return nil, errors.New("daemon-scoped cpu-rt-period and cpu-rt-runtime are not supported by the kernel")
 	}
 	for _, dir := range []string{filepath.Join(d.DataRoot, "containers"), filepath.Join(d.ExecRoot, "c")} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {

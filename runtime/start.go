@@ -105,11 +105,22 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	if err != nil {
 		return err
 	}
-	files, err := s.writeEtcFiles(rec)
+	links, err := s.legacyLinks(rec)
 	if err != nil {
 		return err
 	}
-	mounts = append(mounts, files...)
+	join, err := s.setupNamespaces(c, &u)
+	if err != nil {
+		return err
+	}
+	if err := s.initCPURt(rec); err != nil {
+		return err
+	}
+	files, err := s.writeEtcFiles(rec, links)
+	if err != nil {
+		return err
+	}
+	mounts = append(append(mounts, files...), join.mounts...)
 
 	user, err := oci.ResolveUser(rootfs, rec.Config.User, rec.HostConfig.GroupAdd)
 	if err != nil {
@@ -119,8 +130,8 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	cfg.Entrypoint, cfg.Cmd = []string{rec.Path}, rec.Args
 	spec, err := oci.Generate(oci.Input{
 		ID: rec.ID, Rootfs: rootfs, Config: &cfg, HostConfig: rec.HostConfig,
-		User: user, Mounts: mounts, NetNSPath: nsPath,
-		CgroupsPath: s.cgroupsPath(rec), InitPath: s.d.InitPath,
+		User: user, Mounts: mounts, NetNSPath: nsPath, IPCNSPath: join.ipcPath, PIDNSPath: join.pidPath,
+		LinkEnv: linksEnv(links), CgroupsPath: s.cgroupsPath(rec), InitPath: s.d.InitPath,
 	})
 	if err != nil {
 		return err
@@ -165,6 +176,9 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	s.saveLogged(c)
 	c.notify()
 	s.event(rec, events.ActionStart, nil)
+	if rec.Endpoints[defaultBridge] != nil {
+		s.updateLinkParents(rec.ID)
+	}
 	s.watch(c, task)
 	s.startHealth(c)
 	return nil
@@ -225,10 +239,10 @@ func (s *Service) setupNetwork(ctx context.Context, c *ctr, u *undo) (string, er
 			return "", errdefs.ErrInvalidArgument.WithMessage("cannot join own network namespace")
 		}
 		other.mu.Lock()
-		key, running := other.rec.SandboxKey, other.running()
+		key, running, name, status := other.rec.SandboxKey, other.running(), other.rec.Name, other.rec.State.Status
 		other.mu.Unlock()
 		if !running || key == "" {
-			return "", errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot join network namespace of a non running container: %s", strings.TrimPrefix(other.rec.Name, "/")))
+			return "", errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot join network namespace of a non running container: container %s is %s", strings.TrimPrefix(name, "/"), status))
 		}
 		return key, nil
 	}

@@ -29,7 +29,10 @@ func (i imageRuntime) Image(ctx context.Context, ref string) (*runtime.Image, er
 	if err != nil {
 		return nil, err
 	}
-	return &runtime.Image{ID: img.ID, RepoTags: img.RepoTags, Config: img.Config}, nil
+	return &runtime.Image{
+		ID: img.ID, RepoTags: img.RepoTags, Config: img.Config,
+		OS: img.Os, Architecture: img.Architecture, Variant: img.Variant,
+	}, nil
 }
 
 // Rootfses lists the container root filesystems in the image store.

@@ -8,6 +8,7 @@ import (
 	"github.com/berthd/berth/network"
 	"github.com/berthd/berth/network/ipam"
 	"github.com/berthd/berth/runtime"
+	"github.com/moby/moby/api/types/container"
 
 	"github.com/spf13/pflag"
 )
@@ -31,6 +32,11 @@ type config struct {
 	LogOpts            []string
 	// logOpts is LogOpts checked, as a map
 	logOpts map[string]string
+	// DefaultIpcMode is the IPC mode of containers that ask for none.
+	DefaultIpcMode string
+	// CPURealtimePeriod and CPURealtimeRuntime go to the containers'
+	// parent cgroups.
+	CPURealtimePeriod, CPURealtimeRuntime int64
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -51,6 +57,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringArrayVar(&c.DNS, "dns", nil, "Upstream DNS server of the embedded DNS server (repeatable; default: the host's /etc/resolv.conf)")
 	fs.StringVar(&c.LogDriver, "log-driver", "json-file", "Default driver for container logs (berthd has json-file only)")
 	fs.StringArrayVar(&c.LogOpts, "log-opt", nil, "Default log driver option for containers, key=value (repeatable; e.g. max-size=10m)")
+	fs.Int64Var(&c.CPURealtimePeriod, "cpu-rt-period", 0, "Limit the CPU real-time period in microseconds for the parent cgroup for all containers")
+	fs.Int64Var(&c.CPURealtimeRuntime, "cpu-rt-runtime", 0, "Limit the CPU real-time runtime in microseconds for the parent cgroup for all containers")
+	fs.StringVar(&c.DefaultIpcMode, "default-ipc-mode", string(container.IPCModePrivate), `Default mode for containers ipc ("shareable" | "private")`)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -64,7 +73,24 @@ func parseFlags(args []string) (*config, error) {
 	if c.logOpts, err = c.parseLogOpts(); err != nil {
 		return nil, err
 	}
+	if err := checkDefaultIpcMode(c.DefaultIpcMode); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// checkDefaultIpcMode accepts what dockerd accepts as --default-ipc-mode,
+// with its words.
+func checkDefaultIpcMode(mode string) error {
+	const hint = `use "shareable" or "private"`
+	m := container.IpcMode(mode)
+	if !m.Valid() {
+		return fmt.Errorf("default IPC mode setting (%v) is invalid; "+hint, m)
+	}
+	if m != "" && !m.IsPrivate() && !m.IsShareable() {
+		return fmt.Errorf(`IPC mode "%v" is not supported as default value; `+hint, m)
+	}
+	return nil
 }
 
 // networkConfig turns the network flags into the network subsystem's config.

@@ -22,3 +22,23 @@ func TestLogFlags(t *testing.T) {
 		assert.Check(t, is.Error(err, want))
 	}
 }
+
+func TestDefaultIpcModeFlag(t *testing.T) {
+	c, err := parseFlags(nil)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(c.DefaultIpcMode, "private"))
+	for _, ok := range []string{"private", "shareable"} {
+		c, err := parseFlags([]string{"--default-ipc-mode", ok})
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(c.DefaultIpcMode, ok))
+	}
+	for arg, want := range map[string]string{
+		"host":          `IPC mode "host" is not supported as default value; use "shareable" or "private"`,
+		"container:abc": `IPC mode "container:abc" is not supported as default value; use "shareable" or "private"`,
+		"none":          `IPC mode "none" is not supported as default value; use "shareable" or "private"`,
+		"bogus":         `default IPC mode setting (bogus) is invalid; use "shareable" or "private"`,
+	} {
+		_, err := parseFlags([]string{"--default-ipc-mode", arg})
+		assert.Check(t, is.Error(err, want), arg)
+	}
+}

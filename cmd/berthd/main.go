@@ -194,19 +194,22 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	}
 	runcRoot := filepath.Join(cfg.ExecRoot, "runc")
 	rt, err := runtime.New(runtime.Deps{
-		DataRoot:     cfg.DataRoot,
-		ExecRoot:     cfg.ExecRoot,
-		CgroupParent: cfg.CgroupParent,
-		InitPath:     initBinary(),
-		DB:           db,
-		Images:       imageRuntime{imgs},
-		Networks:     netRuntime{nets},
-		Volumes:      vols,
-		Monitors:     shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), runcBinary: "runc", runtimeRoot: runcRoot},
-		OCI:          runc.New("runc", runcRoot),
-		Events:       bus,
-		Names:        compose.NameResolver{},
-		LogOpts:      cfg.logOpts,
+		DataRoot:           cfg.DataRoot,
+		ExecRoot:           cfg.ExecRoot,
+		CgroupParent:       cfg.CgroupParent,
+		InitPath:           initBinary(),
+		DB:                 db,
+		Images:             imageRuntime{imgs},
+		Networks:           netRuntime{nets},
+		Volumes:            vols,
+		Monitors:           shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), runcBinary: "runc", runtimeRoot: runcRoot},
+		OCI:                runc.New("runc", runcRoot),
+		Events:             bus,
+		Names:              compose.NameResolver{},
+		LogOpts:            cfg.logOpts,
+		DefaultIpcMode:     containertypes.IpcMode(cfg.DefaultIpcMode),
+		CPURealtimePeriod:  cfg.CPURealtimePeriod,
+		CPURealtimeRuntime: cfg.CPURealtimeRuntime,
 	})
 	if err != nil {
 		return nil, err

@@ -237,3 +237,13 @@ func parseDeviceCgroupRule(rule string) (specs.LinuxDeviceCgroup, error) {
 	}
 	return specs.LinuxDeviceCgroup{Allow: true, Type: m[1], Major: major, Minor: minor, Access: m[4]}, nil
 }
+
+// checkDeviceRequests refuses what --gpus and --device-cdi ask for: berth
+// has no device driver (dockerd's nvidia or cdi), so no request can be met.
+// dockerd's words, at start, unclassified as in dockerd.
+func checkDeviceRequests(reqs []container.DeviceRequest) error {
+	if len(reqs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("could not select device driver %q with capabilities: %v", reqs[0].Driver, reqs[0].Capabilities)
+}

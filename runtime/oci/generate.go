@@ -35,6 +35,9 @@ type Input struct {
 	// IPCNSPath and PIDNSPath are the namespaces to join for IpcMode and
 	// PidMode "container:<id>" (e.g. /proc/<pid>/ns/ipc of that container).
 	IPCNSPath, PIDNSPath string
+	// LinkEnv are the variables of the container's legacy links (--link on
+	// the default bridge); the config's own variables override them.
+	LinkEnv []string
 	// CgroupsPath is the container's cgroup, e.g. "/berth-<instance>/<id>".
 	CgroupsPath string
 	// InitPath is the host path of tini/catatonit, for HostConfig.Init.
@@ -162,6 +165,9 @@ func Generate(in Input) (*specs.Spec, error) {
 	}
 	args, err := processArgs(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkDeviceRequests(hc.DeviceRequests); err != nil {
 		return nil, err
 	}
 	ns := namespacePaths{network: in.NetNSPath, ipc: in.IPCNSPath, pid: in.PIDNSPath}
@@ -313,7 +319,7 @@ func withProcess(in Input, args []string, rl []specs.POSIXRlimit, nnp bool, hc *
 		cfg := in.Config
 		p := s.Process
 		p.Args = args
-		p.Env = processEnv(cfg, hostname(in, hc))
+		p.Env = processEnv(cfg, hostname(in, hc), in.LinkEnv)
 		p.Cwd = "/"
 		if cfg.WorkingDir != "" {
 			p.Cwd = path.Clean(cfg.WorkingDir)
@@ -336,14 +342,15 @@ func withProcess(in Input, args []string, rl []specs.POSIXRlimit, nnp bool, hc *
 	}
 }
 
-// processEnv is Docker's: PATH, HOSTNAME and (with a TTY) TERM, each
-// replaced by the config's own value, then the config's other variables.
-// A bare "KEY" in the config unsets KEY.
-func processEnv(cfg *container.Config, hostname string) []string {
+// processEnv is Docker's: PATH, HOSTNAME, (with a TTY) TERM and the links'
+// variables, each replaced by the config's own value, then the config's
+// other variables. A bare "KEY" in the config unsets KEY.
+func processEnv(cfg *container.Config, hostname string, linkEnv []string) []string {
 	env := []string{"PATH=" + DefaultPathEnv, "HOSTNAME=" + hostname}
 	if cfg.Tty {
 		env = append(env, "TERM=xterm")
 	}
+	env = append(env, linkEnv...)
 	index := map[string]int{}
 	for i, e := range env {
 		k, _, _ := strings.Cut(e, "=")

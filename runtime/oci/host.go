@@ -56,6 +56,9 @@ type CgroupFeatures struct {
 	Cpuset            bool
 	Pids              bool
 	BlkioWeight       bool
+	// CPURealtime: the cgroup v1 cpu controller has real-time group
+	// scheduling (cpu.rt_period_us, cpu.rt_runtime_us).
+	CPURealtime bool
 	// Cpus and Mems are the host's cpuset lists ("0-3"), for --cpuset-*.
 	Cpus, Mems string
 }
@@ -156,6 +159,7 @@ func probeCgroups() CgroupFeatures {
 			OomKillDisable:    exists("memory", "memory.oom_control"),
 			CPUShares:         exists("cpu", "cpu.shares"),
 			CPUCfs:            exists("cpu", "cpu.cfs_quota_us"),
+			CPURealtime:       exists("cpu", "cpu.rt_period_us") && exists("cpu", "cpu.rt_runtime_us"),
 			Cpuset:            exists("cpuset", "cpuset.cpus"),
 			Pids:              exists("pids", "cgroup.procs"),
 			BlkioWeight:       exists("blkio", "blkio.weight") || exists("blkio", "blkio.bfq.weight"),

@@ -110,8 +110,11 @@ func checkResources(r *container.Resources, h *Host) (warnings []string, _ error
 	if r.CPUQuota > 0 && r.CPUQuota < 1000 {
 		return warnings, invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)")
 	}
-	if r.CPURealtimePeriod != 0 || r.CPURealtimeRuntime != 0 {
+	if (r.CPURealtimePeriod != 0 || r.CPURealtimeRuntime != 0) && !cg.CPURealtime {
 		return warnings, invalid("Your kernel does not support CPU real-time scheduler")
+	}
+	if r.CPURealtimePeriod != 0 && r.CPURealtimeRuntime != 0 && r.CPURealtimeRuntime > r.CPURealtimePeriod {
+		return warnings, invalid("cpu real-time runtime cannot be higher than cpu real-time period")
 	}
 	if r.CPUPercent > 0 {
 		warn("linux does not support CPU percent. Percent discarded.")
@@ -239,6 +242,14 @@ func withResources(r container.Resources, devices DeviceLookup) specOpt {
 		if r.CPUQuota != 0 {
 			quota := r.CPUQuota
 			cpu.Quota = &quota
+		}
+		if r.CPURealtimePeriod != 0 {
+			period := uint64(r.CPURealtimePeriod)
+			cpu.RealtimePeriod = &period
+		}
+		if r.CPURealtimeRuntime != 0 {
+			runtime := r.CPURealtimeRuntime
+			cpu.RealtimeRuntime = &runtime
 		}
 		if cpu != (specs.LinuxCPU{}) {
 			res.CPU = &cpu

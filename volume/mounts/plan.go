@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/mount"
@@ -20,6 +21,9 @@ type Request struct {
 	// VolumesFrom are the mounts inherited from HostConfig.VolumesFrom
 	// containers (see Inherit), in the order of VolumesFrom.
 	VolumesFrom []MountSpec
+	// DaemonRoot is the daemon's data root: binds of it, in it or above it
+	// are rslave unless they ask for rslave or rshared (see daemonRootBind).
+	DaemonRoot string
 }
 
 // Plan resolves a create request into the container's mounts, sorted by
@@ -48,6 +52,9 @@ func Plan(r Request) ([]MountSpec, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := daemonRootBind(&m, bindModePropagation(b), r.DaemonRoot); err != nil {
+			return nil, err
+		}
 		if err := add(m); err != nil {
 			return nil, err
 		}
@@ -55,6 +62,13 @@ func Plan(r Request) ([]MountSpec, error) {
 	for _, mm := range r.Mounts {
 		m, err := FromMount(mm)
 		if err != nil {
+			return nil, err
+		}
+		var asked mount.Propagation
+		if mm.BindOptions != nil {
+			asked = mm.BindOptions.Propagation
+		}
+		if err := daemonRootBind(&m, asked, r.DaemonRoot); err != nil {
 			return nil, err
 		}
 		if err := add(m); err != nil {
@@ -124,4 +138,42 @@ func (m MountSpec) String() string {
 		rw = "ro"
 	}
 	return fmt.Sprintf("%s %s:%s (%s)", m.Type, m.Source, m.Destination, rw)
+}
+
+// daemonRootBind is dockerd's validateBindDaemonRoot: a bind whose source
+// is in the daemon's data root, or contains it, must not give the container
+// private references to the mounts there (root filesystems, /dev/shm of
+// shareable containers), which would keep the daemon from unmounting them.
+// Without a propagation such a bind is rslave; rslave and rshared stay;
+// any other is invalid. Paths compare as strings, as in dockerd.
+func daemonRootBind(m *MountSpec, asked mount.Propagation, root string) error {
+	if root != "" {
+		root = path.Clean(root)
+	}
+	if root == "" || m.Type != mount.TypeBind || !(strings.HasPrefix(m.Source, root) || strings.HasPrefix(root, m.Source)) {
+		return nil
+	}
+	switch asked {
+	case "":
+		m.Propagation = mount.PropagationRSlave
+		return nil
+	case mount.PropagationRSlave, mount.PropagationRShared:
+		return nil
+	}
+	return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(`invalid mount config: must use either propagation mode "rslave" or "rshared" when mount source is within the daemon root, daemon root: %q, bind mount source: %q, propagation: %q`, root, m.Source, asked))
+}
+
+// bindModePropagation is the propagation a Binds entry names in its mode
+// ("/a:/b:ro,rshared"), "" when it names none.
+func bindModePropagation(raw string) mount.Propagation {
+	arr := strings.SplitN(raw, ":", 4)
+	if len(arr) != 3 {
+		return ""
+	}
+	for _, o := range strings.Split(arr[2], ",") {
+		if propagationModes[mount.Propagation(o)] {
+			return mount.Propagation(o)
+		}
+	}
+	return ""
 }

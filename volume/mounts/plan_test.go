@@ -1,6 +1,8 @@
 package mounts
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -78,4 +80,53 @@ func TestInheritReadWrite(t *testing.T) {
 	got := Inherit(src, "rw")
 	assert.Check(t, got[0].RW)
 	assert.Check(t, !got[1].RW, "rw does not make a read-only mount writable")
+}
+
+// TestPlanDaemonRoot: binds of the data root, inside it or above it are
+// rslave unless they ask for rslave or rshared; other propagations are
+// refused, as dockerd's TestMountDaemonRoot expects.
+func TestPlanDaemonRoot(t *testing.T) {
+	root := t.TempDir()
+	assert.NilError(t, os.Mkdir(root+"/x", 0o700))
+	bind := func(src, prop string) mount.Mount {
+		m := mount.Mount{Type: mount.TypeBind, Source: src, Target: "/foo"}
+		if prop != "" {
+			m.BindOptions = &mount.BindOptions{Propagation: mount.Propagation(prop)}
+		}
+		return m
+	}
+	cases := []struct {
+		name string
+		req  Request
+		want mount.Propagation
+		bad  bool
+	}{
+		{name: "root, none", req: Request{Binds: []string{root + ":/foo"}}, want: mount.PropagationRSlave},
+		{name: "subpath, none", req: Request{Binds: []string{root + "/containers:/foo:ro"}}, want: mount.PropagationRSlave},
+		{name: "above, none", req: Request{Binds: []string{filepath.Dir(root) + ":/foo"}}, want: mount.PropagationRSlave},
+		{name: "rshared kept", req: Request{Binds: []string{root + ":/foo:rshared"}}, want: mount.PropagationRShared},
+		{name: "rslave kept", req: Request{Mounts: []mount.Mount{bind(root, "rslave")}}, want: mount.PropagationRSlave},
+		{name: "mount, none", req: Request{Mounts: []mount.Mount{bind(root+"/x", "")}}, want: mount.PropagationRSlave},
+		{name: "private refused", req: Request{Binds: []string{root + ":/foo:private"}}, bad: true},
+		{name: "rprivate refused", req: Request{Mounts: []mount.Mount{bind(root, "rprivate")}}, bad: true},
+		{name: "slave refused", req: Request{Binds: []string{root + ":/foo:ro,slave"}}, bad: true},
+		{name: "shared refused", req: Request{Mounts: []mount.Mount{bind(root, "shared")}}, bad: true},
+		{name: "elsewhere untouched", req: Request{Binds: []string{"/srv:/foo:private"}}, want: mount.PropagationPrivate},
+		{name: "elsewhere default", req: Request{Binds: []string{"/srv:/foo"}}, want: mount.PropagationRPrivate},
+		{name: "volume untouched", req: Request{Binds: []string{"vol:/foo"}}, want: ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.DaemonRoot = root + "/"
+			got, err := Plan(tc.req)
+			if tc.bad {
+				assert.Check(t, errdefs.IsInvalidArgument(err), "%v", err)
+				assert.ErrorContains(t, err, `must use either propagation mode "rslave" or "rshared" when mount source is within the daemon root`)
+				return
+			}
+			assert.NilError(t, err)
+			assert.Equal(t, len(got), 1)
+			assert.Equal(t, got[0].Propagation, tc.want)
+		})
+	}
 }

@@ -21,6 +21,8 @@ type stateBackend interface {
 	Unpause(ctx context.Context, name string) error
 	Wait(ctx context.Context, name string, cond container.WaitCondition) (<-chan runtime.WaitResult, error)
 	Remove(ctx context.Context, name string, opts runtime.RemoveOptions) error
+	// RemoveLink removes the legacy link "<parent>/<alias>" (rm --link).
+	RemoveLink(ctx context.Context, name string) error
 	Rename(ctx context.Context, oldName, newName string) error
 	Prune(ctx context.Context, f filters.Args) (*container.PruneReport, error)
 	Update(ctx context.Context, name string, cfg container.UpdateConfig) (container.UpdateResponse, error)

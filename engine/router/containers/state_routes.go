@@ -36,12 +36,23 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if err != nil {
 		return err
 	}
+	if httputil.VersionLessThan(version, "1.40") {
+		// clients older than 1.40 expect dockerd's old default IPC mode
+		if body.HostConfig.IpcMode == "" {
+			body.HostConfig.IpcMode = container.IPCModeShareable
+		}
+	}
+	var platform string
+	if !httputil.VersionLessThan(version, "1.41") {
+		platform = req.Form.Get("platform")
+	}
 	resp, err := r.b.Create(ctx, runtime.CreateRequest{
 		Name:               req.Form.Get("name"),
 		Config:             body.Config,
 		HostConfig:         body.HostConfig,
 		NetworkingConfig:   body.NetworkingConfig,
 		DefaultNetworkOnly: httputil.VersionLessThan(version, "1.44"),
+		Platform:           platform,
 	})
 	if err != nil {
 		return err
@@ -153,7 +164,11 @@ func (r *Router) remove(ctx context.Context, w http.ResponseWriter, req *http.Re
 		return err
 	}
 	if httputil.BoolValue(req, "link") {
-		return errdefs.ErrInvalidArgument.WithMessage("legacy links are not supported")
+		if err := r.b.RemoveLink(ctx, vars["name"]); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 	err := r.b.Remove(ctx, vars["name"], runtime.RemoveOptions{
 		Force:         httputil.BoolValue(req, "force"),

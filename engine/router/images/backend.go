@@ -15,6 +15,8 @@ import (
 type Lister interface {
 	Images(ctx context.Context, opts registry.ListOptions) ([]image.Summary, error)
 	Inspect(ctx context.Context, ref string) (*image.InspectResponse, error)
+	// Parent is the ID of the image ref was committed from ("" if none).
+	Parent(ctx context.Context, ref string) (string, error)
 	History(ctx context.Context, ref string) ([]image.HistoryResponseItem, error)
 }
 

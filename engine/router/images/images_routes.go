@@ -7,6 +7,7 @@ import (
 	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/registry"
+	"github.com/moby/moby/api/types/image"
 )
 
 func (ir *Router) getImages(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
@@ -31,12 +32,23 @@ func (ir *Router) getImages(ctx context.Context, w http.ResponseWriter, r *http.
 	return httputil.WriteJSON(w, http.StatusOK, list)
 }
 
+// imageInspect is image inspect with the legacy builder's Parent, which
+// the API types no longer carry but dockerd still answers when it is set.
+type imageInspect struct {
+	*image.InspectResponse
+	Parent string `json:",omitempty"`
+}
+
 func (ir *Router) getImage(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
 	resp, err := ir.backend.Inspect(ctx, vars["name"])
 	if err != nil {
 		return err
 	}
-	return httputil.WriteJSON(w, http.StatusOK, resp)
+	parent, err := ir.backend.Parent(ctx, resp.ID)
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, imageInspect{InspectResponse: resp, Parent: parent})
 }
 
 func (ir *Router) getImageHistory(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {

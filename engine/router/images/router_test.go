@@ -25,8 +25,9 @@ var _ Backend = (*registry.Service)(nil)
 // fake is a hand-written Backend: each method records its input and
 // answers what the test set.
 type fake struct {
-	err       error // returned before the stream starts
-	streamErr error // returned after it started
+	err       error  // returned before the stream starts
+	streamErr error  // returned after it started
+	parent    string // what Parent answers
 	got       map[string]any
 }
 
@@ -47,6 +48,9 @@ func (f *fake) Inspect(ctx context.Context, ref string) (*image.InspectResponse,
 		return nil, f.err
 	}
 	return &image.InspectResponse{ID: "sha256:x"}, nil
+}
+func (f *fake) Parent(ctx context.Context, ref string) (string, error) {
+	return f.parent, nil
 }
 func (f *fake) History(ctx context.Context, ref string) ([]image.HistoryResponseItem, error) {
 	return nil, f.err
@@ -214,4 +218,29 @@ func TestRouteParams(t *testing.T) {
 
 	rec := serve(t, b, "POST", "/auth", strings.NewReader("{bad"), map[string]string{"Content-Type": "application/json"})
 	assert.Check(t, is.Equal(rec.Code, http.StatusBadRequest))
+}
+
+// TestInspectParent: Parent is there when the image has one; older API
+// versions always see it (and the other legacy fields), as from dockerd.
+func TestInspectParent(t *testing.T) {
+	for _, tc := range []struct {
+		version, parent string
+		want, not       []string
+	}{
+		{version: "v1.56", parent: "sha256:p", want: []string{`"Parent":"sha256:p"`}},
+		{version: "v1.56", not: []string{`"Parent"`, `"DockerVersion"`}},
+		{version: "v1.51", want: []string{`"Parent":""`, `"DockerVersion":""`, `"Comment":""`, `"Author":""`}},
+		{version: "v1.41", parent: "sha256:p", want: []string{`"Parent":"sha256:p"`, `"DockerVersion":""`, `"VirtualSize"`}},
+	} {
+		t.Run(tc.version+tc.parent, func(t *testing.T) {
+			rec := serve(t, &fake{parent: tc.parent}, "GET", "/"+tc.version+"/images/busybox/json", nil, nil)
+			assert.Check(t, is.Equal(rec.Code, 200))
+			for _, w := range tc.want {
+				assert.Check(t, is.Contains(rec.Body.String(), w))
+			}
+			for _, n := range tc.not {
+				assert.Check(t, !strings.Contains(rec.Body.String(), n), rec.Body.String())
+			}
+		})
+	}
 }
