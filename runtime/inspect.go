@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"github.com/berthd/berth/runtime/oci"
 	"path/filepath"
 	"sort"
 	"time"
@@ -52,20 +53,21 @@ func (s *Service) Inspect(ctx context.Context, name string, size bool) (*contain
 			FinishedAt: timeString(st.FinishedAt),
 			Health:     st.Health,
 		},
-		Image:          rec.Image,
-		ResolvConfPath: filepath.Join(dir, "resolv.conf"),
-		HostnamePath:   filepath.Join(dir, "hostname"),
-		HostsPath:      filepath.Join(dir, "hosts"),
-		LogPath:        s.logPath(rec.ID),
-		Name:           rec.Name,
-		RestartCount:   rec.RestartCount,
-		Driver:         "overlay",
-		Platform:       "linux",
-		ExecIDs:        execIDs,
-		HostConfig:     &hc,
-		GraphDriver:    &storage.DriverData{Name: "overlay", Data: map[string]string{}},
-		Mounts:         mountPoints(&rec),
-		Config:         rec.Config,
+		Image:           rec.Image,
+		ResolvConfPath:  filepath.Join(dir, "resolv.conf"),
+		HostnamePath:    filepath.Join(dir, "hostname"),
+		HostsPath:       filepath.Join(dir, "hosts"),
+		LogPath:         s.logPath(rec.ID),
+		Name:            rec.Name,
+		RestartCount:    rec.RestartCount,
+		Driver:          "overlay",
+		Platform:        "linux",
+		AppArmorProfile: oci.AppArmorProfile(hc.SecurityOpt),
+		ExecIDs:         execIDs,
+		HostConfig:      &hc,
+		GraphDriver:     &storage.DriverData{Name: "overlay", Data: map[string]string{}},
+		Mounts:          mountPoints(&rec),
+		Config:          rec.Config,
 		NetworkSettings: &container.NetworkSettings{
 			SandboxID:  sandboxID(&rec),
 			SandboxKey: rec.SandboxKey,

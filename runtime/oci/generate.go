@@ -218,6 +218,7 @@ func Generate(in Input) (*specs.Spec, error) {
 		withDevices(hc, devices),
 		withCapabilities(caps),
 		withSeccomp(so, hc.Privileged),
+		withAppArmor(so, host.AppArmor && !hc.Privileged),
 		withMounts(mountOptions{
 			user:            user,
 			shmSize:         hc.ShmSize,

@@ -38,6 +38,9 @@ type Host struct {
 	// Devices looks up device nodes on the host (--device, --privileged,
 	// blkio throttles).
 	Devices DeviceLookup
+	// AppArmor is set when the kernel runs AppArmor: apparmor= profiles are
+	// applied (see withAppArmor).
+	AppArmor bool
 }
 
 // Rlimit is one resource limit.
@@ -83,6 +86,7 @@ func probeHost() *Host {
 		Sysctls:      map[string]bool{},
 		Cgroup:       probeCgroups(),
 		Devices:      hostDevices{},
+		AppArmor:     appArmorEnabled(),
 	}
 	for name, res := range rlimitResources {
 		var rl unix.Rlimit
@@ -183,4 +187,10 @@ func probeCgroups() CgroupFeatures {
 		Cpus:              read("cpuset.cpus.effective"),
 		Mems:              read("cpuset.mems.effective"),
 	}
+}
+
+// appArmorEnabled is moby's HostSupportsAppArmor: the module says Y.
+func appArmorEnabled() bool {
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && len(b) > 0 && b[0] == 'Y'
 }

@@ -18,6 +18,7 @@ const (
 // securityOptions is HostConfig.SecurityOpt, parsed as Docker does.
 type securityOptions struct {
 	noNewPrivileges bool
+	apparmor        string // the profile of apparmor=<profile>; "" for the default
 	seccomp         string // "" (default profile), "unconfined", "builtin" or a JSON profile
 	writableCgroups *bool
 }
@@ -44,8 +45,15 @@ func parseSecurityOpts(opts []string) (securityOptions, error) {
 			return so, invalid("invalid --security-opt 1: %q", opt)
 		}
 		switch k {
-		case "label", "apparmor":
-			// Neither SELinux nor AppArmor runs on the hosts berth targets.
+		case "label":
+			// SELinux labels: as dockerd on a host without SELinux, accepted and
+			// not applied (go-selinux's InitLabels checks nothing there).
+			// berth does not support SELinux hosts yet.
+		case "apparmor":
+			if v == "" {
+				return so, invalid("invalid --security-opt 2: %q", opt)
+			}
+			so.apparmor = v
 		case "seccomp":
 			so.seccomp = v
 		case "no-new-privileges":
@@ -65,6 +73,32 @@ func parseSecurityOpts(opts []string) (securityOptions, error) {
 		}
 	}
 	return so, nil
+}
+
+// AppArmorProfile is the profile a container shows in inspect
+// (AppArmorProfile): its apparmor= security option, as dockerd records it,
+// whether or not the host runs AppArmor.
+func AppArmorProfile(opts []string) string {
+	so, err := parseSecurityOpts(opts)
+	if err != nil {
+		return ""
+	}
+	return so.apparmor
+}
+
+// withAppArmor confines the process to the apparmor= profile when the host
+// runs AppArmor, as dockerd does; "unconfined" and a host without AppArmor
+// leave it unconfined (dockerd ignores the option there too). berth loads no
+// default profile of its own yet: without apparmor= the container is
+// unconfined where dockerd would use docker-default.
+func withAppArmor(so securityOptions, hostHasAppArmor bool) specOpt {
+	return func(s *specs.Spec) error {
+		if !hostHasAppArmor || so.apparmor == "" || so.apparmor == "unconfined" {
+			return nil
+		}
+		s.Process.ApparmorProfile = so.apparmor
+		return nil
+	}
 }
 
 // withSeccomp applies Docker's default profile, filtered for the final
