@@ -161,3 +161,8 @@ func FuzzScopeLookup(f *testing.F) {
 		}
 	})
 }
+
+func TestSearchDomains(t *testing.T) {
+	assert.Check(t, is.DeepEqual(SearchDomains{}.SearchDomains(nil), []string{"berth.internal"}))
+	assert.Check(t, is.DeepEqual(SearchDomains{Zone: "Corp.Test."}.SearchDomains(labels("Shop", "web", 1)), []string{"shop.corp.test", "corp.test"}))
+}

@@ -21,7 +21,9 @@ func newOffline(t *testing.T) *Manager {
 	db, err := store.Open(filepath.Join(t.TempDir(), "db"))
 	assert.NilError(t, err)
 	t.Cleanup(func() { db.Close() })
-	m, err := New(Deps{DB: db, Events: events.New(10), Config: DefaultConfig(t.TempDir())})
+	cfg := DefaultConfig(t.TempDir())
+	cfg.DNSZone = "berth.internal"
+	m, err := New(Deps{DB: db, Events: events.New(10), Config: cfg})
 	assert.NilError(t, err)
 	return m
 }
@@ -140,6 +142,7 @@ func TestNewChecksDeps(t *testing.T) {
 	assert.NilError(t, err)
 	defer db.Close()
 	good := DefaultConfig("/run/x")
+	good.DNSZone = "berth.internal"
 	for name, d := range map[string]Deps{
 		"no db":      {Events: events.New(1), Config: good},
 		"no events":  {DB: db, Config: good},

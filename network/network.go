@@ -43,7 +43,8 @@ type Config struct {
 	BIP netip.Prefix
 	// Pools are the subnets for user networks (--default-address-pool).
 	Pools []ipam.Pool
-	// DNSZone is the daemon zone (--dns-zone, "berth.internal").
+	// DNSZone is the daemon zone (berthd --dns-zone, whose default is
+	// compose.DefaultZone); required.
 	DNSZone string
 	// ExecRoot holds runtime state; netns files live in <ExecRoot>/netns.
 	ExecRoot string
@@ -61,7 +62,6 @@ func DefaultConfig(execRoot string) Config {
 		Bridge:     "berth0",
 		BIP:        netip.MustParsePrefix("10.210.0.1/24"),
 		Pools:      []ipam.Pool{{Base: netip.MustParsePrefix("10.210.0.0/16"), Size: 24}},
-		DNSZone:    "berth.internal",
 		ExecRoot:   execRoot,
 		ResolvConf: "/etc/resolv.conf",
 	}

@@ -46,6 +46,7 @@ func newEnv(t testing.TB) *env {
 	db, err := store.Open(filepath.Join(dir, "berth.db"))
 	assert.NilError(t, err)
 	cfg := DefaultConfig(filepath.Join(dir, "run"))
+	cfg.DNSZone = "berth.internal"
 	cfg.Bridge = slot.Bridge
 	cfg.BIP = netip.MustParsePrefix(slot.BIP)
 	pool, err := ipam.ParsePool(slot.Pool)
@@ -494,13 +495,11 @@ func TestAttachErrors(t *testing.T) {
 	assert.Check(t, errdefs.IsConflict(err))
 	assert.Check(t, is.Error(err, "Address already in use"))
 
-	// resolv.conf
-	rc := string(e.m.ResolvConf("user", "shop"))
-	assert.Check(t, is.Contains(rc, "nameserver "+in.IPAM.Config[0].Gateway.String()+"\n"))
-	assert.Check(t, is.Contains(rc, "search shop.berth.internal berth.internal\n"))
-	assert.Check(t, is.Contains(rc, "options ndots:0\n"))
-	rc = string(e.m.ResolvConf("", ""))
-	assert.Check(t, is.Contains(rc, "nameserver "+e.cfg.BIP.Addr().String()+"\n"))
+	// berth's DNS server for a container: its primary network's gateway,
+	// the default bridge's for anything else
+	assert.Check(t, is.Equal(e.m.DNSServer("user"), in.IPAM.Config[0].Gateway))
+	assert.Check(t, is.Equal(e.m.DNSServer(""), e.cfg.BIP.Addr()))
+	assert.Check(t, is.Equal(e.m.DNSServer("none"), e.cfg.BIP.Addr()))
 }
 
 func TestSandboxLoOnly(t *testing.T) {

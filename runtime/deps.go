@@ -90,6 +90,13 @@ type RestoreRequest struct {
 	Labels        map[string]string
 }
 
+// DNSSearch is the policy that gives a container's DNS search domains from
+// its labels; the runtime writes them into resolv.conf and knows nothing of
+// what they mean (compose.SearchDomains).
+type DNSSearch interface {
+	SearchDomains(labels map[string]string) []string
+}
+
 // NetworkRef names a network.
 type NetworkRef struct {
 	ID, Name string
@@ -106,8 +113,10 @@ type Networks interface {
 	// Restore re-registers a running container's endpoints, port
 	// publications and DNS records after a daemon restart.
 	Restore(ctx context.Context, req RestoreRequest) error
-	// ResolvConf is the resolv.conf for a container whose primary network is given.
-	ResolvConf(primaryNetwork, project string) []byte
+	// DNSServer is where berth's DNS server answers a container whose
+	// primary network is given: that network's gateway (the default
+	// bridge's for an unknown or non-bridge network).
+	DNSServer(primaryNetwork string) netip.Addr
 	// Network resolves a network name, id or unique id prefix; ErrNotFound
 	// ("network x not found") otherwise.
 	Network(ctx context.Context, idOrName string) (NetworkRef, error)

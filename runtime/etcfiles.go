@@ -11,8 +11,6 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
-const composeProjectLabel = "com.docker.compose.project"
-
 // hostHostsFile is the host's /etc/hosts, which a container on the host's
 // network sees (a variable for tests).
 var hostHostsFile = "/etc/hosts"

@@ -127,9 +127,13 @@ func (f *fakeNetworks) PublishPorts(ctx context.Context, id string, ip netip.Add
 }
 func (f *fakeNetworks) UnpublishPorts(ctx context.Context, id string) error   { return nil }
 func (f *fakeNetworks) Restore(ctx context.Context, req RestoreRequest) error { return nil }
-func (f *fakeNetworks) ResolvConf(primary, project string) []byte {
-	return []byte("nameserver 10.210.0.1\n")
+func (f *fakeNetworks) DNSServer(primary string) netip.Addr {
+	return netip.MustParseAddr("10.210.0.1")
 }
+
+type fakeSearch struct{}
+
+func (fakeSearch) SearchDomains(labels map[string]string) []string { return []string{"berth.internal"} }
 func (f *fakeNetworks) Network(ctx context.Context, n string) (NetworkRef, error) {
 	if n == "nosuch" {
 		return NetworkRef{}, errdefs.ErrNotFound.WithMessage("network nosuch not found")
@@ -297,7 +301,7 @@ func newHarness(t *testing.T) *harness {
 	h.s, err = New(Deps{
 		DataRoot: dir + "/data", ExecRoot: dir + "/run", CgroupParent: "berth-test", DB: db,
 		Images: h.imgs, Networks: h.nets, Volumes: fakeVolumes{}, Monitors: &fakeMonitors{tasks: map[string]*fakeTask{}},
-		OCI: fakeOCI{}, Events: h.ev, Names: NoFallback{},
+		OCI: fakeOCI{}, Events: h.ev, Names: NoFallback{}, DNSSearch: fakeSearch{},
 	})
 	assert.NilError(t, err)
 	t.Cleanup(func() {

@@ -37,6 +37,9 @@ type Deps struct {
 	Events   Publisher
 	// Names resolves names Docker's rules do not know (compose names).
 	Names NameFallback
+	// DNSSearch gives each container's DNS search domains (compose's
+	// policy: the deployment's zone, then the daemon's).
+	DNSSearch DNSSearch
 	// LogOpts are the daemon's default json-file log options (dockerd's
 	// --log-opt), merged into each new container's that does not set them.
 	// Optional.
@@ -72,7 +75,7 @@ type Service struct {
 // reconnect to running containers.
 func New(d Deps) (*Service, error) {
 	var missing []string
-	for name, v := range map[string]any{"DB": d.DB, "Images": d.Images, "Networks": d.Networks, "Volumes": d.Volumes, "Monitors": d.Monitors, "OCI": d.OCI, "Events": d.Events, "Names": d.Names} {
+	for name, v := range map[string]any{"DB": d.DB, "Images": d.Images, "Networks": d.Networks, "Volumes": d.Volumes, "Monitors": d.Monitors, "OCI": d.OCI, "Events": d.Events, "Names": d.Names, "DNSSearch": d.DNSSearch} {
 		if v == nil {
 			missing = append(missing, name)
 		}

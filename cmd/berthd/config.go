@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/network"
 	"github.com/berthd/berth/network/ipam"
 	"github.com/berthd/berth/runtime"
@@ -53,7 +54,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVarP(&c.Bridge, "bridge", "b", "berth0", "Bridge device of the default network (also tags the daemon's iptables chains)")
 	fs.StringVar(&c.BIP, "bip", "10.210.0.1/24", "Address and prefix of the default bridge")
 	fs.StringArrayVar(&c.AddressPools, "default-address-pool", nil, "Address pool for user networks, base=CIDR,size=N (repeatable; default base=10.210.0.0/16,size=24)")
-	fs.StringVar(&c.DNSZone, "dns-zone", "berth.internal", "DNS zone served by the embedded DNS server")
+	fs.StringVar(&c.DNSZone, "dns-zone", compose.DefaultZone, "DNS zone served by the embedded DNS server")
 	fs.StringArrayVar(&c.DNS, "dns", nil, "Upstream DNS server of the embedded DNS server (repeatable; default: the host's /etc/resolv.conf)")
 	fs.StringVar(&c.LogDriver, "log-driver", "json-file", "Default driver for container logs (berthd has json-file only)")
 	fs.StringArrayVar(&c.LogOpts, "log-opt", nil, "Default log driver option for containers, key=value (repeatable; e.g. max-size=10m)")

@@ -206,6 +206,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		OCI:                runc.New("runc", runcRoot),
 		Events:             bus,
 		Names:              compose.NameResolver{},
+		DNSSearch:          compose.SearchDomains{Zone: cfg.DNSZone},
 		LogOpts:            cfg.logOpts,
 		DefaultIpcMode:     containertypes.IpcMode(cfg.DefaultIpcMode),
 		CPURealtimePeriod:  cfg.CPURealtimePeriod,
