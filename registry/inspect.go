@@ -18,7 +18,7 @@ import (
 
 // ListOptions are the parameters of GET /images/json.
 type ListOptions struct {
-	All            bool // also intermediate images (berth has none)
+	All            bool // also intermediate images (untagged parents of others)
 	ContainerCount bool // fill Summary.Containers (else -1)
 	Filters        filters.Args
 }
@@ -48,6 +48,10 @@ func (s *Service) Images(ctx context.Context, opts ListOptions) ([]image.Summary
 	if err != nil {
 		return nil, err
 	}
+	kids, err := s.children()
+	if err != nil {
+		return nil, err
+	}
 	var users map[string]int
 	if opts.ContainerCount {
 		if users, err = s.imageUsers(); err != nil {
@@ -63,7 +67,14 @@ func (s *Service) Images(ctx context.Context, opts ListOptions) ([]image.Summary
 		if !ok {
 			continue
 		}
+		// as dockerd: an untagged image that others were made from is an
+		// intermediate image (shown with all=1); dangling means untagged
+		// and without children
+		if len(tags) == 0 && len(digests) == 0 && kids[e.img.ID] > 0 && (!opts.All || sel.isSet && sel.dangling) {
+			continue
+		}
 		sum := image.Summary{
+			ParentID:    e.info.meta.parent,
 			ID:          "sha256:" + e.img.ID,
 			RepoTags:    tags,
 			RepoDigests: digests,
@@ -100,6 +111,9 @@ func (s *Service) entries() ([]entry, error) {
 				continue
 			}
 			return nil, err
+		}
+		if in.meta.scratch {
+			continue // FROM scratch's base is no image of the user's
 		}
 		e := entry{img: img, info: in, created: created(img, in)}
 		for _, n := range img.Names {

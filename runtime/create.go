@@ -27,6 +27,9 @@ type CreateRequest struct {
 	// DefaultNetworkOnly: API < 1.44 clients connect further networks after
 	// create, so only the NetworkMode network is taken from EndpointsConfig.
 	DefaultNetworkOnly bool
+	// NoImageVolumes leaves the image's VOLUMEs unmounted: the classic
+	// builder's COPY steps write into the layer, as dockerd's do.
+	NoImageVolumes bool
 }
 
 // Create makes a container: validates the request, merges the image config,
@@ -60,6 +63,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 	}
 	if err := oci.MergeImageConfig(cfg, &img.Config); err != nil {
 		return container.CreateResponse{}, err
+	}
+	if req.NoImageVolumes {
+		cfg.Volumes = nil
 	}
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}

@@ -29,6 +29,7 @@ type config struct {
 	DNS                []string
 	LogDriver          string
 	LogOpts            []string
+	MaxUploadSize      int64
 	// logOpts is LogOpts checked, as a map
 	logOpts map[string]string
 }
@@ -51,6 +52,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringArrayVar(&c.DNS, "dns", nil, "Upstream DNS server of the embedded DNS server (repeatable; default: the host's /etc/resolv.conf)")
 	fs.StringVar(&c.LogDriver, "log-driver", "json-file", "Default driver for container logs (berthd has json-file only)")
 	fs.StringArrayVar(&c.LogOpts, "log-opt", nil, "Default log driver option for containers, key=value (repeatable; e.g. max-size=10m)")
+	fs.Int64Var(&c.MaxUploadSize, "max-upload-size", 0, "Most bytes one build context, image archive (load) or tarball (import) may unpack to (0: no cap; 512 MiB of disk are always kept free)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -87,9 +87,19 @@ func (ir *Router) postImagesLoad(ctx context.Context, w http.ResponseWriter, r *
 		return err
 	}
 	quiet := httputil.BoolValueOrDefault(r, "quiet", true)
-	return streamed(w, func(start registry.StartFunc) error {
-		return ir.backend.Load(ctx, r.Body, quiet, start)
-	})
+	// as dockerd: the answer is always the stream, a bad archive's error
+	// in it (docker load reads the error from there, quiet or not)
+	var stream *httputil.JSONStream
+	start := func() registry.Output {
+		if stream == nil {
+			stream = httputil.NewJSONStream(w)
+		}
+		return stream
+	}
+	if err := ir.backend.Load(ctx, r.Body, quiet, start); err != nil {
+		_ = start().Send(registry.ErrorMessage(err))
+	}
+	return nil
 }
 
 func (ir *Router) getImagesGet(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
