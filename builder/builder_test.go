@@ -186,7 +186,6 @@ func newBuilder(t *testing.T, f *fakeEngine) *Builder {
 	return b
 }
 
-
 func runBuild(t *testing.T, b *Builder, files map[string]string, opts Options) (string, string, error) {
 	t.Helper()
 	out := &recordOut{}
@@ -311,8 +310,8 @@ func TestBuildFailures(t *testing.T) {
 		"NOTANINSTRUCTION x\n":                        "unknown instruction",
 		"":                                            "the Dockerfile (Dockerfile) cannot be empty",
 		"# only a comment\n":                          "failed to parse Dockerfile: file with no instructions",
-		"ARG A=1\n":                                    "No image was generated. Is your Dockerfile empty?",
-		"FROM scratch\n":                               "No image was generated. Is your Dockerfile empty?",
+		"ARG A=1\n":                                   "No image was generated. Is your Dockerfile empty?",
+		"FROM scratch\n":                              "No image was generated. Is your Dockerfile empty?",
 		"FROM busybox\nEXPOSE 80/xyz\n":               "invalid proto: xyz",
 		"FROM busybox\nRUN --mount=type=cache,target=/x true\n": "the --mount option requires BuildKit",
 	} {
