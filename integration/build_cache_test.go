@@ -188,7 +188,7 @@ RUN echo to-stderr >&2 && grep -c myhost /etc/hosts && (ip -o link show | grep -
 	// the raw stream: stderr wrapped as dockerd wraps it; host and network applied
 	py := d.DockerPy(t, `
 import docker, json
-api = docker.APIClient()
+api = docker.from_env().api
 text = ''
 for chunk in api.build(path=`+"r'"+dir+"'"+`, decode=True, nocache=True, extra_hosts={'myhost': '10.9.9.9'}, network_mode='none'):
     text += chunk.get('stream', '')
@@ -201,12 +201,12 @@ print(json.dumps(text))
 	writeFiles(t, dir, map[string]string{"From.Dockerfile": `FROM busybox AS tools
 RUN ln -s /bin/busybox /bin/bb && ln -s bb /bin/bb2
 FROM scratch
-COPY --from=tools /bin/bb2 /sh
-ENTRYPOINT ["/sh"]
+COPY --from=tools /bin/bb2 /bin/echo
+ENTRYPOINT ["/bin/echo"]
 `})
 	r = classic(d, dir, "build", "-f", "From.Dockerfile", "-t", "rules:from", ".")
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
-	assert.Equal(t, d.DockerOK(t, "run", "--rm", "rules:from", "echo", "via", "link"), "via link\n")
+	assert.Equal(t, d.DockerOK(t, "run", "--rm", "rules:from", "via", "link"), "via link\n")
 }
 
 // TestClassicBuildErrors: dockerd's words for an empty Dockerfile, an
@@ -238,7 +238,7 @@ func TestClassicBuildErrors(t *testing.T) {
 	assert.NilError(t, os.Symlink("sub/Real", filepath.Join(dir, "Link.Dockerfile")))
 	out := d.DockerPy(t, `
 import docker, io, tarfile
-c = docker.APIClient()
+c = docker.from_env().api
 def ctx(link):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode='w') as tf:
@@ -273,7 +273,7 @@ func TestClassicBuildLimits(t *testing.T) {
 
 	out := d.DockerPy(t, `
 import docker, io, tarfile, gzip
-c = docker.APIClient()
+c = docker.from_env().api
 raw = io.BytesIO()
 with tarfile.open(fileobj=raw, mode='w') as tf:
     df = b'FROM busybox\n'
@@ -330,5 +330,6 @@ func TestClassicBuildScratchConcurrent(t *testing.T) {
 	r := icmd.RunCmd(c)
 	assert.Check(t, r.ExitCode != 0)
 	assert.Check(t, is.Contains(r.Stderr(), "No image was generated. Is your Dockerfile empty?"))
-	assert.Check(t, is.Equal(d.DockerOK(t, "images", "-q", "--filter", "dangling=true"), ""), "no scratch image is listed")
+	// the scratch base (no layer, 0B) is no image of the user's
+	assert.Check(t, !strings.Contains(d.DockerOK(t, "images", "-a", "--format", "{{.Size}}"), "0B"))
 }
