@@ -333,3 +333,20 @@ func TestClassicBuildScratchConcurrent(t *testing.T) {
 	// the scratch base (no layer, 0B) is no image of the user's
 	assert.Check(t, !strings.Contains(d.DockerOK(t, "images", "-a", "--format", "{{.Size}}"), "0B"))
 }
+
+// TestClassicBuildArgsNotLogged: build args may be secrets; the daemon's
+// debug log never shows their values.
+func TestClassicBuildArgsNotLogged(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nARG TOKEN\nRUN test -n \"$TOKEN\"\n"})
+	const secret = "s3cr3t-build-arg-value"
+	r := classic(d, dir, "build", "--build-arg", "TOKEN="+secret, ".")
+	assert.Equal(t, r.ExitCode, 0, r.Combined())
+	r = classic(d, dir, "build", "--build-arg", "TOKEN="+secret, "--platform", "bogus/x/y/z", ".")
+	assert.Check(t, r.ExitCode != 0)
+	log := d.Log()
+	assert.Check(t, strings.Contains(log, "buildargs=redacted"), "the build was logged")
+	assert.Check(t, !strings.Contains(log, secret))
+}

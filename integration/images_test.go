@@ -422,6 +422,11 @@ func TestImagePullWithAuth(t *testing.T) {
 	r = d.Docker("push", reg.Addr+"/team/none:v1")
 	assert.Check(t, r.ExitCode != 0)
 	assert.Check(t, is.Contains(r.Stderr(), "An image does not exist locally with the tag: "+reg.Addr+"/team/none"))
+
+	// the credentials never reach the daemon's log, even at debug level
+	log := d.Log()
+	assert.Check(t, !strings.Contains(log, reg.Password))
+	assert.Check(t, !strings.Contains(log, "X-Registry-Auth"))
 }
 
 // TestImagesDockerPy drives the image endpoints with docker-py.
