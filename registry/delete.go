@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
+	"github.com/opencontainers/go-digest"
 	"go.podman.io/storage"
 )
 
@@ -34,6 +35,9 @@ func tagName(repo, tag string) (reference.Named, error) {
 	}
 	if _, ok := named.(reference.Canonical); ok {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("refusing to create a tag with a digest reference")
+	}
+	if reference.FamiliarName(named) == string(digest.Canonical) {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("refusing to create an ambiguous tag using digest algorithm as name")
 	}
 	if tag == "" {
 		return reference.TagNameOnly(named), nil

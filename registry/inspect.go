@@ -20,6 +20,7 @@ import (
 type ListOptions struct {
 	All            bool // also intermediate images (untagged parents of others)
 	ContainerCount bool // fill Summary.Containers (else -1)
+	Manifests      bool // fill Summary.Manifests (manifests=1)
 	Filters        filters.Args
 }
 
@@ -89,6 +90,9 @@ func (s *Service) Images(ctx context.Context, opts ListOptions) ([]image.Summary
 		}
 		if opts.ContainerCount {
 			sum.Containers = int64(users[e.img.ID])
+		}
+		if opts.Manifests {
+			sum.Manifests = s.manifestSummaries(e)
 		}
 		out = append(out, sum)
 	}

@@ -2,8 +2,11 @@ package images
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/registry"
@@ -47,12 +50,15 @@ func (ir *Router) postImagesCreate(ctx context.Context, w http.ResponseWriter, r
 	}
 	from := r.Form.Get("fromImage")
 	if src := r.Form.Get("fromSrc"); src != "" && from == "" {
-		if src != "-" {
-			return errdefs.ErrNotImplemented.WithMessage("berth imports tarballs from the request body only (fromSrc=-), not from a URL")
+		if err := checkImportSource(src); err != nil {
+			return err
 		}
 		opts := registry.ImportOptions{
 			Repo: r.Form.Get("repo"), Tag: r.Form.Get("tag"),
 			Message: r.Form.Get("message"), Changes: r.Form["changes"],
+		}
+		if opts.Message == "" {
+			opts.Message = "Imported from " + src // dockerd's default comment
 		}
 		return streamed(w, func(start registry.StartFunc) error {
 			return ir.backend.Import(ctx, r.Body, opts, start)
@@ -70,6 +76,27 @@ func (ir *Router) postImagesCreate(ctx context.Context, w http.ResponseWriter, r
 	return streamed(w, func(start registry.StartFunc) error {
 		return ir.backend.Pull(ctx, opts, start)
 	})
+}
+
+// checkImportSource accepts "-" (the request body). Anything else is a URL
+// to dockerd, which berth does not fetch: what is no http(s) URL is an
+// invalid argument, in url's words as dockerd's; a URL is not implemented.
+func checkImportSource(src string) error {
+	if src == "-" {
+		return nil
+	}
+	full := src
+	if !strings.Contains(full, "://") {
+		full = "http://" + full
+	}
+	u, err := url.Parse(full)
+	if err != nil {
+		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid import source %q: not - (the request body) nor an http(s) URL", src))
+	}
+	return errdefs.ErrNotImplemented.WithMessage("berth imports tarballs from the request body only (fromSrc=-), not from a URL")
 }
 
 func (ir *Router) postImagePush(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
