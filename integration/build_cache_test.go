@@ -153,8 +153,14 @@ img, logs = c.images.build(path=`+"r'"+dir+"'"+`, rm=True, nocache=True)
 print(len(c.containers.list(all=True)) - before, any('Removed intermediate' in l.get('stream', '') for l in logs))
 img2, logs = c.images.build(path=`+"r'"+dir+"'"+`, rm=True)
 print(img2.id == img.id, sum('Using cache' in l.get('stream', '') for l in logs))
+img3, logs = c.images.build(path=`+"r'"+dir+"'"+`, rm=True, cache_from=[img.id])
+print(img3.id == img.id, sum('Using cache' in l.get('stream', '') for l in logs))
+before = len(c.containers.list(all=True))
+img4, logs = c.images.build(path=`+"r'"+dir+"'"+`, nocache=True)
+print(img4.id != img.id, len(c.containers.list(all=True)) - before)
 `)
-	assert.Equal(t, out, "0 True\nTrue 3")
+	// docker-py's rm defaults to False: dockerd keeps the containers then
+	assert.Equal(t, out, "0 True\nTrue 3\nTrue 3\nTrue 3")
 }
 
 // TestClassicBuildContextRules: .dockerignore can drop the Dockerfile and
