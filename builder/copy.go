@@ -98,7 +98,7 @@ func (r *build) copy(ctx context.Context, st *stageState, spec copySpec) error {
 		dest = path.Join("/", st.cfg.WorkingDir, dest)
 	}
 	dest = path.Clean(dest)
-	id, err := r.container(ctx, &container.Config{Image: st.image, Cmd: []string{"true"}, Entrypoint: []string{""}, Labels: map[string]string{}}, false)
+	id, err := r.container(ctx, &container.Config{Image: st.image, Cmd: []string{"true"}, Entrypoint: []string{""}, Labels: map[string]string{}}, copyStep)
 	if err != nil {
 		return err
 	}

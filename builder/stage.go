@@ -40,10 +40,11 @@ type build struct {
 	used       map[string]bool   // build args some ARG consumed
 	scratch    string            // the FROM scratch base, once asked for
 	cache      prober
+	internal   map[string]bool // containers only berth's means (COPY's), always removed
 }
 
 func newBuild(b *Builder, opts Options, out Output, dir string, stages []instructions.Stage) *build {
-	r := &build{b: b, opts: opts, out: out, contextDir: dir, stages: stages, used: map[string]bool{}}
+	r := &build{b: b, opts: opts, out: out, contextDir: dir, stages: stages, used: map[string]bool{}, internal: map[string]bool{}}
 	r.cache = prober{off: opts.NoCache}
 	for _, s := range stages {
 		r.total += 1 + len(s.Commands)

@@ -127,7 +127,7 @@ func (r *build) runStep(ctx context.Context, st *stageState, c *instructions.Run
 	cfg.Env = append(cfg.Env, r.proxyEnv(cfg.Env)...)
 	cfg.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
 	cfg.Labels = map[string]string{}
-	id, err := r.container(ctx, cfg, true)
+	id, err := r.container(ctx, cfg, runStep)
 	if err != nil {
 		return err
 	}
@@ -186,18 +186,34 @@ func (r *build) runOutput(ctx context.Context, id string) (int, error) {
 	}
 }
 
+// stepKind is what a step's container is for.
+type stepKind int
+
+const (
+	runStep     stepKind = iota // RUN: the image's volumes mounted, as dockerd
+	workdirStep                 // WORKDIR: a container dockerd shows too
+	copyStep                    // COPY/ADD: dockerd writes the layer directly; the container is berth's means, never shown or kept
+)
+
 // container creates a step's container (not started) from cfg.Image with
 // the request's host config. Steps that only write files (COPY, WORKDIR)
 // do not mount the image's volumes, so what they write is in the layer.
-func (r *build) container(ctx context.Context, cfg *container.Config, run bool) (string, error) {
+func (r *build) container(ctx context.Context, cfg *container.Config, kind stepKind) (string, error) {
 	hc := &container.HostConfig{}
 	if r.opts.HostConfig != nil {
 		hc = copyHostConfig(r.opts.HostConfig)
 	}
 	hc.LogConfig = container.LogConfig{Type: "json-file"}
-	resp, err := r.b.ctrs.Create(ctx, runtime.CreateRequest{Config: cfg, HostConfig: hc, NoImageVolumes: !run})
+	if kind == copyStep {
+		hc = &container.HostConfig{NetworkMode: "none", LogConfig: hc.LogConfig}
+	}
+	resp, err := r.b.ctrs.Create(ctx, runtime.CreateRequest{Config: cfg, HostConfig: hc, NoImageVolumes: kind != runStep})
 	if err != nil {
 		return "", err
+	}
+	if kind == copyStep {
+		r.internal[resp.ID] = true
+		return resp.ID, nil
 	}
 	for _, w := range resp.Warnings {
 		r.say(" ---> [Warning] %s\n", w)
@@ -215,6 +231,11 @@ func copyHostConfig(hc *container.HostConfig) *container.HostConfig {
 // finishStep removes a step's container as dockerd's rm and forcerm say:
 // always with forcerm, after a successful step with rm.
 func (r *build) finishStep(ctx context.Context, id string, ok bool) {
+	if r.internal[id] {
+		delete(r.internal, id)
+		_ = r.b.ctrs.Remove(context.WithoutCancel(ctx), id, runtime.RemoveOptions{Force: true, RemoveVolumes: true})
+		return
+	}
 	if !r.opts.ForceRemove && !(r.opts.Remove && ok) {
 		return
 	}
@@ -258,7 +279,7 @@ func (r *build) workdirStep(ctx context.Context, st *stageState, c *instructions
 	}
 	cfg := copyConfig(probe)
 	cfg.Image, cfg.Labels = st.image, map[string]string{}
-	id, err := r.container(ctx, cfg, false)
+	id, err := r.container(ctx, cfg, workdirStep)
 	if err != nil {
 		return err
 	}
