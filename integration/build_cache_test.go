@@ -259,6 +259,28 @@ for link in ['/etc/shadow', '../../../../../../etc/shadow']:
         print(e.status_code, e.explanation)
 `)
 	assert.Check(t, is.Equal(out, "400 Cannot locate specified Dockerfile: Dockerfile\n400 Cannot locate specified Dockerfile: Dockerfile"))
+
+	// a context whose entries go through a symlink to a host directory
+	// writes nothing there
+	host := t.TempDir()
+	out = d.DockerPy(t, `
+import docker, io, tarfile
+c = docker.from_env().api
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode='w') as tf:
+    ti = tarfile.TarInfo('esc'); ti.type = tarfile.SYMTYPE; ti.linkname = `+"r'"+host+"'"+`
+    tf.addfile(ti)
+    for name, body in (('esc/pwned', b'x'), ('Dockerfile', b'FROM busybox\n')):
+        ti = tarfile.TarInfo(name); ti.size = len(body); tf.addfile(ti, io.BytesIO(body))
+buf.seek(0)
+try:
+    print([l for l in c.build(fileobj=buf, custom_context=True, decode=True) if 'error' in l])
+except docker.errors.APIError as e:
+    print(e.status_code)
+`)
+	left, err := os.ReadDir(host)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(left, 0), "docker-py: %s", out)
 	assert.Check(t, !strings.Contains(out, "root:"))
 	r := classic(d, dir, "build", "-f", "Link.Dockerfile", "-t", "via:link", ".")
 	assert.Equal(t, r.ExitCode, 0, r.Combined())

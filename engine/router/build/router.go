@@ -45,14 +45,29 @@ func (r *Router) Routes() []httputil.Route {
 // messages are held back: the answer is the image ID alone, or all of
 // them and the error when the build fails (dockerd's notVerboseBuffer).
 type stream struct {
-	w     http.ResponseWriter
-	s     *httputil.JSONStream
-	quiet bool
-	held  []any
+	w         http.ResponseWriter
+	s         *httputil.JSONStream
+	quiet     bool
+	held      []any
+	heldBytes int
 }
+
+// maxHeld bounds the output a quiet build holds back in memory: past it,
+// the middle of the output is dropped (a step that prints without end
+// cannot fill the daemon's memory).
+const maxHeld = 4 << 20
 
 func (s *stream) send(v any) {
 	if s.quiet {
+		if m, ok := v.(jsonstream.Message); ok && m.Stream != "" {
+			if s.heldBytes > maxHeld {
+				return
+			}
+			s.heldBytes += len(m.Stream)
+			if s.heldBytes > maxHeld {
+				v = jsonstream.Message{Stream: "[output truncated]\n"}
+			}
+		}
 		s.held = append(s.held, v)
 		return
 	}

@@ -99,3 +99,14 @@ func TestBuildErrors(t *testing.T) {
 	rec = serve(&fake{}, "/build/prune")
 	assert.Check(t, is.Equal(rec.Body.String(), `{"CachesDeleted":null,"SpaceReclaimed":0}`+"\n"))
 }
+
+func TestQuietHoldsBoundedOutput(t *testing.T) {
+	s := &stream{quiet: true}
+	line := strings.Repeat("x", 1<<20) + "\n"
+	for i := 0; i < 10; i++ {
+		s.Stream(line)
+	}
+	s.Aux("sha256:abc")
+	assert.Check(t, s.heldBytes < maxHeld+2*len(line))
+	assert.Check(t, is.Len(s.held, 5), "3 lines, the truncation note (for the 4th), the aux")
+}
