@@ -236,7 +236,8 @@ func (r *build) finishStep(ctx context.Context, id string, ok bool) {
 		_ = r.b.ctrs.Remove(context.WithoutCancel(ctx), id, runtime.RemoveOptions{Force: true, RemoveVolumes: true})
 		return
 	}
-	if !r.opts.ForceRemove && !(r.opts.Remove && ok) {
+	// a cancelled build's step goes too, as dockerd removes it
+	if !r.opts.ForceRemove && !(r.opts.Remove && ok) && ctx.Err() == nil {
 		return
 	}
 	err := r.b.ctrs.Remove(context.WithoutCancel(ctx), id, runtime.RemoveOptions{Force: true, RemoveVolumes: true})

@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berthd/berth/internal/testenv"
 	"gotest.tools/v3/assert"
@@ -407,4 +409,34 @@ print(len(ids), len(set(ids)), img.labels.get('from'), c.containers.run(img.id, 
 	iid, err := os.ReadFile(filepath.Join(dir, "iid"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(string(iid)[:len("sha256:")+12], "sha256:"+builtID(t, r.Stdout())))
+}
+
+// TestClassicBuildCancelled: a client that goes away mid-RUN leaves no
+// step container behind, rm or not.
+func TestClassicBuildCancelled(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started && sleep 60\n"})
+	c := d.Cmd("build", "--rm=false", ".")
+	c.Env = append(c.Env, "DOCKER_BUILDKIT=0")
+	c.Dir = dir
+	res := icmd.StartCmd(c)
+	assert.NilError(t, res.Error)
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(res.Stdout(), "started") })
+	assert.Check(t, is.Len(strings.Fields(d.DockerOK(t, "ps", "-q")), 1), "the step runs")
+	assert.NilError(t, res.Cmd.Process.Signal(syscall.SIGINT))
+	_ = res.Cmd.Wait()
+	waitFor(t, 30*time.Second, func() bool { return d.DockerOK(t, "ps", "-aq") == "" })
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
