@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/image"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -309,4 +310,22 @@ func (s *Service) children() (map[string]int, error) {
 // Dockerfile step), or "" (pulled, loaded and imported images have none).
 func (s *Service) parentOf(img *storage.Image) string {
 	return s.meta(img).parent
+}
+
+// historyIDs fills in the IDs and tags of hist (newest first) as dockerd
+// does: the image's own, then its parent's for the entry before, and so on
+// while there are parents here (a built image's steps); "<missing>" after.
+func (s *Service) historyIDs(hist []image.HistoryResponseItem, img *storage.Image) {
+	for i := range hist {
+		if img == nil {
+			return
+		}
+		tags, _ := splitNames(img.Names)
+		hist[i].ID, hist[i].Tags = "sha256:"+img.ID, tags
+		parent := s.meta(img).parent
+		img = nil
+		if parent != "" {
+			img, _ = s.lookup(parent)
+		}
+	}
 }

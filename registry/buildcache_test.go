@@ -45,6 +45,16 @@ func TestBuildCacheChain(t *testing.T) {
 		assert.Check(t, is.Equal(got, tc.want), "%s %s", ShortID(tc.parent), tc.key)
 	}
 
+	// history names the step images, as dockerd's does
+	hist, err := s.History(ctx, "built:1")
+	assert.NilError(t, err)
+	assert.Assert(t, len(hist) >= 3)
+	assert.Check(t, is.Equal(hist[0].ID, step2))
+	assert.Check(t, is.DeepEqual(hist[0].Tags, []string{"built:1"}))
+	assert.Check(t, is.Equal(hist[1].ID, step1))
+	assert.Check(t, is.Equal(hist[1].CreatedBy, "/bin/sh -c #(nop)  ENV A=1"))
+	assert.Check(t, is.Equal(hist[2].ID, base))
+
 	list := func(all bool, f filters.Args) []string {
 		sums, err := s.Images(ctx, ListOptions{All: all, Filters: f})
 		assert.NilError(t, err)

@@ -334,8 +334,6 @@ func (s *Service) History(ctx context.Context, ref string) ([]image.HistoryRespo
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
 	}
-	tags, _ := splitNames(img.Names)
-	out[0].ID = "sha256:" + img.ID
-	out[0].Tags = tags
+	s.historyIDs(out, img)
 	return out, nil
 }
