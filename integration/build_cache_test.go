@@ -55,6 +55,15 @@ func TestClassicBuildCache(t *testing.T) {
 	assert.Equal(t, d.DockerOK(t, "inspect", "-f", "{{json .Config.ExposedPorts}} {{.Config.WorkingDir}}", "cached:1"),
 		`{"8000/tcp":{},"8001/tcp":{},"8002/tcp":{}} /app`+"\n")
 
+	// history names each step's image (and busybox's), as dockerd's
+	var named int
+	for _, id := range strings.Fields(d.DockerOK(t, "history", "-q", "cached:1")) {
+		if id != "<missing>" {
+			named++
+		}
+	}
+	assert.Check(t, is.Equal(named, steps))
+
 	// the second and third time: all from the cache, the same image
 	for i := 0; i < 2; i++ {
 		r = classic(d, dir, "build", "-t", "cached:1", ".")
