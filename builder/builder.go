@@ -1,10 +1,13 @@
 // Package builder is berth's classic image builder: POST /build, what
 // `DOCKER_BUILDKIT=0 docker build`, compose's classic builder and docker-py's
 // images.build use. It reads the Dockerfile with BuildKit's parser and runs
-// each step the way dockerd's classic builder does: RUN in a container of the
-// image so far, COPY and ADD into one, each committed as a new layer; the
-// other instructions change the config. There is no build cache: every build
-// runs every step.
+// each step the way dockerd's classic builder does: every step makes an
+// image whose parent is the previous step's; RUN runs in a container of the
+// image so far, COPY and ADD write into one, and both are committed as a
+// new layer; the other instructions change only the config. Those images
+// are the build cache: a step whose image an earlier build made from the
+// same parent with the same run config (and, for COPY and ADD, the same
+// sources) is that image again ("Using cache").
 package builder
 
 import (
@@ -12,17 +15,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
 	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/image"
 )
+
+const defaultDockerfile = "Dockerfile"
 
 // Containers runs the steps (runtime.Service).
 type Containers interface {
@@ -40,9 +43,13 @@ type Containers interface {
 type Images interface {
 	Image(ctx context.Context, ref string) (*registry.Image, error)
 	Pull(ctx context.Context, opts registry.PullOptions, start registry.StartFunc) error
+	// Commit makes a step's image of a container's changes.
 	Commit(ctx context.Context, req registry.CommitRequest) (string, error)
+	// Child makes a step's image that changes only the config.
+	Child(ctx context.Context, req registry.ChildRequest) (string, error)
+	// CachedStep is the image an earlier build made for a step, or "".
+	CachedStep(ctx context.Context, q registry.CacheQuery) (string, error)
 	Tag(ctx context.Context, ref, repo, tag string) error
-	Delete(ctx context.Context, ref string, force, prune bool) ([]image.DeleteResponse, error)
 	// Scratch is an image without layers, for FROM scratch.
 	Scratch(ctx context.Context) (string, error)
 }
@@ -52,11 +59,12 @@ type Builder struct {
 	ctrs   Containers
 	images Images
 	tmpDir string
+	limit  registry.UploadLimit
 }
 
 // New returns a builder that unpacks build contexts under tmpDir (its own:
-// emptied here).
-func New(ctrs Containers, images Images, tmpDir string) (*Builder, error) {
+// emptied here), each within limit (its Dir is set to tmpDir).
+func New(ctrs Containers, images Images, tmpDir string, limit registry.UploadLimit) (*Builder, error) {
 	if ctrs == nil || images == nil || tmpDir == "" {
 		return nil, fmt.Errorf("builder: containers, images and a temporary directory are required")
 	}
@@ -67,121 +75,132 @@ func New(ctrs Containers, images Images, tmpDir string) (*Builder, error) {
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return nil, err
 	}
-	return &Builder{ctrs: ctrs, images: images, tmpDir: tmpDir}, nil
+	limit.Dir = tmpDir
+	return &Builder{ctrs: ctrs, images: images, tmpDir: tmpDir, limit: limit}, nil
 }
 
 // Options are POST /build's parameters.
 type Options struct {
-	Dockerfile  string // path in the context; default "Dockerfile"
-	Tags        []string
-	Quiet       bool
-	Pull        bool
-	BuildArgs   map[string]*string
-	Labels      map[string]string
-	Target      string
-	NetworkMode string
+	Dockerfile string // path in the context; default "Dockerfile"
+	Tags       []string
+	Pull       bool
+	BuildArgs  map[string]*string
+	Labels     map[string]string
+	Target     string
+	Platform   string
+	// NoCache runs every step; CacheFrom are images whose history may
+	// give steps (docker build --cache-from).
+	NoCache   bool
+	CacheFrom []string
+	// Remove removes a step's container once the step succeeded;
+	// ForceRemove also when it failed (dockerd's rm and forcerm).
+	Remove, ForceRemove bool
+	// HostConfig is the RUN steps' (network mode, extra hosts,
+	// resources); nil is the defaults.
+	HostConfig *container.HostConfig
 }
 
 // Output receives the build's progress, as the lines of dockerd's stream.
 type Output interface {
 	// Stream writes text (whole lines) to the client.
 	Stream(text string)
-	// Aux sends the image ID, as dockerd's {"aux":{"ID":...}}.
+	// Aux sends an image ID, as dockerd's {"aux":{"ID":...}}: one for
+	// each stage built.
 	Aux(id string)
 }
 
 // Build builds the Dockerfile of the build context (a tar, possibly
-// compressed) and returns the new image's ID. Errors are in dockerd's words;
-// the containers a step used are removed, failed or not.
+// compressed) and returns the new image's ID. Errors are in dockerd's
+// words. The containers of the steps are removed as opts say, before
+// Build returns.
 func (b *Builder) Build(ctx context.Context, buildCtx io.Reader, opts Options, out Output) (string, error) {
+	tags, err := parseTags(opts.Tags)
+	if err != nil {
+		return "", err
+	}
+	if err := checkPlatform(opts.Platform); err != nil {
+		return "", err
+	}
 	dir, err := os.MkdirTemp(b.tmpDir, "context-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	if err := unpackContext(buildCtx, dir); err != nil {
+	if err := b.unpackContext(buildCtx, dir); err != nil {
 		return "", err
 	}
 	name := opts.Dockerfile
 	if name == "" {
-		name = "Dockerfile"
+		name = defaultDockerfile
 	}
-	df, err := openInContext(dir, name)
+	parsed, err := readDockerfile(dir, name)
 	if err != nil {
-		return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Cannot locate specified Dockerfile: %s", name))
-	}
-	parsed, err := parser.Parse(df)
-	df.Close()
-	if err != nil {
-		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return "", err
 	}
 	stages, metaArgs, err := instructions.Parse(parsed.AST, nil)
 	if err != nil {
 		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
-	if len(stages) == 0 {
-		return "", errdefs.ErrInvalidArgument.WithMessage("dockerfile contains no stages to build")
-	}
-	last := len(stages) - 1
 	if opts.Target != "" {
-		if last = stageIndex(stages, opts.Target); last < 0 {
-			return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("failed to reach build target %s in Dockerfile", opts.Target))
+		last := stageIndex(stages, opts.Target)
+		if last < 0 {
+			return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("target stage %q could not be found", opts.Target))
 		}
+		stages = stages[:last+1]
+	}
+	if len(stages) > 0 {
+		addLabels(&stages[len(stages)-1], opts.Labels)
 	}
 
-	run := &build{b: b, opts: opts, out: out, contextDir: dir, stages: stages[:last+1], used: map[string]bool{}}
-	run.total = len(metaArgs)
-	for _, s := range run.stages {
-		run.total += 1 + len(s.Commands)
-	}
-	if err := run.metaArgs(metaArgs); err != nil {
+	run := newBuild(b, opts, out, dir, stages)
+	id, err := run.run(ctx, metaArgs)
+	if err != nil {
 		return "", err
 	}
-	var id, keep string
-	// There is no build cache to keep the steps' images for: all but the
-	// result go (their layers stay, under the result), all of them when
-	// the build fails.
-	defer func() {
-		for _, made := range run.made {
-			if made != keep {
-				_, _ = b.images.Delete(context.WithoutCancel(ctx), made, false, true)
-			}
-		}
-	}()
-	for i := range run.stages {
-		if id, err = run.stage(ctx, i); err != nil {
-			return "", err
-		}
-	}
-	if len(opts.Labels) > 0 {
-		if id, err = run.relabel(ctx, id, opts.Labels); err != nil {
-			return "", err
-		}
-	}
-	if unused := run.unusedArgs(); len(unused) > 0 {
-		run.say("[Warning] One or more build-args %v were not consumed\n", unused)
-	}
-	keep = id
-	run.out.Aux(id)
-	if opts.Quiet {
-		out.Stream(id + "\n")
-	} else {
-		run.say("Successfully built %s\n", shortID(id))
-	}
-	for _, t := range opts.Tags {
-		repo, tag := splitTag(t)
-		if err := b.images.Tag(ctx, id, repo, tag); err != nil {
+	out.Stream(fmt.Sprintf("Successfully built %s\n", shortID(id)))
+	for _, t := range tags {
+		if err := b.images.Tag(ctx, id, t.repo, t.tag); err != nil {
 			return id, err
 		}
-		run.say("Successfully tagged %s\n", t)
+		out.Stream(fmt.Sprintf("Successfully tagged %s\n", t.familiar))
 	}
 	return id, nil
 }
 
-// openInContext opens a file of the context, refusing paths that leave it.
-func openInContext(dir, name string) (*os.File, error) {
-	p := filepath.Join(dir, filepath.Clean("/"+name))
-	return os.Open(p)
+type tagName struct{ repo, tag, familiar string }
+
+// parseTags checks the t parameters before the build, as dockerd does.
+func parseTags(tags []string) ([]tagName, error) {
+	var out []tagName
+	for _, t := range tags {
+		if t == "" {
+			continue
+		}
+		named, err := reference.ParseNormalizedNamed(t)
+		if err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid reference format: %v", strings.TrimPrefix(err.Error(), "invalid reference format: ")))
+		}
+		if _, ok := named.(reference.Canonical); ok {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("build tag cannot contain a digest")
+		}
+		named = reference.TagNameOnly(named)
+		tagged := named.(reference.NamedTagged)
+		out = append(out, tagName{repo: reference.FamiliarName(named), tag: tagged.Tag(), familiar: reference.FamiliarString(named)})
+	}
+	return out, nil
+}
+
+// addLabels adds the request's labels to the last stage as LABEL steps,
+// sorted, as dockerd does.
+func addLabels(s *instructions.Stage, labels map[string]string) {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	for _, k := range keys {
+		s.AddCommand(instructions.NewLabelCommand(k, labels[k], true))
+	}
 }
 
 func stageIndex(stages []instructions.Stage, name string) int {
@@ -191,15 +210,6 @@ func stageIndex(stages []instructions.Stage, name string) int {
 		}
 	}
 	return -1
-}
-
-// splitTag splits "repo:tag" ("host:port/repo:tag" too); no tag is "".
-func splitTag(ref string) (string, string) {
-	i := strings.LastIndex(ref, ":")
-	if i < 0 || strings.Contains(ref[i:], "/") {
-		return ref, ""
-	}
-	return ref[:i], ref[i+1:]
 }
 
 func shortID(id string) string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +17,6 @@ import (
 	"github.com/containerd/errdefs"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/image"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -30,7 +30,9 @@ type fakeEngine struct {
 	created  map[string]*container.Config
 	removed  []string
 	commits  []registry.CommitRequest
-	deleted  []string
+	children []registry.ChildRequest
+	probes   []registry.CacheQuery
+	cache    map[string]string // parent|key -> image
 	tags     []string
 	pulled   []string
 	exitCode map[string]int // by the command's last word
@@ -56,8 +58,9 @@ func (f *fakeEngine) Create(ctx context.Context, req runtime.CreateRequest) (con
 }
 func (f *fakeEngine) Start(ctx context.Context, name string) error { return nil }
 func (f *fakeEngine) Logs(ctx context.Context, name string, opts runtime.LogsOptions) (*runtime.LogStream, error) {
-	ch := make(chan runtime.LogLine, 1)
+	ch := make(chan runtime.LogLine, 2)
 	ch <- runtime.LogLine{Stream: "stdout", Line: []byte("output of " + name[60:] + "\n")}
+	ch <- runtime.LogLine{Stream: "stderr", Line: []byte("complaint\n")}
 	close(ch)
 	return &runtime.LogStream{Lines: ch, Cancel: func() {}}, nil
 }
@@ -116,17 +119,35 @@ func (f *fakeEngine) Commit(ctx context.Context, req registry.CommitRequest) (st
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.commits = append(f.commits, req)
-	id := fmt.Sprintf("commit%d", len(f.commits))
-	f.images[imageID(id)] = req.Config
-	return imageID(id), nil
+	id := imageID(fmt.Sprintf("commit%d", len(f.commits)))
+	f.images[id] = req.Config
+	f.remember(f.created[req.ContainerID].Image, req.CacheKey, id)
+	return id, nil
+}
+func (f *fakeEngine) Child(ctx context.Context, req registry.ChildRequest) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.children = append(f.children, req)
+	id := imageID(fmt.Sprintf("child%d", len(f.children)))
+	f.images[id] = req.Config
+	f.remember(req.Parent, req.CacheKey, id)
+	return id, nil
+}
+func (f *fakeEngine) remember(parent, key, id string) {
+	if f.cache == nil {
+		f.cache = map[string]string{}
+	}
+	f.cache[parent+"|"+key] = id
+}
+func (f *fakeEngine) CachedStep(ctx context.Context, q registry.CacheQuery) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probes = append(f.probes, q)
+	return f.cache[q.Parent+"|"+q.Key], nil
 }
 func (f *fakeEngine) Tag(ctx context.Context, ref, repo, tag string) error {
 	f.tags = append(f.tags, ref+" "+repo+":"+tag)
 	return nil
-}
-func (f *fakeEngine) Delete(ctx context.Context, ref string, force, prune bool) ([]image.DeleteResponse, error) {
-	f.deleted = append(f.deleted, ref)
-	return nil, nil
 }
 func (f *fakeEngine) Scratch(ctx context.Context) (string, error) {
 	f.images[imageID("scratch")] = dockerspec.DockerOCIImageConfig{}
@@ -160,20 +181,26 @@ func buildContext(t *testing.T, files map[string]string) io.Reader {
 
 func newBuilder(t *testing.T, f *fakeEngine) *Builder {
 	t.Helper()
-	b, err := New(f, f, t.TempDir())
+	b, err := New(f, f, t.TempDir(), registry.UploadLimit{Max: 1 << 20})
 	assert.NilError(t, err)
 	return b
+}
+
+func runBuild(t *testing.T, b *Builder, files map[string]string, opts Options) (string, string, error) {
+	t.Helper()
+	out := &recordOut{}
+	id, err := b.Build(context.Background(), buildContext(t, files), opts, out)
+	return id, out.text.String(), err
 }
 
 func TestBuildSteps(t *testing.T) {
 	f := newFake()
 	f.images[imageID("busybox")] = f.images["busybox"]
 	b := newBuilder(t, f)
-	out := &recordOut{}
 	msg := "from-request"
-	id, err := b.Build(context.Background(), buildContext(t, map[string]string{
+	id, text, err := runBuild(t, b, map[string]string{
 		"Dockerfile": "ARG BASE=busybox\nFROM $BASE\nARG MSG=default\nENV A=1\nRUN echo $MSG\nLABEL x=y\nCMD [\"run\"]\n",
-	}), Options{Tags: []string{"app:1"}, BuildArgs: map[string]*string{"MSG": &msg, "UNUSED": &msg}, Labels: map[string]string{"by": "test"}}, out)
+	}, Options{Tags: []string{"app:1"}, BuildArgs: map[string]*string{"MSG": &msg, "UNUSED": &msg}, Labels: map[string]string{"by": "test"}, Remove: true})
 	assert.NilError(t, err)
 
 	// the RUN ran with the build arg in its env, under the shell
@@ -186,62 +213,123 @@ func TestBuildSteps(t *testing.T) {
 	assert.Assert(t, run != nil, "no RUN container: %v", f.created)
 	assert.Check(t, is.DeepEqual(run.Cmd, []string{"/bin/sh", "-c", "echo $MSG"}))
 	assert.Check(t, is.DeepEqual(run.Env, []string{"PATH=/bin", "A=1", "MSG=from-request"}))
-	assert.Check(t, is.Equal(run.Image, imageID("busybox")))
+	assert.Check(t, is.Equal(run.Image, imageID("child2")), "RUN starts from the ENV step's image")
 
-	// RUN, the config steps after it, the request's labels: three commits
-	assert.Assert(t, is.Len(f.commits, 3))
+	// one image per step: ARG, ENV, LABEL, CMD and the request's label
+	// change the config only; the RUN is a commit of its container
+	assert.Assert(t, is.Len(f.commits, 1))
 	assert.Check(t, is.Equal(f.commits[0].CreatedBy, "|1 MSG=from-request /bin/sh -c echo $MSG"))
-	last := f.commits[2].Config
-	assert.Check(t, is.DeepEqual(last.Cmd, []string{"run"}))
-	assert.Check(t, is.DeepEqual(last.Labels, map[string]string{"x": "y", "by": "test"}))
-	assert.Check(t, is.DeepEqual(last.Env, []string{"PATH=/bin", "A=1"}), "ARGs do not stay in the image")
-	assert.Check(t, is.Equal(id, imageID("commit3")))
+	assert.Assert(t, is.Len(f.children, 5))
+	assert.Check(t, is.Equal(f.children[1].CreatedBy, "/bin/sh -c #(nop)  ENV A=1"))
+	assert.Check(t, is.Equal(f.children[1].Parent, imageID("child1")))
+	last := f.children[4]
+	assert.Check(t, is.Equal(last.CreatedBy, "/bin/sh -c #(nop)  LABEL by=test"))
+	assert.Check(t, is.DeepEqual(last.Config.Cmd, []string{"run"}))
+	assert.Check(t, is.DeepEqual(last.Config.Labels, map[string]string{"x": "y", "by": "test"}))
+	assert.Check(t, is.DeepEqual(last.Config.Env, []string{"PATH=/bin", "A=1"}), "ARGs do not stay in the image")
+	assert.Check(t, is.Equal(id, imageID("child5")))
 
-	// every step container removed, the intermediate images deleted
+	// the RUN's container is removed (rm), the result tagged
 	assert.Check(t, is.Len(f.removed, len(f.created)))
-	assert.Check(t, is.DeepEqual(f.deleted, []string{imageID("commit1"), imageID("commit2")}))
-	assert.Check(t, is.DeepEqual(f.tags, []string{imageID("commit3") + " app:1"}))
+	assert.Check(t, is.DeepEqual(f.tags, []string{imageID("child5") + " app:1"}))
 
-	text := out.text.String()
 	for _, want := range []string{
-		"Step 1/7 : ARG BASE=busybox\n", "Step 2/7 : FROM $BASE\n", "Step 5/7 : RUN echo $MSG\n",
-		"output of " + fmt.Sprintf("%04d", 1) + "\n", "[Warning] One or more build-args [UNUSED] were not consumed\n",
-		"AUX " + id + "\n", "Successfully built commit3\n", "Successfully tagged app:1\n",
+		"Step 1/8 : ARG BASE=busybox\n", "Step 2/8 : FROM $BASE\n", "Step 5/8 : RUN echo $MSG\n", "Step 8/8 : LABEL by=test\n",
+		"output of " + fmt.Sprintf("%04d", 1) + "\n", "\x1b[91mcomplaint\n\x1b[0m",
+		" ---> Removed intermediate container 000000000000\n",
+		"[Warning] One or more build-args [UNUSED] were not consumed\n",
+		"AUX " + id + "\n", "Successfully built child5\n", "Successfully tagged app:1\n",
 	} {
 		assert.Check(t, is.Contains(text, want))
+	}
+	assert.Check(t, !strings.Contains(text, "Using cache"))
+
+	// the same build again: every step from the cache, the same image
+	f.created, f.removed = map[string]*container.Config{}, nil
+	id2, text, err := runBuild(t, b, map[string]string{
+		"Dockerfile": "ARG BASE=busybox\nFROM $BASE\nARG MSG=default\nENV A=1\nRUN echo $MSG\nLABEL x=y\nCMD [\"run\"]\n",
+	}, Options{Tags: []string{"app:1"}, BuildArgs: map[string]*string{"MSG": &msg}, Labels: map[string]string{"by": "test"}, Remove: true})
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(id2, id))
+	assert.Check(t, is.Equal(strings.Count(text, " ---> Using cache\n"), 6), text)
+	assert.Check(t, is.Len(f.created, 0), "nothing ran")
+
+	// another build arg value: the RUN and what follows run again
+	other := "other"
+	id3, text, err := runBuild(t, b, map[string]string{
+		"Dockerfile": "ARG BASE=busybox\nFROM $BASE\nARG MSG=default\nENV A=1\nRUN echo $MSG\nLABEL x=y\nCMD [\"run\"]\n",
+	}, Options{BuildArgs: map[string]*string{"MSG": &other}})
+	assert.NilError(t, err)
+	assert.Check(t, id3 != id)
+	// ARG and ENV do not see the value (as in dockerd), RUN does
+	assert.Check(t, is.Equal(strings.Count(text, " ---> Using cache\n"), 2), text)
+
+	// nocache: nothing is asked of the cache
+	before := len(f.probes)
+	_, text, err = runBuild(t, b, map[string]string{"Dockerfile": "FROM busybox\nENV A=1\n"}, Options{NoCache: true})
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(f.probes, before))
+	assert.Check(t, !strings.Contains(text, "Using cache"))
+}
+
+func TestBuildRemoveContainers(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		opts          Options
+		okRemoved     bool // the successful RUN's container
+		failedRemoved bool
+	}{
+		{name: "rm", opts: Options{Remove: true}, okRemoved: true},
+		{name: "no rm", opts: Options{}},
+		{name: "forcerm", opts: Options{Remove: true, ForceRemove: true}, okRemoved: true, failedRemoved: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			f.exitCode["exit 3"] = 3
+			_, _, err := runBuild(t, newBuilder(t, f), map[string]string{"Dockerfile": "FROM busybox\nRUN touch /x\nRUN exit 3\n"}, tc.opts)
+			var step *StepError
+			assert.Assert(t, errors.As(err, &step), "%v", err)
+			assert.Check(t, is.Equal(step.Code, 3))
+			assert.Check(t, is.Equal(step.Msg, "The command '/bin/sh -c exit 3' returned a non-zero code: 3"))
+			removed := map[string]bool{}
+			for _, id := range f.removed {
+				removed[id] = true
+			}
+			ok, failed := fmt.Sprintf("%064d", 1), fmt.Sprintf("%064d", 2)
+			assert.Check(t, is.Equal(removed[ok], tc.okRemoved))
+			assert.Check(t, is.Equal(removed[failed], tc.failedRemoved))
+		})
 	}
 }
 
 func TestBuildFailures(t *testing.T) {
-	f := newFake()
-	f.exitCode["exit 3"] = 3
-	b := newBuilder(t, f)
-	_, err := b.Build(context.Background(), buildContext(t, map[string]string{
-		"Dockerfile": "FROM busybox\nRUN touch /x\nRUN exit 3\n",
-	}), Options{}, &recordOut{})
-	var step *StepError
-	assert.Assert(t, errorsAs(err, &step), "%v", err)
-	assert.Check(t, is.Equal(step.Code, 3))
-	assert.Check(t, is.Equal(step.Msg, "The command '/bin/sh -c exit 3' returned a non-zero code: 3"))
-	assert.Check(t, is.Len(f.removed, len(f.created)), "the failed step's container is removed too")
-	assert.Check(t, is.DeepEqual(f.deleted, []string{imageID("commit1")}), "a failed build keeps no image")
-
 	for dockerfile, msg := range map[string]string{
-		"FROM busybox AS a\n":                         "failed to reach build target nope in Dockerfile",
+		"FROM busybox AS a\n":                         `target stage "nope" could not be found`,
 		"FROM busybox\nCOPY x /x\n":                   "COPY failed: file not found in build context",
 		"FROM busybox\nADD http://example.com/x /x\n": "ADD from a URL is not supported",
 		"NOTANINSTRUCTION x\n":                        "unknown instruction",
+		"":                                            "the Dockerfile (Dockerfile) cannot be empty",
+		"# only a comment\n":                          "failed to parse Dockerfile: file with no instructions",
+		"ARG A=1\n":                                   "No image was generated. Is your Dockerfile empty?",
+		"FROM scratch\n":                              "No image was generated. Is your Dockerfile empty?",
+		"FROM busybox\nEXPOSE 80/xyz\n":               "invalid proto: xyz",
+		"FROM busybox\nRUN --mount=type=cache,target=/x true\n": "the --mount option requires BuildKit",
 	} {
 		opts := Options{}
 		if strings.Contains(dockerfile, "AS a") {
 			opts.Target = "nope"
 		}
-		_, err := newBuilder(t, newFake()).Build(context.Background(), buildContext(t, map[string]string{"Dockerfile": dockerfile}), opts, &recordOut{})
-		assert.Check(t, is.ErrorContains(err, msg), dockerfile)
+		_, _, err := runBuild(t, newBuilder(t, newFake()), map[string]string{"Dockerfile": dockerfile}, opts)
+		assert.Check(t, is.ErrorContains(err, msg), "%q", dockerfile)
 	}
-	_, err = newBuilder(t, newFake()).Build(context.Background(), buildContext(t, map[string]string{"Dockerfile": "FROM busybox\n"}), Options{Dockerfile: "other/Dockerfile"}, &recordOut{})
+	for _, opts := range []Options{{Dockerfile: "other/Dockerfile"}, {Platform: "not/a/platform/at/all"}, {Tags: []string{"UPPER:1"}}, {Tags: []string{"app@sha256:" + strings.Repeat("a", 64)}}} {
+		_, _, err := runBuild(t, newBuilder(t, newFake()), map[string]string{"Dockerfile": "FROM busybox\n"}, opts)
+		assert.Check(t, errdefs.IsInvalidArgument(err), "%+v: %v", opts, err)
+	}
+	_, _, err := runBuild(t, newBuilder(t, newFake()), map[string]string{"Dockerfile": "FROM busybox\n"}, Options{Dockerfile: "other/Dockerfile"})
 	assert.Check(t, is.ErrorContains(err, "Cannot locate specified Dockerfile: other/Dockerfile"))
-	assert.Check(t, errdefs.IsInvalidArgument(err))
+	_, _, err = runBuild(t, newBuilder(t, newFake()), map[string]string{"Dockerfile": "FROM busybox\n"}, Options{Platform: "linux/s390x"})
+	assert.Check(t, is.ErrorContains(err, "not linux/s390x"))
 }
 
 func TestBuildStagesAndScratch(t *testing.T) {
@@ -250,9 +338,11 @@ func TestBuildStagesAndScratch(t *testing.T) {
 	out := &recordOut{}
 	// a lone Dockerfile as the context (docker build - < Dockerfile)
 	id, err := b.Build(context.Background(), strings.NewReader(
-		"FROM busybox AS first\nRUN echo hi > /greeting\nFROM scratch\nCOPY --from=first /greeting /copied\n"), Options{Quiet: true}, out)
+		"FROM busybox AS first\nONBUILD RUN x\nRUN echo hi > /greeting\nFROM scratch\nCOPY --from=first /greeting /copied\n"), Options{}, out)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(out.text.String(), "AUX "+id+"\n"+id+"\n"), "quiet: only the ID")
+	// one aux message per stage, the last one the result
+	assert.Check(t, is.Equal(strings.Count(out.text.String(), "AUX "), 2))
+	assert.Check(t, strings.HasSuffix(strings.Split(out.text.String(), "Successfully built")[0], "AUX "+id+"\n"))
 	assert.Check(t, is.Len(f.commits, 2))
 	// the COPY's container is made from the scratch image
 	var fromScratch bool
@@ -260,8 +350,22 @@ func TestBuildStagesAndScratch(t *testing.T) {
 		fromScratch = fromScratch || c.Image == imageID("scratch")
 	}
 	assert.Check(t, fromScratch)
-	assert.Check(t, is.Contains(f.deleted, imageID("scratch")))
-	assert.Check(t, is.Contains(f.deleted, imageID("commit1")), "the first stage's image goes too")
 }
 
-func errorsAs(err error, target **StepError) bool { return errors.As(err, target) }
+func TestBuildExpose(t *testing.T) {
+	f := newFake()
+	_, _, err := runBuild(t, newBuilder(t, f), map[string]string{"Dockerfile": "FROM busybox\nENV P=9000\nEXPOSE 8000-8002 $P/udp 80:81\n"}, Options{})
+	assert.NilError(t, err)
+	got := f.children[len(f.children)-1].Config.ExposedPorts
+	assert.Check(t, is.DeepEqual(got, map[string]struct{}{"8000/tcp": {}, "8001/tcp": {}, "8002/tcp": {}, "9000/udp": {}, "81/tcp": {}}))
+}
+
+func TestBuildContextLimit(t *testing.T) {
+	f := newFake()
+	b := newBuilder(t, f)
+	_, _, err := runBuild(t, b, map[string]string{"Dockerfile": "FROM busybox\n", "big": strings.Repeat("x", 2<<20)}, Options{})
+	assert.Check(t, is.ErrorContains(err, "build context is larger than the daemon's limit"))
+	assert.Check(t, errdefs.IsInvalidArgument(err))
+	left, _ := os.ReadDir(b.tmpDir)
+	assert.Check(t, is.Len(left, 0), "nothing half-written stays")
+}

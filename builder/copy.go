@@ -28,13 +28,21 @@ type copySpec struct {
 	from  string // COPY --from: a stage (name or index) or an image
 	chown string
 	chmod string
-	add   bool // ADD: local archives are unpacked
-	text  string
+	add   bool   // ADD: local archives are unpacked
+	name  string // "COPY" or "ADD"
+}
+
+// source is one thing to copy: found at path (symlinks resolved inside
+// its root), named name in the destination (the source's own name, even
+// when it is a symlink, as dockerd names it).
+type source struct {
+	path, name string
 }
 
 // copy is a COPY or ADD step: the sources go into a container of the image
 // so far, whose changes become the next image. Files are owned by root
-// unless --chown says otherwise, as in dockerd.
+// unless --chown says otherwise, as in dockerd. The step's cache key
+// carries a hash of the sources, so a changed file reruns it.
 func (r *build) copy(ctx context.Context, st *stageState, spec copySpec) error {
 	root := r.contextDir
 	if spec.from != "" {
@@ -51,43 +59,63 @@ func (r *build) copy(ctx context.Context, st *stageState, spec copySpec) error {
 			spec.srcs[i] = strconv.Itoa(i) + "/" + path.Base(path.Clean("/"+s))
 		}
 	}
-	var srcs []string
-	for _, s := range spec.srcs {
-		matches, err := filepath.Glob(filepath.Join(root, filepath.Clean("/"+s)))
-		var found []string
-		for _, m := range matches {
-			// symlinks resolve inside the context, never to the host's files
-			rel, rerr := filepath.Rel(root, m)
-			if rerr != nil {
-				continue
-			}
-			safe, serr := securejoin.SecureJoin(root, rel)
-			if _, lerr := os.Lstat(safe); serr == nil && lerr == nil {
-				found = append(found, safe)
-			}
-		}
-		if err != nil || len(found) == 0 {
-			return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("COPY failed: file not found in build context or excluded by .dockerignore: stat %s: file does not exist", s))
-		}
-		srcs = append(srcs, found...)
+	srcs, err := findSources(root, spec.srcs, spec.name)
+	if err != nil {
+		return err
 	}
 	if len(srcs) > 1 && !strings.HasSuffix(spec.dest, "/") {
-		return errdefs.ErrInvalidArgument.WithMessage("When using COPY with more than one source file, the destination must be a directory and end with a /")
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("When using %s with more than one source file, the destination must be a directory and end with a /", spec.name))
 	}
+	var mode *os.FileMode
+	if spec.chmod != "" {
+		m, err := strconv.ParseUint(spec.chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid chmod parameter: %s", spec.chmod))
+		}
+		fm := os.FileMode(m)
+		mode = &fm
+	}
+	hash, err := sourcesHash(srcs)
+	if err != nil {
+		return err
+	}
+	var flags string
+	if spec.chown != "" {
+		flags += "--chown=" + spec.chown + " "
+	}
+	if spec.chmod != "" {
+		flags += "--chmod=" + spec.chmod + " "
+	}
+	probe := copyConfig(st.cfg)
+	probe.Cmd = append(shellOf(st.cfg), fmt.Sprintf("#(nop) %s %s%s in %s ", spec.name, flags, hash, spec.dest))
+	key := cacheKey(probe)
+	if hit, err := r.probe(ctx, st, probe, key); err != nil || hit {
+		return err
+	}
+
 	dest := spec.dest
 	if !path.IsAbs(dest) {
 		dest = path.Join("/", st.cfg.WorkingDir, dest)
 	}
 	dest = path.Clean(dest)
-
-	id, err := r.container(ctx, &container.Config{Image: st.image, Cmd: []string{"true"}, Entrypoint: []string{""}, Labels: map[string]string{}})
+	id, err := r.container(ctx, &container.Config{Image: st.image, Cmd: []string{"true"}, Entrypoint: []string{""}, Labels: map[string]string{}}, copyStep)
 	if err != nil {
 		return err
 	}
-	defer r.removeContainer(ctx, id)
-	destIsDir := strings.HasSuffix(spec.dest, "/") || spec.dest == "." || len(srcs) > 1
-	if !destIsDir {
-		if stat, err := r.b.ctrs.StatPath(ctx, id, dest); err == nil && stat.Mode.IsDir() {
+	if err := r.copyInto(ctx, id, spec, srcs, dest, mode); err != nil {
+		r.finishStep(ctx, id, false)
+		return err
+	}
+	return r.commitContainer(ctx, st, id, probe, key)
+}
+
+// copyInto writes the sources into the container at dest.
+func (r *build) copyInto(ctx context.Context, id string, spec copySpec, srcs []source, dest string, mode *os.FileMode) error {
+	destIsDir := strings.HasSuffix(spec.dest, "/") || spec.dest == "." || strings.HasSuffix(spec.dest, "/.") || len(srcs) > 1
+	destExists := false
+	if stat, err := r.b.ctrs.StatPath(ctx, id, dest); err == nil {
+		destExists = true
+		if stat.Mode.IsDir() {
 			destIsDir = true // an existing directory is copied into, like cp does
 		}
 	}
@@ -95,20 +123,11 @@ func (r *build) copy(ctx context.Context, st *stageState, spec copySpec) error {
 	if err != nil {
 		return err
 	}
-	var mode *os.FileMode
-	if spec.chmod != "" {
-		m, err := strconv.ParseUint(spec.chmod, 8, 32)
-		if err != nil {
-			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid chmod parameter: %s", spec.chmod))
-		}
-		fm := os.FileMode(m)
-		mode = &fm
-	}
-
+	w := sourceWriter{dest: dest, destIsDir: destIsDir, makeDest: !destExists, unpack: spec.add && spec.from == "", owner: owner, mode: mode}
 	pr, pw := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(pw)
-		err := writeSources(tw, srcs, dest, destIsDir, spec.add && spec.from == "", owner, mode)
+		err := w.write(tw, srcs)
 		if cerr := tw.Close(); err == nil {
 			err = cerr
 		}
@@ -116,14 +135,37 @@ func (r *build) copy(ctx context.Context, st *stageState, spec copySpec) error {
 	}()
 	err = r.b.ctrs.ExtractToDir(ctx, id, "/", runtime.ExtractOptions{}, pr)
 	pr.CloseWithError(errors.New("copy ended"))
-	if err != nil {
-		return err
+	return err
+}
+
+// findSources expands the sources (wildcards too) inside root; symlinks
+// resolve inside root, never to the host's files.
+func findSources(root string, patterns []string, name string) ([]source, error) {
+	var srcs []source
+	for _, s := range patterns {
+		matches, err := filepath.Glob(filepath.Join(root, filepath.Clean("/"+s)))
+		var found []source
+		for _, m := range matches {
+			rel, rerr := filepath.Rel(root, m)
+			if rerr != nil {
+				continue
+			}
+			safe, serr := securejoin.SecureJoin(root, rel)
+			if _, lerr := os.Lstat(safe); serr == nil && lerr == nil {
+				found = append(found, source{path: safe, name: filepath.Base(m)})
+			}
+		}
+		if err != nil || len(found) == 0 {
+			return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("%s failed: file not found in build context or excluded by .dockerignore: stat %s: file does not exist", name, s))
+		}
+		srcs = append(srcs, found...)
 	}
-	return r.commit(ctx, st, id, "/bin/sh -c #(nop) "+spec.text)
+	return srcs, nil
 }
 
 // fetchFrom copies each source of a COPY --from out of the stage's or
-// image's filesystem into dir/<i>/.
+// image's filesystem into dir/<i>/, a symlink followed inside that
+// filesystem (and named as the source).
 func (r *build) fetchFrom(ctx context.Context, spec copySpec, dir string) error {
 	var ref string
 	if n, err := strconv.Atoi(spec.from); err == nil && n >= 0 && n < len(r.results) {
@@ -133,18 +175,30 @@ func (r *build) fetchFrom(ctx context.Context, spec copySpec, dir string) error 
 	} else {
 		img, err := r.baseImage(ctx, spec.from, len(r.results))
 		if err != nil {
-			return err
+			return fmt.Errorf("invalid from flag value %s: %w", spec.from, err)
 		}
 		ref = img.ID
 	}
-	id, err := r.container(ctx, &container.Config{Image: ref, Cmd: []string{"true"}, Entrypoint: []string{""}, Labels: map[string]string{}})
+	resp, err := r.b.ctrs.Create(ctx, runtime.CreateRequest{
+		Config:     &container.Config{Image: ref, Cmd: []string{"true"}, Entrypoint: []string{""}, Labels: map[string]string{}},
+		HostConfig: &container.HostConfig{NetworkMode: "none"}, NoImageVolumes: true,
+	})
 	if err != nil {
 		return err
 	}
-	defer r.removeContainer(ctx, id)
+	defer func() {
+		_ = r.b.ctrs.Remove(context.WithoutCancel(ctx), resp.ID, runtime.RemoveOptions{Force: true, RemoveVolumes: true})
+	}()
 	for i, s := range spec.srcs {
-		rc, _, err := r.b.ctrs.ArchivePath(ctx, id, path.Clean("/"+s))
+		p := path.Clean("/" + s)
+		if stat, err := r.b.ctrs.StatPath(ctx, resp.ID, p); err == nil && stat.Mode&os.ModeSymlink != 0 && stat.LinkTarget != "" {
+			p = stat.LinkTarget
+		}
+		rc, _, err := r.b.ctrs.ArchivePath(ctx, resp.ID, p)
 		if err != nil {
+			if errdefs.IsNotFound(err) {
+				return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("%s failed: stat %s: file does not exist", spec.name, s))
+			}
 			return err
 		}
 		sub := filepath.Join(dir, strconv.Itoa(i))
@@ -156,6 +210,11 @@ func (r *build) fetchFrom(ctx context.Context, spec copySpec, dir string) error 
 		rc.Close()
 		if err != nil {
 			return err
+		}
+		if got, want := path.Base(p), path.Base(path.Clean("/"+s)); got != want {
+			if err := os.Rename(filepath.Join(sub, got), filepath.Join(sub, want)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -218,35 +277,52 @@ func (r *build) owner(ctx context.Context, ctrID, chown string) (ids, error) {
 	return ids{uid, gid}, nil
 }
 
-// writeSources writes the tar that puts srcs at dest: a directory's
+// sourceWriter writes the tar that puts sources at dest: a directory's
 // contents into dest, a file at dest (or into it when it is a directory),
-// and with unpack a local archive's contents into dest.
-func writeSources(tw *tar.Writer, srcs []string, dest string, destIsDir, unpack bool, owner ids, mode *os.FileMode) error {
+// and with unpack a local archive's contents into dest. makeDest creates
+// dest (0755, the owner's) for a directory's contents when it is missing.
+type sourceWriter struct {
+	dest                string
+	destIsDir, makeDest bool
+	unpack              bool
+	owner               ids
+	mode                *os.FileMode
+}
+
+func (w sourceWriter) write(tw *tar.Writer, srcs []source) error {
 	for _, src := range srcs {
-		fi, err := os.Lstat(src)
+		fi, err := os.Stat(src.path)
 		if err != nil {
 			return err
 		}
 		switch {
 		case fi.IsDir():
-			err = filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-				if err != nil {
-					return err
+			if w.makeDest {
+				hdr := &tar.Header{Name: strings.TrimPrefix(w.dest, "/") + "/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: w.owner.uid, Gid: w.owner.gid, ModTime: fi.ModTime()}
+				if hdr.Name != "/" {
+					if err := tw.WriteHeader(hdr); err != nil {
+						return err
+					}
 				}
-				rel, err := filepath.Rel(src, p)
-				if err != nil {
-					return err
-				}
-				return writeEntry(tw, p, fi, path.Join(dest, filepath.ToSlash(rel)), owner, mode)
-			})
-		case unpack && isArchive(src):
-			err = unpackInto(tw, src, dest)
-		default:
-			target := dest
-			if destIsDir {
-				target = path.Join(dest, fi.Name())
 			}
-			err = writeEntry(tw, src, fi, target, owner, mode)
+			err = filepath.Walk(src.path, func(p string, fi os.FileInfo, err error) error {
+				if err != nil {
+					return err
+				}
+				rel, err := filepath.Rel(src.path, p)
+				if err != nil || rel == "." {
+					return err // the directory itself is dest, made above
+				}
+				return writeEntry(tw, p, fi, path.Join(w.dest, filepath.ToSlash(rel)), w.owner, w.mode)
+			})
+		case w.unpack && isArchive(src.path):
+			err = unpackInto(tw, src.path, w.dest)
+		default:
+			target := w.dest
+			if w.destIsDir {
+				target = path.Join(w.dest, src.name)
+			}
+			err = writeEntry(tw, src.path, fi, target, w.owner, w.mode)
 		}
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -43,7 +44,12 @@ func sources(t *testing.T, srcs []string, dest string, destIsDir, unpack bool, o
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	assert.NilError(t, writeSources(tw, srcs, dest, destIsDir, unpack, owner, mode))
+	var ss []source
+	for _, p := range srcs {
+		ss = append(ss, source{path: p, name: filepath.Base(p)})
+	}
+	w := sourceWriter{dest: dest, destIsDir: destIsDir, makeDest: true, unpack: unpack, owner: owner, mode: mode}
+	assert.NilError(t, w.write(tw, ss))
 	assert.NilError(t, tw.Close())
 	return entries(t, buf.Bytes())
 }
@@ -52,6 +58,7 @@ func TestWriteSources(t *testing.T) {
 	dir := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "f"), []byte("file"), 0o640))
 	assert.NilError(t, os.MkdirAll(filepath.Join(dir, "d", "sub"), 0o755))
+	assert.NilError(t, os.Chmod(filepath.Join(dir, "d"), 0o700))
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "d", "sub", "x"), []byte("x"), 0o755))
 
 	// a file to a file path, then into a directory
@@ -59,11 +66,39 @@ func TestWriteSources(t *testing.T) {
 		[]entry{{"etc/conf", 0, 0, 0o640, "file"}}, cmpEntry)
 	assert.DeepEqual(t, sources(t, []string{filepath.Join(dir, "f")}, "/app", true, false, ids{1000, 1001}, nil),
 		[]entry{{"app/f", 1000, 1001, 0o640, "file"}}, cmpEntry)
-	// a directory's contents go into dest, the directory itself becomes dest
+	// a directory's contents go into dest, which is made 0755 (not the
+	// mode of the source directory, say a 0700 context root)
 	mode := os.FileMode(0o600)
 	assert.DeepEqual(t, sources(t, []string{filepath.Join(dir, "d")}, "/opt/d2", false, false, ids{}, &mode), []entry{
-		{"opt/d2/", 0, 0, 0o600, ""}, {"opt/d2/sub/", 0, 0, 0o600, ""}, {"opt/d2/sub/x", 0, 0, 0o600, "x"},
+		{"opt/d2/", 0, 0, 0o755, ""}, {"opt/d2/sub/", 0, 0, 0o600, ""}, {"opt/d2/sub/x", 0, 0, 0o600, "x"},
 	}, cmpEntry)
+}
+
+func TestFindSources(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "real.txt"), []byte("real"), 0o644))
+	assert.NilError(t, os.Symlink("real.txt", filepath.Join(dir, "link.txt")))
+	assert.NilError(t, os.Symlink("/etc/hostname", filepath.Join(dir, "host")))
+
+	// a symlink is followed inside the context, and named as itself
+	got, err := findSources(dir, []string{"link.txt"}, "COPY")
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(got, []source{{path: filepath.Join(dir, "real.txt"), name: "link.txt"}}, cmp.AllowUnexported(source{})))
+	// never to the host's files
+	_, err = findSources(dir, []string{"host"}, "COPY")
+	assert.Check(t, is.ErrorContains(err, "COPY failed: file not found in build context"))
+
+	// the hash names content: the same content the same hash, a change another
+	h1, err := sourcesHash(got)
+	assert.NilError(t, err)
+	assert.Check(t, strings.HasPrefix(h1, "file:"))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "real.txt"), []byte("changed"), 0o644))
+	h2, _ := sourcesHash(got)
+	assert.Check(t, h1 != h2)
+	all, err := findSources(dir, []string{"*.txt"}, "COPY")
+	assert.NilError(t, err)
+	hm, _ := sourcesHash(all)
+	assert.Check(t, strings.HasPrefix(hm, "multi:"))
 }
 
 func TestWriteSourcesUnpacksArchives(t *testing.T) {
@@ -94,15 +129,5 @@ func TestWriteSourcesUnpacksArchives(t *testing.T) {
 }
 
 var cmpEntry = cmpAllowUnexported()
-
-func TestSplitTag(t *testing.T) {
-	for in, want := range map[string][2]string{
-		"app": {"app", ""}, "app:1": {"app", "1"}, "localhost:5000/app": {"localhost:5000/app", ""},
-		"localhost:5000/app:v2": {"localhost:5000/app", "v2"},
-	} {
-		repo, tag := splitTag(in)
-		assert.Check(t, is.DeepEqual([2]string{repo, tag}, want), in)
-	}
-}
 
 func cmpAllowUnexported() cmp.Option { return cmp.AllowUnexported(entry{}) }

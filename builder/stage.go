@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/berthd/berth/registry"
-	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/runtime/imagecfg"
 	"github.com/containerd/errdefs"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -39,30 +38,59 @@ type build struct {
 	total      int
 	meta       map[string]string // ARGs before the first FROM
 	used       map[string]bool   // build args some ARG consumed
-	made       []string          // the images the steps made
+	scratch    string            // the FROM scratch base, once asked for
+	cache      prober
+	internal   map[string]bool // containers only berth's means (COPY's), always removed
 }
 
-// stageState is where a stage is: the image so far and its config, which
-// may be ahead of the image (config-only steps are committed later).
+func newBuild(b *Builder, opts Options, out Output, dir string, stages []instructions.Stage) *build {
+	r := &build{b: b, opts: opts, out: out, contextDir: dir, stages: stages, used: map[string]bool{}, internal: map[string]bool{}}
+	r.cache = prober{off: opts.NoCache}
+	for _, s := range stages {
+		r.total += 1 + len(s.Commands)
+	}
+	return r
+}
+
+// stageState is where a stage is: the image so far and the run config
+// the next step starts from (dockerd's dispatchState).
 type stageState struct {
-	image     string
-	cfg       *container.Config
-	args      map[string]string // this stage's ARGs that have a value
-	cmdSet    bool
-	author    string
-	dirty     bool   // cfg changed since image was made
-	createdBy string // the history entry of the pending change
+	image  string
+	cfg    *container.Config
+	args   map[string]string // this stage's ARGs that have a value
+	cmdSet bool
+	author string
 }
 
 func (r *build) say(format string, a ...any) {
-	if !r.opts.Quiet {
-		r.out.Stream(fmt.Sprintf(format, a...))
-	}
+	r.out.Stream(fmt.Sprintf(format, a...))
 }
 
 func (r *build) nextStep(text string) {
 	r.step++
 	r.say("Step %d/%d : %s\n", r.step, r.total, text)
+}
+
+// run builds the stages and returns the last one's image.
+func (r *build) run(ctx context.Context, metaArgs []instructions.ArgCommand) (string, error) {
+	r.total += len(metaArgs)
+	if err := r.metaArgs(metaArgs); err != nil {
+		return "", err
+	}
+	var id string
+	for i := range r.stages {
+		var err error
+		if id, err = r.stage(ctx, i); err != nil {
+			return "", err
+		}
+	}
+	if id == "" || id == r.scratch {
+		return "", errdefs.ErrInvalidArgument.WithMessage("No image was generated. Is your Dockerfile empty?")
+	}
+	if unused := r.unusedArgs(); len(unused) > 0 {
+		r.say("[Warning] One or more build-args %v were not consumed\n", unused)
+	}
+	return id, nil
 }
 
 func (r *build) metaArgs(args []instructions.ArgCommand) error {
@@ -112,34 +140,51 @@ var predefinedArgs = map[string]bool{
 	"FTP_PROXY": true, "ftp_proxy": true, "NO_PROXY": true, "no_proxy": true, "ALL_PROXY": true, "all_proxy": true,
 }
 
-// stage builds stages[i] and returns its image's ID.
+// stage builds stages[i] and returns its image's ID, which is sent to the
+// client (one aux message per stage, as dockerd).
 func (r *build) stage(ctx context.Context, i int) (string, error) {
 	s := r.stages[i]
 	r.nextStep(s.SourceCode)
+	r.cache.reset()
 	lex := shell.NewLex('\\')
 	base, err := lex.ProcessWordWithMatches(s.BaseName, shell.EnvsFromSlice(envOf(r.meta)))
 	if err != nil {
 		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
+	if base.Result == "" {
+		return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("base name (%s) should not be blank", s.BaseName))
+	}
+	if s.Platform != "" {
+		p, err := lex.ProcessWordWithMatches(s.Platform, shell.EnvsFromSlice(envOf(r.meta)))
+		if err != nil {
+			return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		}
+		if err := checkPlatform(p.Result); err != nil {
+			return "", err
+		}
+	}
 	img, err := r.baseImage(ctx, base.Result, i)
 	if err != nil {
 		return "", err
 	}
-	r.say(" ---> %s\n", shortID(img.ID))
 	st := &stageState{image: img.ID, cfg: imagecfg.ContainerConfig(img.Config), args: map[string]string{}}
 	if err := r.onBuild(ctx, st); err != nil {
 		return "", err
 	}
+	r.say(" ---> %s\n", shortID(st.image))
 	for _, cmd := range s.Commands {
+		if err := ctx.Err(); err != nil {
+			r.say("Build cancelled\n")
+			return "", err
+		}
 		r.nextStep(fmt.Sprint(cmd))
 		if err := r.dispatch(ctx, st, cmd); err != nil {
 			return "", err
 		}
+		r.say(" ---> %s\n", shortID(st.image))
 	}
-	if st.dirty {
-		if err := r.commitConfig(ctx, st); err != nil {
-			return "", err
-		}
+	if st.image != r.scratch {
+		r.out.Aux(st.image)
 	}
 	r.results = append(r.results, st.image)
 	return st.image, nil
@@ -156,7 +201,7 @@ func (r *build) baseImage(ctx context.Context, name string, i int) (*registry.Im
 		if err != nil {
 			return nil, err
 		}
-		r.made = append(r.made, id) // removed with the steps' images
+		r.scratch = id
 		return r.b.images.Image(ctx, id)
 	}
 	if !r.opts.Pull {
@@ -184,7 +229,6 @@ func (r *build) onBuild(ctx context.Context, st *stageState) error {
 		return nil
 	}
 	st.cfg.OnBuild = nil
-	st.dirty = true
 	word := "triggers"
 	if len(triggers) == 1 {
 		word = "trigger"
@@ -193,7 +237,7 @@ func (r *build) onBuild(ctx context.Context, st *stageState) error {
 	for _, t := range triggers {
 		parsed, err := parser.Parse(strings.NewReader(t))
 		if err != nil || len(parsed.AST.Children) != 1 {
-			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid ONBUILD trigger %q", t))
+			return errdefs.ErrInvalidArgument.WithMessage("onbuild trigger should be a single expression")
 		}
 		node := parsed.AST.Children[0]
 		switch strings.ToUpper(node.Value) {
@@ -211,16 +255,21 @@ func (r *build) onBuild(ctx context.Context, st *stageState) error {
 	return nil
 }
 
+// buildEnv are the stage's ARGs that no ENV overrides, as KEY=value.
+func (st *stageState) buildEnv() []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(st.args)) {
+		if !hasKey(st.cfg.Env, k) {
+			out = append(out, k+"="+st.args[k])
+		}
+	}
+	return out
+}
+
 // env is what a step's words expand with: the config's env, then the
 // stage's ARGs that no ENV overrides.
 func (st *stageState) env() []string {
-	env := slices.Clone(st.cfg.Env)
-	for _, k := range slices.Sorted(maps.Keys(st.args)) {
-		if !hasKey(env, k) {
-			env = append(env, k+"="+st.args[k])
-		}
-	}
-	return env
+	return append(slices.Clone(st.cfg.Env), st.buildEnv()...)
 }
 
 func (r *build) dispatch(ctx context.Context, st *stageState, cmd instructions.Command) error {
@@ -237,164 +286,116 @@ func (r *build) dispatch(ctx context.Context, st *stageState, cmd instructions.C
 	}
 	switch c := cmd.(type) {
 	case *instructions.ArgCommand:
-		for _, kv := range c.Args {
-			if v, ok := r.buildArg(kv.Key); ok {
-				st.args[kv.Key] = v
-			} else if kv.Value != nil {
-				st.args[kv.Key] = *kv.Value
-			} else if v, ok := r.meta[kv.Key]; ok {
-				st.args[kv.Key] = v
-			}
-		}
-		return nil
+		return r.argStep(ctx, st, c)
 	case *instructions.RunCommand:
-		return r.run(ctx, st, c)
+		return r.runStep(ctx, st, c)
+	case *instructions.WorkdirCommand:
+		return r.workdirStep(ctx, st, c)
 	case *instructions.CopyCommand:
-		return r.copy(ctx, st, copySpec{srcs: c.SourcePaths, dest: c.DestPath, from: c.From, chown: c.Chown, chmod: c.Chmod, text: c.String()})
+		return r.copy(ctx, st, copySpec{srcs: c.SourcePaths, dest: c.DestPath, from: c.From, chown: c.Chown, chmod: c.Chmod, name: "COPY"})
 	case *instructions.AddCommand:
 		for _, src := range c.SourcePaths {
 			if strings.Contains(src, "://") {
 				return errdefs.ErrNotImplemented.WithMessage("ADD from a URL is not supported by berth's builder: " + src)
 			}
 		}
-		return r.copy(ctx, st, copySpec{srcs: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, add: true, text: c.String()})
+		return r.copy(ctx, st, copySpec{srcs: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, add: true, name: "ADD"})
 	case *instructions.MaintainerCommand:
 		st.author = c.Maintainer
-	default:
-		if err := imagecfg.ApplyInstruction(st.cfg, cmd, &st.cmdSet); err != nil {
-			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
-		}
+		return r.commitConfig(ctx, st, "MAINTAINER "+c.Maintainer)
+	case *instructions.ExposeCommand:
+		return r.exposeStep(ctx, st, c)
 	}
-	st.dirty = true
-	st.createdBy = "/bin/sh -c #(nop) " + fmt.Sprint(cmd)
-	return nil
+	if err := imagecfg.ApplyInstruction(st.cfg, cmd, &st.cmdSet); err != nil {
+		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	return r.commitConfig(ctx, st, nopComment(cmd, st.cfg))
 }
 
-// run is a RUN step: the command runs in a container of the image so far,
-// whose changes become the next image.
-func (r *build) run(ctx context.Context, st *stageState, c *instructions.RunCommand) error {
-	argv := c.CmdLine
-	if c.PrependShell {
-		sh := st.cfg.Shell
-		if len(sh) == 0 {
-			sh = []string{"/bin/sh", "-c"}
+// argStep declares ARGs: a value from the request wins over the default,
+// and an ARG without either takes the value of a global ARG.
+func (r *build) argStep(ctx context.Context, st *stageState, c *instructions.ArgCommand) error {
+	var comment strings.Builder
+	comment.WriteString("ARG ")
+	for i, kv := range c.Args {
+		if i > 0 {
+			comment.WriteString(" ")
 		}
-		argv = append(slices.Clone(sh), strings.Join(c.CmdLine, " "))
+		comment.WriteString(kv.Key)
+		if kv.Value != nil {
+			comment.WriteString("=" + *kv.Value)
+		}
+		if v, ok := r.buildArg(kv.Key); ok {
+			st.args[kv.Key] = v
+		} else if kv.Value != nil {
+			st.args[kv.Key] = *kv.Value
+		} else if v, ok := r.meta[kv.Key]; ok {
+			st.args[kv.Key] = v
+		}
 	}
-	cfg := &container.Config{
-		Image: st.image, Cmd: argv, Entrypoint: []string{""}, Env: st.env(),
-		User: st.cfg.User, WorkingDir: st.cfg.WorkingDir, Labels: map[string]string{},
+	return r.commitConfig(ctx, st, comment.String())
+}
+
+// nopComment is the history entry dockerd writes for a config step.
+func nopComment(cmd instructions.Command, cfg *container.Config) string {
+	switch c := cmd.(type) {
+	case *instructions.CmdCommand:
+		return fmt.Sprintf("CMD %q", cfg.Cmd)
+	case *instructions.EntrypointCommand:
+		return fmt.Sprintf("ENTRYPOINT %q", cfg.Entrypoint)
+	case *instructions.UserCommand:
+		return "USER " + c.User
+	case *instructions.VolumeCommand:
+		return fmt.Sprintf("VOLUME %v", c.Volumes)
+	case *instructions.StopSignalCommand:
+		return "STOPSIGNAL " + c.Signal
+	case *instructions.ShellCommand:
+		return fmt.Sprintf("SHELL %v", cfg.Shell)
+	case *instructions.HealthCheckCommand:
+		return fmt.Sprintf("HEALTHCHECK %+v", cfg.Healthcheck)
+	case *instructions.OnbuildCommand:
+		return "ONBUILD " + c.Expression
+	case *instructions.EnvCommand:
+		parts := []string{"ENV"}
+		for _, e := range c.Env {
+			parts = append(parts, e.String())
+		}
+		return strings.Join(parts, " ")
+	case *instructions.LabelCommand:
+		parts := []string{"LABEL"}
+		for _, l := range c.Labels {
+			parts = append(parts, l.String())
+		}
+		return strings.Join(parts, " ")
 	}
-	id, err := r.container(ctx, cfg)
-	if err != nil {
+	return fmt.Sprint(cmd)
+}
+
+// commitConfig makes the image of a config-only step (or finds it in the
+// cache): the history entry is dockerd's "#(nop)" form.
+func (r *build) commitConfig(ctx context.Context, st *stageState, comment string) error {
+	probe := copyConfig(st.cfg)
+	probe.Cmd = append(shellOf(st.cfg), "#(nop) ", comment)
+	key := cacheKey(probe)
+	if hit, err := r.probe(ctx, st, probe, key); err != nil || hit {
 		return err
 	}
-	defer r.removeContainer(ctx, id)
-	r.say(" ---> Running in %s\n", shortID(id))
-	code, err := r.runOutput(ctx, id)
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return &StepError{Msg: fmt.Sprintf("The command '%s' returned a non-zero code: %d", strings.Join(argv, " "), code), Code: code}
-	}
-	createdBy := strings.Join(argv, " ")
-	if len(st.args) > 0 {
-		createdBy = fmt.Sprintf("|%d %s %s", len(st.args), strings.Join(argList(st.args), " "), createdBy)
-	}
-	return r.commit(ctx, st, id, createdBy)
-}
-
-// runOutput starts the container, streams what it writes and returns its
-// exit code.
-func (r *build) runOutput(ctx context.Context, id string) (int, error) {
-	waitc, err := r.b.ctrs.Wait(ctx, id, container.WaitConditionNextExit)
-	if err != nil {
-		return 0, err
-	}
-	if err := r.b.ctrs.Start(ctx, id); err != nil {
-		return 0, err
-	}
-	logs, err := r.b.ctrs.Logs(ctx, id, runtime.LogsOptions{Stdout: true, Stderr: true, Follow: true, Tail: -1})
-	if err != nil {
-		return 0, err
-	}
-	for l := range logs.Lines {
-		r.say("%s", l.Line)
-	}
-	select {
-	case res := <-waitc:
-		if res.Err != nil {
-			return 0, res.Err
-		}
-		return res.ExitCode, nil
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-}
-
-// container creates a step's container (not started) from cfg.Image.
-func (r *build) container(ctx context.Context, cfg *container.Config) (string, error) {
-	hc := &container.HostConfig{NetworkMode: container.NetworkMode(r.opts.NetworkMode)}
-	resp, err := r.b.ctrs.Create(ctx, runtime.CreateRequest{Config: cfg, HostConfig: hc})
-	if err != nil {
-		return "", err
-	}
-	return resp.ID, nil
-}
-
-// removeContainer removes a step's container; a second call for the same
-// one is quiet.
-func (r *build) removeContainer(ctx context.Context, id string) {
-	if err := r.b.ctrs.Remove(context.WithoutCancel(ctx), id, runtime.RemoveOptions{Force: true, RemoveVolumes: true}); err == nil {
-		r.say("Removing intermediate container %s\n", shortID(id))
-	}
-}
-
-// commit makes the step's container the stage's next image.
-func (r *build) commit(ctx context.Context, st *stageState, id, createdBy string) error {
-	img, err := r.b.images.Commit(ctx, registry.CommitRequest{
-		ContainerID: id, Config: imagecfg.ImageConfig(st.cfg), Author: st.author, CreatedBy: createdBy,
+	id, err := r.b.images.Child(ctx, registry.ChildRequest{
+		Parent: st.image, Config: imagecfg.ImageConfig(st.cfg), Author: st.author,
+		CreatedBy: strings.Join(probe.Cmd, " "), CacheKey: key,
 	})
 	if err != nil {
 		return err
 	}
-	r.made = append(r.made, img)
-	st.image, st.dirty = img, false
-	r.removeContainer(ctx, id) // before the new ID, as dockerd prints them
-	r.say(" ---> %s\n", shortID(img))
+	st.image = id
 	return nil
 }
 
-// commitConfig makes an image of the config changes made since the last
-// layer (no new layer).
-func (r *build) commitConfig(ctx context.Context, st *stageState) error {
-	id, err := r.container(ctx, &container.Config{Image: st.image, Cmd: []string{"true"}, Entrypoint: []string{""}, Labels: map[string]string{}})
-	if err != nil {
-		return err
+func shellOf(cfg *container.Config) []string {
+	if len(cfg.Shell) > 0 {
+		return slices.Clone(cfg.Shell)
 	}
-	defer r.removeContainer(ctx, id)
-	return r.commit(ctx, st, id, st.createdBy)
-}
-
-// relabel adds the request's labels to the final image, as dockerd does.
-func (r *build) relabel(ctx context.Context, id string, labels map[string]string) (string, error) {
-	img, err := r.b.images.Image(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	st := &stageState{image: id, cfg: imagecfg.ContainerConfig(img.Config)}
-	if st.cfg.Labels == nil {
-		st.cfg.Labels = map[string]string{}
-	}
-	for k, v := range labels {
-		st.cfg.Labels[k] = v
-	}
-	st.createdBy = "/bin/sh -c #(nop) LABEL " + strings.Join(argList(labels), " ")
-	if err := r.commitConfig(ctx, st); err != nil {
-		return "", err
-	}
-	return st.image, nil
+	return []string{"/bin/sh", "-c"}
 }
 
 func argList(m map[string]string) []string {
@@ -415,3 +416,5 @@ func hasKey(env []string, key string) bool {
 	}
 	return false
 }
+
+func sortStrings(s []string) { sort.Strings(s) }

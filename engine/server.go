@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"time"
 
@@ -110,14 +111,27 @@ func (s *Server) makeHandler(route httputil.Route) http.Handler {
 			if status >= 500 {
 				logrus.WithError(err).Errorf("%s %s", r.Method, r.URL.Path)
 			} else {
-				logrus.WithError(err).Debugf("%s %s -> %d", r.Method, r.URL.RequestURI(), status)
+				logrus.WithError(err).Debugf("%s %s -> %d", r.Method, loggedURI(r.URL), status)
 			}
 			if !rec.wrote {
 				writeError(rec, r, status, err.Error())
 			}
 		}
-		logrus.Debugf("%s %s -> %d (%s)", r.Method, r.URL.RequestURI(), rec.statusOr200(), time.Since(start).Round(time.Microsecond))
+		logrus.Debugf("%s %s -> %d (%s)", r.Method, loggedURI(r.URL), rec.statusOr200(), time.Since(start).Round(time.Microsecond))
 	})
+}
+
+// loggedURI is the request's URI for the log, without the values of
+// parameters that may carry secrets (a build's args).
+func loggedURI(u *url.URL) string {
+	q := u.Query()
+	if _, ok := q["buildargs"]; !ok {
+		return u.RequestURI()
+	}
+	q.Set("buildargs", "redacted")
+	c := *u
+	c.RawQuery = q.Encode()
+	return c.RequestURI()
 }
 
 func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {

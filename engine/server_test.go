@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"github.com/berthd/berth/engine/httputil"
@@ -86,4 +87,19 @@ func TestCompatLegacyEvents(t *testing.T) {
 	_, cur := get(t, s, "/v1.52/events")
 	_, has := cur["status"]
 	assert.Check(t, !has)
+}
+
+func TestLoggedURIHidesBuildArgs(t *testing.T) {
+	for in, want := range map[string]string{
+		"/v1.41/build?t=a&buildargs=%7B%22TOKEN%22%3A%22secret%22%7D": "/v1.41/build?buildargs=redacted&t=a",
+		"/containers/json?all=1": "/containers/json?all=1",
+	} {
+		u, err := url.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := loggedURI(u); got != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
 }

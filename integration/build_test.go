@@ -125,22 +125,40 @@ CMD ["echo", "tiny"]
 	assert.Check(t, r.ExitCode != 0)
 	assert.Check(t, is.Contains(r.Stderr(), "COPY failed: file not found in build context"))
 
-	// the steps' containers and images are gone; only the results stay
+	// the steps' containers are gone; the steps' images stay as the build
+	// cache, listed with -a only (intermediate images), as with dockerd
 	assert.Equal(t, d.DockerOK(t, "ps", "-aq"), "")
-	images := d.DockerOK(t, "images", "-a", "--format", "{{.Repository}}:{{.Tag}}")
+	images := d.DockerOK(t, "images", "--format", "{{.Repository}}:{{.Tag}}")
 	got := strings.Fields(images)
 	sort.Strings(got)
-	assert.Check(t, is.DeepEqual(got, []string{"built:first", "built:last", "built:tiny", "busybox:latest"}))
+	// the first stage of built:last is dangling (no tag, no child), as
+	// dockerd leaves it
+	assert.Check(t, is.DeepEqual(got, []string{"<none>:<none>", "built:first", "built:last", "built:tiny", "busybox:latest"}))
+	all := strings.Fields(d.DockerOK(t, "images", "-a", "--format", "{{.Repository}}:{{.Tag}}"))
+	assert.Check(t, len(all) > 10, "intermediate images: %v", all)
+	assert.Check(t, is.Len(strings.Fields(d.DockerOK(t, "images", "-q", "--filter", "dangling=true")), 1), "intermediate images are not dangling")
 
-	// a failing RUN: dockerd's message, its exit code, nothing left over
+	// a failing RUN: dockerd's message and its exit code; with rm (the
+	// default) the failed step's container stays for a look, as dockerd
+	// leaves it; the image of the step before it stays (the cache)
 	c := d.Cmd("build", "-")
 	c.Env = append(c.Env, "DOCKER_BUILDKIT=0")
 	c.Stdin = strings.NewReader("FROM busybox\nRUN touch /x\nRUN exit 3\n")
 	r = icmd.RunCmd(c)
 	assert.Check(t, is.Equal(r.ExitCode, 3))
 	assert.Check(t, is.Contains(r.Stderr(), "The command '/bin/sh -c exit 3' returned a non-zero code: 3"))
+	left := d.DockerOK(t, "ps", "-a", "--format", "{{.Command}} {{.Status}}")
+	assert.Check(t, is.Contains(left, "exit 3"))
+	assert.Check(t, is.Contains(left, "Exited (3)"))
+	d.DockerOK(t, "container", "prune", "-f")
+	// --force-rm: none stays
+	c = d.Cmd("build", "--force-rm", "-")
+	c.Env = append(c.Env, "DOCKER_BUILDKIT=0")
+	c.Stdin = strings.NewReader("FROM busybox\nRUN touch /x\nRUN exit 3\n")
+	r = icmd.RunCmd(c)
+	assert.Check(t, is.Equal(r.ExitCode, 3))
+	assert.Check(t, is.Contains(r.Stdout(), "Using cache"), "the first RUN is cached")
 	assert.Equal(t, d.DockerOK(t, "ps", "-aq"), "")
-	assert.Equal(t, d.DockerOK(t, "images", "-aq", "--filter", "dangling=true"), "")
 
 	r = classic(d, dir, "build", "-f", "nope.Dockerfile", ".")
 	assert.Check(t, r.ExitCode != 0)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	goruntime "runtime"
-	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -32,6 +31,9 @@ type CommitRequest struct {
 	Repo, Tag string
 	// Author, Comment and CreatedBy go into the image and its history.
 	Author, Comment, CreatedBy string
+	// CacheKey marks an image of a Dockerfile step, for the builder's
+	// cache (see CachedStep).
+	CacheKey string
 }
 
 // Commit makes a new image of the container's image plus what the container
@@ -92,13 +94,11 @@ func (s *Service) Commit(ctx context.Context, req CommitRequest) (string, error)
 	if err != nil {
 		return "", err
 	}
-	id, err := s.storeImage(config, top)
+	id, err := s.storeImage(config, top, imageMeta{parent: s.parentRef(base), cacheKey: req.CacheKey})
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", ShortID(req.ContainerID), err)
 	}
 	ok = true
-	// the legacy builder's and docker commit's parent, for inspect's Parent
-	_ = s.store.SetImageBigData(strings.TrimPrefix(id, "sha256:"), parentKey, []byte("sha256:"+base.ID), nil)
 	if named != nil {
 		if err := s.tag(id, named); err != nil {
 			return id, err
@@ -179,7 +179,8 @@ func (s *Service) layerChain(top string) ([]ocispec.Descriptor, error) {
 
 // storeImage records an image of the layers under top with config, and an
 // OCI manifest for it (which push and save read), and returns its ID.
-func (s *Service) storeImage(config []byte, top string) (string, error) {
+// An image that is already there (same config) is that image.
+func (s *Service) storeImage(config []byte, top string, meta imageMeta) (string, error) {
 	layers, err := s.layerChain(top)
 	if err != nil {
 		return "", err
@@ -196,12 +197,15 @@ func (s *Service) storeImage(config []byte, top string) (string, error) {
 	mdigest := digest.FromBytes(manifest)
 	_, err = s.store.CreateImage(id.Encoded(), nil, top, "", &storage.ImageOptions{
 		Digest: mdigest,
-		BigData: []storage.ImageBigDataOption{
+		BigData: append([]storage.ImageBigDataOption{
 			{Key: id.String(), Data: config, Digest: id},
 			{Key: "manifest-" + mdigest.String(), Data: manifest, Digest: mdigest},
 			{Key: storage.ImageDigestBigDataKey, Data: manifest, Digest: mdigest},
-		},
+		}, meta.bigData()...),
 	})
+	if errors.Is(err, storage.ErrDuplicateID) {
+		return id.String(), nil
+	}
 	if err != nil {
 		return "", err
 	}
@@ -209,8 +213,9 @@ func (s *Service) storeImage(config []byte, top string) (string, error) {
 }
 
 // Scratch returns the ID of an image without layers, for FROM scratch,
-// making it when it is not there. It has no name; the builder removes it
-// after a build.
+// making it when it is not there. It has no name and stays: it is not
+// listed, pruned or removed with its children, so concurrent builds can
+// share it.
 func (s *Service) Scratch(ctx context.Context) (string, error) {
 	config, err := json.Marshal(dockerspec.DockerOCIImage{Image: ocispec.Image{
 		Platform: ocispec.Platform{Architecture: goruntime.GOARCH, OS: "linux"},
@@ -223,7 +228,7 @@ func (s *Service) Scratch(ctx context.Context) (string, error) {
 	if _, err := s.store.Image(id.Encoded()); err == nil {
 		return id.String(), nil
 	}
-	if _, err := s.storeImage(config, ""); err != nil && !errors.Is(err, storage.ErrDuplicateID) {
+	if _, err := s.storeImage(config, "", imageMeta{scratch: true}); err != nil {
 		return "", err
 	}
 	return id.String(), nil

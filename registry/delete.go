@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
+	"github.com/opencontainers/go-digest"
 	"go.podman.io/storage"
 )
 
@@ -34,6 +35,9 @@ func tagName(repo, tag string) (reference.Named, error) {
 	}
 	if _, ok := named.(reference.Canonical); ok {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("refusing to create a tag with a digest reference")
+	}
+	if reference.FamiliarName(named) == string(digest.Canonical) {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("refusing to create an ambiguous tag using digest algorithm as name")
 	}
 	if tag == "" {
 		return reference.TagNameOnly(named), nil
@@ -122,8 +126,13 @@ func (s *Service) Delete(ctx context.Context, ref string, force, prune bool) ([]
 	if err != nil {
 		return nil, err
 	}
+	kids, err := s.children()
+	if err != nil {
+		return nil, err
+	}
 	names := namedList(img.Names)
 	records := []image.DeleteResponse{}
+	d := deletion{kids: kids[img.ID], force: force, prune: prune}
 	removedRef := false
 	if !isIDRef(img, ref) {
 		named, err := reference.ParseDockerRef(ref)
@@ -170,7 +179,7 @@ func (s *Service) Delete(ctx context.Context, ref string, force, prune bool) ([]
 		names = nil
 		removedRef = true
 	} else if isSingleReference(names) {
-		if c := conflict(img.ID, users, nil, force); c != nil {
+		if c := conflict(img.ID, users, nil, d.kids, force); c != nil {
 			return nil, c
 		}
 		if err := s.untag(img, names, &records); err != nil {
@@ -178,15 +187,24 @@ func (s *Service) Delete(ctx context.Context, ref string, force, prune bool) ([]
 		}
 		names = nil
 	}
-	return s.deleteImage(img, names, users, force, removedRef, records)
+	d.quiet = removedRef
+	return s.deleteImage(img, names, users, d, records)
+}
+
+// deletion is how deleteImage goes about an image.
+type deletion struct {
+	kids  int  // images made from it
+	force bool // over stopped containers and other names
+	quiet bool // the last name was just removed: a conflict keeps the image, no error
+	prune bool // then remove its parents that nothing else holds
 }
 
 // deleteImage removes img's remaining names and the image itself, unless a
-// conflict stops it. quiet (the last name was just removed) keeps an image
-// that containers use without an error, as dockerd does.
-func (s *Service) deleteImage(img *storage.Image, names []reference.Named, users []user, force, quiet bool, records []image.DeleteResponse) ([]image.DeleteResponse, error) {
-	if c := conflict(img.ID, users, names, force); c != nil {
-		if quiet {
+// conflict stops it, and with d.prune its untagged parents that no other
+// image or container holds, as dockerd does.
+func (s *Service) deleteImage(img *storage.Image, names []reference.Named, users []user, d deletion, records []image.DeleteResponse) ([]image.DeleteResponse, error) {
+	if c := conflict(img.ID, users, names, d.kids, d.force); c != nil {
+		if d.quiet {
 			return records, nil
 		}
 		return nil, c
@@ -199,6 +217,7 @@ func (s *Service) deleteImage(img *storage.Image, names []reference.Named, users
 	if err := s.untag(img, names, &records); err != nil {
 		return records, err
 	}
+	parent := s.parentOf(img)
 	layers, err := s.store.DeleteImage(img.ID, true)
 	if err != nil {
 		if errors.Is(err, storage.ErrImageUsedByContainer) {
@@ -212,12 +231,37 @@ func (s *Service) deleteImage(img *storage.Image, names []reference.Named, users
 	for _, l := range layers {
 		records = append(records, image.DeleteResponse{Deleted: "sha256:" + l})
 	}
+	if d.prune && parent != "" {
+		return s.pruneParent(parent, records)
+	}
 	return records, nil
 }
 
-// conflict is dockerd's checkImageDeleteConflict: running containers
-// always, other names and stopped containers unless forced.
-func conflict(id string, users []user, names []reference.Named, force bool) error {
+// pruneParent removes the parent of a removed image when it has no name,
+// no other child and no container, and so on up, quietly stopping at the
+// first image something holds.
+func (s *Service) pruneParent(id string, records []image.DeleteResponse) ([]image.DeleteResponse, error) {
+	img, err := s.lookup(id)
+	if err != nil || len(img.Names) > 0 || s.meta(img).scratch {
+		return records, nil
+	}
+	kids, err := s.children()
+	if err != nil {
+		return records, err
+	}
+	users, err := s.usersOf(img.ID)
+	if err != nil || len(users) > 0 || kids[img.ID] > 0 {
+		return records, err
+	}
+	return s.deleteImage(img, nil, nil, deletion{quiet: true, prune: true}, records)
+}
+
+// conflict is dockerd's checkImageDeleteConflict: children and running
+// containers always, other names and stopped containers unless forced.
+func conflict(id string, users []user, names []reference.Named, kids int, force bool) error {
+	if kids > 0 {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("conflict: unable to delete %s (cannot be forced) - image has dependent child images", ShortID(id)))
+	}
 	for _, u := range users {
 		if u.running {
 			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("conflict: unable to delete %s (cannot be forced) - image is being used by running container %s", ShortID(id), ShortID(u.id)))
@@ -337,13 +381,18 @@ func (s *Service) Prune(ctx context.Context, f filters.Args) (*image.PruneReport
 	if err != nil {
 		return nil, err
 	}
+	kids, err := s.children()
+	if err != nil {
+		return nil, err
+	}
 	rep := &image.PruneReport{ImagesDeleted: []image.DeleteResponse{}}
 	for _, e := range entries {
 		tags, _ := splitNames(e.img.Names)
 		if danglingOnly && len(tags) > 0 {
 			continue
 		}
-		if users[e.img.ID] > 0 {
+		// parents go with their last child, as in dockerd
+		if users[e.img.ID] > 0 || kids[e.img.ID] > 0 {
 			continue
 		}
 		labels := e.info.spec.Config.Labels
@@ -353,7 +402,10 @@ func (s *Service) Prune(ctx context.Context, f filters.Args) (*image.PruneReport
 		if !until.IsZero() && e.created.After(until) {
 			continue
 		}
-		recs, err := s.deleteImage(e.img, namedList(e.img.Names), nil, true, false, nil)
+		if _, err := s.store.Image(e.img.ID); err != nil {
+			continue // gone with an earlier image's parents
+		}
+		recs, err := s.deleteImage(e.img, namedList(e.img.Names), nil, deletion{force: true, prune: true}, nil)
 		rep.ImagesDeleted = append(rep.ImagesDeleted, recs...)
 		if err != nil {
 			if errdefs.IsConflict(err) {

@@ -43,6 +43,7 @@ type imageInfo struct {
 	// first; layerIDs their storage ids, in the same order.
 	layerSizes []int64
 	layerIDs   []string
+	meta       imageMeta
 }
 
 // Image resolves a reference ("busybox", "busybox:1", "name@sha256:..."),
@@ -152,6 +153,7 @@ func (s *Service) info(img *storage.Image) (*imageInfo, error) {
 	}
 	_ = json.Unmarshal(raw, &extra)
 	in.comment = extra.Comment
+	in.meta = s.readMeta(img)
 	// Walk the layer chain from the top; sizes are the uncompressed ones.
 	for id := img.TopLayer; id != ""; {
 		l, err := s.store.Layer(id)

@@ -52,15 +52,29 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions, s
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if _, err := io.Copy(f, r); err != nil {
+	lr := s.upload.Reader(r, "tarball")
+	if _, err := io.Copy(f, lr); err != nil {
+		if lerr := lr.Err(); lerr != nil {
+			return lerr
+		}
 		return fmt.Errorf("read the tarball: %w", err)
 	}
 	if err := checkTarball(f); err != nil {
 		return err
 	}
-
-	layer, _, err := s.store.PutLayer("", "", nil, "", false, nil, f)
+	// what the layer unpacks to counts too: a small compressed bomb is
+	// stopped while it unpacks, and storage removes the partial layer
+	dr, err := compression.DecompressStream(f)
 	if err != nil {
+		return errdefs.ErrInvalidArgument.WithMessage("invalid tarball: " + err.Error())
+	}
+	defer dr.Close()
+	unpacked := s.upload.Reader(dr, "tarball")
+	layer, _, err := s.store.PutLayer("", "", nil, "", false, nil, unpacked)
+	if err != nil {
+		if lerr := unpacked.Err(); lerr != nil {
+			return lerr
+		}
 		return fmt.Errorf("import: %w", err)
 	}
 	now := time.Now().UTC()
@@ -80,7 +94,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions, s
 		_ = s.store.DeleteLayer(layer.ID)
 		return err
 	}
-	id, err := s.storeImage(config, layer.ID)
+	id, err := s.storeImage(config, layer.ID, imageMeta{})
 	if err != nil {
 		_ = s.store.DeleteLayer(layer.ID)
 		return fmt.Errorf("import: %w", err)

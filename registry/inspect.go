@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,8 +18,9 @@ import (
 
 // ListOptions are the parameters of GET /images/json.
 type ListOptions struct {
-	All            bool // also intermediate images (berth has none)
+	All            bool // also intermediate images (untagged parents of others)
 	ContainerCount bool // fill Summary.Containers (else -1)
+	Manifests      bool // fill Summary.Manifests (manifests=1)
 	Filters        filters.Args
 }
 
@@ -49,6 +49,10 @@ func (s *Service) Images(ctx context.Context, opts ListOptions) ([]image.Summary
 	if err != nil {
 		return nil, err
 	}
+	kids, err := s.children()
+	if err != nil {
+		return nil, err
+	}
 	var users map[string]int
 	if opts.ContainerCount {
 		if users, err = s.imageUsers(); err != nil {
@@ -64,7 +68,14 @@ func (s *Service) Images(ctx context.Context, opts ListOptions) ([]image.Summary
 		if !ok {
 			continue
 		}
+		// as dockerd: an untagged image that others were made from is an
+		// intermediate image (shown with all=1); dangling means untagged
+		// and without children
+		if len(tags) == 0 && len(digests) == 0 && kids[e.img.ID] > 0 && (!opts.All || sel.isSet && sel.dangling) {
+			continue
+		}
 		sum := image.Summary{
+			ParentID:    e.info.meta.parent,
 			ID:          "sha256:" + e.img.ID,
 			RepoTags:    tags,
 			RepoDigests: digests,
@@ -79,6 +90,9 @@ func (s *Service) Images(ctx context.Context, opts ListOptions) ([]image.Summary
 		}
 		if opts.ContainerCount {
 			sum.Containers = int64(users[e.img.ID])
+		}
+		if opts.Manifests {
+			sum.Manifests = s.manifestSummaries(e)
 		}
 		out = append(out, sum)
 	}
@@ -101,6 +115,9 @@ func (s *Service) entries() ([]entry, error) {
 				continue
 			}
 			return nil, err
+		}
+		if in.meta.scratch {
+			continue // FROM scratch's base is no image of the user's
 		}
 		e := entry{img: img, info: in, created: created(img, in)}
 		for _, n := range img.Names {
@@ -317,15 +334,9 @@ func (s *Service) History(ctx context.Context, ref string) ([]image.HistoryRespo
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
 	}
-	tags, _ := splitNames(img.Names)
-	out[0].ID = "sha256:" + img.ID
-	out[0].Tags = tags
+	s.historyIDs(out, img)
 	return out, nil
 }
-
-// parentKey is the image data item where berth keeps the image a committed
-// image was made from (docker commit, the classic builder's steps).
-const parentKey = "berth.parent"
 
 // Parent is the ID of the image ref was committed from, as dockerd's image
 // inspect shows it (Parent); "" for pulled, loaded and imported images, and
@@ -335,14 +346,10 @@ func (s *Service) Parent(ctx context.Context, ref string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !slices.Contains(img.BigDataNames, parentKey) {
+	parent := s.parentOf(img)
+	if parent == "" {
 		return "", nil
 	}
-	b, err := s.store.ImageBigData(img.ID, parentKey)
-	if err != nil {
-		return "", nil
-	}
-	parent := string(b)
 	if _, err := s.store.Image(strings.TrimPrefix(parent, "sha256:")); err != nil {
 		return "", nil
 	}

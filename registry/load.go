@@ -50,9 +50,13 @@ func (s *Service) Load(ctx context.Context, r io.Reader, quiet bool, start Start
 	}
 	path := f.Name()
 	defer os.Remove(path)
-	_, err = io.Copy(f, r)
+	lr := s.upload.Reader(r, "image archive")
+	_, err = io.Copy(f, lr)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err := lr.Err(); err != nil {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("read image archive: %w", err)

@@ -45,6 +45,9 @@ type Deps struct {
 	Events   Publisher
 	// GraphDriver defaults to "overlay".
 	GraphDriver string
+	// MaxUploadSize caps what one load or import request may spool (0:
+	// no cap; DefaultReserve bytes of disk are always kept free).
+	MaxUploadSize int64
 }
 
 // Service is the image service. Its methods are safe for concurrent use.
@@ -52,6 +55,7 @@ type Service struct {
 	d        Deps
 	store    storage.Store
 	tmpDir   string
+	upload   UploadLimit
 	sys      types.SystemContext // base; each operation copies it
 	policy   *signature.Policy
 	insecure insecureSet
@@ -105,6 +109,7 @@ func New(d Deps) (*Service, error) {
 		d:        d,
 		store:    store,
 		tmpDir:   tmp,
+		upload:   UploadLimit{Max: d.MaxUploadSize, Dir: tmp},
 		insecure: insecure,
 		cache:    map[string]*imageInfo{},
 		policy: &signature.Policy{Default: signature.PolicyRequirements{

@@ -37,8 +37,8 @@ func (ss *saveSet) add(id string, tag reference.NamedTagged) {
 	}
 }
 
-// Save writes the named images as a docker-archive (what docker save
-// writes) to w, calling start first. As in dockerd, "busybox" (a name
+// Save writes the named images as docker save does (a docker-archive that
+// is an OCI image layout too, see writeLayout) to w, calling start first. As in dockerd, "busybox" (a name
 // without tag) saves every tag of the repository, "busybox:1" that tag, and
 // an ID the image without names. Unknown images are ErrNotFound, reported
 // before anything is written.
@@ -62,13 +62,10 @@ func (s *Service) Save(ctx context.Context, names []string, start func() io.Writ
 	if err := s.writeArchive(ctx, path, set); err != nil {
 		return err
 	}
-	f, err = os.Open(path)
-	if err != nil {
+	if _, err := readArchiveManifest(path); err != nil {
 		return err
 	}
-	defer f.Close()
-	w := start()
-	if _, err := io.Copy(w, f); err != nil {
+	if err := writeLayout(start(), path); err != nil {
 		return err
 	}
 	for _, id := range set.order {

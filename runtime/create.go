@@ -30,6 +30,9 @@ type CreateRequest struct {
 	// Platform (os[/arch[/variant]]) is the platform the image must be of;
 	// "" takes the image as it is.
 	Platform string
+	// NoImageVolumes leaves the image's VOLUMEs unmounted: the classic
+	// builder's COPY steps write into the layer, as dockerd's do.
+	NoImageVolumes bool
 }
 
 // Create makes a container: validates the request, merges the image config,
@@ -69,6 +72,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 	}
 	if err := oci.MergeImageConfig(cfg, &img.Config); err != nil {
 		return container.CreateResponse{}, err
+	}
+	if req.NoImageVolumes {
+		cfg.Volumes = nil
 	}
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}

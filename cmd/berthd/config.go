@@ -31,6 +31,7 @@ type config struct {
 	DNS                []string
 	LogDriver          string
 	LogOpts            []string
+	MaxUploadSize      int64
 	// logOpts is LogOpts checked, as a map
 	logOpts map[string]string
 	// DefaultIpcMode is the IPC mode of containers that ask for none.
@@ -61,6 +62,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.Int64Var(&c.CPURealtimePeriod, "cpu-rt-period", 0, "Limit the CPU real-time period in microseconds for the parent cgroup for all containers")
 	fs.Int64Var(&c.CPURealtimeRuntime, "cpu-rt-runtime", 0, "Limit the CPU real-time runtime in microseconds for the parent cgroup for all containers")
 	fs.StringVar(&c.DefaultIpcMode, "default-ipc-mode", string(container.IPCModePrivate), `Default mode for containers ipc ("shareable" | "private")`)
+	fs.Int64Var(&c.MaxUploadSize, "max-upload-size", 0, "Most bytes one build context, image archive (load) or tarball (import) may unpack to (0: no cap; 512 MiB of disk are always kept free)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

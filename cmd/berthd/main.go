@@ -154,6 +154,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		ExecRoot:           cfg.ExecRoot,
 		InsecureRegistries: cfg.InsecureRegistries,
 		Events:             bus,
+		MaxUploadSize:      cfg.MaxUploadSize,
 	})
 	if err != nil {
 		return nil, err
@@ -267,7 +268,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	bld, err := builder.New(rt, imgs, filepath.Join(cfg.DataRoot, "build"))
+	bld, err := builder.New(rt, imgs, filepath.Join(cfg.DataRoot, "build"), registry.UploadLimit{Max: cfg.MaxUploadSize})
 	if err != nil {
 		return nil, err
 	}

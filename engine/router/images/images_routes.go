@@ -25,6 +25,8 @@ func (ir *Router) getImages(ctx context.Context, w http.ResponseWriter, r *http.
 	list, err := ir.backend.Images(ctx, registry.ListOptions{
 		All:     httputil.BoolValue(r, "all"),
 		Filters: f,
+		// manifests came with API 1.47; older clients never see them
+		Manifests: httputil.BoolValue(r, "manifests") && !httputil.VersionLessThan(httputil.VersionFromContext(ctx), "1.47"),
 	})
 	if err != nil {
 		return err

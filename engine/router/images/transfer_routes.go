@@ -2,8 +2,11 @@ package images
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/registry"
@@ -47,12 +50,15 @@ func (ir *Router) postImagesCreate(ctx context.Context, w http.ResponseWriter, r
 	}
 	from := r.Form.Get("fromImage")
 	if src := r.Form.Get("fromSrc"); src != "" && from == "" {
-		if src != "-" {
-			return errdefs.ErrNotImplemented.WithMessage("berth imports tarballs from the request body only (fromSrc=-), not from a URL")
+		if err := checkImportSource(src); err != nil {
+			return err
 		}
 		opts := registry.ImportOptions{
 			Repo: r.Form.Get("repo"), Tag: r.Form.Get("tag"),
 			Message: r.Form.Get("message"), Changes: r.Form["changes"],
+		}
+		if opts.Message == "" {
+			opts.Message = "Imported from " + src // dockerd's default comment
 		}
 		return streamed(w, func(start registry.StartFunc) error {
 			return ir.backend.Import(ctx, r.Body, opts, start)
@@ -72,6 +78,27 @@ func (ir *Router) postImagesCreate(ctx context.Context, w http.ResponseWriter, r
 	})
 }
 
+// checkImportSource accepts "-" (the request body). Anything else is a URL
+// to dockerd, which berth does not fetch: what is no http(s) URL is an
+// invalid argument, in url's words as dockerd's; a URL is not implemented.
+func checkImportSource(src string) error {
+	if src == "-" {
+		return nil
+	}
+	full := src
+	if !strings.Contains(full, "://") {
+		full = "http://" + full
+	}
+	u, err := url.Parse(full)
+	if err != nil {
+		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid import source %q: not - (the request body) nor an http(s) URL", src))
+	}
+	return errdefs.ErrNotImplemented.WithMessage("berth imports tarballs from the request body only (fromSrc=-), not from a URL")
+}
+
 func (ir *Router) postImagePush(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
 	if err := httputil.ParseForm(r); err != nil {
 		return err
@@ -87,9 +114,19 @@ func (ir *Router) postImagesLoad(ctx context.Context, w http.ResponseWriter, r *
 		return err
 	}
 	quiet := httputil.BoolValueOrDefault(r, "quiet", true)
-	return streamed(w, func(start registry.StartFunc) error {
-		return ir.backend.Load(ctx, r.Body, quiet, start)
-	})
+	// as dockerd: the answer is always the stream, a bad archive's error
+	// in it (docker load reads the error from there, quiet or not)
+	var stream *httputil.JSONStream
+	start := func() registry.Output {
+		if stream == nil {
+			stream = httputil.NewJSONStream(w)
+		}
+		return stream
+	}
+	if err := ir.backend.Load(ctx, r.Body, quiet, start); err != nil {
+		_ = start().Send(registry.ErrorMessage(err))
+	}
+	return nil
 }
 
 func (ir *Router) getImagesGet(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
