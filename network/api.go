@@ -85,7 +85,7 @@ func (m *Manager) wireLocked(st *netState) network.Network {
 	n := network.Network{
 		Name: r.Name, ID: r.ID, Created: r.Created, Scope: "local", Driver: r.Driver,
 		EnableIPv4: r.Driver == "bridge", Internal: r.Internal, Attachable: r.Attachable,
-		IPAM:    network.IPAM{Driver: "default", Options: map[string]string{}, Config: []network.IPAMConfig{}},
+		IPAM:    network.IPAM{Driver: "default", Options: maps.Clone(r.IPAMOptions), Config: []network.IPAMConfig{}},
 		Options: nonNil(r.Options), Labels: nonNil(r.Labels),
 		ConfigFrom: network.ConfigReference{Network: ""},
 	}
@@ -258,6 +258,7 @@ func (m *Manager) ipamConfigLocked(rec *netRecord, cfg *network.IPAM) error {
 	}
 	var c network.IPAMConfig
 	if cfg != nil {
+		rec.IPAMOptions = maps.Clone(cfg.Options)
 		switch len(cfg.Config) {
 		case 0:
 		case 1:

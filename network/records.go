@@ -26,6 +26,9 @@ type netRecord struct {
 	AuxAddresses map[string]netip.Addr `json:",omitempty"`
 	Labels       map[string]string
 	Options      map[string]string
+	// IPAMOptions are IPAM's options as the create request gave them (nil
+	// shows as null, as from dockerd).
+	IPAMOptions map[string]string
 }
 
 // endpointRecord is one container on one network ("endpoints" table, by
