@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/berthd/berth/engine/httputil"
@@ -86,4 +87,30 @@ func TestCompatLegacyEvents(t *testing.T) {
 	_, cur := get(t, s, "/v1.52/events")
 	_, has := cur["status"]
 	assert.Check(t, !has)
+}
+
+// A handler that panics answers 500 and the server goes on serving.
+func TestHandlerPanicIsA500(t *testing.T) {
+	s := New(Config{APIVersion: "1.56", MinAPIVersion: "1.24"}, fakeRouter{
+		httputil.NewGetRoute("/boom", func(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+			var m map[string]int
+			m["x"]++
+			return nil
+		}),
+		httputil.NewGetRoute("/late", func(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("partial"))
+			panic("after the answer started")
+		}),
+	})
+	for range 2 {
+		rec, body := get(t, s, "/v1.41/boom")
+		assert.Equal(t, rec.Code, http.StatusInternalServerError)
+		assert.Assert(t, strings.Contains(body["message"].(string), "assignment to entry in nil map"), "%v", body)
+	}
+	rec, _ := get(t, s, "/late")
+	assert.Equal(t, rec.Code, http.StatusOK)
+	assert.Equal(t, rec.Body.String(), "partial") // no error written into the answer
+	_, body := get(t, s, "/v1.41/nope")
+	assert.Equal(t, body["message"], "page not found")
 }

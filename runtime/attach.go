@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/logfile"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -110,7 +111,7 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		a.streams.Stdin = dr
 	} else if stdin != nil {
 		// nothing to forward; drain what the client sends
-		go func() { _, _ = io.Copy(io.Discard, stdin) }()
+		safe.Go("drain attach input", func() { _, _ = io.Copy(io.Discard, stdin) })
 	}
 	a.streams.Stdout, a.streams.Stderr = stdout, stderr
 
@@ -144,7 +145,11 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	}
 	a.s.event(rec, events.ActionAttach, nil)
 	done := make(chan error, 1)
-	go func() { done <- wait() }()
+	safe.Go("attach to "+short(rec.ID), func() {
+		err := errors.New("attach stream ended by a panic")
+		defer func() { done <- err }()
+		err = wait()
+	})
 	select {
 	case err := <-done:
 		return err

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -178,7 +179,7 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 			detachedCh = dr.detached
 			streams.Stdin = dr
 		} else if stdin != nil {
-			go func() { _, _ = io.Copy(io.Discard, stdin) }()
+			safe.Go("drain exec input", func() { _, _ = io.Copy(io.Discard, stdin) })
 		}
 	}
 	size := cfg.ConsoleSize
@@ -211,11 +212,11 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		s.event(rec, events.ActionExecDie, map[string]string{"execID": e.id, "exitCode": strconv.Itoa(code)})
 	}
 	if detached {
-		go finish()
+		safe.Go("detached exec "+short(e.id), finish)
 		return nil
 	}
 	finished := make(chan struct{})
-	go func() { finish(); close(finished) }()
+	safe.Go("exec "+short(e.id), func() { defer close(finished); finish() })
 	select {
 	case <-finished:
 		return nil
