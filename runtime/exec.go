@@ -119,7 +119,9 @@ func (s *Service) ExecStart(ctx context.Context, id string, req container.ExecSt
 		return nil, err
 	}
 	e.started = true
-	return &ExecRun{Tty: e.cfg.Tty, s: s, e: e, req: req, cancel: func() {}}, nil
+	// the stream is framed as the start request says, whatever the
+	// process has (a terminal or not), as dockerd does
+	return &ExecRun{Tty: req.Tty, s: s, e: e, req: req, cancel: func() {}}, nil
 }
 
 // Cancel gives up an exec that was not run.
@@ -254,13 +256,12 @@ func (d *dropWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// execFailed records a process that could not start with dockerd's exit
-// codes and writes the reason to the client's stream, as dockerd does.
+// execFailed records a process that could not start and writes the reason
+// to the client's stream, as dockerd does. Its exit code is 126 whatever
+// the reason (a missing command too: 127 is for a container's own command
+// that cannot start), as dockerd reports it and the docker CLI exits.
 func (s *Service) execFailed(e *execProc, err error, stdout io.Writer) error {
-	code := exitCodeFor(err)
-	if code == 128 {
-		code = 126
-	}
+	code := 126
 	e.mu.Lock()
 	e.exitCode, e.running, e.ended = &code, false, time.Now()
 	e.mu.Unlock()
