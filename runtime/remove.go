@@ -107,6 +107,7 @@ func (s *Service) removeClaimed(ctx context.Context, c *ctr, opts RemoveOptions)
 	}
 	s.mu.Unlock()
 	s.forgetExecs(c)
+	s.failPending(c, nil)
 	close(c.removed)
 	c.notify()
 	s.event(rec, events.ActionDestroy, nil)
