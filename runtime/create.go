@@ -61,6 +61,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 	if err := oci.MergeImageConfig(cfg, &img.Config); err != nil {
 		return container.CreateResponse{}, err
 	}
+	if cfg.WorkingDir != "" {
+		cfg.WorkingDir = filepath.Clean(cfg.WorkingDir) // as dockerd stores it: /tmp/ is /tmp
+	}
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
 	}
