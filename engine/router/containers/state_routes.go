@@ -24,9 +24,6 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if body.Config == nil {
 		return errdefs.ErrInvalidArgument.WithMessage("config cannot be empty in order to create a container")
 	}
-	if hc := body.HostConfig; hc != nil && hc.PidsLimit != nil && *hc.PidsLimit <= 0 {
-		hc.PidsLimit = nil // 0 and -1 ask for no limit, as with dockerd
-	}
 	version := httputil.VersionFromContext(ctx)
 	resp, err := r.b.Create(ctx, runtime.CreateRequest{
 		Name:               req.Form.Get("name"),
@@ -191,11 +188,6 @@ func (r *Router) update(ctx context.Context, w http.ResponseWriter, req *http.Re
 	var cfg container.UpdateConfig
 	if err := httputil.ReadJSON(req, &cfg, false); err != nil {
 		return err
-	}
-	if cfg.PidsLimit != nil && *cfg.PidsLimit <= 0 {
-		// 0 and -1 lift the limit; it is stored as 0, as dockerd does
-		unlimited := int64(0)
-		cfg.PidsLimit = &unlimited
 	}
 	resp, err := r.b.Update(ctx, vars["name"], cfg)
 	if err != nil {
