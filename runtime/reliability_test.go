@@ -137,3 +137,36 @@ func TestWaitOnRestartingContainer(t *testing.T) {
 		t.Fatal("wait removed did not return after the removal")
 	}
 }
+
+// docker restart of a --rm container restarts it (its exit does not
+// remove it), and a restart whose client went away completes.
+func TestRestartAutoRemoveAndCancelled(t *testing.T) {
+	h := newHarness(t)
+	id := create(t, h, "", &container.HostConfig{AutoRemove: true}, "sleep", "30")
+	assert.NilError(t, h.s.Start(context.Background(), id))
+	zero := 0
+	for range 2 {
+		assert.NilError(t, h.s.Restart(context.Background(), id, "", &zero))
+		ins, err := h.s.Inspect(context.Background(), id, false)
+		assert.NilError(t, err)
+		assert.Equal(t, ins.State.Status, container.StateRunning)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.NilError(t, h.s.Restart(cancelled, id, "", &zero))
+	ins, err := h.s.Inspect(context.Background(), id, false)
+	assert.NilError(t, err)
+	assert.Equal(t, ins.State.Status, container.StateRunning)
+	assert.Equal(t, countActions(h, id, "restart"), 3)
+	assert.Equal(t, countActions(h, id, "destroy"), 0)
+
+	// still auto-remove: a stop removes it
+	removed, err := h.s.Wait(context.Background(), id, container.WaitConditionRemoved)
+	assert.NilError(t, err)
+	assert.NilError(t, h.s.Stop(context.Background(), id, "", &zero))
+	select {
+	case <-removed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stopped --rm container was not removed")
+	}
+}
