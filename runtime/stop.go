@@ -174,6 +174,7 @@ func (s *Service) kill(c *ctr, sig syscall.Signal) error {
 	if task == nil {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is not running", rec.ID))
 	}
+	s.event(rec, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
 	if err := task.Kill(context.Background(), sig); err != nil {
 		if errdefs.IsConflict(err) {
 			return nil // it exited meanwhile
@@ -183,7 +184,6 @@ func (s *Service) kill(c *ctr, sig syscall.Signal) error {
 	if unpause {
 		s.resumeForKill(c)
 	}
-	s.event(rec, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
 	return nil
 }
 
