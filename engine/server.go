@@ -16,6 +16,7 @@ import (
 
 	"github.com/berthd/berth/engine/httpstatus"
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/internal/safe"
 	"github.com/gorilla/mux"
 	"github.com/moby/moby/api/types/common"
 	"github.com/sirupsen/logrus"
@@ -102,7 +103,7 @@ func (s *Server) makeHandler(route httputil.Route) http.Handler {
 			out = c.wrap(rec)
 		}
 		start := time.Now()
-		err := route.Handler(ctx, out, r.WithContext(ctx), vars)
+		err := callHandler(route, ctx, out, r.WithContext(ctx), vars)
 		if f, ok := out.(interface{ finish() }); ok && err == nil {
 			f.finish()
 		}
@@ -132,6 +133,24 @@ func loggedURI(u *url.URL) string {
 	c := *u
 	c.RawQuery = q.Encode()
 	return c.RequestURI()
+}
+
+// callHandler runs a route's handler and turns a panic into an error: the
+// client gets a 500 rather than a cut connection, the panic and its stack
+// go to the log, and the daemon serves on. (net/http would recover too,
+// but silently for the client.) http.ErrAbortHandler is passed on: it is
+// how a handler asks net/http to abort the answer.
+func callHandler(route httputil.Route, ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			safe.Log(r.Method+" "+r.URL.Path, v)
+			err = fmt.Errorf("internal error handling %s %s: %v", r.Method, r.URL.Path, v)
+		}
+	}()
+	return route.Handler(ctx, w, r, vars)
 }
 
 func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {

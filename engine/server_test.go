@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/berthd/berth/engine/httputil"
@@ -102,4 +103,30 @@ func TestLoggedURIHidesBuildArgs(t *testing.T) {
 			t.Errorf("%s: got %s, want %s", in, got, want)
 		}
 	}
+}
+
+// A handler that panics answers 500 and the server goes on serving.
+func TestHandlerPanicIsA500(t *testing.T) {
+	s := New(Config{APIVersion: "1.56", MinAPIVersion: "1.24"}, fakeRouter{
+		httputil.NewGetRoute("/boom", func(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+			var m map[string]int
+			m["x"]++
+			return nil
+		}),
+		httputil.NewGetRoute("/late", func(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("partial"))
+			panic("after the answer started")
+		}),
+	})
+	for range 2 {
+		rec, body := get(t, s, "/v1.41/boom")
+		assert.Equal(t, rec.Code, http.StatusInternalServerError)
+		assert.Assert(t, strings.Contains(body["message"].(string), "assignment to entry in nil map"), "%v", body)
+	}
+	rec, _ := get(t, s, "/late")
+	assert.Equal(t, rec.Code, http.StatusOK)
+	assert.Equal(t, rec.Body.String(), "partial") // no error written into the answer
+	_, body := get(t, s, "/v1.41/nope")
+	assert.Equal(t, body["message"], "page not found")
 }

@@ -166,7 +166,7 @@ func TestStreamsExec(t *testing.T) {
 	d.Docker("exec", "xx", "sh", "-c", "exit 7").Assert(t, icmd.Expected{ExitCode: 7})
 	out := d.DockerOK(t, "exec", "-u", "33", "-w", "/tmp", "-e", "A=1", "xx", "sh", "-c", "id -u; pwd; echo $A")
 	assert.Equal(t, out, "33\n/tmp\n1\n")
-	d.Docker("exec", "xx", "nosuchcommand").Assert(t, icmd.Expected{ExitCode: 127})
+	d.Docker("exec", "xx", "nosuchcommand").Assert(t, icmd.Expected{ExitCode: 126}) // as dockerd: every exec that cannot start
 	d.Docker("exec", "xx", "/etc/passwd").Assert(t, icmd.Expected{ExitCode: 126})
 
 	p := startPTY(t, d, 24, 80, "exec", "-it", "xx", "sh")

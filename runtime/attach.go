@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/logfile"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -59,13 +60,12 @@ func (s *Service) Attach(ctx context.Context, name string, opts AttachOptions) (
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if opts.Stream && c.rec.State.Status == container.StateExited && !c.rec.HostConfig.AutoRemove {
-		if c.restartTimer == nil {
-			return nil, errdefs.ErrConflict.WithMessage("You cannot attach to a stopped container, start it first")
-		}
-	}
+	// As dockerd: a stream to a container that is not running waits for
+	// its next start (docker start -a attaches, then starts); one that is
+	// restarting waits too (dockerd refuses it, a race for clients that
+	// attach at every start event).
 	if c.rec.State.Status == container.StatePaused {
-		return nil, errdefs.ErrConflict.WithMessage("You cannot attach to a paused container, unpause it first")
+		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is paused, unpause the container before attach", name))
 	}
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	return &Attachment{Tty: c.rec.Config.Tty, s: s, c: c, opts: opts, keys: seq, ctx: actx, cancel: cancel,
@@ -82,7 +82,10 @@ func (a *Attachment) Cancel() { a.cancel() }
 // called means nothing was streamed.
 func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, ready func()) error {
 	defer a.cancel()
-	readyOnce := sync.OnceFunc(ready)
+	// output waits for the answer: the monitor may deliver some as soon as
+	// the attachment is registered, before ready has been called
+	answered := make(chan struct{})
+	readyOnce := sync.OnceFunc(func() { ready(); close(answered) })
 	c, rec := a.c, a.c.rec
 	if a.Tty {
 		stderr = stdout
@@ -93,6 +96,7 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	if !a.opts.Stderr {
 		stderr = nil
 	}
+	stdout, stderr = gate(stdout, answered), gate(stderr, answered)
 	if a.opts.Logs {
 		readyOnce()
 		if err := a.replay(stdout, stderr); err != nil {
@@ -110,7 +114,7 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		a.streams.Stdin = dr
 	} else if stdin != nil {
 		// nothing to forward; drain what the client sends
-		go func() { _, _ = io.Copy(io.Discard, stdin) }()
+		safe.Go("drain attach input", func() { _, _ = io.Copy(io.Discard, stdin) })
 	}
 	a.streams.Stdout, a.streams.Stderr = stdout, stderr
 
@@ -144,7 +148,11 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	}
 	a.s.event(rec, events.ActionAttach, nil)
 	done := make(chan error, 1)
-	go func() { done <- wait() }()
+	safe.Go("attach to "+short(rec.ID), func() {
+		err := errors.New("attach stream ended by a panic")
+		defer func() { done <- err }()
+		err = wait()
+	})
 	select {
 	case err := <-done:
 		return err
@@ -160,6 +168,24 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		<-done
 		return ctx.Err()
 	}
+}
+
+// gatedWriter holds writes until open is closed.
+type gatedWriter struct {
+	w    io.Writer
+	open <-chan struct{}
+}
+
+func gate(w io.Writer, open <-chan struct{}) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return gatedWriter{w: w, open: open}
+}
+
+func (g gatedWriter) Write(p []byte) (int, error) {
+	<-g.open
+	return g.w.Write(p)
 }
 
 // replay writes the log so far (logs=1).
@@ -193,7 +219,8 @@ func (s *Service) connectPending(c *ctr, task Task) {
 	}
 }
 
-// failPending ends attachments waiting for a start that failed.
+// failPending ends attachments waiting for a start that failed (err), or
+// for a container that was removed (nil: their output has ended).
 func (s *Service) failPending(c *ctr, err error) {
 	for _, a := range c.pendingAttach {
 		a.failed <- err

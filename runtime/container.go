@@ -80,6 +80,15 @@ type ctr struct {
 	pendingAttach []*Attachment
 	// stopping is set while stop or kill by the user is in progress.
 	stopping bool
+	// removing is set while one caller owns the container's removal (see
+	// claimRemoval); every other removal, start or restart backs off.
+	removing bool
+	// exitSeq counts the exits recorded since the daemon started, so a
+	// wait can tell the next exit from the last one.
+	exitSeq int
+	// manualRestart is set while docker restart stops the container: its
+	// exit must not remove an auto-remove container.
+	manualRestart bool
 	// removed is closed when the container is gone.
 	removed chan struct{}
 	// restartTimer is the pending restart of a restart policy.

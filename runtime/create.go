@@ -76,6 +76,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 	if req.NoImageVolumes {
 		cfg.Volumes = nil
 	}
+	if cfg.WorkingDir != "" {
+		cfg.WorkingDir = filepath.Clean(cfg.WorkingDir) // as dockerd stores it: /tmp/ is /tmp
+	}
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -118,7 +119,9 @@ func (s *Service) ExecStart(ctx context.Context, id string, req container.ExecSt
 		return nil, err
 	}
 	e.started = true
-	return &ExecRun{Tty: e.cfg.Tty, s: s, e: e, req: req, cancel: func() {}}, nil
+	// the stream is framed as the start request says, whatever the
+	// process has (a terminal or not), as dockerd does
+	return &ExecRun{Tty: req.Tty, s: s, e: e, req: req, cancel: func() {}}, nil
 }
 
 // Cancel gives up an exec that was not run.
@@ -178,7 +181,7 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 			detachedCh = dr.detached
 			streams.Stdin = dr
 		} else if stdin != nil {
-			go func() { _, _ = io.Copy(io.Discard, stdin) }()
+			safe.Go("drain exec input", func() { _, _ = io.Copy(io.Discard, stdin) })
 		}
 	}
 	size := cfg.ConsoleSize
@@ -211,11 +214,11 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		s.event(rec, events.ActionExecDie, map[string]string{"execID": e.id, "exitCode": strconv.Itoa(code)})
 	}
 	if detached {
-		go finish()
+		safe.Go("detached exec "+short(e.id), finish)
 		return nil
 	}
 	finished := make(chan struct{})
-	go func() { finish(); close(finished) }()
+	safe.Go("exec "+short(e.id), func() { defer close(finished); finish() })
 	select {
 	case <-finished:
 		return nil
@@ -253,13 +256,12 @@ func (d *dropWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// execFailed records a process that could not start with dockerd's exit
-// codes and writes the reason to the client's stream, as dockerd does.
+// execFailed records a process that could not start and writes the reason
+// to the client's stream, as dockerd does. Its exit code is 126 whatever
+// the reason (a missing command too: 127 is for a container's own command
+// that cannot start), as dockerd reports it and the docker CLI exits.
 func (s *Service) execFailed(e *execProc, err error, stdout io.Writer) error {
-	code := exitCodeFor(err)
-	if code == 128 {
-		code = 126
-	}
+	code := 126
 	e.mu.Lock()
 	e.exitCode, e.running, e.ended = &code, false, time.Now()
 	e.mu.Unlock()

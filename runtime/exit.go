@@ -25,6 +25,7 @@ func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 		return // a newer run owns the container
 	}
 	c.task, c.process = nil, nil
+	c.exitSeq++
 	rec := c.rec
 	if st.ExitedAt.IsZero() {
 		st.ExitedAt = time.Now()
@@ -57,10 +58,12 @@ func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 	}
 	s.saveLogged(c)
 	c.notify()
-	autoRemove := rec.HostConfig.AutoRemove && !restart
+	// the removal's one owner is whoever claims it first: a docker rm -f
+	// that caused this exit already has; a docker restart stops without it
+	autoRemove := rec.HostConfig.AutoRemove && !restart && !c.manualRestart && s.claimRemoval(c, false) == nil
 	c.mu.Unlock()
 	if autoRemove {
-		if err := s.remove(context.Background(), c, RemoveOptions{RemoveVolumes: true}); err != nil {
+		if err := s.removeClaimed(context.Background(), c, RemoveOptions{RemoveVolumes: true}); err != nil {
 			logrus.WithError(err).Warnf("auto-remove container %s", rec.ID[:12])
 		}
 	}

@@ -280,8 +280,21 @@ func (s *Service) summary(rec *Record) container.Summary {
 	return sum
 }
 
+// commandLine is the COMMAND of docker ps, by dockerd's rule: the path,
+// then the arguments, each one that contains a space wrapped in single
+// quotes as it is (no escaping).
 func commandLine(rec *Record) string {
-	return strings.Join(append([]string{rec.Path}, rec.Args...), " ")
+	if len(rec.Args) == 0 {
+		return rec.Path
+	}
+	args := make([]string, len(rec.Args))
+	for i, a := range rec.Args {
+		if strings.Contains(a, " ") {
+			a = "'" + a + "'"
+		}
+		args[i] = a
+	}
+	return rec.Path + " " + strings.Join(args, " ")
 }
 
 func portSummaries(rec *Record) []container.PortSummary {

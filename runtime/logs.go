@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/logfile"
 	"github.com/sirupsen/logrus"
 )
@@ -49,7 +50,7 @@ func (s *Service) Logs(ctx context.Context, name string, opts LogsOptions) (*Log
 		if !c.running() && rec.State.Status != "restarting" {
 			close(done)
 		} else {
-			go s.closeWhenStopped(ctx, c, done)
+			safe.Go("follow logs of "+short(rec.ID), func() { s.closeWhenStopped(ctx, c, done) })
 		}
 	}
 	c.mu.Unlock()
@@ -57,6 +58,7 @@ func (s *Service) Logs(ctx context.Context, name string, opts LogsOptions) (*Log
 	lines := make(chan LogLine, 64)
 	go func() {
 		defer close(lines)
+		defer safe.Recover("read logs of " + short(rec.ID))
 		err := logfile.ReadLogs(ctx, s.logPath(rec.ID), logfile.Options{
 			Stdout: opts.Stdout, Stderr: opts.Stderr, Since: opts.Since, Until: opts.Until,
 			Tail: opts.Tail, Follow: opts.Follow, Done: done, Rotation: logRotation(rec),

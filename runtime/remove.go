@@ -30,44 +30,67 @@ func (s *Service) Remove(ctx context.Context, name string, opts RemoveOptions) e
 
 func (s *Service) remove(ctx context.Context, c *ctr, opts RemoveOptions) error {
 	c.mu.Lock()
-	rec := c.rec
-	if rec.State.Status == container.StateRemoving {
+	if err := s.claimRemoval(c, opts.Force); err != nil {
 		c.mu.Unlock()
-		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("removal of container %s is already in progress", rec.ID[:12]))
+		return err
 	}
+	c.mu.Unlock()
+	return s.removeClaimed(ctx, c, opts)
+}
+
+// claimRemoval makes the caller the one owner of the container's removal;
+// call with c.mu held. Removals race (docker rm -f against the exit of a
+// --rm container, two clients, prune): whoever claims first removes, the
+// others get dockerd's answers (409 in progress, 404 gone).
+func (s *Service) claimRemoval(c *ctr, force bool) error {
+	rec := c.rec
 	select {
 	case <-c.removed:
-		c.mu.Unlock()
 		return notFound(rec.ID)
 	default:
 	}
+	if c.removing || rec.State.Status == container.StateRemoving {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("removal of container %s is already in progress", rec.ID[:12]))
+	}
+	if c.running() && !force {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container %q: container is running: stop the container before removing or force remove", rec.Name))
+	}
+	c.removing = true
 	s.cancelRestart(c)
+	return nil
+}
+
+// removeClaimed removes a container whose removal the caller claimed:
+// stops it if it runs, then deletes what it owns. On failure the claim is
+// given up and the container stays (dead when a removal was cut).
+func (s *Service) removeClaimed(ctx context.Context, c *ctr, opts RemoveOptions) error {
+	ctx = context.WithoutCancel(ctx) // a removal outlives the request that asked for it
+	c.mu.Lock()
+	rec := c.rec
 	if c.running() {
-		if !opts.Force {
-			c.mu.Unlock()
-			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container %q: container is running: stop the container before removing or force remove", rec.Name))
-		}
 		rec.ManuallyStopped = true
 		c.stopping = true
 		c.mu.Unlock()
-		if rec.State.Status == container.StatePaused {
-			_ = s.d.OCI.Resume(ctx, rec.ID)
-		}
-		_ = s.kill(c, syscall.SIGKILL)
-		if !s.waitStopped(context.WithoutCancel(ctx), c, 30*time.Second) {
-			return fmt.Errorf("container %s did not stop after SIGKILL", rec.ID[:12])
-		}
+		_ = s.kill(c, syscall.SIGKILL) // thaws a paused container
+
+		stopped := s.waitStopped(ctx, c, 30*time.Second)
 		c.mu.Lock()
 		c.stopping = false
+		if !stopped {
+			c.removing = false
+			c.mu.Unlock()
+			return fmt.Errorf("container %s did not stop after SIGKILL", rec.ID[:12])
+		}
 	}
 	prev := rec.State.Status
 	rec.State.Status = container.StateRemoving
 	c.notify()
 	c.mu.Unlock()
 
-	err := s.removeResources(context.WithoutCancel(ctx), c, opts)
+	err := s.removeResources(ctx, c, opts)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.removing = false
 	if err != nil {
 		rec.State.Status = prev
 		if prev == container.StateRemoving {
@@ -84,6 +107,7 @@ func (s *Service) remove(ctx context.Context, c *ctr, opts RemoveOptions) error 
 	}
 	s.mu.Unlock()
 	s.forgetExecs(c)
+	s.failPending(c, nil)
 	close(c.removed)
 	c.notify()
 	s.event(rec, events.ActionDestroy, nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/moby/moby/api/types/container"
 	"github.com/sirupsen/logrus"
 )
@@ -48,7 +49,7 @@ func (s *Service) shouldRestart(c *ctr) (bool, time.Duration) {
 		c.backoff *= 2
 	}
 	c.backoff = min(c.backoff, backoffMax)
-	if c.stopping || c.noRestart || s.isClosed() || rec.HostConfig.AutoRemove {
+	if c.stopping || c.removing || c.noRestart || s.isClosed() || rec.HostConfig.AutoRemove {
 		return false, 0
 	}
 	return policyRestarts(rec, rec.ManuallyStopped), c.backoff
@@ -78,6 +79,7 @@ func (s *Service) scheduleRestart(c *ctr, delay time.Duration) {
 	s.bg.Add(1)
 	c.restartTimer = time.AfterFunc(delay, func() {
 		defer s.bg.Done()
+		defer safe.Recover("restart of container " + short(c.rec.ID))
 		if s.isClosed() {
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/berthd/berth/store"
 	"github.com/moby/moby/api/types/container"
@@ -191,11 +192,13 @@ func (s *Service) Counts() (total, running, paused, stopped int) {
 	return
 }
 
-// bgGo runs f in the background, tracked for Close.
+// bgGo runs f in the background, tracked for Close. A panic in f is
+// logged and ends only f: the daemon keeps serving.
 func (s *Service) bgGo(f func()) {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
+		defer safe.Recover("background work of the container runtime")
 		f()
 	}()
 }

@@ -29,30 +29,47 @@ func (s *Service) Start(ctx context.Context, name string) error {
 		return err
 	}
 	c.mu.Lock()
-	switch c.rec.State.Status {
-	case container.StateRunning, container.StatePaused, container.StateRestarting:
-		// a restarting container counts as running, as in dockerd
+	if err := startable(c); err != nil {
 		c.mu.Unlock()
-		return errdefs.ErrNotModified.WithMessage("container already started")
-	case container.StateRemoving:
-		c.mu.Unlock()
-		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot start container %s: removal in progress", c.rec.ID[:12]))
-	case container.StateDead:
-		c.mu.Unlock()
-		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot start a dead container %s", c.rec.ID[:12]))
+		return err
 	}
+	return s.startByUser(ctx, c, nil)
+}
+
+// startByUser starts the container for docker start or restart; call with
+// c.mu held, it returns with c.mu released. started runs, locked, after a
+// successful start. As dockerd does, a --rm container that fails to start
+// is removed (`docker run --rm` waits for that removal).
+func (s *Service) startByUser(ctx context.Context, c *ctr, started func()) error {
 	c.resetRestarts()
-	err = s.startLocked(ctx, c)
-	autoRemove := err != nil && c.rec.HostConfig.AutoRemove
+	err := s.startLocked(ctx, c)
+	if err == nil && started != nil {
+		started()
+	}
+	autoRemove := err != nil && c.rec.HostConfig.AutoRemove && s.claimRemoval(c, false) == nil
 	c.mu.Unlock()
 	if autoRemove {
-		// as dockerd does: a --rm container that fails to start is removed
-		// (`docker run --rm` waits for the removal after a failed start)
-		if rmErr := s.remove(context.WithoutCancel(ctx), c, RemoveOptions{RemoveVolumes: true}); rmErr != nil {
+		if rmErr := s.removeClaimed(ctx, c, RemoveOptions{RemoveVolumes: true}); rmErr != nil {
 			logrus.WithError(rmErr).Warnf("auto-remove container %s", c.rec.ID[:12])
 		}
 	}
 	return err
+}
+
+// startable says whether a start by the user may go ahead; call with c.mu
+// held.
+func startable(c *ctr) error {
+	switch c.rec.State.Status {
+	case container.StateRunning, container.StatePaused, container.StateRestarting:
+		// a restarting container counts as running, as in dockerd
+		return errdefs.ErrNotModified.WithMessage("container already started")
+	case container.StateDead:
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot start a dead container %s", c.rec.ID[:12]))
+	}
+	if c.removing || c.rec.State.Status == container.StateRemoving {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot start container %s: removal in progress", c.rec.ID[:12]))
+	}
+	return nil
 }
 
 // undo is a stack of cleanups run when a start fails half-way.

@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,6 +29,8 @@ func (s *Service) Stop(ctx context.Context, name, signal string, timeout *int) e
 }
 
 func (s *Service) stop(ctx context.Context, c *ctr, signal string, timeout *int) error {
+	// as dockerd: a client that hangs up does not cancel the stop
+	ctx = context.WithoutCancel(ctx)
 	c.mu.Lock()
 	rec := c.rec
 	if s.cancelRestart(c) {
@@ -70,10 +73,8 @@ func (s *Service) stop(ctx context.Context, c *ctr, signal string, timeout *int)
 		c.mu.Unlock()
 	}()
 
-	if rec.State.Status == container.StatePaused {
-		// a frozen process cannot handle its stop signal
-		_ = s.kill(c, syscall.SIGKILL)
-	} else if err := s.kill(c, sig); err != nil && !errdefs.IsConflict(err) {
+	// a paused container is thawed after the signal (see kill)
+	if err := s.kill(c, sig); err != nil && !errdefs.IsConflict(err) {
 		return err
 	}
 	if t >= 0 && !s.waitStopped(ctx, c, time.Duration(t)*time.Second) {
@@ -129,11 +130,7 @@ func (s *Service) Kill(ctx context.Context, name, signal string) error {
 	// As dockerd: SIGKILL and the stop signal (any signal when the image
 	// sets none) cancel the restart policy for the exit they cause; every
 	// kill counts as a stop by the user for unless-stopped.
-	cancel := c.rec.Config.StopSignal == "" || sig == syscall.SIGKILL
-	if !cancel {
-		stopSig, err := ParseSignal(c.rec.Config.StopSignal)
-		cancel = err == nil && stopSig == sig
-	}
+	cancel := isStopSignal(c.rec, sig)
 	if c.rec.State.Status == container.StateRestarting {
 		c.rec.ManuallyStopped = true
 		if cancel {
@@ -165,10 +162,14 @@ func (s *Service) Kill(ctx context.Context, name, signal string) error {
 }
 
 // kill signals the container's init process through its monitor, which
-// holds it as an unreaped child, so a recycled pid is never signalled.
+// holds it as an unreaped child, so a recycled pid is never signalled. As
+// dockerd does, SIGKILL or the container's stop signal to a paused
+// container thaws it afterwards, so the signal takes effect: a frozen
+// process neither handles a signal nor dies of one.
 func (s *Service) kill(c *ctr, sig syscall.Signal) error {
 	c.mu.Lock()
 	task, rec := c.task, c.rec
+	unpause := rec.State.Status == container.StatePaused && isStopSignal(rec, sig)
 	c.mu.Unlock()
 	if task == nil {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is not running", rec.ID))
@@ -180,7 +181,38 @@ func (s *Service) kill(c *ctr, sig syscall.Signal) error {
 		}
 		return fmt.Errorf("kill container %s: %w", rec.ID[:12], err)
 	}
+	if unpause {
+		s.resumeForKill(c)
+	}
 	return nil
+}
+
+// isStopSignal says whether sig ends the container: SIGKILL, its stop
+// signal, or any signal when it sets none (dockerd's rule).
+func isStopSignal(rec *Record, sig syscall.Signal) bool {
+	if sig == syscall.SIGKILL || rec.Config.StopSignal == "" {
+		return true
+	}
+	stopSig, err := ParseSignal(rec.Config.StopSignal)
+	return err == nil && stopSig == sig
+}
+
+// resumeForKill thaws a paused container that has just been sent its
+// stop signal.
+func (s *Service) resumeForKill(c *ctr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.State.Status != container.StatePaused || c.task == nil {
+		return
+	}
+	if err := s.d.OCI.Resume(context.Background(), c.rec.ID); err != nil {
+		logrus.WithError(err).Warnf("unpause container %s to stop it", short(c.rec.ID))
+		return
+	}
+	c.rec.State.Status = container.StateRunning
+	s.saveLogged(c)
+	c.notify()
+	s.event(c.rec, events.ActionUnPause, nil)
 }
 
 // ParseSignal reads "SIGKILL", "KILL", "kill" or "9"; "" is SIGKILL.
@@ -209,26 +241,36 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	return 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid signal: %s", s))
 }
 
-// Restart stops (if running) and starts the container.
+// Restart stops (if running) and starts the container. It outlives the
+// request: a client that hangs up does not cut it half-way. An auto-remove
+// container is not removed by the exit the restart causes.
 func (s *Service) Restart(ctx context.Context, name, signal string, timeout *int) error {
 	c, err := s.lookup(name)
 	if err != nil {
 		return err
 	}
-	if err := s.stop(ctx, c, signal, timeout); err != nil && !errdefs.IsNotModified(err) {
-		return err
-	}
+	ctx = context.WithoutCancel(ctx)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.running() {
-		return nil
+	if c.removing || c.rec.State.Status == container.StateRemoving {
+		c.mu.Unlock()
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot restart container %s: removal in progress", c.rec.ID[:12]))
 	}
-	c.resetRestarts()
-	if err := s.startLocked(ctx, c); err != nil {
+	c.manualRestart = true
+	c.mu.Unlock()
+	err = s.stop(ctx, c, signal, timeout)
+	c.mu.Lock()
+	c.manualRestart = false
+	if err == nil || errdefs.IsNotModified(err) {
+		err = startable(c)
+	}
+	if err != nil {
+		c.mu.Unlock()
+		if errdefs.IsNotModified(err) {
+			return nil // started meanwhile
+		}
 		return err
 	}
-	s.event(c.rec, events.ActionRestart, nil)
-	return nil
+	return s.startByUser(ctx, c, func() { s.event(c.rec, events.ActionRestart, nil) })
 }
 
 // Pause freezes the container's processes.

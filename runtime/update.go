@@ -64,8 +64,15 @@ func (s *Service) Update(ctx context.Context, name string, cfg container.UpdateC
 	if r.BlkioWeight != 0 {
 		hc.BlkioWeight = r.BlkioWeight
 	}
+	pids := hc.PidsLimit
 	if _, err := validateHostConfig(&hc); err != nil {
 		return container.UpdateResponse{}, err
+	}
+	if pids != nil && *pids <= 0 {
+		// 0 and -1 lift the limit (validation drops them, as at create):
+		// stored as 0, as dockerd does, and applied as runc's "no limit"
+		unlimited := int64(0)
+		hc.PidsLimit = &unlimited
 	}
 	if c.task != nil && resourcesChanged(c.rec.HostConfig, &hc) {
 		if err := s.d.OCI.Update(ctx, c.rec.ID, &hc.Resources); err != nil {

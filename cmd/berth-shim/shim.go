@@ -84,7 +84,9 @@ func (s *shim) path(name string) string { return filepath.Join(s.dir, name) }
 // its output to the log. The container does not run user code until start.
 func (s *shim) create() error {
 	var err error
-	if s.devNull, err = os.Open(os.DevNull); err != nil {
+	// read-write: it is the stdout and stderr of a process whose output
+	// nobody attached to (a detached exec), which must be able to write
+	if s.devNull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
 		return err
 	}
 	if s.log, err = logfile.Open(s.cfg.LogPath, s.cfg.LogRotation, s.cfg.LogAttrs); err != nil {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/runtime/shim"
@@ -132,7 +134,10 @@ func (t *shimTask) Attach(ctx context.Context, s runtime.Streams) (func() error,
 	var once sync.Once
 	done := make(chan error, 1)
 	go func() {
-		done <- t.c.Attach(ctx, shim.AttachOptions{
+		err := errors.New("attach ended by an internal error")
+		defer func() { done <- err }()
+		defer safe.Recover("attach stream")
+		err = t.c.Attach(ctx, shim.AttachOptions{
 			Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr,
 			OnAttached: func() { once.Do(func() { close(attached) }) },
 		})

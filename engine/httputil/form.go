@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -54,11 +55,8 @@ func Int64Value(r *http.Request, k string, def int64) (int64, error) {
 // ReadJSON decodes the request body into v. An empty body is allowed when
 // allowEmpty is set (v keeps its zero value); malformed JSON is a 400.
 func ReadJSON(r *http.Request, v any, allowEmpty bool) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") && r.ContentLength != 0 {
-		// dockerd rejects other content types; old clients send none.
-		if !strings.HasPrefix(ct, "text/plain") {
-			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("unsupported Content-Type header (%s): must be 'application/json'", ct))
-		}
+	if err := checkJSONType(r); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
@@ -69,6 +67,26 @@ func ReadJSON(r *http.Request, v any, allowEmpty bool) error {
 			return errdefs.ErrInvalidArgument.WithMessage("invalid JSON: request body is empty")
 		}
 		return errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
+	}
+	return nil
+}
+
+// checkJSONType applies dockerd's rule to a request body's Content-Type: it
+// must be application/json (parameters such as charset allowed). A request
+// without a body may say anything (the docker CLI's attach says
+// text/plain); unlike dockerd, a body without any Content-Type is read as
+// JSON, as some old clients send it.
+func checkJSONType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" || r.ContentLength == 0 {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("malformed Content-Type header (%s): %v", ct, err))
+	}
+	if mt != "application/json" {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("unsupported Content-Type header (%s): must be 'application/json'", ct))
 	}
 	return nil
 }

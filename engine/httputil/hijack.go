@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 )
 
 // Hijacked is a connection taken over from the HTTP server for a raw
@@ -54,14 +56,53 @@ func Hijack(w http.ResponseWriter, r *http.Request) (*Hijacked, error) {
 // Upgrade answers "101 UPGRADED" with Upgrade: tcp when the client asked to
 // upgrade, else "200 OK", the way dockerd does for attach and exec. After
 // it, the connection carries the raw stream.
+//
+// It returns once the client has read the answer (or after a bound): some
+// clients (docker-py) read the answer through a buffer and then the stream
+// from the socket beneath it, so stream bytes that arrived together with
+// the answer would be lost to them.
 func (h *Hijacked) Upgrade(contentType string) error {
 	h.answered = true
+	var err error
 	if h.upgrade {
-		_, err := fmt.Fprintf(h.Conn, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", contentType)
-		return err
+		_, err = fmt.Fprintf(h.Conn, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", contentType)
+	} else {
+		_, err = fmt.Fprintf(h.Conn, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", contentType)
 	}
-	_, err := fmt.Fprintf(h.Conn, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", contentType)
+	if err == nil {
+		waitRead(h.Conn, upgradeReadLimit)
+	}
 	return err
+}
+
+// upgradeReadLimit bounds the wait for a client to read the answer to an
+// upgrade: a client that reads it late gets the stream all the same, only
+// exposed to its own buffering again.
+const upgradeReadLimit = time.Second
+
+// waitRead waits until the peer of a unix socket has read everything
+// written to it (the kernel's count of unread bytes sent, SIOCOUTQ, is 0),
+// or until limit. Other connections return at once.
+func waitRead(conn net.Conn, limit time.Duration) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(limit)
+	for pause := 20 * time.Microsecond; ; pause = min(2*pause, time.Millisecond) {
+		unread := 0
+		cerr := raw.Control(func(fd uintptr) {
+			unread, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		})
+		if cerr != nil || err != nil || unread == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(pause)
+	}
 }
 
 // Fail answers an error when the stream could not be set up (before Upgrade).

@@ -83,8 +83,11 @@ func LinuxResources(r *container.Resources) *specs.LinuxResources {
 		}
 	}
 	out.CPU = cpu
-	if r.PidsLimit != nil && *r.PidsLimit > 0 {
+	if r.PidsLimit != nil {
 		limit := *r.PidsLimit
+		if limit <= 0 {
+			limit = -1 // runc's "no limit", which lifts one set before
+		}
 		out.Pids = &specs.LinuxPids{Limit: &limit}
 	}
 	if r.BlkioWeight != 0 {

@@ -22,4 +22,10 @@ func TestLinuxResources(t *testing.T) {
 	assert.Equal(t, *r.CPU.Period, uint64(50000))
 	assert.Check(t, r.Memory.Limit == nil)
 	assert.Check(t, r.Pids == nil)
+
+	// a limit of 0 (the API's "unlimited", as docker update --pids-limit -1
+	// stores it) lifts the one set before: runc's -1
+	unlimited := int64(0)
+	r = LinuxResources(&container.Resources{PidsLimit: &unlimited})
+	assert.Equal(t, *r.Pids.Limit, int64(-1))
 }

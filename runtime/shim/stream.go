@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/shim/proto"
 )
 
@@ -59,7 +60,7 @@ func (c *Client) Attach(ctx context.Context, opts AttachOptions) error {
 		opts.OnAttached()
 	}
 	if opts.Stdin != nil {
-		go sendStdin(conn, opts.Stdin)
+		safe.Go("attach input", func() { sendStdin(conn, opts.Stdin) })
 	}
 	_, err = copyFrames(br, opts.Stdout, opts.Stderr)
 	if ctx.Err() != nil {
@@ -187,12 +188,16 @@ func (c *Client) Exec(ctx context.Context, cfg ExecConfig) (*Exec, error) {
 	}
 	e := &Exec{c: c, id: cfg.ID, pid: resp.Pid, direct: resp.Direct, conn: conn, done: make(chan struct{})}
 	if cfg.Stdin != nil {
-		go sendStdin(conn, cfg.Stdin)
+		safe.Go("exec input", func() { sendStdin(conn, cfg.Stdin) })
 	}
 	go func() {
 		defer close(e.done)
 		defer conn.Close()
+		// what Wait reports if copying the output panics
+		e.code, e.err = -1, fmt.Errorf("exec %s: stream ended by an internal error: %w", cfg.ID, errdefs.ErrUnknown)
+		defer safe.Recover("stream of exec " + cfg.ID)
 		code, err := copyFrames(br, cfg.Stdout, cfg.Stderr)
+		e.err = nil
 		switch {
 		case err != nil:
 			e.err = err

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthd/berth/internal/safe"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,7 +45,7 @@ func watchHangup(parent context.Context, r io.Reader, conn any) (io.Reader, cont
 func (h *hangupReader) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
 	if err != nil {
-		h.once.Do(func() { go h.watch(err) })
+		h.once.Do(func() { safe.Go("watch for a client's hang-up", func() { h.watch(err) }) })
 	}
 	return n, err
 }

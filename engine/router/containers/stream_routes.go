@@ -163,6 +163,9 @@ func (r *Router) execStart(ctx context.Context, w http.ResponseWriter, req *http
 	if err := httputil.ReadJSON(req, &body, true); err != nil {
 		return err
 	}
+	if !body.Tty {
+		body.ConsoleSize = nil // no console without a TTY (dockerd's rule); the create's applies
+	}
 	run, err := r.b.ExecStart(ctx, vars["id"], body)
 	if err != nil {
 		return err
@@ -185,7 +188,9 @@ func (r *Router) execStart(ctx context.Context, w http.ResponseWriter, req *http
 		return nil
 	}
 	defer conn.Close()
-	var stdout, stderr io.Writer = conn, conn
+	// framed as the start request says (whatever the exec was created
+	// with); with a TTY only stdout is streamed, as dockerd does
+	var stdout, stderr io.Writer = conn, nil
 	if !run.Tty {
 		stdout, stderr = httputil.NewMuxWriters(conn)
 	}
