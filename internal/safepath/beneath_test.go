@@ -108,8 +108,8 @@ func TestMountpoint(t *testing.T) {
 	}{
 		{"/new/dir", true, "new/dir"},
 		{"/new/file", false, "new/file"},
-		{"/abs/made", true, ""}, // a link dangling in the root is not made through
-		{"/root/etc/hosts", false, "etc/hosts"},                 // / of the root
+		{"/abs/made", true, ""},                 // a link dangling in the root is not made through
+		{"/root/etc/hosts", false, "etc/hosts"}, // / of the root
 		{"/up/x", true, "x"},
 		{"/dir/f", false, "dir/f"}, // exists
 	}
