@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berthd/berth/volume/mounts"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -94,13 +95,28 @@ func (s *Service) runningMounts(rec *Record) ([]viewMount, error) {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return nil, fmt.Errorf("read container spec: %w", err)
 	}
+	// a volume subpath was given to the OCI runtime through a pin, gone
+	// since the start: open it again from the volume, beneath it
+	subpaths := map[string]mounts.MountSpec{}
+	for _, mp := range rec.Mounts {
+		if mp.Spec.Type == mount.TypeVolume && mp.Spec.Subpath != "" {
+			subpaths[mp.Spec.Destination] = mp.Spec
+		}
+	}
 	var out []viewMount
 	for _, m := range spec.Mounts {
 		isBind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
 		if !isBind || !filepath.IsAbs(m.Source) || underKernelFS(m.Destination) {
 			continue
 		}
-		out = append(out, viewMount{Source: m.Source, Destination: m.Destination, ReadOnly: slices.Contains(m.Options, "ro")})
+		ro, rro := slices.Contains(m.Options, "ro"), slices.Contains(m.Options, "rro")
+		vm := viewMount{Source: m.Source, Destination: m.Destination, ReadOnly: ro || rro, ReadOnlyNonRecursive: ro && !rro}
+		if sub, ok := subpaths[m.Destination]; ok {
+			vm.Source, vm.Subpath = sub.HostPath, sub.Subpath
+		} else if strings.HasPrefix(m.Source, s.pinsDir()+"/") {
+			continue
+		}
+		out = append(out, vm)
 	}
 	return out, nil
 }
@@ -118,12 +134,10 @@ func (s *Service) stoppedMounts(ctx context.Context, rec *Record) ([]viewMount, 
 			if err != nil {
 				return nil, err
 			}
-			if m.Subpath != "" {
-				path = filepath.Join(path, m.Subpath)
-			}
-			out = append(out, viewMount{Source: path, Destination: m.Destination, ReadOnly: !m.RW})
+			// the subpath is opened by the view, beneath the volume
+			out = append(out, viewMount{Source: path, Subpath: m.Subpath, Destination: m.Destination, ReadOnly: !m.RW})
 		case mount.TypeBind:
-			out = append(out, viewMount{Source: m.Source, Destination: m.Destination, ReadOnly: !m.RW})
+			out = append(out, viewMount{Source: m.Source, Destination: m.Destination, ReadOnly: !m.RW, ReadOnlyNonRecursive: m.ReadOnlyNonRecursive})
 		}
 	}
 	for _, f := range []struct{ name, dest string }{{"hostname", "/etc/hostname"}, {"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"}} {
