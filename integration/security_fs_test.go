@@ -2,13 +2,18 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/berthd/berth/internal/testenv"
+	"github.com/berthd/berth/internal/testimage"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -104,4 +109,148 @@ func TestSecurityVolumeSubpathSymlink(t *testing.T) {
 	r := d.Docker("start", "missing")
 	assert.Check(t, r.ExitCode != 0)
 	assert.Check(t, is.Contains(r.Stderr(), "cannot access path"))
+}
+
+// swapperSource is a static program a container runs to race the daemon:
+// once path a exists, it makes b a symlink to target and exchanges a and b
+// (renameat2 RENAME_EXCHANGE) as fast as it can, so each of them is a
+// directory and a symlink in turn, all the time.
+const swapperSource = `package main
+
+import (
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+func main() {
+	a, b, target := os.Args[1], os.Args[2], os.Args[3]
+	for {
+		if _, err := os.Lstat(a); err == nil {
+			break
+		}
+	}
+	os.Symlink(target, b)
+	pa, _ := syscall.BytePtrFromString(a)
+	pb, _ := syscall.BytePtrFromString(b)
+	atFdcwd := -100
+	for {
+		syscall.Syscall6(316, uintptr(atFdcwd), uintptr(unsafe.Pointer(pa)), uintptr(atFdcwd), uintptr(unsafe.Pointer(pb)), 2, 0)
+	}
+}
+`
+
+var (
+	swapperOnce sync.Once
+	swapperBin  string
+	swapperErr  error
+)
+
+// swapper builds swapperSource once per test process.
+func swapper(t *testing.T) string {
+	t.Helper()
+	swapperOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-swapper-")
+		if err != nil {
+			swapperErr = err
+			return
+		}
+		if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(swapperSource), 0o644); err != nil {
+			swapperErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", "swapper", "main.go")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GO111MODULE=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			swapperErr = fmt.Errorf("build swapper: %v\n%s", err, out)
+			return
+		}
+		swapperBin = filepath.Join(dir, "swapper")
+	})
+	if swapperErr != nil {
+		t.Fatal(swapperErr)
+	}
+	return swapperBin
+}
+
+// Copy-up fills a new empty volume from the image while another container
+// using the same volume exchanges each directory copy-up makes with a
+// symlink to a host directory, in a loop: nothing is written, chmodded or
+// chowned in the host directory (issue 13 item 2). The copy may fail; the
+// host stays as it was.
+func TestSecurityCopyUpSymlinkRace(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	canary := hostCanary(t)
+	assert.NilError(t, os.Chmod(canary, 0o700))
+	files := map[string]string{}
+	for i := range 300 {
+		files[fmt.Sprintf("data/dir/f%03d", i)] = "image file"
+		files[fmt.Sprintf("data/dir/sub/g%03d", i)] = "image file"
+	}
+	img, _ := testenv.Image(t, testimage.Options{Tag: "cuimg:latest", Files: files})
+	d.DockerOK(t, "load", "-q", "-i", img)
+	sw := swapper(t)
+
+	for i := range 8 {
+		d.DockerOK(t, "volume", "create", "shared")
+		// the attacker plants a symlink to the host directory and swaps it
+		// with what copy-up makes: the top directory, or the one below
+		victim := []string{"/v/dir", "/v/dir/sub"}[i%2]
+		// (it waits for copy-up to begin: copy-up only fills an empty volume)
+		d.DockerOK(t, "run", "-d", "--name", "attacker", "-v", sw+":/swapper:ro", "-v", "shared:/v", "busybox",
+			"/swapper", victim, "/v/lnk", canary)
+		r := d.Docker("run", "--rm", "-v", "shared:/data", "cuimg", "true")
+		t.Logf("copy-up %d (%s): exit %d %s", i, victim, r.ExitCode, strings.TrimSpace(r.Stderr()))
+		d.DockerOK(t, "rm", "-f", "attacker")
+		d.DockerOK(t, "volume", "rm", "shared")
+	}
+	assertCanaryUntouched(t, canary)
+	var st syscall.Stat_t
+	assert.NilError(t, syscall.Stat(canary, &st))
+	assert.Check(t, is.Equal(st.Mode&0o7777, uint32(0o700)), "mode of the host directory")
+	assert.Check(t, is.Equal(st.Uid, uint32(0)), "owner of the host directory")
+
+	// without an attacker, copy-up still copies
+	out := d.DockerOK(t, "run", "--rm", "-v", "quiet:/data", "cuimg", "sh", "-c", "ls /data/dir | wc -l; cat /data/dir/sub/g299")
+	assert.Equal(t, out, "301\nimage file")
+}
+
+// docker cp of a running container whose process exchanges a parent of a
+// mount destination with a symlink to a host directory, in a loop: the
+// view never creates or mounts anything on the host, and never reads from
+// it (issue 13 item 3). Before, the view made the mount point, by path,
+// in the host directory.
+func TestSecurityCopyViewRace(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	canary := hostCanary(t)
+	sw := swapper(t)
+	// /mnt/a/vol is a volume's mount point; /mnt/a is exchanged with a
+	// symlink to the host directory as fast as the container can
+	d.DockerOK(t, "run", "-d", "--name", "racer", "-v", sw+":/swapper:ro", "-v", "racevol:/mnt/a/vol", "busybox",
+		"sh", "-c", "echo in-volume > /mnt/a/vol/f; exec /swapper /mnt/a /mnt/b "+canary)
+	src := filepath.Join(t.TempDir(), "up")
+	assert.NilError(t, os.WriteFile(src, []byte("copied\n"), 0o644))
+	ok := 0
+	for i := range 40 {
+		// what a copy reads while the container moves its own files
+		// around is the container's business (it may be empty); it is
+		// never the host's
+		r := d.Docker("cp", "racer:/mnt/a/vol/f", "-")
+		if r.ExitCode == 0 {
+			ok++
+		}
+		assert.Check(t, !strings.Contains(r.Stdout(), "host secret"), "copy %d", i)
+		d.Docker("cp", src, "racer:/mnt/a/vol/up")
+		d.Docker("cp", src, "racer:/mnt/a/")
+	}
+	t.Logf("%d of 40 copies out succeeded", ok)
+	assertCanaryUntouched(t, canary)
+	// the container is still fine, and a quiet container copies normally
+	d.DockerOK(t, "rm", "-f", "racer")
+	d.DockerOK(t, "create", "--name", "calm", "-v", "racevol:/mnt/a/vol", "busybox")
+	d.DockerOK(t, "cp", src, "calm:/mnt/a/vol/up2")
+	assert.Equal(t, d.DockerOK(t, "run", "--rm", "-v", "racevol:/v", "busybox", "cat", "/v/f", "/v/up2"), "in-volume\ncopied\n")
 }
