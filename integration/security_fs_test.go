@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"net/http"
 	"os"
@@ -253,4 +255,51 @@ func TestSecurityCopyViewRace(t *testing.T) {
 	d.DockerOK(t, "create", "--name", "calm", "-v", "racevol:/mnt/a/vol", "busybox")
 	d.DockerOK(t, "cp", src, "calm:/mnt/a/vol/up2")
 	assert.Equal(t, d.DockerOK(t, "run", "--rm", "-v", "racevol:/v", "busybox", "cat", "/v/f", "/v/up2"), "in-volume\ncopied\n")
+}
+
+// docker cp into a filesystem it would fill: an entry that does not fit is
+// refused before any of it is written, in a clear error, and what the copy
+// had created is taken back; a gzip bomb is refused the same way (issue
+// 13 item 7). Before, the copy filled the filesystem and left a
+// half-written file.
+func TestSecurityCopyIntoFullFilesystem(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	d.DockerOK(t, "volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", "o=size=1m", "small")
+	d.DockerOK(t, "run", "-d", "--name", "running", "-v", "small:/small", "busybox", "sleep", "1000")
+	d.DockerOK(t, "create", "--name", "stopped", "-v", "small:/small", "busybox")
+
+	payload := filepath.Join(t.TempDir(), "payload")
+	assert.NilError(t, os.MkdirAll(payload, 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(payload, "a.txt"), []byte("small\n"), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(payload, "big.bin"), bytes.Repeat([]byte{0}, 4<<20), 0o644))
+	// a 4 MiB file of zeros in a few KiB of gzip
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	assert.NilError(t, tw.WriteHeader(&tar.Header{Name: "bomb/", Typeflag: tar.TypeDir, Mode: 0o755}))
+	assert.NilError(t, tw.WriteHeader(&tar.Header{Name: "bomb/zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4 << 20}))
+	_, err := tw.Write(make([]byte, 4<<20))
+	assert.NilError(t, err)
+	assert.NilError(t, tw.Close())
+	var bomb bytes.Buffer
+	gz := gzip.NewWriter(&bomb)
+	_, _ = gz.Write(tb.Bytes())
+	assert.NilError(t, gz.Close())
+
+	for _, ctr := range []string{"running", "stopped"} {
+		for range 2 {
+			r := d.Docker("cp", payload, ctr+":/small/")
+			assert.Check(t, r.ExitCode != 0, ctr)
+			assert.Check(t, is.Contains(r.Stderr(), "no space left on device"), ctr)
+			assert.Check(t, is.Contains(r.Stderr(), "big.bin"), ctr)
+			code, body := streamsAPI(t, d, http.MethodPut, "/containers/"+ctr+"/archive?path=/small", bytes.NewReader(bomb.Bytes()))
+			assert.Check(t, is.Equal(code, http.StatusServiceUnavailable), body)
+			assert.Check(t, is.Contains(body, "no space left on device: bomb/zeros (4194304 bytes) does not fit"), body)
+			// nothing of either copy stayed, nothing half-written
+			assert.Equal(t, d.DockerOK(t, "exec", "running", "ls", "-A", "/small"), "", ctr)
+		}
+	}
+	// what fits is copied
+	d.DockerOK(t, "cp", filepath.Join(payload, "a.txt"), "stopped:/small/")
+	assert.Equal(t, d.DockerOK(t, "exec", "running", "cat", "/small/a.txt"), "small\n")
 }
