@@ -154,7 +154,7 @@ func (g *guardedTar) Read(p []byte) (int, error) {
 // admit checks one entry against the free space where it goes and notes
 // whether it creates a path.
 func (g *guardedTar) admit(hdr *tar.Header) error {
-	target := filepath.Join(g.dest, filepath.Clean("/" + hdr.Name))
+	target := filepath.Join(g.dest, filepath.Clean("/"+hdr.Name))
 	parent := filepath.Dir(target)
 	var fs unix.Statfs_t
 	if err := unix.Statfs(parent, &fs); err != nil {
