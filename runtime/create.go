@@ -27,6 +27,9 @@ type CreateRequest struct {
 	// DefaultNetworkOnly: API < 1.44 clients connect further networks after
 	// create, so only the NetworkMode network is taken from EndpointsConfig.
 	DefaultNetworkOnly bool
+	// DefaultReadOnlyNonRecursive: read-only binds of API < 1.44 clients
+	// stay read-only at the top only, as before rro existed.
+	DefaultReadOnlyNonRecursive bool
 }
 
 // Create makes a container: validates the request, merges the image config,
@@ -130,7 +133,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 			}
 		}
 	}()
-	mounts, err := s.prepareMounts(ctx, rec, img)
+	mounts, err := s.prepareMounts(ctx, rec, img, req.DefaultReadOnlyNonRecursive)
 	if err != nil {
 		return container.CreateResponse{}, err
 	}

@@ -20,7 +20,7 @@ import (
 // dockerd's precedence, creates the volumes they name and takes a ref on
 // each. Anonymous volumes made here are removed again if create fails
 // later (releaseVolumes).
-func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image) (_ []MountPoint, retErr error) {
+func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image, defaultReadOnlyNonRecursive bool) (_ []MountPoint, retErr error) {
 	hc := rec.HostConfig
 	var inherited []mounts.MountSpec
 	for _, ref := range hc.VolumesFrom {
@@ -40,7 +40,10 @@ func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image) (_
 		other.mu.Unlock()
 		inherited = append(inherited, mounts.Inherit(specs, mode)...)
 	}
-	plan, err := mounts.Plan(mounts.Request{Binds: hc.Binds, Mounts: hc.Mounts, Tmpfs: hc.Tmpfs, Volumes: rec.Config.Volumes, VolumesFrom: inherited})
+	plan, err := mounts.Plan(mounts.Request{
+		Binds: hc.Binds, Mounts: hc.Mounts, Tmpfs: hc.Tmpfs, Volumes: rec.Config.Volumes, VolumesFrom: inherited,
+		DefaultReadOnlyNonRecursive: defaultReadOnlyNonRecursive,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,9 @@ type Request struct {
 	// VolumesFrom are the mounts inherited from HostConfig.VolumesFrom
 	// containers (see Inherit), in the order of VolumesFrom.
 	VolumesFrom []MountSpec
+	// DefaultReadOnlyNonRecursive makes read-only binds of Binds and Mounts
+	// read-only at the top only (API < 1.44, as dockerd).
+	DefaultReadOnlyNonRecursive bool
 }
 
 // Plan resolves a create request into the container's mounts, sorted by
@@ -38,6 +41,9 @@ func Plan(r Request) ([]MountSpec, error) {
 	add := func(m MountSpec) error {
 		if explicit[m.Destination] {
 			return errdefs.ErrInvalidArgument.WithMessage("Duplicate mount point: " + m.Destination)
+		}
+		if r.DefaultReadOnlyNonRecursive && m.Type == mount.TypeBind && !m.RW {
+			m.ReadOnlyNonRecursive = true
 		}
 		explicit[m.Destination] = true
 		byDest[m.Destination] = m

@@ -25,12 +25,16 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 		return errdefs.ErrInvalidArgument.WithMessage("config cannot be empty in order to create a container")
 	}
 	version := httputil.VersionFromContext(ctx)
+	if err := checkMountVersions(version, body.HostConfig); err != nil {
+		return err
+	}
 	resp, err := r.b.Create(ctx, runtime.CreateRequest{
-		Name:               req.Form.Get("name"),
-		Config:             body.Config,
-		HostConfig:         body.HostConfig,
-		NetworkingConfig:   body.NetworkingConfig,
-		DefaultNetworkOnly: httputil.VersionLessThan(version, "1.44"),
+		Name:                        req.Form.Get("name"),
+		Config:                      body.Config,
+		HostConfig:                  body.HostConfig,
+		NetworkingConfig:            body.NetworkingConfig,
+		DefaultNetworkOnly:          httputil.VersionLessThan(version, "1.44"),
+		DefaultReadOnlyNonRecursive: httputil.VersionLessThan(version, "1.44"),
 	})
 	if err != nil {
 		return err
