@@ -303,3 +303,38 @@ func TestSecurityCopyIntoFullFilesystem(t *testing.T) {
 	d.DockerOK(t, "cp", filepath.Join(payload, "a.txt"), "stopped:/small/")
 	assert.Equal(t, d.DockerOK(t, "exec", "running", "cat", "/small/a.txt"), "small\n")
 }
+
+// A bind of a path inside a volume is a path a container can change: when
+// a container made a part of it a symlink to the host, the start and
+// docker cp refuse it in dockerd's words instead of following it on the
+// host (issue 13 item 1, "every mount source that lives inside a
+// container-writable tree"). A bind inside a volume that stays inside
+// works.
+func TestSecurityBindInsideVolume(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	canary := hostCanary(t)
+	d.DockerOK(t, "volume", "create", "bv")
+	data := filepath.Join(d.DataRoot, "volumes", "bv", "_data")
+	d.DockerOK(t, "run", "--rm", "-v", "bv:/v", "busybox", "sh", "-c", "mkdir -p /v/ok && echo ok > /v/ok/f && ln -s "+canary+" /v/evil")
+
+	d.DockerOK(t, "create", "--name", "evil", "-v", data+"/evil:/data", "busybox", "cat", "/data/secret")
+	for range 2 {
+		r := d.Docker("start", "-a", "evil")
+		assert.Check(t, r.ExitCode != 0)
+		assert.Check(t, !strings.Contains(r.Stdout(), "host secret"))
+		assert.Check(t, is.Contains(r.Stderr(), "path concatenation escapes the base directory"))
+		r = d.Docker("cp", "evil:/data/secret", "-")
+		assert.Check(t, r.ExitCode != 0)
+		assert.Check(t, !strings.Contains(r.Stdout(), "host secret"))
+	}
+	d.DockerOK(t, "rm", "evil")
+	assertCanaryUntouched(t, canary)
+
+	out := d.DockerOK(t, "run", "--rm", "-v", data+"/ok:/data", "busybox", "cat", "/data/f")
+	assert.Equal(t, out, "ok\n")
+	// a missing source inside a volume is made inside it, as Binds do
+	d.DockerOK(t, "run", "--rm", "-v", data+"/made/here:/data", "busybox", "touch", "/data/x")
+	_, err := os.Stat(filepath.Join(data, "made", "here", "x"))
+	assert.NilError(t, err)
+}

@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/berthd/berth/internal/safepath"
@@ -76,11 +75,12 @@ func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image, de
 }
 
 // setupMounts mounts volumes, copies image content into new empty volumes,
-// and returns the OCI mounts. A volume subpath is opened beneath its
-// volume (refused when it leads out of it) and handed to the OCI runtime
-// as a pin, a mount of exactly what was opened at a path no container can
-// change; unpin removes the pins once the runtime has made its mounts
-// (after the start, failed or not). Call with c.mu held.
+// and returns the OCI mounts. A source in a tree containers can change (a
+// volume subpath, a bind inside a volume) is opened beneath its tree
+// (refused when it leads out of it) and handed to the OCI runtime as a
+// pin, a mount of exactly what was opened at a path no container can
+// change (see mountsource.go); unpin removes the pins once the runtime has
+// made its mounts (after the start, failed or not). Call with c.mu held.
 func (s *Service) setupMounts(ctx context.Context, c *ctr, rootfs string, u *undo) (_ []specs.Mount, _ func(), retErr error) {
 	rec := c.rec
 	var (
@@ -89,7 +89,7 @@ func (s *Service) setupMounts(ctx context.Context, c *ctr, rootfs string, u *und
 	)
 	unpin := func() {
 		for _, p := range pins {
-			s.logErr(p.Close(), "remove the pin of a volume subpath")
+			s.logErr(p.Close(), "remove the pin of a mount source")
 		}
 		pins = nil
 	}
@@ -123,12 +123,14 @@ func (s *Service) setupMounts(ctx context.Context, c *ctr, rootfs string, u *und
 			}
 			out = append(out, bm)
 		case mount.TypeBind:
-			if _, err := os.Stat(m.Source); os.IsNotExist(err) {
-				if err := os.MkdirAll(m.Source, 0o755); err != nil {
-					return nil, nil, fmt.Errorf("create bind source %s: %w", m.Source, err)
-				}
+			source, pin, err := s.bindSource(m)
+			if err != nil {
+				return nil, nil, err
 			}
-			bm, err := bindMount(m.Source, m)
+			if pin != nil {
+				pins = append(pins, pin)
+			}
+			bm, err := bindMount(source, m)
 			if err != nil {
 				return nil, nil, err
 			}

@@ -50,3 +50,33 @@ func TestBindMountOptions(t *testing.T) {
 		assert.Check(t, is.Equal(got.Destination, "/c"), tc.name)
 	}
 }
+
+func TestWritableTree(t *testing.T) {
+	s := &Service{d: Deps{DataRoot: "/var/lib/berth"}}
+	cases := []struct {
+		in, root, rel string
+		ok            bool
+	}{
+		{"/var/lib/berth/volumes/vv/_data/sub", "/var/lib/berth/volumes/vv/_data", "sub", true},
+		{"/var/lib/berth/volumes/vv/_data/a/../b/c/", "/var/lib/berth/volumes/vv/_data", "b/c", true},
+		{"/var/lib/berth/volumes/vv/_data", "", "", false}, // the volume's own directory
+		{"/var/lib/berth/volumes/vv/other/x", "", "", false},
+		{"/var/lib/berth/storage/overlay/abc/merged/etc", "/var/lib/berth/storage/overlay/abc/merged", "etc", true},
+		{"/var/lib/berth/storage/overlay/abc/diff/x/y", "/var/lib/berth/storage/overlay/abc/diff", "x/y", true},
+		{"/var/lib/berth/storage/overlay/abc", "", "", false},
+		{"/var/lib/berthx/volumes/vv/_data/sub", "", "", false},
+		{"/srv/data", "", "", false},
+	}
+	for _, tc := range cases {
+		root, rel, ok := s.writableTree(tc.in)
+		assert.Check(t, is.Equal(ok, tc.ok), tc.in)
+		assert.Check(t, is.Equal(root, tc.root), tc.in)
+		assert.Check(t, is.Equal(rel, tc.rel), tc.in)
+	}
+	root, rel := s.sourceBeneath(mounts.MountSpec{Type: mount.TypeBind, Source: "/srv/data"}, "")
+	assert.Check(t, is.Equal(root, "/srv/data"))
+	assert.Check(t, is.Equal(rel, ""))
+	root, rel = s.sourceBeneath(mounts.MountSpec{Type: mount.TypeVolume, Source: "vv", Subpath: "s"}, "/v/_data")
+	assert.Check(t, is.Equal(root, "/v/_data"))
+	assert.Check(t, is.Equal(rel, "s"))
+}

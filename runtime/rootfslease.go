@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/berthd/berth/volume/mounts"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -95,12 +94,14 @@ func (s *Service) runningMounts(rec *Record) ([]viewMount, error) {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return nil, fmt.Errorf("read container spec: %w", err)
 	}
-	// a volume subpath was given to the OCI runtime through a pin, gone
-	// since the start: open it again from the volume, beneath it
-	subpaths := map[string]mounts.MountSpec{}
+	// a source in a tree containers can change was given to the OCI
+	// runtime through a pin, gone since the start: open it again, beneath
+	// its tree
+	beneath := map[string]viewMount{}
 	for _, mp := range rec.Mounts {
-		if mp.Spec.Type == mount.TypeVolume && mp.Spec.Subpath != "" {
-			subpaths[mp.Spec.Destination] = mp.Spec
+		root, rel := s.sourceBeneath(mp.Spec, mp.Spec.HostPath)
+		if rel != "" {
+			beneath[mp.Spec.Destination] = viewMount{Source: root, Subpath: rel}
 		}
 	}
 	var out []viewMount
@@ -111,8 +112,8 @@ func (s *Service) runningMounts(rec *Record) ([]viewMount, error) {
 		}
 		ro, rro := slices.Contains(m.Options, "ro"), slices.Contains(m.Options, "rro")
 		vm := viewMount{Source: m.Source, Destination: m.Destination, ReadOnly: ro || rro, ReadOnlyNonRecursive: ro && !rro}
-		if sub, ok := subpaths[m.Destination]; ok {
-			vm.Source, vm.Subpath = sub.HostPath, sub.Subpath
+		if b, ok := beneath[m.Destination]; ok {
+			vm.Source, vm.Subpath = b.Source, b.Subpath
 		} else if strings.HasPrefix(m.Source, s.pinsDir()+"/") {
 			continue
 		}
@@ -134,10 +135,11 @@ func (s *Service) stoppedMounts(ctx context.Context, rec *Record) ([]viewMount, 
 			if err != nil {
 				return nil, err
 			}
-			// the subpath is opened by the view, beneath the volume
+			// a subpath is opened by the view, beneath the volume
 			out = append(out, viewMount{Source: path, Subpath: m.Subpath, Destination: m.Destination, ReadOnly: !m.RW})
 		case mount.TypeBind:
-			out = append(out, viewMount{Source: m.Source, Destination: m.Destination, ReadOnly: !m.RW, ReadOnlyNonRecursive: m.ReadOnlyNonRecursive})
+			root, rel := s.sourceBeneath(m, "")
+			out = append(out, viewMount{Source: root, Subpath: rel, Destination: m.Destination, ReadOnly: !m.RW, ReadOnlyNonRecursive: m.ReadOnlyNonRecursive})
 		}
 	}
 	for _, f := range []struct{ name, dest string }{{"hostname", "/etc/hostname"}, {"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"}} {
