@@ -29,8 +29,8 @@ const maxLinkFDs = 1024
 //
 // destination is resolved in rootfs as the container will see it
 // (symlinks stay inside rootfs); into is the volume directory (or its
-// subpath), already opened. It does nothing when into is not empty or
-// when destination does not exist or is not a directory.
+// subpath), already opened. It does nothing when into is not an empty
+// directory or when destination does not exist or is not a directory.
 //
 // Other containers may use the volume while it is filled and plant
 // symlinks in it: the copy is made through directory handles only, each
@@ -61,6 +61,13 @@ func CopyUp(src, into *os.File) error {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return nil
+	}
+	var dst unix.Stat_t
+	if err := unix.Fstat(int(into.Fd()), &dst); err != nil {
+		return err
+	}
+	if dst.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil // a file mounted there: nothing to fill
 	}
 	srcDir, err := openDir(int(src.Fd()), ".")
 	if err != nil {

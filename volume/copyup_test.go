@@ -118,6 +118,13 @@ func TestCopyUpSkips(t *testing.T) {
 	for _, p := range []string{"/missing", "/image-file", "/image-file/x"} {
 		assert.NilError(t, svc.CopyUp(src, p, into), p)
 	}
+	// a file where the volume would be (a file subpath): nothing either
+	assert.NilError(t, os.Mkdir(filepath.Join(src, "dir"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(src, "dir", "f"), nil, 0o644))
+	file, err := os.Open(filepath.Join(vol, "mine"))
+	assert.NilError(t, err)
+	defer file.Close()
+	assert.NilError(t, svc.CopyUp(src, "/dir", file))
 	entries, err = os.ReadDir(empty)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 0))
