@@ -126,15 +126,6 @@ func bindIntoView(root *os.File, m viewMount) error {
 		return err
 	}
 	defer src.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
-		return err
-	}
-	dst, err := safepath.Mountpoint(root, m.Destination, st.Mode&unix.S_IFMT == unix.S_IFDIR)
-	if err != nil {
-		return fmt.Errorf("create mount point %s: %w", m.Destination, err)
-	}
-	dst.Close()
 	opts := safepath.BindOptions{
 		Recursive: true,
 		ReadOnly:  m.ReadOnly,

@@ -40,15 +40,20 @@ var newMountAPI = sync.OnceValue(func() bool {
 func RecursiveReadOnlySupported() bool { return newMountAPI() }
 
 // Bind mounts a copy of the tree at src (any handle, O_PATH included) over
-// dst, which is resolved inside root (OpenInRoot) and must exist. Neither
-// is resolved by path again: with the new mount API the copy is made from
+// dst, which is resolved inside root once and made first when it is
+// missing (Mountpoint: a directory or a file, as src is). Neither is
+// resolved by path again: with the new mount API the copy is made from
 // the source handle (open_tree) and attached to the destination handle
 // (move_mount); on older kernels the mount goes through /proc/self/fd and
 // the result is checked to be the source.
 func Bind(src, root *os.File, dst string, o BindOptions) error {
-	target, err := OpenInRoot(root, dst)
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
 		return err
+	}
+	target, err := Mountpoint(root, dst, st.Mode&unix.S_IFMT == unix.S_IFDIR)
+	if err != nil {
+		return fmt.Errorf("create mount point %s: %w", dst, err)
 	}
 	defer target.Close()
 	if newMountAPI() {

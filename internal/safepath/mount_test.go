@@ -81,6 +81,12 @@ func TestBind(t *testing.T) {
 				_, err = os.Stat(filepath.Join(outside, "f"))
 				assert.Check(t, errors.Is(err, os.ErrNotExist))
 
+				// a missing destination is made, in the root
+				assert.NilError(t, Bind(sf, root, "/toroot/made/here", BindOptions{Private: true}))
+				b, err = os.ReadFile(filepath.Join(base, "made", "here", "f"))
+				assert.NilError(t, err)
+				assert.Equal(t, string(b), "src")
+
 				// read-only, the top only
 				assert.NilError(t, Bind(sf, root, "/nested", BindOptions{Recursive: true, ReadOnly: true, Private: true}))
 				assert.Check(t, errors.Is(writable(filepath.Join(base, "nested")), unix.EROFS))
