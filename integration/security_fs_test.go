@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -148,15 +150,24 @@ var (
 	swapperErr  error
 )
 
-// swapper builds swapperSource once per test process.
+// swapper builds swapperSource once per test process, into the
+// checkout's bin/ (beside berthd), named by the source's hash so that
+// later runs reuse it.
 func swapper(t *testing.T) string {
 	t.Helper()
 	swapperOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-swapper-")
+		sum := sha256.Sum256([]byte(swapperSource))
+		bin := filepath.Join(testenv.RepoRoot(), "bin", "test-swapper-"+hex.EncodeToString(sum[:8]))
+		if _, err := os.Stat(bin); err == nil {
+			swapperBin = bin
+			return
+		}
+		dir, err := os.MkdirTemp(filepath.Dir(bin), "test-swapper-build-")
 		if err != nil {
 			swapperErr = err
 			return
 		}
+		defer os.RemoveAll(dir)
 		if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(swapperSource), 0o644); err != nil {
 			swapperErr = err
 			return
@@ -168,7 +179,12 @@ func swapper(t *testing.T) string {
 			swapperErr = fmt.Errorf("build swapper: %v\n%s", err, out)
 			return
 		}
-		swapperBin = filepath.Join(dir, "swapper")
+		// a rename: a concurrent run sees the whole binary or none
+		if err := os.Rename(filepath.Join(dir, "swapper"), bin); err != nil {
+			swapperErr = err
+			return
+		}
+		swapperBin = bin
 	})
 	if swapperErr != nil {
 		t.Fatal(swapperErr)
