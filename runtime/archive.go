@@ -111,7 +111,7 @@ func (s *Service) ExtractToDir(ctx context.Context, name, path string, opts Extr
 	defer closeOpts()
 	// decompressed here, on a host thread: decompressors may run helper
 	// binaries, which must be the host's and not the container's
-	r, err := compression.DecompressStream(content)
+	r, err := decompressUpload(content)
 	if err != nil {
 		return errdefs.ErrInvalidArgument.WithMessage("invalid archive: " + err.Error())
 	}
@@ -136,7 +136,11 @@ func (s *Service) ExtractToDir(ctx context.Context, name, path string, opts Extr
 		if dirErr = l.writableAt(filepath.Clean(abs)); dirErr != nil {
 			return dirErr
 		}
-		return archive.UntarUncompressed(r, abs, topts)
+		g := newGuardedTar(r, abs)
+		if err := archive.UntarUncompressed(g, abs, topts); err != nil {
+			return g.rollback(err)
+		}
+		return nil
 	})
 	switch {
 	case err == nil:
@@ -231,9 +235,11 @@ func fileNotFound(path, name string) error {
 	return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("Could not find the file %s in container %s", path, name))
 }
 
-// isNotExist also counts a path through a non-directory ("/etc/passwd/x").
+// isNotExist is a missing path. A path through a non-directory
+// ("/etc/passwd/x", "/etc/passwd/") is not: it keeps its own error ("lstat
+// /etc/passwd/x: not a directory"), a server error as in dockerd.
 func isNotExist(err error) bool {
-	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 func archiveErr(err error, path, name string) error {
@@ -252,6 +258,9 @@ func archiveErr(err error, path, name string) error {
 // escaping the root, a directory replaced by a file with
 // noOverwriteDirNonDir, a malformed or truncated archive).
 func unpackErr(err error) error {
+	if errdefs.IsResourceExhausted(err) {
+		return err
+	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) && errno != syscall.EROFS {
 		return err

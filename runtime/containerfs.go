@@ -1,15 +1,13 @@
 package runtime
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	goruntime "runtime"
 	"sort"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/berthd/berth/internal/safepath"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
@@ -32,9 +30,16 @@ func init() { goruntime.LockOSThread() }
 
 // viewMount is one mount of the container reproduced in a view.
 type viewMount struct {
-	Source      string // host path
+	// Source is the host path; with Subpath, a volume's data directory.
+	Source string
+	// Subpath is a volume subpath, which the container can change: it is
+	// opened beneath Source, and refused when it leads out of it.
+	Subpath     string
 	Destination string // path in the container
 	ReadOnly    bool
+	// ReadOnlyNonRecursive leaves the mounts below a read-only one
+	// writable (dockerd's BindOptions.ReadOnlyNonRecursive, API < 1.44).
+	ReadOnlyNonRecursive bool
 }
 
 // fsView is a thread whose root directory is a container's filesystem.
@@ -72,6 +77,10 @@ func openFSView(rootfs string, mounts []viewMount) (*fsView, error) {
 	return v, nil
 }
 
+// enterView sets the view up. Every path the container can change (the
+// mount destinations under rootfs, volume subpaths) is resolved once into
+// a handle and mounted through it, never by path again: a container that
+// swaps a directory for a symlink meanwhile cannot redirect a mount.
 func enterView(rootfs string, mounts []viewMount) error {
 	if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
 		return os.NewSyscallError("unshare", err)
@@ -79,68 +88,66 @@ func enterView(rootfs string, mounts []viewMount) error {
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make / rslave: %w", err)
 	}
+	// opened in the new namespace, where the binds are made
+	root, err := safepath.OpenRoot(rootfs)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	sort.SliceStable(mounts, func(i, j int) bool {
 		return strings.Count(mounts[i].Destination, "/") < strings.Count(mounts[j].Destination, "/")
 	})
 	for _, m := range mounts {
-		if err := bindIntoView(rootfs, m); err != nil {
+		if err := bindIntoView(root, m); err != nil {
 			return err
 		}
 	}
-	if err := unix.Chroot(rootfs); err != nil {
+	if err := unix.Fchdir(int(root.Fd())); err != nil {
+		return os.NewSyscallError("fchdir", err)
+	}
+	if err := unix.Chroot("."); err != nil {
 		return os.NewSyscallError("chroot", err)
 	}
 	return unix.Chdir("/")
 }
 
 // bindIntoView binds one mount over its destination, creating the
-// destination the way the OCI runtime does at start. A source that is gone
-// is skipped: the rest of the filesystem stays reachable.
-func bindIntoView(rootfs string, m viewMount) error {
-	st, err := os.Stat(m.Source)
+// destination the way the OCI runtime does at start. A bind source that
+// is gone is skipped (the rest of the filesystem stays reachable); a
+// volume subpath that is missing or leads out of its volume fails the
+// view, in dockerd's words.
+func bindIntoView(root *os.File, m viewMount) error {
+	src, err := openViewSource(m)
 	if err != nil {
-		logrus.WithError(err).Debugf("container fs view: skip mount %s", m.Destination)
-		return nil
-	}
-	// resolved from the host side before the chroot; the destination can
-	// only be a path inside rootfs, and a mount made here is seen by this
-	// thread alone
-	dest, err := securejoin.SecureJoin(rootfs, m.Destination)
-	if err != nil {
+		if m.Subpath == "" {
+			logrus.WithError(err).Debugf("container fs view: skip mount %s", m.Destination)
+			return nil
+		}
 		return err
 	}
-	if err := createMountpoint(dest, st.IsDir()); err != nil {
-		return fmt.Errorf("create mount point %s: %w", m.Destination, err)
+	defer src.Close()
+	opts := safepath.BindOptions{
+		Recursive: true,
+		ReadOnly:  m.ReadOnly,
+		// as dockerd's view: read-only all the way down where the kernel can
+		RecursiveReadOnly: m.ReadOnly && !m.ReadOnlyNonRecursive && safepath.RecursiveReadOnlySupported(),
+		// a mount made here is seen by this thread alone
+		Private: true,
 	}
-	if err := unix.Mount(m.Source, dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := safepath.Bind(src, root, m.Destination, opts); err != nil {
 		return fmt.Errorf("bind %s: %w", m.Destination, err)
-	}
-	if err := unix.Mount("", dest, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("make %s private: %w", m.Destination, err)
-	}
-	if m.ReadOnly {
-		if err := unix.Mount("", dest, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			return fmt.Errorf("remount %s read-only: %w", m.Destination, err)
-		}
 	}
 	return nil
 }
 
-func createMountpoint(dest string, dir bool) error {
-	if _, err := os.Lstat(dest); err == nil || !errors.Is(err, os.ErrNotExist) {
-		return err
+// openViewSource opens a mount's source: a bind's host path as the OCI
+// runtime does (host symlinks followed), a volume subpath beneath its
+// volume.
+func openViewSource(m viewMount) (*os.File, error) {
+	if m.Subpath != "" {
+		return safepath.OpenBeneath(m.Source, m.Subpath)
 	}
-	if dir {
-		return os.MkdirAll(dest, 0o755)
-	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(dest, os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	return f.Close()
+	return os.OpenFile(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
 }
 
 // run calls fn in the view and returns its error.

@@ -33,6 +33,9 @@ type CreateRequest struct {
 	// NoImageVolumes leaves the image's VOLUMEs unmounted: the classic
 	// builder's COPY steps write into the layer, as dockerd's do.
 	NoImageVolumes bool
+	// DefaultReadOnlyNonRecursive: read-only binds of API < 1.44 clients
+	// stay read-only at the top only, as before rro existed.
+	DefaultReadOnlyNonRecursive bool
 }
 
 // Create makes a container: validates the request, merges the image config,
@@ -158,7 +161,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 			}
 		}
 	}()
-	mounts, err := s.prepareMounts(ctx, rec, img)
+	mounts, err := s.prepareMounts(ctx, rec, img, req.DefaultReadOnlyNonRecursive)
 	if err != nil {
 		return container.CreateResponse{}, err
 	}

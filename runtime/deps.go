@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 
@@ -135,7 +136,11 @@ type Volumes interface {
 	Mount(ctx context.Context, name, containerID string) (string, error)
 	Unmount(ctx context.Context, name, containerID string) error
 	Remove(ctx context.Context, name string, force bool) error
-	CopyUp(srcDir, volumePath string) error
+	// CopyUp copies the directory at destination in the container's root
+	// filesystem (resolved in rootfs) into the volume directory open at
+	// into, when that is empty (dockerd's copy-up); nothing is followed
+	// out of either.
+	CopyUp(rootfs, destination string, into *os.File) error
 }
 
 // Publisher receives container events.

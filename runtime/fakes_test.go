@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -157,7 +158,7 @@ func (fakeVolumes) Unmount(ctx context.Context, name, id string) error        { 
 func (fakeVolumes) Remove(ctx context.Context, name string, force bool) error { return nil }
 func (fakeVolumes) Ref(ctx context.Context, name, id string) error            { return nil }
 func (fakeVolumes) Release(ctx context.Context, name, id string) error        { return nil }
-func (fakeVolumes) CopyUp(src, dst string) error                              { return nil }
+func (fakeVolumes) CopyUp(string, string, *os.File) error                     { return nil }
 
 type fakeMonitors struct {
 	mu    sync.Mutex

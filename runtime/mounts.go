@@ -3,11 +3,11 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"os"
+	"path/filepath"
 
+	"github.com/berthd/berth/internal/safepath"
 	"github.com/berthd/berth/volume/mounts"
 	"github.com/containerd/errdefs"
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -19,7 +19,7 @@ import (
 // dockerd's precedence, creates the volumes they name and takes a ref on
 // each. Anonymous volumes made here are removed again if create fails
 // later (releaseVolumes).
-func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image) (_ []MountPoint, retErr error) {
+func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image, defaultReadOnlyNonRecursive bool) (_ []MountPoint, retErr error) {
 	hc := rec.HostConfig
 	var inherited []mounts.MountSpec
 	for _, ref := range hc.VolumesFrom {
@@ -39,7 +39,10 @@ func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image) (_
 		other.mu.Unlock()
 		inherited = append(inherited, mounts.Inherit(specs, mode)...)
 	}
-	plan, err := mounts.Plan(mounts.Request{Binds: hc.Binds, Mounts: hc.Mounts, Tmpfs: hc.Tmpfs, Volumes: rec.Config.Volumes, VolumesFrom: inherited, DaemonRoot: s.d.DataRoot})
+	plan, err := mounts.Plan(mounts.Request{
+		Binds: hc.Binds, Mounts: hc.Mounts, Tmpfs: hc.Tmpfs, Volumes: rec.Config.Volumes, VolumesFrom: inherited,
+		DaemonRoot: s.d.DataRoot, DefaultReadOnlyNonRecursive: defaultReadOnlyNonRecursive,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -72,56 +75,120 @@ func (s *Service) prepareMounts(ctx context.Context, rec *Record, img *Image) (_
 }
 
 // setupMounts mounts volumes, copies image content into new empty volumes,
-// and returns the OCI mounts. Call with c.mu held.
-func (s *Service) setupMounts(ctx context.Context, c *ctr, rootfs string, u *undo) ([]specs.Mount, error) {
+// and returns the OCI mounts. A source in a tree containers can change (a
+// volume subpath, a bind inside a volume) is opened beneath its tree
+// (refused when it leads out of it) and handed to the OCI runtime as a
+// pin, a mount of exactly what was opened at a path no container can
+// change (see mountsource.go); unpin removes the pins once the runtime has
+// made its mounts (after the start, failed or not). Call with c.mu held.
+func (s *Service) setupMounts(ctx context.Context, c *ctr, rootfs string, u *undo) (_ []specs.Mount, _ func(), retErr error) {
 	rec := c.rec
-	var out []specs.Mount
+	var (
+		out  []specs.Mount
+		pins []*safepath.Pin
+	)
+	unpin := func() {
+		for _, p := range pins {
+			s.logErr(p.Close(), "remove the pin of a mount source")
+		}
+		pins = nil
+	}
+	defer func() {
+		if retErr != nil {
+			unpin()
+		}
+	}()
 	for _, mp := range rec.Mounts {
 		m := mp.Spec
 		switch m.Type {
 		case mount.TypeVolume:
 			path, err := s.d.Volumes.Mount(ctx, m.Source, rec.ID)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			name := m.Source
 			u.add(func() { s.logErr(s.d.Volumes.Unmount(ctx, name, rec.ID), "unmount volume "+name) })
-			if !m.NoCopy {
-				if src, err := securePath(rootfs, m.Destination); err == nil {
-					if err := s.d.Volumes.CopyUp(src, path); err != nil {
-						return nil, fmt.Errorf("copy image content into volume %s: %w", name, err)
-					}
-				}
+			pin, err := s.volumeSource(path, rootfs, m)
+			if err != nil {
+				return nil, nil, err
 			}
-			if m.Subpath != "" {
-				// a symlink in the volume must not lead out of it
-				sub, err := securejoin.SecureJoin(path, m.Subpath)
-				if err != nil {
-					return nil, err
-				}
-				path = sub
+			source := path
+			if pin != nil {
+				pins = append(pins, pin)
+				source = pin.Path
 			}
-			out = append(out, bindMount(path, m))
+			bm, err := bindMount(source, m)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, bm)
 		case mount.TypeBind:
-			if _, err := os.Stat(m.Source); os.IsNotExist(err) {
-				if err := os.MkdirAll(m.Source, 0o755); err != nil {
-					return nil, fmt.Errorf("create bind source %s: %w", m.Source, err)
-				}
+			source, pin, err := s.bindSource(m)
+			if err != nil {
+				return nil, nil, err
 			}
-			out = append(out, bindMount(m.Source, m))
+			if pin != nil {
+				pins = append(pins, pin)
+			}
+			bm, err := bindMount(source, m)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, bm)
 		case mount.TypeTmpfs:
 			if m.FromTmpfsMap {
 				continue // oci.Generate mounts HostConfig.Tmpfs itself
 			}
 			out = append(out, specs.Mount{Destination: m.Destination, Type: "tmpfs", Source: "tmpfs", Options: m.OCITmpfsOptions()})
 		default:
-			return nil, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("mount type %q is not supported", m.Type))
+			return nil, nil, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("mount type %q is not supported", m.Type))
 		}
 	}
-	return out, nil
+	return out, unpin, nil
 }
 
-func bindMount(source string, m mounts.MountSpec) specs.Mount {
+// volumeSource opens what of the volume at path the container mounts (its
+// subpath, beneath it), copies the image's content at the destination into
+// it when it is empty, as dockerd does, and pins a subpath. Both the copy
+// and the pin work on the one handle: what the container changes in the
+// volume meanwhile cannot redirect them.
+func (s *Service) volumeSource(path, rootfs string, m mounts.MountSpec) (*safepath.Pin, error) {
+	target, err := safepath.OpenBeneath(path, m.Subpath)
+	if err != nil {
+		return nil, err
+	}
+	defer target.Close()
+	if !m.NoCopy {
+		if err := s.d.Volumes.CopyUp(rootfs, m.Destination, target); err != nil {
+			return nil, fmt.Errorf("copy image content into volume %s: %w", m.Source, err)
+		}
+	}
+	if m.Subpath == "" {
+		return nil, nil // the volume's own directory: no container can change it
+	}
+	return safepath.NewPin(target, s.pinsDir())
+}
+
+// pinsDir holds the pins of starts in progress (see setupMounts).
+func (s *Service) pinsDir() string {
+	return filepath.Join(s.d.ExecRoot, "pins")
+}
+
+// bindMount is the OCI mount of a bind or volume. A read-only one is
+// read-only all the way down ("rro": the mounts below it too) unless it
+// asks for ReadOnlyNonRecursive (as binds of API < 1.44 do), as dockerd
+// does; where the kernel cannot (before 5.12) it falls back to "ro",
+// except for ReadOnlyForceRecursive, which fails.
+func bindMount(source string, m mounts.MountSpec) (specs.Mount, error) {
+	// dockerd's words; checked at start, as dockerd does
+	switch {
+	case m.RW && m.ReadOnlyNonRecursive:
+		return specs.Mount{}, errdefs.ErrInvalidArgument.WithMessage("mount options conflict: !ReadOnly && BindOptions.ReadOnlyNonRecursive")
+	case m.RW && m.ReadOnlyForceRecursive:
+		return specs.Mount{}, errdefs.ErrInvalidArgument.WithMessage("mount options conflict: !ReadOnly && BindOptions.ReadOnlyForceRecursive")
+	case m.ReadOnlyNonRecursive && m.ReadOnlyForceRecursive:
+		return specs.Mount{}, errdefs.ErrInvalidArgument.WithMessage("mount options conflict: ReadOnlyNonRecursive && BindOptions.ReadOnlyForceRecursive")
+	}
 	opts := []string{"rbind"}
 	if m.NonRecursive {
 		opts = []string{"bind"}
@@ -132,22 +199,18 @@ func bindMount(source string, m mounts.MountSpec) specs.Mount {
 	}
 	opts = append(opts, prop)
 	if !m.RW {
-		opts = append(opts, "ro")
+		switch {
+		case m.ReadOnlyNonRecursive:
+			opts = append(opts, "ro")
+		case safepath.RecursiveReadOnlySupported():
+			opts = append(opts, "rro")
+		case m.ReadOnlyForceRecursive:
+			return specs.Mount{}, errdefs.ErrInvalidArgument.WithMessage("rro is not supported: the kernel has no mount_setattr (kernel is older than 5.12?)")
+		default:
+			opts = append(opts, "ro")
+		}
 	}
-	return specs.Mount{Destination: m.Destination, Type: "bind", Source: source, Options: opts}
-}
-
-// securePath joins a container path to the rootfs, resolving symlinks as
-// if rootfs were "/", so an image's symlink never leads to host files.
-func securePath(rootfs, p string) (string, error) {
-	resolved, err := securejoin.SecureJoin(rootfs, p)
-	if err != nil {
-		return "", err
-	}
-	if _, err := os.Lstat(resolved); err != nil {
-		return "", err
-	}
-	return resolved, nil
+	return specs.Mount{Destination: m.Destination, Type: "bind", Source: source, Options: opts}, nil
 }
 
 func (s *Service) unmountVolumes(ctx context.Context, rec *Record) {

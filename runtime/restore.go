@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthd/berth/internal/safepath"
 	"github.com/moby/moby/api/types/container"
 	"github.com/sirupsen/logrus"
 )
@@ -27,6 +28,8 @@ const restoreParallel = 8
 // network layer has released what nobody restored (RestoreDone).
 func (s *Service) Restore(ctx context.Context) {
 	began := time.Now()
+	// pins of starts a crash cut (none is in use before the first start)
+	safepath.ReapPins(s.pinsDir())
 	all := s.all()
 	var mounted map[string]bool // nil when unknown
 	rootfses, err := s.d.Images.Rootfses(ctx)

@@ -94,13 +94,30 @@ func (s *Service) runningMounts(rec *Record) ([]viewMount, error) {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return nil, fmt.Errorf("read container spec: %w", err)
 	}
+	// a source in a tree containers can change was given to the OCI
+	// runtime through a pin, gone since the start: open it again, beneath
+	// its tree
+	beneath := map[string]viewMount{}
+	for _, mp := range rec.Mounts {
+		root, rel := s.sourceBeneath(mp.Spec, mp.Spec.HostPath)
+		if rel != "" {
+			beneath[mp.Spec.Destination] = viewMount{Source: root, Subpath: rel}
+		}
+	}
 	var out []viewMount
 	for _, m := range spec.Mounts {
 		isBind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
 		if !isBind || !filepath.IsAbs(m.Source) || underKernelFS(m.Destination) {
 			continue
 		}
-		out = append(out, viewMount{Source: m.Source, Destination: m.Destination, ReadOnly: slices.Contains(m.Options, "ro")})
+		ro, rro := slices.Contains(m.Options, "ro"), slices.Contains(m.Options, "rro")
+		vm := viewMount{Source: m.Source, Destination: m.Destination, ReadOnly: ro || rro, ReadOnlyNonRecursive: ro && !rro}
+		if b, ok := beneath[m.Destination]; ok {
+			vm.Source, vm.Subpath = b.Source, b.Subpath
+		} else if strings.HasPrefix(m.Source, s.pinsDir()+"/") {
+			continue
+		}
+		out = append(out, vm)
 	}
 	return out, nil
 }
@@ -118,12 +135,11 @@ func (s *Service) stoppedMounts(ctx context.Context, rec *Record) ([]viewMount, 
 			if err != nil {
 				return nil, err
 			}
-			if m.Subpath != "" {
-				path = filepath.Join(path, m.Subpath)
-			}
-			out = append(out, viewMount{Source: path, Destination: m.Destination, ReadOnly: !m.RW})
+			// a subpath is opened by the view, beneath the volume
+			out = append(out, viewMount{Source: path, Subpath: m.Subpath, Destination: m.Destination, ReadOnly: !m.RW})
 		case mount.TypeBind:
-			out = append(out, viewMount{Source: m.Source, Destination: m.Destination, ReadOnly: !m.RW})
+			root, rel := s.sourceBeneath(m, "")
+			out = append(out, viewMount{Source: root, Subpath: rel, Destination: m.Destination, ReadOnly: !m.RW, ReadOnlyNonRecursive: m.ReadOnlyNonRecursive})
 		}
 	}
 	for _, f := range []struct{ name, dest string }{{"hostname", "/etc/hostname"}, {"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"}} {

@@ -114,10 +114,12 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	}
 	u.add(func() { s.logErr(s.d.Images.UnmountRootfs(ctx, rec.ID), "unmount rootfs") })
 
-	mounts, err := s.setupMounts(ctx, c, rootfs, &u)
+	mounts, unpin, err := s.setupMounts(ctx, c, rootfs, &u)
 	if err != nil {
 		return err
 	}
+	// the OCI runtime has made its mounts once the start is over
+	defer unpin()
 	nsPath, err := s.setupNetwork(ctx, c, &u)
 	if err != nil {
 		return err

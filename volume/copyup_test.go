@@ -18,6 +18,18 @@ func stat(t *testing.T, p string) unix.Stat_t {
 	return st
 }
 
+// copyUp runs CopyUp between two paths, as handles.
+func copyUp(t *testing.T, src, vol string) error {
+	t.Helper()
+	sf, err := os.OpenFile(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+	assert.NilError(t, err)
+	defer sf.Close()
+	vf, err := os.OpenFile(vol, unix.O_PATH|unix.O_CLOEXEC, 0)
+	assert.NilError(t, err)
+	defer vf.Close()
+	return CopyUp(sf, vf)
+}
+
 func TestCopyUp(t *testing.T) {
 	requireRoot(t)
 	src := filepath.Join(t.TempDir(), "data")
@@ -41,7 +53,7 @@ func TestCopyUp(t *testing.T) {
 
 	vol := filepath.Join(t.TempDir(), "_data")
 	assert.NilError(t, os.Mkdir(vol, 0o755))
-	assert.NilError(t, CopyUp(src, vol))
+	assert.NilError(t, copyUp(t, src, vol))
 
 	// the volume root takes the image directory's owner and mode
 	st := stat(t, vol)
@@ -90,16 +102,29 @@ func TestCopyUpSkips(t *testing.T) {
 	vol := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(vol, "mine"), []byte("y"), 0o600))
 	assert.NilError(t, os.Chmod(vol, 0o700))
-	assert.NilError(t, CopyUp(src, vol))
+	assert.NilError(t, copyUp(t, src, vol))
 	entries, err := os.ReadDir(vol)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 1))
 	assert.Equal(t, stat(t, vol).Mode&0o7777, uint32(0o700))
 
-	// a missing image directory or a file there: nothing to copy
+	// a missing image directory, a file there, a path through a file:
+	// nothing to copy
 	empty := t.TempDir()
-	assert.NilError(t, CopyUp(filepath.Join(src, "missing"), empty))
-	assert.NilError(t, CopyUp(filepath.Join(src, "image-file"), empty))
+	into, err := os.Open(empty)
+	assert.NilError(t, err)
+	defer into.Close()
+	svc := &Service{}
+	for _, p := range []string{"/missing", "/image-file", "/image-file/x"} {
+		assert.NilError(t, svc.CopyUp(src, p, into), p)
+	}
+	// a file where the volume would be (a file subpath): nothing either
+	assert.NilError(t, os.Mkdir(filepath.Join(src, "dir"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(src, "dir", "f"), nil, 0o644))
+	file, err := os.Open(filepath.Join(vol, "mine"))
+	assert.NilError(t, err)
+	defer file.Close()
+	assert.NilError(t, svc.CopyUp(src, "/dir", file))
 	entries, err = os.ReadDir(empty)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 0))
@@ -116,8 +141,59 @@ func TestCopyUpFromResolvesInsideRootfs(t *testing.T) {
 	assert.NilError(t, os.Symlink("/etc/secret-dir", filepath.Join(rootfs, "data")))
 	v, err := e.svc.Create(ctx, CreateRequest{Name: "cp"})
 	assert.NilError(t, err)
-	assert.NilError(t, e.svc.CopyUpFrom(rootfs, "/data", v.Mountpoint))
+	into, err := os.Open(v.Mountpoint)
+	assert.NilError(t, err)
+	defer into.Close()
+	assert.NilError(t, e.svc.CopyUp(rootfs, "/data", into))
 	b, err := os.ReadFile(filepath.Join(v.Mountpoint, "inside"))
 	assert.NilError(t, err)
 	assert.Equal(t, string(b), "ok")
+}
+
+// Another container using the volume swaps each entry copy-up makes for a
+// symlink to a host directory, right after it is made: copy-up fails or
+// writes inside the volume, and never touches the host directory (issue 13
+// item 2).
+func TestCopyUpSymlinkSwaps(t *testing.T) {
+	requireRoot(t)
+	src := t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(src, "dir", "sub"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(src, "dir", "sub", "f"), []byte("image"), 0o4755))
+	assert.NilError(t, os.WriteFile(filepath.Join(src, "file"), []byte("image"), 0o777))
+	assert.NilError(t, unix.Mkfifo(filepath.Join(src, "fifo"), 0o666))
+	assert.NilError(t, os.Symlink("target", filepath.Join(src, "link")))
+	assert.NilError(t, os.Chown(filepath.Join(src, "dir"), 1234, 1234))
+
+	for _, victim := range []string{"dir", "sub", "f", "file", "fifo", "link"} {
+		t.Run(victim, func(t *testing.T) {
+			host := t.TempDir()
+			assert.NilError(t, os.Chmod(host, 0o700))
+			assert.NilError(t, os.WriteFile(filepath.Join(host, "secret"), []byte("host"), 0o600))
+			before := stat(t, host)
+			orig := createdHook
+			createdHook = func(dir *os.File, name string) {
+				if name != victim {
+					return
+				}
+				// the container renames the new entry away and plants a
+				// symlink to the host in its place
+				assert.NilError(t, unix.Renameat(int(dir.Fd()), name, int(dir.Fd()), name+".moved"))
+				assert.NilError(t, unix.Symlinkat(host, int(dir.Fd()), name))
+			}
+			t.Cleanup(func() { createdHook = orig })
+			vol := t.TempDir()
+			_ = copyUp(t, src, vol) // may fail: what matters is the host
+
+			entries, err := os.ReadDir(host)
+			assert.NilError(t, err)
+			assert.Check(t, is.Len(entries, 1), "nothing made in the host directory")
+			after := stat(t, host)
+			assert.Check(t, is.Equal(after.Mode, before.Mode), "host directory mode")
+			assert.Check(t, is.Equal(after.Uid, before.Uid), "host directory owner")
+			assert.Check(t, is.Equal(after.Mtim, before.Mtim), "host directory times")
+			st := stat(t, filepath.Join(host, "secret"))
+			assert.Check(t, is.Equal(st.Mode&0o7777, uint32(0o600)), "host file mode")
+			assert.Check(t, is.Equal(st.Uid, uint32(0)), "host file owner")
+		})
+	}
 }

@@ -316,7 +316,9 @@ func validateMount(m *mount.Mount, structured bool) error {
 			}
 		}
 	case mount.TypeImage:
-		return errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("invalid mount config for type %q: image mounts are not supported by berth", m.Type))
+		// a client error, as an unknown mount type is: the request cannot
+		// be served as given (a 400, not a 501 a client might retry on)
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid mount config for type %q: image mounts are not supported by berth; use a volume or a bind mount", m.Type))
 	default:
 		return mountConfigError(m.Type, "mount type unknown")
 	}

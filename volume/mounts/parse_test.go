@@ -154,7 +154,8 @@ func TestFromMountErrors(t *testing.T) {
 		})
 	}
 	_, err := FromMount(mount.Mount{Type: mount.TypeImage, Source: "busybox", Target: "/x"})
-	assert.Check(t, errdefs.IsNotImplemented(err))
+	assert.Check(t, errdefs.IsInvalidArgument(err))
+	assert.Check(t, is.ErrorContains(err, `invalid mount config for type "image": image mounts are not supported by berth`))
 }
 
 func TestFromMountStatError(t *testing.T) {

@@ -24,6 +24,9 @@ type Request struct {
 	// DaemonRoot is the daemon's data root: binds of it, in it or above it
 	// are rslave unless they ask for rslave or rshared (see daemonRootBind).
 	DaemonRoot string
+	// DefaultReadOnlyNonRecursive makes read-only binds of Binds and Mounts
+	// read-only at the top only (API < 1.44, as dockerd).
+	DefaultReadOnlyNonRecursive bool
 }
 
 // Plan resolves a create request into the container's mounts, sorted by
@@ -42,6 +45,9 @@ func Plan(r Request) ([]MountSpec, error) {
 	add := func(m MountSpec) error {
 		if explicit[m.Destination] {
 			return errdefs.ErrInvalidArgument.WithMessage("Duplicate mount point: " + m.Destination)
+		}
+		if r.DefaultReadOnlyNonRecursive && m.Type == mount.TypeBind && !m.RW {
+			m.ReadOnlyNonRecursive = true
 		}
 		explicit[m.Destination] = true
 		byDest[m.Destination] = m

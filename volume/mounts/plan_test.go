@@ -130,3 +130,30 @@ func TestPlanDaemonRoot(t *testing.T) {
 		})
 	}
 }
+
+// API < 1.44: read-only binds stay read-only at the top only; volumes,
+// writable binds and what VolumesFrom brings are left as they are.
+func TestPlanDefaultReadOnlyNonRecursive(t *testing.T) {
+	host := t.TempDir()
+	from := Inherit([]MountSpec{{Type: mount.TypeBind, Source: "/tmp", Destination: "/inherited", RW: true}}, "ro")
+	for _, old := range []bool{true, false} {
+		got, err := Plan(Request{
+			Binds: []string{host + ":/ro:ro", host + ":/rw", "vv:/vol:ro"},
+			Mounts: []mount.Mount{
+				{Type: mount.TypeBind, Source: host, Target: "/m-ro", ReadOnly: true},
+				{Type: mount.TypeBind, Source: host, Target: "/m-force", ReadOnly: true, BindOptions: &mount.BindOptions{ReadOnlyForceRecursive: true}},
+			},
+			VolumesFrom:                 from,
+			DefaultReadOnlyNonRecursive: old,
+		})
+		assert.NilError(t, err)
+		nonRecursive := map[string]bool{}
+		for _, m := range got {
+			nonRecursive[m.Destination] = m.ReadOnlyNonRecursive
+		}
+		assert.DeepEqual(t, nonRecursive, map[string]bool{
+			"/ro": old, "/m-ro": old, "/m-force": old,
+			"/rw": false, "/vol": false, "/inherited": false,
+		})
+	}
+}

@@ -46,13 +46,17 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if !httputil.VersionLessThan(version, "1.41") {
 		platform = req.Form.Get("platform")
 	}
+	if err := checkMountVersions(version, body.HostConfig); err != nil {
+		return err
+	}
 	resp, err := r.b.Create(ctx, runtime.CreateRequest{
-		Name:               req.Form.Get("name"),
-		Config:             body.Config,
-		HostConfig:         body.HostConfig,
-		NetworkingConfig:   body.NetworkingConfig,
-		DefaultNetworkOnly: httputil.VersionLessThan(version, "1.44"),
-		Platform:           platform,
+		Name:                        req.Form.Get("name"),
+		Config:                      body.Config,
+		HostConfig:                  body.HostConfig,
+		NetworkingConfig:            body.NetworkingConfig,
+		DefaultNetworkOnly:          httputil.VersionLessThan(version, "1.44"),
+		DefaultReadOnlyNonRecursive: httputil.VersionLessThan(version, "1.44"),
+		Platform:                    platform,
 	})
 	if err != nil {
 		return err
