@@ -52,14 +52,23 @@ func Int64Value(r *http.Request, k string, def int64) (int64, error) {
 	return v, nil
 }
 
+// MaxJSONBody bounds a JSON request body (a create, a network, an exec):
+// the largest real ones are a few hundred KiB, and a client must not make
+// the daemon buffer gigabytes of JSON.
+const MaxJSONBody = 16 << 20
+
 // ReadJSON decodes the request body into v. An empty body is allowed when
 // allowEmpty is set (v keeps its zero value); malformed JSON is a 400.
 func ReadJSON(r *http.Request, v any, allowEmpty bool) error {
 	if err := checkJSONType(r); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(r.Body)
+	body := &io.LimitedReader{R: r.Body, N: MaxJSONBody + 1}
+	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
+		if body.N <= 0 {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("request body is larger than %d MiB", MaxJSONBody>>20))
+		}
 		if errors.Is(err, io.EOF) {
 			if allowEmpty {
 				return nil

@@ -44,3 +44,23 @@ func TestReadJSONContentType(t *testing.T) {
 		})
 	}
 }
+
+// A JSON body larger than MaxJSONBody is a 400, read no further than the
+// bound; one just under it decodes.
+func TestReadJSONBodyLimit(t *testing.T) {
+	big := `{"A":1,"Pad":"` + strings.Repeat("x", MaxJSONBody) + `"}`
+	r := httptest.NewRequest("POST", "/containers/create", strings.NewReader(big))
+	r.Header.Set("Content-Type", "application/json")
+	var v struct {
+		A   int
+		Pad string
+	}
+	err := ReadJSON(r, &v, false)
+	assert.Check(t, errdefs.IsInvalidArgument(err))
+	assert.Check(t, is.ErrorContains(err, "request body is larger than 16 MiB"))
+
+	ok := `{"A":1,"Pad":"` + strings.Repeat("x", MaxJSONBody-100) + `"}`
+	r = httptest.NewRequest("POST", "/containers/create", strings.NewReader(ok))
+	assert.NilError(t, ReadJSON(r, &v, false))
+	assert.Check(t, is.Equal(v.A, 1))
+}
