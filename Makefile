@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all deps build test unit e2e lint demo bench soak images compose tools berth clean
+.PHONY: all deps build test unit e2e lint demo bench soak images compose tools berth clean fuzz fuzz-smoke fuzz-list
 
 all: build
 
@@ -26,13 +26,27 @@ testdata/images/busybox.tar:
 
 # The whole suite: lint, unit tests with the race detector, end-to-end tests
 # against a real berthd with the real docker CLI, compose and docker-py.
-test: deps lint build unit e2e
+test: deps lint build unit fuzz-smoke e2e
 
 unit:
 	go test -race -count=1 $(UNIT_PKGS)
 
 e2e: build compose
 	go test -count=1 -timeout 30m -p 1 ./integration/...
+
+# Every fuzz target for FUZZTIME each: the Go ones (func Fuzz...) and the
+# libFuzzer harnesses of berth-nsexec (clang); scripts/fuzz.sh. fuzz-smoke
+# runs each briefly, so they stay compiled and green.
+FUZZTIME ?= 30s
+
+fuzz: deps
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh run
+
+fuzz-smoke:
+	FUZZTIME=2s ./scripts/fuzz.sh run
+
+fuzz-list:
+	./scripts/fuzz.sh list
 
 lint:
 	go vet ./...

@@ -41,11 +41,12 @@ func (b *Builder) unpackContext(r io.Reader, dir string) error {
 	head, _ := br.Peek(512)
 	if !isTarHeader(head) {
 		df, err := io.ReadAll(io.LimitReader(br, maxLoneDockerfile+1))
-		if err == nil && len(df) > maxLoneDockerfile {
-			err = errdefs.ErrInvalidArgument.WithMessage("the build context is neither a tar archive nor a Dockerfile")
-		}
 		if err != nil {
-			return limitErr(limited, err)
+			// a broken compressed stream: the client's input, not ours
+			return limitErr(limited, errdefs.ErrInvalidArgument.WithMessage("reading the build context: "+err.Error()))
+		}
+		if len(df) > maxLoneDockerfile {
+			return limitErr(limited, errdefs.ErrInvalidArgument.WithMessage("the build context is neither a tar archive nor a Dockerfile"))
 		}
 		return os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o600)
 	}

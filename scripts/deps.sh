@@ -19,6 +19,9 @@ need catatonit        command -v catatonit
 need python3-docker   /usr/bin/python3 -c 'import docker'
 need gcc              command -v gcc
 need libc6-dev        test -f /usr/lib/x86_64-linux-gnu/libc.a
+# clang and its libFuzzer/sanitizer runtimes: berth-nsexec's fuzz harnesses
+need clang            command -v clang
+need libclang-rt-14-dev sh -c 'ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a'
 need make             command -v make
 need git              command -v git
 need curl             command -v curl

@@ -37,6 +37,8 @@ static pid_t fork_into(int cgfd, int *into);
 /* ---------------------------------------------------------------- config */
 
 /* The config is a sequence of records "<tag><value>\0". */
+static void parse_config(struct config *c, char *buf, size_t n);
+
 static void read_config(struct config *c)
 {
 	char *buf;
@@ -44,6 +46,13 @@ static void read_config(struct config *c)
 	if (n < 0)
 		setup_fail("read config");
 	close(FD_CONFIG);
+	parse_config(c, buf, n);
+}
+
+/* parse_config reads the n bytes of records at buf (NUL-terminated, as
+ * read_all leaves it); c points into buf. */
+static void parse_config(struct config *c, char *buf, size_t n)
+{
 	memset(c, 0, sizeof *c);
 	for (char *p = buf; p < buf + n;) {
 		char tag = *p++;
@@ -115,10 +124,14 @@ static void read_config(struct config *c)
 			else
 				c->cols = x;
 			break;
-		case 'o':
+		case 'o': {
+			int neg = *v == '-';
+			if (parse_ulong(v + neg, &x) || x > (unsigned long long)INT_MAX + neg)
+				setup_fail("bad config: o%s", v);
 			c->has_oom = 1;
-			c->oom = atoi(v);
+			c->oom = neg ? (int)-(long long)x : (int)x;
 			break;
+		}
 		case 's':
 			if (parse_ulong(v, &x))
 				setup_fail("bad config: s%s", v);
@@ -130,7 +143,7 @@ static void read_config(struct config *c)
 				setup_fail("bad config: r%s", v);
 			*b++ = 0;
 			*d++ = 0;
-			if (parse_ulong(a, &x) || parse_ulong(b, &y) || parse_ulong(d, &z))
+			if (parse_ulong(a, &x) || x > INT_MAX || parse_ulong(b, &y) || parse_ulong(d, &z))
 				setup_fail("bad config: rlimit");
 			c->rlim[c->nrlim].res = x;
 			c->rlim[c->nrlim].soft = y;

@@ -112,6 +112,16 @@ struct filters {
 	struct sock_fprog prog[16];
 };
 
+#ifdef BERTH_FUZZ
+/* The fuzz harnesses (fuzz/) take the status records, and the exit of a
+ * failed setup returns to them (longjmp) instead of ending the process. */
+void fuzz_record(int type, int val, const char *data);
+void __attribute__((noreturn)) fuzz_exit(void);
+#define helper_exit() fuzz_exit()
+#else
+#define helper_exit() _exit(1)
+#endif
+
 /* util.c */
 void send_msg(int type, int val, const char *data);
 void __attribute__((noreturn, format(printf, 1, 2))) setup_fail(const char *fmt, ...);

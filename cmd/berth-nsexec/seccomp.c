@@ -7,6 +7,8 @@ const char filter_magic[4] = {'B', 'N', 'S', 'F'};
 
 /* ---------------------------------------------------------------- seccomp */
 
+static void parse_filters(char *buf, size_t n, struct filters *f);
+
 void load_filter_file(const char *path, struct filters *f)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -15,6 +17,16 @@ void load_filter_file(const char *path, struct filters *f)
 	char *buf;
 	ssize_t n = read_all(fd, &buf, 64 << 20);
 	close(fd);
+	if (n < 0) {
+		errno = EINVAL;
+		setup_fail("bad filter file");
+	}
+	parse_filters(buf, n, f);
+}
+
+/* parse_filters reads a filter file's n bytes at buf; f points into buf. */
+static void parse_filters(char *buf, size_t n, struct filters *f)
+{
 	if (n < 8 || memcmp(buf, filter_magic, 4)) {
 		errno = EINVAL;
 		setup_fail("bad filter file");
@@ -29,18 +41,18 @@ void load_filter_file(const char *path, struct filters *f)
 	f->n = 0;
 	for (uint32_t i = 0; i < count; i++) {
 		uint32_t len;
-		if (off + 4 > (size_t)n)
+		if (off + 4 > n)
 			goto bad;
 		memcpy(&len, buf + off, 4);
 		off += 4;
-		if (len == 0 || len > BPF_MAXINSNS || off + (size_t)len * sizeof(struct sock_filter) > (size_t)n)
+		if (len == 0 || len > BPF_MAXINSNS || off + (size_t)len * sizeof(struct sock_filter) > n)
 			goto bad;
 		f->prog[f->n].len = len;
 		f->prog[f->n].filter = (struct sock_filter *)(buf + off);
 		f->n++;
 		off += (size_t)len * sizeof(struct sock_filter);
 	}
-	if (off != (size_t)n)
+	if (off != n)
 		goto bad;
 	return;
 bad:

@@ -3,6 +3,13 @@
 #define _GNU_SOURCE
 #include "nsexec.h"
 
+/* the container's files (the helper has joined its mount namespace); the
+ * fuzz harness (fuzz/) names its own */
+#ifndef PASSWD_FILE
+#define PASSWD_FILE "/etc/passwd"
+#define GROUP_FILE "/etc/group"
+#endif
+
 /* ---------------------------------------------------------------- user */
 
 /* go_atoi is strconv.Atoi as runc's user package uses it: a failed parse
@@ -27,7 +34,9 @@ static long long go_atoi(const char *s, size_t n)
 		if (v > (unsigned long long)LLONG_MAX + neg)
 			return 0;
 	}
-	return neg ? -(long long)v : (long long)v;
+	if (neg) /* -2^63 itself has no positive counterpart */
+		return v > (unsigned long long)LLONG_MAX ? LLONG_MIN : -(long long)v;
+	return v;
 }
 
 /* A passwd or group file, as runc 1.1's user package reads it: lines (a
@@ -120,7 +129,7 @@ static char *home_of(uint32_t uid)
 {
 	struct dbfile f;
 	char *home = "/";
-	if (db_open(&f, "/etc/passwd", 0) < 0)
+	if (db_open(&f, PASSWD_FILE, 0) < 0)
 		return home;
 	char *s, *fs;
 	size_t n, fn;
@@ -132,6 +141,7 @@ static char *home_of(uint32_t uid)
 		home = strndup(fs, fn);
 		break;
 	}
+	free(f.buf);
 	return home;
 }
 
@@ -140,7 +150,7 @@ static char *home_of(uint32_t uid)
 static int additional_groups(struct config *c, gid_t *out)
 {
 	struct dbfile f;
-	int have = db_open(&f, "/etc/group", 1) == 0;
+	int have = db_open(&f, GROUP_FILE, 1) == 0;
 	int n = 0;
 	for (int i = 0; i < c->naddgids; i++) {
 		const char *ag = c->addgids[i];
@@ -351,13 +361,17 @@ char *lookpath(struct config *c)
 			} else if (asprintf(&joined, "%.*s/%s", (int)dl, p, file) < 0) {
 				setup_fail("out of memory");
 			}
-			char *name = clean(*file ? joined : (dl ? strndup(p, dl) : "."));
+			char *dir = dl ? strndup(p, dl) : NULL;
+			char *name = clean(*file ? joined : (dir ? dir : "."));
+			free(joined);
+			free(dir);
 			int e = find_executable(name);
 			if (e == 0) {
 				if (name[0] != '/')
 					fail_msg(MSG_DOT, 0, file);
 				return name;
 			}
+			free(name);
 			check_stat_errno(e > 0 ? e : 0);
 			if (!colon)
 				break;

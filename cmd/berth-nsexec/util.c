@@ -6,6 +6,10 @@
 
 void send_msg(int type, int val, const char *data)
 {
+#ifdef BERTH_FUZZ
+	fuzz_record(type, val, data);
+	return;
+#endif
 	struct msg m = {type, val, data ? (int32_t)strlen(data) : 0};
 	struct iovec iov[2] = {{&m, sizeof m}, {(void *)data, data ? strlen(data) : 0}};
 	/* One record per writev; the shim reads to EOF. Errors: nobody
@@ -27,13 +31,13 @@ void __attribute__((noreturn, format(printf, 1, 2))) setup_fail(const char *fmt,
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	send_msg(MSG_SETUP, e, buf);
-	_exit(1);
+	helper_exit();
 }
 
 void __attribute__((noreturn)) fail_msg(int type, int val, const char *data)
 {
 	send_msg(type, val, data);
-	_exit(1);
+	helper_exit();
 }
 
 /* ---------------------------------------------------------------- utils */
@@ -90,10 +94,12 @@ int write_full(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* parse_ulong takes decimal digits only: strtoull alone would also take
+ * white space, a sign, and "-1" as ULLONG_MAX. */
 int parse_ulong(const char *s, unsigned long long *v)
 {
 	char *end;
-	if (!*s)
+	if (*s < '0' || *s > '9')
 		return -1;
 	errno = 0;
 	*v = strtoull(s, &end, 10);
