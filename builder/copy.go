@@ -274,8 +274,18 @@ func (r *build) owner(ctx context.Context, ctrID, chown string) (ids, error) {
 			return ids{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("unable to convert uid/gid chown string to host mapping: %v", err))
 		}
 	}
+	// an id out of range would wrap (4294967296 is root) or mean "leave
+	// as is" (-1) when chowned: a hostile image's passwd must not do that
+	for _, id := range []int{uid, gid} {
+		if id < 0 || id > maxID {
+			return ids{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("unable to convert uid/gid chown string to host mapping: id %d out of range", id))
+		}
+	}
 	return ids{uid, gid}, nil
 }
+
+// maxID is the largest uid or gid (2^32-1 is "no id" to the kernel).
+const maxID = 1<<32 - 2
 
 // sourceWriter writes the tar that puts sources at dest: a directory's
 // contents into dest, a file at dest (or into it when it is a directory),

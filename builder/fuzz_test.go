@@ -244,6 +244,7 @@ func FuzzChownLookup(f *testing.F) {
 			assert.Equal(t, got, ids{})
 			return
 		}
+		assert.Assert(t, got.uid >= 0 && got.uid <= maxID && got.gid >= 0 && got.gid <= maxID, "%q: ids %+v out of range", chown, got)
 		user, grp, hasGroup := strings.Cut(chown, ":")
 		named := func(file, name string) bool {
 			for _, line := range strings.Split(file, "\n") {
@@ -269,4 +270,25 @@ func FuzzChownLookup(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestChownIDRange: ids from a hostile image's passwd or group that would
+// wrap to root (2^32) or mean "leave as is" (-1) are refused.
+func TestChownIDRange(t *testing.T) {
+	for _, tc := range []struct{ chown, passwd, group, err string }{
+		{chown: "u", passwd: "u:x:4294967296:4294967296::/:\n", err: "id 4294967296 out of range"},
+		{chown: "u", passwd: "u:x:-1:-1::/:\n", err: "id -1 out of range"},
+		{chown: "u:g", passwd: "u:x:5:5::/:\n", group: "g:x:-7:\n", err: "id -7 out of range"},
+		{chown: "99999999999", err: "out of range"},
+		{chown: "u", passwd: "u:x:4294967294:7::/:\n"},
+	} {
+		r := &build{b: &Builder{ctrs: fuzzFiles{files: map[string]string{"/etc/passwd": tc.passwd, "/etc/group": tc.group}}}}
+		_, err := r.owner(context.Background(), "ctr", tc.chown)
+		if tc.err == "" {
+			assert.NilError(t, err, tc.chown)
+			continue
+		}
+		assert.Check(t, errdefs.IsInvalidArgument(err), "%s: %v", tc.chown, err)
+		assert.Check(t, err != nil && strings.Contains(err.Error(), tc.err), "%s: %v", tc.chown, err)
+	}
 }
