@@ -46,7 +46,7 @@ type Deps struct {
 	// GraphDriver defaults to "overlay".
 	GraphDriver string
 	// MaxUploadSize caps what one load or import request may spool (0:
-	// no cap; DefaultReserve bytes of disk are always kept free).
+	// no cap; diskspace.Reserve of the disk is always kept free).
 	MaxUploadSize int64
 }
 

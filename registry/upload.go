@@ -4,23 +4,21 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/berthd/berth/internal/diskspace"
 	"github.com/containerd/errdefs"
-	"golang.org/x/sys/unix"
 )
 
 // UploadLimit bounds what one request body (a build context, an image
 // archive for load, a tarball for import) may write to the daemon's disk:
 // at most Max bytes (0: no fixed cap), and never so much that less than
-// Reserve bytes stay free on the filesystem of Dir. The writer's caller
-// removes what it wrote when the limit stops it.
+// Reserve bytes (0: diskspace.Reserve, 1% of the filesystem, at most 256
+// MiB) stay free on the filesystem of Dir. The writer's caller removes what
+// it wrote when the limit stops it.
 type UploadLimit struct {
 	Max     int64
 	Dir     string
 	Reserve int64
 }
-
-// DefaultReserve is the free space an upload leaves on the daemon's disk.
-const DefaultReserve = 512 << 20
 
 // checkEvery is how many bytes pass between two looks at the free space.
 const checkEvery = 16 << 20
@@ -53,19 +51,19 @@ func (lr *LimitedReader) Read(p []byte) (int, error) {
 	}
 	if lr.n >= lr.next && lr.l.Dir != "" {
 		lr.next = lr.n + checkEvery
-		if free, ok := freeBytes(lr.l.Dir); ok && free < lr.reserve()+int64(len(p)) {
-			lr.err = errdefs.ErrResourceExhausted.WithMessage(fmt.Sprintf("not enough free space on the daemon's disk for the %s: %d bytes free, %d kept free", lr.what, free, lr.reserve()))
+		if total, free, ok := diskspace.Stat(lr.l.Dir); ok && free < lr.reserve(total)+uint64(len(p)) {
+			lr.err = errdefs.ErrResourceExhausted.WithMessage(fmt.Sprintf("not enough free space on the daemon's disk for the %s: %d bytes free, %d kept free", lr.what, free, lr.reserve(total)))
 			return 0, lr.err
 		}
 	}
 	return n, err
 }
 
-func (lr *LimitedReader) reserve() int64 {
+func (lr *LimitedReader) reserve(total uint64) uint64 {
 	if lr.l.Reserve > 0 {
-		return lr.l.Reserve
+		return uint64(lr.l.Reserve)
 	}
-	return DefaultReserve
+	return diskspace.Reserve(total)
 }
 
 // Err is the limit's error, if it stopped the upload.
@@ -73,11 +71,3 @@ func (lr *LimitedReader) Err() error { return lr.err }
 
 // N is the number of bytes read.
 func (lr *LimitedReader) N() int64 { return lr.n }
-
-func freeBytes(dir string) (int64, bool) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, false
-	}
-	return int64(st.Bavail) * int64(st.Bsize), true
-}

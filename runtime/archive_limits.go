@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/berthd/berth/internal/diskspace"
 	"io"
 	"os"
 	"os/exec"
@@ -186,14 +187,11 @@ func (g *guardedTar) admit(hdr *tar.Header) error {
 }
 
 // checkSpace refuses an entry that would leave less than a reserve free:
-// 1% of the filesystem, at most 256 MiB, and as many inodes.
+// diskspace.Reserve (1% of the filesystem, at most 256 MiB), and as many
+// inodes.
 func checkSpace(fs *unix.Statfs_t, hdr *tar.Header) error {
-	bsize := uint64(fs.Bsize)
-	if fs.Frsize > 0 {
-		bsize = uint64(fs.Frsize)
-	}
-	total, free := fs.Blocks*bsize, fs.Bavail*bsize
-	reserve := min(total/100, 256<<20)
+	total, free, _ := diskspace.Totals(fs)
+	reserve := diskspace.Reserve(total)
 	size := uint64(max(hdr.Size, 0))
 	if total > 0 && size+reserve > free {
 		return errdefs.ErrResourceExhausted.WithMessage(fmt.Sprintf(

@@ -62,7 +62,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.Int64Var(&c.CPURealtimePeriod, "cpu-rt-period", 0, "Limit the CPU real-time period in microseconds for the parent cgroup for all containers")
 	fs.Int64Var(&c.CPURealtimeRuntime, "cpu-rt-runtime", 0, "Limit the CPU real-time runtime in microseconds for the parent cgroup for all containers")
 	fs.StringVar(&c.DefaultIpcMode, "default-ipc-mode", string(container.IPCModePrivate), `Default mode for containers ipc ("shareable" | "private")`)
-	fs.Int64Var(&c.MaxUploadSize, "max-upload-size", 0, "Most bytes one build context, image archive (load) or tarball (import) may unpack to (0: no cap; 512 MiB of disk are always kept free)")
+	fs.Int64Var(&c.MaxUploadSize, "max-upload-size", 0, "Most bytes one build context, image archive (load) or tarball (import) may unpack to (0: no cap; 1% of the disk, at most 256 MiB, is always kept free)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
