@@ -16,6 +16,7 @@ import (
 )
 
 type fake struct {
+	unimplemented
 	up   compose.UpRequest
 	down compose.DownRequest
 	ps   string
