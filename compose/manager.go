@@ -61,9 +61,11 @@ type Manager struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
-	// ours are the container names berth is creating, so that a create it
-	// did not make (a client's) can be told apart
+	// ours are the container names berth is creating, and the IDs it is
+	// stopping, so that a client's creates and stops can be told apart
 	ours map[string]time.Time
+	// clientStopped are replicas a client stopped (since their last start)
+	clientStopped map[string]bool
 	// dirty wakes the supervisor for a project (see supervisor.go)
 	dirty chan string
 	// schedule wakes the scheduler when records change
@@ -88,7 +90,7 @@ func NewManager(d ManagerDeps) (*Manager, error) {
 	if d.Sweep <= 0 {
 		d.Sweep = 15 * time.Second
 	}
-	m := &Manager{d: d, locks: map[string]*sync.Mutex{}, ours: map[string]time.Time{}, dirty: make(chan string, 256), schedule: make(chan struct{}, 1)}
+	m := &Manager{d: d, locks: map[string]*sync.Mutex{}, ours: map[string]time.Time{}, clientStopped: map[string]bool{}, dirty: make(chan string, 256), schedule: make(chan struct{}, 1)}
 	dp, err := NewDeployer(DeployerDeps{Containers: markingContainers{d.Containers, m.markOurs}, Networks: d.Networks, Volumes: d.Volumes, Images: d.Images, Logs: d.Logs, Poll: d.Poll})
 	if err != nil {
 		return nil, err
@@ -97,7 +99,8 @@ func NewManager(d ManagerDeps) (*Manager, error) {
 	return m, nil
 }
 
-// markingContainers notes every name berth creates a container under.
+// markingContainers notes every name berth creates a container under and
+// every container it stops.
 type markingContainers struct {
 	ContainerService
 	mark func(name string)
@@ -106,6 +109,11 @@ type markingContainers struct {
 func (c markingContainers) Create(ctx context.Context, req runtime.CreateRequest) (container.CreateResponse, error) {
 	c.mark(req.Name)
 	return c.ContainerService.Create(ctx, req)
+}
+
+func (c markingContainers) Stop(ctx context.Context, name, signal string, timeout *int) error {
+	c.mark(name)
+	return c.ContainerService.Stop(ctx, name, signal, timeout)
 }
 
 func (m *Manager) markOurs(name string) {

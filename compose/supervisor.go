@@ -28,7 +28,10 @@ import (
 //     restarts are the restart policy's (the runtime's, with Docker's
 //     backoff).
 //   - A client that creates replicas of a berth-deployed project (docker
-//     compose up, up --scale) takes it over: it becomes Origin compose.
+//     compose up, up --scale), or stops and then removes one (docker
+//     compose down, rm, up --remove-orphans, or docker stop and rm), takes
+//     it over: it becomes Origin compose. A replica removed while it ran
+//     (docker rm -f) or lost is berth's to recreate.
 //   - A project of the compose CLI (Origin compose) is recorded as its
 //     containers are: replicas, config hashes, pins. berth never resurrects
 //     what the API removed; the record goes when the last replica does.
@@ -123,9 +126,19 @@ func (m *Manager) interest(msg events.Message) map[string]time.Duration {
 				m.handover(k.Project)
 			}
 			return map[string]time.Duration{k.Project: m.d.Grace}
+		case events.ActionStop:
+			if !m.isOurs(msg.Actor.ID) {
+				m.setClientStopped(msg.Actor.ID, true)
+			}
 		case events.ActionDestroy:
+			if m.setClientStopped(msg.Actor.ID, false) {
+				m.handover(k.Project)
+			}
 			return map[string]time.Duration{k.Project: m.d.Grace}
-		case events.ActionDie, events.ActionStart:
+		case events.ActionStart:
+			m.setClientStopped(msg.Actor.ID, false)
+			return map[string]time.Duration{k.Project: 200 * time.Millisecond}
+		case events.ActionDie:
 			return map[string]time.Duration{k.Project: 200 * time.Millisecond}
 		}
 	case events.NetworkEventType:
@@ -145,6 +158,20 @@ func (m *Manager) interest(msg events.Message) map[string]time.Duration {
 		return out
 	}
 	return nil
+}
+
+// setClientStopped sets or clears a replica's mark, reporting whether it
+// was set.
+func (m *Manager) setClientStopped(id string, stopped bool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	was := m.clientStopped[id]
+	if stopped {
+		m.clientStopped[id] = true
+	} else {
+		delete(m.clientStopped, id)
+	}
+	return was
 }
 
 // handover makes a berth-deployed project the client's.

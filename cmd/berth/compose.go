@@ -31,6 +31,13 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func (p *projectFlags) register(fs *flag.FlagSet) {
 	fs.Var((*listFlag)(&p.files), "f", "compose file (repeatable)")
+	p.registerLong(fs)
+}
+
+// registerLong registers the project flags but -f, which logs takes for
+// --follow (as docker compose does: there -f before the command is the
+// file, after it follow).
+func (p *projectFlags) registerLong(fs *flag.FlagSet) {
 	fs.Var((*listFlag)(&p.files), "file", "compose file (repeatable)")
 	fs.StringVar(&p.name, "p", "", "project name")
 	fs.StringVar(&p.name, "project-name", "", "project name")

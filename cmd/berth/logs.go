@@ -24,7 +24,7 @@ func composeLogs(ctx context.Context, c *client, args []string, out io.Writer) e
 	var follow, timestamps bool
 	tail, since := "all", ""
 	services, err := parseArgs("logs", args, func(fs *flag.FlagSet) {
-		pf.register(fs)
+		pf.registerLong(fs)
 		fs.BoolVar(&follow, "f", false, "follow")
 		fs.BoolVar(&follow, "follow", false, "follow")
 		fs.StringVar(&tail, "tail", "all", "lines from the end of each replica's log")

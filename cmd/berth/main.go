@@ -30,6 +30,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -66,11 +67,48 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cmd, ok := commands[args[1]]
-	if !ok {
-		return fmt.Errorf("unknown command %q\n%s", "compose "+args[1], usage)
+	global, name, rest, err := splitCompose(args[1:])
+	if err != nil {
+		return err
 	}
-	return cmd(ctx, c, args[2:], out)
+	cmd, ok := commands[name]
+	if !ok {
+		return fmt.Errorf("unknown command %q\n%s", "compose "+name, usage)
+	}
+	return cmd(ctx, c, append(global, rest...), out)
+}
+
+// splitCompose separates the project flags given before the command, as
+// `docker compose -f FILE -p NAME logs -f` has them, from the command and
+// its own arguments. -f before the command is always the file.
+func splitCompose(args []string) (global []string, name string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			return global, a, args[i+1:], nil
+		}
+		flagName, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch flagName {
+		case "f", "file", "p", "project-name", "project-directory", "profile":
+		default:
+			return nil, "", nil, fmt.Errorf("unknown flag %s before the command\n%s", a, usage)
+		}
+		if flagName == "f" {
+			flagName = "file"
+		}
+		global = append(global, "--"+flagName)
+		if hasValue {
+			_, v, _ := strings.Cut(a, "=")
+			global[len(global)-1] += "=" + v
+			continue
+		}
+		if i+1 >= len(args) {
+			return nil, "", nil, fmt.Errorf("%s needs a value\n%s", a, usage)
+		}
+		i++
+		global = append(global, args[i])
+	}
+	return nil, "", nil, fmt.Errorf("%s", usage)
 }
 
 var commands = map[string]func(context.Context, *client, []string, io.Writer) error{
