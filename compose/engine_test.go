@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,7 +44,14 @@ func (e *engine) Logs(_ context.Context, name string, opts runtime.LogsOptions) 
 	}
 	ch := make(chan runtime.LogLine, len(lines))
 	for i, l := range lines {
-		ch <- runtime.LogLine{Stream: "stdout", Line: []byte(l + "\n"), Time: time.Unix(0, int64(i)*int64(time.Millisecond))}
+		at := time.Unix(0, int64(i)*int64(time.Millisecond))
+		// "@N text": the line was written at N ms
+		if rest, ok := strings.CutPrefix(l, "@"); ok {
+			ms, text, _ := strings.Cut(rest, " ")
+			n, _ := strconv.Atoi(ms)
+			at, l = time.Unix(0, int64(n)*int64(time.Millisecond)), text
+		}
+		ch <- runtime.LogLine{Stream: "stdout", Line: []byte(l + "\n"), Time: at}
 	}
 	close(ch)
 	return &runtime.LogStream{Lines: ch, Cancel: func() {}}, nil

@@ -515,3 +515,40 @@ func TestSupervisorReactsToEvents(t *testing.T) {
 		}
 	}
 }
+
+// A client that stops a replica and then removes it (compose down, rm,
+// --remove-orphans) decides: the project becomes the client's, nothing is
+// resurrected. Removed while running (rm -f): berth recreates it.
+func TestSupervisorStopThenRemoveIsTheClients(t *testing.T) {
+	h := newHarness(t)
+	h.write(t, shopYAML)
+	h.up(t)
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.m.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	ctx := context.Background()
+
+	assert.NilError(t, h.e.Remove(ctx, "shop-worker-1", runtimeRemoveForce))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if c := h.e.find("shop-worker-1"); c == nil || c.State.Status != container.StateRunning {
+			return poll.Continue("not back")
+		}
+		return poll.Success()
+	}, poll.WithDelay(5*time.Millisecond), poll.WithTimeout(5*time.Second))
+	assert.Check(t, is.Equal(h.record(t, "shop").Origin, OriginBerth))
+
+	assert.NilError(t, h.e.Stop(ctx, "shop-worker-2", "", nil))
+	h.e.mu.Lock()
+	h.e.publish(h.e.find("shop-worker-2"), "stop")
+	h.e.mu.Unlock()
+	assert.NilError(t, h.e.Remove(ctx, "shop-worker-2", runtimeRemoveForce))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if rec := h.record(t, "shop"); rec.Origin != OriginCompose || rec.Services["worker"].Replicas != 1 {
+			return poll.Continue("origin %s, %d workers", rec.Origin, rec.Services["worker"].Replicas)
+		}
+		return poll.Success()
+	}, poll.WithDelay(5*time.Millisecond), poll.WithTimeout(5*time.Second))
+	time.Sleep(50 * time.Millisecond) // several graces
+	assert.Check(t, h.e.find("shop-worker-2") == nil)
+}
