@@ -49,6 +49,8 @@ func TestDeployJobsAndSchedule(t *testing.T) {
 	assert.Check(t, is.Contains(out, "schema v2 missing a column"))
 	e := executions(t, d, "fleet", "migrate")[0]
 	assert.Check(t, is.Equal(e.ExitCode, 3))
+	// (stdout and stderr are two pipes: their order is the reader's, as on Docker)
+	slices.Sort(e.Logs)
 	assert.Check(t, is.DeepEqual(e.Logs, []string{"migrating", "schema v2 missing a column"}))
 
 	long := strings.TrimSpace(berthOK(t, d, "compose", "run-job", "-p", "fleet", "long"))

@@ -81,16 +81,23 @@ func composeJobs(ctx context.Context, c *client, args []string, out io.Writer) e
 			code = fmt.Sprint(e.ExitCode)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Service, e.Trigger, e.State, code, started, dur, tick)
-		if logs {
-			for _, l := range e.Logs {
-				fmt.Fprintf(tw, "\t  | %s\n", l)
-			}
-			if e.Error != "" {
-				fmt.Fprintf(tw, "\t  ! %s\n", strings.TrimSpace(e.Error))
-			}
+	}
+	if err := tw.Flush(); err != nil || !logs {
+		return err
+	}
+	for _, e := range list {
+		if len(e.Logs) == 0 && e.Error == "" {
+			continue
+		}
+		fmt.Fprintf(out, "\n%s %s:\n", e.ID, e.Service)
+		for _, l := range e.Logs {
+			fmt.Fprintf(out, "  | %s\n", l)
+		}
+		if e.Error != "" {
+			fmt.Fprintf(out, "  ! %s\n", strings.TrimSpace(e.Error))
 		}
 	}
-	return tw.Flush()
+	return nil
 }
 
 // composeCancel stops a running execution.
