@@ -447,6 +447,17 @@ func (m *Manager) recordPlan(ctx context.Context, rec *DeploymentRecord, replica
 		}
 		images[name] = choice
 	}
+	for name, s := range p.Services {
+		if _, ok := images[name]; !ok {
+			// no pin (no replica was ever seen): the reference as it is here
+			ref := imageRef(p.Name, s)
+			choice := ImageChoice{Ref: ref}
+			if img, err := m.inspectImage(ctx, ref); err == nil && img != nil {
+				choice.ID = img.ID
+			}
+			images[name] = choice
+		}
+	}
 	if replicas == nil {
 		replicas = map[string]int{}
 		for name, sr := range rec.Services {

@@ -337,11 +337,25 @@ func TestSupervisorFollowsAClientsProject(t *testing.T) {
 	assert.Check(t, is.Equal(rec.Services["worker"].Replicas, 2))
 	assert.Check(t, is.Equal(rec.Services["worker"].Pin.ImageID, busyboxID))
 	assert.Check(t, rec.Services["worker"].ConfigHash != "")
+	assert.Check(t, rec.Model != "", "its files load to its config hashes: berth can plan it")
+	assert.Check(t, is.Equal(rec.Files[0].Content, shopYAML))
+
+	// a file that no longer matches what runs: no model rather than a wrong one
+	h.write(t, strings.Replace(shopYAML, "replicas: 2", "replicas: 2\n    environment: [CHANGED=1]", 1))
+	assert.NilError(t, h.e.Remove(ctx, "shop-web-1", runtimeRemoveForce))
+	h.m.check(ctx, "shop", false)
+	assert.Check(t, is.Equal(h.record(t, "shop").Model, ""))
+	h.write(t, shopYAML)
 
 	assert.NilError(t, h.e.Remove(ctx, "shop-worker-2", runtimeRemoveForce))
 	h.m.check(ctx, "shop", false)
-	assert.Check(t, is.DeepEqual(h.names("shop"), []string{"shop-web-1", "shop-worker-1"}))
+	assert.Check(t, is.DeepEqual(h.names("shop"), []string{"shop-worker-1"}))
 	assert.Check(t, is.Equal(h.record(t, "shop").Services["worker"].Replicas, 1))
+	assert.Check(t, h.record(t, "shop").Model != "")
+	// berth can scale it: the model is the CLI's file
+	_, err = h.m.Scale(ctx, "shop", ScaleRequest{Services: map[string]int{"worker": 2}})
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(h.names("shop"), []string{"shop-worker-1", "shop-worker-2"}))
 
 	for _, n := range h.names("shop") {
 		assert.NilError(t, h.e.Remove(ctx, n, runtimeRemoveForce))

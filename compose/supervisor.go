@@ -255,8 +255,46 @@ func (m *Manager) follow(ctx context.Context, project string, rec *DeploymentRec
 	if rec != nil && sameRecord(rec, next) {
 		return
 	}
+	m.adoptModel(ctx, next)
 	if err := m.d.Records.Put(project, next); err != nil {
 		logrus.WithError(err).Warnf("deployment %s: record it", project)
+	}
+}
+
+// adoptModel gives a client's project the model berth would deploy it
+// from, when its compose files are on this host and load (without the
+// client's environment) to exactly the config hashes its containers carry:
+// then scale, up -p and jobs work for it too. Otherwise the record keeps no
+// model, rather than a wrong one.
+func (m *Manager) adoptModel(ctx context.Context, rec *DeploymentRecord) {
+	if len(rec.ConfigFiles) == 0 {
+		rec.Model, rec.Files, rec.FileHash = "", nil, ""
+		return
+	}
+	src, err := sourceFromFiles(ctx, LoadOptions{ConfigFiles: rec.ConfigFiles, WorkingDir: rec.WorkingDir, ProjectName: rec.Project})
+	if err != nil {
+		rec.Model, rec.Files, rec.FileHash = "", nil, ""
+		return
+	}
+	for name, sr := range rec.Services {
+		s, ok := src.project.Services[name]
+		if sr.Job != nil {
+			continue
+		}
+		if !ok {
+			rec.Model = ""
+			return
+		}
+		if h, err := ServiceHash(s); err != nil || h != sr.ConfigHash {
+			rec.Model = ""
+			return
+		}
+	}
+	rec.Model, rec.Files, rec.FileHash, rec.Networks, rec.Volumes = src.model, src.files, src.fileHash, projectNetworks(src.project), projectVolumes(src.project)
+	for name, sr := range rec.Services {
+		if s, ok := src.project.Services[name]; ok {
+			sr.FileScale = s.GetScale()
+		}
 	}
 }
 
