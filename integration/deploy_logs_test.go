@@ -137,4 +137,26 @@ services:
 	assert.Check(t, is.Equal(ld.Failures[0].ExitCode, 3))
 	assert.Check(t, is.Contains(strings.Join(ld.Failures[0].Logs, "\n"), "loading config"))
 	berthOK(t, d, "compose", "down", "-p", "broken")
+
+	// one that keeps crashing follows its restart policy (Docker's backoff)
+	// and is reported: in the record and as a crashloop event
+	since := time.Now().Format(time.RFC3339Nano)
+	crashy := writeProject(t, "name: crashy\nservices:\n  loop:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"echo cannot bind :80; exit 2\"]\n    restart: always\n")
+	r = d.Berth(t, "compose", "up", "-f", crashy)
+	assert.Check(t, is.Contains(r.Stderr(), "container crashy-loop-1 exited (2) right after it started"), r.Combined())
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		p := service(deployment(t, d, "crashy"), "loop").Problem
+		if p == nil || p.Kind != "crashloop" {
+			return poll.Continue("no crash loop reported: %+v", p)
+		}
+		if p.RestartCount < 3 || p.ExitCode != 2 || !strings.Contains(strings.Join(p.Logs, "\n"), "cannot bind :80") {
+			return poll.Continue("%+v", p)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(30*time.Second))
+	evs := d.DockerOK(t, "events", "--since", since, "--until", time.Now().Format(time.RFC3339Nano),
+		"--filter", "type=deployment", "--filter", "label=com.docker.compose.project=crashy", "--format", "{{.Action}} {{.Actor.Attributes.container}}")
+	assert.Check(t, is.Contains(evs, "crashloop crashy-loop-1"))
+	assert.Check(t, is.Equal(inspectF(t, d, "{{.HostConfig.RestartPolicy.Name}}", "crashy-loop-1"), "always"))
+	berthOK(t, d, "compose", "down", "-p", "crashy")
 }
