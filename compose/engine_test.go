@@ -99,3 +99,17 @@ var runtimeRemoveForce = runtime.RemoveOptions{Force: true}
 func runtimeCreate(name string, cfg *container.Config, hc *container.HostConfig) runtime.CreateRequest {
 	return runtime.CreateRequest{Name: name, Config: cfg, HostConfig: hc, NetworkingConfig: &network.NetworkingConfig{}}
 }
+
+// lookup is find for tests: a copy, under the lock.
+func (e *engine) lookup(name string) *container.InspectResponse {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.find(name)
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	st := *c.State
+	cp.State = &st
+	return &cp
+}

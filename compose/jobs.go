@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/berthd/berth/engine/filters"
@@ -91,8 +90,6 @@ type ExecutionStore interface {
 
 var _ ExecutionStore = (*store.Table[JobExecution])(nil)
 
-var execMu sync.Mutex // orders the read-modify-write of execution records
-
 // RunJob starts one execution of a job and returns it (running).
 func (m *Manager) RunJob(ctx context.Context, project, service string) (*JobExecution, error) {
 	unlock := m.lock(project)
@@ -166,8 +163,8 @@ func (m *Manager) startExecution(ctx context.Context, rec *DeploymentRecord, e *
 }
 
 func (m *Manager) putExecution(e *JobExecution) error {
-	execMu.Lock()
-	defer execMu.Unlock()
+	m.execMu.Lock()
+	defer m.execMu.Unlock()
 	return m.d.Executions.Put(e.ID, e)
 }
 
@@ -213,10 +210,10 @@ func (m *Manager) jobEvent(msg events.Message, _ ContainerKey) {
 func (m *Manager) finishExecution(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	execMu.Lock()
+	m.execMu.Lock()
 	e, err := m.d.Executions.Get(id)
 	if err != nil || e.done() || e.ContainerID == "" {
-		execMu.Unlock()
+		m.execMu.Unlock()
 		return
 	}
 	c, err := m.d.Containers.Inspect(ctx, e.ContainerID, false)
@@ -224,10 +221,10 @@ func (m *Manager) finishExecution(ctx context.Context, id string) {
 	case errdefs.IsNotFound(err):
 		e.State, e.Error = ExecLost, "its container was removed before it ended"
 	case err != nil:
-		execMu.Unlock()
+		m.execMu.Unlock()
 		return
 	case c.State == nil || c.State.Status == container.StateRunning || c.State.Status == container.StateCreated || c.State.Status == container.StateRestarting:
-		execMu.Unlock()
+		m.execMu.Unlock()
 		return
 	default:
 		e.ExitCode, e.Error = c.State.ExitCode, c.State.Error
@@ -242,7 +239,7 @@ func (m *Manager) finishExecution(ctx context.Context, id string) {
 	}
 	e.Finished = m.d.Clock.Now()
 	_ = m.d.Executions.Put(e.ID, e)
-	execMu.Unlock()
+	m.execMu.Unlock()
 	m.event(e.Project, ActionJob, map[string]string{"service": e.Service, "execution": e.ID, "state": e.State, "exitCode": itoa(e.ExitCode)})
 	m.pruneExecutions(ctx, e.Project, e.Service)
 }
@@ -309,29 +306,29 @@ func (m *Manager) Jobs(ctx context.Context, project, service string) ([]*JobExec
 // CancelJob stops a running execution (its stop signal, then its grace
 // period) and records it cancelled.
 func (m *Manager) CancelJob(ctx context.Context, project, id string) (*JobExecution, error) {
-	execMu.Lock()
+	m.execMu.Lock()
 	e, err := m.d.Executions.Get(id)
 	if err != nil || e.Project != project {
-		execMu.Unlock()
+		m.execMu.Unlock()
 		return nil, errdefs.ErrNotFound.WithMessage("No such job execution: " + id)
 	}
 	if e.done() {
-		execMu.Unlock()
+		m.execMu.Unlock()
 		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("job execution %s is not running (%s)", id, e.State))
 	}
 	e.Cancel = true
 	_ = m.d.Executions.Put(e.ID, e)
-	execMu.Unlock()
+	m.execMu.Unlock()
 	if e.ContainerID != "" {
 		if err := m.d.Containers.Stop(ctx, e.ContainerID, "", nil); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
 			return nil, err
 		}
 	}
 	if e.State == ExecPending && e.ContainerID == "" {
-		execMu.Lock()
+		m.execMu.Lock()
 		e.State, e.Finished = ExecCancelled, m.d.Clock.Now()
 		_ = m.d.Executions.Put(e.ID, e)
-		execMu.Unlock()
+		m.execMu.Unlock()
 	}
 	m.finishExecution(ctx, id)
 	return m.d.Executions.Get(id)

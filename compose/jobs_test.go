@@ -51,7 +51,7 @@ func TestJobsRunOnDemand(t *testing.T) {
 	assert.Check(t, is.Equal(e.State, ExecFailed))
 	assert.Check(t, is.Equal(e.ExitCode, 1))
 	assert.Check(t, is.Equal(e.Container, "ops-migrate-run-"+e.ID))
-	c := h.e.find(e.Container)
+	c := h.e.lookup(e.Container)
 	assert.Assert(t, c != nil)
 	assert.Check(t, is.Equal(c.Config.Labels[LabelOneoff], "True"))
 	assert.Check(t, is.Equal(c.Config.Labels[LabelJobExecution], e.ID))

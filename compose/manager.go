@@ -66,6 +66,8 @@ type Manager struct {
 	ours map[string]time.Time
 	// clientStopped are replicas a client stopped (since their last start)
 	clientStopped map[string]bool
+	// execMu orders the read-modify-write of job execution records
+	execMu sync.Mutex
 	// dirty wakes the supervisor for a project (see supervisor.go)
 	dirty chan string
 	// schedule wakes the scheduler when records change
@@ -238,6 +240,12 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (*UpResult, error) {
 	}
 	res := &UpResult{Project: p.Name, Drift: rec.LastDeploy.Drift, Restored: rec.LastDeploy.Restored}
 	err = m.dp.apply(ctx, plan, applyOptions{wait: req.Wait, removeOrphans: req.RemoveOrphans, rolling: true, failWindow: m.d.FailWindow}, res)
+	if err != nil && len(res.Actions) == 0 {
+		// refused before anything changed (an external network missing, a
+		// network of another project): the record stays as it was
+		m.restoreRecord(p.Name, old)
+		return res, err
+	}
 	m.finish(rec, res, err)
 	m.wakeScheduler()
 	for _, dr := range res.Drift {
@@ -248,6 +256,19 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (*UpResult, error) {
 	}
 	m.event(p.Name, ActionDeploy, map[string]string{"result": rec.LastDeploy.Result})
 	return res, err
+}
+
+// restoreRecord puts back the record an operation replaced (none: none).
+func (m *Manager) restoreRecord(project string, old *DeploymentRecord) {
+	var err error
+	if old == nil {
+		err = m.d.Records.Delete(project)
+	} else {
+		err = m.d.Records.Put(project, old)
+	}
+	if err != nil {
+		logrus.WithError(err).Warnf("deployment %s: put the record back", project)
+	}
 }
 
 // source is the project an up request deploys.

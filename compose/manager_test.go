@@ -280,13 +280,15 @@ func TestManagerUpBadInputLeavesTheRecord(t *testing.T) {
 		"schedule":    strings.Replace(shopYAML, "    command: [sleep, infinity]\n", "    command: [sleep, infinity]\n    x-berth: {schedule: \"every 5 minutes\"}\n", 1),
 		"pull policy": strings.Replace(shopYAML, "    command: [sleep, infinity]\n", "    command: [sleep, infinity]\n    pull_policy: xalwaysx\n", 1),
 		"image":       strings.Replace(shopYAML, "busybox:latest", "nope:1", 1),
+		"external network missing": strings.Replace(shopYAML, "    command: [sleep, infinity]\n", "    command: [sleep, infinity]\n    networks: [ext]\n", 1) +
+			"networks:\n  ext:\n    external: true\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			h.write(t, yaml)
 			h.e.calls = nil
 			_, err := h.m.Up(context.Background(), UpRequest{LoadOptions: LoadOptions{WorkingDir: h.dir}})
 			assert.Check(t, errdefs.IsInvalidArgument(err) || errdefs.IsNotFound(err), "%v", err)
-			assert.Check(t, is.Len(h.e.calls, 0))
+			assert.Check(t, is.Len(h.e.calls, 0), "%v", h.e.calls)
 			assert.Check(t, is.DeepEqual(h.record(t, "shop"), before))
 		})
 	}
@@ -309,7 +311,7 @@ func TestSupervisorKeepsTheRecord(t *testing.T) {
 	h.e.find("shop-web-1").State.Status = container.StateDead
 	h.e.mu.Unlock()
 	h.m.check(ctx, "shop", false)
-	assert.Check(t, is.Equal(h.e.find("shop-web-1").State.Status, container.StateRunning))
+	assert.Check(t, is.Equal(h.e.lookup("shop-web-1").State.Status, container.StateRunning))
 
 	// a client's down: containers, then networks
 	for _, n := range h.names("shop") {
@@ -375,7 +377,7 @@ func TestSupervisorHandsOverToAClient(t *testing.T) {
 	go func() { defer close(done); h.m.Run(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	// the client's create (not berth's): as docker compose up --scale does
-	req := h.e.find("shop-worker-1")
+	req := h.e.lookup("shop-worker-1")
 	labels := map[string]string{}
 	for k, v := range req.Config.Labels {
 		labels[k] = v
@@ -454,7 +456,7 @@ func TestRestoreFromPin(t *testing.T) {
 	ctx := context.Background()
 	assert.NilError(t, h.e.Remove(ctx, "shop-worker-1", runtimeRemoveForce))
 	h.m.check(ctx, "shop", false)
-	c := h.e.find("shop-worker-1")
+	c := h.e.lookup("shop-worker-1")
 	assert.Assert(t, c != nil)
 	assert.Check(t, is.Equal(c.Config.Image, pin.RepoDigest))
 	assert.Check(t, is.Equal(c.Config.Labels[LabelImage], id))
@@ -480,7 +482,7 @@ func TestRestoreFromPin(t *testing.T) {
 	assert.Check(t, is.DeepEqual(h.record(t, "shop"), before))
 	assert.NilError(t, h.e.Remove(ctx, "shop-worker-2", runtimeRemoveForce))
 	h.m.check(ctx, "shop", false)
-	assert.Check(t, h.e.find("shop-worker-2") == nil)
+	assert.Check(t, h.e.lookup("shop-worker-2") == nil)
 	p := h.record(t, "shop").Services["worker"].Problem
 	assert.Assert(t, p != nil)
 	assert.Check(t, is.Equal(p.Kind, ProblemRestore))
@@ -545,7 +547,7 @@ func TestSupervisorStopThenRemoveIsTheClients(t *testing.T) {
 
 	assert.NilError(t, h.e.Remove(ctx, "shop-worker-1", runtimeRemoveForce))
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if c := h.e.find("shop-worker-1"); c == nil || c.State.Status != container.StateRunning {
+		if c := h.e.lookup("shop-worker-1"); c == nil || c.State.Status != container.StateRunning {
 			return poll.Continue("not back")
 		}
 		return poll.Success()
@@ -564,5 +566,5 @@ func TestSupervisorStopThenRemoveIsTheClients(t *testing.T) {
 		return poll.Success()
 	}, poll.WithDelay(5*time.Millisecond), poll.WithTimeout(5*time.Second))
 	time.Sleep(50 * time.Millisecond) // several graces
-	assert.Check(t, h.e.find("shop-worker-2") == nil)
+	assert.Check(t, h.e.lookup("shop-worker-2") == nil)
 }

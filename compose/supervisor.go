@@ -123,7 +123,7 @@ func (m *Manager) interest(msg events.Message) map[string]time.Duration {
 		switch msg.Action {
 		case events.ActionCreate:
 			if !m.isOurs(attrs["name"]) {
-				m.handover(k.Project)
+				go m.handover(k.Project) // not waiting here for an operation that holds the project
 			}
 			return map[string]time.Duration{k.Project: m.d.Grace}
 		case events.ActionStop:
@@ -132,7 +132,7 @@ func (m *Manager) interest(msg events.Message) map[string]time.Duration {
 			}
 		case events.ActionDestroy:
 			if m.setClientStopped(msg.Actor.ID, false) {
-				m.handover(k.Project)
+				go m.handover(k.Project)
 			}
 			return map[string]time.Duration{k.Project: m.d.Grace}
 		case events.ActionStart:
