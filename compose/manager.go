@@ -38,7 +38,7 @@ type ManagerDeps struct {
 	// Clock is the scheduler's and the supervisor's time; nil is RealClock.
 	Clock Clock
 	// FailWindow is how long after its start a replica that exits fails
-	// the deploy that started it; 0 means 1.5s, negative never.
+	// the deploy that started it; 0 means 1s, negative never.
 	FailWindow time.Duration
 	// Grace is how long the supervisor leaves a berth-deployed project
 	// alone after a replica of it went, so that a client tearing the
@@ -84,7 +84,7 @@ func NewManager(d ManagerDeps) (*Manager, error) {
 		d.Clock = RealClock{}
 	}
 	if d.FailWindow == 0 {
-		d.FailWindow = 1500 * time.Millisecond
+		d.FailWindow = time.Second
 	}
 	if d.Grace <= 0 {
 		d.Grace = 2 * time.Second

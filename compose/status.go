@@ -76,6 +76,7 @@ func statusOf(rec *DeploymentRecord, d Deployment) DeploymentStatus {
 			ss.Desired = len(s.Replicas)
 		}
 		if rec != nil {
+			ss.Desired = 0 // an orphan: it runs, but the deployment does not have it
 			if sr := rec.Services[name]; sr != nil {
 				ss.Image, ss.Desired, ss.Pin, ss.Job, ss.Problem = sr.Image, sr.Replicas, sr.Pin, sr.Job, sr.Problem
 			}
