@@ -83,11 +83,18 @@ services:
 		}
 	}
 	assert.Check(t, is.DeepEqual(order, []string{"destroy drift-app-1", "start drift-app-1", "destroy drift-app-2", "start drift-app-2"}))
+	evs = d.DockerOK(t, "events", "--since", since, "--until", time.Now().Format(time.RFC3339Nano),
+		"--filter", "type=deployment", "--filter", "label="+compose.LabelProject+"=drift", "--format", "{{.Action}} {{.Actor.Attributes.service}} {{.Actor.Attributes.oldDigest}} {{.Actor.Attributes.newDigest}}")
+	assert.Check(t, is.Contains(evs, "drift app "+pin.RepoDigest+" "+newPin.RepoDigest), evs)
 
 	// the registry down: a lost replica comes back from its pin
 	reg.Stop(t)
+	since = time.Now().Format(time.RFC3339Nano)
 	d.DockerOK(t, "rm", "-f", "drift-app-2")
 	waitReplicas(t, d, "drift", "app", 2)
+	evs = d.DockerOK(t, "events", "--since", since, "--until", time.Now().Format(time.RFC3339Nano),
+		"--filter", "type=deployment", "--format", "{{.Action}} {{.Actor.Attributes.container}}")
+	assert.Check(t, is.Contains(evs, "restore drift-app-2"), evs)
 	assert.Check(t, is.Equal(inspectF(t, d, "{{.Image}}", "drift-app-2"), v2))
 	// and with the tag gone too: by its digest
 	d.DockerOK(t, "rmi", "-f", reg.Addr+"/fleet/app:latest")

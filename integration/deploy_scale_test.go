@@ -5,12 +5,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/internal/testenv"
+	bolt "go.etcd.io/bbolt"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
@@ -49,7 +49,7 @@ func waitReplicas(t *testing.T, d *testenv.Daemon, project, svc string, want int
 	var ids map[string]string
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		out := d.DockerOK(t, "ps", "-a", "--filter", "label="+compose.LabelProject+"="+project, "--filter", "label="+compose.LabelService+"="+svc,
-			"--filter", "label="+compose.LabelOneoff+"=False", "--format", "{{.Names}} {{.State}} {{.ID}}")
+			"--filter", "label="+compose.LabelOneoff+"=False", "--no-trunc", "--format", "{{.Names}} {{.State}} {{.ID}}")
 		ids = map[string]string{}
 		var names []string
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -109,8 +109,9 @@ services:
 
 // The first "done when": scale to 3, and 3 replicas run, with the
 // same names and numbers and DNS right, after a plain up, a SIGKILL of
-// berthd, a docker rm -f behind berth's back and a simulated reboot; the
-// docker compose CLI agrees; bad input changes nothing.
+// berthd (with a replica's record broken meanwhile), a docker rm -f behind
+// berth's back and a simulated reboot; the docker compose CLI agrees; bad
+// input changes nothing.
 func TestDeployScaleIsKept(t *testing.T) {
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
@@ -157,9 +158,17 @@ func TestDeployScaleIsKept(t *testing.T) {
 	assert.Check(t, !strings.Contains(out, "Removed"), out)
 	assert.Check(t, is.DeepEqual(waitReplicas(t, d, "shop", "worker", 3), ids))
 
-	// berthd killed: the same three
-	d.Restart(t, syscall.SIGKILL)
-	assert.Check(t, is.DeepEqual(waitReplicas(t, d, "shop", "worker", 3), ids))
+	// berthd killed, and the record of replica 3 broken meanwhile: the
+	// same 1 and 2, and a new 3 under its name and number
+	d.Kill(t)
+	editRecords(t, d, func(b *bolt.Bucket) error { return b.Put([]byte(ids["shop-worker-3"]), []byte("\x00garbage{")) })
+	d.Start(t)
+	again := waitReplicas(t, d, "shop", "worker", 3)
+	assert.Check(t, is.Equal(again["shop-worker-1"], ids["shop-worker-1"]))
+	assert.Check(t, is.Equal(again["shop-worker-2"], ids["shop-worker-2"]))
+	assert.Check(t, again["shop-worker-3"] != ids["shop-worker-3"])
+	d.DockerOK(t, "rm", "broken-"+ids["shop-worker-3"][:12])
+	ids = again
 
 	// replica 2 removed behind berth's back: back, under its name and number
 	d.DockerOK(t, "rm", "-f", "shop-worker-2")
