@@ -188,7 +188,7 @@ func (m *Manager) handover(project string) {
 		logrus.WithError(err).Warnf("deployment %s: record the handover", project)
 		return
 	}
-	logrus.Infof("deployment %s: a client created replicas of it; it is the client's now", project)
+	logrus.Infof("deployment %s: a client created or stopped and removed replicas of it; it is the client's now", project)
 	m.event(project, ActionHandover, nil)
 	m.wakeScheduler()
 }
