@@ -57,7 +57,7 @@ func (dp *Deployer) diagnose(ctx context.Context, w *startWatch, window time.Dur
 	}
 	var msgs []string
 	for _, s := range started {
-		c, err := dp.d.Containers.Inspect(ctx, s.id, false)
+		c, err := dp.inspectSettled(ctx, s.id)
 		if err != nil || !failedStart(c) {
 			continue
 		}
@@ -72,7 +72,26 @@ func (dp *Deployer) diagnose(ctx context.Context, w *startWatch, window time.Dur
 	return errdefs.ErrFailedPrecondition.WithMessage(strings.Join(msgs, "\n"))
 }
 
-// failedStart: exited non-zero, dead, or restarting after a non-zero exit.
+// inspectSettled inspects a container; one its restart policy has
+// restarted is looked at again, for a moment, until it is between two runs,
+// where its state has the exit code of the last.
+func (dp *Deployer) inspectSettled(ctx context.Context, id string) (*container.InspectResponse, error) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		c, err := dp.d.Containers.Inspect(ctx, id, false)
+		if err != nil || c.State == nil || c.State.Status != container.StateRunning || c.RestartCount == 0 || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return c, nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// failedStart: exited non-zero, dead, or restarted since (its restart
+// policy at work within moments of the start).
 func failedStart(c *container.InspectResponse) bool {
 	if c.State == nil {
 		return false
@@ -85,7 +104,7 @@ func failedStart(c *container.InspectResponse) bool {
 	case container.StateRestarting:
 		return c.State.ExitCode != 0
 	case container.StateRunning:
-		return c.RestartCount > 0 && c.State.ExitCode != 0
+		return c.RestartCount > 0
 	}
 	return false
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
 	"github.com/robfig/cron/v3"
 	"gotest.tools/v3/assert"
@@ -193,4 +194,25 @@ func TestStateSummary(t *testing.T) {
 	assert.Check(t, is.Equal(st.Services[0].Running, 1))
 	assert.Check(t, is.Equal(st.Services[0].Health, "healthy"))
 	assert.Check(t, st.Services[1].Job != nil)
+}
+
+func TestFailedStart(t *testing.T) {
+	st := func(s container.ContainerState, code, restarts int) *container.InspectResponse {
+		return &container.InspectResponse{State: &container.State{Status: s, ExitCode: code}, RestartCount: restarts}
+	}
+	for _, tc := range []struct {
+		name string
+		c    *container.InspectResponse
+		want bool
+	}{
+		{"running", st(container.StateRunning, 0, 0), false},
+		{"exited 0: a one-shot", st(container.StateExited, 0, 0), false},
+		{"exited 3", st(container.StateExited, 3, 0), true},
+		{"dead", st(container.StateDead, 0, 0), true},
+		{"between restarts", st(container.StateRestarting, 2, 1), true},
+		{"restarted already", st(container.StateRunning, 0, 2), true},
+		{"no state", &container.InspectResponse{}, false},
+	} {
+		assert.Check(t, is.Equal(failedStart(tc.c), tc.want), tc.name)
+	}
 }
