@@ -54,7 +54,7 @@ lint:
 
 # berthd on a private socket and data root, the bundled busybox image, two
 # compose projects with the real docker compose, what berth's DNS answers
-demo: deps build compose images
+demo: deps build compose images berth
 	./scripts/demo.sh
 
 bench: deps build images compose

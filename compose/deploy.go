@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berthd/berth/engine/filters"
@@ -29,6 +31,12 @@ type ContainerService interface {
 	List(ctx context.Context, opts runtime.ListOptions) ([]container.Summary, error)
 	// Inspect returns ErrNotFound for an unknown container.
 	Inspect(ctx context.Context, name string, size bool) (*container.InspectResponse, error)
+}
+
+// LogService reads containers' logs (*runtime.Service).
+type LogService interface {
+	// Logs returns ErrNotFound for an unknown container.
+	Logs(ctx context.Context, name string, opts runtime.LogsOptions) (*runtime.LogStream, error)
 }
 
 // NetworkService is what deploying needs of the network manager.
@@ -61,6 +69,7 @@ type DeployerDeps struct {
 	Networks   NetworkService
 	Volumes    VolumeService
 	Images     ImageService
+	Logs       LogService
 	// Poll is how often waiting for health or completion looks; 0 means 250ms.
 	Poll time.Duration
 }
@@ -72,8 +81,8 @@ type Deployer struct {
 
 // NewDeployer checks its dependencies.
 func NewDeployer(d DeployerDeps) (*Deployer, error) {
-	if d.Containers == nil || d.Networks == nil || d.Volumes == nil || d.Images == nil {
-		return nil, errors.New("compose: the deployer needs containers, networks, volumes and images")
+	if d.Containers == nil || d.Networks == nil || d.Volumes == nil || d.Images == nil || d.Logs == nil {
+		return nil, errors.New("compose: the deployer needs containers, networks, volumes, images and logs")
 	}
 	if d.Poll <= 0 {
 		d.Poll = 250 * time.Millisecond
@@ -84,12 +93,19 @@ func NewDeployer(d DeployerDeps) (*Deployer, error) {
 // UpRequest is the body of POST /berth/compose/up.
 type UpRequest struct {
 	LoadOptions
+	// FromRecord deploys the project ProjectName as its record has it,
+	// without files (`berth compose up -p shop`).
+	FromRecord bool `json:",omitempty"`
 	// Wait waits for every container to run, and to be healthy when it has
 	// a healthcheck (compose up --wait).
 	Wait bool
 	// Timeout bounds waiting for dependencies and Wait, in seconds; 0 means
 	// no bound but the request's.
 	Timeout int
+	// RemoveOrphans removes the containers of services the project no
+	// longer has (compose up --remove-orphans); without it they stay and
+	// the result warns about them, as compose does.
+	RemoveOrphans bool `json:",omitempty"`
 }
 
 // Action is what up or down did to one object.
@@ -100,17 +116,22 @@ type Action struct {
 	Action string // Created, Started, Running, Recreated, Removed, Stopped
 }
 
-// UpResult is the answer of POST /berth/compose/up.
+// UpResult is the answer of POST /berth/compose/up (and of down and scale).
 type UpResult struct {
-	Project string
-	Actions []Action
+	Project  string
+	Actions  []Action
+	Drift    []Drift          `json:",omitempty"`
+	Restored []string         `json:",omitempty"`
+	Failures []ReplicaFailure `json:",omitempty"`
+	Warnings []string         `json:",omitempty"`
 }
 
 // Up loads, plans and converges the project the way `docker compose up -d`
 // does: objects that exist with the expected config hash are kept (and
 // started), changed ones are recreated, missing ones created; services start
 // in dependency order, each after its dependencies meet their depends_on
-// conditions; replicas above the planned scale are removed.
+// conditions; replicas above the planned scale are removed. It deploys from
+// local images and keeps no record (Manager.Up does both).
 func (dp *Deployer) Up(ctx context.Context, req UpRequest) (*UpResult, error) {
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -134,35 +155,89 @@ func (dp *Deployer) Up(ctx context.Context, req UpRequest) (*UpResult, error) {
 		return nil, err
 	}
 	res := &UpResult{Project: plan.Project}
+	return res, dp.apply(ctx, plan, applyOptions{wait: req.Wait, removeOrphans: req.RemoveOrphans}, res)
+}
+
+// applyOptions say how apply converges.
+type applyOptions struct {
+	wait          bool
+	removeOrphans bool
+	// rolling recreates a changed service one replica at a time, each
+	// running (and healthy, with a healthcheck) before the next goes.
+	rolling bool
+	// failWindow > 0 watches the replicas started for that long and fails
+	// the deploy with the exit code and last lines of one that exits.
+	failWindow time.Duration
+}
+
+// apply converges the engine to a plan, recording what it does in res.
+func (dp *Deployer) apply(ctx context.Context, plan *Plan, opts applyOptions, res *UpResult) error {
 	if err := dp.ensureNetworks(ctx, plan, res); err != nil {
-		return res, err
+		return err
 	}
 	if err := dp.ensureVolumes(ctx, plan, res); err != nil {
-		return res, err
+		return err
 	}
 	observed, err := dp.containers(ctx, plan.Project, false)
 	if err != nil {
-		return res, err
+		return err
+	}
+	if err := dp.orphans(ctx, plan, observed, opts.removeOrphans, res); err != nil {
+		return err
 	}
 	started := map[string][]string{} // service -> container IDs
+	watch := &startWatch{}
 	for _, sp := range plan.Services {
 		if err := dp.waitDependencies(ctx, sp, started); err != nil {
-			return res, fmt.Errorf("service %q: %w", sp.Name, err)
+			return fmt.Errorf("service %q: %w", sp.Name, err)
 		}
-		ids, err := dp.ensureService(ctx, plan, sp, observed[sp.Name], res)
+		ids, err := dp.ensureService(ctx, plan, sp, observed[sp.Name], opts, watch, res)
 		if err != nil {
-			return res, fmt.Errorf("service %q: %w", sp.Name, err)
+			return fmt.Errorf("service %q: %w", sp.Name, err)
 		}
 		started[sp.Name] = ids
 	}
-	if req.Wait {
+	if opts.failWindow > 0 {
+		if err := dp.diagnose(ctx, watch, opts.failWindow, res); err != nil {
+			return err
+		}
+	}
+	if opts.wait {
 		for _, sp := range plan.Services {
 			if err := dp.waitReady(ctx, started[sp.Name], true); err != nil {
-				return res, fmt.Errorf("service %q: %w", sp.Name, err)
+				return fmt.Errorf("service %q: %w", sp.Name, err)
 			}
 		}
 	}
-	return res, nil
+	return nil
+}
+
+// orphans are the containers of services the plan does not have: removed
+// when asked, else warned about, as compose does.
+func (dp *Deployer) orphans(ctx context.Context, plan *Plan, observed map[string][]container.Summary, remove bool, res *UpResult) error {
+	planned := map[string]bool{}
+	for _, sp := range plan.Services {
+		planned[sp.Name] = true
+	}
+	var names []string
+	for _, svc := range slices.Sorted(maps.Keys(observed)) {
+		if planned[svc] {
+			continue
+		}
+		for _, c := range observed[svc] {
+			if !remove {
+				names = append(names, containerSummaryName(c))
+				continue
+			}
+			if err := dp.removeContainer(ctx, c, res); err != nil {
+				return err
+			}
+		}
+	}
+	if len(names) > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.", strings.Join(names, ", ")))
+	}
+	return nil
 }
 
 func (dp *Deployer) ensureNetworks(ctx context.Context, plan *Plan, res *UpResult) error {
@@ -233,26 +308,33 @@ func (dp *Deployer) containers(ctx context.Context, project string, oneOffs bool
 }
 
 // ensureService converges one service's replicas and returns their IDs.
-func (dp *Deployer) ensureService(ctx context.Context, plan *Plan, sp ServicePlan, observed []container.Summary, res *UpResult) ([]string, error) {
+// Replicas above the plan's scale go first, highest number first.
+func (dp *Deployer) ensureService(ctx context.Context, plan *Plan, sp ServicePlan, observed []container.Summary, opts applyOptions, watch *startWatch, res *UpResult) ([]string, error) {
 	byNumber := map[int]container.Summary{}
+	var extra []container.Summary
 	for _, c := range observed {
 		n, _ := strconv.Atoi(c.Labels[LabelContainerNumber])
 		if _, dup := byNumber[n]; dup || n > len(sp.Containers) || n < 1 {
-			if err := dp.removeContainer(ctx, c, res); err != nil {
-				return nil, err
-			}
+			extra = append(extra, c)
 			continue
 		}
 		byNumber[n] = c
+	}
+	for _, c := range slices.Backward(extra) {
+		if err := dp.removeContainer(ctx, c, res); err != nil {
+			return nil, err
+		}
 	}
 	var ids []string
 	for _, cp := range sp.Containers {
 		c, exists := byNumber[cp.Number]
 		if exists && c.Labels[LabelConfigHash] == sp.ConfigHash && c.Labels[LabelImage] == sp.ImageID {
-			if c.State == container.StateRunning {
+			if c.State == container.StateRunning || c.State == container.StateRestarting {
 				res.Actions = append(res.Actions, Action{Kind: "Container", Name: cp.Name, ID: c.ID, Action: "Running"})
 			} else if err := dp.start(ctx, cp.Name, c.ID, res); err != nil {
 				return nil, err
+			} else {
+				watch.add(sp.Name, cp.Number, cp.Name, c.ID)
 			}
 			ids = append(ids, c.ID)
 			continue
@@ -264,17 +346,33 @@ func (dp *Deployer) ensureService(ctx context.Context, plan *Plan, sp ServicePla
 			}
 			action = "Recreated"
 		}
-		resp, err := dp.d.Containers.Create(ctx, runtime.CreateRequest{Name: cp.Name, Config: cp.Request.Config, HostConfig: cp.Request.HostConfig, NetworkingConfig: cp.Request.NetworkingConfig})
+		id, err := dp.createAndStart(ctx, cp, action, res)
 		if err != nil {
-			return nil, fmt.Errorf("create %s: %w", cp.Name, err)
-		}
-		res.Actions = append(res.Actions, Action{Kind: "Container", Name: cp.Name, ID: resp.ID, Action: action})
-		if err := dp.start(ctx, cp.Name, resp.ID, res); err != nil {
 			return nil, err
 		}
-		ids = append(ids, resp.ID)
+		watch.add(sp.Name, cp.Number, cp.Name, id)
+		ids = append(ids, id)
+		if exists && opts.rolling && cp.Number < len(sp.Containers) {
+			// the next replica goes only once this one serves
+			if err := dp.waitReady(ctx, []string{id}, true); err != nil {
+				return nil, fmt.Errorf("rolling update stopped at %s: %w", cp.Name, err)
+			}
+		}
 	}
 	return ids, nil
+}
+
+// createAndStart creates and starts one replica.
+func (dp *Deployer) createAndStart(ctx context.Context, cp ContainerPlan, action string, res *UpResult) (string, error) {
+	resp, err := dp.d.Containers.Create(ctx, runtime.CreateRequest{Name: cp.Name, Config: cp.Request.Config, HostConfig: cp.Request.HostConfig, NetworkingConfig: cp.Request.NetworkingConfig})
+	if err != nil {
+		return "", fmt.Errorf("create %s: %w", cp.Name, err)
+	}
+	res.Actions = append(res.Actions, Action{Kind: "Container", Name: cp.Name, ID: resp.ID, Action: action})
+	if err := dp.start(ctx, cp.Name, resp.ID, res); err != nil {
+		return "", err
+	}
+	return resp.ID, nil
 }
 
 func (dp *Deployer) start(ctx context.Context, name, id string, res *UpResult) error {
@@ -285,7 +383,14 @@ func (dp *Deployer) start(ctx context.Context, name, id string, res *UpResult) e
 	return nil
 }
 
+// removeContainer stops a replica the way compose does (its stop signal,
+// then its grace period) and removes it.
 func (dp *Deployer) removeContainer(ctx context.Context, c container.Summary, res *UpResult) error {
+	if c.State == container.StateRunning || c.State == container.StateRestarting || c.State == container.StatePaused {
+		if err := dp.d.Containers.Stop(ctx, c.ID, "", nil); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
+			return fmt.Errorf("stop %s: %w", containerSummaryName(c), err)
+		}
+	}
 	if err := dp.d.Containers.Remove(ctx, c.ID, runtime.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 		return err
 	}

@@ -50,6 +50,9 @@ type engine struct {
 	images     map[string]string
 	health     map[string]container.HealthStatus // by container name
 	calls      []string
+	logs       map[string][]string // by container name
+	digests    map[string][]string // image ID -> RepoDigests
+	bus        *events.Bus         // when set, container events go here
 }
 
 func newEngine() *engine {
@@ -59,6 +62,8 @@ func newEngine() *engine {
 		volumes:    map[string]*mvolume.Volume{},
 		images:     map[string]string{"busybox:latest": busyboxID},
 		health:     map[string]container.HealthStatus{},
+		logs:       map[string][]string{},
+		digests:    map[string][]string{},
 	}
 }
 
@@ -91,6 +96,7 @@ func (e *engine) Create(_ context.Context, req runtime.CreateRequest) (container
 	id := e.id()
 	e.containers[id] = &container.InspectResponse{ID: id, Name: "/" + req.Name, Config: req.Config, HostConfig: req.HostConfig, State: &container.State{Status: container.StateCreated}}
 	e.call("create %s", req.Name)
+	e.publish(e.containers[id], "create")
 	return container.CreateResponse{ID: id}, nil
 }
 
@@ -116,6 +122,10 @@ func (e *engine) Start(_ context.Context, name string) error {
 		c.State.Health = &container.Health{Status: st, Log: []*container.HealthcheckResult{{ExitCode: 1, Output: "wget: can't connect to remote host\n"}}}
 	}
 	e.call("start %s", strings.TrimPrefix(c.Name, "/"))
+	e.publish(c, "start")
+	if c.State.Status == container.StateExited {
+		e.publish(c, "die")
+	}
 	return nil
 }
 
@@ -126,8 +136,15 @@ func (e *engine) Stop(_ context.Context, name, _ string, _ *int) error {
 	if c == nil {
 		return errdefs.ErrNotFound.WithMessage("No such container: " + name)
 	}
-	c.State = &container.State{Status: container.StateExited}
+	running := c.State.Status == container.StateRunning
+	c.State = &container.State{Status: container.StateExited, ExitCode: c.State.ExitCode}
+	if running {
+		c.State.ExitCode = 137
+	}
 	e.call("stop %s", strings.TrimPrefix(c.Name, "/"))
+	if running {
+		e.publish(c, "die")
+	}
 	return nil
 }
 
@@ -140,6 +157,7 @@ func (e *engine) Remove(_ context.Context, name string, _ runtime.RemoveOptions)
 	}
 	delete(e.containers, c.ID)
 	e.call("rm %s", strings.TrimPrefix(c.Name, "/"))
+	e.publish(c, "destroy")
 	return nil
 }
 
@@ -151,7 +169,7 @@ func (e *engine) List(_ context.Context, opts runtime.ListOptions) ([]container.
 		if !opts.Filters.MatchKVList("label", c.Config.Labels) {
 			continue
 		}
-		out = append(out, container.Summary{ID: c.ID, Names: []string{c.Name}, Labels: c.Config.Labels, State: c.State.Status, Image: c.Config.Image})
+		out = append(out, container.Summary{ID: c.ID, Names: []string{c.Name}, Labels: c.Config.Labels, State: c.State.Status, Image: c.Config.Image, ImageID: c.Config.Labels[LabelImage]})
 	}
 	return out, nil
 }
@@ -252,7 +270,12 @@ func (e *engine) ImageInspect(_ context.Context, ref string) (*image.InspectResp
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if id, ok := e.images[ref]; ok {
-		return &image.InspectResponse{ID: id}, nil
+		return &image.InspectResponse{ID: id, RepoDigests: e.digests[id]}, nil
+	}
+	for _, id := range e.images {
+		if id == ref || slices.Contains(e.digests[id], ref) {
+			return &image.InspectResponse{ID: id, RepoDigests: e.digests[id]}, nil
+		}
 	}
 	return nil, errdefs.ErrNotFound.WithMessage("No such image: " + ref)
 }
@@ -278,7 +301,7 @@ func (i engineImages) Inspect(ctx context.Context, ref string) (*image.InspectRe
 
 func newDeployer(t *testing.T, e *engine) *Deployer {
 	t.Helper()
-	dp, err := NewDeployer(DeployerDeps{Containers: e, Networks: e, Volumes: engineVolumes{e}, Images: engineImages{e}, Poll: time.Millisecond})
+	dp, err := NewDeployer(DeployerDeps{Containers: e, Networks: e, Volumes: engineVolumes{e}, Images: engineImages{e}, Logs: e, Poll: time.Millisecond})
 	assert.NilError(t, err)
 	return dp
 }

@@ -15,8 +15,18 @@
 //     hashes, and the Engine API request for each.
 //
 // Deployer applies plans through the services the Engine API uses (runtime,
-// network, volume, registry): berth's native `compose up|down|ps`, served at
-// /berth/compose/* (engine/router/compose) for the berth CLI (cmd/berth).
+// network, volume, registry): berth's native `compose up|down|ps`.
+//
+// Manager is the service manager over it: a DeploymentRecord per project
+// (record.go: model, files, desired replicas, pins, last deploy), up from
+// files or the record with pull policies, pins and rolling recreates
+// (manager.go, images.go, pull.go), scale (scale.go), the supervisor that
+// keeps berth's deployments true and follows the CLI's (supervisor.go),
+// merged logs (logs.go), jobs and schedules (jobs.go, scheduler.go,
+// xberth.go), deployment events (events.go). Pure parts are table-tested:
+// desiredReplicas, scaleDiff, dueTick, parseJobSpec, mustPull, statusOf.
+// It is served at /berth/compose/* (engine/router/compose) for the berth
+// CLI (cmd/berth).
 //
 // Config hashes: compose's com.docker.compose.config-hash is the SHA-256 of
 // compose-go's JSON encoding of the service, so it depends on compose-go's
@@ -31,6 +41,7 @@
 //	nets, _ := network.New(network.Deps{..., DNSPlugins: []dns.Plugin{compose.DNSPlugin(tracker)}})
 //	rt, _ := runtime.New(runtime.Deps{..., Names: compose.NameResolver{}})
 //	go tracker.Run(ctx, rt)
-//	deployer, _ := compose.NewDeployer(compose.DeployerDeps{Containers: rt, Networks: nets, Volumes: vols, Images: imgs})
-//	engine.New(..., composerouter.New(deployer))
+//	mgr, _ := compose.NewManager(compose.ManagerDeps{Containers: rt, Networks: nets, Volumes: vols, Images: imgs, Logs: rt, Puller: ..., Records: ..., Executions: ..., Events: bus})
+//	go mgr.Run(ctx) // after rt.AutoStart: the supervisor and the scheduler
+//	engine.New(..., composerouter.New(mgr))
 package compose

@@ -70,7 +70,16 @@ func Load(ctx context.Context, o LoadOptions) (*types.Project, error) {
 	if p, err = p.WithServicesEnabled(o.Services...); err != nil {
 		return nil, invalid(err)
 	}
-	envFiles := envValue(env, "COMPOSE_ENV_FILES")
+	addComposeLabels(p, envValue(env, "COMPOSE_ENV_FILES"))
+	if p, err = p.WithSelectedServices(o.Services); err != nil {
+		return nil, invalid(err)
+	}
+	return p.WithoutUnnecessaryResources(), nil
+}
+
+// addComposeLabels puts on every service the labels compose adds to its
+// containers (they are not part of the file, so not of the config hash).
+func addComposeLabels(p *types.Project, envFiles string) {
 	for name, s := range p.Services {
 		s.CustomLabels = map[string]string{
 			LabelProject:     p.Name,
@@ -85,10 +94,6 @@ func Load(ctx context.Context, o LoadOptions) (*types.Project, error) {
 		}
 		p.Services[name] = s
 	}
-	if p, err = p.WithSelectedServices(o.Services); err != nil {
-		return nil, invalid(err)
-	}
-	return p.WithoutUnnecessaryResources(), nil
 }
 
 func invalid(err error) error {

@@ -84,6 +84,31 @@ const (
 // not do yet are ErrNotImplemented, naming the service and the field; a
 // depends_on cycle is ErrInvalidArgument naming the cycle.
 func NewPlan(p *types.Project, images map[string]string) (*Plan, error) {
+	return NewPlanWith(p, PlanOptions{Images: images})
+}
+
+// ImageChoice is the image a service's containers are created from.
+type ImageChoice struct {
+	ID string // the image ID: the com.docker.compose.image label
+	// Ref is what the create request names (Config.Image): the service's
+	// reference, or, when that no longer names the image (a pin restored),
+	// the pin's repo@digest or ID.
+	Ref string
+}
+
+// PlanOptions are what a deployment decides beside the file.
+type PlanOptions struct {
+	// Images maps image references (ImageRefs) to local image IDs.
+	Images map[string]string
+	// ServiceImages overrides Images for some services.
+	ServiceImages map[string]ImageChoice
+	// Replicas overrides the file's scale of some services (the
+	// deployment's desired counts; 0 for jobs).
+	Replicas map[string]int
+}
+
+// NewPlanWith is NewPlan with the deployment's own choices.
+func NewPlanWith(p *types.Project, opts PlanOptions) (*Plan, error) {
 	order, err := dependencyOrder(p)
 	if err != nil {
 		return nil, err
@@ -107,7 +132,7 @@ func NewPlan(p *types.Project, images map[string]string) (*Plan, error) {
 		return nil, invalid(err)
 	}
 	for _, name := range order {
-		sp, err := planService(p, p.Services[name], images)
+		sp, err := planService(p, p.Services[name], opts)
 		if err != nil {
 			return nil, err
 		}
@@ -198,15 +223,20 @@ func planVolume(p *types.Project, key string) (VolumePlan, error) {
 	return vp, nil
 }
 
-func planService(p *types.Project, s types.ServiceConfig, images map[string]string) (ServicePlan, error) {
+func planService(p *types.Project, s types.ServiceConfig, opts PlanOptions) (ServicePlan, error) {
 	if err := unsupported(s); err != nil {
 		return ServicePlan{}, err
 	}
 	ref := imageRef(p.Name, s)
-	id, ok := images[ref]
+	choice, ok := opts.ServiceImages[s.Name]
+	if !ok {
+		choice.ID, ok = opts.Images[ref]
+		choice.Ref = ref
+	}
 	if !ok {
 		return ServicePlan{}, fmt.Errorf("service %q: %w", s.Name, errdefs.ErrNotFound.WithMessage("No such image: "+ref))
 	}
+	id := choice.ID
 	s.CustomLabels = maps.Clone(s.CustomLabels)
 	if s.CustomLabels == nil {
 		s.CustomLabels = map[string]string{}
@@ -222,6 +252,9 @@ func planService(p *types.Project, s types.ServiceConfig, images map[string]stri
 		sp.DependsOn = append(sp.DependsOn, Dependency{Service: dep, Condition: cmp.Or(d.Condition, ConditionStarted), Required: d.Required, Restart: d.Restart})
 	}
 	scale := s.GetScale()
+	if n, ok := opts.Replicas[s.Name]; ok {
+		scale = n
+	}
 	if scale > 1 && s.ContainerName != "" {
 		return ServicePlan{}, invalidf("service %q: container_name %q cannot be used with more than one replica", s.Name, s.ContainerName)
 	}
@@ -230,6 +263,7 @@ func planService(p *types.Project, s types.ServiceConfig, images map[string]stri
 		if err != nil {
 			return ServicePlan{}, fmt.Errorf("service %q: %w", s.Name, err)
 		}
+		req.Config.Image = choice.Ref
 		sp.Containers = append(sp.Containers, ContainerPlan{Name: containerName(p.Name, s, n), Number: n, Request: req})
 	}
 	return sp, nil

@@ -1,5 +1,6 @@
 #!/bin/bash
-# make demo: the two-deployment DNS story with the real docker compose.
+# make demo: the two-deployment DNS story with the real docker compose, then
+# berth's service manager (scale, a replica restored, drift, jobs).
 # Two compose projects, shop and blog, each with a db, both joined to one
 # external network where both dbs carry the alias "db". Docker answers "db"
 # with either; berth answers each web with its own deployment's db, and every
@@ -70,5 +71,29 @@ step docker exec db true || true
 step docker compose -f testdata/compose/blog/compose.yaml down
 step docker exec db hostname
 step docker compose -f testdata/compose/shop/compose.yaml down
+
+# The service manager: a deployment berth keeps (its record: the model,
+# the desired replicas, the image each service runs), scaled, kept true
+# behind its back, redeployed on a moved image, and its jobs.
+berth() { ./bin/berth "$@"; }
+step berth compose -f testdata/compose/fleet/compose.yaml up
+step berth compose scale -p fleet worker=3
+printf 'fleet-web-1 asks 3.worker.fleet.berth.internal: %s (fleet-worker-3 is %s)\n' \
+    "$(addrs fleet-web-1 3.worker.fleet.berth.internal)" "$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' fleet-worker-3)"
+step docker rm -f fleet-worker-2
+for i in $(seq 100); do [ "$(docker inspect -f '{{.State.Running}}' fleet-worker-2 2>/dev/null)" = true ] && break; sleep 0.1; done
+echo "berth put it back from the deployment's record:"
+step berth compose ps -p fleet
+step berth compose logs -p fleet --tail 1 worker
+echo
+echo "drift: busybox:latest moves to a new image (built here; a pull does the same)"
+printf 'FROM busybox:latest\nRUN echo v2 > /version\n' | DOCKER_BUILDKIT=0 docker build -q -t busybox:latest - >/dev/null 2>&1
+step berth compose up -p fleet
+step docker exec fleet-worker-3 cat /version
+step berth compose run-job -p fleet migrate
+sleep 6
+step berth compose jobs -p fleet --logs
+step berth compose ls
+step berth compose down -p fleet
 echo
 echo "demo done; berthd log: $(wc -l <"$ROOT/berthd.log") lines"

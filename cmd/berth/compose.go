@@ -31,6 +31,13 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func (p *projectFlags) register(fs *flag.FlagSet) {
 	fs.Var((*listFlag)(&p.files), "f", "compose file (repeatable)")
+	p.registerLong(fs)
+}
+
+// registerLong registers the project flags but -f, which logs takes for
+// --follow (as docker compose does: there -f before the command is the
+// file, after it follow).
+func (p *projectFlags) registerLong(fs *flag.FlagSet) {
 	fs.Var((*listFlag)(&p.files), "file", "compose file (repeatable)")
 	fs.StringVar(&p.name, "p", "", "project name")
 	fs.StringVar(&p.name, "project-name", "", "project name")
@@ -79,36 +86,82 @@ func (p *projectFlags) project(ctx context.Context) (string, error) {
 }
 
 func parse(name string, args []string, setup func(*flag.FlagSet)) error {
-	fs := flag.NewFlagSet("berth compose "+name, flag.ContinueOnError)
-	setup(fs)
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseArgs(name, args, setup)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("compose %s: unexpected arguments %q", name, fs.Args())
+	if len(rest) > 0 {
+		return fmt.Errorf("compose %s: unexpected arguments %q", name, rest)
 	}
 	return nil
 }
 
+// parseArgs parses flags and returns the arguments after them.
+func parseArgs(name string, args []string, setup func(*flag.FlagSet)) ([]string, error) {
+	fs := flag.NewFlagSet("berth compose "+name, flag.ContinueOnError)
+	setup(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return fs.Args(), nil
+}
+
+// defaultFiles are the names compose looks for when no -f is given.
+var defaultFiles = []string{"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"}
+
+// fromRecord reports whether a command without -f names a project whose
+// file is not here: the daemon then works from the deployment's record.
+func (p *projectFlags) fromRecord() bool {
+	if len(p.files) > 0 || p.name == "" {
+		return false
+	}
+	dir := p.dir
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		for _, f := range defaultFiles {
+			if _, err := os.Stat(filepath.Join(d, f)); err == nil {
+				return false
+			}
+		}
+		if filepath.Dir(d) == d {
+			return true
+		}
+	}
+}
+
+// upRequest is the request of up and pull: the files, or the record.
+func (p *projectFlags) upRequest() (compose.UpRequest, error) {
+	if p.fromRecord() {
+		return compose.UpRequest{LoadOptions: compose.LoadOptions{ProjectName: p.name}, FromRecord: true}, nil
+	}
+	o, err := p.loadOptions()
+	return compose.UpRequest{LoadOptions: o}, err
+}
+
 func composeUp(ctx context.Context, c *client, args []string, out io.Writer) error {
 	var pf projectFlags
-	var req compose.UpRequest
+	var wait, orphans bool
+	var timeout int
 	if err := parse("up", args, func(fs *flag.FlagSet) {
 		pf.register(fs)
 		fs.Bool("d", true, "detached (always)")
 		fs.Bool("detach", true, "detached (always)")
-		fs.BoolVar(&req.Wait, "wait", false, "wait for services to be running and healthy")
-		fs.IntVar(&req.Timeout, "timeout", 0, "seconds to wait for dependencies and --wait (0: no limit)")
+		fs.BoolVar(&wait, "wait", false, "wait for services to be running and healthy")
+		fs.IntVar(&timeout, "timeout", 0, "seconds to wait for dependencies and --wait (0: no limit)")
+		fs.BoolVar(&orphans, "remove-orphans", false, "remove containers of services not in the file")
 	}); err != nil {
 		return err
 	}
-	o, err := pf.loadOptions()
+	req, err := pf.upRequest()
 	if err != nil {
 		return err
 	}
-	req.LoadOptions = o
+	req.Wait, req.Timeout, req.RemoveOrphans = wait, timeout, orphans
 	var res compose.UpResult
-	if err := c.do(ctx, http.MethodPost, "/berth/compose/up", nil, req, &res); err != nil {
+	err = c.do(ctx, http.MethodPost, "/berth/compose/up", nil, req, &res)
+	if err != nil {
 		return err
 	}
 	printActions(out, &res)
@@ -156,17 +209,15 @@ func composePs(ctx context.Context, c *client, args []string, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	var view []compose.Deployment
-	if err := c.do(ctx, http.MethodGet, "/berth/compose/ps", url.Values{"project": {project}}, nil, &view); err != nil {
+	var d compose.DeploymentStatus
+	if err := c.do(ctx, http.MethodGet, "/berth/compose/deployments/"+url.PathEscape(project), nil, nil, &d); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSERVICE\tREPLICA\tSTATE\tHEALTH\tIMAGE\tPORTS")
-	for _, d := range view {
-		for _, s := range d.Services {
-			for _, r := range s.Replicas {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, s.Name, r.Number, r.State, r.Health, r.Image, ports(r))
-			}
+	for _, s := range d.Services {
+		for _, r := range s.Replicas {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, s.Name, r.Number, r.State, r.Health, r.Image, ports(r))
 		}
 	}
 	return tw.Flush()
@@ -185,7 +236,27 @@ func ports(r compose.Replica) string {
 }
 
 func printActions(out io.Writer, res *compose.UpResult) {
+	for _, w := range res.Warnings {
+		fmt.Fprintf(out, "WARN %s\n", w)
+	}
 	for _, a := range res.Actions {
 		fmt.Fprintf(out, " %s %s  %s\n", a.Kind, a.Name, a.Action)
 	}
+	for _, d := range res.Drift {
+		fmt.Fprintf(out, " Service %s  Image moved: %s -> %s\n", d.Service, imageName(d.OldDigest, d.OldImageID), imageName(d.NewDigest, d.NewImageID))
+	}
+	for _, s := range res.Restored {
+		fmt.Fprintf(out, " Service %s  Restored from its pinned image\n", s)
+	}
+}
+
+// imageName is a digest when there is one, else a short image ID.
+func imageName(digest, id string) string {
+	if digest != "" {
+		return digest
+	}
+	if len(id) > 19 {
+		return id[:19]
+	}
+	return id
 }

@@ -17,6 +17,7 @@ import (
 )
 
 type fake struct {
+	unimplemented
 	up   compose.UpRequest
 	down compose.DownRequest
 }
@@ -31,8 +32,8 @@ func (f *fake) Down(_ context.Context, req compose.DownRequest) (*compose.UpResu
 	return &compose.UpResult{Project: req.Project, Actions: []compose.Action{{Kind: "Network", Name: "app_back", Action: "Removed"}}}, nil
 }
 
-func (f *fake) Ps(_ context.Context, project string) ([]compose.Deployment, error) {
-	return []compose.Deployment{{Project: project, Services: []compose.Service{{Name: "db", Replicas: []compose.Replica{{Number: 1, Name: "app-db-1", State: container.StateRunning, Health: container.Healthy, Image: "busybox:latest"}}}}}}, nil
+func (f *fake) Deployment(_ context.Context, project string) (*compose.DeploymentStatus, error) {
+	return &compose.DeploymentStatus{Project: project, Services: []compose.ServiceStatus{{Name: "db", Desired: 1, Running: 1, Replicas: []compose.Replica{{Number: 1, Name: "app-db-1", State: container.StateRunning, Health: container.Healthy, Image: "busybox:latest"}}}}}, nil
 }
 
 func TestComposeCommands(t *testing.T) {

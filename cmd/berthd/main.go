@@ -229,10 +229,15 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	trackCtx, stopTracker := context.WithCancel(context.Background())
 	go func() { _ = tracker.Run(trackCtx, rt) }()
 	d.closers = append(d.closers, func() error { stopTracker(); return nil })
-	deployer, err := compose.NewDeployer(compose.DeployerDeps{Containers: rt, Networks: nets, Volumes: vols, Images: imgs})
+	deployments, err := newDeployments(db, rt, nets, vols, imgs, bus)
 	if err != nil {
 		return nil, err
 	}
+	// the supervisor starts once restart policies have run (AutoStart)
+	superCtx, stopSuper := context.WithCancel(context.Background())
+	superDone := make(chan struct{})
+	go func() { defer close(superDone); deployments.Run(superCtx) }()
+	d.closers = append(d.closers, func() error { stopSuper(); <-superDone; return nil })
 
 	info, err := sysinfo.New(sysinfo.Deps{
 		DataRoot:           cfg.DataRoot,
@@ -278,7 +283,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		images.New(imgs),
 		volumes.New(vols),
 		networks.New(nets, rt),
-		composerouter.New(deployer),
+		composerouter.New(deployments),
 		debug.New(inv),
 		buildrouter.New(bld),
 		unused.New(),

@@ -16,6 +16,7 @@ import (
 )
 
 type fake struct {
+	unimplemented
 	up   compose.UpRequest
 	down compose.DownRequest
 	ps   string
@@ -41,7 +42,12 @@ func (f *fake) Ps(_ context.Context, project string) ([]compose.Deployment, erro
 
 func serve(t *testing.T, f *fake, method, path, body string) *httptest.ResponseRecorder {
 	t.Helper()
-	h := engine.New(engine.Config{APIVersion: "1.56", MinAPIVersion: "1.24"}, New(f)).Handler()
+	return serveB(t, f, method, path, body)
+}
+
+func serveB(t *testing.T, b Backend, method, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	h := engine.New(engine.Config{APIVersion: "1.56", MinAPIVersion: "1.24"}, New(b)).Handler()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
