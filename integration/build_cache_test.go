@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -371,6 +372,12 @@ func TestClassicBuildScratchConcurrent(t *testing.T) {
 	assert.Check(t, is.Contains(r.Stderr(), "No image was generated. Is your Dockerfile empty?"))
 	// the scratch base (no layer, 0B) is no image of the user's
 	assert.Check(t, !strings.Contains(d.DockerOK(t, "images", "-a", "--format", "{{.Size}}"), "0B"))
+	// and docker info counts what images -a lists (docker-py's test_images)
+	ids := map[string]bool{}
+	for _, id := range strings.Fields(d.DockerOK(t, "images", "-aq", "--no-trunc")) {
+		ids[id] = true
+	}
+	assert.Check(t, is.Equal(strings.TrimSpace(d.DockerOK(t, "info", "-f", "{{.Images}}")), strconv.Itoa(len(ids))))
 }
 
 // TestClassicBuildArgsNotLogged: build args may be secrets; the daemon's

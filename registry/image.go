@@ -77,7 +77,13 @@ func (s *Service) CountImages(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return len(imgs), nil
+	n := 0
+	for i := range imgs {
+		if !s.meta(&imgs[i]).scratch { // never listed, so never counted
+			n++
+		}
+	}
+	return n, nil
 }
 
 func noSuchImage(ref string) error {

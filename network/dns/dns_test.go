@@ -40,7 +40,7 @@ var (
 	ip = netip.MustParseAddr
 	// net1: web (alias www), db1 and db2 (alias db); net2: other (alias db), and web again.
 	fixture = []Endpoint{
-		{ContainerID: "aaaaaaaaaaaa1111", Name: "web", Hostname: "webhost", Aliases: []string{"www"}, IP: ip("10.0.1.2"), NetworkID: "net1", NetworkName: "front"},
+		{ContainerID: "aaaaaaaaaaaa1111", Name: "web", Hostname: "webhost", Aliases: []string{"www", "ping.target"}, IP: ip("10.0.1.2"), NetworkID: "net1", NetworkName: "front"},
 		{ContainerID: "bbbbbbbbbbbb2222", Name: "db1", Aliases: []string{"db"}, IP: ip("10.0.1.3"), NetworkID: "net1", NetworkName: "front"},
 		{ContainerID: "cccccccccccc3333", Name: "db2", Aliases: []string{"db"}, IP: ip("10.0.1.4"), NetworkID: "net1", NetworkName: "front"},
 		{ContainerID: "dddddddddddd4444", Name: "other", Aliases: []string{"db"}, IP: ip("10.0.2.2"), NetworkID: "net2", NetworkName: "back"},
@@ -122,6 +122,8 @@ func TestChain(t *testing.T) {
 		{"short id", web1, "bbbbbbbbbbbb", dns.TypeA, dns.RcodeSuccess, []string{"10.0.1.3"}, false},
 		{"hostname", asker("net1", "10.0.1.3"), "webhost", dns.TypeA, dns.RcodeSuccess, []string{"10.0.1.2"}, false},
 		{"own alias", web1, "www", dns.TypeA, dns.RcodeSuccess, []string{"10.0.1.2"}, false},
+		{"an alias with a dot, as Docker answers it", asker("net1", "10.0.1.3"), "ping.target", dns.TypeA, dns.RcodeSuccess, []string{"10.0.1.2"}, false},
+		{"an unknown dotted name goes upstream", web1, "ping.other", dns.TypeA, dns.RcodeSuccess, []string{"192.0.2.99"}, true},
 		{"in zone", web1, "db1.berth.internal", dns.TypeA, dns.RcodeSuccess, []string{"10.0.1.3"}, false},
 		{"AAAA of known name is empty NOERROR", web1, "db1", dns.TypeAAAA, dns.RcodeSuccess, nil, false},
 		{"MX of known name is empty NOERROR", web1, "db1", dns.TypeMX, dns.RcodeSuccess, nil, false},

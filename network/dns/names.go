@@ -15,7 +15,8 @@ const TTL = 600
 
 // Names answers for containers on the asker's networks: container names,
 // network aliases, short (12 hex) ids and hostnames, as bare names or in the
-// daemon zone ("web" and "web.berth.internal"). A names all matching
+// daemon zone ("web" and "web.berth.internal"), dots and all (an alias
+// "pingtarget.docker"). A names all matching
 // endpoints (several containers with one alias: every address, in an order
 // rotated per query); AAAA and other types of a known name are an empty
 // NOERROR. Endpoints on the network that received the query win over the
@@ -45,9 +46,11 @@ func (h *names) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	if rest, ok := InZone(name, req.Zone); ok {
 		name = rest
 	}
-	if name == "" || strings.Contains(name, ".") {
+	if name == "" {
 		return NextOrFailure(ctx, h.next, w, r)
 	}
+	// names may have dots (an alias "pingtarget.docker", a container
+	// "web.1"): Docker answers them as they are
 	ips := linked(req, name)
 	if len(ips) == 0 {
 		ips = Lookup(req, name)
