@@ -133,11 +133,10 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 	if ep.IP, ep.IPv6, err = allocate(st, req.IPv4, req.IPv6); err != nil {
 		return nil, err
 	}
-	if mac == nil {
+	if mac == nil && ep.IP.IsValid() {
 		mac = macFromIP(ep.IP)
-		if !ep.IP.IsValid() {
-			mac = randomMAC()
-		}
+	} else if mac == nil {
+		mac = randomMAC()
 	}
 	ep.DNS = slices.Clone(req.DNS)
 	ep.MAC = mac.String()
