@@ -440,6 +440,22 @@ networks:
 	d.ComposeOK(t, append(blog, "down")...)
 	d.ComposeOK(t, append(shop, "down")...)
 	assert.Check(t, is.Equal(leftovers(t, d, "shop")+leftovers(t, d, "blog"), ""))
+
+	// berth's own deploy of the same file makes the same IPv6 network
+	r := d.Berth(t, "compose", "up", "-f", shop[1])
+	assert.Assert(t, r.ExitCode == 0, r.Combined())
+	n = inspectNet(t, d, "shop_front")
+	assert.Check(t, n.EnableIPv6)
+	assert.Check(t, slices.ContainsFunc(n.IPAM.Config, func(c struct{ Subnet, Gateway, IPRange string }) bool { return c.Subnet == front.String() }), "%+v", n.IPAM.Config)
+	assert.Check(t, sub6Contains(front, ctrNet6(t, d, "shop-web-1", "shop_front").GlobalIPv6Address))
+	r = d.Berth(t, "compose", "down", "-p", "shop", "-t", "0")
+	assert.Assert(t, r.ExitCode == 0, r.Combined())
+	assert.Check(t, is.Equal(leftovers(t, d, "shop"), ""))
+}
+
+func sub6Contains(p netip.Prefix, ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	return err == nil && p.Contains(a)
 }
 
 // TestIPv6DockerPy: docker-py's own IPv6 network tests
