@@ -386,6 +386,12 @@ func FuzzDispatch(f *testing.F) {
 	m.SetQuestion("3.1.0.10.in-addr.arpa.", dns.TypePTR)
 	b, _ = m.Pack()
 	f.Add(b)
+	m.SetQuestion("d.0.0.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.9.8.3.0.1.0.0.2.ip6.arpa.", dns.TypePTR)
+	b, _ = m.Pack()
+	f.Add(b)
+	m.SetQuestion("db.", dns.TypeAAAA)
+	b, _ = m.Pack()
+	f.Add(b)
 	records := fixtureTable()
 	h := Chain(Names(), Zone())
 	f.Fuzz(func(t *testing.T, data []byte) {

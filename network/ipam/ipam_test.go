@@ -269,3 +269,26 @@ func TestSubnet6RangeExhausted(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(ip.String(), "2001:389::2"))
 }
+
+func FuzzParsePool(f *testing.F) {
+	for _, s := range []string{"base=10.210.0.0/16,size=24", "base=fd6b:e27a:1::/48,size=64", "size=126,base=::/0", "base=1.2.3.4/33,size=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePool(s)
+		if err != nil {
+			if !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("%q: unclassified error %v", s, err)
+			}
+			return
+		}
+		if p.Base.Masked() != p.Base || p.Size < p.Base.Bits() || p.Size > maxBits(p.Is6()) {
+			t.Fatalf("%q accepted as %v", s, p)
+		}
+		// the first subnet of a valid pool is its base
+		got, err := NextSubnet([]Pool{p}, nil, p.Is6())
+		if err != nil || got != netip.PrefixFrom(p.Base.Addr(), p.Size) {
+			t.Fatalf("%q: first subnet %v, %v", s, got, err)
+		}
+	})
+}
