@@ -160,7 +160,7 @@ func TestIPv6DualStack(t *testing.T) {
 	d.DockerOK(t, "network", "create", "--ipv6", "--subnet", other.String(), "dual2")
 	d.DockerOK(t, "run", "-d", "--name", "v6c", "--network", "dual2", "busybox", "sleep", "300")
 	c := ctrNet6(t, d, "v6c", "dual2")
-	inCtrOK(t, d, "v6c", retried("ping -6 -c 1 -W 2 "+gw6.String()+" >/dev/null || ping -6 -c 1 -W 2 "+other.Addr().Next().String()))
+	inCtrOK(t, d, "v6c", retried("ping -6 -c 1 -W 2 "+other.Addr().Next().String())) // its own gateway answers
 	r := inCtr(d, "v6a", "ping -6 -c 1 -W 1 "+c.GlobalIPv6Address)
 	assert.Check(t, r.ExitCode != 0, "dual reached dual2 over IPv6: %s", r.Combined())
 
