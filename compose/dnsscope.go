@@ -2,7 +2,6 @@ package compose
 
 import (
 	"context"
-	"net/netip"
 	"sync/atomic"
 
 	"github.com/berthd/berth/network/dns"
@@ -50,7 +49,7 @@ func (h *dnsScope) ServeDNS(ctx context.Context, w mdns.ResponseWriter, r *mdns.
 	for _, ep := range eps {
 		records = append(records, Record{
 			ContainerID: ep.ContainerID, Name: ep.Name, Network: ep.NetworkID,
-			Aliases: ep.Aliases, Addrs: []netip.Addr{ep.IP}, Labels: ep.Labels,
+			Aliases: ep.Aliases, Addrs: ep.Addrs(), Labels: ep.Labels,
 		})
 	}
 	ans, handled := Scope{Zone: req.Zone, Services: h.services}.Lookup(q.Name, asker, records)

@@ -87,3 +87,60 @@ func TestDNSPlugin(t *testing.T) {
 		})
 	}
 }
+
+// TestDNSPluginAAAA: AAAA answers follow the same scoping as A: a shop
+// container asking for db gets shop's db's IPv6 address, never blog's.
+func TestDNSPluginAAAA(t *testing.T) {
+	table := dns.NewTable()
+	ep := func(id, name, ip4, ip6 string, l map[string]string, aliases ...string) dns.Endpoint {
+		e := dns.Endpoint{ContainerID: id, Name: name, NetworkID: "shared", Labels: l, Aliases: aliases}
+		if ip4 != "" {
+			e.IP = netip.MustParseAddr(ip4)
+		}
+		if ip6 != "" {
+			e.IPv6 = netip.MustParseAddr(ip6)
+		}
+		return e
+	}
+	shopWeb := ep("sweb", "shop-web-1", "10.9.0.3", "fd00:9::3", labels("shop", "web", 1), "web")
+	table.Add(shopWeb)
+	table.Add(ep("sdb", "shop-db-1", "10.9.0.2", "fd00:9::2", labels("shop", "db", 1), "db"))
+	table.Add(ep("bdb", "blog-db-1", "10.9.0.4", "fd00:9::4", labels("blog", "db", 1), "db"))
+	table.Add(ep("scache", "shop-cache-1", "", "fd00:9::5", labels("shop", "cache", 1), "cache"))
+	for _, tc := range []struct {
+		q     string
+		qtype uint16
+		want  []string
+	}{
+		{"db.", mdns.TypeAAAA, []string{"fd00:9::2"}},
+		{"db.", mdns.TypeA, []string{"10.9.0.2"}},
+		{"db.blog.berth.internal.", mdns.TypeAAAA, []string{"fd00:9::4"}},
+		{"1.db.shop.berth.internal.", mdns.TypeAAAA, []string{"fd00:9::2"}},
+		{"cache.", mdns.TypeA, nil}, // IPv6 only: NODATA, not NXDOMAIN
+		{"cache.", mdns.TypeAAAA, []string{"fd00:9::5"}},
+	} {
+		t.Run(mdns.TypeToString[tc.qtype]+" "+tc.q, func(t *testing.T) {
+			next := &nextHandler{}
+			h := DNSPlugin(services{})(next)
+			asker := shopWeb
+			ctx := dns.WithRequest(context.Background(), &dns.Request{Network: "shared", Asker: &asker, Zone: "berth.internal", Records: table})
+			m := new(mdns.Msg)
+			m.SetQuestion(tc.q, tc.qtype)
+			w := &recorder{}
+			_, err := h.ServeDNS(ctx, w, m)
+			assert.NilError(t, err)
+			assert.Assert(t, !next.called && w.msg != nil)
+			assert.Check(t, is.Equal(w.msg.Rcode, mdns.RcodeSuccess))
+			var got []string
+			for _, rr := range w.msg.Answer {
+				switch v := rr.(type) {
+				case *mdns.A:
+					got = append(got, v.A.String())
+				case *mdns.AAAA:
+					got = append(got, v.AAAA.String())
+				}
+			}
+			assert.Check(t, is.DeepEqual(got, tc.want))
+		})
+	}
+}

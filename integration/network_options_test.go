@@ -85,7 +85,7 @@ func TestNetworkOptionsOthers(t *testing.T) {
 		{"com.docker.network.bridge.enable_icc=maybe", `failed to parse com.docker.network.bridge.enable_icc value: maybe (strconv.ParseBool: parsing "maybe": invalid syntax)`},
 		{"com.docker.network.bridge.enable_ip_masquerade=2", "failed to parse com.docker.network.bridge.enable_ip_masquerade value: 2"},
 		{"com.docker.network.bridge.host_binding_ipv4=nope", "failed to parse com.docker.network.bridge.host_binding_ipv4 value: nope (nil ip)"},
-		{"com.docker.network.bridge.host_binding_ipv4=::1", "berth networks are IPv4 only"},
+		{"com.docker.network.bridge.host_binding_ipv4=::1", "berth takes an IPv4 address here"},
 		{"com.docker.network.driver.mtu=big", "failed to parse com.docker.network.driver.mtu value: big"},
 		{"com.docker.network.driver.mtu=20", "the MTU must be between 68 and 65535"},
 		{"com.docker.network.bridge.gateway_mode_ipv4=routed", "berth supports gateway mode nat only"},

@@ -98,7 +98,7 @@ func TestNetworkAPI(t *testing.T) {
 	dockerFails(t, d, "bridge is a pre-defined network and cannot be removed", "network", "rm", "bridge")
 	dockerFails(t, d, "host is a pre-defined network and cannot be removed", "network", "rm", "host")
 	dockerFails(t, d, "network nope not found", "network", "inspect", "nope")
-	dockerFails(t, d, "not supported", "network", "create", "--ipv6", "other")
+	dockerFails(t, d, "IPv4 or IPv6 must be enabled", "network", "create", "--ipv4=false", "other")
 
 	// names and id prefixes resolve
 	assert.Check(t, is.Equal(inspectNet(t, d, id[:7]).Name, "front"))

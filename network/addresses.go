@@ -1,5 +1,7 @@
 package network
 
+import "github.com/berthd/berth/network/ipam"
+
 // AllocatedAddresses counts the container addresses allocated in the
 // daemon's subnets (gateways not counted), for leak accounting: it must
 // come back to zero when no container is attached anywhere.
@@ -8,8 +10,10 @@ func (m *Manager) AllocatedAddresses() int {
 	defer m.mu.Unlock()
 	n := 0
 	for _, st := range m.networks {
-		if st.sub != nil {
-			n += st.sub.InUse()
+		for _, sub := range []*ipam.Subnet{st.sub, st.sub6} {
+			if sub != nil {
+				n += sub.InUse()
+			}
 		}
 	}
 	return n

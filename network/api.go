@@ -84,17 +84,24 @@ func (m *Manager) wireLocked(st *netState) network.Network {
 	r := st.rec
 	n := network.Network{
 		Name: r.Name, ID: r.ID, Created: r.Created, Scope: "local", Driver: r.Driver,
-		EnableIPv4: r.Driver == "bridge", Internal: r.Internal, Attachable: r.Attachable,
+		EnableIPv4: r.hasIPv4(), EnableIPv6: r.IPv6 != nil, Internal: r.Internal, Attachable: r.Attachable,
 		IPAM:    network.IPAM{Driver: "default", Options: maps.Clone(r.IPAMOptions), Config: []network.IPAMConfig{}},
 		Options: nonNil(r.Options), Labels: nonNil(r.Labels),
 		ConfigFrom: network.ConfigReference{Network: ""},
 	}
-	if r.Driver == "bridge" {
+	if r.hasIPv4() {
 		c := network.IPAMConfig{Subnet: r.Subnet, Gateway: r.Gateway, AuxAddress: maps.Clone(r.AuxAddresses)}
 		if r.IPRange.IsValid() {
 			c.IPRange = r.IPRange
 		}
-		n.IPAM.Config = []network.IPAMConfig{c}
+		n.IPAM.Config = append(n.IPAM.Config, c)
+	}
+	if v6 := r.IPv6; v6 != nil {
+		c := network.IPAMConfig{Subnet: v6.Subnet, Gateway: v6.Gateway, AuxAddress: maps.Clone(v6.AuxAddresses)}
+		if v6.IPRange.IsValid() {
+			c.IPRange = v6.IPRange
+		}
+		n.IPAM.Config = append(n.IPAM.Config, c)
 	}
 	return n
 }
@@ -140,10 +147,14 @@ func (m *Manager) InspectNetwork(ctx context.Context, idOrName string) (network.
 			continue
 		}
 		es := m.settings(st, ep)
-		in.Containers[ep.ContainerID] = network.EndpointResource{
-			Name: ep.ContainerName, EndpointID: ep.ID, MacAddress: es.MacAddress,
-			IPv4Address: netip.PrefixFrom(ep.IP, st.rec.Subnet.Bits()),
+		res := network.EndpointResource{Name: ep.ContainerName, EndpointID: ep.ID, MacAddress: es.MacAddress}
+		if ep.IP.IsValid() {
+			res.IPv4Address = netip.PrefixFrom(ep.IP, st.rec.Subnet.Bits())
 		}
+		if ep.IPv6.IsValid() && st.rec.IPv6 != nil {
+			res.IPv6Address = netip.PrefixFrom(ep.IPv6, st.rec.IPv6.Subnet.Bits())
+		}
+		in.Containers[ep.ContainerID] = res
 	}
 	return in, nil
 }
@@ -154,7 +165,10 @@ func (m *Manager) InspectNetwork(ctx context.Context, idOrName string) (network.
 // driver other than bridge; ErrPermissionDenied for a predefined name or an
 // overlapping subnet ("invalid pool request: Pool overlaps with other one on
 // this address space"); ErrInvalidArgument for IPv6, invalid CIDRs and
-// gateways; ErrResourceExhausted when the pools are used up.
+// gateways, for a network with neither IPv4 nor IPv6; ErrResourceExhausted
+// when the pools are used up. An IPv6 network (EnableIPv6, or the
+// com.docker.network.enable_ipv6 option) gets an IPv6 subnet as given or
+// from the IPv6 pools; EnableIPv4 false makes it IPv6-only.
 func (m *Manager) CreateNetwork(ctx context.Context, req network.CreateRequest) (network.CreateResponse, error) {
 	ctx = stateCtx(ctx)
 	if req.Name == "" {
@@ -170,11 +184,17 @@ func (m *Manager) CreateNetwork(ctx context.Context, req network.CreateRequest) 
 	default:
 		return network.CreateResponse{}, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("plugin %q not found", req.Driver))
 	}
-	if req.EnableIPv6 != nil && *req.EnableIPv6 {
-		return network.CreateResponse{}, errdefs.ErrInvalidArgument.WithMessage("IPv6 networks are not supported by berth")
+	req.Options = maps.Clone(req.Options)
+	enable4, err := enableFamily(req.EnableIPv4, req.Options, optEnableIPv4, true)
+	if err != nil {
+		return network.CreateResponse{}, err
 	}
-	if req.EnableIPv4 != nil && !*req.EnableIPv4 {
-		return network.CreateResponse{}, errdefs.ErrInvalidArgument.WithMessage("IPv4 cannot be disabled: berth networks are IPv4 only")
+	enable6, err := enableFamily(req.EnableIPv6, req.Options, optEnableIPv6, false)
+	if err != nil {
+		return network.CreateResponse{}, err
+	}
+	if !enable4 && !enable6 {
+		return network.CreateResponse{}, errdefs.ErrInvalidArgument.WithMessage("IPv4 or IPv6 must be enabled")
 	}
 	if req.Scope != "" && req.Scope != "local" {
 		return network.CreateResponse{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("scope %q is not supported: berth networks are local", req.Scope))
@@ -216,7 +236,8 @@ func (m *Manager) CreateNetwork(ctx context.Context, req network.CreateRequest) 
 			return network.CreateResponse{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("bridge name %s is used by network %s", rec.Bridge, st.rec.Name))
 		}
 	}
-	if err := m.ipamConfigLocked(&rec, req.IPAM); err != nil {
+	rec.NoIPv4 = !enable4
+	if err := m.ipamConfigLocked(&rec, req.IPAM, enable6); err != nil {
 		return network.CreateResponse{}, err
 	}
 	if err := m.addState(&rec); err != nil {
@@ -244,49 +265,101 @@ func (m *Manager) CreateNetwork(ctx context.Context, req network.CreateRequest) 
 	return network.CreateResponse{ID: rec.ID}, nil
 }
 
-// ipamConfigLocked fills the subnet, gateway and range of rec from the
-// request, or picks a free subnet from the pools.
-func (m *Manager) ipamConfigLocked(rec *netRecord, cfg *network.IPAM) error {
+// enableFamily reads whether a family is on as dockerd does: the request's
+// EnableIPv4/EnableIPv6 when set (the option of the same meaning is then
+// dropped, so inspect does not show a contradiction), else the option
+// (com.docker.network.enable_ipv4/6), else def.
+func enableFamily(req *bool, opts map[string]string, opt string, def bool) (bool, error) {
+	if req != nil {
+		delete(opts, opt)
+		return *req, nil
+	}
+	v, ok := opts[opt]
+	if !ok {
+		return def, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("driver-opt %q is not a valid bool", opt))
+	}
+	return on, nil
+}
+
+// ipamConfigLocked fills the subnets, gateways and ranges of rec from the
+// request, or picks free subnets from the pools: IPv4 unless rec.NoIPv4,
+// IPv6 when enable6. A family that is off ignores its config, as dockerd.
+// Nothing is reserved: the caller adds the network to m.networks.
+func (m *Manager) ipamConfigLocked(rec *netRecord, cfg *network.IPAM, enable6 bool) error {
 	if cfg != nil && cfg.Driver != "" && cfg.Driver != "default" {
 		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("plugin %q not found", cfg.Driver))
 	}
-	var used []netip.Prefix
-	for _, st := range m.networks {
-		if st.rec.Driver == "bridge" {
-			used = append(used, st.rec.Subnet)
-		}
-	}
-	var c network.IPAMConfig
+	var c4, c6 *network.IPAMConfig
 	if cfg != nil {
 		rec.IPAMOptions = maps.Clone(cfg.Options)
-		switch len(cfg.Config) {
-		case 0:
-		case 1:
-			c = cfg.Config[0]
-		default:
-			return errdefs.ErrInvalidArgument.WithMessage("berth networks take one IPAM config (one IPv4 subnet)")
+		for i := range cfg.Config {
+			c := &cfg.Config[i]
+			if !c.Subnet.IsValid() && (c.IPRange.IsValid() || c.Gateway.IsValid() || len(c.AuxAddress) > 0) {
+				return errdefs.ErrInvalidArgument.WithMessage("invalid network config: a gateway, ip-range or auxiliary address needs a subnet")
+			}
+			slot, fam := &c4, "IPv4"
+			if c.Subnet.Addr().Is6() && !c.Subnet.Addr().Is4In6() {
+				slot, fam = &c6, "IPv6"
+			}
+			if *slot != nil {
+				return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("berth networks take one IPAM config per family (one %s subnet)", fam))
+			}
+			*slot = c
 		}
 	}
-	if !c.Subnet.IsValid() {
-		if c.IPRange.IsValid() || c.Gateway.IsValid() || len(c.AuxAddress) > 0 {
-			return errdefs.ErrInvalidArgument.WithMessage("invalid network config: a gateway, ip-range or auxiliary address needs a subnet")
+	if !rec.NoIPv4 {
+		var c network.IPAMConfig
+		if c4 != nil {
+			c = *c4
 		}
-		sub, err := ipam.NextSubnet(m.cfg.Pools, append(used, hostRoutes(used)...))
+		v4, err := m.familyConfigLocked(c, false)
 		if err != nil {
 			return err
 		}
-		rec.Subnet, rec.Gateway = sub, ipam.FirstHost(sub)
-		return nil
+		rec.Subnet, rec.Gateway, rec.IPRange, rec.UserSubnet, rec.AuxAddresses = v4.Subnet, v4.Gateway, v4.IPRange, v4.UserSubnet, v4.AuxAddresses
 	}
-	if !c.Subnet.Addr().Is4() {
-		return errdefs.ErrInvalidArgument.WithMessage("IPv6 networks are not supported by berth")
+	if enable6 {
+		var c network.IPAMConfig
+		if c6 != nil {
+			c = *c6
+		}
+		v6, err := m.familyConfigLocked(c, true)
+		if err != nil {
+			return err
+		}
+		rec.IPv6 = &v6
+	}
+	return nil
+}
+
+// familyConfigLocked checks one family's IPAM config, or picks a free
+// subnet of the family's pools when it names none.
+func (m *Manager) familyConfigLocked(c network.IPAMConfig, v6 bool) (ipamRecord, error) {
+	used := m.usedLocked(v6)
+	if !c.Subnet.IsValid() {
+		sub, err := ipam.NextSubnet(m.cfg.Pools, append(used, hostRoutes(used, v6)...), v6)
+		if err != nil {
+			return ipamRecord{}, err
+		}
+		return ipamRecord{Subnet: sub, Gateway: ipam.FirstHost(sub)}, nil
+	}
+	if v6 {
+		if err := checkSubnet6(c.Subnet); err != nil {
+			return ipamRecord{}, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		}
+	} else if !c.Subnet.Addr().Is4() {
+		return ipamRecord{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid subnet %s: not an IPv4 or IPv6 subnet", c.Subnet))
 	}
 	if c.Subnet.Masked() != c.Subnet {
-		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid subnet %s: it should be %s", c.Subnet, c.Subnet.Masked()))
+		return ipamRecord{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid subnet %s: it should be %s", c.Subnet, c.Subnet.Masked()))
 	}
 	for _, u := range used {
 		if u.Overlaps(c.Subnet) {
-			return ipam.ErrPoolOverlap
+			return ipamRecord{}, ipam.ErrPoolOverlap
 		}
 	}
 	gw := c.Gateway
@@ -294,21 +367,40 @@ func (m *Manager) ipamConfigLocked(rec *netRecord, cfg *network.IPAM) error {
 		gw = ipam.FirstHost(c.Subnet)
 	}
 	if !c.Subnet.Contains(gw) {
-		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid gateway %s: it does not belong to subnet %s", gw, c.Subnet))
+		return ipamRecord{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid gateway %s: it does not belong to subnet %s", gw, c.Subnet))
 	}
 	if c.IPRange.IsValid() && (c.IPRange.Masked() != c.IPRange || c.IPRange.Bits() < c.Subnet.Bits() || !c.Subnet.Contains(c.IPRange.Addr())) {
-		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid ip-range %s: it does not belong to subnet %s", c.IPRange, c.Subnet))
+		return ipamRecord{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid ip-range %s: it does not belong to subnet %s", c.IPRange, c.Subnet))
 	}
 	if _, err := ipam.NewSubnet(c.Subnet, c.IPRange, gw); err != nil {
-		return err
+		return ipamRecord{}, err
 	}
 	aux, err := auxAddresses(c.Subnet, gw, c.AuxAddress)
 	if err != nil {
-		return err
+		return ipamRecord{}, err
 	}
-	rec.Subnet, rec.Gateway, rec.IPRange, rec.UserSubnet, rec.AuxAddresses = c.Subnet, gw, c.IPRange, true, aux
+	return ipamRecord{Subnet: c.Subnet, Gateway: gw, IPRange: c.IPRange, UserSubnet: true, AuxAddresses: aux}, nil
+}
+
+// checkSubnet6 is dockerd's check of an IPv6 bridge subnet: no IPv4-mapped
+// or multicast prefix, and none that clashes with the link-local fe80::/64
+// that every interface has (fe80::/64 itself is allowed).
+func checkSubnet6(p netip.Prefix) error {
+	a := p.Addr()
+	switch {
+	case !a.Is6() || a.Is4In6() || a.Zone() != "":
+		return fmt.Errorf("'%s' is not a valid IPv6 subnet", p)
+	case a.IsMulticast():
+		return fmt.Errorf("multicast subnet '%s' is not allowed", p)
+	case p.Masked() != linkLocal6 && linkLocal6.Overlaps(p):
+		return fmt.Errorf("'%s' clashes with the Link-Local prefix 'fe80::/64'", p)
+	}
 	return nil
 }
+
+// linkLocal6 is the prefix of the link-local addresses Linux gives every
+// interface.
+var linkLocal6 = netip.MustParsePrefix("fe80::/64")
 
 // auxAddresses checks IPAM's auxiliary addresses as dockerd does: each in
 // the subnet (ErrPermissionDenied, dockerd's 403) and none taken twice or
@@ -320,7 +412,7 @@ func auxAddresses(subnet netip.Prefix, gw netip.Addr, aux map[string]netip.Addr)
 	taken := map[netip.Addr]string{gw: "the gateway"}
 	for _, k := range slices.Sorted(maps.Keys(aux)) {
 		a := aux[k]
-		if !a.IsValid() || !a.Is4() {
+		if !a.IsValid() || a.Is4() != subnet.Addr().Is4() || a.Is4In6() {
 			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("non parsable secondary ip address (%s:%s) passed for network", k, a))
 		}
 		if !subnet.Contains(a) {

@@ -14,6 +14,7 @@ import (
 	"github.com/berthd/berth/network/iptables"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // upLocked makes a bridge network's device, address and DNS server exist.
@@ -23,7 +24,17 @@ func (m *Manager) upLocked(st *netState) error {
 		return nil
 	}
 	r := st.rec
-	if err := ensureBridge(r.Bridge, netip.PrefixFrom(r.Gateway, r.Subnet.Bits()), st.opts.MTU); err != nil {
+	var addr4, addr6 netip.Prefix
+	if r.hasIPv4() {
+		addr4 = netip.PrefixFrom(r.Gateway, r.Subnet.Bits())
+	}
+	if r.IPv6 != nil {
+		addr6 = netip.PrefixFrom(r.IPv6.Gateway, r.IPv6.Subnet.Bits())
+		if err := m.forwarding6Locked(); err != nil {
+			return err
+		}
+	}
+	if err := ensureBridge(r.Bridge, addr4, addr6, st.opts.MTU); err != nil {
 		return err
 	}
 	if !r.Internal {
@@ -37,12 +48,12 @@ func (m *Manager) upLocked(st *netState) error {
 	if !st.opts.ICC {
 		// traffic between two ports of a bridge meets iptables only
 		// through br_netfilter
-		if err := bridgeNetfilter(); err != nil {
+		if err := bridgeNetfilter(r.IPv6 != nil); err != nil {
 			return fmt.Errorf("%s=false: %w", optICC, err)
 		}
 	}
 	if st.server == nil {
-		srv, err := dns.Serve(dns.Listener{Addr: r.Gateway, Device: r.Bridge, NetworkID: r.ID, Internal: r.Internal}, m.handler, m.records, m.cfg.DNSZone)
+		srv, err := dns.Serve(dns.Listener{Addr: st.dnsAddr(), Device: r.Bridge, NetworkID: r.ID, Internal: r.Internal}, m.handler, m.records, m.cfg.DNSZone)
 		if err != nil {
 			return fmt.Errorf("network %s: %w", r.Name, err)
 		}
@@ -74,7 +85,13 @@ func (m *Manager) downLocked(st *netState) error {
 	return nil
 }
 
-func ensureBridge(name string, addr netip.Prefix, mtu int) error {
+// ensureBridge makes the bridge device exist and up with the gateway
+// addresses: addr4 and addr6 (either may be the zero Prefix). An IPv6
+// bridge has IPv6 on and its gateway added without duplicate address
+// detection (the address is usable at once, and the bridge is the
+// subnet's only router, as with dockerd); the kernel's link-local address
+// stays. Addresses left from an older configuration are removed.
+func ensureBridge(name string, addr4, addr6 netip.Prefix, mtu int) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
@@ -86,7 +103,11 @@ func ensureBridge(name string, addr netip.Prefix, mtu int) error {
 		// A bridge without a set address takes the lowest of its ports',
 		// so it would change as containers come and go and leave stale
 		// gateway entries in the containers' ARP caches.
-		br.HardwareAddr = macFromIP(addr.Addr())
+		if addr4.IsValid() {
+			br.HardwareAddr = macFromIP(addr4.Addr())
+		} else {
+			br.HardwareAddr = macFromIP(addr6.Addr())
+		}
 		if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("create bridge %s: %w", name, err)
 		}
@@ -97,26 +118,16 @@ func ensureBridge(name string, addr netip.Prefix, mtu int) error {
 	if _, ok := l.(*netlink.Bridge); !ok {
 		return fmt.Errorf("%s exists and is not a bridge (%s)", name, l.Type())
 	}
-	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
+	if err := bridgeAddr(l, addr4, netlink.FAMILY_V4); err != nil {
 		return err
 	}
-	have := false
-	for _, a := range addrs {
-		p, _ := netip.AddrFromSlice(a.IP.To4())
-		ones, _ := a.Mask.Size()
-		if p == addr.Addr() && ones == addr.Bits() {
-			have = true
-			continue
+	if addr6.IsValid() {
+		if err := writeSysctl(filepath.Join("/proc/sys/net/ipv6/conf", name, "disable_ipv6"), "0"); err != nil {
+			return err
 		}
-		// left from an older --bip
-		_ = netlink.AddrDel(l, &a)
 	}
-	if !have {
-		nl := &netlink.Addr{IPNet: &net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), 32)}}
-		if err := netlink.AddrAdd(l, nl); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("address %s on %s: %w", addr, name, err)
-		}
+	if err := bridgeAddr(l, addr6, netlink.FAMILY_V6); err != nil {
+		return err
 	}
 	if mtu > 0 && l.Attrs().MTU != mtu {
 		if err := netlink.LinkSetMTU(l, mtu); err != nil {
@@ -125,6 +136,45 @@ func ensureBridge(name string, addr netip.Prefix, mtu int) error {
 	}
 	if err := netlink.LinkSetUp(l); err != nil {
 		return fmt.Errorf("bring up %s: %w", name, err)
+	}
+	return nil
+}
+
+// bridgeAddr makes want the bridge's one address of family (none when
+// want is the zero Prefix). IPv6 link-local and multicast addresses are
+// the kernel's and stay.
+func bridgeAddr(l netlink.Link, want netip.Prefix, family int) error {
+	addrs, err := netlink.AddrList(l, family)
+	if err != nil {
+		return err
+	}
+	have := false
+	for _, a := range addrs {
+		p, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		p = p.Unmap()
+		if family == netlink.FAMILY_V6 && (p.IsLinkLocalUnicast() || p.IsMulticast()) {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		if want.IsValid() && p == want.Addr() && ones == want.Bits() {
+			have = true
+			continue
+		}
+		// left from an older --bip or subnet
+		_ = netlink.AddrDel(l, &a)
+	}
+	if have || !want.IsValid() {
+		return nil
+	}
+	nl := &netlink.Addr{IPNet: &net.IPNet{IP: want.Addr().AsSlice(), Mask: net.CIDRMask(want.Bits(), want.Addr().BitLen())}}
+	if family == netlink.FAMILY_V6 {
+		nl.Flags = unix.IFA_F_NODAD
+	}
+	if err := netlink.AddrAdd(l, nl); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("address %s on %s: %w", want, l.Attrs().Name, err)
 	}
 	return nil
 }
@@ -176,9 +226,16 @@ func (m *Manager) hostLocked(ctx context.Context) error {
 func (m *Manager) applyLocked(ctx context.Context) error {
 	var bridges []iptables.Bridge
 	for _, st := range m.networks {
-		if st.rec.Driver == "bridge" {
-			bridges = append(bridges, iptables.Bridge{Name: st.rec.Bridge, Subnet: st.rec.Subnet, Internal: st.rec.Internal,
-				DisableICC: !st.opts.ICC, DisableMasquerade: !st.opts.Masquerade})
+		if st.isBridge() {
+			br := iptables.Bridge{Name: st.rec.Bridge, Internal: st.rec.Internal,
+				DisableICC: !st.opts.ICC, DisableMasquerade: !st.opts.Masquerade}
+			if st.rec.hasIPv4() {
+				br.Subnet = st.rec.Subnet
+			}
+			if st.rec.IPv6 != nil {
+				br.Subnet6 = st.rec.IPv6.Subnet
+			}
+			bridges = append(bridges, br)
 		}
 	}
 	recs, _, err := m.portsTbl.List()
@@ -196,11 +253,15 @@ func (m *Manager) applyLocked(ctx context.Context) error {
 	return nil
 }
 
-// hostRoutes are the host's IPv4 routes other than default routes and those
-// of known subnets: a new network's subnet must not shadow them (another
-// daemon's bridges, the host's own networks).
-func hostRoutes(known []netip.Prefix) []netip.Prefix {
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+// hostRoutes are the host's routes of one family other than default routes
+// and those of known subnets: a new network's subnet must not shadow them
+// (another daemon's bridges, the host's own networks).
+func hostRoutes(known []netip.Prefix, v6 bool) []netip.Prefix {
+	family := netlink.FAMILY_V4
+	if v6 {
+		family = netlink.FAMILY_V6
+	}
+	routes, err := netlink.RouteList(nil, family)
 	if err != nil {
 		return nil
 	}
@@ -210,8 +271,12 @@ func hostRoutes(known []netip.Prefix) []netip.Prefix {
 			continue
 		}
 		ones, _ := r.Dst.Mask.Size()
-		a, ok := netip.AddrFromSlice(r.Dst.IP.To4())
+		a, ok := netip.AddrFromSlice(r.Dst.IP)
 		if !ok || ones == 0 {
+			continue
+		}
+		a = a.Unmap()
+		if a.Is6() != v6 {
 			continue
 		}
 		p := netip.PrefixFrom(a, ones).Masked()

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,9 @@ type AttachRequest struct {
 	Aliases []string
 	// IPv4 is a static address (IPAMConfig.IPv4Address); zero picks one.
 	IPv4 netip.Addr
+	// IPv6 is a static IPv6 address (IPAMConfig.IPv6Address); zero picks
+	// one on a network with IPv6.
+	IPv6 netip.Addr
 	// MAC is the interface's address ("02:42:0a:d2:00:02"); "" derives one
 	// from the IP. A malformed one is ErrInvalidArgument.
 	MAC string
@@ -56,10 +60,11 @@ type AttachRequest struct {
 
 // Attach connects the sandbox at nsPath to a bridge network: a veth pair
 // whose host side joins the bridge and whose other side becomes eth<N> in the
-// sandbox, an address from the network's IPAM, a default route when Primary
-// and the network is not internal, and the container's DNS records. A
-// container without a default route gets one through this network when it
-// is not internal, whatever Primary says. It returns the endpoint as Docker
+// sandbox, an address of each of the network's families from its IPAM, a
+// default route when Primary and the network is not internal, and the
+// container's DNS records. A container without a default route of a
+// family gets one through this network when it is not internal and has
+// that family, whatever Primary says. It returns the endpoint as Docker
 // reports it in NetworkSettings.Networks.
 //
 // Errors: ErrNotFound "network x not found"; ErrInvalidArgument for host or
@@ -99,7 +104,7 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 		// left from before a daemon restart and never restored: the
 		// container is starting again
 		removeVethPair(old)
-		st.sub.Release(old.IP)
+		st.release(old)
 		_ = m.eps.Delete(epKey(r.ID, req.ContainerID))
 		delete(m.pending, epKey(r.ID, req.ContainerID))
 	}
@@ -107,7 +112,7 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("endpoint with name %s already exists in network %s", req.ContainerName, r.Name))
 	}
 	if r.Predefined && r.Name == "bridge" {
-		if req.IPv4.IsValid() {
+		if req.IPv4.IsValid() || req.IPv6.IsValid() {
 			return nil, errdefs.ErrInvalidArgument.WithMessage("user specified IP address is supported on user defined networks only")
 		}
 		if len(req.Aliases) > 0 {
@@ -120,28 +125,29 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 	if err := m.upLocked(st); err != nil {
 		return nil, err
 	}
-	ip, err := st.sub.Allocate(req.IPv4)
-	if err != nil {
-		return nil, err
-	}
 	ep := &endpointRecord{
 		ID: newID(), NetworkID: r.ID, ContainerID: req.ContainerID, ContainerName: req.ContainerName,
-		Hostname: req.Hostname, Aliases: slices.Clone(req.Aliases), IP: ip, Static: req.IPv4.IsValid(),
+		Hostname: req.Hostname, Aliases: slices.Clone(req.Aliases), Static: req.IPv4.IsValid(), Static6: req.IPv6.IsValid(),
 		NsPath: nsPath, Primary: req.Primary, Labels: req.Labels, Links: req.Links, IfName: ifName,
 	}
-	if mac == nil {
-		mac = macFromIP(ip)
+	if ep.IP, ep.IPv6, err = allocate(st, req.IPv4, req.IPv6); err != nil {
+		return nil, err
+	}
+	if mac == nil && ep.IP.IsValid() {
+		mac = macFromIP(ep.IP)
+	} else if mac == nil {
+		mac = randomMAC()
 	}
 	ep.DNS = slices.Clone(req.DNS)
 	ep.MAC = mac.String()
 	ep.HostVeth = "vb" + ep.ID[:12]
 	if err := m.plumb(ctx, st, ep, mac); err != nil {
-		st.sub.Release(ip)
+		st.release(ep)
 		return nil, err
 	}
 	if err := m.eps.Put(epKey(r.ID, req.ContainerID), ep); err != nil {
 		deleteVeth(ep.HostVeth)
-		st.sub.Release(ip)
+		st.release(ep)
 		return nil, err
 	}
 	m.endpoints[epKey(r.ID, req.ContainerID)] = ep
@@ -149,6 +155,36 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 	m.gatewayLocked(req.ContainerID)
 	m.publish(events.ActionConnect, st, req.ContainerID)
 	return m.settings(st, ep), nil
+}
+
+// allocate takes an endpoint's addresses: one of each family the network
+// has (want4/want6 when given). A static address of a family the network
+// does not have is ErrInvalidArgument; the first address is released when
+// the second fails.
+func allocate(st *netState, want4, want6 netip.Addr) (ip4, ip6 netip.Addr, err error) {
+	notHere := func(a netip.Addr) error {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid IP address %s: It does not belong to any of this network's subnets", a))
+	}
+	if want4.IsValid() && (st.sub == nil || !want4.Unmap().Is4()) {
+		return ip4, ip6, notHere(want4)
+	}
+	if want6.IsValid() && st.sub6 == nil {
+		return ip4, ip6, notHere(want6)
+	}
+	if st.sub != nil {
+		if ip4, err = st.sub.Allocate(want4.Unmap()); err != nil {
+			return netip.Addr{}, netip.Addr{}, err
+		}
+	}
+	if st.sub6 != nil {
+		if ip6, err = st.sub6.Allocate(want6); err != nil {
+			if ip4.IsValid() {
+				st.sub.Release(ip4)
+			}
+			return netip.Addr{}, netip.Addr{}, err
+		}
+	}
+	return ip4, ip6, nil
 }
 
 // plumb makes the veth pair and configures the sandbox side, named
@@ -208,18 +244,37 @@ func (m *Manager) plumb(ctx context.Context, st *netState, ep *endpointRecord, m
 	if err := h.LinkSetName(peer, ifName); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmpName, ifName, err)
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(st.rec.Subnet.Bits(), 32)}}
-	if err := h.AddrAdd(peer, addr); err != nil {
-		return fmt.Errorf("address %s on %s: %w", ep.IP, ifName, err)
+	if ep.IP.IsValid() {
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(st.rec.Subnet.Bits(), 32)}}
+		if err := h.AddrAdd(peer, addr); err != nil {
+			return fmt.Errorf("address %s on %s: %w", ep.IP, ifName, err)
+		}
+	}
+	if ep.IPv6.IsValid() {
+		if err := enableIPv6In(ep.NsPath, ifName); err != nil {
+			return err
+		}
+		// no duplicate address detection: IPAM is the one owner of the
+		// subnet, and the address must work before the container starts
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.IPv6.AsSlice(), Mask: net.CIDRMask(st.rec.IPv6.Subnet.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
+		if err := h.AddrAdd(peer, addr); err != nil {
+			return fmt.Errorf("address %s on %s: %w", ep.IPv6, ifName, err)
+		}
 	}
 	if err := h.LinkSetUp(peer); err != nil {
 		return err
 	}
-	if ep.Primary && !st.rec.Internal {
+	if ep.Primary && !st.rec.Internal && ep.IP.IsValid() {
 		route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: st.rec.Gateway.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
 		if err := h.RouteReplace(route); err != nil {
 			return fmt.Errorf("default route via %s: %w", st.rec.Gateway, err)
 		}
+	}
+	if ep.Primary && !st.rec.Internal && ep.IPv6.IsValid() {
+		if err := h.RouteReplace(defaultRoute6(peer.Attrs().Index, st.rec.IPv6.Gateway)); err != nil {
+			return fmt.Errorf("default route via %s: %w", st.rec.IPv6.Gateway, err)
+		}
+		ep.Gateway6 = true
 	}
 	return nil
 }
@@ -247,10 +302,24 @@ func nextIfName(h *netlink.Handle, prefix string) (string, error) {
 }
 
 // macFromIP is dockerd's classic 02:42:<ip> address: stable for an address,
-// so a peer's stale ARP entry for a reused IP is still right.
+// so a peer's stale ARP entry for a reused IP is still right. An IPv6
+// address gives its last four bytes (for an IPv6-only bridge).
 func macFromIP(ip netip.Addr) net.HardwareAddr {
+	if ip.Is6() {
+		b := ip.As16()
+		return net.HardwareAddr{0x02, 0x42, b[12], b[13], b[14], b[15]}
+	}
 	b := ip.As4()
 	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
+}
+
+// randomMAC is a locally administered unicast address, for an endpoint
+// without an IPv4 address to derive one from (dockerd's are random too).
+func randomMAC() net.HardwareAddr {
+	b := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(b)
+	b[0] = b[0]&0xfe | 0x02
+	return b
 }
 
 func deleteVeth(name string) {
@@ -280,41 +349,56 @@ func (m *Manager) Detach(ctx context.Context, containerID, networkIDOrName strin
 	return nil
 }
 
-// gatewayLocked keeps a container's default route through one of its
-// networks that is not internal, as dockerd moves the default gateway when
-// networks come and go: the endpoint that has the route keeps it; when
-// none has (its network went, or the container had internal networks
-// only), the first by network name gets it. Without such a network the
-// container has on-link routes only.
+// gatewayLocked keeps a container's default routes through networks that
+// are not internal, as dockerd moves the default gateway when networks
+// come and go: for each family apart, the endpoint that has the route
+// keeps it; when none has (its network went, or the container had
+// internal networks only), the first by network name that has the family
+// gets it. Without such a network the container has on-link routes only.
 func (m *Manager) gatewayLocked(containerID string) {
-	var next *endpointRecord
-	var nextNet *netState
-	for _, ep := range m.endpoints {
-		st := m.networks[ep.NetworkID]
-		if ep.ContainerID != containerID || st == nil || st.rec.Internal {
+	for _, v6 := range []bool{false, true} {
+		var next *endpointRecord
+		var nextNet *netState
+		for _, ep := range m.endpoints {
+			st := m.networks[ep.NetworkID]
+			if ep.ContainerID != containerID || st == nil || st.rec.Internal {
+				continue
+			}
+			if v6 && (!ep.IPv6.IsValid() || st.rec.IPv6 == nil) || !v6 && !ep.IP.IsValid() {
+				continue
+			}
+			if !v6 && ep.Primary || v6 && ep.Gateway6 {
+				next = nil
+				break
+			}
+			if next == nil || st.rec.Name < nextNet.rec.Name {
+				next, nextNet = ep, st
+			}
+		}
+		if next == nil {
 			continue
 		}
-		if ep.Primary {
-			return
+		gw := nextNet.rec.Gateway
+		if v6 {
+			gw = nextNet.rec.IPv6.Gateway
 		}
-		if next == nil || st.rec.Name < nextNet.rec.Name {
-			next, nextNet = ep, st
+		if err := defaultRoute(next.NsPath, next.IfName, gw); err != nil {
+			logrus.WithError(err).Warnf("network: default route of %s via %s", containerID[:min(12, len(containerID))], nextNet.rec.Name)
+			continue
 		}
-	}
-	if next == nil {
-		return
-	}
-	if err := defaultRoute(next.NsPath, next.IfName, nextNet.rec.Gateway); err != nil {
-		logrus.WithError(err).Warnf("network: default route of %s via %s", containerID[:min(12, len(containerID))], nextNet.rec.Name)
-		return
-	}
-	next.Primary = true
-	if err := m.eps.Put(epKey(next.NetworkID, containerID), next); err != nil {
-		logrus.WithError(err).Warnf("network: store endpoint of %s", containerID[:min(12, len(containerID))])
+		if v6 {
+			next.Gateway6 = true
+		} else {
+			next.Primary = true
+		}
+		if err := m.eps.Put(epKey(next.NetworkID, containerID), next); err != nil {
+			logrus.WithError(err).Warnf("network: store endpoint of %s", containerID[:min(12, len(containerID))])
+		}
 	}
 }
 
-// defaultRoute points the sandbox's default route at gw through ifName.
+// defaultRoute points the sandbox's default route of gw's family at gw
+// through ifName.
 func defaultRoute(nsPath, ifName string, gw netip.Addr) error {
 	ns, err := netns.GetFromPath(nsPath)
 	if err != nil {
@@ -330,7 +414,16 @@ func defaultRoute(nsPath, ifName string, gw netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	if gw.Is6() {
+		return h.RouteReplace(defaultRoute6(l.Attrs().Index, gw))
+	}
 	return h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE})
+}
+
+// defaultRoute6 is the IPv6 default route via gw out of link index.
+func defaultRoute6(index int, gw netip.Addr) *netlink.Route {
+	return &netlink.Route{LinkIndex: index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE, Family: netlink.FAMILY_V6,
+		Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}}
 }
 
 func (m *Manager) detachLocked(st *netState, containerID string) error {
@@ -357,16 +450,13 @@ func (m *Manager) detachLocked(st *netState, containerID string) error {
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
 		_ = netlink.LinkSetDown(l)
 	}
-	sub := st.sub
 	m.bg.Add(1)
 	go func() {
 		defer m.bg.Done()
 		removeVethPair(ep)
-		if sub != nil {
-			m.mu.Lock()
-			sub.Release(ep.IP)
-			m.mu.Unlock()
-		}
+		m.mu.Lock()
+		st.release(ep)
+		m.mu.Unlock()
 	}()
 	return nil
 }
@@ -403,7 +493,7 @@ func removeVethPair(ep *endpointRecord) {
 func (m *Manager) dnsEndpoint(st *netState, ep *endpointRecord) dns.Endpoint {
 	return dns.Endpoint{
 		ContainerID: ep.ContainerID, Name: ep.ContainerName, Hostname: ep.Hostname, Aliases: ep.Aliases,
-		IP: ep.IP, NetworkID: st.rec.ID, NetworkName: st.rec.Name, Internal: st.rec.Internal, Labels: ep.Labels,
+		IP: ep.IP, IPv6: ep.IPv6, NetworkID: st.rec.ID, NetworkName: st.rec.Name, Internal: st.rec.Internal, Labels: ep.Labels,
 		Links: ep.Links, Upstreams: upstreams(ep.DNS), NsPath: ep.NsPath,
 	}
 }
@@ -423,19 +513,32 @@ func upstreams(servers []netip.Addr) []netip.AddrPort {
 func (m *Manager) settings(st *netState, ep *endpointRecord) *network.EndpointSettings {
 	mac, _ := net.ParseMAC(ep.MAC)
 	es := &network.EndpointSettings{
-		Aliases:     slices.Clone(ep.Aliases),
-		NetworkID:   st.rec.ID,
-		EndpointID:  ep.ID,
-		IPAddress:   ep.IP,
-		IPPrefixLen: st.rec.Subnet.Bits(),
-		MacAddress:  network.HardwareAddr(mac),
-		DNSNames:    dnsNames(ep),
+		Aliases:    slices.Clone(ep.Aliases),
+		NetworkID:  st.rec.ID,
+		EndpointID: ep.ID,
+		MacAddress: network.HardwareAddr(mac),
+		DNSNames:   dnsNames(ep),
 	}
-	if !st.rec.Internal {
-		es.Gateway = st.rec.Gateway
+	if ep.IP.IsValid() {
+		es.IPAddress, es.IPPrefixLen = ep.IP, st.rec.Subnet.Bits()
+		if !st.rec.Internal {
+			es.Gateway = st.rec.Gateway
+		}
 	}
-	if ep.Static {
-		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ep.IP}
+	if v6 := st.rec.IPv6; v6 != nil && ep.IPv6.IsValid() {
+		es.GlobalIPv6Address, es.GlobalIPv6PrefixLen = ep.IPv6, v6.Subnet.Bits()
+		if !st.rec.Internal {
+			es.IPv6Gateway = v6.Gateway
+		}
+	}
+	if ep.Static || ep.Static6 {
+		es.IPAMConfig = &network.EndpointIPAMConfig{}
+		if ep.Static {
+			es.IPAMConfig.IPv4Address = ep.IP
+		}
+		if ep.Static6 {
+			es.IPAMConfig.IPv6Address = ep.IPv6
+		}
 	}
 	return es
 }

@@ -19,7 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,8 +43,16 @@ type Config struct {
 	Bridge string
 	// BIP is the default bridge's gateway and prefix (--bip, 10.210.0.1/24).
 	BIP netip.Prefix
-	// Pools are the subnets for user networks (--default-address-pool).
+	// Pools are the subnets for user networks (--default-address-pool), of
+	// both families. Without an IPv6 pool, New adds one derived from the
+	// bridge name and the host (ipam.ULAPool), as dockerd derives one from
+	// its host ID.
 	Pools []ipam.Pool
+	// IPv6 gives the default bridge IPv6 (--ipv6); FixedCIDRv6 is its
+	// subnet (--fixed-cidr-v6). Without one, the subnet comes from the
+	// IPv6 pools and is kept across restarts.
+	IPv6        bool
+	FixedCIDRv6 netip.Prefix
 	// DNSZone is the daemon zone (berthd --dns-zone, whose default is
 	// compose.DefaultZone); required.
 	DNSZone string
@@ -100,7 +110,10 @@ type Manager struct {
 	nsDirMu    sync.Mutex
 	nsDirReady bool // <exec-root>/netns is the shared self-mount
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// fwd6 is set once IPv6 forwarding is known to be on (the first IPv6
+	// network brought up turns it on).
+	fwd6      bool
 	networks  map[string]*netState       // by id
 	endpoints map[string]*endpointRecord // live endpoints, by epKey
 	// pending are the stored endpoints of containers that may still run,
@@ -115,8 +128,44 @@ type Manager struct {
 type netState struct {
 	rec    netRecord
 	opts   bridgeOptions
-	sub    *ipam.Subnet // nil for host/none
+	sub    *ipam.Subnet // IPv4; nil for host/none and IPv6-only networks
+	sub6   *ipam.Subnet // IPv6; nil without IPv6
 	server *dns.Server  // nil until the bridge is up, and for host/none
+}
+
+// isBridge reports whether the network has endpoints (not host or none).
+func (st *netState) isBridge() bool { return st.rec.Driver == "bridge" }
+
+// reserve marks an endpoint's addresses used (restoring from the store).
+func (st *netState) reserve(ep *endpointRecord) {
+	if st.sub != nil && ep.IP.IsValid() {
+		st.sub.Reserve(ep.IP)
+	}
+	if st.sub6 != nil && ep.IPv6.IsValid() {
+		st.sub6.Reserve(ep.IPv6)
+	}
+}
+
+// release frees an endpoint's addresses.
+func (st *netState) release(ep *endpointRecord) {
+	if st.sub != nil && ep.IP.IsValid() {
+		st.sub.Release(ep.IP)
+	}
+	if st.sub6 != nil && ep.IPv6.IsValid() {
+		st.sub6.Release(ep.IPv6)
+	}
+}
+
+// dnsAddr is where the network's DNS server listens: the IPv4 gateway, or
+// the IPv6 one on an IPv6-only network.
+func (st *netState) dnsAddr() netip.Addr {
+	if st.rec.hasIPv4() {
+		return st.rec.Gateway
+	}
+	if st.rec.IPv6 != nil {
+		return st.rec.IPv6.Gateway
+	}
+	return netip.Addr{}
 }
 
 // New checks deps and loads the networks from the store, creating the
@@ -149,6 +198,15 @@ func New(deps Deps) (*Manager, error) {
 	if c.BIP.Addr() == c.BIP.Masked().Addr() {
 		// --bip 10.210.0.0/24 means the first host as gateway
 		c.BIP = netip.PrefixFrom(ipam.FirstHost(c.BIP), c.BIP.Bits())
+	}
+	if c.FixedCIDRv6.IsValid() {
+		if err := checkSubnet6(c.FixedCIDRv6); err != nil {
+			return nil, fmt.Errorf("network: invalid fixed-cidr-v6: %w", err)
+		}
+		c.FixedCIDRv6 = c.FixedCIDRv6.Masked()
+	}
+	if !slices.ContainsFunc(c.Pools, ipam.Pool.Is6) {
+		c.Pools = append(slices.Clone(c.Pools), ipam.ULAPool(hostSeed()+"/"+c.Bridge))
 	}
 	m := &Manager{
 		cfg:       c,
@@ -215,15 +273,27 @@ func (m *Manager) load() error {
 		_ = m.nets.Delete(b.ID)
 	}
 	have := map[string]bool{}
-	for id, r := range recs {
+	for _, r := range recs {
 		if r.Predefined {
 			have[r.Name] = true
 		}
 		if r.Predefined && r.Name == "bridge" {
 			r.Bridge, r.Subnet, r.Gateway = m.cfg.Bridge, m.cfg.BIP.Masked(), m.cfg.BIP.Addr()
-			if err := m.nets.Put(id, r); err != nil {
-				return err
-			}
+			continue // after the others: its IPv6 subnet must miss theirs
+		}
+		if err := m.addState(r); err != nil {
+			return err
+		}
+	}
+	for id, r := range recs {
+		if !r.Predefined || r.Name != "bridge" {
+			continue
+		}
+		if err := m.defaultBridgeIPv6Locked(r); err != nil {
+			return err
+		}
+		if err := m.nets.Put(id, r); err != nil {
+			return err
 		}
 		if err := m.addState(r); err != nil {
 			return err
@@ -247,6 +317,11 @@ func (m *Manager) load() error {
 			continue
 		}
 		p.ID, p.Created, p.Predefined = newID(), now, true
+		if p.Name == "bridge" {
+			if err := m.defaultBridgeIPv6Locked(&p); err != nil {
+				return err
+			}
+		}
 		if err := m.nets.Put(p.ID, &p); err != nil {
 			return err
 		}
@@ -260,14 +335,23 @@ func (m *Manager) load() error {
 func (m *Manager) addState(r *netRecord) error {
 	st := &netState{rec: *r}
 	if r.Driver == "bridge" {
-		sub, err := ipam.NewSubnet(r.Subnet, r.IPRange, r.Gateway)
-		if err != nil {
-			return fmt.Errorf("network %s: %w", r.Name, err)
+		var err error
+		if r.hasIPv4() {
+			if st.sub, err = ipam.NewSubnet(r.Subnet, r.IPRange, r.Gateway); err != nil {
+				return fmt.Errorf("network %s: %w", r.Name, err)
+			}
+			for _, a := range r.AuxAddresses {
+				st.sub.Reserve(a)
+			}
 		}
-		for _, a := range r.AuxAddresses {
-			sub.Reserve(a)
+		if v6 := r.IPv6; v6 != nil {
+			if st.sub6, err = ipam.NewSubnet(v6.Subnet, v6.IPRange, v6.Gateway); err != nil {
+				return fmt.Errorf("network %s: %w", r.Name, err)
+			}
+			for _, a := range v6.AuxAddresses {
+				st.sub6.Reserve(a)
+			}
 		}
-		st.sub = sub
 		if st.opts, err = parseBridgeOptions(r.Options); err != nil {
 			// stored by a berth that did not check options: keep the
 			// network usable with the defaults
@@ -277,6 +361,58 @@ func (m *Manager) addState(r *netRecord) error {
 	}
 	m.networks[r.ID] = st
 	return nil
+}
+
+// defaultBridgeIPv6Locked sets the default bridge's IPv6 configuration from
+// --ipv6 and --fixed-cidr-v6: the fixed subnet, or the one it had (a
+// subnet from the pools stays the bridge's across restarts), or the next
+// free one of the IPv6 pools. Without --ipv6 it has none.
+func (m *Manager) defaultBridgeIPv6Locked(r *netRecord) error {
+	if !m.cfg.IPv6 {
+		r.IPv6 = nil
+		return nil
+	}
+	if p := m.cfg.FixedCIDRv6; p.IsValid() {
+		if r.IPv6 == nil || r.IPv6.Subnet != p {
+			r.IPv6 = &ipamRecord{Subnet: p, Gateway: ipam.FirstHost(p), UserSubnet: true}
+		}
+		return nil
+	}
+	if r.IPv6 != nil && !r.IPv6.UserSubnet {
+		return nil
+	}
+	used := m.usedLocked(true)
+	sub, err := ipam.NextSubnet(m.cfg.Pools, append(used, hostRoutes(used, true)...), true)
+	if err != nil {
+		return fmt.Errorf("default bridge: %w", err)
+	}
+	r.IPv6 = &ipamRecord{Subnet: sub, Gateway: ipam.FirstHost(sub)}
+	return nil
+}
+
+// usedLocked are the subnets of one family of every bridge network.
+func (m *Manager) usedLocked(v6 bool) []netip.Prefix {
+	var used []netip.Prefix
+	for _, st := range m.networks {
+		switch {
+		case !st.isBridge():
+		case v6 && st.rec.IPv6 != nil:
+			used = append(used, st.rec.IPv6.Subnet)
+		case !v6 && st.rec.hasIPv4():
+			used = append(used, st.rec.Subnet)
+		}
+	}
+	return used
+}
+
+// hostSeed names this host for ipam.ULAPool: its machine id, else its
+// host name.
+func hostSeed() string {
+	if b, err := os.ReadFile("/etc/machine-id"); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	h, _ := os.Hostname()
+	return h
 }
 
 func newID() string {

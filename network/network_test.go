@@ -51,7 +51,9 @@ func newEnv(t testing.TB) *env {
 	cfg.BIP = netip.MustParsePrefix(slot.BIP)
 	pool, err := ipam.ParsePool(slot.Pool)
 	assert.NilError(t, err)
-	cfg.Pools = []ipam.Pool{pool}
+	pool6, err := ipam.ParsePool(slot.Pool6)
+	assert.NilError(t, err)
+	cfg.Pools = []ipam.Pool{pool, pool6}
 	// no upstream resolvers: names berth does not know fail fast
 	cfg.ResolvConf = filepath.Join(dir, "resolv.conf")
 	assert.NilError(t, os.WriteFile(cfg.ResolvConf, []byte("nameserver 127.0.0.53\n"), 0o644))

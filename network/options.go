@@ -12,13 +12,16 @@ import (
 // The bridge driver options berth reads (dockerd's names). Options berth
 // cannot honour are refused at create, never accepted and ignored.
 const (
-	optICC         = "com.docker.network.bridge.enable_icc"
-	optMasquerade  = "com.docker.network.bridge.enable_ip_masquerade"
-	optHostBinding = "com.docker.network.bridge.host_binding_ipv4"
-	optMTU         = "com.docker.network.driver.mtu"
-	optIfPrefix    = "com.docker.network.container_iface_prefix"
-	optGatewayMode = "com.docker.network.bridge.gateway_mode_ipv4"
-	optInhibitIPv4 = "com.docker.network.bridge.inhibit_ipv4"
+	optICC          = "com.docker.network.bridge.enable_icc"
+	optMasquerade   = "com.docker.network.bridge.enable_ip_masquerade"
+	optHostBinding  = "com.docker.network.bridge.host_binding_ipv4"
+	optMTU          = "com.docker.network.driver.mtu"
+	optIfPrefix     = "com.docker.network.container_iface_prefix"
+	optGatewayMode  = "com.docker.network.bridge.gateway_mode_ipv4"
+	optGatewayMode6 = "com.docker.network.bridge.gateway_mode_ipv6"
+	optInhibitIPv4  = "com.docker.network.bridge.inhibit_ipv4"
+	optEnableIPv4   = "com.docker.network.enable_ipv4"
+	optEnableIPv6   = "com.docker.network.enable_ipv6"
 	// optIfName is the endpoint driver option (compose interface_name)
 	// that names the interface in the container.
 	optIfName = "com.docker.network.endpoint.ifname"
@@ -28,8 +31,7 @@ const (
 // have; a network asking for them is refused with the reason.
 var unsupportedOptions = map[string]string{
 	"com.docker.network.host_ipv4":                      "a fixed source address for outgoing traffic is not supported by berth",
-	"com.docker.network.host_ipv6":                      "IPv6 networks are not supported by berth",
-	"com.docker.network.bridge.gateway_mode_ipv6":       "IPv6 networks are not supported by berth",
+	"com.docker.network.host_ipv6":                      "a fixed source address for outgoing traffic is not supported by berth",
 	"com.docker.network.bridge.trusted_host_interfaces": "trusted host interfaces are not supported by berth",
 }
 
@@ -66,7 +68,7 @@ func parseBridgeOptions(opts map[string]string) (bridgeOptions, error) {
 			case perr != nil:
 				return bad(k, v, "nil ip")
 			case !ip.Is4():
-				return bad(k, v, "berth networks are IPv4 only")
+				return bad(k, v, "berth takes an IPv4 address here")
 			}
 			o.HostIP = ip
 		case optMTU:
@@ -78,15 +80,12 @@ func parseBridgeOptions(opts map[string]string) (bridgeOptions, error) {
 				return bad(k, v, "not a valid interface name prefix")
 			}
 			o.IfPrefix = v
-		case optGatewayMode:
+		case optGatewayMode, optGatewayMode6:
 			if v != "nat" {
 				return bad(k, v, "berth supports gateway mode nat only")
 			}
-		case "com.docker.network.enable_ipv6":
-			var v6 bool
-			if v6, err = strconv.ParseBool(v); err == nil && v6 {
-				return bad(k, v, "IPv6 networks are not supported by berth")
-			}
+		case optEnableIPv4, optEnableIPv6:
+			_, err = strconv.ParseBool(v)
 		case optInhibitIPv4:
 			var inhibit bool
 			if inhibit, err = strconv.ParseBool(v); err == nil && inhibit {

@@ -29,7 +29,29 @@ type netRecord struct {
 	// IPAMOptions are IPAM's options as the create request gave them (nil
 	// shows as null, as from dockerd).
 	IPAMOptions map[string]string
+	// NoIPv4 marks an IPv6-only network (EnableIPv4 false): Subnet,
+	// Gateway, IPRange and AuxAddresses are then zero. Records written
+	// before IPv6 have it false, as their networks have IPv4.
+	NoIPv4 bool `json:",omitempty"`
+	// IPv6 is the network's IPv6 configuration; nil when IPv6 is off.
+	IPv6 *ipamRecord `json:",omitempty"`
 }
+
+// ipamRecord is one family's IPAM configuration of a network (IPv4's is
+// spelt out in netRecord, which had it before IPv6).
+type ipamRecord struct {
+	Subnet  netip.Prefix
+	Gateway netip.Addr
+	IPRange netip.Prefix `json:",omitzero"`
+	// UserSubnet: the subnet came from the create request (--subnet, or
+	// --fixed-cidr-v6 for the default bridge).
+	UserSubnet   bool                  `json:",omitempty"`
+	AuxAddresses map[string]netip.Addr `json:",omitempty"`
+}
+
+// hasIPv4 reports whether the network has IPv4 addresses (a bridge that
+// is not IPv6-only).
+func (r *netRecord) hasIPv4() bool { return r.Driver == "bridge" && !r.NoIPv4 }
 
 // endpointRecord is one container on one network ("endpoints" table, by
 // <network id>/<container id>).
@@ -40,16 +62,24 @@ type endpointRecord struct {
 	ContainerName string
 	Hostname      string
 	Aliases       []string
-	IP            netip.Addr
+	IP            netip.Addr // zero on an IPv6-only network
 	Static        bool
-	MAC           string
-	IfName        string // inside the sandbox: eth0, eth1, ...
-	HostVeth      string
-	NsPath        string
-	Primary       bool
-	Labels        map[string]string
-	Links         map[string]string
-	DNS           []netip.Addr // the container's own resolvers (--dns)
+	// IPv6 is the endpoint's IPv6 address, zero on a network without IPv6;
+	// Static6 says it was asked for (IPAMConfig.IPv6Address).
+	IPv6    netip.Addr `json:",omitzero"`
+	Static6 bool       `json:",omitempty"`
+	// Gateway6 says the container's IPv6 default route goes through this
+	// endpoint (Primary says it for IPv4; the two families pick their
+	// gateway apart, as dockerd does).
+	Gateway6 bool `json:",omitempty"`
+	MAC      string
+	IfName   string // inside the sandbox: eth0, eth1, ...
+	HostVeth string
+	NsPath   string
+	Primary  bool
+	Labels   map[string]string
+	Links    map[string]string
+	DNS      []netip.Addr // the container's own resolvers (--dns)
 }
 
 func epKey(networkID, containerID string) string { return networkID + "/" + containerID }

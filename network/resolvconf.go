@@ -3,8 +3,9 @@ package network
 import "net/netip"
 
 // DNSServer is where berth's DNS server answers a container whose primary
-// network is primaryNetwork (id or name): that network's gateway; unknown
-// or non-bridge networks fall back to the default bridge's.
+// network is primaryNetwork (id or name): that network's gateway (the IPv6
+// one on an IPv6-only network); unknown or non-bridge networks fall back
+// to the default bridge's.
 func (m *Manager) DNSServer(primaryNetwork string) netip.Addr {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -20,5 +21,5 @@ func (m *Manager) DNSServer(primaryNetwork string) netip.Addr {
 	if st == nil {
 		return netip.Addr{}
 	}
-	return st.rec.Gateway
+	return st.dnsAddr()
 }

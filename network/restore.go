@@ -44,11 +44,11 @@ func (m *Manager) loadEndpoints() error {
 	}
 	for key, ep := range eps {
 		st := m.networks[ep.NetworkID]
-		if st == nil || st.sub == nil {
+		if st == nil || !st.isBridge() {
 			_ = m.eps.Delete(key)
 			continue
 		}
-		st.sub.Reserve(ep.IP)
+		st.reserve(ep)
 		m.pending[key] = ep
 	}
 	return nil
@@ -83,7 +83,7 @@ func (m *Manager) Restore(ctx context.Context, req RestoreRequest) error {
 			errs = append(errs, fmt.Errorf("restore %.12s on %s: %w", req.ContainerID, name, err))
 			continue
 		}
-		if st.sub == nil {
+		if !st.isBridge() {
 			continue // host and none have no endpoints
 		}
 		key := epKey(st.rec.ID, req.ContainerID)
@@ -93,13 +93,17 @@ func (m *Manager) Restore(ctx context.Context, req RestoreRequest) error {
 		ep := m.pending[key]
 		delete(m.pending, key)
 		if ep == nil {
-			if !es.IPAddress.IsValid() || len(es.EndpointID) < 12 {
+			if !es.IPAddress.IsValid() && !es.GlobalIPv6Address.IsValid() || len(es.EndpointID) < 12 {
 				continue
 			}
 			ep = &endpointRecord{ID: es.EndpointID, NetworkID: st.rec.ID, IP: es.IPAddress, MAC: es.MacAddress.String(),
 				HostVeth: "vb" + es.EndpointID[:12], Aliases: es.Aliases,
 				Static: es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid()}
-			st.sub.Reserve(ep.IP)
+			if st.sub6 != nil {
+				ep.IPv6 = es.GlobalIPv6Address
+				ep.Static6 = es.IPAMConfig != nil && es.IPAMConfig.IPv6Address.IsValid()
+			}
+			st.reserve(ep)
 		}
 		ep.ContainerID, ep.ContainerName, ep.Hostname, ep.Labels = req.ContainerID, req.ContainerName, req.Hostname, req.Labels
 		if req.NSPath != "" {
@@ -107,7 +111,7 @@ func (m *Manager) Restore(ctx context.Context, req RestoreRequest) error {
 		}
 		if _, err := netlink.LinkByName(ep.HostVeth); err != nil {
 			removeVethPair(ep)
-			st.sub.Release(ep.IP)
+			st.release(ep)
 			_ = m.eps.Delete(key)
 			errs = append(errs, fmt.Errorf("restore %.12s on %s: veth %s is gone", req.ContainerID, st.rec.Name, ep.HostVeth))
 			continue
@@ -143,15 +147,22 @@ func (m *Manager) restorePortsLocked(ctx context.Context, req RestoreRequest) er
 		for p, bs := range req.Ports {
 			for _, b := range bs {
 				hp, _, err := portmap.HostPortRange(b.HostPort)
-				if err != nil || hp == 0 || (b.HostIP.IsValid() && b.HostIP.Is6()) {
+				if err != nil || hp == 0 {
 					continue
 				}
-				ip := b.HostIP
+				ip := b.HostIP.Unmap()
 				if !ip.IsValid() {
 					ip = netip.IPv4Unspecified()
 				}
+				ctrIP := ep.IP
+				if ip.Is6() {
+					ctrIP = ep.IPv6
+				}
+				if !ctrIP.IsValid() {
+					continue
+				}
 				rec.Ports = append(rec.Ports, portRecord{HostIP: ip, HostPort: hp, Proto: string(p.Proto()),
-					ContainerIP: ep.IP, ContainerPort: p.Num(), Bridge: m.networks[ep.NetworkID].rec.Bridge})
+					ContainerIP: ctrIP, ContainerPort: p.Num(), Bridge: m.networks[ep.NetworkID].rec.Bridge})
 			}
 		}
 		if len(rec.Ports) == 0 {
@@ -166,6 +177,10 @@ func (m *Manager) restorePortsLocked(ctx context.Context, req RestoreRequest) er
 		if err := m.ports.Reserve(portmap.Key{IP: p.HostIP, Proto: p.Proto, Port: p.HostPort}); err != nil {
 			// the rule stays: the container was reachable there before the
 			// restart; something else took the socket meanwhile
+			logrus.WithError(err).Warnf("network: restore port of %.12s", req.ContainerID)
+			continue
+		}
+		if err := m.forwardLocked(p); err != nil {
 			logrus.WithError(err).Warnf("network: restore port of %.12s", req.ContainerID)
 		}
 	}
@@ -185,8 +200,8 @@ func (m *Manager) RestoreDone(ctx context.Context) error {
 	}
 	for key, ep := range m.pending {
 		removeVethPair(ep)
-		if st := m.networks[ep.NetworkID]; st != nil && st.sub != nil {
-			st.sub.Release(ep.IP)
+		if st := m.networks[ep.NetworkID]; st != nil {
+			st.release(ep)
 		}
 		_ = m.eps.Delete(key)
 		delete(m.pending, key)

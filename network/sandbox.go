@@ -182,3 +182,27 @@ func isMountpoint(dir string) bool {
 func unescapeMount(s string) string {
 	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
 }
+
+// enableIPv6In turns IPv6 on for ifName in the sandbox at nsPath (a host
+// whose default is IPv6 off gives new namespaces that default too).
+// /proc/sys/net shows the namespace of the thread that opens it, so this
+// runs on a thread moved into the sandbox and thrown away afterwards.
+func enableIPv6In(nsPath, ifName string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// no UnlockOSThread: the thread dies with this goroutine
+		ns, err := netns.GetFromPath(nsPath)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer ns.Close()
+		if err := netns.Set(ns); err != nil {
+			errc <- fmt.Errorf("enter sandbox %s: %w", nsPath, err)
+			return
+		}
+		errc <- writeSysctl(filepath.Join("/proc/sys/net/ipv6/conf", ifName, "disable_ipv6"), "0")
+	}()
+	return <-errc
+}

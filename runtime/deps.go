@@ -69,6 +69,7 @@ type AttachRequest struct {
 	Network       string // name or id
 	Aliases       []string
 	IPv4          netip.Addr
+	IPv6          netip.Addr
 	MAC           string
 	Labels        map[string]string
 	Primary       bool

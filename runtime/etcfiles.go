@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,8 +80,13 @@ func (s *Service) hostsFile(rec *Record, links []legacyLink) ([]byte, error) {
 		names = hostname + "." + rec.Config.Domainname + " " + hostname
 	}
 	if primary, ok := s.primaryNetwork(rec); ok {
-		if ep := rec.Endpoints[primary]; ep != nil && ep.IPAddress.IsValid() {
-			fmt.Fprintf(&hosts, "%s\t%s\n", ep.IPAddress, names)
+		if ep := rec.Endpoints[primary]; ep != nil {
+			// dockerd's order: the IPv4 address, then the IPv6 one
+			for _, ip := range []netip.Addr{ep.IPAddress, ep.GlobalIPv6Address} {
+				if ip.IsValid() {
+					fmt.Fprintf(&hosts, "%s\t%s\n", ip, names)
+				}
+			}
 		}
 	}
 	for _, l := range links {

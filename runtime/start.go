@@ -288,7 +288,11 @@ func (s *Service) setupNetwork(ctx context.Context, c *ctr, u *undo) (string, er
 		rec.Endpoints[name] = ep
 	}
 	if ep := rec.Endpoints[primary]; ep != nil && (len(rec.HostConfig.PortBindings) > 0 || rec.HostConfig.PublishAllPorts) {
-		ports, err := s.d.Networks.PublishPorts(ctx, rec.ID, ep.IPAddress, rec.HostConfig.PortBindings, rec.HostConfig.PublishAllPorts, rec.Config.ExposedPorts)
+		ip := ep.IPAddress
+		if !ip.IsValid() {
+			ip = ep.GlobalIPv6Address // an IPv6-only network
+		}
+		ports, err := s.d.Networks.PublishPorts(ctx, rec.ID, ip, rec.HostConfig.PortBindings, rec.HostConfig.PublishAllPorts, rec.Config.ExposedPorts)
 		if err != nil {
 			return "", err
 		}
@@ -312,7 +316,7 @@ func (s *Service) attach(ctx context.Context, c *ctr, nsPath, name string, prima
 			links[alias] = target
 		}
 		if want.IPAMConfig != nil {
-			req.IPv4 = want.IPAMConfig.IPv4Address
+			req.IPv4, req.IPv6 = want.IPAMConfig.IPv4Address, want.IPAMConfig.IPv6Address
 		}
 		req.MAC = want.MacAddress.String()
 		req.DriverOpts = want.DriverOpts

@@ -27,6 +27,8 @@ type config struct {
 	Bridge             string
 	BIP                string
 	AddressPools       []string
+	IPv6               bool
+	FixedCIDRv6        string
 	DNSZone            string
 	DNS                []string
 	LogDriver          string
@@ -54,7 +56,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringSliceVar(&c.InsecureRegistries, "insecure-registry", nil, "Registries reached over plain HTTP or without TLS verification")
 	fs.StringVarP(&c.Bridge, "bridge", "b", "berth0", "Bridge device of the default network (also tags the daemon's iptables chains)")
 	fs.StringVar(&c.BIP, "bip", "10.210.0.1/24", "Address and prefix of the default bridge")
-	fs.StringArrayVar(&c.AddressPools, "default-address-pool", nil, "Address pool for user networks, base=CIDR,size=N (repeatable; default base=10.210.0.0/16,size=24)")
+	fs.StringArrayVar(&c.AddressPools, "default-address-pool", nil, "Address pool for user networks, base=CIDR,size=N, IPv4 or IPv6 (repeatable; default base=10.210.0.0/16,size=24 and a ULA /48 derived from the host, size 64)")
+	fs.BoolVar(&c.IPv6, "ipv6", false, "Enable IPv6 on the default bridge network")
+	fs.StringVar(&c.FixedCIDRv6, "fixed-cidr-v6", "", "IPv6 subnet of the default bridge network (with --ipv6; default: one from the IPv6 address pools)")
 	fs.StringVar(&c.DNSZone, "dns-zone", compose.DefaultZone, "DNS zone served by the embedded DNS server")
 	fs.StringArrayVar(&c.DNS, "dns", nil, "Upstream DNS server of the embedded DNS server (repeatable; default: the host's /etc/resolv.conf)")
 	fs.StringVar(&c.LogDriver, "log-driver", "json-file", "Default driver for container logs (berthd has json-file only)")
@@ -105,6 +109,14 @@ func (c *config) networkConfig() (network.Config, error) {
 		return nc, fmt.Errorf("invalid --bip %q: %w", c.BIP, err)
 	}
 	nc.BIP = bip
+	nc.IPv6 = c.IPv6
+	if c.FixedCIDRv6 != "" {
+		p, err := netip.ParsePrefix(c.FixedCIDRv6)
+		if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+			return nc, fmt.Errorf("invalid fixed-cidr-v6: %q is not an IPv6 CIDR", c.FixedCIDRv6)
+		}
+		nc.FixedCIDRv6 = p
+	}
 	if len(c.AddressPools) > 0 {
 		nc.Pools = nil
 		for _, s := range c.AddressPools {

@@ -83,6 +83,8 @@ func answers(m *dns.Msg) []string {
 		switch v := rr.(type) {
 		case *dns.A:
 			out = append(out, v.A.String())
+		case *dns.AAAA:
+			out = append(out, v.AAAA.String())
 		case *dns.PTR:
 			out = append(out, v.Ptr)
 		}
@@ -146,6 +148,79 @@ func TestChain(t *testing.T) {
 				assert.Check(t, m.Authoritative)
 			}
 		})
+	}
+}
+
+// TestChainIPv6: AAAA answers the IPv6 addresses of the same names A
+// answers, with the same scoping (the asker's networks, the receiving one
+// first); a name without addresses of the asked family is NODATA; askers
+// are found by their IPv6 source; PTR works in ip6.arpa.
+func TestChainIPv6(t *testing.T) {
+	records := NewTable()
+	for _, ep := range []Endpoint{
+		{ContainerID: "aaaaaaaaaaaa1111", Name: "web", IP: ip("10.0.1.2"), IPv6: ip("fd00:1::2"), NetworkID: "dual", NetworkName: "dual"},
+		{ContainerID: "bbbbbbbbbbbb2222", Name: "db", Aliases: []string{"store"}, IP: ip("10.0.1.3"), IPv6: ip("fd00:1::3"), NetworkID: "dual", NetworkName: "dual"},
+		{ContainerID: "cccccccccccc3333", Name: "v4only", IP: ip("10.0.1.4"), NetworkID: "dual", NetworkName: "dual"},
+		{ContainerID: "dddddddddddd4444", Name: "six", IPv6: ip("fd00:2::2"), NetworkID: "only6", NetworkName: "only6"},
+		{ContainerID: "aaaaaaaaaaaa1111", Name: "web", IPv6: ip("fd00:2::3"), NetworkID: "only6", NetworkName: "only6"},
+		{ContainerID: "eeeeeeeeeeee5555", Name: "hidden", IPv6: ip("fd00:3::2"), NetworkID: "other6", NetworkName: "other6"},
+	} {
+		records.Add(ep)
+	}
+	up := &fakeUpstream{}
+	h := Chain(Names(), Zone(), func(Handler) Handler { return up })
+	asker := func(netID, addr string) *Request {
+		r := &Request{Network: netID, Zone: "berth.internal", Records: records, Source: ip(addr)}
+		if ep, ok := records.ByIP(netID, ip(addr)); ok {
+			r.Asker = &ep
+		}
+		return r
+	}
+	web := asker("dual", "fd00:1::2")
+	assert.Assert(t, web.Asker != nil, "asker found by its IPv6 address")
+	six := asker("only6", "fd00:2::2")
+	cases := []struct {
+		name  string
+		req   *Request
+		qname string
+		qtype uint16
+		want  []string
+		up    bool
+	}{
+		{"AAAA", web, "db", dns.TypeAAAA, []string{"fd00:1::3"}, false},
+		{"A of a dual-stack name", web, "db", dns.TypeA, []string{"10.0.1.3"}, false},
+		{"ANY has both", web, "store", dns.TypeANY, []string{"10.0.1.3", "fd00:1::3"}, false},
+		{"AAAA of an IPv4-only container is NODATA", web, "v4only", dns.TypeAAAA, nil, false},
+		{"A of an IPv6-only container is NODATA", web, "six", dns.TypeA, nil, false},
+		{"AAAA on the asker's other network", web, "six", dns.TypeAAAA, []string{"fd00:2::2"}, false},
+		{"the receiving network wins", six, "web", dns.TypeAAAA, []string{"fd00:2::3"}, false},
+		{"AAAA in the zone", web, "db.berth.internal", dns.TypeAAAA, []string{"fd00:1::3"}, false},
+		{"a network the asker is not on is not seen", web, "hidden", dns.TypeAAAA, []string{}, true},
+		{"PTR in ip6.arpa", web, "3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.d.f.ip6.arpa", dns.TypePTR, []string{"db.dual."}, false},
+		{"PTR of an unseen address is forwarded", web, "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.0.0.0.0.0.d.f.ip6.arpa", dns.TypePTR, []string{"192.0.2.99"}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := up.calls
+			m := query(t, h, tc.req, tc.qname, tc.qtype)
+			assert.Check(t, is.Equal(m.Rcode, dns.RcodeSuccess))
+			if tc.up {
+				assert.Check(t, up.calls > before)
+				return
+			}
+			assert.Check(t, is.DeepEqual(answers(m), tc.want))
+			assert.Check(t, up.calls == before)
+		})
+	}
+}
+
+func TestReverseV6(t *testing.T) {
+	a, ok := reverseV6("d.0.0.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.9.8.3.0.1.0.0.2.ip6.arpa")
+	assert.Check(t, ok)
+	assert.Check(t, is.Equal(a, ip("2001:389::f00d")))
+	for _, bad := range []string{"1.0.ip6.arpa", "x.0.0.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.9.8.3.0.1.0.0.2.ip6.arpa", "3.1.0.10.in-addr.arpa"} {
+		_, ok := reverseV6(bad)
+		assert.Check(t, !ok, bad)
 	}
 }
 
@@ -263,6 +338,44 @@ func TestServerLoopback(t *testing.T) {
 	}
 }
 
+// TestServerIPv6: a server on an IPv6 address answers AAAA to a known
+// container asking from its IPv6 address, and refuses anyone else.
+func TestServerIPv6(t *testing.T) {
+	records := NewTable()
+	records.Add(Endpoint{ContainerID: "ffffffffffff0000", Name: "svc", IP: ip("10.9.0.2"), IPv6: ip("fd00:9::2"), NetworkID: "n"})
+	l, err := net.Listen("tcp6", "[::1]:0")
+	assert.NilError(t, err)
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	srv, err := Serve(Listener{Addr: netip.IPv6Loopback(), Port: port, NetworkID: "n"}, Chain(Names(), Zone()), records, "berth.internal")
+	assert.NilError(t, err)
+	defer srv.Close()
+	addr := net.JoinHostPort("::1", itoa(port))
+	ask := func(proto string) *dns.Msg {
+		c := &dns.Client{Net: proto, Timeout: 2 * time.Second}
+		m := new(dns.Msg)
+		m.SetQuestion("svc.", dns.TypeAAAA)
+		resp, _, err := c.Exchange(m, addr)
+		assert.NilError(t, err, proto)
+		return resp
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		assert.Check(t, is.Equal(ask(proto).Rcode, dns.RcodeRefused), "%s: ::1 is no container", proto)
+	}
+	records.Add(Endpoint{ContainerID: "eeeeeeeeeeee0000", Name: "asker", IPv6: netip.IPv6Loopback(), NetworkID: "n"})
+	for _, proto := range []string{"udp", "tcp"} {
+		resp := ask(proto)
+		assert.Check(t, is.Equal(resp.Rcode, dns.RcodeSuccess), proto)
+		assert.Check(t, is.DeepEqual(answers(resp), []string{"fd00:9::2"}), proto)
+	}
+	// the IPv4 side of the host is not served by an IPv6 listener
+	c := &dns.Client{Net: "udp", Timeout: 300 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion("svc.", dns.TypeA)
+	_, _, err = c.Exchange(m, net.JoinHostPort("127.0.0.1", itoa(port)))
+	assert.Check(t, err != nil, "an IPv6 server answered on 127.0.0.1")
+}
+
 func itoa(p uint16) string {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):]
 }
@@ -273,6 +386,12 @@ func FuzzDispatch(f *testing.F) {
 	b, _ := m.Pack()
 	f.Add(b)
 	m.SetQuestion("3.1.0.10.in-addr.arpa.", dns.TypePTR)
+	b, _ = m.Pack()
+	f.Add(b)
+	m.SetQuestion("d.0.0.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.9.8.3.0.1.0.0.2.ip6.arpa.", dns.TypePTR)
+	b, _ = m.Pack()
+	f.Add(b)
+	m.SetQuestion("db.", dns.TypeAAAA)
 	b, _ = m.Pack()
 	f.Add(b)
 	records := fixtureTable()

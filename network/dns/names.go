@@ -16,12 +16,13 @@ const TTL = 600
 // Names answers for containers on the asker's networks: container names,
 // network aliases, short (12 hex) ids and hostnames, as bare names or in the
 // daemon zone ("web" and "web.berth.internal"), dots and all (an alias
-// "pingtarget.docker"). A names all matching
-// endpoints (several containers with one alias: every address, in an order
-// rotated per query); AAAA and other types of a known name are an empty
-// NOERROR. Endpoints on the network that received the query win over the
-// asker's other networks. PTR queries for those addresses answer the
-// container name.
+// "pingtarget.docker"). A names the IPv4 addresses
+// of all matching endpoints, AAAA their IPv6 addresses (several containers
+// with one alias: every address, in an order rotated per query); a type the
+// name has no address of, and any other type, is an empty NOERROR.
+// Endpoints on the network that received the query win over the asker's
+// other networks. PTR queries for those addresses (in-addr.arpa and
+// ip6.arpa) answer the container name.
 func Names() Plugin {
 	return func(next Handler) Handler { return &names{next: next} }
 }
@@ -58,11 +59,20 @@ func (h *names) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	if len(ips) == 0 {
 		return NextOrFailure(ctx, h.next, w, r)
 	}
+	return WriteAnswer(w, r, AddrRecords(q, Rotate(ips, h.rr.Add(1))))
+}
+
+// AddrRecords are the answers to q from ips: A records of the IPv4 ones for
+// A, AAAA records of the IPv6 ones for AAAA, both for ANY, none otherwise.
+func AddrRecords(q dns.Question, ips []netip.Addr) []dns.RR {
 	var rrs []dns.RR
 	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
-		rrs = ARecords(q.Name, Rotate(ips, h.rr.Add(1)))
+		rrs = ARecords(q.Name, ips)
 	}
-	return WriteAnswer(w, r, rrs)
+	if q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY {
+		rrs = append(rrs, AAAARecords(q.Name, ips)...)
+	}
+	return rrs
 }
 
 // Lookup returns the addresses of endpoints named name (normalized, without
@@ -79,9 +89,9 @@ func Lookup(req *Request, name string) []netip.Addr {
 			continue
 		}
 		if ep.NetworkID == req.Network {
-			here = append(here, ep.IP)
+			here = append(here, ep.Addrs()...)
 		} else {
-			elsewhere = append(elsewhere, ep.IP)
+			elsewhere = append(elsewhere, ep.Addrs()...)
 		}
 	}
 	if len(here) > 0 {
@@ -135,6 +145,21 @@ func ARecords(qname string, ips []netip.Addr) []dns.RR {
 	return out
 }
 
+// AAAARecords builds AAAA records for qname from the IPv6 addresses of ips.
+func AAAARecords(qname string, ips []netip.Addr) []dns.RR {
+	var out []dns.RR
+	for _, ip := range ips {
+		if !ip.Is6() || ip.Is4In6() {
+			continue
+		}
+		out = append(out, &dns.AAAA{
+			Hdr:  dns.RR_Header{Name: qname, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: TTL},
+			AAAA: ip.AsSlice(),
+		})
+	}
+	return out
+}
+
 // WriteAnswer writes an authoritative NOERROR reply with answers (possibly
 // none: a known name without records of the asked type).
 func WriteAnswer(w dns.ResponseWriter, r *dns.Msg, answers []dns.RR) (int, error) {
@@ -151,12 +176,15 @@ func WriteAnswer(w dns.ResponseWriter, r *dns.Msg, answers []dns.RR) (int, error
 
 func (h *names) ptr(ctx context.Context, req *Request, w dns.ResponseWriter, r *dns.Msg, name string) (int, error) {
 	ip, ok := reverseV4(name)
+	if !ok {
+		ip, ok = reverseV6(name)
+	}
 	if !ok || req.Records == nil {
 		return NextOrFailure(ctx, h.next, w, r)
 	}
 	nets := req.AskerNetworks()
 	for _, ep := range req.Records.Endpoints() {
-		if ep.IP != ip || !nets[ep.NetworkID] || ep.Name == "" {
+		if !ep.Has(ip) || !nets[ep.NetworkID] || ep.Name == "" {
 			continue
 		}
 		target := dns.Fqdn(ep.Name)
@@ -183,6 +211,35 @@ func reverseV4(name string) (netip.Addr, bool) {
 	}
 	ip, err := netip.ParseAddr(p[3] + "." + p[2] + "." + p[1] + "." + p[0])
 	return ip, err == nil && ip.Is4()
+}
+
+// reverseV6 reads the 32 nibbles of "...ip6.arpa" as an IPv6 address.
+func reverseV6(name string) (netip.Addr, bool) {
+	rest, ok := strings.CutSuffix(name, ".ip6.arpa")
+	if !ok {
+		return netip.Addr{}, false
+	}
+	p := strings.Split(rest, ".")
+	if len(p) != 32 {
+		return netip.Addr{}, false
+	}
+	var b [16]byte
+	for i, nib := range p {
+		if len(nib) != 1 {
+			return netip.Addr{}, false
+		}
+		v := strings.IndexByte("0123456789abcdef", nib[0])
+		if v < 0 {
+			return netip.Addr{}, false
+		}
+		pos := 31 - i // the first label is the lowest nibble
+		if pos%2 == 0 {
+			b[pos/2] |= byte(v) << 4
+		} else {
+			b[pos/2] |= byte(v)
+		}
+	}
+	return netip.AddrFrom16(b), true
 }
 
 // Zone answers NXDOMAIN, authoritatively, for names in the daemon zone that
@@ -226,7 +283,7 @@ func linked(req *Request, alias string) []netip.Addr {
 	var ips []netip.Addr
 	for _, ep := range req.Records.Endpoints() {
 		if (ep.Name == target || ep.ContainerID == target) && nets[ep.NetworkID] {
-			ips = append(ips, ep.IP)
+			ips = append(ips, ep.Addrs()...)
 		}
 	}
 	return ips

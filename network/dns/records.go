@@ -13,7 +13,9 @@ type Endpoint struct {
 	Name        string // container name without the leading "/"
 	Hostname    string
 	Aliases     []string // network aliases (--network-alias, compose service names)
-	IP          netip.Addr
+	// IP and IPv6 are the endpoint's addresses; either is the zero Addr on
+	// a network without that family.
+	IP, IPv6    netip.Addr
 	NetworkID   string
 	NetworkName string
 	Internal    bool
@@ -50,6 +52,22 @@ func (e Endpoint) Names() []string {
 	return out
 }
 
+// Addrs are the endpoint's valid addresses, IPv4 first.
+func (e Endpoint) Addrs() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range []netip.Addr{e.IP, e.IPv6} {
+		if a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Has reports whether ip is one of the endpoint's addresses.
+func (e Endpoint) Has(ip netip.Addr) bool {
+	return ip.IsValid() && (e.IP == ip || e.IPv6 == ip)
+}
+
 // Records is the read-only view of the daemon's endpoints that handlers
 // (and plugins such as compose scoping) query. Every method but Endpoints
 // returns copies.
@@ -62,7 +80,7 @@ type Records interface {
 	ByContainer(containerID string) []Endpoint
 	// ByNetwork returns the endpoints on one network.
 	ByNetwork(networkID string) []Endpoint
-	// ByIP returns the endpoint with ip on network networkID.
+	// ByIP returns the endpoint with ip (IPv4 or IPv6) on network networkID.
 	ByIP(networkID string, ip netip.Addr) (Endpoint, bool)
 }
 
@@ -163,7 +181,7 @@ func (t *Table) ByIP(networkID string, ip netip.Addr) (Endpoint, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for _, ep := range t.eps[networkID] {
-		if ep.IP == ip {
+		if ep.Has(ip) {
 			return clone(ep), true
 		}
 	}
@@ -180,6 +198,9 @@ func clone(ep Endpoint) Endpoint {
 func sortEndpoints(eps []Endpoint) {
 	slices.SortFunc(eps, func(a, b Endpoint) int {
 		if c := a.IP.Compare(b.IP); c != 0 {
+			return c
+		}
+		if c := a.IPv6.Compare(b.IPv6); c != 0 {
 			return c
 		}
 		if a.NetworkID < b.NetworkID {

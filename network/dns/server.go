@@ -18,8 +18,10 @@ import (
 
 // Listener is where one bridge's server listens and what it tells handlers.
 type Listener struct {
-	Addr netip.Addr // the bridge's gateway
-	Port uint16     // 53; tests use another
+	// Addr is the bridge's gateway: its IPv4 one, or the IPv6 one on an
+	// IPv6-only network. The sockets are of its family only.
+	Addr netip.Addr
+	Port uint16 // 53; tests use another
 	// Device is the bridge's interface: the sockets only take packets that
 	// came in through it (SO_BINDTODEVICE), so nothing on the host's other
 	// links reaches the server even when it can route to the gateway
@@ -45,12 +47,16 @@ func Serve(l Listener, h Handler, records Records, zone string) (*Server, error)
 		port = 53
 	}
 	addr := net.JoinHostPort(l.Addr.String(), strconv.Itoa(int(port)))
+	fam := "4"
+	if l.Addr.Is6() {
+		fam = "6"
+	}
 	lc := net.ListenConfig{Control: bindToDevice(l.Device)}
-	pc, err := lc.ListenPacket(context.Background(), "udp4", addr)
+	pc, err := lc.ListenPacket(context.Background(), "udp"+fam, addr)
 	if err != nil {
 		return nil, fmt.Errorf("dns: listen udp %s: %w", addr, err)
 	}
-	tl, err := lc.Listen(context.Background(), "tcp4", addr)
+	tl, err := lc.Listen(context.Background(), "tcp"+fam, addr)
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("dns: listen tcp %s: %w", addr, err)

@@ -10,6 +10,10 @@
 // Apply writes it in one iptables-restore --noflush run, which flushes and
 // refills only this daemon's chains: one exec per change, atomic, and a
 // restart converges to the store without diffing rules.
+//
+// IPv6 gets the same chains and rules from ip6tables (Ruleset6), written
+// only once the daemon has an IPv6 network (or found its IPv6 chains from an
+// earlier run): an IPv4-only daemon leaves ip6tables alone.
 package iptables
 
 import (
@@ -40,6 +44,14 @@ func jumps(c Chains) []jump {
 	}
 }
 
+// tool is iptables or ip6tables.
+func (f family) tool() string {
+	if f.v6 {
+		return "ip6tables"
+	}
+	return "iptables"
+}
+
 // Firewall applies rule sets for one daemon.
 type Firewall struct {
 	Chains Chains
@@ -47,6 +59,10 @@ type Firewall struct {
 	// jumpsOK is set once the jumps from the built-in chains are known to
 	// be there; Apply checks them only until then (each check is an exec).
 	jumpsOK bool
+	// v6 is set once the IPv6 rules are written (or were found from an
+	// earlier run); from then on every Apply writes them. v6Checked says
+	// whether ip6tables was looked at for an earlier run's chains.
+	v6, v6Checked, jumps6OK bool
 }
 
 // New returns the firewall of the daemon tagged tag.
@@ -54,23 +70,43 @@ func New(tag string) *Firewall { return &Firewall{Chains: ChainsFor(tag)} }
 
 // Apply replaces the contents of the daemon's chains with the rules for
 // bridges and ports, creating the chains and their jumps when missing, and
-// UserChain with its jump at the top of FORWARD.
+// UserChain with its jump at the top of FORWARD. The IPv6 rules are written
+// too once a bridge has an IPv6 subnet or a port is IPv6 (see the package
+// doc).
 func (fw *Firewall) Apply(ctx context.Context, bridges []Bridge, ports []Port) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	in := Ruleset(fw.Chains, bridges, ports)
-	if out, err := run(ctx, strings.NewReader(in), "iptables-restore", "-w", "--noflush"); err != nil {
-		return fmt.Errorf("iptables-restore: %v: %s\ninput:\n%s", err, out, in)
+	if err := fw.applyFamily(ctx, ipv4, bridges, ports, &fw.jumpsOK); err != nil {
+		return err
 	}
-	if fw.jumpsOK {
+	if !fw.v6Checked {
+		fw.v6Checked = true
+		fw.v6 = fw.v6 || chainExists(ctx, ipv6, "filter", fw.Chains.Forward)
+	}
+	for _, br := range bridges {
+		fw.v6 = fw.v6 || br.Subnet6.IsValid()
+	}
+	fw.v6 = fw.v6 || len(familyPorts(ipv6, ports)) > 0
+	if !fw.v6 {
 		return nil
 	}
-	if err := ensureUserChain(ctx); err != nil {
+	return fw.applyFamily(ctx, ipv6, bridges, ports, &fw.jumps6OK)
+}
+
+func (fw *Firewall) applyFamily(ctx context.Context, fam family, bridges []Bridge, ports []Port, jumpsOK *bool) error {
+	in := ruleset(fam, fw.Chains, bridges, ports)
+	if out, err := run(ctx, strings.NewReader(in), fam.tool()+"-restore", "-w", "--noflush"); err != nil {
+		return fmt.Errorf("%s-restore: %v: %s\ninput:\n%s", fam.tool(), err, out, in)
+	}
+	if *jumpsOK {
+		return nil
+	}
+	if err := ensureUserChain(ctx, fam); err != nil {
 		return err
 	}
 	for _, j := range jumps(fw.Chains) {
 		check := append([]string{"-w", "-t", j.table, "-C", j.chain}, j.args...)
-		if _, err := run(ctx, nil, "iptables", check...); err == nil {
+		if _, err := run(ctx, nil, fam.tool(), check...); err == nil {
 			continue
 		}
 		op := []string{"-w", "-t", j.table, "-A", j.chain}
@@ -81,34 +117,35 @@ func (fw *Firewall) Apply(ctx context.Context, bridges []Bridge, ports []Port) e
 			}
 			op = []string{"-w", "-t", j.table, "-I", j.chain, pos}
 		}
-		if out, err := run(ctx, nil, "iptables", append(op, j.args...)...); err != nil {
-			return fmt.Errorf("iptables %s: %v: %s", strings.Join(op, " "), err, out)
+		if out, err := run(ctx, nil, fam.tool(), append(op, j.args...)...); err != nil {
+			return fmt.Errorf("%s %s: %v: %s", fam.tool(), strings.Join(op, " "), err, out)
 		}
 	}
-	fw.jumpsOK = true
+	*jumpsOK = true
 	return nil
 }
 
 // ensureUserChain creates UserChain when missing (leaving its rules alone)
 // and makes its jump the first rule of FORWARD, so the admins' rules see
 // forwarded traffic before any berth chain decides on it.
-func ensureUserChain(ctx context.Context) error {
-	if !chainExists(ctx, "filter", UserChain) {
-		if out, err := run(ctx, nil, "iptables", "-w", "-t", "filter", "-N", UserChain); err != nil && !chainExists(ctx, "filter", UserChain) {
-			return fmt.Errorf("iptables -N %s: %v: %s", UserChain, err, out)
+func ensureUserChain(ctx context.Context, fam family) error {
+	tool := fam.tool()
+	if !chainExists(ctx, fam, "filter", UserChain) {
+		if out, err := run(ctx, nil, tool, "-w", "-t", "filter", "-N", UserChain); err != nil && !chainExists(ctx, fam, "filter", UserChain) {
+			return fmt.Errorf("%s -N %s: %v: %s", tool, UserChain, err, out)
 		}
 	}
-	if first, err := run(ctx, nil, "iptables", "-w", "-t", "filter", "-S", "FORWARD", "1"); err == nil &&
+	if first, err := run(ctx, nil, tool, "-w", "-t", "filter", "-S", "FORWARD", "1"); err == nil &&
 		strings.TrimSpace(first) == "-A FORWARD -j "+UserChain {
 		return nil
 	}
 	for {
-		if _, err := run(ctx, nil, "iptables", "-w", "-t", "filter", "-D", "FORWARD", "-j", UserChain); err != nil {
+		if _, err := run(ctx, nil, tool, "-w", "-t", "filter", "-D", "FORWARD", "-j", UserChain); err != nil {
 			break
 		}
 	}
-	if out, err := run(ctx, nil, "iptables", "-w", "-t", "filter", "-I", "FORWARD", "1", "-j", UserChain); err != nil {
-		return fmt.Errorf("iptables -I FORWARD 1 -j %s: %v: %s", UserChain, err, out)
+	if out, err := run(ctx, nil, tool, "-w", "-t", "filter", "-I", "FORWARD", "1", "-j", UserChain); err != nil {
+		return fmt.Errorf("%s -I FORWARD 1 -j %s: %v: %s", tool, UserChain, err, out)
 	}
 	return nil
 }
@@ -116,15 +153,21 @@ func ensureUserChain(ctx context.Context) error {
 // DropForwarding sets the policy of the FORWARD chain to DROP, as dockerd
 // does when it turns IP forwarding on: the host then routes nothing that
 // no rule allows. The policy is host-wide and stays when berthd stops.
-func DropForwarding(ctx context.Context) error {
-	if out, err := run(ctx, nil, "iptables", "-w", "-t", "filter", "-P", "FORWARD", "DROP"); err != nil {
-		return fmt.Errorf("iptables -P FORWARD DROP: %v: %s", err, out)
+func DropForwarding(ctx context.Context) error { return dropForwarding(ctx, ipv4) }
+
+// DropForwarding6 is DropForwarding for ip6tables, for when berthd turns
+// IPv6 forwarding on.
+func DropForwarding6(ctx context.Context) error { return dropForwarding(ctx, ipv6) }
+
+func dropForwarding(ctx context.Context, fam family) error {
+	if out, err := run(ctx, nil, fam.tool(), "-w", "-t", "filter", "-P", "FORWARD", "DROP"); err != nil {
+		return fmt.Errorf("%s -P FORWARD DROP: %v: %s", fam.tool(), err, out)
 	}
 	return nil
 }
 
 // AddPorts appends the rules of ports to the chains Apply made (cheaper
-// than a full Apply: adding rules costs one short exec).
+// than a full Apply: adding rules costs one short exec per family).
 func (fw *Firewall) AddPorts(ctx context.Context, ports []Port) error {
 	return fw.batch(ctx, "-A", ports)
 }
@@ -141,35 +184,45 @@ func (fw *Firewall) batch(ctx context.Context, op string, ports []Port) error {
 	}
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	in := portBatch(fw.Chains, op, ports)
-	if out, err := run(ctx, strings.NewReader(in), "iptables-restore", "-w", "--noflush"); err != nil {
-		return fmt.Errorf("iptables-restore: %v: %s\ninput:\n%s", err, out, in)
+	for _, fam := range []family{ipv4, ipv6} {
+		in := portBatch(fam, fw.Chains, op, ports)
+		if in == "" {
+			continue
+		}
+		if out, err := run(ctx, strings.NewReader(in), fam.tool()+"-restore", "-w", "--noflush"); err != nil {
+			return fmt.Errorf("%s-restore: %v: %s\ninput:\n%s", fam.tool(), err, out, in)
+		}
 	}
 	return nil
 }
 
-// Remove deletes the jumps and the daemon's chains. Missing ones are fine.
-// UserChain stays: its rules are the admins'.
+// Remove deletes the jumps and the daemon's chains, of both families.
+// Missing ones are fine. UserChain stays: its rules are the admins'.
 func (fw *Firewall) Remove(ctx context.Context) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	fw.jumpsOK = false
-	for _, j := range jumps(fw.Chains) {
-		for {
-			del := append([]string{"-w", "-t", j.table, "-D", j.chain}, j.args...)
-			if _, err := run(ctx, nil, "iptables", del...); err != nil {
-				break
+	fw.jumpsOK, fw.jumps6OK, fw.v6, fw.v6Checked = false, false, false, false
+	var errs []string
+	for _, fam := range []family{ipv4, ipv6} {
+		if fam.v6 && !chainExists(ctx, fam, "filter", fw.Chains.Forward) && !fw.anyJump(ctx, fam) {
+			continue // an IPv4-only daemon: nothing of it in ip6tables
+		}
+		for _, j := range jumps(fw.Chains) {
+			for {
+				del := append([]string{"-w", "-t", j.table, "-D", j.chain}, j.args...)
+				if _, err := run(ctx, nil, fam.tool(), del...); err != nil {
+					break
+				}
 			}
 		}
-	}
-	var errs []string
-	for _, tc := range fw.Chains.owned() {
-		if !chainExists(ctx, tc[0], tc[1]) {
-			continue
-		}
-		_, _ = run(ctx, nil, "iptables", "-w", "-t", tc[0], "-F", tc[1])
-		if out, err := run(ctx, nil, "iptables", "-w", "-t", tc[0], "-X", tc[1]); err != nil {
-			errs = append(errs, fmt.Sprintf("%s/%s: %s", tc[0], tc[1], out))
+		for _, tc := range fw.Chains.owned() {
+			if !chainExists(ctx, fam, tc[0], tc[1]) {
+				continue
+			}
+			_, _ = run(ctx, nil, fam.tool(), "-w", "-t", tc[0], "-F", tc[1])
+			if out, err := run(ctx, nil, fam.tool(), "-w", "-t", tc[0], "-X", tc[1]); err != nil {
+				errs = append(errs, fmt.Sprintf("%s %s/%s: %s", fam.tool(), tc[0], tc[1], out))
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -178,18 +231,31 @@ func (fw *Firewall) Remove(ctx context.Context) error {
 	return nil
 }
 
-func chainExists(ctx context.Context, table, chain string) bool {
-	_, err := run(ctx, nil, "iptables", "-w", "-t", table, "-S", chain, "1")
+// anyJump reports whether a jump into the daemon's chains is in fam's
+// built-in chains (left by a run that failed half-way).
+func (fw *Firewall) anyJump(ctx context.Context, fam family) bool {
+	for _, j := range jumps(fw.Chains) {
+		check := append([]string{"-w", "-t", j.table, "-C", j.chain}, j.args...)
+		if _, err := run(ctx, nil, fam.tool(), check...); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func chainExists(ctx context.Context, fam family, table, chain string) bool {
+	_, err := run(ctx, nil, fam.tool(), "-w", "-t", table, "-S", chain, "1")
 	return err == nil
 }
 
 // Rules lists the rules in the daemon's chains and its jumps from built-in
-// chains, as iptables -S prints them ("nat: -A BERTH-DNAT-x ..."). It is the
-// firewall part of the ownership report.
+// chains, as iptables -S prints them ("nat: -A BERTH-DNAT-x ..."; from
+// ip6tables "ip6 nat: ..."). It is the firewall part of the ownership
+// report.
 func (fw *Firewall) Rules(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, tc := range fw.Chains.owned() {
-		if !chainExists(ctx, tc[0], tc[1]) {
+		if !chainExists(ctx, ipv4, tc[0], tc[1]) {
 			continue
 		}
 		s, err := run(ctx, nil, "iptables", "-w", "-t", tc[0], "-S", tc[1])
@@ -206,6 +272,37 @@ func (fw *Firewall) Rules(ctx context.Context) ([]string, error) {
 		check := append([]string{"-w", "-t", j.table, "-C", j.chain}, j.args...)
 		if _, err := run(ctx, nil, "iptables", check...); err == nil {
 			out = append(out, j.table+": -A "+j.chain+" "+strings.Join(j.args, " "))
+		}
+	}
+	six, err := fw.rules6(ctx)
+	return append(out, six...), err
+}
+
+// rules6 is Rules' IPv6 part, read from one dump per table: an IPv4-only
+// daemon pays three execs for it, not one per chain and jump.
+func (fw *Firewall) rules6(ctx context.Context) ([]string, error) {
+	owned := map[string]bool{}
+	for _, tc := range fw.Chains.owned() {
+		owned[tc[1]] = true
+	}
+	var out []string
+	for _, table := range []string{"raw", "filter", "nat"} {
+		s, err := run(ctx, nil, "ip6tables", "-w", "-t", table, "-S")
+		if err != nil {
+			if _, lookErr := exec.LookPath("ip6tables"); lookErr != nil {
+				return nil, nil // no IPv6 firewall on this host: nothing of ours in it
+			}
+			return nil, fmt.Errorf("ip6tables -t %s -S: %v: %s", table, err, s)
+		}
+		for _, l := range strings.Split(s, "\n") {
+			f := strings.Fields(l)
+			switch {
+			case len(f) < 2:
+			case owned[f[1]]:
+				out = append(out, "ip6 "+table+": "+l)
+			case f[0] == "-A" && len(f) > 3 && f[len(f)-2] == "-j" && owned[f[len(f)-1]]:
+				out = append(out, "ip6 "+table+": "+l)
+			}
 		}
 	}
 	return out, nil

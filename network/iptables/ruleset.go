@@ -46,11 +46,35 @@ func (c Chains) owned() [][2]string {
 	return [][2]string{{"raw", c.Raw}, {"filter", c.Forward}, {"filter", c.Iso1}, {"filter", c.Iso2}, {"nat", c.DNAT}, {"nat", c.Post}}
 }
 
+// family is what differs between the iptables and ip6tables rules of a
+// daemon: the rule sets have the same shape.
+type family struct {
+	v6       bool
+	loopback string // the loopback block
+	hostBits int    // the prefix length of one address
+}
+
+var (
+	ipv4 = family{loopback: "127.0.0.0/8", hostBits: 32}
+	ipv6 = family{v6: true, loopback: "::1/128", hostBits: 128}
+)
+
+func (f family) host(a netip.Addr) string { return netip.PrefixFrom(a, f.hostBits).String() }
+
+func (f family) subnet(br Bridge) netip.Prefix {
+	if f.v6 {
+		return br.Subnet6
+	}
+	return br.Subnet
+}
+
 // Bridge is one bridge network as the firewall sees it.
 type Bridge struct {
-	Name     string
-	Subnet   netip.Prefix
-	Internal bool
+	Name string
+	// Subnet is the IPv4 subnet; Subnet6 the IPv6 one. Either is the zero
+	// Prefix when the network has no addresses of that family.
+	Subnet, Subnet6 netip.Prefix
+	Internal        bool
 	// DisableICC drops traffic between the bridge's containers
 	// (com.docker.network.bridge.enable_icc=false).
 	DisableICC bool
@@ -59,10 +83,11 @@ type Bridge struct {
 	DisableMasquerade bool
 }
 
-// Port is one published port.
+// Port is one published port. Its family is HostIP's: an IPv6 port is
+// DNATed by ip6tables to an IPv6 ContainerIP.
 type Port struct {
 	Bridge        string
-	HostIP        netip.Addr // unspecified (0.0.0.0) binds every local address
+	HostIP        netip.Addr // unspecified (0.0.0.0, ::) binds every local address of its family
 	HostPort      uint16
 	Proto         string // tcp or udp
 	ContainerIP   netip.Addr
@@ -80,6 +105,10 @@ type Port struct {
 // no port published on 127.0.0.1 by the container's address. This holds
 // whatever the FORWARD policy is.
 //
+// Every bridge is in the filter and raw rules (a bridge without an address
+// of the family still must not forward it elsewhere); NAT is for bridges
+// with a subnet of the family only.
+//
 // The raw rules drop what asks for 127.0.0.0/8 from where loopback traffic
 // never comes: from a bridge (route_localnet is on there for published
 // ports, so a container with CAP_NET_RAW could otherwise reach the host's
@@ -87,18 +116,32 @@ type Port struct {
 // port published on a loopback address (a LAN host that sends to
 // 127.0.0.1 would be DNATed to the container).
 func Ruleset(c Chains, bridges []Bridge, ports []Port) string {
+	return ruleset(ipv4, c, bridges, ports)
+}
+
+// Ruleset6 is Ruleset for ip6tables-restore: the same rules for the IPv6
+// subnets and ports. Ports published on ::1 get no DNAT (the kernel drops
+// the container's answers to a loopback source that came in on a bridge,
+// and IPv6 has no route_localnet): the socket that holds the port forwards
+// them in user space (package portmap); ports published on :: leave ::1
+// to that socket likewise.
+func Ruleset6(c Chains, bridges []Bridge, ports []Port) string {
+	return ruleset(ipv6, c, bridges, ports)
+}
+
+func ruleset(fam family, c Chains, bridges []Bridge, ports []Port) string {
 	bridges = append([]Bridge(nil), bridges...)
 	sort.Slice(bridges, func(i, j int) bool { return bridges[i].Name < bridges[j].Name })
-	ports = sortedPorts(ports)
+	ports = sortedPorts(familyPorts(fam, ports))
 
 	var r, f, n strings.Builder
 	r.WriteString("*raw\n")
 	fmt.Fprintf(&r, ":%s - [0:0]\n", c.Raw)
 	for _, br := range bridges {
-		add(&r, c.Raw, "-i", br.Name, "-d", "127.0.0.0/8", "-j", "DROP")
+		add(&r, c.Raw, "-i", br.Name, "-d", fam.loopback, "-j", "DROP")
 	}
 	for _, p := range ports {
-		if rule := loopbackRule(c, p); rule != nil {
+		if rule := loopbackRule(fam, c, p); rule != nil {
 			add(&r, rule[0], rule[1:]...)
 		}
 	}
@@ -139,11 +182,12 @@ func Ruleset(c Chains, bridges []Bridge, ports []Port) string {
 		fmt.Fprintf(&n, ":%s - [0:0]\n", ch)
 	}
 	for _, br := range bridges {
-		if br.Internal {
+		sub := fam.subnet(br)
+		if br.Internal || !sub.IsValid() {
 			continue
 		}
 		if !br.DisableMasquerade {
-			add(&n, c.Post, "-s", br.Subnet.Masked().String(), "!", "-o", br.Name, "-j", "MASQUERADE")
+			add(&n, c.Post, "-s", sub.Masked().String(), "!", "-o", br.Name, "-j", "MASQUERADE")
 		}
 		// published ports reached from the host itself (127.0.0.1 via
 		// route_localnet, or a host address): the container must answer the
@@ -151,7 +195,7 @@ func Ruleset(c Chains, bridges []Bridge, ports []Port) string {
 		add(&n, c.Post, "-o", br.Name, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE")
 	}
 	for _, p := range ports {
-		for _, rule := range portRules(c, p) {
+		for _, rule := range portRules(fam, c, p) {
 			add(&n, rule[0], rule[1:]...)
 		}
 	}
@@ -178,50 +222,78 @@ func sortedPorts(ports []Port) []Port {
 	return ports
 }
 
+// familyPorts are the ports of fam (an IPv6 HostIP, :: included, is
+// ip6tables').
+func familyPorts(fam family, ports []Port) []Port {
+	var out []Port
+	for _, p := range ports {
+		if isV6(p) == fam.v6 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func isV6(p Port) bool { return p.HostIP.IsValid() && p.HostIP.Unmap().Is6() }
+
 // portRules are the nat rules of one published port, each as chain
 // followed by its arguments: the DNAT, and the hairpin masquerade for a
-// container reaching its own published port.
-func portRules(c Chains, p Port) [][]string {
+// container reaching its own published port. An IPv6 port on ::1 has none
+// (see Ruleset6); one on :: is not DNATed for ::1.
+func portRules(fam family, c Chains, p Port) [][]string {
+	if fam.v6 && p.HostIP.IsLoopback() {
+		return nil
+	}
 	dnat := []string{c.DNAT}
-	if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
-		dnat = append(dnat, "-d", p.HostIP.String()+"/32")
+	switch {
+	case p.HostIP.IsValid() && !p.HostIP.IsUnspecified():
+		dnat = append(dnat, "-d", fam.host(p.HostIP))
+	case fam.v6:
+		dnat = append(dnat, "!", "-d", fam.loopback)
 	}
 	dnat = append(dnat, "-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.HostPort)),
 		"-m", "comment", "--comment", "berth:"+short(p.Container),
 		"-j", "DNAT", "--to-destination", netip.AddrPortFrom(p.ContainerIP, p.ContainerPort).String())
-	hairpin := []string{c.Post, "-s", p.ContainerIP.String() + "/32", "-d", p.ContainerIP.String() + "/32",
+	hairpin := []string{c.Post, "-s", fam.host(p.ContainerIP), "-d", fam.host(p.ContainerIP),
 		"-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.ContainerPort)), "-j", "MASQUERADE"}
 	return [][]string{dnat, hairpin}
 }
 
 // loopbackRule is the raw rule of a port published on a loopback address:
 // only the host itself may use it. nil for other ports.
-func loopbackRule(c Chains, p Port) []string {
+func loopbackRule(fam family, c Chains, p Port) []string {
 	if !p.HostIP.IsLoopback() {
 		return nil
 	}
-	return []string{c.Raw, "-d", p.HostIP.String() + "/32", "!", "-i", "lo",
+	return []string{c.Raw, "-d", fam.host(p.HostIP), "!", "-i", "lo",
 		"-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.HostPort)), "-j", "DROP"}
 }
 
 // portBatch is iptables-restore input that adds (op "-A") or deletes
-// (op "-D") the rules of ports. The tables are committed one by one, so a
-// loopback port's drop rule goes in before its DNAT and comes out after.
-func portBatch(c Chains, op string, ports []Port) string {
+// (op "-D") the rules of ports of fam. The tables are committed one by one,
+// so a loopback port's drop rule goes in before its DNAT and comes out
+// after. "" when there is nothing to do.
+func portBatch(fam family, c Chains, op string, ports []Port) string {
 	var raw, nat strings.Builder
-	for _, p := range ports {
-		if r := loopbackRule(c, p); r != nil {
+	for _, p := range familyPorts(fam, ports) {
+		if r := loopbackRule(fam, c, p); r != nil {
 			fmt.Fprintf(&raw, "%s %s\n", op, strings.Join(r, " "))
 		}
-		for _, r := range portRules(c, p) {
+		for _, r := range portRules(fam, c, p) {
 			fmt.Fprintf(&nat, "%s %s\n", op, strings.Join(r, " "))
 		}
+	}
+	if raw.Len() == 0 && nat.Len() == 0 {
+		return ""
 	}
 	rawT := ""
 	if raw.Len() > 0 {
 		rawT = "*raw\n" + raw.String() + "COMMIT\n"
 	}
-	natT := "*nat\n" + nat.String() + "COMMIT\n"
+	natT := ""
+	if nat.Len() > 0 {
+		natT = "*nat\n" + nat.String() + "COMMIT\n"
+	}
 	if op == "-D" {
 		return natT + rawT
 	}

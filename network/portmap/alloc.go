@@ -57,16 +57,22 @@ func EphemeralRange() (uint16, uint16) {
 	return 49153, 60999
 }
 
+// bindSocket holds k with a socket of k's family only (an IPv6 socket on
+// :: is IPV6_V6ONLY, so 0.0.0.0 and :: are held apart, as dockerd does).
 func bindSocket(k Key) (io.Closer, error) {
 	addr := net.JoinHostPort(k.IP.String(), strconv.Itoa(int(k.Port)))
+	fam := "4"
+	if k.IP.Is6() {
+		fam = "6"
+	}
 	switch k.Proto {
 	case "udp":
-		return net.ListenPacket("udp4", addr)
+		return net.ListenPacket("udp"+fam, addr)
 	case "sctp":
 		// Go has no sctp listener; the allocator's own table still guards it.
 		return io.NopCloser(nil), nil
 	default:
-		return net.Listen("tcp4", addr)
+		return net.Listen("tcp"+fam, addr)
 	}
 }
 
@@ -111,7 +117,7 @@ func (a *Allocator) Request(ip netip.Addr, proto string, lo, hi uint16) (uint16,
 
 func (a *Allocator) tryLocked(k Key) error {
 	for h := range a.held {
-		if h.Proto == k.Proto && h.Port == k.Port && (h.IP == k.IP || h.IP.IsUnspecified() || k.IP.IsUnspecified()) {
+		if h.Proto == k.Proto && h.Port == k.Port && h.IP.Is6() == k.IP.Is6() && (h.IP == k.IP || h.IP.IsUnspecified() || k.IP.IsUnspecified()) {
 			return ErrAllocated(k.IP, k.Port)
 		}
 	}
@@ -120,6 +126,29 @@ func (a *Allocator) tryLocked(k Key) error {
 		return ErrAllocated(k.IP, k.Port)
 	}
 	a.held[k] = c
+	return nil
+}
+
+// Forward makes the socket holding k pass what it receives to target, in
+// user space: for IPv6 ports on ::1 (and connections to ::1 of ports on
+// ::), which DNAT cannot serve. It ends when k is released. A port that is
+// not held, or whose socket cannot forward (sctp), is ErrInvalidArgument;
+// forwarding a port twice is fine.
+func (a *Allocator) Forward(k Key, target netip.AddrPort) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.held[k]
+	if !ok {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("port %s is not held", k))
+	}
+	if _, ok := c.(*forwarder); ok {
+		return nil
+	}
+	f, err := newForwarder(c, target)
+	if err != nil {
+		return err
+	}
+	a.held[k] = f
 	return nil
 }
 

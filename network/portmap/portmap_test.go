@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"gotest.tools/v3/assert"
@@ -173,3 +174,123 @@ func TestAllocatorExhausted(t *testing.T) {
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
+
+// TestAllocatorFamilies: 0.0.0.0 and :: are held apart (an IPv6 socket on
+// :: takes no IPv4), as dockerd binds both for one published port.
+func TestAllocatorFamilies(t *testing.T) {
+	a := NewAllocator(EphemeralRange())
+	defer a.Close()
+	p, err := a.Request(netip.IPv4Unspecified(), "tcp", 0, 0)
+	assert.NilError(t, err)
+	_, err = a.Request(netip.IPv6Unspecified(), "tcp", p, p)
+	assert.NilError(t, err, "the same port on ::")
+	_, err = a.Request(netip.IPv6Loopback(), "tcp", p, p)
+	assert.Check(t, is.ErrorContains(err, "Bind for [::1]:"+strconv.Itoa(int(p))+" failed: port is already allocated"))
+	_, err = a.Request(netip.MustParseAddr("127.0.0.1"), "tcp", p, p)
+	assert.Check(t, is.ErrorContains(err, "port is already allocated"))
+	// udp is another table
+	_, err = a.Request(netip.IPv6Unspecified(), "udp", p, p)
+	assert.NilError(t, err)
+}
+
+func echoTCP(t *testing.T, network, addr string) netip.AddrPort {
+	t.Helper()
+	l, err := net.Listen(network, addr)
+	assert.NilError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// TestForwardTCP: a held ::1 port passes connections to the target both
+// ways, a half-close included, and releasing it ends live connections.
+func TestForwardTCP(t *testing.T) {
+	target := echoTCP(t, "tcp6", "[::1]:0")
+	a := NewAllocator(EphemeralRange())
+	defer a.Close()
+	p, err := a.Request(netip.IPv6Loopback(), "tcp", 0, 0)
+	assert.NilError(t, err)
+	k := Key{netip.IPv6Loopback(), "tcp", p}
+	assert.NilError(t, a.Forward(k, target))
+	assert.NilError(t, a.Forward(k, target), "twice")
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), p).String())
+		assert.NilError(t, err)
+		_, err = c.Write([]byte("ping"))
+		assert.NilError(t, err)
+		assert.NilError(t, c.(*net.TCPConn).CloseWrite())
+		b, err := io.ReadAll(c)
+		c.Close()
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(string(b), "ping"))
+	}
+	live, err := net.Dial("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), p).String())
+	assert.NilError(t, err)
+	defer live.Close()
+	_, err = live.Write([]byte("x"))
+	assert.NilError(t, err)
+	one := make([]byte, 1)
+	_, err = io.ReadFull(live, one)
+	assert.NilError(t, err)
+	a.Release(k)
+	_ = live.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = live.Read(one)
+	assert.Check(t, err != nil, "a released port ends its connections")
+	_, err = net.Dial("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), p).String())
+	assert.Check(t, err != nil, "nothing listens after release")
+
+	err = a.Forward(Key{netip.IPv6Loopback(), "tcp", 1}, target)
+	assert.Check(t, errdefs.IsInvalidArgument(err), "%v", err)
+}
+
+// TestForwardUDP: answers go back to the client that asked.
+func TestForwardUDP(t *testing.T) {
+	srv, err := net.ListenPacket("udp6", "[::1]:0")
+	assert.NilError(t, err)
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 100)
+		for {
+			n, from, err := srv.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = srv.WriteTo(append([]byte("re:"), buf[:n]...), from)
+		}
+	}()
+	a := NewAllocator(EphemeralRange())
+	defer a.Close()
+	p, err := a.Request(netip.IPv6Loopback(), "udp", 0, 0)
+	assert.NilError(t, err)
+	assert.NilError(t, a.Forward(Key{netip.IPv6Loopback(), "udp", p}, srv.LocalAddr().(*net.UDPAddr).AddrPort()))
+	for _, msg := range []string{"a", "b"} {
+		c, err := net.Dial("udp6", netip.AddrPortFrom(netip.IPv6Loopback(), p).String())
+		assert.NilError(t, err)
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Write([]byte(msg))
+		assert.NilError(t, err)
+		buf := make([]byte, 100)
+		n, err := c.Read(buf)
+		c.Close()
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(string(buf[:n]), "re:"+msg))
+	}
+	done := make(chan struct{})
+	go func() { a.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("closing a UDP forwarder waits for its flows to idle out")
+	}
+}
