@@ -92,11 +92,15 @@ type fakeNetworks struct {
 	mu        sync.Mutex
 	sandboxes map[string]bool
 	attached  map[string]int
+	panics    bool // CreateSandbox panics (a bug in a start step)
 }
 
 func (f *fakeNetworks) CreateSandbox(ctx context.Context, id string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.panics {
+		panic("fake sandbox bug")
+	}
 	f.sandboxes[id] = true
 	return "/fake/netns/" + id, nil
 }

@@ -170,3 +170,26 @@ func TestRestartAutoRemoveAndCancelled(t *testing.T) {
 		t.Fatal("a stopped --rm container was not removed")
 	}
 }
+
+// A panic in a start step fails that start, undoes what it did and leaves
+// the container unlocked: it can be listed, removed, and started again.
+func TestStartPanicReleasesTheContainer(t *testing.T) {
+	h := newHarness(t)
+	id := create(t, h, "boom", nil, "sleep", "100")
+	h.nets.panics = true
+	for i := 0; i < 2; i++ {
+		err := h.s.Start(context.Background(), id)
+		assert.Check(t, is.ErrorContains(err, "internal error starting container"))
+	}
+	h.imgs.mu.Lock()
+	assert.Check(t, is.Len(h.imgs.mounted, 0), "the start's root filesystem mount was undone")
+	h.imgs.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- h.s.Remove(context.Background(), id, RemoveOptions{Force: true}) }()
+	select {
+	case err := <-done:
+		assert.NilError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the container stayed locked after the panic")
+	}
+}

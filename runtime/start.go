@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berthd/berth/internal/safe"
 	"os"
 	"path/filepath"
 	"sort"
@@ -105,6 +106,15 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 			}
 			s.saveLogged(c)
 			c.notify()
+		}
+	}()
+	// a bug in a step must not leave the container locked (docker ps,
+	// stop and the daemon's own shutdown would wait on it forever): the
+	// panic is logged and the start fails, undone like any other failure
+	defer func() {
+		if v := recover(); v != nil {
+			safe.Log("the start of container "+rec.ID[:12], v)
+			retErr = fmt.Errorf("internal error starting container %s: %v", rec.ID[:12], v)
 		}
 	}()
 
