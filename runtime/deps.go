@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/berthd/berth/runtime/logfile"
+	"github.com/berthd/berth/runtime/logdriver"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -155,9 +155,7 @@ type MonitorConfig struct {
 	ID          string
 	Bundle      string
 	StateDir    string
-	LogPath     string
-	LogRotation logfile.Rotation
-	LogAttrs    map[string]string
+	Log         logdriver.Config
 	Terminal    bool
 	OpenStdin   bool
 	StdinOnce   bool

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
+	"github.com/berthd/berth/runtime/logdriver/remote"
 	"github.com/berthd/berth/runtime/shim"
 	"github.com/containerd/errdefs"
 )
@@ -60,11 +62,16 @@ type shimMonitors struct {
 var _ runtime.Monitors = shimMonitors{}
 
 func (m shimMonitors) Launch(ctx context.Context, cfg runtime.MonitorConfig) (runtime.Task, error) {
+	log := cfg.Log
 	sc := shim.Config{
-		ID: cfg.ID, Bundle: cfg.Bundle, StateDir: cfg.StateDir, LogPath: cfg.LogPath, LogRotation: cfg.LogRotation,
-		LogAttrs:      cfg.LogAttrs,
+		ID: cfg.ID, Bundle: cfg.Bundle, StateDir: cfg.StateDir, Log: &log,
 		RuntimeBinary: m.runcBinary, RuntimeRoot: m.runtimeRoot, ShimBinary: m.shimBinary,
 		Terminal: cfg.Terminal, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
+	}
+	if remote.Needs(log.Driver) {
+		// the variant that links the drivers needing crypto/tls, found by
+		// the name every monitor has
+		sc.ShimBinary, sc.ShimName = m.shimBinary+"-remote", filepath.Base(m.shimBinary)
 	}
 	if cfg.Terminal && cfg.ConsoleSize[0] > 0 && cfg.ConsoleSize[1] > 0 {
 		sc.ConsoleSize = &shim.ConsoleSize{Height: uint16(cfg.ConsoleSize[0]), Width: uint16(cfg.ConsoleSize[1])}

@@ -8,7 +8,7 @@ import (
 	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/network"
 	"github.com/berthd/berth/network/ipam"
-	"github.com/berthd/berth/runtime"
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/spf13/pflag"
@@ -57,7 +57,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringArrayVar(&c.AddressPools, "default-address-pool", nil, "Address pool for user networks, base=CIDR,size=N (repeatable; default base=10.210.0.0/16,size=24)")
 	fs.StringVar(&c.DNSZone, "dns-zone", compose.DefaultZone, "DNS zone served by the embedded DNS server")
 	fs.StringArrayVar(&c.DNS, "dns", nil, "Upstream DNS server of the embedded DNS server (repeatable; default: the host's /etc/resolv.conf)")
-	fs.StringVar(&c.LogDriver, "log-driver", "json-file", "Default driver for container logs (berthd has json-file only)")
+	fs.StringVar(&c.LogDriver, "log-driver", "json-file", "Default driver for container logs")
 	fs.StringArrayVar(&c.LogOpts, "log-opt", nil, "Default log driver option for containers, key=value (repeatable; e.g. max-size=10m)")
 	fs.Int64Var(&c.CPURealtimePeriod, "cpu-rt-period", 0, "Limit the CPU real-time period in microseconds for the parent cgroup for all containers")
 	fs.Int64Var(&c.CPURealtimeRuntime, "cpu-rt-runtime", 0, "Limit the CPU real-time runtime in microseconds for the parent cgroup for all containers")
@@ -121,9 +121,6 @@ func (c *config) networkConfig() (network.Config, error) {
 // parseLogOpts returns the default log options of new containers, checked
 // as a container's own are.
 func (c *config) parseLogOpts() (map[string]string, error) {
-	if c.LogDriver != "json-file" {
-		return nil, fmt.Errorf("--log-driver %q: berthd writes json-file logs only", c.LogDriver)
-	}
 	opts := map[string]string{}
 	for _, kv := range c.LogOpts {
 		k, v, ok := strings.Cut(kv, "=")
@@ -132,8 +129,8 @@ func (c *config) parseLogOpts() (map[string]string, error) {
 		}
 		opts[k] = v
 	}
-	if _, err := runtime.ParseLogOptions(opts); err != nil {
-		return nil, fmt.Errorf("--log-opt: %w", err)
+	if err := logdriver.Validate(c.LogDriver, opts); err != nil {
+		return nil, fmt.Errorf("failed to set log opts: %w", err)
 	}
 	return opts, nil
 }

@@ -13,10 +13,11 @@ func TestLogFlags(t *testing.T) {
 	assert.Check(t, is.DeepEqual(c.logOpts, map[string]string{"max-size": "10m", "max-file": "3", "labels": "a=b"}))
 
 	for want, args := range map[string][]string{
-		`--log-driver "syslog": berthd writes json-file logs only`:  {"--log-driver", "syslog"},
-		`--log-opt "max-size": not a key=value pair`:                {"--log-opt", "max-size"},
-		`--log-opt: invalid size: 'x'`:                              {"--log-opt", "max-size=x"},
-		`--log-opt: unknown log opt 'foo' for json-file log driver`: {"--log-opt", "foo=1"},
+		`failed to set log opts: logger: no log driver named 'asdf' is registered`: {"--log-driver", "asdf"},
+		`--log-opt "max-size": not a key=value pair`:                               {"--log-opt", "max-size"},
+		`failed to set log opts: invalid size: 'x'`:                                {"--log-opt", "max-size=x"},
+		`failed to set log opts: unknown log opt 'foo' for json-file log driver`:   {"--log-opt", "foo=1"},
+		`failed to set log opts: unknown log opt 'max-size' for syslog log driver`: {"--log-driver", "syslog", "--log-opt", "max-size=1m"},
 	} {
 		_, err := parseFlags(args)
 		assert.Check(t, is.Error(err, want))
