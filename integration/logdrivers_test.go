@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +128,101 @@ except docker.errors.APIError as e:
     print(e.status_code, e.explanation)
 `)
 	assert.Equal(t, out, "400 logger: no log driver named 'asdf' is registered")
+}
+
+// TestLogDriverSyslog: a container per transport (unix stream and datagram
+// sockets, udp and tcp on 127.0.0.1) and format, each message with
+// dockerd's priority, tag and framing; `docker logs` reads the dual-logging
+// cache, and not when cache-disabled.
+func TestLogDriverSyslog(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	const stamp = `[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d`
+	for _, tc := range []struct {
+		network string
+		opts    []string
+		want    func(id, name string) []string // the two messages: stdout's, then stderr's
+	}{
+		{"udp", nil, func(id, _ string) []string {
+			// no format: the local syslog's, tag = short ID, facility daemon
+			return []string{`^<30>` + stamp + ` ` + id[:12] + `\[\d+\]: out$`, `^<27>` + stamp + ` ` + id[:12] + `\[\d+\]: err$`}
+		}},
+		{"tcp", []string{"syslog-format=rfc3164", "syslog-facility=local3", "tag={{.Name}}"}, func(_, name string) []string {
+			return []string{`^<158>` + stamp + ` \S+ ` + name + `\[\d+\]: out$`, `^<155>` + stamp + ` \S+ ` + name + `\[\d+\]: err$`}
+		}},
+		{"unix", []string{"syslog-format=rfc5424micro", "syslog-facility=user", "tag=web/{{.ImageName}}"}, func(_, _ string) []string {
+			ts := `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)`
+			return []string{`^<14>1 ` + ts + ` \S+ web/busybox \d+ web/busybox - out$`, `^<11>1 ` + ts + ` \S+ web/busybox \d+ web/busybox - err$`}
+		}},
+		{"unixgram", []string{"syslog-format=rfc5424", "syslog-facility=17"}, func(id, _ string) []string {
+			ts := `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)`
+			return []string{`^<142>1 ` + ts + ` \S+ ` + id[:12] + ` \d+ ` + id[:12] + ` - out$`, `^<139>1 ` + ts + ` \S+ ` + id[:12] + ` \d+ ` + id[:12] + ` - err$`}
+		}},
+	} {
+		t.Run(tc.network, func(t *testing.T) {
+			addr, sink := syslogServer(t, tc.network)
+			name := "sys-" + tc.network
+			args := []string{"run", "--name", name, "--log-driver", "syslog", "--log-opt", "syslog-address=" + addr}
+			for _, o := range tc.opts {
+				args = append(args, "--log-opt", o)
+			}
+			d.DockerOK(t, append(args, "busybox", "sh", "-c", "echo out; echo err >&2")...)
+			id := strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.Id}}", name))
+			got := sink.wait(t, 2)
+			assert.Assert(t, is.Len(got, 2))
+			for _, re := range tc.want(id, name) {
+				rx := regexp.MustCompile(re)
+				assert.Check(t, rx.MatchString(got[0]) || rx.MatchString(got[1]), "%s in %q", re, got)
+			}
+			res := d.Docker("logs", name)
+			assert.Equal(t, res.Stdout(), "out\n", "docker logs reads the cache")
+			assert.Equal(t, res.Stderr(), "err\n")
+		})
+	}
+
+	addr, sink := syslogServer(t, "udp")
+	d.DockerOK(t, "run", "--name", "nocache", "--log-driver", "syslog", "--log-opt", "syslog-address="+addr,
+		"--log-opt", "cache-disabled=true", "busybox", "echo", "hi")
+	assert.Check(t, is.Len(sink.wait(t, 1), 1))
+	r := d.Docker("logs", "nocache")
+	assert.Check(t, is.Contains(r.Stderr(), "configured logging driver does not support reading"))
+}
+
+// TestLogDriverDeadEndpoint: blocking mode fails the start with dockerd's
+// words and leaves the container created; non-blocking mode starts, never
+// blocks on a server that is gone or stalled, keeps the cache, and the
+// dropped entries are counted.
+func TestLogDriverDeadEndpoint(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	dead := deadAddr(t)
+	for i := 0; i < 2; i++ {
+		r := d.Docker("run", "--name", "blocked", "--log-driver", "syslog", "--log-opt", "syslog-address=tcp://"+dead, "busybox", "true")
+		assert.Check(t, is.Contains(r.Stderr(), "failed to initialize logging driver: dial tcp "+dead+": connect: connection refused"))
+		assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.State.Status}}", "blocked")), "created")
+		d.DockerOK(t, "rm", "blocked")
+	}
+
+	d.DockerOK(t, "run", "--name", "lossy", "--log-driver", "syslog", "--log-opt", "syslog-address=tcp://"+dead,
+		"--log-opt", "mode=non-blocking", "--log-opt", "max-buffer-size=4k", "busybox", "sh", "-c", hundredLines)
+	assert.Equal(t, consecutive(t, d.DockerOK(t, "logs", "lossy"), 99), 100, "the cache has every line")
+
+	// a server that accepts and never reads: 4 MB of output would fill any
+	// socket buffer and hold a blocking container forever
+	stalled := stalledServer(t)
+	done := make(chan string, 1)
+	go func() {
+		r := d.Docker("run", "--name", "flood", "--log-driver", "syslog", "--log-opt", "syslog-address=unix://"+stalled,
+			"--log-opt", "mode=non-blocking", "--log-opt", "cache-max-size=1m", "busybox", "sh", "-c",
+			"head -c 4000000 /dev/zero | tr '\\0' x | fold -w 1000; echo finished")
+		done <- r.Combined()
+	}()
+	select {
+	case out := <-done:
+		assert.Check(t, strings.HasSuffix(out, "finished\n"), "%.200q", out)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the container blocked on a stalled log server")
+	}
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(d.Log(), "dropped") })
+	assert.Check(t, is.Regexp(`logging driver syslog dropped \d+ log entries \(mode=non-blocking\)`, d.Log()))
 }

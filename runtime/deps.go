@@ -148,6 +148,9 @@ type ExitStatus struct {
 	Code      int
 	ExitedAt  time.Time
 	OOMKilled bool
+	// LogDropped is how many log entries the logging driver's non-blocking
+	// mode dropped over the run.
+	LogDropped uint64
 }
 
 // MonitorConfig describes the container a monitor runs.

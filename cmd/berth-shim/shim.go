@@ -260,9 +260,7 @@ func (s *shim) initExited(ws syscall.WaitStatus) {
 	s.drainOutputs(2 * time.Second)
 	exit.OOMKilled = oomKilled(s.oomFile)
 	s.log.Close()
-	if n := s.dropped(); n > 0 {
-		os.Stderr.WriteString("berth-shim: log: " + strconv.FormatUint(n, 10) + " entries dropped (mode=non-blocking)\n")
-	}
+	exit.LogDropped = s.dropped()
 	if err := writeExit(s.path(proto.ExitFile), exit); err != nil {
 		os.Stderr.WriteString("berth-shim: write exit status: " + err.Error() + "\n")
 	}

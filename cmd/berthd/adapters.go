@@ -102,7 +102,7 @@ func (m shimMonitors) Connect(ctx context.Context, stateDir string) (runtime.Tas
 
 func (m shimMonitors) ReadExit(stateDir string) (runtime.ExitStatus, bool, error) {
 	st, ok, err := shim.ReadExit(stateDir)
-	return runtime.ExitStatus{Code: st.ExitCode, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled}, ok, err
+	return runtime.ExitStatus{Code: st.ExitCode, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled, LogDropped: st.LogDropped}, ok, err
 }
 
 // shimTask is one monitor as the runtime sees it.
@@ -171,7 +171,7 @@ func (t *shimTask) Resize(ctx context.Context, h, w uint) error {
 
 func (t *shimTask) Wait(ctx context.Context) (runtime.ExitStatus, error) {
 	st, err := t.c.Wait(ctx)
-	return runtime.ExitStatus{Code: st.ExitCode, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled}, err
+	return runtime.ExitStatus{Code: st.ExitCode, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled, LogDropped: st.LogDropped}, err
 }
 
 func (t *shimTask) Exec(ctx context.Context, cfg runtime.ExecConfig) (runtime.ExecTask, error) {

@@ -71,6 +71,8 @@ type ExitStatus struct {
 	ExitCode  int
 	ExitedAt  time.Time
 	OOMKilled bool
+	// LogDropped is how many log entries the non-blocking mode dropped.
+	LogDropped uint64
 }
 
 // State is the shim's view of the container.

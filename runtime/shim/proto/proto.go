@@ -96,9 +96,10 @@ type Response struct {
 
 // Exit is a container's exit status, also stored as <state>/exit.json.
 type Exit struct {
-	ExitCode  int
-	ExitedAt  time.Time
-	OOMKilled bool
+	ExitCode   int
+	ExitedAt   time.Time
+	OOMKilled  bool
+	LogDropped uint64 `json:",omitempty"` // log entries the non-blocking mode dropped
 }
 
 // Ready is what the shim writes on fd 3 once the container is created (Pid)
