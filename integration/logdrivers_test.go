@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -225,4 +226,114 @@ func TestLogDriverDeadEndpoint(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, func() bool { return strings.Contains(d.Log(), "dropped") })
 	assert.Check(t, is.Regexp(`logging driver syslog dropped \d+ log entries \(mode=non-blocking\)`, d.Log()))
+}
+
+// TestLogDriverFluentd: events with dockerd's tag and record (container_id,
+// container_name with its "/", source, log, the extra attributes); async
+// starts with no server there; blocking fails the start; docker logs reads
+// the cache.
+func TestLogDriverFluentd(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	addr, events := fluentdServer(t)
+	next := func() fluentEvent {
+		select {
+		case ev := <-events:
+			return ev
+		case <-time.After(30 * time.Second):
+			t.Fatal("no fluentd event")
+		}
+		return fluentEvent{}
+	}
+	d.DockerOK(t, "run", "--name", "fl", "--label", "team=blue", "--log-driver", "fluentd",
+		"--log-opt", "fluentd-address="+addr, "--log-opt", "tag=app.{{.Name}}", "--log-opt", "labels=team",
+		"--log-opt", "fluentd-sub-second-precision=true", "busybox", "sh", "-c", "echo out; echo err >&2")
+	id := strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.Id}}", "fl"))
+	got := map[string]fluentEvent{}
+	for i := 0; i < 2; i++ {
+		ev := next()
+		got[ev.Record["source"]] = ev
+	}
+	for stream, line := range map[string]string{"stdout": "out", "stderr": "err"} {
+		ev := got[stream]
+		assert.Check(t, is.Equal(ev.Tag, "app.fl"))
+		assert.Check(t, is.DeepEqual(ev.Record, map[string]string{
+			"container_id": id, "container_name": "/fl", "source": stream, "log": line, "team": "blue",
+		}))
+		assert.Check(t, time.Since(ev.Time) < time.Minute && ev.Time.Nanosecond() != 0, "sub-second time %v", ev.Time)
+	}
+	res := d.Docker("logs", "fl")
+	assert.Equal(t, res.Stdout()+res.Stderr(), "out\nerr\n")
+
+	d.DockerOK(t, "run", "--rm", "--log-driver", "fluentd", "--log-opt", "fluentd-address=tcp://"+addr, "busybox", "echo", "default tag")
+	ev := next()
+	assert.Check(t, is.Len(ev.Tag, 12), "the short ID: %q", ev.Tag)
+	assert.Check(t, is.Equal(ev.Record["log"], "default tag"))
+
+	dead := deadAddr(t)
+	r := d.Docker("run", "--name", "flsync", "--log-driver", "fluentd", "--log-opt", "fluentd-address="+dead, "busybox", "true")
+	assert.Check(t, is.Contains(r.Stderr(), "failed to initialize logging driver"), r.Combined())
+	assert.Check(t, is.Contains(r.Stderr(), "connection refused"), r.Combined())
+	for i := 0; i < 2; i++ {
+		d.DockerOK(t, "run", "--rm", "--name", "flasync", "--log-driver", "fluentd", "--log-opt", "fluentd-address="+dead,
+			"--log-opt", "fluentd-async=true", "busybox", "echo", "nobody listens")
+	}
+}
+
+// TestLogDriverGELF: GELF 1.1 over udp (gzip, zlib, none) and tcp with
+// dockerd's fields; journald says clearly that there is no journal here.
+func TestLogDriverGELF(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	host, err := os.Hostname()
+	assert.NilError(t, err)
+	for _, tc := range []struct {
+		network string
+		opts    []string
+	}{
+		{"udp", nil},
+		{"udp", []string{"gelf-compression-type=zlib", "gelf-compression-level=9"}},
+		{"udp", []string{"gelf-compression-type=none"}},
+		{"tcp", []string{"gelf-tcp-max-reconnect=1"}},
+	} {
+		addr, msgs := gelfServer(t, tc.network)
+		args := []string{"run", "--label", "team=blue", "--log-driver", "gelf", "--log-opt", "gelf-address=" + addr, "--log-opt", "labels=team"}
+		for _, o := range tc.opts {
+			args = append(args, "--log-opt", o)
+		}
+		cid := filepath.Join(t.TempDir(), "cid")
+		d.DockerOK(t, append(args, "--cidfile", cid, "busybox", "sh", "-c", "echo out; echo err >&2")...)
+		b, err := os.ReadFile(cid)
+		assert.NilError(t, err)
+		id := string(b)
+		image := strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.Image}}", id))
+		name := strings.TrimPrefix(strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.Name}}", id)), "/")
+		got := map[string]map[string]any{}
+		for i := 0; i < 2; i++ {
+			select {
+			case m := <-msgs:
+				got[fmt.Sprint(m["short_message"])] = m
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%v: no GELF message", tc)
+			}
+		}
+		for line, level := range map[string]float64{"out": 6, "err": 3} {
+			m := got[line]
+			assert.Assert(t, m != nil, "%v: %v", tc, got)
+			created := m["_created"]
+			delete(m, "_created")
+			ts, _ := m["timestamp"].(float64)
+			delete(m, "timestamp")
+			assert.Check(t, is.DeepEqual(m, map[string]any{
+				"version": "1.1", "host": host, "short_message": line, "level": level,
+				"_container_id": id, "_container_name": name, "_image_id": image, "_image_name": "busybox",
+				"_command": "sh -c echo out; echo err >&2", "_tag": id[:12], "_team": "blue",
+			}), "%v", tc)
+			assert.Check(t, created != nil && time.Since(time.Unix(int64(ts), 0)) < time.Minute)
+		}
+	}
+
+	r := d.Docker("run", "--log-driver", "journald", "busybox", "true")
+	assert.Check(t, is.Contains(r.Stderr(), "journald is not enabled on this host"))
+	assert.Equal(t, d.DockerOK(t, "ps", "-aq", "--filter", "status=created"), "")
 }

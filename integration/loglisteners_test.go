@@ -2,6 +2,12 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"encoding/binary"
+	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinylib/msgp/msgp"
 	"gotest.tools/v3/assert"
 )
 
@@ -154,4 +161,134 @@ func shortTempDir(t *testing.T) string {
 	assert.NilError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
+}
+
+// fluentEvent is one event of the fluentd forward protocol.
+type fluentEvent struct {
+	Tag    string
+	Time   time.Time
+	Record map[string]string
+}
+
+// fluentdServer accepts forward-protocol connections on 127.0.0.1 and
+// collects the events ([tag, time, record] in msgpack; time an integer or
+// an EventTime extension).
+func fluentdServer(t *testing.T) (string, chan fluentEvent) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	t.Cleanup(func() { l.Close() })
+	events := make(chan fluentEvent, 1000)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := msgp.NewReader(c)
+				for {
+					v, err := r.ReadIntf()
+					if err != nil {
+						return
+					}
+					arr, ok := v.([]interface{})
+					if !ok || len(arr) < 3 {
+						continue
+					}
+					ev := fluentEvent{Record: map[string]string{}}
+					ev.Tag, _ = arr[0].(string)
+					switch tm := arr[1].(type) {
+					case int64:
+						ev.Time = time.Unix(tm, 0)
+					case uint64:
+						ev.Time = time.Unix(int64(tm), 0)
+					case *msgp.RawExtension:
+						if len(tm.Data) == 8 {
+							ev.Time = time.Unix(int64(binary.BigEndian.Uint32(tm.Data)), int64(binary.BigEndian.Uint32(tm.Data[4:])))
+						}
+					}
+					if rec, ok := arr[2].(map[string]interface{}); ok {
+						for k, v := range rec {
+							switch s := v.(type) {
+							case string:
+								ev.Record[k] = s
+							case []byte:
+								ev.Record[k] = string(s)
+							}
+						}
+					}
+					events <- ev
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), events
+}
+
+// gelfServer listens for GELF on 127.0.0.1 (udp: one compressed or plain
+// datagram per message; tcp: null-terminated JSON) and collects messages.
+func gelfServer(t *testing.T, network string) (string, chan map[string]any) {
+	t.Helper()
+	msgs := make(chan map[string]any, 1000)
+	decode := func(b []byte) {
+		var m map[string]any
+		switch {
+		case len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b:
+			zr, err := gzip.NewReader(bytes.NewReader(b))
+			if err != nil {
+				return
+			}
+			b, _ = io.ReadAll(zr)
+		case len(b) > 2 && b[0] == 0x78:
+			zr, err := zlib.NewReader(bytes.NewReader(b))
+			if err != nil {
+				return
+			}
+			b, _ = io.ReadAll(zr)
+		}
+		if json.Unmarshal(b, &m) == nil {
+			msgs <- m
+		}
+	}
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		assert.NilError(t, err)
+		t.Cleanup(func() { pc.Close() })
+		go func() {
+			buf := make([]byte, 64*1024)
+			for {
+				n, _, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				decode(append([]byte(nil), buf[:n]...))
+			}
+		}()
+		return "udp://" + pc.LocalAddr().String(), msgs
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					b, err := br.ReadBytes(0)
+					if err != nil {
+						return
+					}
+					decode(b[:len(b)-1])
+				}
+			}()
+		}
+	}()
+	return "tcp://" + l.Addr().String(), msgs
 }
