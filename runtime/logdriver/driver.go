@@ -96,8 +96,7 @@ func Open(cfg Config, fs Factories) (d Driver, dropped func() uint64, err error)
 		return nil, nil, fmt.Errorf("%s: %w", cfg.Driver, ErrUnavailable)
 	}
 	dropped = func() uint64 { return 0 }
-	if cfg.Opts["mode"] == ModeNonBlocking {
-		size, _ := bufferSize(cfg.Opts)
+	if size, ok := nonBlocking(cfg); ok {
 		r := newRing(func() (Driver, error) { return f(cfg) }, size)
 		d, dropped = r, r.Dropped
 	} else if d, err = f(cfg); err != nil {
@@ -112,6 +111,25 @@ func Open(cfg Config, fs Factories) (d Driver, dropped func() uint64, err error)
 		d = &dual{remote: d, cache: fileDriver{w}}
 	}
 	return d, dropped, nil
+}
+
+// nonBlocking says whether cfg's driver is written through the ring, and
+// its size: mode=non-blocking (max-buffer-size), and fluentd-async, whose
+// events berth queues in the ring (fluentd-buffer-limit bytes) rather than
+// in fluent-logger-golang's async channel, which is allocated up front at
+// fluentd-buffer-limit events (8 MiB of pointers by default, resident in
+// every monitor: TestMeasureShimPSSPerDriver).
+func nonBlocking(cfg Config) (int64, bool) {
+	if cfg.Opts["mode"] == ModeNonBlocking {
+		size, _ := bufferSize(cfg.Opts)
+		return size, true
+	}
+	if cfg.Driver == "fluentd" {
+		if c, err := ParseFluentd(cfg.Opts); err == nil && c.Async {
+			return int64(c.BufferLimit), true
+		}
+	}
+	return 0, false
 }
 
 // None discards every entry (--log-driver none).

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/Graylog2/go-gelf/gelf"
@@ -20,9 +21,15 @@ import (
 // (stderr), and _container_id, _container_name, _image_id, _image_name,
 // _command, _tag, _created plus the extra attributes as "_" fields.
 type gelfDriver struct {
-	w        gelf.Writer
+	mu       sync.Mutex // the UDP writer reuses its buffers
+	w        gelfWriter
 	hostname string
 	extra    json.RawMessage
+}
+
+type gelfWriter interface {
+	WriteMessage(*gelf.Message) error
+	Close() error
 }
 
 func gelfURL(address string) (*url.URL, error) {
@@ -112,18 +119,19 @@ func openGELF(cfg Config) (Driver, error) {
 	d := &gelfDriver{hostname: hostname, extra: raw}
 	switch u.Scheme {
 	case "udp":
-		w, err := gelf.NewUDPWriter(u.Host)
-		if err != nil {
-			return nil, fmt.Errorf("gelf: cannot connect to GELF endpoint: %s %v", u.Host, err)
-		}
+		ctype, level := gelf.CompressGzip, flate.BestSpeed // go-gelf's defaults, as dockerd's
 		switch cfg.Opts["gelf-compression-type"] {
 		case "zlib":
-			w.CompressionType = gelf.CompressZlib
+			ctype = gelf.CompressZlib
 		case "none":
-			w.CompressionType = gelf.CompressNone
+			ctype = gelf.CompressNone
 		}
 		if v, ok := cfg.Opts["gelf-compression-level"]; ok {
-			w.CompressionLevel, _ = strconv.Atoi(v)
+			level, _ = strconv.Atoi(v)
+		}
+		w, err := newGELFUDP(u.Host, ctype, level)
+		if err != nil {
+			return nil, fmt.Errorf("gelf: cannot connect to GELF endpoint: %s %v", u.Host, err)
 		}
 		d.w = w
 	default:
@@ -157,7 +165,10 @@ func (d *gelfDriver) Log(m *Message) error {
 		TimeUnix: float64(m.Time.UnixNano()/int64(time.Millisecond)) / 1000.0,
 		Level:    level, RawExtra: d.extra,
 	}
-	if err := d.w.WriteMessage(&msg); err != nil {
+	d.mu.Lock()
+	err := d.w.WriteMessage(&msg)
+	d.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("gelf: cannot send GELF message: %v", err)
 	}
 	return nil

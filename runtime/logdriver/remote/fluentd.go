@@ -25,9 +25,11 @@ func openFluentd(cfg logdriver.Config) (logdriver.Driver, error) {
 	w, err := fluent.New(fluent.Config{
 		FluentPort: c.Port, FluentHost: c.Host, FluentNetwork: c.Network, FluentSocketPath: c.SocketPath,
 		BufferLimit: c.BufferLimit, RetryWait: c.RetryWait, MaxRetry: c.MaxRetries,
-		Async: c.Async, AsyncReconnectInterval: c.AsyncReconnectInterval,
+		// fluentd-async runs this synchronous client behind berth's ring
+		// (logdriver.Open), which connects in the background and bounds
+		// the queue in bytes
 		SubSecondPrecision: c.SubSecondPrecision, RequestAck: c.RequestAck,
-		ForceStopAsyncSend: c.Async, WriteTimeout: c.WriteTimeout, ReadTimeout: c.ReadTimeout,
+		WriteTimeout: c.WriteTimeout, ReadTimeout: c.ReadTimeout,
 	})
 	if err != nil {
 		return nil, err
