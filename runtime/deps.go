@@ -159,6 +159,7 @@ type MonitorConfig struct {
 	Bundle      string
 	StateDir    string
 	Log         logdriver.Config
+	Runtime     string // the OCI runtime's name (HostConfig.Runtime)
 	Terminal    bool
 	OpenStdin   bool
 	StdinOnce   bool

@@ -45,6 +45,9 @@ type Deps struct {
 	// and --log-opt, or daemon.json), read at each create: a SIGHUP may
 	// change it. Optional (json-file without options).
 	LogDefaults func() container.LogConfig
+	// Runtimes are the OCI runtimes containers may ask for. Optional (runc
+	// only).
+	Runtimes Runtimes
 	// DefaultIpcMode is the IPC mode of containers created without one
 	// (dockerd's --default-ipc-mode): "private" (also when empty) or
 	// "shareable".
@@ -83,6 +86,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if len(missing) > 0 || d.DataRoot == "" || d.ExecRoot == "" {
 		return nil, fmt.Errorf("runtime.New: missing dependencies %v (and DataRoot/ExecRoot)", missing)
+	}
+	if d.Runtimes == nil {
+		d.Runtimes = runcOnly{}
 	}
 	if d.LogDefaults == nil {
 		d.LogDefaults = func() container.LogConfig { return container.LogConfig{} }

@@ -54,18 +54,21 @@ func (i imageRuntime) Rootfses(ctx context.Context) ([]runtime.RootfsInfo, error
 
 // shimMonitors starts and finds per-container monitors (bin/berth-shim).
 type shimMonitors struct {
-	shimBinary  string
-	runcBinary  string
-	runtimeRoot string
+	shimBinary string
+	live       *live // the OCI runtimes
 }
 
 var _ runtime.Monitors = shimMonitors{}
 
 func (m shimMonitors) Launch(ctx context.Context, cfg runtime.MonitorConfig) (runtime.Task, error) {
+	rt, err := m.live.runtimes.Load().lookup(cfg.Runtime)
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Log
 	sc := shim.Config{
 		ID: cfg.ID, Bundle: cfg.Bundle, StateDir: cfg.StateDir, Log: &log,
-		RuntimeBinary: m.runcBinary, RuntimeRoot: m.runtimeRoot, ShimBinary: m.shimBinary,
+		RuntimeBinary: rt.Path, RuntimeRoot: rt.Root, RuntimeArgs: rt.Args, FastExec: rt.FastExec, ShimBinary: m.shimBinary,
 		Terminal: cfg.Terminal, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
 	}
 	if remote.Needs(log.Driver) {

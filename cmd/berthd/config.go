@@ -39,6 +39,21 @@ type config struct {
 	// CPURealtimePeriod and CPURealtimeRuntime go to the containers'
 	// parent cgroups.
 	CPURealtimePeriod, CPURealtimeRuntime int64
+	// ConfigFile is the daemon.json read for what the flags leave unset.
+	ConfigFile string
+	// RegistryMirrors are tried, in order, before Docker Hub for its images.
+	RegistryMirrors []string
+	// AddRuntimes are name=path OCI runtimes besides runc.
+	AddRuntimes []string
+	// DefaultRuntime runs containers that name none.
+	DefaultRuntime string
+	// LiveRestore is accepted for dockerd's daemon.json: berth always keeps
+	// containers running across a daemon restart.
+	LiveRestore bool
+	// Features is daemon.json's features map (accepted, not used).
+	Features map[string]bool
+	// runtimeArgs are daemon.json runtimes' runtimeArgs, by runtime name.
+	runtimeArgs map[string][]string
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -63,11 +78,19 @@ func parseFlags(args []string) (*config, error) {
 	fs.Int64Var(&c.CPURealtimeRuntime, "cpu-rt-runtime", 0, "Limit the CPU real-time runtime in microseconds for the parent cgroup for all containers")
 	fs.StringVar(&c.DefaultIpcMode, "default-ipc-mode", string(container.IPCModePrivate), `Default mode for containers ipc ("shareable" | "private")`)
 	fs.Int64Var(&c.MaxUploadSize, "max-upload-size", 0, "Most bytes one build context, image archive (load) or tarball (import) may unpack to (0: no cap; 512 MiB of disk are always kept free)")
+	fs.StringVar(&c.ConfigFile, "config-file", defaultConfigFile, "Daemon configuration file (dockerd's daemon.json keys)")
+	fs.StringArrayVar(&c.RegistryMirrors, "registry-mirror", nil, "Preferred Docker registry mirror (repeatable)")
+	fs.StringArrayVar(&c.AddRuntimes, "add-runtime", nil, "Register an additional OCI compatible runtime, name=path (repeatable)")
+	fs.StringVar(&c.DefaultRuntime, "default-runtime", "runc", "Default OCI runtime for containers")
+	fs.BoolVar(&c.LiveRestore, "live-restore", true, "Keep containers alive during daemon downtime (always on in berth)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := applyConfigFile(fs, c, c.ConfigFile, fs.Changed("config-file")); err != nil {
+		return nil, err
 	}
 	if c.Pidfile == "" {
 		c.Pidfile = c.ExecRoot + "/berthd.pid"

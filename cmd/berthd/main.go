@@ -32,7 +32,7 @@ import (
 	"github.com/berthd/berth/network/dns"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
-	"github.com/berthd/berth/runtime/runc"
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/sysinfo"
 	"github.com/berthd/berth/volume"
@@ -59,13 +59,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "berthd:", err)
 		os.Exit(1)
 	}
-	if err := run(cfg); err != nil {
+	if err := run(cfg, os.Args[1:]); err != nil {
 		logrus.Error(err)
 		os.Exit(1)
 	}
 }
 
-func run(cfg *config) error {
+func run(cfg *config, args []string) error {
 	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
 	level, err := logrus.ParseLevel(cfg.LogLevel)
 	if err != nil {
@@ -102,6 +102,14 @@ func run(cfg *config) error {
 		return err
 	}
 	defer d.close()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			d.live.reload(args)
+		}
+	}()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -125,6 +133,7 @@ func run(cfg *config) error {
 type daemon struct {
 	server  *engine.Server
 	closers []func() error
+	live    *live
 }
 
 func (d *daemon) close() {
@@ -137,7 +146,11 @@ func (d *daemon) close() {
 
 // build constructs every subsystem and the API server.
 func build(cfg *config) (_ *daemon, retErr error) {
-	d := &daemon{}
+	lv, err := newLive(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{live: lv}
 	defer func() {
 		if retErr != nil {
 			d.close()
@@ -193,24 +206,22 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	runcRoot := filepath.Join(cfg.ExecRoot, "runc")
 	rt, err := runtime.New(runtime.Deps{
-		DataRoot:     cfg.DataRoot,
-		ExecRoot:     cfg.ExecRoot,
-		CgroupParent: cfg.CgroupParent,
-		InitPath:     initBinary(),
-		DB:           db,
-		Images:       imageRuntime{imgs},
-		Networks:     netRuntime{nets},
-		Volumes:      vols,
-		Monitors:     shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), runcBinary: "runc", runtimeRoot: runcRoot},
-		OCI:          runc.New("runc", runcRoot),
-		Events:       bus,
-		Names:        compose.NameResolver{},
-		DNSSearch:    compose.SearchDomains{Zone: cfg.DNSZone},
-		LogDefaults: func() containertypes.LogConfig {
-			return containertypes.LogConfig{Type: cfg.LogDriver, Config: cfg.logOpts}
-		},
+		DataRoot:           cfg.DataRoot,
+		ExecRoot:           cfg.ExecRoot,
+		CgroupParent:       cfg.CgroupParent,
+		InitPath:           initBinary(),
+		DB:                 db,
+		Images:             imageRuntime{imgs},
+		Networks:           netRuntime{nets},
+		Volumes:            vols,
+		Monitors:           shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), live: d.live},
+		OCI:                ociCommands{d.live},
+		Runtimes:           runtimesOf{d.live},
+		Events:             bus,
+		Names:              compose.NameResolver{},
+		DNSSearch:          compose.SearchDomains{Zone: cfg.DNSZone},
+		LogDefaults:        d.live.logConfig,
 		DefaultIpcMode:     containertypes.IpcMode(cfg.DefaultIpcMode),
 		CPURealtimePeriod:  cfg.CPURealtimePeriod,
 		CPURealtimeRuntime: cfg.CPURealtimeRuntime,
@@ -240,8 +251,10 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		DataRoot:           cfg.DataRoot,
 		APIVersion:         apiVersion,
 		MinAPIVersion:      minAPIVersion,
-		Debug:              cfg.Debug,
 		InsecureRegistries: cfg.InsecureRegistries,
+		RegistryMirrors:    cfg.RegistryMirrors,
+		LogDrivers:         logdriver.Names,
+		Live:               d.live,
 		RuntimeName:        "runc",
 		RuntimePath:        "runc",
 		RuntimeVersion:     runcVersion(),

@@ -161,6 +161,7 @@ func bundle(t testing.TB, tty bool, args ...string) Config {
 		RuntimeRoot: env.runcRoot,
 		Terminal:    tty,
 		ShimBinary:  env.testShimBin,
+		FastExec:    true, // Debian's runc 1.1
 	}
 	t.Cleanup(func() { cleanupContainer(t, cfg) })
 	return cfg

@@ -73,6 +73,7 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 		RuntimeBinary: cfg.RuntimeBinary,
 		RuntimeRoot:   cfg.RuntimeRoot,
 		RuntimeArgs:   cfg.RuntimeArgs,
+		FastExec:      cfg.FastExec,
 		Terminal:      cfg.Terminal,
 		OpenStdin:     cfg.OpenStdin,
 		StdinOnce:     cfg.StdinOnce,

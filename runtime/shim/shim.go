@@ -48,11 +48,14 @@ type Config struct {
 	RuntimeBinary string   // default "runc"
 	RuntimeRoot   string   // runc --root; default the runtime's own
 	RuntimeArgs   []string // more global runtime flags, e.g. --systemd-cgroup
-	Terminal      bool     // give the init a pty (the shim owns the master); the bundle's process.terminal must agree
-	OpenStdin     bool     // keep a stdin the attach clients write to
-	StdinOnce     bool     // an attach client's end of input closes stdin (without Terminal)
-	ConsoleSize   *ConsoleSize
-	ShimBinary    string // path of berth-shim; default "berth-shim" on $PATH
+	// FastExec lets execs skip the runtime (berth-nsexec): only for a
+	// runtime and version the fast path was proven equivalent to.
+	FastExec    bool
+	Terminal    bool // give the init a pty (the shim owns the master); the bundle's process.terminal must agree
+	OpenStdin   bool // keep a stdin the attach clients write to
+	StdinOnce   bool // an attach client's end of input closes stdin (without Terminal)
+	ConsoleSize *ConsoleSize
+	ShimBinary  string // path of berth-shim; default "berth-shim" on $PATH
 	// ShimName is the shim's argv[0] when ShimBinary is a variant of it
 	// (berth-shim-remote), so that it is found by name as every monitor is.
 	ShimName string

@@ -124,11 +124,14 @@ type Config struct {
 	RuntimeBinary string
 	RuntimeRoot   string   `json:",omitempty"`
 	RuntimeArgs   []string `json:",omitempty"` // more global runtime flags
-	Terminal      bool     `json:",omitempty"`
-	OpenStdin     bool     `json:",omitempty"`
-	StdinOnce     bool     `json:",omitempty"`
-	ConsoleHeight uint16   `json:",omitempty"`
-	ConsoleWidth  uint16   `json:",omitempty"`
+	// FastExec allows execs through berth-nsexec: berthd sets it for a
+	// runtime whose version the fast path was proven equivalent to.
+	FastExec      bool   `json:",omitempty"`
+	Terminal      bool   `json:",omitempty"`
+	OpenStdin     bool   `json:",omitempty"`
+	StdinOnce     bool   `json:",omitempty"`
+	ConsoleHeight uint16 `json:",omitempty"`
+	ConsoleWidth  uint16 `json:",omitempty"`
 	// ExitGrace is how long a shim whose container exited waits for an
 	// OpRelease before it exits on its own.
 	ExitGrace time.Duration `json:",omitempty"`
