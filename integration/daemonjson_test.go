@@ -169,6 +169,7 @@ func TestDaemonJSONErrors(t *testing.T) {
 		{`{"log-driver": "local"}`, []string{"--log-driver", "json-file"},
 			"the following directives are specified both as a flag and in the configuration file: log-driver: (from flag: json-file, from file: local)"},
 		{`{"log-opts": {"max-size": "nope"}}`, nil, "failed to set log opts: invalid size: 'nope'"},
+		{`{"registry-mirrors": ["ftp://m"]}`, nil, `invalid mirror: unsupported scheme`},
 	} {
 		cfg := filepath.Join(t.TempDir(), "daemon.json")
 		assert.NilError(t, os.WriteFile(cfg, []byte(tc.body), 0o600))
@@ -182,5 +183,6 @@ func TestDaemonJSONErrors(t *testing.T) {
 			want = strings.Replace(want, "%s", cfg, 1)
 		}
 		assert.Check(t, is.Contains(string(out), want))
+		assert.Check(t, is.Len(testenv.MountsUnder(root), 0), "nothing left mounted")
 	}
 }

@@ -166,6 +166,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		DataRoot:           cfg.DataRoot,
 		ExecRoot:           cfg.ExecRoot,
 		InsecureRegistries: cfg.InsecureRegistries,
+		RegistryMirrors:    cfg.RegistryMirrors,
 		Events:             bus,
 		MaxUploadSize:      cfg.MaxUploadSize,
 	})
