@@ -337,3 +337,63 @@ func TestLogDriverGELF(t *testing.T) {
 	assert.Check(t, is.Contains(r.Stderr(), "journald is not enabled on this host"))
 	assert.Equal(t, d.DockerOK(t, "ps", "-aq", "--filter", "status=created"), "")
 }
+
+// TestLogsFlowWhileBerthdIsDown: the monitor writes the log, so a remote
+// driver keeps receiving (and the cache keeps filling) while berthd is
+// killed; after the restart docker logs has the lines of the gap.
+func TestLogsFlowWhileBerthdIsDown(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	addr, sink := syslogServer(t, "udp")
+	d.DockerOK(t, "run", "-d", "--name", "ticker", "--log-driver", "syslog", "--log-opt", "syslog-address="+addr,
+		"--log-opt", "syslog-format=rfc5424", "busybox", "sh", "-c", "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.05; done")
+	sink.wait(t, 1)
+	d.Kill(t)
+	sink.mu.Lock()
+	before := len(sink.msgs)
+	sink.mu.Unlock()
+	got := sink.wait(t, before+20) // twenty more with no berthd
+	assert.Check(t, is.Contains(got[len(got)-1], "tick-"))
+	d.Start(t)
+	last := got[len(got)-1]
+	lastLine := last[strings.LastIndex(last, " ")+1:]
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(d.DockerOK(t, "logs", "ticker"), lastLine+"\n") })
+	d.DockerOK(t, "rm", "-f", "ticker")
+}
+
+// TestComposeLogging: compose's logging: {driver, options} reaches the
+// container, for a remote driver as for the file ones.
+func TestComposeLogging(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	addr, sink := syslogServer(t, "tcp")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "compose.yaml")
+	assert.NilError(t, os.WriteFile(file, []byte(`services:
+  web:
+    image: busybox
+    command: ["echo", "from compose"]
+    logging:
+      driver: syslog
+      options:
+        syslog-address: "`+addr+`"
+        tag: "{{.Name}}"
+  quiet:
+    image: busybox
+    command: ["echo", "unlogged"]
+    logging:
+      driver: none
+  local:
+    image: busybox
+    command: ["echo", "kept locally"]
+    logging:
+      driver: local
+`), 0o644))
+	d.ComposeOK(t, "-f", file, "-p", "lg", "up", "-d")
+	t.Cleanup(func() { d.Compose("-f", file, "-p", "lg", "down", "-t", "0") })
+	msgs := sink.wait(t, 1)
+	assert.Check(t, is.Regexp(`^<30>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d lg-web-1\[\d+\]: from compose$`, msgs[0]))
+	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "lg-quiet-1")), "none")
+	waitFor(t, 30*time.Second, func() bool { return d.DockerOK(t, "logs", "lg-local-1") == "kept locally\n" })
+	assert.Equal(t, d.DockerOK(t, "logs", "lg-web-1"), "from compose\n")
+}
