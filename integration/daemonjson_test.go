@@ -37,7 +37,7 @@ func TestDaemonJSONOnly(t *testing.T) {
 	writeJSON(t, cfg, map[string]any{
 		"hosts": []string{"unix://" + sock}, "data-root": filepath.Join(root, "data"), "exec-root": filepath.Join(root, "run"),
 		"bridge": slot.Bridge, "bip": slot.BIP, "default-address-pools": []map[string]any{poolJSON(t, slot.Pool)},
-		"dns": []string{"127.0.0.1"}, "debug": true, "log-driver": "local", "log-opts": map[string]string{"max-size": "2m", "max-file": "3"},
+		"dns": []string{"127.0.0.1"}, "dns-search": []string{"corp.example"}, "debug": true, "log-driver": "local", "log-opts": map[string]string{"max-size": "2m", "max-file": "3"},
 		"insecure-registries": []string{"127.0.0.1:5999"}, "registry-mirrors": []string{"http://127.0.0.1:5998"},
 		"runtimes": map[string]any{"mine": map[string]any{"path": runc}}, "default-runtime": "runc",
 		"live-restore": true, "features": map[string]bool{"buildkit": false},
@@ -94,6 +94,8 @@ func TestDaemonJSONOnly(t *testing.T) {
 	r = docker("inspect", "-f", "{{.HostConfig.LogConfig.Type}} {{.HostConfig.LogConfig.Config}} {{.HostConfig.Runtime}}", "cj")
 	assert.Equal(t, strings.TrimSpace(r.Stdout()), "local map[max-file:3 max-size:2m] mine")
 	assert.Equal(t, docker("logs", "cj").Stdout(), "hi\n")
+	r = docker("run", "--rm", "busybox", "grep", "^search", "/etc/resolv.conf")
+	assert.Check(t, is.Contains(r.Stdout(), " corp.example"), r.Combined())
 }
 
 // poolJSON turns a base=CIDR,size=N flag value into daemon.json's object.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -198,4 +199,21 @@ func (x shimExec) Pid() int                              { return x.e.Pid() }
 func (x shimExec) Wait(ctx context.Context) (int, error) { return x.e.Wait(ctx) }
 func (x shimExec) Resize(ctx context.Context, h, w uint) error {
 	return x.e.Resize(ctx, uint16(h), uint16(w))
+}
+
+// daemonSearch is the search domains policy plus the daemon's dns-search
+// (dockerd's daemon-wide default), after the policy's own.
+type daemonSearch struct {
+	policy runtime.DNSSearch
+	extra  []string
+}
+
+func (d daemonSearch) SearchDomains(labels map[string]string) []string {
+	out := slices.Clone(d.policy.SearchDomains(labels))
+	for _, s := range d.extra {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }

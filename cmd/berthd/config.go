@@ -29,6 +29,7 @@ type config struct {
 	AddressPools       []string
 	DNSZone            string
 	DNS                []string
+	DNSSearch          []string
 	LogDriver          string
 	LogOpts            []string
 	MaxUploadSize      int64
@@ -72,6 +73,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringArrayVar(&c.AddressPools, "default-address-pool", nil, "Address pool for user networks, base=CIDR,size=N (repeatable; default base=10.210.0.0/16,size=24)")
 	fs.StringVar(&c.DNSZone, "dns-zone", compose.DefaultZone, "DNS zone served by the embedded DNS server")
 	fs.StringArrayVar(&c.DNS, "dns", nil, "Upstream DNS server of the embedded DNS server (repeatable; default: the host's /etc/resolv.conf)")
+	fs.StringArrayVar(&c.DNSSearch, "dns-search", nil, "DNS search domains of containers, after berth's own (repeatable)")
 	fs.StringVar(&c.LogDriver, "log-driver", "json-file", "Default driver for container logs")
 	fs.StringArrayVar(&c.LogOpts, "log-opt", nil, "Default log driver option for containers, key=value (repeatable; e.g. max-size=10m)")
 	fs.Int64Var(&c.CPURealtimePeriod, "cpu-rt-period", 0, "Limit the CPU real-time period in microseconds for the parent cgroup for all containers")

@@ -59,7 +59,7 @@ func TestConfigFile(t *testing.T) {
 	p := writeConfig(t, `{
 		"hosts": ["unix:///tmp/x.sock"], "data-root": "/tmp/d", "exec-root": "/tmp/e", "debug": true,
 		"log-driver": "local", "log-opts": {"max-size": "5m", "max-file": "2"},
-		"dns": ["127.0.0.53"], "bip": "10.99.0.1/24", "default-address-pools": [{"base": "10.98.0.0/16", "size": 24}],
+		"dns": ["127.0.0.53"], "dns-search": ["a.example", "b.example"], "bip": "10.99.0.1/24", "default-address-pools": [{"base": "10.98.0.0/16", "size": 24}],
 		"insecure-registries": ["reg:5000"], "registry-mirrors": ["http://127.0.0.1:5001"],
 		"runtimes": {"crun": {"path": "/usr/bin/crun", "runtimeArgs": ["--debug"]}}, "default-runtime": "crun",
 		"live-restore": true, "features": {"buildkit": false}
@@ -74,6 +74,7 @@ func TestConfigFile(t *testing.T) {
 	assert.Check(t, is.Equal(c.LogDriver, "local"))
 	assert.Check(t, is.DeepEqual(c.logOpts, map[string]string{"max-size": "5m", "max-file": "2"}))
 	assert.Check(t, is.DeepEqual(c.DNS, []string{"127.0.0.53"}))
+	assert.Check(t, is.DeepEqual(c.DNSSearch, []string{"a.example", "b.example"}))
 	assert.Check(t, is.Equal(c.BIP, "10.99.0.1/24"))
 	assert.Check(t, is.DeepEqual(c.AddressPools, []string{"base=10.98.0.0/16,size=24"}))
 	assert.Check(t, is.DeepEqual(c.InsecureRegistries, []string{"reg:5000"}))

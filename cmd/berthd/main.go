@@ -221,7 +221,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		Runtimes:           runtimesOf{d.live},
 		Events:             bus,
 		Names:              compose.NameResolver{},
-		DNSSearch:          compose.SearchDomains{Zone: cfg.DNSZone},
+		DNSSearch:          daemonSearch{policy: compose.SearchDomains{Zone: cfg.DNSZone}, extra: cfg.DNSSearch},
 		LogDefaults:        d.live.logConfig,
 		DefaultIpcMode:     containertypes.IpcMode(cfg.DefaultIpcMode),
 		CPURealtimePeriod:  cfg.CPURealtimePeriod,
