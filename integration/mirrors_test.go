@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berthd/berth/internal/testenv"
 	"gotest.tools/v3/assert"
@@ -34,4 +37,39 @@ func TestRegistryMirrors(t *testing.T) {
 	r := d.Docker("pull", "busybox:nowhere")
 	assert.Check(t, r.ExitCode != 0)
 	assert.Check(t, d.Docker("image", "inspect", "busybox:nowhere").ExitCode != 0)
+}
+
+// TestRegistryMirrorsReload: SIGHUP reloads daemon.json's registry-mirrors
+// (as dockerd does); a bad one leaves the old ones.
+func TestRegistryMirrorsReload(t *testing.T) {
+	reg := testenv.StartRegistry(t, false)
+	archive, _ := testenv.BusyboxArchive(t)
+	reg.Push(t, archive, "library/busybox:reloaded")
+	dead := deadAddr(t)
+	cfg := filepath.Join(t.TempDir(), "daemon.json")
+	writeJSON(t, cfg, map[string]any{"registry-mirrors": []string{"http://" + dead}})
+	d := testenv.StartDaemon(t, "--config-file", cfg)
+	r := d.Docker("pull", "busybox:reloaded")
+	assert.Check(t, r.ExitCode != 0, "the only mirror is dead and Docker Hub is out of reach")
+
+	reloads := 0
+	hup := func() {
+		reloads++
+		n := reloads
+		assert.NilError(t, syscall.Kill(d.Pid(), syscall.SIGHUP))
+		waitFor(t, 30*time.Second, func() bool {
+			l := d.Log()
+			return strings.Count(l, "Reloaded configuration")+strings.Count(l, "Error reconfiguring the daemon") >= n
+		})
+	}
+	writeJSON(t, cfg, map[string]any{"registry-mirrors": []string{"http://" + dead, "http://" + reg.Addr}})
+	hup()
+	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "info", "--format", "{{.RegistryConfig.Mirrors}}")), "[http://"+dead+" http://"+reg.Addr+"]")
+	r = d.Docker("pull", "busybox:reloaded")
+	assert.Check(t, r.ExitCode == 0, r.Combined())
+
+	writeJSON(t, cfg, map[string]any{"registry-mirrors": []string{"gopher://x"}})
+	hup()
+	assert.Check(t, is.Contains(d.Log(), "invalid mirror: unsupported scheme"))
+	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "info", "--format", "{{.RegistryConfig.Mirrors}}")), "[http://"+dead+" http://"+reg.Addr+"]")
 }

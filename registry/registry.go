@@ -21,6 +21,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
+	"go.podman.io/image/v5/pkg/sysregistriesv2"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
@@ -177,6 +178,17 @@ func (s *Service) publish(action events.Action, id string, attrs map[string]stri
 
 // writeEmptyConfig creates berth's own (empty) containers/image
 // configuration: no mirrors, no aliases, no unqualified-search registries.
+// ReloadMirrors replaces the registry mirrors (a daemon reload): pulls
+// that start afterwards use the new ones. Errors are the mirrors' (dockerd's
+// words); the old mirrors then stay.
+func (s *Service) ReloadMirrors(mirrors []string) error {
+	if err := writeConfig(filepath.Dir(s.sys.SystemRegistriesConfPath), mirrors); err != nil {
+		return err
+	}
+	sysregistriesv2.InvalidateCache()
+	return nil
+}
+
 func writeConfig(dir string, mirrors []string) error {
 	for _, d := range []string{dir, filepath.Join(dir, "registries.conf.d"), filepath.Join(dir, "registries.d")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -65,12 +65,14 @@ type Live interface {
 	Debug() bool
 	// Runtimes are the OCI runtimes by name, and the default one's name.
 	Runtimes() (map[string]system.RuntimeWithStatus, string)
+	RegistryMirrors() []string
 }
 
 type staticLive struct{ d *Deps }
 
-func (s staticLive) LoggingDriver() string { return "json-file" }
-func (s staticLive) Debug() bool           { return false }
+func (s staticLive) LoggingDriver() string     { return "json-file" }
+func (s staticLive) RegistryMirrors() []string { return s.d.RegistryMirrors }
+func (s staticLive) Debug() bool               { return false }
 func (s staticLive) Runtimes() (map[string]system.RuntimeWithStatus, string) {
 	return map[string]system.RuntimeWithStatus{s.d.RuntimeName: {Runtime: system.Runtime{Path: s.d.RuntimePath}}}, s.d.RuntimeName
 }
@@ -184,7 +186,7 @@ func (s *Service) Info(ctx context.Context) (*system.Info, error) {
 		OSType:             runtime.GOOS,
 		Architecture:       machine(),
 		IndexServerAddress: "https://index.docker.io/v1/",
-		RegistryConfig:     &registry.ServiceConfig{InsecureRegistryCIDRs: nil, IndexConfigs: indexConfigs(s.d.InsecureRegistries, s.d.RegistryMirrors), Mirrors: mirrorsOrEmpty(s.d.RegistryMirrors)},
+		RegistryConfig:     &registry.ServiceConfig{InsecureRegistryCIDRs: nil, IndexConfigs: indexConfigs(s.d.InsecureRegistries, s.d.Live.RegistryMirrors()), Mirrors: mirrorsOrEmpty(s.d.Live.RegistryMirrors())},
 		NCPU:               runtime.NumCPU(),
 		MemTotal:           s.mem,
 		DockerRootDir:      s.d.DataRoot,

@@ -174,6 +174,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, imgs.Close)
+	d.live.reloadMirrors = imgs.ReloadMirrors
 	if n, err := imgs.RemoveOrphanLayers(context.Background()); err != nil {
 		logrus.WithError(err).Warn("remove layers of interrupted pulls")
 	} else if n > 0 {

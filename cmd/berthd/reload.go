@@ -16,6 +16,9 @@ type live struct {
 	log      atomic.Pointer[containertypes.LogConfig]
 	debug    atomic.Bool
 	runtimes atomic.Pointer[runtimeSet]
+	mirrors  atomic.Pointer[[]string]
+	// reloadMirrors hands new registry-mirrors to the image service.
+	reloadMirrors func([]string) error
 }
 
 func newLive(c *config) (*live, error) {
@@ -27,6 +30,8 @@ func newLive(c *config) (*live, error) {
 		return nil, err
 	}
 	l.runtimes.Store(rts)
+	l.mirrors.Store(&c.RegistryMirrors)
+	l.reloadMirrors = func([]string) error { return nil }
 	return l, nil
 }
 
@@ -54,6 +59,11 @@ func (l *live) reload(args []string) {
 		logrus.WithError(err).Error("Error reconfiguring the daemon")
 		return
 	}
+	if err := l.reloadMirrors(c.RegistryMirrors); err != nil {
+		logrus.WithError(err).Error("Error reconfiguring the daemon")
+		return
+	}
+	l.mirrors.Store(&c.RegistryMirrors)
 	l.runtimes.Store(rts)
 	l.log.Store(&containertypes.LogConfig{Type: c.LogDriver, Config: c.logOpts})
 	l.debug.Store(c.Debug)
@@ -65,7 +75,7 @@ func (l *live) reload(args []string) {
 		logrus.SetLevel(level)
 	}
 	b, _ := json.Marshal(map[string]any{"log-driver": c.LogDriver, "log-opts": c.logOpts, "debug": c.Debug, "log-level": c.LogLevel,
-		"runtimes": rts.names(), "default-runtime": rts.def})
+		"runtimes": rts.names(), "default-runtime": rts.def, "registry-mirrors": c.RegistryMirrors})
 	logrus.Infof("Reloaded configuration: %s", b)
 }
 
@@ -73,4 +83,5 @@ func (l *live) LoggingDriver() string { return l.log.Load().Type }
 func (l *live) Runtimes() (map[string]system.RuntimeWithStatus, string) {
 	return l.runtimes.Load().info()
 }
-func (l *live) Debug() bool { return l.debug.Load() }
+func (l *live) Debug() bool               { return l.debug.Load() }
+func (l *live) RegistryMirrors() []string { return *l.mirrors.Load() }
