@@ -206,3 +206,19 @@ func TestJournalField(t *testing.T) {
 		assert.Check(t, is.Equal(journalField(in), want), in)
 	}
 }
+
+// FuzzValidate: log options come from API clients; no input panics.
+func FuzzValidate(f *testing.F) {
+	f.Add("syslog", "syslog-address", "tcp+tls://[::1]")
+	f.Add("fluentd", "fluentd-address", "tls://h:99999")
+	f.Add("gelf", "gelf-address", "udp://:")
+	f.Add("local", "max-size", "-1k")
+	f.Add("json-file", "max-buffer-size", "1e400")
+	f.Fuzz(func(t *testing.T, driver, key, value string) {
+		opts := map[string]string{key: value}
+		if Validate(driver, opts) == nil {
+			Readable(driver, "id", opts)
+			nonBlocking(Config{Driver: driver, Opts: opts})
+		}
+	})
+}
