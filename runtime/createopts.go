@@ -21,6 +21,15 @@ type Runtimes interface {
 	Resolve(name string) (string, error)
 }
 
+// runtimeOf is the runtime a container runs with: records from before
+// runtimes could be chosen name none, and ran with runc.
+func runtimeOf(rec *Record) string {
+	if rec.HostConfig.Runtime == "" {
+		return RuntimeName
+	}
+	return rec.HostConfig.Runtime
+}
+
 // runcOnly is Runtimes when the daemon has no other.
 type runcOnly struct{}
 

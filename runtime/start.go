@@ -171,7 +171,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 		return fmt.Errorf("failed to initialize logging driver: %w", err)
 	}
 	task, err := s.d.Monitors.Launch(ctx, MonitorConfig{
-		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, Log: logCfg, Runtime: rec.HostConfig.Runtime,
+		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, Log: logCfg, Runtime: runtimeOf(rec),
 		Terminal: rec.Config.Tty, OpenStdin: rec.Config.OpenStdin, StdinOnce: rec.Config.StdinOnce,
 		ConsoleSize: rec.HostConfig.ConsoleSize,
 	})

@@ -76,6 +76,9 @@ func run(cfg *config, args []string) error {
 	}
 	logrus.SetLevel(level)
 
+	if !cfg.LiveRestore {
+		logrus.Warn("live-restore is false: berth keeps containers running across daemon restarts all the same")
+	}
 	sock, err := cfg.socketPath()
 	if err != nil {
 		return err
