@@ -330,14 +330,14 @@ func TestIPv6Pools(t *testing.T) {
 // getJSON GETs an API path from the daemon's socket.
 func getJSON(t *testing.T, d *testenv.Daemon, path string) map[string]any {
 	t.Helper()
-	out, err := apiGet(d, path)
+	out, err := apiGetRaw(d, path)
 	assert.NilError(t, err, out)
 	var v map[string]any
 	assert.NilError(t, json.Unmarshal([]byte(out), &v), out)
 	return v
 }
 
-func apiGet(d *testenv.Daemon, path string) (string, error) {
+func apiGetRaw(d *testenv.Daemon, path string) (string, error) {
 	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", d.Sock)
 	}}, Timeout: 10 * time.Second}

@@ -13,11 +13,15 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
+	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
+	"go.podman.io/image/v5/pkg/sysregistriesv2"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
@@ -38,6 +42,9 @@ type Deps struct {
 	// plain HTTP or without TLS verification, like dockerd's flag.
 	// 127.0.0.0/8 and ::1 are always insecure, as in dockerd.
 	InsecureRegistries []string
+	// RegistryMirrors are dockerd's registry-mirrors: URLs of registries
+	// tried in order for Docker Hub pulls before Docker Hub itself.
+	RegistryMirrors []string
 	// AuthFile is a ~/.docker/config.json-style file of registry
 	// credentials used when a request brings none (optional; the default
 	// is $HOME/.docker/config.json when it exists).
@@ -75,6 +82,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if d.Events == nil {
 		return nil, errors.New("registry: Events is required")
+	}
+	if _, err := registriesConf(d.RegistryMirrors); err != nil {
+		return nil, err // before the store exists: nothing to undo
 	}
 	if d.GraphDriver == "" {
 		d.GraphDriver = "overlay"
@@ -121,7 +131,7 @@ func New(d Deps) (*Service, error) {
 	// (mirrors, short-name aliases, signature policies) never change what a
 	// Docker client asked for.
 	conf := filepath.Join(d.DataRoot, "containers")
-	if err := writeEmptyConfig(conf); err != nil {
+	if err := writeConfig(conf, d.RegistryMirrors); err != nil {
 		return nil, err
 	}
 	s.sys = types.SystemContext{
@@ -168,15 +178,54 @@ func (s *Service) publish(action events.Action, id string, attrs map[string]stri
 
 // writeEmptyConfig creates berth's own (empty) containers/image
 // configuration: no mirrors, no aliases, no unqualified-search registries.
-func writeEmptyConfig(dir string) error {
+// ReloadMirrors replaces the registry mirrors (a daemon reload): pulls
+// that start afterwards use the new ones. Errors are the mirrors' (dockerd's
+// words); the old mirrors then stay.
+func (s *Service) ReloadMirrors(mirrors []string) error {
+	if err := writeConfig(filepath.Dir(s.sys.SystemRegistriesConfPath), mirrors); err != nil {
+		return err
+	}
+	sysregistriesv2.InvalidateCache()
+	return nil
+}
+
+func writeConfig(dir string, mirrors []string) error {
 	for _, d := range []string{dir, filepath.Join(dir, "registries.conf.d"), filepath.Join(dir, "registries.d")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
 	}
-	path := filepath.Join(dir, "registries.conf")
-	if _, err := os.Stat(path); err == nil {
-		return nil
+	conf, err := registriesConf(mirrors)
+	if err != nil {
+		return err
 	}
-	return os.WriteFile(path, []byte("# berth: Docker semantics; references are always fully qualified before they get here.\n"), 0o600)
+	return os.WriteFile(filepath.Join(dir, "registries.conf"), []byte(conf), 0o600)
+}
+
+// registriesConf is containers/image's registries.conf for berth: nothing
+// but dockerd's registry-mirrors, as mirrors of docker.io, which
+// containers/image tries in order before docker.io itself on every pull.
+// A mirror reached over http:// is marked insecure. Errors are dockerd's.
+func registriesConf(mirrors []string) (string, error) {
+	var b strings.Builder
+	b.WriteString("# berth: Docker semantics; references are always fully qualified before they get here.\n")
+	if len(mirrors) == 0 {
+		return b.String(), nil
+	}
+	b.WriteString("[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n")
+	for _, m := range mirrors {
+		u, err := url.Parse(m)
+		if err != nil {
+			return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid mirror: %q is not a valid URI: %v", m, err))
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid mirror: unsupported scheme %q in %q", u.Scheme, m))
+		}
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid mirror: path, query, or fragment at end of the URI %q", m))
+		}
+		loc := u.Host
+		fmt.Fprintf(&b, "[[registry.mirror]]\nlocation = %q\ninsecure = %v\n", loc, u.Scheme == "http")
+	}
+	return b.String(), nil
 }

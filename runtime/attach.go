@@ -190,7 +190,12 @@ func (g gatedWriter) Write(p []byte) (int, error) {
 
 // replay writes the log so far (logs=1).
 func (a *Attachment) replay(stdout, stderr io.Writer) error {
-	return logfile.ReadLogs(a.ctx, a.s.logPath(a.c.rec.ID), logfile.Options{Stdout: stdout != nil, Stderr: stderr != nil, Tail: -1, Rotation: logRotation(a.c.rec)},
+	path, ropts, err := a.s.logStorage(a.c.rec)
+	if err != nil {
+		return err
+	}
+	ropts.Stdout, ropts.Stderr, ropts.Tail = stdout != nil, stderr != nil, -1
+	return logfile.ReadLogs(a.ctx, path, ropts,
 		func(m logfile.Message) error {
 			w := stdout
 			if m.Stream == "stderr" {

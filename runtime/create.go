@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -140,7 +141,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 		Config: cfg, HostConfig: hc, Networks: nets, Image: img.ID, Links: links,
 		State: State{Status: container.StateCreated},
 	}
-	if _, err := logAttrs(rec); err != nil {
+	if _, err := logInfo(rec); err != nil {
 		return container.CreateResponse{}, err
 	}
 	if err := os.MkdirAll(s.containerDir(id), 0o710); err != nil {
@@ -301,19 +302,21 @@ func validateHostConfig(hc *container.HostConfig) ([]string, error) {
 	if hc.ShmSize < 0 {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("SHM size can not be less than 0")
 	}
-	switch hc.LogConfig.Type {
-	case "", "json-file":
+	if hc.LogConfig.Type == "" {
 		hc.LogConfig.Type = "json-file" // what inspect shows; docker-py reads it to decide to fetch logs
-		if hc.LogConfig.Config == nil {
-			hc.LogConfig.Config = map[string]string{}
-		}
-		// dockerd checks the values only at start ("failed to initialize
-		// logging driver"); a create that cannot start is refused here instead.
-		if _, err := ParseLogOptions(hc.LogConfig.Config); err != nil {
+	}
+	if hc.LogConfig.Config == nil {
+		hc.LogConfig.Config = map[string]string{}
+	}
+	// dockerd checks some values only at start ("failed to initialize
+	// logging driver"); a create that cannot start is refused here instead.
+	if err := logdriver.Validate(hc.LogConfig.Type, hc.LogConfig.Config); err != nil {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	if hc.LogConfig.Type == "journald" {
+		if err := logdriver.JournaldEnabled(); err != nil {
 			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 		}
-	default:
-		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("logging driver %q is not supported: berth writes json-file logs", hc.LogConfig.Type))
 	}
 	var warnings []string
 	if hc.PidsLimit != nil && *hc.PidsLimit <= 0 {
@@ -366,22 +369,27 @@ func brokenRecord(id string, err error) *Record {
 
 var _ = filepath.Join
 
-// mergeLogConfig fills in the daemon's default log options, as dockerd does
-// at create: a container that names no driver gets json-file, and a
-// json-file one gets every default option it does not set itself.
+// mergeLogConfig fills in the daemon's default logging, as dockerd does at
+// create: a container that names no driver gets the daemon's, and one of
+// the daemon's driver gets every default option it does not set itself
+// (of another driver, only the dual-logging cache options).
 func (s *Service) mergeLogConfig(hc *container.HostConfig) {
+	def := s.d.LogDefaults()
+	if def.Type == "" {
+		def.Type = "json-file"
+	}
 	lc := &hc.LogConfig
 	if lc.Type == "" {
-		lc.Type = "json-file"
+		lc.Type = def.Type
 	}
-	if lc.Type != "json-file" || len(s.d.LogOpts) == 0 {
+	if len(def.Config) == 0 {
 		return
 	}
 	if lc.Config == nil {
 		lc.Config = map[string]string{}
 	}
-	for k, v := range s.d.LogOpts {
-		if _, ok := lc.Config[k]; !ok {
+	for k, v := range def.Config {
+		if _, ok := lc.Config[k]; !ok && (lc.Type == def.Type || strings.HasPrefix(k, "cache-")) {
 			lc.Config[k] = v
 		}
 	}

@@ -9,9 +9,36 @@ import (
 	"github.com/moby/moby/api/types/container"
 )
 
-// RuntimeName is the only OCI runtime berth runs containers with; it is what
-// HostConfig.Runtime says (and what /info lists).
+// RuntimeName is the OCI runtime of containers when the daemon names no
+// other (Deps.Runtimes).
 const RuntimeName = "runc"
+
+// Runtimes are the OCI runtimes the daemon has (--add-runtime, daemon.json).
+type Runtimes interface {
+	// Resolve returns the runtime a container asking for name runs with
+	// ("" is the default one); ErrInvalidArgument in dockerd's words for
+	// an unknown runtime or one whose binary is missing.
+	Resolve(name string) (string, error)
+}
+
+// runtimeOf is the runtime a container runs with: records from before
+// runtimes could be chosen name none, and ran with runc.
+func runtimeOf(rec *Record) string {
+	if rec.HostConfig.Runtime == "" {
+		return RuntimeName
+	}
+	return rec.HostConfig.Runtime
+}
+
+// runcOnly is Runtimes when the daemon has no other.
+type runcOnly struct{}
+
+func (runcOnly) Resolve(name string) (string, error) {
+	if name == "" || name == RuntimeName {
+		return RuntimeName, nil
+	}
+	return "", errdefs.ErrInvalidArgument.WithMessage("unknown or invalid runtime name: " + name)
+}
 
 // validateNetMode refuses the network settings dockerd refuses together
 // (runconfig.validateNetMode), before the image's config is merged in.
@@ -70,12 +97,11 @@ func (s *Service) adaptNamespaces(hc *container.HostConfig) error {
 		}
 		hc.PidMode = container.PidMode("container:" + other.rec.ID)
 	}
-	if hc.Runtime == "" {
-		hc.Runtime = RuntimeName
+	rt, err := s.d.Runtimes.Resolve(hc.Runtime)
+	if err != nil {
+		return err
 	}
-	if hc.Runtime != RuntimeName {
-		return errdefs.ErrInvalidArgument.WithMessage("unknown or invalid runtime name: " + hc.Runtime)
-	}
+	hc.Runtime = rt
 	return nil
 }
 

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/berthd/berth/runtime/logfile"
+	"github.com/berthd/berth/runtime/logdriver"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -154,6 +154,9 @@ type ExitStatus struct {
 	Code      int
 	ExitedAt  time.Time
 	OOMKilled bool
+	// LogDropped is how many log entries the logging driver's non-blocking
+	// mode dropped over the run.
+	LogDropped uint64
 }
 
 // MonitorConfig describes the container a monitor runs.
@@ -161,9 +164,8 @@ type MonitorConfig struct {
 	ID          string
 	Bundle      string
 	StateDir    string
-	LogPath     string
-	LogRotation logfile.Rotation
-	LogAttrs    map[string]string
+	Log         logdriver.Config
+	Runtime     string // the OCI runtime's name (HostConfig.Runtime)
 	Terminal    bool
 	OpenStdin   bool
 	StdinOnce   bool

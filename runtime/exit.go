@@ -27,6 +27,9 @@ func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 	c.task, c.process = nil, nil
 	c.exitSeq++
 	rec := c.rec
+	if st.LogDropped > 0 {
+		logrus.WithField("container", short(rec.ID)).Warnf("logging driver %s dropped %d log entries (mode=non-blocking)", rec.HostConfig.LogConfig.Type, st.LogDropped)
+	}
 	if st.ExitedAt.IsZero() {
 		st.ExitedAt = time.Now()
 	}

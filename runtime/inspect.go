@@ -57,7 +57,7 @@ func (s *Service) Inspect(ctx context.Context, name string, size bool) (*contain
 		ResolvConfPath:  filepath.Join(dir, "resolv.conf"),
 		HostnamePath:    filepath.Join(dir, "hostname"),
 		HostsPath:       filepath.Join(dir, "hosts"),
-		LogPath:         s.logPath(rec.ID),
+		LogPath:         s.inspectLogPath(&rec),
 		Name:            rec.Name,
 		RestartCount:    rec.RestartCount,
 		Driver:          "overlay",
@@ -146,4 +146,13 @@ func mountPoints(rec *Record) []container.MountPoint {
 		out = append(out, m.Spec.ToMountPoint())
 	}
 	return out
+}
+
+// inspectLogPath is LogPath as dockerd shows it: the json-file log's path,
+// "" for every other driver (their files are not an API).
+func (s *Service) inspectLogPath(rec *Record) string {
+	if rec.HostConfig.LogConfig.Type != "json-file" {
+		return ""
+	}
+	return s.logPath(rec.ID)
 }

@@ -2,16 +2,14 @@ package runtime
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
+	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"text/template"
 
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logfile"
 	"github.com/containerd/errdefs"
-	"github.com/docker/go-units"
 )
 
 // tagInfo is what a log tag template can name, as dockerd's logger.Info:
@@ -27,6 +25,14 @@ func (i tagInfo) Name() string        { return strings.TrimPrefix(i.rec.Name, "/
 func (i tagInfo) ImageFullID() string { return i.rec.Image }
 func (i tagInfo) ImageName() string   { return i.rec.Config.Image }
 func (i tagInfo) DaemonName() string  { return "docker" } // what tools match on, as podman does too
+
+// Command is the entrypoint and arguments, as dockerd's {{.Command}}.
+func (i tagInfo) Command() string {
+	return strings.TrimSpace(i.rec.Path + " " + strings.Join(i.rec.Args, " "))
+}
+
+// Hostname is the host's name, as dockerd's {{.Hostname}}.
+func (i tagInfo) Hostname() (string, error) { return os.Hostname() }
 
 // ImageID is the first 12 characters of the image ID, "sha256:" included,
 // as dockerd cuts it.
@@ -97,46 +103,28 @@ func logAttrs(rec *Record) (map[string]string, error) {
 // ParseLogOptions checks a json-file LogConfig.Config the way dockerd's
 // driver does, with its messages, and returns the rotation it asks for.
 func ParseLogOptions(opts map[string]string) (logfile.Rotation, error) {
-	for k := range opts {
-		switch k {
-		case "max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag":
-		default:
-			return logfile.Rotation{}, fmt.Errorf("unknown log opt '%s' for json-file log driver", k)
-		}
+	return logdriver.JSONFileRotation(opts)
+}
+
+// logInfo is what the container's logging driver says besides each line,
+// from its record: names, image, command, the rendered tag (the remote
+// drivers' default is the short ID, as dockerd's) and the extra attributes.
+func logInfo(rec *Record) (logdriver.Info, error) {
+	attrs, err := logAttrs(rec)
+	if err != nil {
+		return logdriver.Info{}, err
 	}
-	r := logfile.Rotation{MaxFiles: 1}
-	if s, ok := opts["max-size"]; ok {
-		n, err := units.FromHumanSize(s)
-		if err != nil {
-			return logfile.Rotation{}, err
-		}
-		if n <= 0 {
-			return logfile.Rotation{}, errors.New("max-size must be a positive number")
-		}
-		r.MaxSize = n
+	tag := attrs["tag"]
+	delete(attrs, "tag")
+	if len(attrs) == 0 {
+		attrs = nil
 	}
-	if s, ok := opts["max-file"]; ok {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return logfile.Rotation{}, err
-		}
-		if n < 1 {
-			return logfile.Rotation{}, errors.New("max-file cannot be less than 1")
-		}
-		r.MaxFiles = n
+	if tag == "" && logdriver.TagsByDefault(rec.HostConfig.LogConfig.Type) {
+		tag = tagInfo{rec}.ID()
 	}
-	if s, ok := opts["compress"]; ok {
-		c, err := strconv.ParseBool(s)
-		if err != nil {
-			return logfile.Rotation{}, err
-		}
-		if c && (r.MaxFiles == 1 || r.MaxSize == 0) {
-			return logfile.Rotation{}, errors.New("compress cannot be true when max-file is less than 2 or max-size is not set")
-		}
-		r.Compress = c
-	}
-	if r.MaxSize == 0 {
-		r.MaxFiles = 1 // max-file only counts with max-size, as in Docker
-	}
-	return r, nil
+	return logdriver.Info{
+		ContainerID: rec.ID, ContainerName: strings.TrimPrefix(rec.Name, "/"),
+		ImageID: rec.Image, ImageName: rec.Config.Image, Command: tagInfo{rec}.Command(),
+		Created: rec.Created, Tag: tag, Attrs: attrs,
+	}, nil
 }

@@ -34,7 +34,9 @@ type LogStream struct {
 	Cancel func()
 }
 
-// Logs reads a container's json-file log. With Follow it ends when the
+// Logs reads a container's log: the json-file or local log, or the
+// dual-logging cache of the other drivers; ErrNotImplemented when the
+// driver keeps nothing to read (none, cache-disabled). With Follow it ends when the
 // container stops (after the last line is delivered) or when cancelled.
 func (s *Service) Logs(ctx context.Context, name string, opts LogsOptions) (*LogStream, error) {
 	c, err := s.lookup(name)
@@ -44,6 +46,11 @@ func (s *Service) Logs(ctx context.Context, name string, opts LogsOptions) (*Log
 	c.mu.Lock()
 	rec := c.rec
 	tty := rec.Config.Tty
+	path, ropts, err := s.logStorage(rec)
+	if err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
 	var done chan struct{}
 	if opts.Follow {
 		done = make(chan struct{})
@@ -59,10 +66,9 @@ func (s *Service) Logs(ctx context.Context, name string, opts LogsOptions) (*Log
 	go func() {
 		defer close(lines)
 		defer safe.Recover("read logs of " + short(rec.ID))
-		err := logfile.ReadLogs(ctx, s.logPath(rec.ID), logfile.Options{
-			Stdout: opts.Stdout, Stderr: opts.Stderr, Since: opts.Since, Until: opts.Until,
-			Tail: opts.Tail, Follow: opts.Follow, Done: done, Rotation: logRotation(rec),
-		}, func(m logfile.Message) error {
+		ropts.Stdout, ropts.Stderr, ropts.Since, ropts.Until = opts.Stdout, opts.Stderr, opts.Since, opts.Until
+		ropts.Tail, ropts.Follow, ropts.Done = opts.Tail, opts.Follow, done
+		err := logfile.ReadLogs(ctx, path, ropts, func(m logfile.Message) error {
 			line := LogLine{Stream: m.Stream, Line: append([]byte(nil), m.Line...), Time: m.Time, Attrs: m.Attrs}
 			select {
 			case lines <- line:

@@ -41,10 +41,13 @@ type Deps struct {
 	// DNSSearch gives each container's DNS search domains (compose's
 	// policy: the deployment's zone, then the daemon's).
 	DNSSearch DNSSearch
-	// LogOpts are the daemon's default json-file log options (dockerd's
-	// --log-opt), merged into each new container's that does not set them.
-	// Optional.
-	LogOpts map[string]string
+	// LogDefaults is the daemon's default logging (dockerd's --log-driver
+	// and --log-opt, or daemon.json), read at each create: a SIGHUP may
+	// change it. Optional (json-file without options).
+	LogDefaults func() container.LogConfig
+	// Runtimes are the OCI runtimes containers may ask for. Optional (runc
+	// only).
+	Runtimes Runtimes
 	// DefaultIpcMode is the IPC mode of containers created without one
 	// (dockerd's --default-ipc-mode): "private" (also when empty) or
 	// "shareable".
@@ -83,6 +86,12 @@ func New(d Deps) (*Service, error) {
 	}
 	if len(missing) > 0 || d.DataRoot == "" || d.ExecRoot == "" {
 		return nil, fmt.Errorf("runtime.New: missing dependencies %v (and DataRoot/ExecRoot)", missing)
+	}
+	if d.Runtimes == nil {
+		d.Runtimes = runcOnly{}
+	}
+	if d.LogDefaults == nil {
+		d.LogDefaults = func() container.LogConfig { return container.LogConfig{} }
 	}
 	if (d.CPURealtimePeriod != 0 || d.CPURealtimeRuntime != 0) && !oci.ProbeHost().Cgroup.CPURealtime {
 		return nil, errors.New("daemon-scoped cpu-rt-period and cpu-rt-runtime are not supported by the kernel")

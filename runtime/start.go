@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
@@ -177,12 +178,12 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	if err != nil {
 		return err
 	}
-	attrs, err := logAttrs(rec)
+	logCfg, err := s.logConfig(rec)
 	if err != nil {
 		return fmt.Errorf("failed to initialize logging driver: %w", err)
 	}
 	task, err := s.d.Monitors.Launch(ctx, MonitorConfig{
-		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, LogPath: s.logPath(rec.ID), LogRotation: logRotation(rec), LogAttrs: attrs,
+		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, Log: logCfg, Runtime: runtimeOf(rec),
 		Terminal: rec.Config.Tty, OpenStdin: rec.Config.OpenStdin, StdinOnce: rec.Config.StdinOnce,
 		ConsoleSize: rec.HostConfig.ConsoleSize,
 	})
@@ -231,14 +232,35 @@ func (s *Service) cgroupsPath(rec *Record) string {
 	return "/" + strings.Trim(parent, "/") + "/" + rec.ID
 }
 
+// logPath is the json-file log of a container (what inspect shows as
+// LogPath for json-file containers).
 func (s *Service) logPath(id string) string {
 	return filepath.Join(s.containerDir(id), id+"-json.log")
 }
 
-// logRotation is how the container's log is rolled (checked at create).
-func logRotation(rec *Record) logfile.Rotation {
-	r, _ := ParseLogOptions(rec.HostConfig.LogConfig.Config)
-	return r
+// logConfig is the container's logging as its monitor gets it.
+func (s *Service) logConfig(rec *Record) (logdriver.Config, error) {
+	info, err := logInfo(rec)
+	if err != nil {
+		return logdriver.Config{}, err
+	}
+	lc := rec.HostConfig.LogConfig
+	cfg := logdriver.Config{Driver: lc.Type, Opts: lc.Config, Info: info}
+	if st, ok := logdriver.Readable(lc.Type, rec.ID, lc.Config); ok {
+		cfg.Path = filepath.Join(s.containerDir(rec.ID), st.Name)
+	}
+	return cfg, nil
+}
+
+// logStorage is where `docker logs` reads the container's log; ErrNotImplemented
+// (dockerd's words) when its driver keeps nothing to read.
+func (s *Service) logStorage(rec *Record) (string, logfile.Options, error) {
+	lc := rec.HostConfig.LogConfig
+	st, ok := logdriver.Readable(lc.Type, rec.ID, lc.Config)
+	if !ok {
+		return "", logfile.Options{}, errdefs.ErrNotImplemented.WithMessage("configured logging driver does not support reading")
+	}
+	return filepath.Join(s.containerDir(rec.ID), st.Name), logfile.Options{Rotation: st.Rotation, Format: st.Format}, nil
 }
 
 func writeSpec(path string, spec *specs.Spec) error {

@@ -42,7 +42,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 for t in docker runc iptables dockerd containerd; do
     command -v "$t" >/dev/null || die "$t not found: apt-get install -y docker.io runc iptables (docker CLI: /usr/local/bin/docker)"
 done
-for f in bin/berthd bin/berth-shim bin/berth-nsexec bin/docker-compose testdata/images/busybox.tar "$COMPOSE_FILE" "$ANCHORS/start-dockerd.sh"; do
+for f in bin/berthd bin/berth-shim bin/berth-shim-remote bin/berth-nsexec bin/docker-compose testdata/images/busybox.tar "$COMPOSE_FILE" "$ANCHORS/start-dockerd.sh"; do
     [ -e "$f" ] || die "$f missing (make build images compose; anchors at $ANCHORS)"
 done
 
@@ -59,6 +59,7 @@ mkdir -p "$DOCKER_CONFIG" "$ROOT/samples"
 ERR=$ROOT/stderr
 BPID=
 WPID=
+SINKPID=
 ANCHOR_STARTED=0
 COMPOSE_UP=0
 
@@ -107,6 +108,7 @@ cleanup() {
     [ $rc != 0 ] && [ -s "$ERR" ] && { echo "bench: last stderr:" >&2; tail -20 "$ERR" >&2; }
     echo "bench: cleaning up" >&2
     [ -n "$WPID" ] && kill "$WPID" 2>/dev/null
+    [ -n "$SINKPID" ] && kill "$SINKPID" 2>/dev/null
     if [ "$COMPOSE_UP" = 1 ]; then
         timeout 60 C A down -t 0 >/dev/null 2>&1
         [ -n "$BPID" ] && timeout 60 C B down -t 0 >/dev/null 2>&1
@@ -212,7 +214,7 @@ CPID=$(cat /run/anchor/containerd.pid)
 scrub_host
 # run copies of the binaries: others may rebuild bin/ while the bench runs
 mkdir -p "$ROOT/bin"
-cp bin/berthd bin/berth-shim bin/berth-nsexec "$ROOT/bin/"
+cp bin/berthd bin/berth-shim bin/berth-shim-remote bin/berth-nsexec "$ROOT/bin/"
 ARGS=(-H "unix://$BSOCK" --data-root "$ROOT/data" --exec-root "$EXECROOT"
     --bridge "$BRIDGE" --bip "$BIP" --default-address-pool "$POOL" --dns 127.0.0.1)
 [ "${BENCH_DEBUG:-0}" = 1 ] && ARGS+=(--debug)
@@ -278,6 +280,46 @@ for e in B A; do
 done
 for i in $(seq "$N"); do for e in $(order "$i"); do t=LOGS_$e; timeit logs "$e" docker logs "${!t}"; done; done
 
+# Log throughput per driver: `docker run` of `seq 1 $LOGLINES` with only stderr attached,
+# so stdout goes through the logging driver alone (in dockerd, through dockerd; in berth,
+# through the container's monitor). The remote drivers send to sinks on 127.0.0.1 run by
+# this script (one python3 process: a UDP socket for syslog and gelf, a TCP listener for
+# fluentd; both read and discard).
+LOGLINES=${BENCH_LOG_LINES:-100000}
+LOGN=${BENCH_LOG_N:-5}
+echo "bench: log throughput per driver ($LOGLINES lines, $LOGN runs each)"
+python3 -u -c '
+import socket, threading, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+t = socket.socket(); t.bind(("127.0.0.1", 0)); t.listen(64)
+print(u.getsockname()[1], t.getsockname()[1], flush=True)
+def udp():
+    while True: u.recv(65536)
+def conn(c):
+    while c.recv(65536): pass
+threading.Thread(target=udp, daemon=True).start()
+while True:
+    c, _ = t.accept(); threading.Thread(target=conn, args=(c,), daemon=True).start()
+' >"$ROOT/sink.ports" 2>>"$ERR" &
+SINKPID=$!
+for i in $(seq 50); do [ -s "$ROOT/sink.ports" ] && break; sleep 0.1; done
+read -r UDPPORT TCPPORT <"$ROOT/sink.ports" || die "log sinks did not start"
+LOGDRIVERS=(json-file local none syslog gelf fluentd)
+logopts() {
+    case $1 in
+    syslog) echo "--log-opt syslog-address=udp://127.0.0.1:$UDPPORT" ;;
+    gelf) echo "--log-opt gelf-address=udp://127.0.0.1:$UDPPORT" ;;
+    fluentd) echo "--log-opt fluentd-address=127.0.0.1:$TCPPORT" ;;
+    esac
+}
+for drv in "${LOGDRIVERS[@]}"; do
+    for e in B A; do $e run --rm -a stderr --log-driver "$drv" $(logopts "$drv") busybox true >/dev/null 2>>"$ERR"; done
+    for i in $(seq "$LOGN"); do for e in $(order "$i"); do
+        timeit "log-$drv" "$e" docker run --rm -a stderr --label "berth.bench=$RUNID" --log-driver "$drv" $(logopts "$drv") busybox seq 1 "$LOGLINES"
+    done; done
+done
+kill "$SINKPID" 2>/dev/null; SINKPID=
+
 echo "bench: removing the containers"
 for e in B A; do $e rm -f $(cat "$ROOT/ids.$e") >/dev/null 2>&1 || true; : >"$ROOT/ids.$e"; done
 
@@ -312,6 +354,12 @@ start|\`docker start -a <created>\`|
 ps|\`docker ps -a\` ($PSN_B / $PSN_A containers)|
 exec|\`docker exec <running> true\`|<= 0.5x
 logs|\`docker logs\` (100000 lines)|
+log-json-file|\`docker run\` of $LOGLINES lines, json-file (of $LOGN)|
+log-local|\`docker run\` of $LOGLINES lines, local (of $LOGN)|
+log-none|\`docker run\` of $LOGLINES lines, none (of $LOGN)|
+log-syslog|\`docker run\` of $LOGLINES lines, syslog to udp (of $LOGN)|
+log-gelf|\`docker run\` of $LOGLINES lines, gelf to udp (of $LOGN)|
+log-fluentd|\`docker run\` of $LOGLINES lines, fluentd to tcp (of $LOGN)|
 up|compose \`up -d\` (compose-bench, 3 services)|<= 0.5x
 down|compose \`down -t 0\`|
 EOF

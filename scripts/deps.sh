@@ -9,6 +9,7 @@ need() { # need <package> <check command...>
     "$@" >/dev/null 2>&1 || missing+=("$pkg")
 }
 need runc             command -v runc
+need crun             command -v crun
 need busybox-static   test -x /usr/bin/busybox
 need docker-registry  command -v docker-registry
 need skopeo           command -v skopeo

@@ -43,15 +43,38 @@ type Deps struct {
 	DataRoot           string
 	APIVersion         string
 	MinAPIVersion      string
-	Debug              bool
 	InsecureRegistries []string
+	RegistryMirrors    []string
 	RuntimeName        string // "runc"
 	RuntimePath        string
 	RuntimeVersion     string
-	InitBinary         string
-	Containers         ContainerCounter
-	Images             ImageCounter
-	Events             ListenerCounter
+	// LogDrivers are the logging drivers containers may use.
+	LogDrivers []string
+	// Live is what a configuration reload (SIGHUP) may change. Optional:
+	// defaults to json-file, no debug, RuntimeName alone.
+	Live       Live
+	InitBinary string
+	Containers ContainerCounter
+	Images     ImageCounter
+	Events     ListenerCounter
+}
+
+// Live is the part of the daemon's configuration a reload may change.
+type Live interface {
+	LoggingDriver() string
+	Debug() bool
+	// Runtimes are the OCI runtimes by name, and the default one's name.
+	Runtimes() (map[string]system.RuntimeWithStatus, string)
+	RegistryMirrors() []string
+}
+
+type staticLive struct{ d *Deps }
+
+func (s staticLive) LoggingDriver() string     { return "json-file" }
+func (s staticLive) RegistryMirrors() []string { return s.d.RegistryMirrors }
+func (s staticLive) Debug() bool               { return false }
+func (s staticLive) Runtimes() (map[string]system.RuntimeWithStatus, string) {
+	return map[string]system.RuntimeWithStatus{s.d.RuntimeName: {Runtime: system.Runtime{Path: s.d.RuntimePath}}}, s.d.RuntimeName
 }
 
 // Service implements the system router's InfoBackend.
@@ -68,6 +91,12 @@ type Service struct {
 func New(d Deps) (*Service, error) {
 	if d.Containers == nil || d.Images == nil || d.Events == nil {
 		return nil, fmt.Errorf("sysinfo: Containers, Images and Events are required")
+	}
+	if d.Live == nil {
+		d.Live = staticLive{&d}
+	}
+	if len(d.LogDrivers) == 0 {
+		d.LogDrivers = []string{"json-file"}
 	}
 	id, err := engineID(filepath.Join(d.DataRoot, "engine-id"))
 	if err != nil {
@@ -119,6 +148,7 @@ func (s *Service) Info(ctx context.Context) (*system.Info, error) {
 	host, _ := os.Hostname()
 	fds, _ := os.ReadDir("/proc/self/fd")
 	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	runtimes, defaultRuntime := s.d.Live.Runtimes()
 	var warnings []string
 	if strings.TrimSpace(string(fwd)) != "1" {
 		warnings = append(warnings, "WARNING: IPv4 forwarding is disabled")
@@ -132,7 +162,7 @@ func (s *Service) Info(ctx context.Context) (*system.Info, error) {
 		Images:             images,
 		Driver:             "overlay",
 		DriverStatus:       [][2]string{{"Backing Filesystem", backingFS(s.d.DataRoot)}, {"Supports d_type", "true"}},
-		Plugins:            system.PluginsInfo{Volume: []string{"local"}, Network: []string{"bridge", "host", "none"}, Log: []string{"json-file"}},
+		Plugins:            system.PluginsInfo{Volume: []string{"local"}, Network: []string{"bridge", "host", "none"}, Log: s.d.LogDrivers},
 		MemoryLimit:        true,
 		SwapLimit:          fileExists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
 		CPUCfsPeriod:       true,
@@ -141,12 +171,12 @@ func (s *Service) Info(ctx context.Context) (*system.Info, error) {
 		CPUSet:             true,
 		PidsLimit:          true,
 		IPv4Forwarding:     strings.TrimSpace(string(fwd)) == "1",
-		Debug:              s.d.Debug,
+		Debug:              s.d.Live.Debug(),
 		NFd:                len(fds),
 		OomKillDisable:     true,
 		NGoroutines:        runtime.NumGoroutine(),
 		SystemTime:         time.Now().Format(time.RFC3339Nano),
-		LoggingDriver:      "json-file",
+		LoggingDriver:      s.d.Live.LoggingDriver(),
 		CgroupDriver:       "cgroupfs",
 		CgroupVersion:      s.cgver,
 		NEventsListener:    s.d.Events.Subscribers(),
@@ -156,15 +186,15 @@ func (s *Service) Info(ctx context.Context) (*system.Info, error) {
 		OSType:             runtime.GOOS,
 		Architecture:       machine(),
 		IndexServerAddress: "https://index.docker.io/v1/",
-		RegistryConfig:     &registry.ServiceConfig{InsecureRegistryCIDRs: nil, IndexConfigs: indexConfigs(s.d.InsecureRegistries)},
+		RegistryConfig:     &registry.ServiceConfig{InsecureRegistryCIDRs: nil, IndexConfigs: indexConfigs(s.d.InsecureRegistries, s.d.Live.RegistryMirrors()), Mirrors: mirrorsOrEmpty(s.d.Live.RegistryMirrors())},
 		NCPU:               runtime.NumCPU(),
 		MemTotal:           s.mem,
 		DockerRootDir:      s.d.DataRoot,
 		Name:               host,
 		Labels:             []string{},
 		ServerVersion:      Version,
-		Runtimes:           map[string]system.RuntimeWithStatus{s.d.RuntimeName: {Runtime: system.Runtime{Path: s.d.RuntimePath}}},
-		DefaultRuntime:     s.d.RuntimeName,
+		Runtimes:           runtimes,
+		DefaultRuntime:     defaultRuntime,
 		LiveRestoreEnabled: true,
 		Isolation:          "",
 		InitBinary:         s.d.InitBinary,
@@ -175,9 +205,16 @@ func (s *Service) Info(ctx context.Context) (*system.Info, error) {
 	}, nil
 }
 
-func indexConfigs(insecure []string) map[string]*registry.IndexInfo {
+func mirrorsOrEmpty(m []string) []string {
+	if m == nil {
+		return []string{}
+	}
+	return m
+}
+
+func indexConfigs(insecure, mirrors []string) map[string]*registry.IndexInfo {
 	out := map[string]*registry.IndexInfo{
-		"docker.io": {Name: "docker.io", Mirrors: []string{}, Secure: true, Official: true},
+		"docker.io": {Name: "docker.io", Mirrors: mirrorsOrEmpty(mirrors), Secure: true, Official: true},
 	}
 	for _, r := range insecure {
 		out[r] = &registry.IndexInfo{Name: r, Mirrors: []string{}, Secure: false}

@@ -184,9 +184,10 @@ func (s *shim) capture() (*fastCapture, error) {
 	if os.Getenv(ForceRuntimeEnv) == "1" {
 		return nil, errors.New(ForceRuntimeEnv + "=1")
 	}
-	// The path reproduces runc 1.1's exec; another runtime may differ.
-	if filepath.Base(s.cfg.RuntimeBinary) != "runc" {
-		return nil, errors.New("runtime is not runc")
+	// The path reproduces runc 1.1's exec; berthd allows it only for a
+	// runtime whose version says so (not its name).
+	if !s.cfg.FastExec {
+		return nil, errors.New("the fast path is not proven for " + s.cfg.RuntimeBinary)
 	}
 	self, err := os.Executable()
 	if err != nil {

@@ -1,12 +1,15 @@
 // Command berth-shim is berth's per-container monitor. berthd starts one per
 // container as `berth-shim <state-dir>`; it re-executes itself in a new
 // session so that it is nobody's child and outlives berthd, creates the
-// container with the OCI runtime, owns its stdio, writes its json-file log,
+// container with the OCI runtime, owns its stdio, writes its log through the
+// container's logging driver (package runtime/logdriver),
 // runs its execs, records its exit status in <state-dir>/exit.json and serves
 // berthd on <state-dir>/shim.sock (protocol: package runtime/shim/proto).
 //
-// It is kept small on purpose (one runs per container): standard library
-// only, no os/exec, one GOMAXPROCS, a low GC target.
+// It is kept small on purpose (one runs per container): the standard library
+// and small libraries only (the drivers that need crypto/tls are in the
+// berth-shim-remote build, tag berth_remotelog), no os/exec, one GOMAXPROCS,
+// a low GC target.
 package main
 
 import (

@@ -150,7 +150,7 @@ func (s *shim) handle(conn *net.UnixConn) {
 func (s *shim) state() proto.Response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return proto.Response{Pid: s.initPid, ShimPid: os.Getpid(), Status: s.status, Exit: s.exit}
+	return proto.Response{Pid: s.initPid, ShimPid: os.Getpid(), Status: s.status, Exit: s.exit, LogDropped: s.dropped()}
 }
 
 func (s *shim) kill(sig syscall.Signal) error {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/shim/proto"
 )
@@ -26,7 +27,8 @@ type shim struct {
 	runtimePath string
 	rootArgs    []string
 
-	log     *logfile.Writer
+	log     logdriver.Driver
+	dropped func() uint64 // the non-blocking mode's dropped entries
 	outputs []*output
 	hub     hub
 	master  *os.File // the init's pty master (Terminal)
@@ -68,6 +70,7 @@ func newShim(dir string, cfg *proto.Config) *shim {
 		execs:   map[string]*execProc{},
 		exited:  make(chan struct{}),
 		release: make(chan struct{}),
+		dropped: func() uint64 { return 0 },
 	}
 	s.hub.subs = map[*subscriber]struct{}{}
 	s.runtimePath = lookPath(cfg.RuntimeBinary)
@@ -89,7 +92,7 @@ func (s *shim) create() error {
 	if s.devNull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
 		return err
 	}
-	if s.log, err = logfile.Open(s.cfg.LogPath, s.cfg.LogRotation, s.cfg.LogAttrs); err != nil {
+	if err := s.openLog(); err != nil {
 		return err
 	}
 	s.reaper.beginPending()
@@ -122,7 +125,7 @@ func (s *shim) create() error {
 				closeAll(childEnds)
 				return err
 			}
-			s.outputs = append(s.outputs, &output{f: r, typ: byte(i + 1), lw: logfile.NewLineWriter(s.log, name)})
+			s.outputs = append(s.outputs, &output{f: r, typ: byte(i + 1), lw: logfile.NewLineWriter(&logdriver.Appender{D: s.log}, name)})
 			stdio[i+1] = w.Fd() // Fd() also makes the child's end blocking
 			childEnds = append(childEnds, w)
 		}
@@ -145,7 +148,7 @@ func (s *shim) create() error {
 		if s.cfg.ConsoleHeight > 0 && s.cfg.ConsoleWidth > 0 {
 			resizePty(s.master, s.cfg.ConsoleHeight, s.cfg.ConsoleWidth)
 		}
-		s.outputs = []*output{{f: s.master, typ: proto.FrameStdout, lw: logfile.NewLineWriter(s.log, "stdout")}}
+		s.outputs = []*output{{f: s.master, typ: proto.FrameStdout, lw: logfile.NewLineWriter(&logdriver.Appender{D: s.log}, "stdout")}}
 	}
 	if s.initPid, err = readPid(pidPath); err != nil {
 		return err
@@ -158,6 +161,26 @@ func (s *shim) create() error {
 		go s.copyOutput(o)
 	}
 	s.reaper.watch(s.initPid, s.initExited)
+	return nil
+}
+
+// openLog opens the container's logging driver before the container
+// exists: a driver that cannot start fails the create, as dockerd fails
+// the start ("failed to initialize logging driver").
+func (s *shim) openLog() error {
+	if s.cfg.Log == nil {
+		w, err := logfile.Open(s.cfg.LogPath, s.cfg.LogRotation, s.cfg.LogAttrs)
+		if err != nil {
+			return err
+		}
+		s.log = logdriver.File(w)
+		return nil
+	}
+	d, dropped, err := logdriver.Open(*s.cfg.Log, factories)
+	if err != nil {
+		return errors.New("failed to initialize logging driver: " + err.Error())
+	}
+	s.log, s.dropped = d, dropped
 	return nil
 }
 
@@ -237,6 +260,7 @@ func (s *shim) initExited(ws syscall.WaitStatus) {
 	s.drainOutputs(2 * time.Second)
 	exit.OOMKilled = oomKilled(s.oomFile)
 	s.log.Close()
+	exit.LogDropped = s.dropped()
 	if err := writeExit(s.path(proto.ExitFile), exit); err != nil {
 		os.Stderr.WriteString("berth-shim: write exit status: " + err.Error() + "\n")
 	}

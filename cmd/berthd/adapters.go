@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
+	"github.com/berthd/berth/runtime/logdriver/remote"
 	"github.com/berthd/berth/runtime/shim"
 	"github.com/containerd/errdefs"
 )
@@ -52,19 +55,27 @@ func (i imageRuntime) Rootfses(ctx context.Context) ([]runtime.RootfsInfo, error
 
 // shimMonitors starts and finds per-container monitors (bin/berth-shim).
 type shimMonitors struct {
-	shimBinary  string
-	runcBinary  string
-	runtimeRoot string
+	shimBinary string
+	live       *live // the OCI runtimes
 }
 
 var _ runtime.Monitors = shimMonitors{}
 
 func (m shimMonitors) Launch(ctx context.Context, cfg runtime.MonitorConfig) (runtime.Task, error) {
+	rt, err := m.live.runtimes.Load().lookup(cfg.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Log
 	sc := shim.Config{
-		ID: cfg.ID, Bundle: cfg.Bundle, StateDir: cfg.StateDir, LogPath: cfg.LogPath, LogRotation: cfg.LogRotation,
-		LogAttrs:      cfg.LogAttrs,
-		RuntimeBinary: m.runcBinary, RuntimeRoot: m.runtimeRoot, ShimBinary: m.shimBinary,
+		ID: cfg.ID, Bundle: cfg.Bundle, StateDir: cfg.StateDir, Log: &log,
+		RuntimeBinary: rt.Path, RuntimeRoot: rt.Root, RuntimeArgs: rt.Args, FastExec: rt.FastExec, ShimBinary: m.shimBinary,
 		Terminal: cfg.Terminal, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
+	}
+	if remote.Needs(log.Driver) {
+		// the variant that links the drivers needing crypto/tls, found by
+		// the name every monitor has
+		sc.ShimBinary, sc.ShimName = m.shimBinary+"-remote", filepath.Base(m.shimBinary)
 	}
 	if cfg.Terminal && cfg.ConsoleSize[0] > 0 && cfg.ConsoleSize[1] > 0 {
 		sc.ConsoleSize = &shim.ConsoleSize{Height: uint16(cfg.ConsoleSize[0]), Width: uint16(cfg.ConsoleSize[1])}
@@ -95,7 +106,7 @@ func (m shimMonitors) Connect(ctx context.Context, stateDir string) (runtime.Tas
 
 func (m shimMonitors) ReadExit(stateDir string) (runtime.ExitStatus, bool, error) {
 	st, ok, err := shim.ReadExit(stateDir)
-	return runtime.ExitStatus{Code: st.ExitCode, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled}, ok, err
+	return runtime.ExitStatus{Code: st.ExitCode, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled, LogDropped: st.LogDropped}, ok, err
 }
 
 // shimTask is one monitor as the runtime sees it.
@@ -164,7 +175,7 @@ func (t *shimTask) Resize(ctx context.Context, h, w uint) error {
 
 func (t *shimTask) Wait(ctx context.Context) (runtime.ExitStatus, error) {
 	st, err := t.c.Wait(ctx)
-	return runtime.ExitStatus{Code: st.ExitCode, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled}, err
+	return runtime.ExitStatus{Code: st.ExitCode, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled, LogDropped: st.LogDropped}, err
 }
 
 func (t *shimTask) Exec(ctx context.Context, cfg runtime.ExecConfig) (runtime.ExecTask, error) {
@@ -188,4 +199,21 @@ func (x shimExec) Pid() int                              { return x.e.Pid() }
 func (x shimExec) Wait(ctx context.Context) (int, error) { return x.e.Wait(ctx) }
 func (x shimExec) Resize(ctx context.Context, h, w uint) error {
 	return x.e.Resize(ctx, uint16(h), uint16(w))
+}
+
+// daemonSearch is the search domains policy plus the daemon's dns-search
+// (dockerd's daemon-wide default), after the policy's own.
+type daemonSearch struct {
+	policy runtime.DNSSearch
+	extra  []string
+}
+
+func (d daemonSearch) SearchDomains(labels map[string]string) []string {
+	out := slices.Clone(d.policy.SearchDomains(labels))
+	for _, s := range d.extra {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/network"
 	"github.com/berthd/berth/network/ipam"
-	"github.com/berthd/berth/runtime"
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/spf13/pflag"
@@ -31,6 +31,7 @@ type config struct {
 	FixedCIDRv6        string
 	DNSZone            string
 	DNS                []string
+	DNSSearch          []string
 	LogDriver          string
 	LogOpts            []string
 	MaxUploadSize      int64
@@ -41,6 +42,21 @@ type config struct {
 	// CPURealtimePeriod and CPURealtimeRuntime go to the containers'
 	// parent cgroups.
 	CPURealtimePeriod, CPURealtimeRuntime int64
+	// ConfigFile is the daemon.json read for what the flags leave unset.
+	ConfigFile string
+	// RegistryMirrors are tried, in order, before Docker Hub for its images.
+	RegistryMirrors []string
+	// AddRuntimes are name=path OCI runtimes besides runc.
+	AddRuntimes []string
+	// DefaultRuntime runs containers that name none.
+	DefaultRuntime string
+	// LiveRestore is accepted for dockerd's daemon.json: berth always keeps
+	// containers running across a daemon restart.
+	LiveRestore bool
+	// Features is daemon.json's features map (accepted, not used).
+	Features map[string]bool
+	// runtimeArgs are daemon.json runtimes' runtimeArgs, by runtime name.
+	runtimeArgs map[string][]string
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -61,17 +77,26 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.FixedCIDRv6, "fixed-cidr-v6", "", "IPv6 subnet of the default bridge network (with --ipv6; default: one from the IPv6 address pools)")
 	fs.StringVar(&c.DNSZone, "dns-zone", compose.DefaultZone, "DNS zone served by the embedded DNS server")
 	fs.StringArrayVar(&c.DNS, "dns", nil, "Upstream DNS server of the embedded DNS server (repeatable; default: the host's /etc/resolv.conf)")
-	fs.StringVar(&c.LogDriver, "log-driver", "json-file", "Default driver for container logs (berthd has json-file only)")
+	fs.StringArrayVar(&c.DNSSearch, "dns-search", nil, "DNS search domains of containers, after berth's own (repeatable)")
+	fs.StringVar(&c.LogDriver, "log-driver", "json-file", "Default driver for container logs")
 	fs.StringArrayVar(&c.LogOpts, "log-opt", nil, "Default log driver option for containers, key=value (repeatable; e.g. max-size=10m)")
 	fs.Int64Var(&c.CPURealtimePeriod, "cpu-rt-period", 0, "Limit the CPU real-time period in microseconds for the parent cgroup for all containers")
 	fs.Int64Var(&c.CPURealtimeRuntime, "cpu-rt-runtime", 0, "Limit the CPU real-time runtime in microseconds for the parent cgroup for all containers")
 	fs.StringVar(&c.DefaultIpcMode, "default-ipc-mode", string(container.IPCModePrivate), `Default mode for containers ipc ("shareable" | "private")`)
 	fs.Int64Var(&c.MaxUploadSize, "max-upload-size", 0, "Most bytes one build context, image archive (load) or tarball (import) may unpack to (0: no cap; 1% of the disk, at most 256 MiB, is always kept free)")
+	fs.StringVar(&c.ConfigFile, "config-file", defaultConfigFile, "Daemon configuration file (dockerd's daemon.json keys)")
+	fs.StringArrayVar(&c.RegistryMirrors, "registry-mirror", nil, "Preferred Docker registry mirror (repeatable)")
+	fs.StringArrayVar(&c.AddRuntimes, "add-runtime", nil, "Register an additional OCI compatible runtime, name=path (repeatable)")
+	fs.StringVar(&c.DefaultRuntime, "default-runtime", "runc", "Default OCI runtime for containers")
+	fs.BoolVar(&c.LiveRestore, "live-restore", true, "Keep containers alive during daemon downtime (always on in berth)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := applyConfigFile(fs, c, c.ConfigFile, fs.Changed("config-file")); err != nil {
+		return nil, err
 	}
 	if c.Pidfile == "" {
 		c.Pidfile = c.ExecRoot + "/berthd.pid"
@@ -133,9 +158,6 @@ func (c *config) networkConfig() (network.Config, error) {
 // parseLogOpts returns the default log options of new containers, checked
 // as a container's own are.
 func (c *config) parseLogOpts() (map[string]string, error) {
-	if c.LogDriver != "json-file" {
-		return nil, fmt.Errorf("--log-driver %q: berthd writes json-file logs only", c.LogDriver)
-	}
 	opts := map[string]string{}
 	for _, kv := range c.LogOpts {
 		k, v, ok := strings.Cut(kv, "=")
@@ -144,8 +166,8 @@ func (c *config) parseLogOpts() (map[string]string, error) {
 		}
 		opts[k] = v
 	}
-	if _, err := runtime.ParseLogOptions(opts); err != nil {
-		return nil, fmt.Errorf("--log-opt: %w", err)
+	if err := logdriver.Validate(c.LogDriver, opts); err != nil {
+		return nil, fmt.Errorf("failed to set log opts: %w", err)
 	}
 	return opts, nil
 }

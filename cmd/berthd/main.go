@@ -32,7 +32,7 @@ import (
 	"github.com/berthd/berth/network/dns"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
-	"github.com/berthd/berth/runtime/runc"
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/sysinfo"
 	"github.com/berthd/berth/volume"
@@ -59,13 +59,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "berthd:", err)
 		os.Exit(1)
 	}
-	if err := run(cfg); err != nil {
+	if err := run(cfg, os.Args[1:]); err != nil {
 		logrus.Error(err)
 		os.Exit(1)
 	}
 }
 
-func run(cfg *config) error {
+func run(cfg *config, args []string) error {
 	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
 	level, err := logrus.ParseLevel(cfg.LogLevel)
 	if err != nil {
@@ -76,6 +76,9 @@ func run(cfg *config) error {
 	}
 	logrus.SetLevel(level)
 
+	if !cfg.LiveRestore {
+		logrus.Warn("live-restore is false: berth keeps containers running across daemon restarts all the same")
+	}
 	sock, err := cfg.socketPath()
 	if err != nil {
 		return err
@@ -102,6 +105,14 @@ func run(cfg *config) error {
 		return err
 	}
 	defer d.close()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			d.live.reload(args)
+		}
+	}()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -125,6 +136,7 @@ func run(cfg *config) error {
 type daemon struct {
 	server  *engine.Server
 	closers []func() error
+	live    *live
 }
 
 func (d *daemon) close() {
@@ -137,7 +149,11 @@ func (d *daemon) close() {
 
 // build constructs every subsystem and the API server.
 func build(cfg *config) (_ *daemon, retErr error) {
-	d := &daemon{}
+	lv, err := newLive(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{live: lv}
 	defer func() {
 		if retErr != nil {
 			d.close()
@@ -153,6 +169,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		DataRoot:           cfg.DataRoot,
 		ExecRoot:           cfg.ExecRoot,
 		InsecureRegistries: cfg.InsecureRegistries,
+		RegistryMirrors:    cfg.RegistryMirrors,
 		Events:             bus,
 		MaxUploadSize:      cfg.MaxUploadSize,
 	})
@@ -160,6 +177,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, imgs.Close)
+	d.live.reloadMirrors = imgs.ReloadMirrors
 	if n, err := imgs.RemoveOrphanLayers(context.Background()); err != nil {
 		logrus.WithError(err).Warn("remove layers of interrupted pulls")
 	} else if n > 0 {
@@ -193,7 +211,6 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	runcRoot := filepath.Join(cfg.ExecRoot, "runc")
 	rt, err := runtime.New(runtime.Deps{
 		DataRoot:           cfg.DataRoot,
 		ExecRoot:           cfg.ExecRoot,
@@ -203,12 +220,13 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		Images:             imageRuntime{imgs},
 		Networks:           netRuntime{nets},
 		Volumes:            vols,
-		Monitors:           shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), runcBinary: "runc", runtimeRoot: runcRoot},
-		OCI:                runc.New("runc", runcRoot),
+		Monitors:           shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), live: d.live},
+		OCI:                ociCommands{d.live},
+		Runtimes:           runtimesOf{d.live},
 		Events:             bus,
 		Names:              compose.NameResolver{},
-		DNSSearch:          compose.SearchDomains{Zone: cfg.DNSZone},
-		LogOpts:            cfg.logOpts,
+		DNSSearch:          daemonSearch{policy: compose.SearchDomains{Zone: cfg.DNSZone}, extra: cfg.DNSSearch},
+		LogDefaults:        d.live.logConfig,
 		DefaultIpcMode:     containertypes.IpcMode(cfg.DefaultIpcMode),
 		CPURealtimePeriod:  cfg.CPURealtimePeriod,
 		CPURealtimeRuntime: cfg.CPURealtimeRuntime,
@@ -243,8 +261,10 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		DataRoot:           cfg.DataRoot,
 		APIVersion:         apiVersion,
 		MinAPIVersion:      minAPIVersion,
-		Debug:              cfg.Debug,
 		InsecureRegistries: cfg.InsecureRegistries,
+		RegistryMirrors:    cfg.RegistryMirrors,
+		LogDrivers:         logdriver.Names,
+		Live:               d.live,
 		RuntimeName:        "runc",
 		RuntimePath:        "runc",
 		RuntimeVersion:     runcVersion(),

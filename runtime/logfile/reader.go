@@ -27,6 +27,8 @@ type Options struct {
 	// Rotation is how the log's writer rolls it: which rolled files hold
 	// older entries, and whether Follow must watch for a new file.
 	Rotation Rotation
+	// Format is the file's encoding (json-file's by default).
+	Format Format
 }
 
 // ErrStop may be returned by the callback to end ReadLogs early without error.
@@ -105,6 +107,9 @@ type reader struct {
 // drain delivers every complete line up to the current end of file. With
 // final set, a trailing line without '\n' is delivered too if it parses.
 func (r *reader) drain(final bool) error {
+	if r.opts.Format == Local {
+		return r.drainLocal()
+	}
 	for {
 		line, err := r.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -146,7 +151,11 @@ func (r *reader) deliver(line []byte) error {
 		// rather than failing the whole read.
 		return nil
 	}
-	m := &r.msg
+	return r.filter(&r.msg)
+}
+
+// filter hands m to the callback when the options select it.
+func (r *reader) filter(m *Message) error {
 	if (m.Stream == "stdout" && !r.opts.Stdout) || (m.Stream == "stderr" && !r.opts.Stderr) {
 		return nil
 	}
@@ -162,7 +171,10 @@ func (r *reader) deliver(line []byte) error {
 // tailOffset returns the offset of the start of the n-th last line of f,
 // reading backwards in blocks so a huge log costs only what is returned, and
 // how many lines that is: fewer than n (from offset 0) when f has fewer.
-func tailOffset(f *os.File, n int) (int64, int, error) {
+func tailOffset(f *os.File, n int, format Format) (int64, int, error) {
+	if format == Local {
+		return localTailOffset(f, n)
+	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return 0, 0, err

@@ -23,7 +23,7 @@ func startAt(f *os.File, path string, opts Options) ([]segment, int64, error) {
 	off, have := int64(0), 0
 	if want > 0 {
 		var err error
-		if off, have, err = tailOffset(f, want); err != nil || have >= want {
+		if off, have, err = tailOffset(f, want, opts.Format); err != nil || have >= want {
 			return nil, off, err
 		}
 	}
@@ -34,7 +34,7 @@ func startAt(f *os.File, path string, opts Options) ([]segment, int64, error) {
 			break
 		}
 		if want > 0 {
-			n, err := seg.lines()
+			n, err := seg.entries(opts.Format)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -84,13 +84,16 @@ func (s segment) open() (io.ReadCloser, error) {
 	}{zr, f}, nil
 }
 
-// lines counts the segment's lines.
-func (s segment) lines() (int, error) {
+// entries counts the segment's entries.
+func (s segment) entries(format Format) (int, error) {
 	rc, err := s.open()
 	if err != nil {
 		return 0, err
 	}
 	defer rc.Close()
+	if format == Local {
+		return countLocal(rc)
+	}
 	buf := make([]byte, 64*1024)
 	n, last := 0, byte('\n')
 	for {
@@ -123,6 +126,10 @@ func (r *reader) readRolled(seg segment) error {
 	}
 	defer rc.Close()
 	r.br = bufio.NewReaderSize(rc, 64*1024)
+	if r.opts.Format == Local {
+		skipLocal(r.br, seg.skip)
+		return r.drainLocal()
+	}
 	for i := 0; i < seg.skip; {
 		_, err := r.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {

@@ -8,14 +8,16 @@ import (
 	"time"
 )
 
-// Writer appends entries to a json-file log. Each entry is written with a
-// single write(2) on an O_APPEND file, so a concurrent reader never sees an
-// interleaved line. It is safe for concurrent use.
+// Writer appends entries to a json-file or local log. Each entry is written
+// with a single write(2) on an O_APPEND file, so a concurrent reader never
+// sees an interleaved entry. It is safe for concurrent use.
 type Writer struct {
-	mu   sync.Mutex
-	path string
-	rot  Rotation
-	// attrs is the JSON object stored with every entry, or nil
+	mu     sync.Mutex
+	path   string
+	rot    Rotation
+	format Format
+	// attrs are stored with every entry, encoded for the format: a JSON
+	// object or the local format's LogAttr fields; nil for none
 	attrs []byte
 	f     *os.File
 	size  int64
@@ -27,18 +29,27 @@ type Writer struct {
 // appending, rolling it as rot says; attrs, when there are any, are stored
 // with every entry.
 func Open(path string, rot Rotation, attrs map[string]string) (*Writer, error) {
+	return OpenFormat(path, JSONFile, rot, attrs)
+}
+
+// OpenFormat is Open for a log of the given format.
+func OpenFormat(path string, format Format, rot Rotation, attrs map[string]string) (*Writer, error) {
 	var enc []byte
 	if len(attrs) > 0 {
-		var err error
-		if enc, err = json.Marshal(attrs); err != nil {
-			return nil, err
+		if format == Local {
+			enc = encodeLocalAttrs(attrs)
+		} else {
+			var err error
+			if enc, err = json.Marshal(attrs); err != nil {
+				return nil, err
+			}
 		}
 	}
 	f, err := openLog(path)
 	if err != nil {
 		return nil, err
 	}
-	w := &Writer{path: path, rot: rot, attrs: enc, f: f, now: time.Now}
+	w := &Writer{path: path, rot: rot, format: format, attrs: enc, f: f, now: time.Now}
 	if fi, err := f.Stat(); err == nil {
 		w.size = fi.Size()
 	}
@@ -52,9 +63,18 @@ func openLog(path string) (*os.File, error) {
 // Append writes one entry for stream stamped with the current time. line is
 // logged as is: a complete line keeps its trailing '\n', a partial one has none.
 func (w *Writer) Append(stream string, line []byte) error {
+	return w.AppendAt(stream, line, w.now())
+}
+
+// AppendAt is Append of an entry logged at t.
+func (w *Writer) AppendAt(stream string, line []byte, t time.Time) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf = appendEntry(w.buf[:0], stream, line, w.attrs, w.now())
+	if w.format == Local {
+		w.buf = appendLocalEntry(w.buf[:0], stream, line, w.attrs, t)
+	} else {
+		w.buf = appendEntry(w.buf[:0], stream, line, w.attrs, t)
+	}
 	if w.rot.MaxSize > 0 && w.size >= w.rot.MaxSize {
 		if err := w.roll(); err != nil {
 			return err
@@ -88,18 +108,24 @@ func (w *Writer) roll() error {
 // Close closes the file.
 func (w *Writer) Close() error { return w.f.Close() }
 
+// Appender takes log entries: line keeps its '\n' when it is complete.
+// The Appender must not keep line past the call.
+type Appender interface {
+	Append(stream string, line []byte) error
+}
+
 // LineWriter splits one output stream into log entries the way Docker's log
 // copier does: an entry per line, a line longer than MaxLine is split into
 // MaxLine pieces, and a trailing partial line is logged by Flush. It is not
 // safe for concurrent use; use one per stream.
 type LineWriter struct {
-	w      *Writer
+	w      Appender
 	stream string
 	buf    []byte
 }
 
 // NewLineWriter returns a LineWriter for stream ("stdout" or "stderr") on w.
-func NewLineWriter(w *Writer, stream string) *LineWriter {
+func NewLineWriter(w Appender, stream string) *LineWriter {
 	return &LineWriter{w: w, stream: stream}
 }
 

@@ -21,7 +21,8 @@ func (rt *Runtime) known(id string) bool {
 	if root == "" {
 		root = "/run/runc"
 	}
-	_, err := os.Stat(filepath.Join(root, id, "state.json"))
+	// runc keeps state.json there, crun status: the directory is common
+	_, err := os.Stat(filepath.Join(root, id))
 	return err == nil
 }
 

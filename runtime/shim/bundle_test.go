@@ -103,9 +103,12 @@ func setup() error {
 	return nil
 }
 
-func buildShim(out string, race bool) error {
+func buildShim(out string, race bool, tags ...string) error {
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	args := []string{"build", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
 	cgo := "CGO_ENABLED=0"
 	if race {
 		args, cgo = append(args, "-race"), "CGO_ENABLED=1"
@@ -158,6 +161,7 @@ func bundle(t testing.TB, tty bool, args ...string) Config {
 		RuntimeRoot: env.runcRoot,
 		Terminal:    tty,
 		ShimBinary:  env.testShimBin,
+		FastExec:    true, // Debian's runc 1.1
 	}
 	t.Cleanup(func() { cleanupContainer(t, cfg) })
 	return cfg

@@ -26,10 +26,19 @@ import (
 // in $PATH); ctx.Err() if ctx ends first (the shim then cleans up by
 // itself); ErrUnknown for other failures.
 func Launch(ctx context.Context, cfg Config) (*Client, error) {
-	if cfg.ID == "" || cfg.Bundle == "" || cfg.StateDir == "" || cfg.LogPath == "" {
-		return nil, fmt.Errorf("shim: ID, Bundle, StateDir and LogPath are required: %w", errdefs.ErrInvalidArgument)
+	if cfg.ID == "" || cfg.Bundle == "" || cfg.StateDir == "" || (cfg.LogPath == "" && cfg.Log == nil) {
+		return nil, fmt.Errorf("shim: ID, Bundle, StateDir and LogPath or Log are required: %w", errdefs.ErrInvalidArgument)
 	}
-	for _, p := range []*string{&cfg.StateDir, &cfg.Bundle, &cfg.LogPath} {
+	paths := []*string{&cfg.StateDir, &cfg.Bundle}
+	if cfg.LogPath != "" {
+		paths = append(paths, &cfg.LogPath)
+	}
+	if cfg.Log != nil && cfg.Log.Path != "" {
+		lc := *cfg.Log
+		cfg.Log = &lc
+		paths = append(paths, &cfg.Log.Path)
+	}
+	for _, p := range paths {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return nil, fmt.Errorf("shim: %v: %w", err, errdefs.ErrInvalidArgument)
@@ -60,9 +69,11 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 		LogPath:       cfg.LogPath,
 		LogRotation:   cfg.LogRotation,
 		LogAttrs:      cfg.LogAttrs,
+		Log:           cfg.Log,
 		RuntimeBinary: cfg.RuntimeBinary,
 		RuntimeRoot:   cfg.RuntimeRoot,
 		RuntimeArgs:   cfg.RuntimeArgs,
+		FastExec:      cfg.FastExec,
 		Terminal:      cfg.Terminal,
 		OpenStdin:     cfg.OpenStdin,
 		StdinOnce:     cfg.StdinOnce,
@@ -79,7 +90,7 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 
-	ready, err := startShim(bin, cfg.StateDir)
+	ready, err := startShim(bin, cfg.ShimName, cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +125,7 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 
 // startShim runs `berth-shim <dir>`, which re-executes itself in its own
 // session and exits at once; the real shim reports on the returned pipe.
-func startShim(bin, dir string) (*os.File, error) {
+func startShim(bin, name, dir string) (*os.File, error) {
 	logf, err := os.OpenFile(filepath.Join(dir, proto.ShimLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
@@ -125,6 +136,9 @@ func startShim(bin, dir string) (*os.File, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, dir)
+	if name != "" {
+		cmd.Args[0] = filepath.Join(filepath.Dir(bin), name)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,6 +1,6 @@
 // Package proto is the wire protocol between berthd (package runtime/shim)
 // and berth-shim. It is imported by the shim binary, so it depends on the
-// standard library only.
+// standard library and berth's small log packages only.
 //
 // One request per connection on <state>/shim.sock: the client writes a
 // Request as one JSON line, the shim answers with a Response as one JSON
@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logfile"
 )
 
@@ -88,13 +89,17 @@ type Response struct {
 	Status   string `json:",omitempty"`
 	Exit     *Exit  `json:",omitempty"`
 	Direct   bool   `json:",omitempty"` // exec: started by berth-nsexec, not the OCI runtime
+	// LogDropped is how many log entries the non-blocking mode dropped
+	// (state).
+	LogDropped uint64 `json:",omitempty"`
 }
 
 // Exit is a container's exit status, also stored as <state>/exit.json.
 type Exit struct {
-	ExitCode  int
-	ExitedAt  time.Time
-	OOMKilled bool
+	ExitCode   int
+	ExitedAt   time.Time
+	OOMKilled  bool
+	LogDropped uint64 `json:",omitempty"` // log entries the non-blocking mode dropped
 }
 
 // Ready is what the shim writes on fd 3 once the container is created (Pid)
@@ -108,19 +113,25 @@ type Ready struct {
 
 // Config is <state>/shim.json, written by berthd before it starts the shim.
 type Config struct {
-	ID            string
-	Bundle        string
-	LogPath       string
-	LogRotation   logfile.Rotation
-	LogAttrs      map[string]string `json:",omitempty"`
+	ID          string
+	Bundle      string
+	LogPath     string
+	LogRotation logfile.Rotation
+	LogAttrs    map[string]string `json:",omitempty"`
+	// Log, when set, replaces LogPath, LogRotation and LogAttrs (which
+	// mean json-file) with any logging driver.
+	Log           *logdriver.Config `json:",omitempty"`
 	RuntimeBinary string
 	RuntimeRoot   string   `json:",omitempty"`
 	RuntimeArgs   []string `json:",omitempty"` // more global runtime flags
-	Terminal      bool     `json:",omitempty"`
-	OpenStdin     bool     `json:",omitempty"`
-	StdinOnce     bool     `json:",omitempty"`
-	ConsoleHeight uint16   `json:",omitempty"`
-	ConsoleWidth  uint16   `json:",omitempty"`
+	// FastExec allows execs through berth-nsexec: berthd sets it for a
+	// runtime whose version the fast path was proven equivalent to.
+	FastExec      bool   `json:",omitempty"`
+	Terminal      bool   `json:",omitempty"`
+	OpenStdin     bool   `json:",omitempty"`
+	StdinOnce     bool   `json:",omitempty"`
+	ConsoleHeight uint16 `json:",omitempty"`
+	ConsoleWidth  uint16 `json:",omitempty"`
 	// ExitGrace is how long a shim whose container exited waits for an
 	// OpRelease before it exits on its own.
 	ExitGrace time.Duration `json:",omitempty"`
