@@ -36,3 +36,12 @@ func TestIPv6Flags(t *testing.T) {
 		assert.Check(t, is.ErrorContains(err, "invalid fixed-cidr-v6"), bad)
 	}
 }
+
+// daemon.json's ipv6 and fixed-cidr-v6 keys set what the flags set.
+func TestConfigFileIPv6(t *testing.T) {
+	p := writeConfig(t, `{"ipv6": true, "fixed-cidr-v6": "fd6b:e27a:1:2::/64"}`)
+	c, err := parseFlags([]string{"--config-file", p})
+	assert.NilError(t, err)
+	assert.Check(t, c.IPv6)
+	assert.Check(t, is.Equal(c.FixedCIDRv6, "fd6b:e27a:1:2::/64"))
+}
