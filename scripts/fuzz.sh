@@ -129,6 +129,13 @@ run() {
             rc=0
             (cd "$d" && "$OLDPWD/$bin" -test.run='^$' -test.fuzz="^$t\$" -test.fuzztime="$FUZZTIME" \
                 -test.fuzzcachedir="$cache/$module/$d") >"$log" 2>&1 || rc=$?
+            # go's fuzzer fails with "context deadline exceeded" when its time
+            # runs out while a slow input is still executing: that is no
+            # finding (a finding writes its input and says so)
+            if [ "$rc" != 0 ] && grep -q "context deadline exceeded" "$log" &&
+                ! grep -qE "Failing input written|failure while testing seed corpus|panic:" "$log"; then
+                rc=0
+            fi
             result "go $d $t" "$rc" "$log"
         done
     done
