@@ -137,7 +137,7 @@ func (s *Service) newWorker(ctx context.Context) (_ *mobyWorker, closers []func(
 	}
 	netMode := "host"
 	if s.d.Network != nil {
-		providers[pb.NetMode_UNSET] = s.d.Network
+		providers[pb.NetMode_UNSET] = bridge{sandboxes: s.d.Network}
 		netMode = "bridge"
 	}
 	rm, err := resources.NewMonitor()
@@ -217,6 +217,10 @@ func (s *Service) newWorker(ctx context.Context) (_ *mobyWorker, closers []func(
 		GCPolicy:         gcPolicy,
 		MountPoolRoot:    filepath.Join(root, "cachemounts"),
 		ResourceMonitor:  rm,
+	}
+	if s.d.HostGateway != "" {
+		// buildx's docker driver reads it for --add-host x:host-gateway
+		opt.Labels["org.mobyproject.buildkit.worker.moby.host-gateway-ip"] = s.d.HostGateway
 	}
 	bw, err := base.NewWorker(ctx, opt)
 	if err != nil {

@@ -27,7 +27,6 @@ import (
 	"github.com/moby/buildkit/control"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/util/grpcerrors"
-	"github.com/moby/buildkit/util/network"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
@@ -58,7 +57,10 @@ type Deps struct {
 	Images Images
 	// Network gives RUN steps their default network (berth's default
 	// bridge); nil runs them in the host's network.
-	Network NetworkProvider
+	Network Sandboxes
+	// HostGateway is the address of host-gateway in --add-host (the
+	// default bridge's gateway), told to buildx in a worker label.
+	HostGateway string
 	// DNS is the resolv.conf of RUN steps; empty copies the host's.
 	DNS DNSConfig
 	// CgroupParent is the cgroup under which steps run.
@@ -208,7 +210,3 @@ func (s *Service) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
-// NetworkProvider gives RUN steps a network namespace (BuildKit's
-// network.Provider).
-type NetworkProvider = network.Provider

@@ -262,9 +262,18 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	}
 	// BuildKit starts on the first build; until then this is its session
 	// manager only
+	// RUN steps are on the default bridge, under berth's DNS server there
+	var buildDNS buildkit.DNSConfig
+	var hostGateway string
+	if gw := nets.DNSServer("bridge"); gw.IsValid() {
+		buildDNS.Nameservers, hostGateway = []string{gw.String()}, gw.String()
+	}
 	bk, err := buildkit.New(buildkit.Deps{
 		Root:         filepath.Join(cfg.DataRoot, "buildkit"),
 		Images:       imgs,
+		Network:      buildSandboxes{nets},
+		HostGateway:  hostGateway,
+		DNS:          buildDNS,
 		CgroupParent: cfg.CgroupParent,
 	})
 	if err != nil {
