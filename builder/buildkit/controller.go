@@ -204,7 +204,7 @@ func (s *Service) newWorker(ctx context.Context) (_ *mobyWorker, closers []func(
 		MetadataStore:    md,
 		ContentMetadata:  db,
 		NetworkProviders: providers,
-		Executor:         exe,
+		Executor:         &reapingExecutor{Executor: exe, cgroupParent: s.d.CgroupParent},
 		Snapshotter:      containerdsnapshot.NewSnapshotter(snName, mdb.Snapshotter(snName), "buildkit", nil),
 		ContentStore:     cs,
 		Applier:          apply.NewFileSystemApplier(cs),
