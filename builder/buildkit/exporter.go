@@ -48,7 +48,21 @@ func (e *mobyExporter) Resolve(ctx context.Context, id int, attrs map[string]str
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range strings.Split(inst.opts.ImageName, ",") {
+	if inst.names, err = parseNames(inst.opts.ImageName); err != nil {
+		return nil, err
+	}
+	// the layers go into storage, which stores them uncompressed
+	inst.opts.RefCfg.Compression = compression.New(compression.Uncompressed)
+	inst.opts.SetOCITypesDefault(true)
+	inst.meta = rest
+	return inst, nil
+}
+
+// parseNames reads the exporter's name attribute: references separated by
+// commas, each tagged (latest when it says no tag), none with a digest.
+func parseNames(attr string) ([]reference.NamedTagged, error) {
+	var out []reference.NamedTagged
+	for _, n := range strings.Split(attr, ",") {
 		if n = strings.TrimSpace(n); n == "" {
 			continue
 		}
@@ -56,16 +70,12 @@ func (e *mobyExporter) Resolve(ctx context.Context, id int, attrs map[string]str
 		if err != nil {
 			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid tag %q: %v", n, err))
 		}
-		if _, ok := named.(reference.Canonical); ok {
+		if _, ok := named.(reference.Digested); ok {
 			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid tag %q: a tag cannot hold a digest", n))
 		}
-		inst.names = append(inst.names, reference.TagNameOnly(named).(reference.NamedTagged))
+		out = append(out, reference.TagNameOnly(named).(reference.NamedTagged))
 	}
-	// the layers go into storage, which stores them uncompressed
-	inst.opts.RefCfg.Compression = compression.New(compression.Uncompressed)
-	inst.opts.SetOCITypesDefault(true)
-	inst.meta = rest
-	return inst, nil
+	return out, nil
 }
 
 type mobyInstance struct {
