@@ -184,6 +184,11 @@ func (e *mobyExporter) imageManifest(ctx context.Context, desc ocispec.Descripto
 // store copies the image into berth's store through an OCI layout of hard
 // links to the content store's blobs, and returns its ID.
 func (e *mobyExporter) store(ctx context.Context, desc ocispec.Descriptor, m *ocispec.Manifest) (string, error) {
+	// a rebuild with nothing changed makes the same config: the image is
+	// there already
+	if ic, err := e.images.ImageContent(ctx, m.Config.Digest.String()); err == nil && ic.ID == m.Config.Digest {
+		return ic.ID.String(), nil
+	}
 	if err := os.MkdirAll(e.exportDir, 0o700); err != nil {
 		return "", err
 	}

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/berthd/berth/registry"
 	"github.com/containerd/errdefs"
@@ -164,6 +165,7 @@ func (s *Service) controller() (*control.Controller, error) {
 	if s.ctl != nil {
 		return s.ctl, nil
 	}
+	began := time.Now()
 	ctl, closers, err := s.start(context.Background())
 	if err != nil {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -179,6 +181,7 @@ func (s *Service) controller() (*control.Controller, error) {
 	)
 	ctl.Register(gs)
 	s.ctl, s.grpc, s.closers = ctl, gs, closers
+	logrus.Infof("BuildKit started in %s (%s)", time.Since(began).Round(time.Millisecond), s.d.Root)
 	return ctl, nil
 }
 
