@@ -464,3 +464,32 @@ func TestBuildKitRegistryBase(t *testing.T) {
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
 	assert.Check(t, stepStates(r.Combined())["[2/2] RUN echo from-registry > /r"], "cached across a restart: %s", r.Combined())
 }
+
+// TestBuildKitDaemonCrashMidStep: berthd killed while a RUN step runs
+// leaves the step's process, runc state and mounts behind; the next berthd
+// ends and removes them, and builds again.
+func TestBuildKitDaemonCrashMidStep(t *testing.T) {
+	parent := "berth-e2e-bk-crash"
+	t.Cleanup(func() { removeCgroupParent(parent) })
+	d := testenv.StartDaemon(t, "--cgroup-parent", parent)
+	d.LoadBusybox(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo step-started; exec sleep 600\n"})
+	res := icmd.StartCmd(bkCmd(d, dir, "build", "--no-cache", "."))
+	assert.NilError(t, res.Error)
+	waitFor(t, 2*time.Minute, func() bool { return strings.Contains(res.Combined(), "step-started") })
+	d.Kill(t)
+	icmd.WaitOnCmd(time.Minute, res)
+	left := bkLeftovers(d, parent)
+	assert.Check(t, len(left) > 0, "a killed daemon leaves its running step")
+
+	d.Start(t)
+	deadline := time.Now().Add(time.Minute)
+	for left = bkLeftovers(d, parent); len(left) > 0 && time.Now().Before(deadline); left = bkLeftovers(d, parent) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	assert.Check(t, is.Len(left, 0), "after the restart: %v", left)
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo again\n"})
+	r := bkBuild(d, dir, "build", "-t", "again", ".")
+	assert.Equal(t, r.ExitCode, 0, r.Combined())
+}

@@ -95,6 +95,7 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	recoverSteps(context.Background(), d.Root, d.CgroupParent)
 	return &Service{d: d, sessions: sm, h2: &http2.Server{}}, nil
 }
 
