@@ -89,6 +89,8 @@ CMD ["cat", "/built", "/copied"]
 	for step, cached := range stepStates(r.Combined()) {
 		assert.Check(t, !cached || strings.Contains(step, "FROM"), "first build ran %q", step)
 	}
+	ls := icmd.RunCmd(bkCmd(d, dir, "buildx", "ls"))
+	assert.Check(t, is.Regexp(`running\s+v0\.\d+\.\d+`, ls.Combined()), "BuildKit's version shows: %s", ls.Combined())
 
 	// nothing changed: every step cached, the same image
 	r = bkBuild(d, dir, "build", "-t", "app", ".")
@@ -492,4 +494,28 @@ func TestBuildKitDaemonCrashMidStep(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo again\n"})
 	r := bkBuild(d, dir, "build", "-t", "again", ".")
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
+}
+
+// TestBuildKitConcurrentBuilds: builds from the same local base at once
+// (the base copied into BuildKit once, each image tagged as asked).
+func TestBuildKitConcurrentBuilds(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	const n = 3
+	results := make(chan *icmd.Result, n)
+	for i := 0; i < n; i++ {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nARG I\nRUN echo \"build $I\" > /who\n"})
+		go func(i int, dir string) {
+			results <- bkBuild(d, dir, "build", "--build-arg", "I="+string(rune('0'+i)), "-t", "par:"+string(rune('0'+i)), ".")
+		}(i, dir)
+	}
+	for i := 0; i < n; i++ {
+		r := <-results
+		assert.Check(t, r.ExitCode == 0, r.Combined())
+	}
+	for i := 0; i < n; i++ {
+		tag := string(rune('0' + i))
+		assert.Check(t, is.Equal(d.DockerOK(t, "run", "--rm", "par:"+tag, "cat", "/who"), "build "+tag+"\n"))
+	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/moby/buildkit/util/entitlements"
 	"github.com/moby/buildkit/util/leaseutil"
 	"github.com/moby/buildkit/util/network"
+	"github.com/moby/buildkit/version"
 	"github.com/moby/buildkit/worker"
 	"github.com/moby/buildkit/worker/base"
 	wlabel "github.com/moby/buildkit/worker/label"
@@ -57,6 +58,9 @@ func (s *Service) start(ctx context.Context) (_ *control.Controller, closers []f
 	if err := os.MkdirAll(s.d.Root, 0o711); err != nil {
 		return nil, nil, err
 	}
+	// the controller's Info reports the package's version variables
+	bv := buildkitVersion()
+	version.Version, version.Revision = bv.Version, bv.Revision
 	w, wcl, err := s.newWorker(ctx)
 	closers = append(closers, wcl...)
 	if err != nil {
@@ -217,6 +221,7 @@ func (s *Service) newWorker(ctx context.Context) (_ *mobyWorker, closers []func(
 		GCPolicy:         gcPolicy,
 		MountPoolRoot:    filepath.Join(root, "cachemounts"),
 		ResourceMonitor:  rm,
+		BuildkitVersion:  buildkitVersion(),
 	}
 	if s.d.HostGateway != "" {
 		// buildx's docker driver reads it for --add-host x:host-gateway
