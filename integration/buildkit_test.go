@@ -412,9 +412,14 @@ func TestBuildKitCancel(t *testing.T) {
 		}
 		assert.Check(t, is.Len(left, 0), "round %d: %v", round, left)
 	}
+	// nothing of the cancelled builds stays in use (leased or mounted): a
+	// prune takes all of it
+	r := icmd.RunCmd(bkCmd(d, dir, "builder", "prune", "-af"))
+	assert.Equal(t, r.ExitCode, 0, r.Combined())
+	assert.Check(t, is.Equal(buildCacheLine(t, d), "Build Cache 0 0 0B 0B"))
 	// the daemon builds on afterwards
 	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo ok\n"})
-	r := bkBuild(d, dir, "build", ".")
+	r = bkBuild(d, dir, "build", ".")
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
 }
 
