@@ -462,9 +462,16 @@ func TestBuildKitRegistryBase(t *testing.T) {
 	r := bkBuild(d, dir, "build", "-t", "fromreg", ".")
 	assert.Check(t, r.ExitCode != 0, "no credentials: %s", r.Combined())
 	d.DockerOK(t, "login", "-u", reg.User, "-p", reg.Password, reg.Addr)
-	r = bkBuild(d, dir, "build", "-t", "fromreg", ".")
+	r = bkBuild(d, dir, "build", "-t", "fromreg", "-t", reg.Addr+"/built/app:1", ".")
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
 	assert.Check(t, is.Equal(d.DockerOK(t, "run", "--rm", "fromreg", "cat", "/r"), "from-registry\n"))
+
+	// the built image is berth's like any other: it pushes, and pulls back
+	id := strings.TrimSpace(d.DockerOK(t, "image", "inspect", "-f", "{{.Id}}", "fromreg"))
+	d.DockerOK(t, "push", reg.Addr+"/built/app:1")
+	d.DockerOK(t, "rmi", reg.Addr+"/built/app:1")
+	d.DockerOK(t, "pull", reg.Addr+"/built/app:1")
+	assert.Check(t, is.Equal(strings.TrimSpace(d.DockerOK(t, "image", "inspect", "-f", "{{.Id}}", reg.Addr+"/built/app:1")), id))
 
 	d.Restart(t, 15)
 	r = bkBuild(d, dir, "build", "-t", "fromreg", ".")
