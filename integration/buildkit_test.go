@@ -531,3 +531,34 @@ func TestBuildKitConcurrentBuilds(t *testing.T) {
 		assert.Check(t, is.Equal(d.DockerOK(t, "run", "--rm", "par:"+tag, "cat", "/who"), "build "+tag+"\n"))
 	}
 }
+
+// TestBuildKitFromLocalImages: FROM images that only berth has, made every
+// way berth makes images (classic build, commit, import, a BuildKit build):
+// their layers reach BuildKit byte for byte, so their IDs hold.
+func TestBuildKitFromLocalImages(t *testing.T) {
+	d := testenv.StartDaemon(t)
+	d.LoadBusybox(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile.classic": "FROM busybox\nRUN echo classic > /c\n"})
+	r := classic(d, dir, "build", "-f", "Dockerfile.classic", "-t", "classicbase", ".")
+	assert.Equal(t, r.ExitCode, 0, r.Combined())
+	d.DockerOK(t, "run", "--name", "tocommit", "busybox", "sh", "-c", "echo committed > /m")
+	d.DockerOK(t, "commit", "tocommit", "committed:1")
+	exported := filepath.Join(t.TempDir(), "rootfs.tar")
+	d.DockerOK(t, "export", "-o", exported, "tocommit")
+	d.DockerOK(t, "import", exported, "imported:1")
+
+	for base, want := range map[string]string{"classicbase": "classic", "committed:1": "committed", "imported:1": "committed"} {
+		file := map[string]string{"classicbase": "/c", "committed:1": "/m", "imported:1": "/m"}[base]
+		writeFiles(t, dir, map[string]string{"Dockerfile": "FROM " + base + "\nRUN cat " + file + " > /seen\n"})
+		tag := "on-" + strings.NewReplacer(":", "-").Replace(base)
+		r := bkBuild(d, dir, "build", "-t", tag, ".")
+		assert.Check(t, r.ExitCode == 0, "FROM %s: %s", base, r.Combined())
+		assert.Check(t, is.Equal(d.DockerOK(t, "run", "--rm", tag, "cat", "/seen"), want+"\n"), base)
+	}
+	// and FROM what BuildKit itself built
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM on-classicbase\nRUN cat /seen /c > /twice\n"})
+	r = bkBuild(d, dir, "build", "-t", "second-gen", ".")
+	assert.Equal(t, r.ExitCode, 0, r.Combined())
+	assert.Check(t, is.Equal(d.DockerOK(t, "run", "--rm", "second-gen", "cat", "/twice"), "classic\nclassic\n"))
+}
