@@ -287,6 +287,18 @@ func TestBuildKitCachePrune(t *testing.T) {
 	// the image stays: it is berth's, not the cache's
 	assert.Check(t, is.Equal(d.DockerOK(t, "run", "--rm", "cachy", "wc", "-c", "/big2.bin"), "1048576 /big2.bin\n"))
 
+	// POST /build/prune through docker-py's client reports what went
+	r = bkBuild(d, dir, "build", "--no-cache", "-t", "cachy", ".")
+	assert.Equal(t, r.ExitCode, 0, r.Combined())
+	py := d.DockerPy(t, `
+import docker
+api = docker.from_env().api
+rep = api._result(api._post(api._url("/build/prune"), params={"all": "1"}), True)
+print(len(rep["CachesDeleted"]) > 0, rep["SpaceReclaimed"] > 1000000)
+`)
+	assert.Check(t, is.Equal(py, "True True"))
+	assert.Check(t, is.Equal(buildCacheLine(t, d), "Build Cache 0 0 0B 0B"))
+
 	// system prune goes through POST /build/prune
 	r = bkBuild(d, dir, "build", "--no-cache", "-t", "cachy", ".")
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
