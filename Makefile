@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all deps build test unit e2e lint demo bench soak images compose tools berth clean fuzz fuzz-smoke fuzz-list
+.PHONY: all deps build test unit e2e lint demo bench soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list
 
 all: build
 
@@ -32,7 +32,7 @@ test: deps lint build unit fuzz-smoke e2e
 unit:
 	go test -race -count=1 $(UNIT_PKGS)
 
-e2e: build compose
+e2e: build compose buildx
 	go test -count=1 -timeout 30m -p 1 ./integration/...
 
 # Every fuzz target for FUZZTIME each: the Go ones (func Fuzz...) and the
@@ -58,7 +58,7 @@ lint:
 demo: deps build compose images berth
 	./scripts/demo.sh
 
-bench: deps build images compose
+bench: deps build images compose buildx
 	./scripts/bench.sh
 
 # Long runs, not part of `make test`: SOAK_CYCLES compose up/down cycles of the
@@ -83,7 +83,19 @@ bin/docker-compose: tools/go.mod tools/go.sum
 	cd tools && go build -trimpath -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$(COMPOSE_VERSION)" -o ../bin/docker-compose github.com/docker/compose/v2/cmd
 	@./bin/docker-compose version
 
-tools: compose
+# buildx, the CLI plugin `docker build` and compose builds go through (BuildKit
+# over berthd's /grpc and /session), from its own tools module (tools/buildx/go.mod
+# pins the version, apart from compose's docker/cli); installed as a CLI plugin in
+# each test daemon's DOCKER_CONFIG like compose.
+BUILDX_VERSION = $(shell awk '$$1 == "github.com/docker/buildx" { print $$2 }' tools/buildx/go.mod)
+
+buildx: bin/docker-buildx
+
+bin/docker-buildx: tools/buildx/go.mod tools/buildx/go.sum
+	cd tools/buildx && go build -trimpath -ldflags "-s -w -X github.com/docker/buildx/version.Version=$(BUILDX_VERSION) -X github.com/docker/buildx/version.Package=github.com/docker/buildx" -o ../../bin/docker-buildx github.com/docker/buildx/cmd/buildx
+	@./bin/docker-buildx version
+
+tools: compose buildx
 
 # berth: the small client of berthd's own endpoints (berth compose up|ps|down).
 berth:

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/berthd/berth/engine/httpstatus"
@@ -28,6 +29,9 @@ type Config struct {
 	APIVersion string
 	// MinAPIVersion is the oldest version served.
 	MinAPIVersion string
+	// GRPC serves gRPC sent as HTTP/2 straight on the socket (BuildKit's
+	// Control API, as dockerd serves it); nil answers such requests 404.
+	GRPC http.Handler
 }
 
 // Server is the Engine API HTTP server.
@@ -54,7 +58,24 @@ func New(cfg Config, routers ...httputil.Router) *Server {
 	m.NotFoundHandler = notFound
 	m.MethodNotAllowedHandler = notFound
 	s.handler = m
+	if cfg.GRPC != nil {
+		s.handler = grpcSplit{grpc: cfg.GRPC, api: m}
+	}
 	return s
+}
+
+// grpcSplit sends gRPC (HTTP/2 with a gRPC content type) to its own
+// server and everything else to the API.
+type grpcSplit struct {
+	grpc, api http.Handler
+}
+
+func (g grpcSplit) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		g.grpc.ServeHTTP(w, r)
+		return
+	}
+	g.api.ServeHTTP(w, r)
 }
 
 // Handler is the http.Handler serving every route (for tests).
@@ -63,6 +84,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Serve serves the API on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
 	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second}
+	if s.cfg.GRPC != nil {
+		// HTTP/2 without TLS (prior knowledge) next to HTTP/1, for gRPC
+		s.srv.Protocols = new(http.Protocols)
+		s.srv.Protocols.SetHTTP1(true)
+		s.srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	err := s.srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

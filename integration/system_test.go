@@ -137,7 +137,8 @@ func TestSystemPruneAndIdleSubsystems(t *testing.T) {
 	assert.Check(t, is.Contains(out, "Deleted Networks:\nunused-net"))
 	assert.Check(t, is.Contains(out, "Total reclaimed space: 102.4kB"))
 	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "ps", "-a", "--format", "{{.Names}}")), "keeper")
-	assert.Check(t, is.Contains(d.DockerOK(t, "builder", "prune", "-f"), "Total reclaimed space: 0B"))
+	// with the buildx plugin (testenv installs it), builder prune is buildx's
+	assert.Check(t, is.Contains(d.DockerOK(t, "builder", "prune", "-f"), "Total:\t0B"))
 
 	assert.Equal(t, d.DockerOK(t, "plugin", "ls", "--format", "{{.Name}}"), "")
 	r := d.Docker("node", "ls")

@@ -16,10 +16,11 @@
 #      BENCH_LOG=/tmp/berth-bench-berthd.log (where berthd's log is kept after the run)
 #      BENCH_TIMEOUT=120 (seconds one timed command may take before it is killed)
 #      BENCH_MD=FILE (also write the result table as markdown to FILE)
+#      BENCH_ONLY=latency,compose,build (which parts to run; default all of them)
 #      ANCHORS=../shared/anchors   BENCH_BRIDGE=bbench0 BENCH_BIP=10.222.0.1/24
 #      BENCH_POOL=base=10.222.16.0/20,size=24
 # Needs: root, the docker CLI, runc, iptables, bin/berthd + bin/berth-shim + bin/berth-nsexec (make build),
-# bin/docker-compose (make compose), testdata/images/busybox.tar (make images), and for
+# bin/docker-compose (make compose), bin/docker-buildx (make buildx), testdata/images/busybox.tar (make images), and for
 # the reference engine Debian docker.io (apt-get install -y docker.io busybox-static skopeo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,9 +43,11 @@ die() { echo "bench: $*" >&2; exit 1; }
 for t in docker runc iptables dockerd containerd; do
     command -v "$t" >/dev/null || die "$t not found: apt-get install -y docker.io runc iptables (docker CLI: /usr/local/bin/docker)"
 done
-for f in bin/berthd bin/berth-shim bin/berth-shim-remote bin/berth-nsexec bin/docker-compose testdata/images/busybox.tar "$COMPOSE_FILE" "$ANCHORS/start-dockerd.sh"; do
-    [ -e "$f" ] || die "$f missing (make build images compose; anchors at $ANCHORS)"
+for f in bin/berthd bin/berth-shim bin/berth-shim-remote bin/berth-nsexec bin/docker-compose bin/docker-buildx testdata/images/busybox.tar "$COMPOSE_FILE" "$ANCHORS/start-dockerd.sh"; do
+    [ -e "$f" ] || die "$f missing (make build images compose buildx; anchors at $ANCHORS)"
 done
+ONLY=${BENCH_ONLY:-latency,compose,build}
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 # One bench at a time on this host: the bridge name and address block are ours alone
 # while the lock is held, so a leftover bridge is from a bench that died (scrubbed below).
@@ -55,7 +58,9 @@ ROOT=$(mktemp -d /tmp/berth-bench.XXXXXX)
 BSOCK=$ROOT/docker.sock
 EXECROOT=$ROOT/run
 export DOCKER_CONFIG=$ROOT/docker-config DOCKER_CLI_HINTS=false
-mkdir -p "$DOCKER_CONFIG" "$ROOT/samples"
+mkdir -p "$DOCKER_CONFIG/cli-plugins" "$ROOT/samples"
+# docker build goes through buildx (BuildKit) on both engines, as users run it
+cp bin/docker-buildx "$DOCKER_CONFIG/cli-plugins/docker-buildx"
 ERR=$ROOT/stderr
 BPID=
 WPID=
@@ -116,6 +121,7 @@ cleanup() {
     # the anchor: only what this run created (tracked ids and the run's label)
     ids=$( { cat "$ROOT/ids.A" 2>/dev/null; timeout 30 A ps -aq --filter "label=berth.bench=$RUNID" 2>/dev/null; } | sort -u)
     [ -n "$ids" ] && timeout 120 A rm -f $ids >/dev/null 2>&1
+    timeout 60 A image prune -af --filter "label=berth.bench=$RUNID" >/dev/null 2>&1
     if [ -n "$BPID" ]; then
         ids=$(timeout 30 B ps -aq 2>/dev/null)
         [ -n "$ids" ] && timeout 120 B rm -f $ids >/dev/null 2>&1
@@ -234,6 +240,7 @@ MEM[idle.B.rss]=$(rss_kb "$BPID"); MEM[idle.B.pss]=$(pss_kb "$BPID")
 MEM[idle.A.rss]=$(sum_rss_kb "$APID" "$CPID"); MEM[idle.A.pss]=$(sum_pss_kb "$APID" "$CPID")
 
 # ---------------------------------------------------------------- latency
+if want latency; then
 echo "bench: run --rm"
 for e in B A; do $e run --rm busybox true >/dev/null; done # warm-up
 for i in $(seq "$N"); do for e in $(order "$i"); do timeit run "$e" docker run --rm busybox true; done; done
@@ -322,7 +329,9 @@ kill "$SINKPID" 2>/dev/null; SINKPID=
 
 echo "bench: removing the containers"
 for e in B A; do $e rm -f $(cat "$ROOT/ids.$e") >/dev/null 2>&1 || true; : >"$ROOT/ids.$e"; done
+fi
 
+if want compose; then
 echo "bench: compose up -d / down -t 0"
 COMPOSE_UP=1
 for e in B A; do C "$e" up -d >/dev/null 2>>"$ERR"; C "$e" down -t 0 >/dev/null 2>>"$ERR"; done
@@ -335,6 +344,38 @@ for i in $(seq "$N"); do
     done
 done
 COMPOSE_UP=0
+fi
+
+# ---------------------------------------------------------------- build (BuildKit)
+# A 3-stage Dockerfile built with every step run (--no-cache: the base image is
+# local, nothing else is reused) and then with nothing changed (all cached); the
+# context is a fresh copy for each engine, the images are removed at the end.
+if want build; then
+echo "bench: docker build (BuildKit through buildx): 3 stages, --no-cache and fully cached"
+BCTX=$ROOT/build-context
+mkdir -p "$BCTX/src"
+for i in $(seq 20); do head -c 65536 /dev/urandom >"$BCTX/src/part$i"; done
+cat >"$BCTX/Dockerfile" <<'DOCKERFILE'
+FROM busybox AS base
+RUN echo base >/base && dd if=/dev/zero of=/blob bs=1k count=1024 2>/dev/null
+FROM base AS build
+COPY src/ /src/
+RUN cat /src/* >/out && sha256sum /out >/out.sum
+FROM busybox
+COPY --from=build /out /out.sum /
+CMD ["cat", "/out.sum"]
+DOCKERFILE
+bt() { local c=$1 e=$2; shift 2; (cd "$BCTX" && timeit "$c" "$e" docker build "$@" --label "berth.bench=$RUNID" -t "berth-bench-build:$RUNID" .); }
+for e in B A; do bt warm "$e" --no-cache; done
+for i in $(seq "$N"); do for e in $(order "$i"); do bt bcold "$e" --no-cache; done; done
+for i in $(seq "$N"); do for e in $(order "$i"); do bt bcached "$e"; done; done
+for e in B A; do
+    [ "$($e run --rm "berth-bench-build:$RUNID" | wc -l)" = 1 ] || die "$(name $e): the built image does not run"
+    $e rmi "berth-bench-build:$RUNID" >/dev/null 2>&1 || true
+    $e image prune -f --filter "label=berth.bench=$RUNID" >/dev/null 2>&1 || true
+done
+MEM[build.B.rss]=$(rss_kb "$BPID"); MEM[build.A.rss]=$(sum_rss_kb "$APID" "$CPID")
+fi
 
 # ---------------------------------------------------------------- report
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -343,6 +384,7 @@ table() {
     printf '| command (median / p90 of %s, ms) | berth | dockerd | berth/dockerd | target |\n' "$N"
     printf '|---|---:|---:|---:|---|\n'
     while IFS='|' read -r c label target; do
+        [ -s "$ROOT/samples/$c.B" ] || continue
         read -r mb pb < <(stats "$ROOT/samples/$c.B")
         read -r ma pa < <(stats "$ROOT/samples/$c.A")
         printf '| %s | %s / %s | %s / %s | %s | %s |\n' "$label" "$mb" "$pb" "$ma" "$pa" \
@@ -351,7 +393,7 @@ table() {
 run|\`docker run --rm busybox true\`|<= 0.5x (later 0.25x)
 create|\`docker create busybox true\`|
 start|\`docker start -a <created>\`|
-ps|\`docker ps -a\` ($PSN_B / $PSN_A containers)|
+ps|\`docker ps -a\` (${PSN_B:-} / ${PSN_A:-} containers)|
 exec|\`docker exec <running> true\`|<= 0.5x
 logs|\`docker logs\` (100000 lines)|
 log-json-file|\`docker run\` of $LOGLINES lines, json-file (of $LOGN)|
@@ -362,6 +404,8 @@ log-gelf|\`docker run\` of $LOGLINES lines, gelf to udp (of $LOGN)|
 log-fluentd|\`docker run\` of $LOGLINES lines, fluentd to tcp (of $LOGN)|
 up|compose \`up -d\` (compose-bench, 3 services)|<= 0.5x
 down|compose \`down -t 0\`|
+bcold|\`docker build --no-cache\` (3 stages, BuildKit)|<= 1.2x
+bcached|\`docker build\`, all cached (3 stages, BuildKit)|<= 1.0x
 EOF
     echo
     printf '| memory (MB) | berth | dockerd | berth/dockerd | target |\n'
@@ -369,13 +413,20 @@ EOF
     local sb=$(( MEM[shim.B.pss] / (MEM[shim.B.n] > 0 ? MEM[shim.B.n] : 1) ))
     local sa=$(( MEM[shim.A.pss] / (MEM[shim.A.n] > 0 ? MEM[shim.A.n] : 1) ))
     row() { printf '| %s | %s | %s | %s | %s |\n' "$1" "$(mb "$2")" "$(mb "$3")" "$(awk -v b="$2" -v a="$3" 'BEGIN {printf "%.2fx", a ? b/a : 0}')" "$4"; }
+    if want latency; then
     row "monitor PSS per container ($NCT running; ${MEM[shim.B.n]} berth-shim / ${MEM[shim.A.n]} containerd-shim-runc-v2)" "$sb" "$sa" "<= 1 MB"
     row "monitor RSS per container" $(( MEM[shim.B.rss] / (MEM[shim.B.n] > 0 ? MEM[shim.B.n] : 1) )) $(( MEM[shim.A.rss] / (MEM[shim.A.n] > 0 ? MEM[shim.A.n] : 1) )) ""
     row "all monitors PSS ($NCT running)" "${MEM[shim.B.pss]}" "${MEM[shim.A.pss]}" ""
+    fi
     row "daemon PSS idle (berthd vs dockerd+containerd)" "${MEM[idle.B.pss]}" "${MEM[idle.A.pss]}" ""
     row "daemon RSS idle" "${MEM[idle.B.rss]}" "${MEM[idle.A.rss]}" ""
+    if want latency; then
     row "daemon PSS with $NCT running" "${MEM[busy.B.pss]}" "${MEM[busy.A.pss]}" ""
     row "daemon RSS with $NCT running" "${MEM[busy.B.rss]}" "${MEM[busy.A.rss]}" ""
+    fi
+    if want build; then
+    row "daemon RSS after the builds (BuildKit started)" "${MEM[build.B.rss]}" "${MEM[build.A.rss]}" ""
+    fi
 }
 echo
 echo "berth $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . 2>/dev/null || echo ' (+ uncommitted changes in the tree)'), dockerd $(A version --format '{{.Server.Version}}'), docker CLI $(docker version --format '{{.Client.Version}}' 2>/dev/null), compose $("$REPO/bin/docker-compose" version --short)"

@@ -21,6 +21,8 @@ type DiskUsageSources struct {
 	Containers func(ctx context.Context) ([]container.Summary, error)
 	// Volumes reports the local volumes with their usage.
 	Volumes func(ctx context.Context) (*volume.DiskUsage, error)
+	// BuildCache reports BuildKit's cache records.
+	BuildCache func(ctx context.Context) (*build.DiskUsage, error)
 }
 
 // DiskUsage gathers the kinds of objects asked for (all when none is).
@@ -30,8 +32,8 @@ type DiskUsage struct {
 
 // NewDiskUsage checks the sources.
 func NewDiskUsage(src DiskUsageSources) (*DiskUsage, error) {
-	if src.Images == nil || src.Containers == nil || src.Volumes == nil {
-		return nil, fmt.Errorf("sysinfo: disk usage needs images, containers and volumes")
+	if src.Images == nil || src.Containers == nil || src.Volumes == nil || src.BuildCache == nil {
+		return nil, fmt.Errorf("sysinfo: disk usage needs images, containers, volumes and the build cache")
 	}
 	return &DiskUsage{src: src}, nil
 }
@@ -87,7 +89,11 @@ func (d *DiskUsage) DiskUsage(ctx context.Context, k Kinds) (*system.DiskUsage, 
 		out.VolumeUsage = du
 	}
 	if k.BuildCache {
-		out.BuildCacheUsage = &build.DiskUsage{Items: []build.CacheRecord{}} // berth has no builder
+		du, err := d.src.BuildCache(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out.BuildCacheUsage = du
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/volume"
@@ -22,6 +23,9 @@ func TestDiskUsage(t *testing.T) {
 		Volumes: func(context.Context) (*volume.DiskUsage, error) {
 			return &volume.DiskUsage{TotalCount: 1, TotalSize: 7}, nil
 		},
+		BuildCache: func(context.Context) (*build.DiskUsage, error) {
+			return &build.DiskUsage{TotalCount: 2, TotalSize: 9, Reclaimable: 4, Items: []build.CacheRecord{{ID: "r1"}, {ID: "r2"}}}, nil
+		},
 	})
 	assert.NilError(t, err)
 	got, err := du.DiskUsage(context.Background(), Kinds{})
@@ -33,9 +37,10 @@ func TestDiskUsage(t *testing.T) {
 	assert.Equal(t, got.ContainerUsage.Reclaimable, int64(5))
 	assert.Equal(t, got.ContainerUsage.ActiveCount, int64(1))
 	assert.Equal(t, got.VolumeUsage.TotalSize, int64(7))
-	assert.Check(t, got.BuildCacheUsage != nil)
+	assert.Equal(t, got.BuildCacheUsage.TotalSize, int64(9))
+	assert.Equal(t, len(got.BuildCacheUsage.Items), 2)
 
 	only, err := du.DiskUsage(context.Background(), Kinds{Volumes: true})
 	assert.NilError(t, err)
-	assert.Check(t, only.ImageUsage == nil && only.ContainerUsage == nil && only.VolumeUsage != nil)
+	assert.Check(t, only.ImageUsage == nil && only.ContainerUsage == nil && only.VolumeUsage != nil && only.BuildCacheUsage == nil)
 }

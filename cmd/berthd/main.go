@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berthd/berth/builder"
+	"github.com/berthd/berth/builder/buildkit"
 	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/engine"
 	buildrouter "github.com/berthd/berth/engine/router/build"
@@ -23,6 +24,7 @@ import (
 	"github.com/berthd/berth/engine/router/debug"
 	"github.com/berthd/berth/engine/router/images"
 	"github.com/berthd/berth/engine/router/networks"
+	"github.com/berthd/berth/engine/router/session"
 	"github.com/berthd/berth/engine/router/system"
 	"github.com/berthd/berth/engine/router/unused"
 	"github.com/berthd/berth/engine/router/volumes"
@@ -283,12 +285,33 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	// BuildKit starts on the first build; until then this is its session
+	// manager only
+	// RUN steps are on the default bridge, under berth's DNS server there
+	var buildDNS buildkit.DNSConfig
+	var hostGateway string
+	if gw := nets.DNSServer("bridge"); gw.IsValid() {
+		buildDNS.Nameservers, hostGateway = []string{gw.String()}, gw.String()
+	}
+	bk, err := buildkit.New(buildkit.Deps{
+		Root:         filepath.Join(cfg.DataRoot, "buildkit"),
+		Images:       imgs,
+		Network:      buildSandboxes{nets},
+		HostGateway:  hostGateway,
+		DNS:          buildDNS,
+		CgroupParent: cfg.CgroupParent,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, bk.Close)
 	df, err := sysinfo.NewDiskUsage(sysinfo.DiskUsageSources{
 		Images: imgs.DiskUsage,
 		Containers: func(ctx context.Context) ([]containertypes.Summary, error) {
 			return rt.List(ctx, runtime.ListOptions{All: true, Size: true})
 		},
-		Volumes: vols.DiskUsage,
+		Volumes:    vols.DiskUsage,
+		BuildCache: bk.DiskUsage,
 	})
 	if err != nil {
 		return nil, err
@@ -297,7 +320,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	d.server = engine.New(engine.Config{APIVersion: apiVersion, MinAPIVersion: minAPIVersion},
+	d.server = engine.New(engine.Config{APIVersion: apiVersion, MinAPIVersion: minAPIVersion, GRPC: bk},
 		system.New(info, bus, df),
 		containers.New(rt),
 		images.New(imgs),
@@ -305,7 +328,8 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		networks.New(nets, rt),
 		composerouter.New(deployments),
 		debug.New(inv),
-		buildrouter.New(bld),
+		buildrouter.New(bld, bk),
+		session.New(bk),
 		unused.New(),
 	)
 	return d, nil

@@ -27,3 +27,23 @@ func (n netRuntime) Network(ctx context.Context, idOrName string) (runtime.Netwo
 	ref, err := n.Manager.Network(ctx, idOrName)
 	return runtime.NetworkRef(ref), err
 }
+
+// buildSandboxes gives BuildKit's RUN steps namespaces on the default
+// bridge, made and removed like a container's.
+type buildSandboxes struct{ *network.Manager }
+
+func (b buildSandboxes) Join(ctx context.Context, id, hostname string) (string, error) {
+	path, err := b.CreateSandbox(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if _, err := b.Attach(ctx, path, network.AttachRequest{ContainerID: id, ContainerName: id, Hostname: hostname, Network: "bridge", Primary: true}); err != nil {
+		_ = b.DeleteSandbox(ctx, id)
+		return "", err
+	}
+	return path, nil
+}
+
+func (b buildSandboxes) Leave(ctx context.Context, id string) error {
+	return b.DeleteSandbox(ctx, id)
+}

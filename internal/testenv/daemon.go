@@ -111,6 +111,9 @@ func StartDaemonIn(t testing.TB, netnsPath string, extraArgs ...string) *Daemon 
 	d.Net = TakeNetSlot(t)
 	d.Args = append(d.Net.Args(), extraArgs...)
 	_ = os.MkdirAll(d.config, 0o700)
+	if err := d.installBuildx(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { d.cleanup(t) })
 	d.Start(t)
 	return d

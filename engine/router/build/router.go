@@ -1,5 +1,5 @@
 // Package build routes POST /build (the classic builder) and POST
-// /build/prune.
+// /build/prune (BuildKit's cache).
 package build
 
 import (
@@ -26,11 +26,13 @@ type Backend interface {
 
 // Router serves the build endpoints.
 type Router struct {
-	b Backend
+	b     Backend
+	cache CacheBackend
 }
 
-// New returns the build router.
-func New(b Backend) *Router { return &Router{b: b} }
+// New returns the build router: b is the classic builder, cache BuildKit's
+// build cache.
+func New(b Backend, cache CacheBackend) *Router { return &Router{b: b, cache: cache} }
 
 // Routes implements httputil.Router.
 func (r *Router) Routes() []httputil.Route {
@@ -178,10 +180,4 @@ func options(req *http.Request) (builder.Options, error) {
 		}
 	}
 	return opts, nil
-}
-
-// prune reports an empty cache pruned: the classic builder's cache is its
-// images, which docker image prune removes.
-func (r *Router) prune(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
-	return httputil.WriteJSON(w, http.StatusOK, buildtypes.CachePruneReport{})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/berthd/berth/sysinfo"
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/system"
 
 	"github.com/berthd/berth/engine/httputil"
@@ -17,6 +18,8 @@ func (s *Router) ping(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
 	h.Set("Pragma", "no-cache")
 	h.Set("Docker-Experimental", "false")
+	// clients build with BuildKit (served on /grpc and /session)
+	h.Set("Builder-Version", string(build.BuilderBuildKit))
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
