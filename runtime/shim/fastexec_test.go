@@ -267,7 +267,10 @@ const (
 	probeLimits   = `cat /proc/self/limits; cat /proc/self/oom_score_adj; umask`
 	probeEnv      = `env`
 	probeSession  = `set -- $(cat /proc/$$/stat); [ $5 = $$ ] && echo pgrp=self || echo pgrp=$5; [ $6 = $$ ] && echo sid=self || echo sid=$6; echo ppid=$4 tty_nr=$7 tpgid=$([ $8 = $$ ] && echo self || echo $8); ps -o pid,args | grep -c '^ *1 sleep 60[0]'; ps -o pid | grep -qw $$ && echo visible`
-	probeFds      = `ls -l /proc/self/fd/ | sed 's/.*[0-9] \([0-9]* ->\)/\1/'; stat -L -c '%u %g %a %F' /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2; grep -h -e flags -e mnt_id /proc/$$/fdinfo/0 /proc/$$/fdinfo/1 /proc/$$/fdinfo/2`
+	// A second shell lists its own fds (inherited ones, leaks included)
+	// while it waits for ls: ls's /proc/self/fd holds ls's own directory
+	// fd, and the outer shell's pipeline pipes come and go, both by timing.
+	probeFds = `sh -c 'ls -l /proc/$$/fd/; :' | sed 's/.*[0-9] \([0-9]* ->\)/\1/'; stat -L -c '%u %g %a %F' /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2; grep -h -e flags -e mnt_id /proc/$$/fdinfo/0 /proc/$$/fdinfo/1 /proc/$$/fdinfo/2`
 	// Other containers' keyrings come and go: only this one's (whether the
 	// process holds it shows in sysprobe's keyctl where seccomp allows it).
 	probeKeys     = `grep " _ses\.$CID: " /proc/keys | tr -s ' ' | cut -d' ' -f1,2,4-`
