@@ -33,7 +33,7 @@ unit:
 	go test -race -count=1 $(UNIT_PKGS)
 
 e2e: build compose buildx
-	go test -count=1 -timeout 30m -p 1 ./integration/...
+	go test -count=1 -timeout 50m -p 1 ./integration/...
 
 # Every fuzz target for FUZZTIME each: the Go ones (func Fuzz...) and the
 # libFuzzer harnesses of berth-nsexec (clang); scripts/fuzz.sh. fuzz-smoke
