@@ -171,10 +171,22 @@ func TestContainerSurvivesDaemonKill(t *testing.T) {
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "survivor", "busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done")
 	pid := strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.State.Pid}}", "survivor"))
-	time.Sleep(500 * time.Millisecond)
+	logged := func() int { return strings.Count(d.DockerOK(t, "logs", "survivor"), "tick ") }
+	atLeast := func(n int) func(poll.LogT) poll.Result {
+		return func(poll.LogT) poll.Result {
+			if got := logged(); got < n {
+				return poll.Continue("%d ticks logged, waiting for %d", got, n)
+			}
+			return poll.Success()
+		}
+	}
+	// it has logged for a while before the daemon dies...
+	poll.WaitOn(t, atLeast(3), poll.WithTimeout(time.Minute), poll.WithDelay(50*time.Millisecond))
+	before := logged()
 	d.Restart(t, syscall.SIGKILL)
 	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "survivor")), "running "+pid)
-	time.Sleep(500 * time.Millisecond)
+	// ...and its log goes on after the restart, with no gap
+	poll.WaitOn(t, atLeast(before+3), poll.WithTimeout(time.Minute), poll.WithDelay(50*time.Millisecond))
 	logs := d.DockerOK(t, "logs", "survivor")
 	ticks := strings.Split(strings.TrimSpace(logs), "\n")
 	assert.Check(t, len(ticks) > 5)

@@ -2,9 +2,10 @@ package runtime
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/berthd/berth/volume/mounts"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -72,6 +73,9 @@ type MountPoint struct {
 type ctr struct {
 	mu  sync.Mutex
 	rec *Record
+	// view is rec as last published (see view.go): what readers read,
+	// without mu.
+	view atomic.Pointer[Record]
 	// changed is closed and replaced at every state change: waiters select on it.
 	changed chan struct{}
 	// task is the monitor of the running container (nil when not running).
@@ -120,11 +124,15 @@ type ctr struct {
 }
 
 func newCtr(rec *Record) *ctr {
-	return &ctr{rec: rec, changed: make(chan struct{}), removed: make(chan struct{}), execs: map[string]*execProc{}}
+	c := &ctr{rec: rec, changed: make(chan struct{}), removed: make(chan struct{}), execs: map[string]*execProc{}}
+	c.publish()
+	return c
 }
 
-// notify wakes waiters; call with mu held.
+// notify publishes the record's new state and wakes waiters; call with mu
+// held.
 func (c *ctr) notify() {
+	c.publish()
 	close(c.changed)
 	c.changed = make(chan struct{})
 }

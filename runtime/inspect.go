@@ -4,7 +4,6 @@ import (
 	"context"
 	"github.com/berthd/berth/runtime/oci"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -18,16 +17,15 @@ func (s *Service) Inspect(ctx context.Context, name string, size bool) (*contain
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	rec := *c.rec
-	rec.State.Health = cloneHealth(c.rec.State.Health)
-	execIDs := make([]string, 0, len(c.execs))
-	for id := range c.execs {
-		execIDs = append(execIDs, id)
+	// a deep copy: the response shares nothing with the view other
+	// readers see, whatever its callers do to it
+	recp, err := cloneRecord(c.snapshot())
+	if err != nil {
+		return nil, err
 	}
-	c.mu.Unlock()
-	sort.Strings(execIDs)
-	hc := *rec.HostConfig // a copy: what inspect adds stays out of the record
+	rec := *recp
+	execIDs := s.execIDs(c)
+	hc := *rec.HostConfig
 	hc.Links = s.inspectLinks(&rec)
 	if hc.Runtime == "" {
 		hc.Runtime = RuntimeName // records from before create set it

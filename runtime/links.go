@@ -95,9 +95,7 @@ func (s *Service) lookupLink(name string) (*ctr, error) {
 	if err != nil {
 		return nil, notFound(name)
 	}
-	parent.mu.Lock()
-	childID, ok := parent.rec.Links[alias]
-	parent.mu.Unlock()
+	childID, ok := parent.snapshot().Links[alias]
 	if !ok {
 		return nil, notFound(name)
 	}
@@ -287,10 +285,8 @@ func (s *Service) inspectLinks(rec *Record) []string {
 			continue
 		}
 		name := rec.Name // the parent itself (a copy the caller holds)
-		if child.rec.ID != rec.ID {
-			child.mu.Lock()
-			name = child.rec.Name
-			child.mu.Unlock()
+		if v := child.snapshot(); v.ID != rec.ID {
+			name = v.Name
 		}
 		out = append(out, name+":"+rec.Name+"/"+alias)
 	}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,15 +66,7 @@ func (s *Service) List(ctx context.Context, opts ListOptions) ([]container.Summa
 	}
 	all := opts.All || opts.Limit > 0 || f.Has("status") || f.Has("exited")
 
-	ctrs := s.all()
-	recs := make([]*Record, 0, len(ctrs))
-	for _, c := range ctrs {
-		c.mu.Lock()
-		r := *c.rec
-		r.State.Health = cloneHealth(c.rec.State.Health)
-		c.mu.Unlock()
-		recs = append(recs, &r)
-	}
+	recs := s.views()
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.After(recs[j].Created) })
 	linkNames := linkNamesByChild(recs)
 
@@ -214,9 +207,7 @@ func (s *Service) boundary(f filters.Args, key string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.rec.Created, nil
+	return c.snapshot().Created, nil
 }
 
 // ancestorIDs resolves the ancestor filter to image IDs (nil: no filter).
@@ -267,7 +258,7 @@ func (s *Service) summary(rec *Record) container.Summary {
 		Command: commandLine(rec),
 		Created: rec.Created.Unix(),
 		Ports:   portSummaries(rec),
-		Labels:  rec.Config.Labels,
+		Labels:  maps.Clone(rec.Config.Labels), // the view is shared: hand out a copy
 		State:   rec.State.Status,
 		Status:  statusString(rec, time.Now()),
 		Mounts:  mountPoints(rec),

@@ -159,7 +159,8 @@ func (s *Service) volumeSource(path, rootfs string, m mounts.MountSpec) (*safepa
 	}
 	defer target.Close()
 	if !m.NoCopy {
-		if err := s.d.Volumes.CopyUp(rootfs, m.Destination, target); err != nil {
+		err := niced(func() error { return s.d.Volumes.CopyUp(rootfs, m.Destination, target) })
+		if err != nil {
 			return nil, fmt.Errorf("copy image content into volume %s: %w", m.Source, err)
 		}
 	}

@@ -92,12 +92,11 @@ func (s *Service) lookupFallback(name string) (*ctr, error) {
 	all := s.all()
 	cands := make([]Candidate, 0, len(all))
 	for _, c := range all {
-		c.mu.Lock()
+		rec := c.snapshot() // a reader: never waits for an operation
 		cands = append(cands, Candidate{
-			ID: c.rec.ID, Name: strings.TrimPrefix(c.rec.Name, "/"),
-			Labels: c.rec.Config.Labels, Running: c.rec.State.Status == container.StateRunning,
+			ID: rec.ID, Name: strings.TrimPrefix(rec.Name, "/"),
+			Labels: rec.Config.Labels, Running: rec.State.Status == container.StateRunning,
 		})
-		c.mu.Unlock()
 	}
 	id, err := s.d.Names.Resolve(name, cands)
 	if err != nil {

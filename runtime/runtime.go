@@ -163,11 +163,14 @@ func (s *Service) stateDir(id string) string {
 	return filepath.Join(s.d.ExecRoot, "c", id[:min(24, len(id))])
 }
 
-// save persists the record; call with c.mu held.
+// save persists the record and publishes it to readers; call with c.mu
+// held. A record that could not be persisted is not published: the caller
+// reverts or reports the change.
 func (s *Service) save(c *ctr) error {
 	if err := s.table.Put(c.rec.ID, c.rec); err != nil {
 		return fmt.Errorf("persist container %s: %w", c.rec.ID[:12], err)
 	}
+	c.publish()
 	return nil
 }
 
@@ -176,6 +179,7 @@ func (s *Service) save(c *ctr) error {
 func (s *Service) saveLogged(c *ctr) {
 	if err := s.save(c); err != nil {
 		logrus.WithError(err).Error("persist container state")
+		c.publish()
 	}
 }
 
@@ -185,9 +189,8 @@ func (s *Service) isClosed() bool { return s.ctx.Err() != nil }
 
 // Counts implements sysinfo.ContainerCounter.
 func (s *Service) Counts() (total, running, paused, stopped int) {
-	for _, c := range s.all() {
-		c.mu.Lock()
-		switch c.rec.State.Status {
+	for _, rec := range s.views() {
+		switch rec.State.Status {
 		case "running", "restarting":
 			running++
 		case "paused":
@@ -195,7 +198,6 @@ func (s *Service) Counts() (total, running, paused, stopped int) {
 		default:
 			stopped++
 		}
-		c.mu.Unlock()
 		total++
 	}
 	return

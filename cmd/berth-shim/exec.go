@@ -147,11 +147,11 @@ type started struct {
 }
 
 // runExec starts the process through berth-nsexec when the container has
-// the fast path, and through `runc exec` otherwise or when the fast path
-// cannot reproduce what runc would do.
+// the fast path, and through the runtime's exec otherwise or when the fast
+// path cannot reproduce what the runtime would do.
 func (s *shim) runExec(req *proto.Request, n string) (*started, error) {
 	if fe := s.fastPath(); fe != nil && !req.RuntimeExec {
-		st, err := s.fastExec(fe, req)
+		st, err := directExec{s, fe}.start(req, n)
 		if err == nil {
 			return st, nil
 		}
@@ -162,11 +162,7 @@ func (s *shim) runExec(req *proto.Request, n string) (*started, error) {
 			os.Stderr.WriteString("berth-shim: exec " + req.ExecID + " through " + s.cfg.RuntimeBinary + ": " + err.Error() + "\n")
 		}
 	}
-	pid, wait, eio, err := s.runcExec(req, n)
-	if err != nil {
-		return nil, err
-	}
-	return &started{pid: pid, wait: wait, eio: eio}, nil
+	return runtimeExec{s}.start(req, n)
 }
 
 // execStdio makes the pipes of a process without a terminal: the shim's

@@ -103,6 +103,10 @@ func (s *shim) fastPath() *fastExec {
 		if s.fastCap == nil {
 			return
 		}
+		if why := s.provenRuntime(); why != "" {
+			s.noFastPath(errors.New(why)) // once: fastOnce
+			return
+		}
 		fe, err := s.fastCap.finish(s.cfg.Bundle)
 		if err != nil {
 			s.noFastPath(err)

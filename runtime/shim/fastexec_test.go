@@ -266,7 +266,10 @@ const (
 	probeFS       = `pwd; stat -c '%n %a %u %g %F' /* /.* ; cat /proc/self/mountinfo | sed 's/^[0-9]* [0-9]* //'`
 	probeLimits   = `cat /proc/self/limits; cat /proc/self/oom_score_adj; umask`
 	probeEnv      = `env`
-	probeSession  = `set -- $(cat /proc/$$/stat); [ $5 = $$ ] && echo pgrp=self || echo pgrp=$5; [ $6 = $$ ] && echo sid=self || echo sid=$6; echo ppid=$4 tty_nr=$7 tpgid=$([ $8 = $$ ] && echo self || echo $8); ps -o pid,args | grep -c '^ *1 sleep 60[0]'; ps -o pid | grep -qw $$ && echo visible`
+	// pid 1 is the container's init: known by its comm (from
+	// /proc/1/stat), not its args, which ps reads from the init's memory
+	// and shows as "[sleep]" when that read fails (seen once under load).
+	probeSession = `set -- $(cat /proc/$$/stat); [ $5 = $$ ] && echo pgrp=self || echo pgrp=$5; [ $6 = $$ ] && echo sid=self || echo sid=$6; echo ppid=$4 tty_nr=$7 tpgid=$([ $8 = $$ ] && echo self || echo $8); ps -o pid,comm | grep -c '^ *1 sleep$'; ps -o pid | grep -qw $$ && echo visible`
 	// A second shell lists its own fds (inherited ones, leaks included)
 	// while it waits for ls: ls's /proc/self/fd holds ls's own directory
 	// fd, and the outer shell's pipeline pipes come and go, both by timing.
@@ -453,6 +456,7 @@ func TestExecEquivalenceTTY(t *testing.T) {
 			assertSame(t, fast, slow)
 			assert.Assert(t, is.Contains(fast.Stdout, "got typed"))
 			assert.Assert(t, is.Contains(fast.Stdout, "24 80"))
+			assert.Assert(t, is.Regexp(`tpgid=self\r\n1\r\n`, fast.Stdout), "pid 1 is the container's init")
 		})
 	}
 	t.Run("exec failure on the terminal", func(t *testing.T) {

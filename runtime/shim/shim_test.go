@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/errdefs"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 
 	"github.com/berthd/berth/runtime/logfile"
 )
@@ -188,7 +189,7 @@ func TestTTY(t *testing.T) {
 		assert.Equal(t, o, "33 111\r\n")
 	})
 	t.Run("resize", func(t *testing.T) {
-		cfg := bundle(t, true, "sh", "-c", "stty -echo; read x; stty size")
+		cfg := bundle(t, true, "sh", "-c", "stty -echo; echo READY; read x; stty size")
 		cfg.OpenStdin = true
 		ctx, cancel := testCtx()
 		defer cancel()
@@ -204,7 +205,13 @@ func TestTTY(t *testing.T) {
 		<-attached
 		assert.NilError(t, c.Start(ctx))
 		assert.NilError(t, c.Resize(ctx, 40, 132))
-		time.Sleep(50 * time.Millisecond) // let stty -echo run before we type
+		// type once stty -echo has run, whatever the machine's speed
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			if strings.Contains(out.String(), "READY") {
+				return poll.Success()
+			}
+			return poll.Continue("the shell is not reading yet")
+		}, poll.WithTimeout(time.Minute), poll.WithDelay(5*time.Millisecond))
 		_, err = pw.Write([]byte("go\r"))
 		assert.NilError(t, err)
 		assert.NilError(t, <-done)
