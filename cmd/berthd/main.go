@@ -121,6 +121,7 @@ func run(cfg *config, args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.server.Serve(l) }()
 	logrus.Infof("berthd %s serving API %s on %s (data root %s)", sysinfo.Version, apiVersion, sock, cfg.DataRoot)
+	go returnStartupMemory(ctx, startupSettle)
 
 	select {
 	case err := <-errc:
