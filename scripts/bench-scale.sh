@@ -12,12 +12,14 @@ N=${SCALE_N:-1000}
 K=${SCALE_K:-5}
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 20 ] && [ "$N" -le 2000 ] || die "SCALE_N must be 20..2000 (the bench network is a /21)"
 echo "berth $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), N=$N"
+[ "${SCALE_DEBUG:-0}" = 1 ] && BERTHD_ARGS+=(--debug)
 start_berthd
 B load -i "$IMAGE_TAR" >/dev/null
 B tag "$(B images -q | head -1)" busybox:latest 2>/dev/null || true
 B network create --subnet 10.222.32.0/21 scale >/dev/null
 sleep 2
 IDLE_RSS=$(rss_kb "$BPID")
+grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | sort >"$ROOT/mounts.0"
 M0=$(count_mounts); V0=$(count_veths); C0=$(count_cgroups); S0=$(count_shims)
 
 runone() { B run -d --network scale --name "s$1" busybox sleep 36000 >/dev/null; }
@@ -67,6 +69,7 @@ B rm -f $(B ps -aq) >/dev/null
 RM_MS=$(( $(now_ms) - t0 ))
 sleep 5
 AFTER_RSS=$(rss_kb "$BPID")
+grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | sort >"$ROOT/mounts.1"
 M1=$(count_mounts); V1=$(count_veths); C1=$(count_cgroups); S1=$(count_shims)
 
 echo
@@ -76,7 +79,7 @@ echo "| measure (median of $K, ms) | 10 containers | $N containers | ratio |"
 echo "|---|---:|---:|---:|"
 IFS='|' read -r _ ps10 in10 dn10 ex10 <<<"$AT10"
 IFS='|' read -r _ psN inN dnN exN <<<"$ATN"
-row() { echo "| $1 | $2 | $3 | $(awk -v a="$2" -v b="$3" 'BEGIN {printf "%.2fx", a > 0 ? b/a : 0}') |"; }
+row() { echo "| $1 | $2 | $3 | $(awk -v a="$2" -v b="$3" 'BEGIN {printf "%.2fx", (a > 0) ? b/a : 0}') |"; }
 row '`docker ps -a`' "$ps10" "$psN"
 row '`docker inspect s1`' "$in10" "$inN"
 row '`docker exec s1 nslookup s2` (DNS by name on a user network)' "$dn10" "$dnN"
@@ -92,4 +95,5 @@ echo "| \`rm -f\` of all $N | $RM_MS ms |"
 echo "| berthd RSS idle / with $N / after restart with $N / after rm -f of all | $(( IDLE_RSS / 1024 )) / $(( N_RSS / 1024 )) / $(( RESTART_RSS / 1024 )) / $(( AFTER_RSS / 1024 )) MB |"
 echo "| RSS after rm -f vs idle | $(awk -v a="$IDLE_RSS" -v b="$AFTER_RSS" 'BEGIN {printf "%+.0f%%", (b-a)*100/a}') |"
 echo "| monitors running with $N | $SHIMS |"
+comm -13 "$ROOT/mounts.0" "$ROOT/mounts.1" | sed 's/^/new mount after rm -f: /' >&2
 echo "| left after rm -f (before → after): mounts, veths, cgroups, monitors | $M0→$M1, $V0→$V1, $C0→$C1, $S0→$S1 |"

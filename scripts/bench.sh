@@ -16,7 +16,8 @@
 #      BENCH_LOG=/tmp/berth-bench-berthd.log (where berthd's log is kept after the run)
 #      BENCH_TIMEOUT=120 (seconds one timed command may take before it is killed)
 #      BENCH_MD=FILE (also write the result table as markdown to FILE)
-#      BENCH_ONLY=latency,compose,build (which parts to run; default all of them)
+#      BENCH_ONLY=latency,compose,build (which parts to run; default all of them;
+#      quick: only run --rm, run --rm --network none, create, exec and idle memory)
 #      ANCHORS=../shared/anchors   BENCH_BRIDGE=bbench0 BENCH_BIP=10.222.0.1/24
 #      BENCH_POOL=base=10.222.16.0/20,size=24
 # Needs: root, the docker CLI, runc, iptables, bin/berthd + bin/berth-shim + bin/berth-nsexec (make build),
@@ -239,11 +240,32 @@ sleep 2
 MEM[idle.B.rss]=$(rss_kb "$BPID"); MEM[idle.B.pss]=$(pss_kb "$BPID")
 MEM[idle.A.rss]=$(sum_rss_kb "$APID" "$CPID"); MEM[idle.A.pss]=$(sum_pss_kb "$APID" "$CPID")
 
+# ---------------------------------------------------------------- quick
+# BENCH_ONLY=quick: the lines of issue 17's table that take seconds, not minutes
+# (run --rm, run --rm --network none, create, exec) and idle memory.
+if want quick; then
+echo "bench: quick: run --rm, run --rm --network none, create, exec"
+for e in B A; do $e run --rm busybox true >/dev/null; $e run --rm --network none busybox true >/dev/null; done # warm-up
+for e in B A; do declare "QEXEC_$e=$($e run -d --label "berth.bench=$RUNID" busybox sleep 3600)"; t=QEXEC_$e; echo "${!t}" >>"$ROOT/ids.$e"; done
+for i in $(seq "$N"); do
+    for e in $(order "$i"); do
+        timeit run "$e" docker run --rm busybox true
+        timeit runnone "$e" docker run --rm --network none busybox true
+        timeit create "$e" docker create --label "berth.bench=$RUNID" busybox true
+        cat "$ROOT/out" >>"$ROOT/ids.$e"
+        t=QEXEC_$e; timeit exec "$e" docker exec "${!t}" true
+    done
+done
+for e in B A; do $e rm -f $(cat "$ROOT/ids.$e") >/dev/null 2>&1 || true; : >"$ROOT/ids.$e"; done
+fi
+
 # ---------------------------------------------------------------- latency
 if want latency; then
 echo "bench: run --rm"
 for e in B A; do $e run --rm busybox true >/dev/null; done # warm-up
 for i in $(seq "$N"); do for e in $(order "$i"); do timeit run "$e" docker run --rm busybox true; done; done
+echo "bench: run --rm --network none"
+for i in $(seq "$N"); do for e in $(order "$i"); do timeit runnone "$e" docker run --rm --network none busybox true; done; done
 
 echo "bench: create, start -a"
 for e in B A; do id=$($e create busybox true); $e rm "$id" >/dev/null; done
@@ -390,11 +412,12 @@ table() {
         printf '| %s | %s / %s | %s / %s | %s | %s |\n' "$label" "$mb" "$pb" "$ma" "$pa" \
             "$(awk -v b="$mb" -v a="$ma" 'BEGIN {printf "%.2fx", b/a}')" "$target"
     done <<EOF
-run|\`docker run --rm busybox true\`|<= 0.5x (later 0.25x)
-create|\`docker create busybox true\`|
+run|\`docker run --rm busybox true\`|<= 0.25x
+runnone|\`docker run --rm --network none busybox true\`|<= 0.25x
+create|\`docker create busybox true\`|<= 0.6x
 start|\`docker start -a <created>\`|
 ps|\`docker ps -a\` (${PSN_B:-} / ${PSN_A:-} containers)|
-exec|\`docker exec <running> true\`|<= 0.5x
+exec|\`docker exec <running> true\`|<= 0.3x
 logs|\`docker logs\` (100000 lines)|
 log-json-file|\`docker run\` of $LOGLINES lines, json-file (of $LOGN)|
 log-local|\`docker run\` of $LOGLINES lines, local (of $LOGN)|

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ func newPhaseClock() *phaseClock { return &phaseClock{last: map[string]time.Time
 
 // begin starts timing a step of container id; the returned func logs it.
 func (p *phaseClock) begin(id, phase string) func(error) {
+	id = short(id) // the monitor knows a container by a shorter id
 	start := time.Now()
 	return func(err error) {
 		end := time.Now()
@@ -48,6 +50,7 @@ func (p *phaseClock) begin(id, phase string) func(error) {
 
 // forget drops a removed container's clock.
 func (p *phaseClock) forget(id string) {
+	id = short(id)
 	p.mu.Lock()
 	delete(p.last, id)
 	p.mu.Unlock()
@@ -167,6 +170,17 @@ func (t tracedMonitors) Launch(ctx context.Context, cfg runtime.MonitorConfig) (
 		return nil, err
 	}
 	return &tracedTask{Task: task, id: cfg.ID, p: t.p}, nil
+}
+
+func (t tracedMonitors) Connect(ctx context.Context, stateDir string) (runtime.Task, error) {
+	id := filepath.Base(stateDir)
+	done := t.p.begin(id, "monitor reconnect")
+	task, err := t.Monitors.Connect(ctx, stateDir)
+	done(err)
+	if err != nil {
+		return nil, err
+	}
+	return &tracedTask{Task: task, id: id, p: t.p}, nil
 }
 
 // tracedTask times the runtime's start, the wait for the exit and execs.
