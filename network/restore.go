@@ -327,7 +327,7 @@ func InventoryOf(ctx context.Context, cfg Config, bridges []string) (*Inventory,
 			inv.Bridges = append(inv.Bridges, b)
 		}
 	}
-	links, err := netlink.LinkList()
+	links, err := redump(netlink.LinkList)
 	if err != nil {
 		return nil, err
 	}
