@@ -57,10 +57,40 @@ start_berthd() { # extra berthd flags as arguments; waits for the API
 }
 
 # leak counts of what this daemon's containers hold on the host
-count_mounts() { grep -c " $ROOT" /proc/self/mountinfo || true; }
+# (the exec root's netns directory is the daemon's own mount, made once)
+count_mounts() { grep " $ROOT" /proc/self/mountinfo | grep -vc " $EXECROOT/netns " || true; }
 count_veths() { ip -o link show master "$BRIDGE" 2>/dev/null | wc -l; }
 count_cgroups() { find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -path "*/$CGPARENT/*" 2>/dev/null | wc -l; }
 count_shims() { shim_pids | wc -l; }
+
+# scrub removes what a berthd on $BRIDGE left on the host: its bridges (those with an
+# address in 10.222/16 or named $BRIDGE), their veths and its iptables chains.
+scrub_host() {
+    local l a t chains line
+    # (other daemons' bridges come and go meanwhile: every lookup may fail)
+    for l in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+        a=$(ip -o -4 addr show dev "$l" 2>/dev/null | awk '{print $4}') || true
+        if [ "$l" = "$BRIDGE" ] || [[ "$a" == 10.222.* ]]; then
+            for v in $(ip -o link show master "$l" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do ip link del "$v" 2>/dev/null || true; done
+            ip link del "$l" 2>/dev/null && echo "bench: removed leftover bridge $l" >&2
+        fi
+    done
+    for t in filter nat; do
+        chains=$(iptables -w -t $t -S 2>/dev/null | awk -v s="-$BRIDGE" '$1=="-N" && $2 ~ /^BERTH-/ && substr($2, length($2)-length(s)+1)==s {print $2}') || true
+        [ -z "$chains" ] && continue
+        iptables -w -t $t -S | while read -r line; do
+            set -- $line
+            [ "$1" = -A ] || continue
+            case "$2" in BERTH-*) continue ;; esac
+            for c in $chains; do
+                [ "${!#}" = "$c" ] && iptables -w -t $t -D "${@:2}" 2>/dev/null
+            done
+        done || true
+        for c in $chains; do iptables -w -t $t -F "$c" 2>/dev/null || true; done
+        for c in $chains; do iptables -w -t $t -X "$c" 2>/dev/null && echo "bench: removed leftover chain $t/$c" >&2; done
+    done
+    return 0
+}
 
 bench_cleanup() {
     local rc=$? ids p
@@ -68,17 +98,21 @@ bench_cleanup() {
     trap - EXIT INT TERM
     echo "bench: cleaning up" >&2
     if [ -n "$BPID" ] && kill -0 "$BPID" 2>/dev/null; then
-        ids=$(timeout 60 B ps -aq 2>/dev/null)
-        [ -n "$ids" ] && timeout 600 B rm -f $ids >/dev/null 2>&1
-        for n in $(timeout 30 B network ls -q --filter type=custom 2>/dev/null); do timeout 30 B network rm "$n" >/dev/null 2>&1; done
+        # (timeout runs a program: the docker CLI, not the B function)
+        ids=$(timeout 60 docker ps -aq 2>/dev/null)
+        [ -n "$ids" ] && timeout 600 docker rm -f $ids >/dev/null 2>&1
+        for n in $(timeout 30 docker network ls -q --filter type=custom 2>/dev/null); do timeout 30 docker network rm "$n" >/dev/null 2>&1; done
         kill -TERM "$BPID"
         for i in $(seq 150); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.2; done
         kill -0 "$BPID" 2>/dev/null && kill -KILL "$BPID"
     fi
     for p in $(shim_pids); do echo "bench: leftover shim $p" >&2; kill -KILL "$p" 2>/dev/null; done
+    # the containers of those: every process in this daemon's cgroup parent
+    for p in $(find /sys/fs/cgroup/pids/"$CGPARENT" -name cgroup.procs -exec cat {} + 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
     grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
     for v in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do ip link del "$v" 2>/dev/null; done
-    ip link del "$BRIDGE" 2>/dev/null
+    sleep 1 # the killed containers' namespaces go
+    scrub_host
     find /sys/fs/cgroup -depth -type d -path "*/$CGPARENT*" -exec rmdir {} + 2>/dev/null
     [ -f "$ROOT/berthd.log" ] && cp "$ROOT/berthd.log" "${BENCH_LOG:-/tmp/berth-bench-berthd.log}"
     rm -rf "$ROOT"

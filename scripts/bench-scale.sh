@@ -19,7 +19,7 @@ B tag "$(B images -q | head -1)" busybox:latest 2>/dev/null || true
 B network create --subnet 10.222.32.0/21 scale >/dev/null
 sleep 2
 IDLE_RSS=$(rss_kb "$BPID")
-grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | sort >"$ROOT/mounts.0"
+grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | grep -vx "$EXECROOT/netns" | sort >"$ROOT/mounts.0"
 M0=$(count_mounts); V0=$(count_veths); C0=$(count_cgroups); S0=$(count_shims)
 
 runone() { B run -d --network scale --name "s$1" busybox sleep 36000 >/dev/null; }
@@ -69,7 +69,7 @@ B rm -f $(B ps -aq) >/dev/null
 RM_MS=$(( $(now_ms) - t0 ))
 sleep 5
 AFTER_RSS=$(rss_kb "$BPID")
-grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | sort >"$ROOT/mounts.1"
+grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | grep -vx "$EXECROOT/netns" | sort >"$ROOT/mounts.1"
 M1=$(count_mounts); V1=$(count_veths); C1=$(count_cgroups); S1=$(count_shims)
 
 echo
