@@ -116,16 +116,17 @@ cleanup() {
     [ -n "$WPID" ] && kill "$WPID" 2>/dev/null
     [ -n "$SINKPID" ] && kill "$SINKPID" 2>/dev/null
     if [ "$COMPOSE_UP" = 1 ]; then
-        timeout 60 C A down -t 0 >/dev/null 2>&1
-        [ -n "$BPID" ] && timeout 60 C B down -t 0 >/dev/null 2>&1
+        DOCKER_HOST=$HOST_A timeout 60 "$REPO/bin/docker-compose" -f "$COMPOSE_FILE" -p "$(project A)" down -t 0 >/dev/null 2>&1
+        [ -n "$BPID" ] && DOCKER_HOST=$HOST_B timeout 60 "$REPO/bin/docker-compose" -f "$COMPOSE_FILE" -p "$(project B)" down -t 0 >/dev/null 2>&1
     fi
+    # (timeout runs programs, not the A/B/C functions: the docker CLI with DOCKER_HOST)
     # the anchor: only what this run created (tracked ids and the run's label)
-    ids=$( { cat "$ROOT/ids.A" 2>/dev/null; timeout 30 A ps -aq --filter "label=berth.bench=$RUNID" 2>/dev/null; } | sort -u)
-    [ -n "$ids" ] && timeout 120 A rm -f $ids >/dev/null 2>&1
-    timeout 60 A image prune -af --filter "label=berth.bench=$RUNID" >/dev/null 2>&1
+    ids=$( { cat "$ROOT/ids.A" 2>/dev/null; DOCKER_HOST=$HOST_A timeout 30 docker ps -aq --filter "label=berth.bench=$RUNID" 2>/dev/null; } | sort -u)
+    [ -n "$ids" ] && DOCKER_HOST=$HOST_A timeout 120 docker rm -f $ids >/dev/null 2>&1
+    DOCKER_HOST=$HOST_A timeout 60 docker image prune -af --filter "label=berth.bench=$RUNID" >/dev/null 2>&1
     if [ -n "$BPID" ]; then
-        ids=$(timeout 30 B ps -aq 2>/dev/null)
-        [ -n "$ids" ] && timeout 120 B rm -f $ids >/dev/null 2>&1
+        ids=$(DOCKER_HOST=$HOST_B timeout 30 docker ps -aq 2>/dev/null)
+        [ -n "$ids" ] && DOCKER_HOST=$HOST_B timeout 120 docker rm -f $ids >/dev/null 2>&1
         kill -TERM "$BPID" 2>/dev/null
         for i in $(seq 150); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.2; done
         kill -0 "$BPID" 2>/dev/null && { echo "bench: berthd $BPID did not stop, SIGKILL" >&2; kill -KILL "$BPID"; }
