@@ -241,6 +241,9 @@ sleep 2
 MEM[idle.B.rss]=$(rss_kb "$BPID"); MEM[idle.B.pss]=$(pss_kb "$BPID")
 MEM[idle.A.rss]=$(sum_rss_kb "$APID" "$CPID"); MEM[idle.A.pss]=$(sum_pss_kb "$APID" "$CPID")
 
+LOGLINES=${BENCH_LOG_LINES:-100000}
+LOGN=${BENCH_LOG_N:-5}
+
 # ---------------------------------------------------------------- quick
 # BENCH_ONLY=quick: the lines of issue 17's table that take seconds, not minutes
 # (run --rm, run --rm --network none, create, exec) and idle memory.
@@ -315,8 +318,6 @@ for i in $(seq "$N"); do for e in $(order "$i"); do t=LOGS_$e; timeit logs "$e" 
 # through the container's monitor). The remote drivers send to sinks on 127.0.0.1 run by
 # this script (one python3 process: a UDP socket for syslog and gelf, a TCP listener for
 # fluentd; both read and discard).
-LOGLINES=${BENCH_LOG_LINES:-100000}
-LOGN=${BENCH_LOG_N:-5}
 echo "bench: log throughput per driver ($LOGLINES lines, $LOGN runs each)"
 python3 -u -c '
 import socket, threading, sys
