@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all deps build test unit e2e lint demo bench soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list
+.PHONY: all deps build test unit e2e lint demo bench bench-phases bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list
 
 all: build
 
@@ -60,6 +60,16 @@ demo: deps build compose images berth
 
 bench: deps build images compose buildx
 	./scripts/bench.sh
+
+# where berthd's time goes in run --rm, create and exec (berthd --debug's phase trace)
+bench-phases: build
+	./scripts/bench-phases.sh
+
+# SCALE_N (default 1000) running containers: ps/inspect/DNS at N vs 10, restart after
+# SIGKILL, rm -f of all, RSS and leaks (docs/benchmarks.md)
+SCALE_N ?= 1000
+bench-scale: build
+	SCALE_N=$(SCALE_N) ./scripts/bench-scale.sh
 
 # Long runs, not part of `make test`: SOAK_CYCLES compose up/down cycles of the
 # compose-bench project (default 200; SOAK_CYCLES=1000 for the long run), ending

@@ -144,7 +144,7 @@ func ensureBridge(name string, addr4, addr6 netip.Prefix, mtu int) error {
 // want is the zero Prefix). IPv6 link-local and multicast addresses are
 // the kernel's and stay.
 func bridgeAddr(l netlink.Link, want netip.Prefix, family int) error {
-	addrs, err := netlink.AddrList(l, family)
+	addrs, err := redump(func() ([]netlink.Addr, error) { return netlink.AddrList(l, family) })
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func hostRoutes(known []netip.Prefix, v6 bool) []netip.Prefix {
 	if v6 {
 		family = netlink.FAMILY_V6
 	}
-	routes, err := netlink.RouteList(nil, family)
+	routes, err := redump(func() ([]netlink.Route, error) { return netlink.RouteList(nil, family) })
 	if err != nil {
 		return nil
 	}

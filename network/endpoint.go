@@ -282,7 +282,7 @@ func (m *Manager) plumb(ctx context.Context, st *netState, ep *endpointRecord, m
 // nextIfName is the lowest <prefix><N> (eth0, eth1, ...) not in use in the
 // sandbox.
 func nextIfName(h *netlink.Handle, prefix string) (string, error) {
-	links, err := h.LinkList()
+	links, err := redump(h.LinkList)
 	if err != nil {
 		return "", err
 	}

@@ -36,6 +36,8 @@ type env struct {
 	cfg  Config
 	slot testenv.NetSlot
 	bus  *events.Bus
+	// dbPath is the store's file
+	dbPath string
 }
 
 func newEnv(t testing.TB) *env {
@@ -57,7 +59,7 @@ func newEnv(t testing.TB) *env {
 	// no upstream resolvers: names berth does not know fail fast
 	cfg.ResolvConf = filepath.Join(dir, "resolv.conf")
 	assert.NilError(t, os.WriteFile(cfg.ResolvConf, []byte("nameserver 127.0.0.53\n"), 0o644))
-	e := &env{db: db, cfg: cfg, slot: slot, bus: events.New(100)}
+	e := &env{db: db, cfg: cfg, slot: slot, bus: events.New(100), dbPath: filepath.Join(dir, "berth.db")}
 	e.m = e.manager(t)
 	t.Cleanup(func() {
 		_ = e.m.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -92,6 +93,10 @@ func (m *Manager) Restore(ctx context.Context, req RestoreRequest) error {
 		}
 		ep := m.pending[key]
 		delete(m.pending, key)
+		// a stored endpoint the request does not change is not written
+		// again: with hundreds of containers a write (and fsync) each
+		// was most of a daemon restart
+		stored := ep != nil
 		if ep == nil {
 			if !es.IPAddress.IsValid() && !es.GlobalIPv6Address.IsValid() || len(es.EndpointID) < 12 {
 				continue
@@ -105,10 +110,13 @@ func (m *Manager) Restore(ctx context.Context, req RestoreRequest) error {
 			}
 			st.reserve(ep)
 		}
-		ep.ContainerID, ep.ContainerName, ep.Hostname, ep.Labels = req.ContainerID, req.ContainerName, req.Hostname, req.Labels
+		nsPath := ep.NsPath
 		if req.NSPath != "" {
-			ep.NsPath = req.NSPath
+			nsPath = req.NSPath
 		}
+		unchanged := stored && ep.ContainerID == req.ContainerID && ep.ContainerName == req.ContainerName &&
+			ep.Hostname == req.Hostname && maps.Equal(ep.Labels, req.Labels) && ep.NsPath == nsPath
+		ep.ContainerID, ep.ContainerName, ep.Hostname, ep.Labels, ep.NsPath = req.ContainerID, req.ContainerName, req.Hostname, req.Labels, nsPath
 		if _, err := netlink.LinkByName(ep.HostVeth); err != nil {
 			removeVethPair(ep)
 			st.release(ep)
@@ -116,8 +124,10 @@ func (m *Manager) Restore(ctx context.Context, req RestoreRequest) error {
 			errs = append(errs, fmt.Errorf("restore %.12s on %s: veth %s is gone", req.ContainerID, st.rec.Name, ep.HostVeth))
 			continue
 		}
-		if err := m.eps.Put(key, ep); err != nil {
-			errs = append(errs, err)
+		if !unchanged {
+			if err := m.eps.Put(key, ep); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		m.endpoints[key] = ep
 		m.records.Add(m.dnsEndpoint(st, ep))
@@ -317,7 +327,7 @@ func InventoryOf(ctx context.Context, cfg Config, bridges []string) (*Inventory,
 			inv.Bridges = append(inv.Bridges, b)
 		}
 	}
-	links, err := netlink.LinkList()
+	links, err := redump(netlink.LinkList)
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,8 @@
 #      BENCH_LOG=/tmp/berth-bench-berthd.log (where berthd's log is kept after the run)
 #      BENCH_TIMEOUT=120 (seconds one timed command may take before it is killed)
 #      BENCH_MD=FILE (also write the result table as markdown to FILE)
-#      BENCH_ONLY=latency,compose,build (which parts to run; default all of them)
+#      BENCH_ONLY=latency,compose,build (which parts to run; default all of them;
+#      quick: only run --rm, run --rm --network none, create, exec and idle memory)
 #      ANCHORS=../shared/anchors   BENCH_BRIDGE=bbench0 BENCH_BIP=10.222.0.1/24
 #      BENCH_POOL=base=10.222.16.0/20,size=24
 # Needs: root, the docker CLI, runc, iptables, bin/berthd + bin/berth-shim + bin/berth-nsexec (make build),
@@ -115,16 +116,17 @@ cleanup() {
     [ -n "$WPID" ] && kill "$WPID" 2>/dev/null
     [ -n "$SINKPID" ] && kill "$SINKPID" 2>/dev/null
     if [ "$COMPOSE_UP" = 1 ]; then
-        timeout 60 C A down -t 0 >/dev/null 2>&1
-        [ -n "$BPID" ] && timeout 60 C B down -t 0 >/dev/null 2>&1
+        DOCKER_HOST=$HOST_A timeout 60 "$REPO/bin/docker-compose" -f "$COMPOSE_FILE" -p "$(project A)" down -t 0 >/dev/null 2>&1
+        [ -n "$BPID" ] && DOCKER_HOST=$HOST_B timeout 60 "$REPO/bin/docker-compose" -f "$COMPOSE_FILE" -p "$(project B)" down -t 0 >/dev/null 2>&1
     fi
+    # (timeout runs programs, not the A/B/C functions: the docker CLI with DOCKER_HOST)
     # the anchor: only what this run created (tracked ids and the run's label)
-    ids=$( { cat "$ROOT/ids.A" 2>/dev/null; timeout 30 A ps -aq --filter "label=berth.bench=$RUNID" 2>/dev/null; } | sort -u)
-    [ -n "$ids" ] && timeout 120 A rm -f $ids >/dev/null 2>&1
-    timeout 60 A image prune -af --filter "label=berth.bench=$RUNID" >/dev/null 2>&1
+    ids=$( { cat "$ROOT/ids.A" 2>/dev/null; DOCKER_HOST=$HOST_A timeout 30 docker ps -aq --filter "label=berth.bench=$RUNID" 2>/dev/null; } | sort -u)
+    [ -n "$ids" ] && DOCKER_HOST=$HOST_A timeout 120 docker rm -f $ids >/dev/null 2>&1
+    DOCKER_HOST=$HOST_A timeout 60 docker image prune -af --filter "label=berth.bench=$RUNID" >/dev/null 2>&1
     if [ -n "$BPID" ]; then
-        ids=$(timeout 30 B ps -aq 2>/dev/null)
-        [ -n "$ids" ] && timeout 120 B rm -f $ids >/dev/null 2>&1
+        ids=$(DOCKER_HOST=$HOST_B timeout 30 docker ps -aq 2>/dev/null)
+        [ -n "$ids" ] && DOCKER_HOST=$HOST_B timeout 120 docker rm -f $ids >/dev/null 2>&1
         kill -TERM "$BPID" 2>/dev/null
         for i in $(seq 150); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.2; done
         kill -0 "$BPID" 2>/dev/null && { echo "bench: berthd $BPID did not stop, SIGKILL" >&2; kill -KILL "$BPID"; }
@@ -239,11 +241,35 @@ sleep 2
 MEM[idle.B.rss]=$(rss_kb "$BPID"); MEM[idle.B.pss]=$(pss_kb "$BPID")
 MEM[idle.A.rss]=$(sum_rss_kb "$APID" "$CPID"); MEM[idle.A.pss]=$(sum_pss_kb "$APID" "$CPID")
 
+LOGLINES=${BENCH_LOG_LINES:-100000}
+LOGN=${BENCH_LOG_N:-5}
+
+# ---------------------------------------------------------------- quick
+# BENCH_ONLY=quick: the lines of issue 17's table that take seconds, not minutes
+# (run --rm, run --rm --network none, create, exec) and idle memory.
+if want quick; then
+echo "bench: quick: run --rm, run --rm --network none, create, exec"
+for e in B A; do $e run --rm busybox true >/dev/null; $e run --rm --network none busybox true >/dev/null; done # warm-up
+for e in B A; do declare "QEXEC_$e=$($e run -d --label "berth.bench=$RUNID" busybox sleep 3600)"; t=QEXEC_$e; echo "${!t}" >>"$ROOT/ids.$e"; done
+for i in $(seq "$N"); do
+    for e in $(order "$i"); do
+        timeit run "$e" docker run --rm busybox true
+        timeit runnone "$e" docker run --rm --network none busybox true
+        timeit create "$e" docker create --label "berth.bench=$RUNID" busybox true
+        cat "$ROOT/out" >>"$ROOT/ids.$e"
+        t=QEXEC_$e; timeit exec "$e" docker exec "${!t}" true
+    done
+done
+for e in B A; do $e rm -f $(cat "$ROOT/ids.$e") >/dev/null 2>&1 || true; : >"$ROOT/ids.$e"; done
+fi
+
 # ---------------------------------------------------------------- latency
 if want latency; then
 echo "bench: run --rm"
 for e in B A; do $e run --rm busybox true >/dev/null; done # warm-up
 for i in $(seq "$N"); do for e in $(order "$i"); do timeit run "$e" docker run --rm busybox true; done; done
+echo "bench: run --rm --network none"
+for i in $(seq "$N"); do for e in $(order "$i"); do timeit runnone "$e" docker run --rm --network none busybox true; done; done
 
 echo "bench: create, start -a"
 for e in B A; do id=$($e create busybox true); $e rm "$id" >/dev/null; done
@@ -292,8 +318,6 @@ for i in $(seq "$N"); do for e in $(order "$i"); do t=LOGS_$e; timeit logs "$e" 
 # through the container's monitor). The remote drivers send to sinks on 127.0.0.1 run by
 # this script (one python3 process: a UDP socket for syslog and gelf, a TCP listener for
 # fluentd; both read and discard).
-LOGLINES=${BENCH_LOG_LINES:-100000}
-LOGN=${BENCH_LOG_N:-5}
 echo "bench: log throughput per driver ($LOGLINES lines, $LOGN runs each)"
 python3 -u -c '
 import socket, threading, sys
@@ -390,11 +414,12 @@ table() {
         printf '| %s | %s / %s | %s / %s | %s | %s |\n' "$label" "$mb" "$pb" "$ma" "$pa" \
             "$(awk -v b="$mb" -v a="$ma" 'BEGIN {printf "%.2fx", b/a}')" "$target"
     done <<EOF
-run|\`docker run --rm busybox true\`|<= 0.5x (later 0.25x)
-create|\`docker create busybox true\`|
+run|\`docker run --rm busybox true\`|<= 0.25x
+runnone|\`docker run --rm --network none busybox true\`|<= 0.25x
+create|\`docker create busybox true\`|<= 0.6x
 start|\`docker start -a <created>\`|
 ps|\`docker ps -a\` (${PSN_B:-} / ${PSN_A:-} containers)|
-exec|\`docker exec <running> true\`|<= 0.5x
+exec|\`docker exec <running> true\`|<= 0.3x
 logs|\`docker logs\` (100000 lines)|
 log-json-file|\`docker run\` of $LOGLINES lines, json-file (of $LOGN)|
 log-local|\`docker run\` of $LOGLINES lines, local (of $LOGN)|

@@ -121,6 +121,7 @@ func run(cfg *config, args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.server.Serve(l) }()
 	logrus.Infof("berthd %s serving API %s on %s (data root %s)", sysinfo.Version, apiVersion, sock, cfg.DataRoot)
+	go returnStartupMemory(ctx, startupSettle)
 
 	select {
 	case err := <-errc:
@@ -213,16 +214,26 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	var (
+		rtImages   runtime.Images   = imageRuntime{imgs}
+		rtNetworks runtime.Networks = netRuntime{nets}
+		rtMonitors runtime.Monitors = shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), live: d.live}
+	)
+	if cfg.Debug {
+		// the per-phase trace of container lifecycles (phasetrace.go)
+		pc := newPhaseClock()
+		rtImages, rtNetworks, rtMonitors = tracedImages{rtImages, pc}, tracedNetworks{rtNetworks, pc}, tracedMonitors{rtMonitors, pc}
+	}
 	rt, err := runtime.New(runtime.Deps{
 		DataRoot:           cfg.DataRoot,
 		ExecRoot:           cfg.ExecRoot,
 		CgroupParent:       cfg.CgroupParent,
 		InitPath:           initBinary(),
 		DB:                 db,
-		Images:             imageRuntime{imgs},
-		Networks:           netRuntime{nets},
+		Images:             rtImages,
+		Networks:           rtNetworks,
 		Volumes:            vols,
-		Monitors:           shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), live: d.live},
+		Monitors:           rtMonitors,
 		OCI:                ociCommands{d.live},
 		Runtimes:           runtimesOf{d.live},
 		Events:             bus,

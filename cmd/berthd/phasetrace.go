@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/berthd/berth/runtime"
+	"github.com/moby/moby/api/types/network"
+	"github.com/sirupsen/logrus"
+)
+
+// The phase trace of `berthd --debug`: the runtime's dependencies are
+// wrapped so that every step a container's create, start, exit and remove
+// takes in another subsystem logs one line with its duration, and with the
+// gap since the container's previous step (the runtime's own work in
+// between: mounts, etc files, the spec). The wrappers sit here, not in
+// runtime, so that a daemon without --debug pays nothing for them.
+
+// phaseClock remembers when each container's last traced step ended.
+type phaseClock struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func newPhaseClock() *phaseClock { return &phaseClock{last: map[string]time.Time{}} }
+
+// begin starts timing a step of container id; the returned func logs it.
+func (p *phaseClock) begin(id, phase string) func(error) {
+	id = short(id) // the monitor knows a container by a shorter id
+	start := time.Now()
+	return func(err error) {
+		end := time.Now()
+		p.mu.Lock()
+		prev, ok := p.last[id]
+		p.last[id] = end
+		p.mu.Unlock()
+		f := logrus.Fields{"container": short(id), "phase": phase, "ms": ms(end.Sub(start))}
+		if ok && start.After(prev) {
+			f["gap_ms"] = ms(start.Sub(prev))
+		}
+		if err != nil {
+			f["error"] = err.Error()
+		}
+		logrus.WithFields(f).Debug("phase")
+	}
+}
+
+// forget drops a removed container's clock.
+func (p *phaseClock) forget(id string) {
+	id = short(id)
+	p.mu.Lock()
+	delete(p.last, id)
+	p.mu.Unlock()
+}
+
+func ms(d time.Duration) string { return time.Duration(d.Microseconds() * 1000).String() }
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// tracedImages times the root filesystem steps.
+type tracedImages struct {
+	runtime.Images
+	p *phaseClock
+}
+
+func (t tracedImages) CreateRootfs(ctx context.Context, containerID, imageID string) error {
+	done := t.p.begin(containerID, "rootfs create")
+	err := t.Images.CreateRootfs(ctx, containerID, imageID)
+	done(err)
+	return err
+}
+
+func (t tracedImages) MountRootfs(ctx context.Context, containerID string) (string, error) {
+	done := t.p.begin(containerID, "rootfs mount")
+	path, err := t.Images.MountRootfs(ctx, containerID)
+	done(err)
+	return path, err
+}
+
+func (t tracedImages) UnmountRootfs(ctx context.Context, containerID string) error {
+	done := t.p.begin(containerID, "rootfs unmount")
+	err := t.Images.UnmountRootfs(ctx, containerID)
+	done(err)
+	return err
+}
+
+func (t tracedImages) RemoveRootfs(ctx context.Context, containerID string) error {
+	done := t.p.begin(containerID, "rootfs remove")
+	err := t.Images.RemoveRootfs(ctx, containerID)
+	done(err)
+	t.p.forget(containerID)
+	return err
+}
+
+// tracedNetworks times the network namespace, endpoint and port steps.
+type tracedNetworks struct {
+	runtime.Networks
+	p *phaseClock
+}
+
+func (t tracedNetworks) CreateSandbox(ctx context.Context, containerID string) (string, error) {
+	done := t.p.begin(containerID, "netns create")
+	ns, err := t.Networks.CreateSandbox(ctx, containerID)
+	done(err)
+	return ns, err
+}
+
+func (t tracedNetworks) DeleteSandbox(ctx context.Context, containerID string) error {
+	done := t.p.begin(containerID, "netns delete")
+	err := t.Networks.DeleteSandbox(ctx, containerID)
+	done(err)
+	return err
+}
+
+func (t tracedNetworks) Attach(ctx context.Context, nsPath string, req runtime.AttachRequest) (*network.EndpointSettings, error) {
+	done := t.p.begin(req.ContainerID, "network attach "+req.Network)
+	ep, err := t.Networks.Attach(ctx, nsPath, req)
+	done(err)
+	return ep, err
+}
+
+func (t tracedNetworks) Detach(ctx context.Context, containerID, nw string) error {
+	done := t.p.begin(containerID, "network detach "+nw)
+	err := t.Networks.Detach(ctx, containerID, nw)
+	done(err)
+	return err
+}
+
+func (t tracedNetworks) PublishPorts(ctx context.Context, containerID string, ip netip.Addr, b network.PortMap, all bool, exposed network.PortSet) (network.PortMap, error) {
+	done := t.p.begin(containerID, "ports publish")
+	pm, err := t.Networks.PublishPorts(ctx, containerID, ip, b, all, exposed)
+	done(err)
+	return pm, err
+}
+
+func (t tracedNetworks) UnpublishPorts(ctx context.Context, containerID string) error {
+	done := t.p.begin(containerID, "ports unpublish")
+	err := t.Networks.UnpublishPorts(ctx, containerID)
+	done(err)
+	return err
+}
+
+func (t tracedNetworks) Restore(ctx context.Context, req runtime.RestoreRequest) error {
+	done := t.p.begin(req.ContainerID, "network restore")
+	err := t.Networks.Restore(ctx, req)
+	done(err)
+	return err
+}
+
+// tracedMonitors times the monitor's launch (shim start and the OCI
+// runtime's create), and wraps its task.
+type tracedMonitors struct {
+	runtime.Monitors
+	p *phaseClock
+}
+
+func (t tracedMonitors) Launch(ctx context.Context, cfg runtime.MonitorConfig) (runtime.Task, error) {
+	done := t.p.begin(cfg.ID, "monitor launch + runtime create")
+	task, err := t.Monitors.Launch(ctx, cfg)
+	done(err)
+	if err != nil {
+		return nil, err
+	}
+	return &tracedTask{Task: task, id: cfg.ID, p: t.p}, nil
+}
+
+func (t tracedMonitors) Connect(ctx context.Context, stateDir string) (runtime.Task, error) {
+	id := filepath.Base(stateDir)
+	done := t.p.begin(id, "monitor reconnect")
+	task, err := t.Monitors.Connect(ctx, stateDir)
+	done(err)
+	if err != nil {
+		return nil, err
+	}
+	return &tracedTask{Task: task, id: id, p: t.p}, nil
+}
+
+// tracedTask times the runtime's start, the wait for the exit and execs.
+type tracedTask struct {
+	runtime.Task
+	id string
+	p  *phaseClock
+}
+
+func (t *tracedTask) Start(ctx context.Context) error {
+	done := t.p.begin(t.id, "runtime start")
+	err := t.Task.Start(ctx)
+	done(err)
+	return err
+}
+
+func (t *tracedTask) Wait(ctx context.Context) (runtime.ExitStatus, error) {
+	done := t.p.begin(t.id, "wait for exit")
+	st, err := t.Task.Wait(ctx)
+	done(err)
+	return st, err
+}
+
+func (t *tracedTask) Exec(ctx context.Context, cfg runtime.ExecConfig) (runtime.ExecTask, error) {
+	done := t.p.begin(t.id, "exec launch")
+	et, err := t.Task.Exec(ctx, cfg)
+	done(err)
+	return et, err
+}
+
+func (t *tracedTask) Close() error {
+	done := t.p.begin(t.id, "monitor close")
+	err := t.Task.Close()
+	done(err)
+	return err
+}

@@ -1,0 +1,99 @@
+#!/bin/bash
+# make bench-scale: berthd with SCALE_N running containers (default 1000). Times `ps -a`,
+# `inspect` and a DNS lookup by name at 10 and at N containers, the start of N with
+# `run -d`, a berthd restart after SIGKILL with N running (until /_ping answers, until
+# all N are listed running, and a stop + start of the last one), `rm -f` of all, and
+# berthd's RSS idle / with N / after the removal, then counts what is left on the host
+# (mounts under the data root, veths on the bridge, cgroups under the bench's cgroup
+# parent, monitors of its exec root). Not part of make test.
+# Env: SCALE_N=1000  SCALE_K=5 (samples per timed command, median)
+source "$(dirname "$0")/bench-lib.sh"
+N=${SCALE_N:-1000}
+K=${SCALE_K:-5}
+[[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 20 ] && [ "$N" -le 2000 ] || die "SCALE_N must be 20..2000 (the bench network is a /21)"
+echo "berth $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), N=$N"
+[ "${SCALE_DEBUG:-0}" = 1 ] && BERTHD_ARGS+=(--debug)
+start_berthd
+B load -i "$IMAGE_TAR" >/dev/null
+B tag "$(B images -q | head -1)" busybox:latest 2>/dev/null || true
+B network create --subnet 10.222.32.0/21 scale >/dev/null
+sleep 2
+IDLE_RSS=$(rss_kb "$BPID")
+grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | grep -vx "$EXECROOT/netns" | sort >"$ROOT/mounts.0"
+M0=$(count_mounts); V0=$(count_veths); C0=$(count_cgroups); S0=$(count_shims)
+
+runone() { B run -d --network scale --name "s$1" busybox sleep 36000 >/dev/null; }
+measure() { # label
+    local ps ins dns
+    ps=$(median_of "$K" B ps -a)
+    ins=$(median_of "$K" B inspect s1)
+    dns=$(median_of "$K" B exec s1 nslookup s2)
+    # the exec alone, to take out of the DNS figure
+    ex=$(median_of "$K" B exec s1 true)
+    echo "$1|$ps|$ins|$dns|$ex"
+}
+t0=$(now_ms)
+for i in $(seq 10); do runone "$i"; done
+AT10=$(measure 10)
+for i in $(seq 11 "$N"); do
+    runone "$i"
+    [ $(( i % 100 )) = 0 ] && echo "bench: $i running ($(( ($(now_ms) - t0) / i )) ms per run -d so far)" >&2
+done
+RUN_MS=$(( ($(now_ms) - t0) / N ))
+sleep 3
+N_RSS=$(rss_kb "$BPID")
+SHIMS=$(count_shims)
+ATN=$(measure "$N")
+
+# restart after SIGKILL with N running
+kill -KILL "$BPID"; wait "$BPID" 2>/dev/null || true
+t0=$(now_ms)
+start_berthd
+PING_MS=$(( $(now_ms) - t0 ))
+for i in $(seq 600); do
+    n=$(B ps -q --filter status=running 2>/dev/null | wc -l)
+    [ "$n" = "$N" ] && break
+    sleep 0.1
+done
+ALL_MS=$(( $(now_ms) - t0 ))
+RESTORED=$n
+MANAGE=ok
+B exec "s$N" true || MANAGE="exec failed"
+B stop -t 1 "s$N" >/dev/null && B start "s$N" >/dev/null || MANAGE="stop/start failed"
+B exec s1 nslookup "s$N" >/dev/null 2>&1 || MANAGE="$MANAGE; DNS of s$N failed"
+sleep 3
+RESTART_RSS=$(rss_kb "$BPID")
+
+t0=$(now_ms)
+B rm -f $(B ps -aq) >/dev/null
+RM_MS=$(( $(now_ms) - t0 ))
+sleep 5
+AFTER_RSS=$(rss_kb "$BPID")
+grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | grep -vx "$EXECROOT/netns" | sort >"$ROOT/mounts.1"
+M1=$(count_mounts); V1=$(count_veths); C1=$(count_cgroups); S1=$(count_shims)
+
+echo
+echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| measure (median of $K, ms) | 10 containers | $N containers | ratio |"
+echo "|---|---:|---:|---:|"
+IFS='|' read -r _ ps10 in10 dn10 ex10 <<<"$AT10"
+IFS='|' read -r _ psN inN dnN exN <<<"$ATN"
+row() { echo "| $1 | $2 | $3 | $(awk -v a="$2" -v b="$3" 'BEGIN {printf "%.2fx", (a > 0) ? b/a : 0}') |"; }
+row '`docker ps -a`' "$ps10" "$psN"
+row '`docker inspect s1`' "$in10" "$inN"
+row '`docker exec s1 nslookup s2` (DNS by name on a user network)' "$dn10" "$dnN"
+row '`docker exec s1 true` (the exec alone)' "$ex10" "$exN"
+echo
+echo "| measure | value |"
+echo "|---|---:|"
+echo "| \`run -d\` of $N, mean per container | $RUN_MS ms |"
+echo "| berthd restart after SIGKILL with $N running: API answers (/_ping) | $PING_MS ms |"
+echo "| ... all $N listed running | $ALL_MS ms ($RESTORED restored) |"
+echo "| after the restart: exec, stop + start, DNS of the last container | $MANAGE |"
+echo "| \`rm -f\` of all $N | $RM_MS ms |"
+echo "| berthd RSS idle / with $N / after restart with $N / after rm -f of all | $(( IDLE_RSS / 1024 )) / $(( N_RSS / 1024 )) / $(( RESTART_RSS / 1024 )) / $(( AFTER_RSS / 1024 )) MB |"
+echo "| RSS after rm -f vs idle | $(awk -v a="$IDLE_RSS" -v b="$AFTER_RSS" 'BEGIN {printf "%+.0f%%", (b-a)*100/a}') |"
+echo "| monitors running with $N | $SHIMS |"
+comm -13 "$ROOT/mounts.0" "$ROOT/mounts.1" | sed 's/^/new mount after rm -f: /' >&2
+echo "| left after rm -f (before → after): mounts, veths, cgroups, monitors | $M0→$M1, $V0→$V1, $C0→$C1, $S0→$S1 |"
