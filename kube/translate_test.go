@@ -1,0 +1,228 @@
+package kube
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/containerd/errdefs"
+	"sigs.k8s.io/yaml"
+
+	"github.com/berthd/berth/compose"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden manifests in testdata")
+
+// load reads testdata/<dir>/compose.yaml as berthd loads a project, with the
+// paths in the compose labels made the same on every machine.
+func load(t *testing.T, dir, project string) *types.Project {
+	t.Helper()
+	wd, err := filepath.Abs(filepath.Join("testdata", dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compose.Load(context.Background(), compose.LoadOptions{WorkingDir: wd, ProjectName: project, ConfigFiles: []string{"compose.yaml"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range p.Services {
+		s.CustomLabels[compose.LabelWorkingDir] = "/src/" + dir
+		s.CustomLabels[compose.LabelConfigFiles] = "/src/" + dir + "/compose.yaml"
+		p.Services[name] = s
+	}
+	return p
+}
+
+func render(t *testing.T, m *Manifests) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for i, o := range m.Objects() {
+		y, err := yaml.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		b.Write(y)
+	}
+	return b.Bytes()
+}
+
+func TestTranslateGolden(t *testing.T) {
+	for _, tc := range []struct{ dir, project string }{
+		{"shop", "shop"},
+		{"networks", ""}, // name: in the file
+		{"scale", "q"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			m, err := Translate(load(t, tc.dir, tc.project), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := render(t, m)
+			golden := filepath.Join("testdata", tc.dir, "manifests.golden.yaml")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./kube -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the translation (go test ./kube -update, then review the diff):\n%s", golden, got)
+			}
+			// a second load and translation gives the same bytes: maps in
+			// the model come out in a fixed order
+			for range 2 {
+				again, err := Translate(load(t, tc.dir, tc.project), Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(render(t, again), got) {
+					t.Fatal("a second translation differs from the first")
+				}
+			}
+		})
+	}
+}
+
+// The healthcheck is readiness only: a liveness (or startup) probe would
+// kill a container Docker only marks unhealthy.
+func TestHealthcheckIsReadinessOnly(t *testing.T) {
+	m, err := Translate(load(t, "shop", "shop"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probes := 0
+	for _, ss := range m.StatefulSets {
+		for _, c := range ss.Spec.Template.Spec.Containers {
+			if c.LivenessProbe != nil || c.StartupProbe != nil {
+				t.Errorf("%s: liveness or startup probe: %+v %+v", ss.Name, c.LivenessProbe, c.StartupProbe)
+			}
+			if c.ReadinessProbe != nil {
+				probes++
+				if got := c.ReadinessProbe.Exec.Command; strings.Join(got, " ") != "/bin/sh -c pg_isready -U postgres" {
+					t.Errorf("%s: probe command %q", ss.Name, got)
+				}
+				// 1500ms rounds up to whole seconds
+				if c.ReadinessProbe.PeriodSeconds != 2 || c.ReadinessProbe.TimeoutSeconds != 2 || c.ReadinessProbe.FailureThreshold != 10 {
+					t.Errorf("%s: probe timing %+v", ss.Name, c.ReadinessProbe)
+				}
+			}
+		}
+	}
+	if probes != 1 {
+		t.Errorf("%d readiness probes, want 1 (db)", probes)
+	}
+}
+
+// Workloads come in dependency order, and replicas are numbered from 1 as
+// compose numbers its containers.
+func TestOrderAndOrdinals(t *testing.T) {
+	m, err := Translate(load(t, "shop", "shop"), Options{NamespacePrefix: "berth-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Namespace.Name != "berth-shop" {
+		t.Errorf("namespace %q", m.Namespace.Name)
+	}
+	var names []string
+	for _, ss := range m.StatefulSets {
+		names = append(names, ss.Name)
+		if ss.Namespace != "berth-shop" || ss.Spec.Ordinals == nil || ss.Spec.Ordinals.Start != 1 {
+			t.Errorf("%s: namespace %q ordinals %+v", ss.Name, ss.Namespace, ss.Spec.Ordinals)
+		}
+	}
+	if got := strings.Join(names, ","); got != "db,web,worker" && got != "db,worker,web" {
+		t.Errorf("order %s: db must come first", got)
+	}
+	if names[len(names)-1] != "worker" {
+		t.Errorf("order %v: ties must go by name", names)
+	}
+}
+
+func TestTranslateRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name, project, yaml string
+		kind                error
+		want                string
+	}{
+		{"bind mount", "p", "services: {a: {image: x, volumes: ['./conf:/etc/conf']}}", errdefs.ErrNotImplemented, "bind mount"},
+		{"build only", "p", "services: {a: {build: .}}", errdefs.ErrNotImplemented, "build without image"},
+		{"host network", "p", "services: {a: {image: x, network_mode: host}}", errdefs.ErrNotImplemented, "network_mode host"},
+		{"static ip", "p", "services: {a: {image: x, networks: {n: {ipv4_address: 10.5.0.9}}}}\nnetworks: {n: {ipam: {config: [{subnet: 10.5.0.0/16}]}}}", errdefs.ErrNotImplemented, "static addresses"},
+		{"dotted alias", "p", "services: {a: {image: x, networks: {default: {aliases: [db.local]}}}}", errdefs.ErrNotImplemented, `alias "db.local"`},
+		{"alias is another service", "p", "services: {a: {image: x, networks: {default: {aliases: [b]}}}, b: {image: x}}", errdefs.ErrInvalidArgument, `Service name "b"`},
+		{"underscore project", "my_app", "services: {a: {image: x}}", errdefs.ErrInvalidArgument, "namespace"},
+		{"underscore service", "p", "services: {my_svc: {image: x}}", errdefs.ErrInvalidArgument, `service "my_svc"`},
+		{"hostname", "p", "services: {a: {image: x, hostname: h}}", errdefs.ErrNotImplemented, "hostname"},
+		{"user name", "p", "services: {a: {image: x, user: postgres}}", errdefs.ErrNotImplemented, "numeric"},
+		{"published range", "p", "services: {a: {image: x, ports: ['8000-8001:80']}}", errdefs.ErrNotImplemented, "range"},
+		{"host ip", "p", "services: {a: {image: x, ports: ['127.0.0.1:8080:80']}}", errdefs.ErrNotImplemented, "host_ip"},
+		{"devices", "p", "services: {a: {image: x, devices: ['/dev/fuse:/dev/fuse']}}", errdefs.ErrNotImplemented, "devices"},
+		{"volumes_from", "p", "services: {a: {image: x, volumes_from: [b]}, b: {image: x}}", errdefs.ErrNotImplemented, "volumes_from"},
+		{"secrets", "p", "services: {a: {image: x, secrets: [s]}}\nsecrets: {s: {environment: HOME}}", errdefs.ErrNotImplemented, "secrets"},
+		{"stop signal", "p", "services: {a: {image: x, stop_signal: SIGQUIT}}", errdefs.ErrNotImplemented, "stop_signal"},
+		{"volume driver opts", "p", "services: {a: {image: x, volumes: ['vol:/v']}}\nvolumes: {vol: {driver_opts: {type: nfs}}}", errdefs.ErrNotImplemented, "driver_opts"},
+		{"volume names collide", "p", "services: {a: {image: x, volumes: ['a_b:/1', 'a-b:/2']}}\nvolumes: {a_b: {}, a-b: {}}", errdefs.ErrInvalidArgument, "both become"},
+		{"tmpfs size", "p", "services: {a: {image: x, tmpfs: ['/t:size=lots']}}", errdefs.ErrInvalidArgument, "not a size"},
+		{"published name taken", "p", "services: {a: {image: x, ports: ['80']}, a-published: {image: x}}", errdefs.ErrInvalidArgument, `"a-published"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p, err := compose.Load(context.Background(), compose.LoadOptions{WorkingDir: dir, ProjectName: tc.project, ConfigFiles: []string{"compose.yaml"}})
+			if err != nil {
+				t.Fatalf("the file does not load: %v", err)
+			}
+			m, err := Translate(p, Options{})
+			if err == nil {
+				t.Fatalf("translated: %s", render(t, m))
+			}
+			if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q (%T), want %v containing %q", err, err, tc.kind, tc.want)
+			}
+		})
+	}
+}
+
+// Two projects with a db each: each gets its own namespace, so a bare db
+// resolves (<svc>.<namespace>.svc through the pod's search path) to the
+// project's own.
+func TestProjectsAreNamespaces(t *testing.T) {
+	seen := map[string]bool{}
+	for _, project := range []string{"shop", "blog"} {
+		m, err := Translate(load(t, "shop", project), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Namespace.Name != project {
+			t.Errorf("namespace %q for project %s", m.Namespace.Name, project)
+		}
+		for _, o := range m.Services {
+			if o.Namespace != project {
+				t.Errorf("Service %s in namespace %q, want %q", o.Name, o.Namespace, project)
+			}
+			if o.Name == "db" {
+				seen[o.Namespace] = true
+				if o.Spec.Selector[compose.LabelProject] != project {
+					t.Errorf("%s/db selects %v", project, o.Spec.Selector)
+				}
+			}
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("db Services in %v, want one in each project", seen)
+	}
+}
