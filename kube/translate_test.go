@@ -174,6 +174,10 @@ func TestTranslateRefuses(t *testing.T) {
 		{"stop signal", "p", "services: {a: {image: x, stop_signal: SIGQUIT}}", errdefs.ErrNotImplemented, "stop_signal"},
 		{"volume driver opts", "p", "services: {a: {image: x, volumes: ['vol:/v']}}\nvolumes: {vol: {driver_opts: {type: nfs}}}", errdefs.ErrNotImplemented, "driver_opts"},
 		{"volume names collide", "p", "services: {a: {image: x, volumes: ['a_b:/1', 'a-b:/2']}}\nvolumes: {a_b: {}, a-b: {}}", errdefs.ErrInvalidArgument, "both become"},
+		{"ulimits", "p", "services: {a: {image: x, ulimits: {nofile: 1024}}}", errdefs.ErrNotImplemented, "ulimits"},
+		{"security_opt", "p", "services: {a: {image: x, security_opt: [no-new-privileges]}}", errdefs.ErrNotImplemented, "security_opt"},
+		{"platform variant", "p", "services: {a: {image: x, platform: linux/arm64/v8}}", errdefs.ErrNotImplemented, "platform"},
+		{"group name", "p", "services: {a: {image: x, group_add: [audio]}}", errdefs.ErrNotImplemented, "group_add"},
 		{"tmpfs size", "p", "services: {a: {image: x, tmpfs: ['/t:size=lots']}}", errdefs.ErrInvalidArgument, "not a size"},
 		{"published name taken", "p", "services: {a: {image: x, ports: ['80']}, a-published: {image: x}}", errdefs.ErrInvalidArgument, `"a-published"`},
 	} {
@@ -225,4 +229,44 @@ func TestProjectsAreNamespaces(t *testing.T) {
 	if len(seen) != 2 {
 		t.Errorf("db Services in %v, want one in each project", seen)
 	}
+}
+
+// FuzzTranslate: any compose file that loads translates without a panic,
+// the same way twice, or is refused with a classified error.
+func FuzzTranslate(f *testing.F) {
+	for _, dir := range []string{"shop", "networks", "scale"} {
+		b, err := os.ReadFile(filepath.Join("testdata", dir, "compose.yaml"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("services: {a: {image: x, ports: ['80'], networks: {default: {aliases: [b]}}}}"))
+	f.Fuzz(func(t *testing.T, file []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		load := func() *types.Project {
+			p, err := compose.Load(context.Background(), compose.LoadOptions{WorkingDir: dir, ProjectName: "fz", ConfigFiles: []string{"compose.yaml"}})
+			if err != nil {
+				t.Skip()
+			}
+			return p
+		}
+		m, err := Translate(load(), Options{})
+		if err != nil {
+			if !errdefs.IsInvalidArgument(err) && !errdefs.IsNotImplemented(err) && !errdefs.IsDataLoss(err) {
+				t.Fatalf("unclassified error: %v", err)
+			}
+			return
+		}
+		again, err := Translate(load(), Options{})
+		if err != nil {
+			t.Fatalf("the second translation fails: %v", err)
+		}
+		if !bytes.Equal(render(t, m), render(t, again)) {
+			t.Fatal("two translations differ")
+		}
+	})
 }

@@ -26,6 +26,9 @@ func (t *translator) statefulSet(s types.ServiceConfig) (*appsv1.StatefulSet, er
 	if err := refuseService(s); err != nil {
 		return nil, err
 	}
+	if err := refuseUnmapped(s); err != nil {
+		return nil, err
+	}
 	replicas := s.GetScale()
 	if s.ContainerName != "" && replicas > 1 {
 		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("service %s: container_name %q cannot be used with %d replicas", s.Name, s.ContainerName, replicas))
@@ -68,6 +71,9 @@ func (t *translator) statefulSet(s types.ServiceConfig) (*appsv1.StatefulSet, er
 		EnableServiceLinks:           new(false),
 		AutomountServiceAccountToken: new(false),
 		HostAliases:                  hostAliases(s.ExtraHosts),
+	}
+	if err := podOptions(s, &pod); err != nil {
+		return nil, err
 	}
 	if s.StopGracePeriod != nil {
 		secs := int64(time.Duration(*s.StopGracePeriod).Seconds())
