@@ -178,6 +178,10 @@ func TestTranslateRefuses(t *testing.T) {
 		{"security_opt", "p", "services: {a: {image: x, security_opt: [no-new-privileges]}}", errdefs.ErrNotImplemented, "security_opt"},
 		{"platform variant", "p", "services: {a: {image: x, platform: linux/arm64/v8}}", errdefs.ErrNotImplemented, "platform"},
 		{"group name", "p", "services: {a: {image: x, group_add: [audio]}}", errdefs.ErrNotImplemented, "group_add"},
+		{"host-gateway", "p", "services: {a: {image: x, extra_hosts: ['host.docker.internal:host-gateway']}}", errdefs.ErrNotImplemented, "host-gateway"},
+		{"global mode", "p", "services: {a: {image: x, deploy: {mode: global}}}", errdefs.ErrNotImplemented, "deploy.mode global"},
+		{"pids limit", "p", "services: {a: {image: x, deploy: {resources: {limits: {pids: 10}}}}}", errdefs.ErrNotImplemented, "pids"},
+		{"long service name", "p", "services: {a" + strings.Repeat("b", 52) + ": {image: x}}", errdefs.ErrInvalidArgument, "longer than 52"},
 		{"tmpfs size", "p", "services: {a: {image: x, tmpfs: ['/t:size=lots']}}", errdefs.ErrInvalidArgument, "not a size"},
 		{"published name taken", "p", "services: {a: {image: x, ports: ['80']}, a-published: {image: x}}", errdefs.ErrInvalidArgument, `"a-published"`},
 	} {

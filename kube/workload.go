@@ -3,6 +3,7 @@ package kube
 import (
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,6 +111,8 @@ func (t *translator) statefulSet(s types.ServiceConfig) (*appsv1.StatefulSet, er
 	return ss, nil
 }
 
+const maxServiceName = 52
+
 // refuseService rejects what a pod cannot express, or the backend does not
 // map yet, instead of dropping it.
 func refuseService(s types.ServiceConfig) error {
@@ -146,8 +149,28 @@ func refuseService(s types.ServiceConfig) error {
 			return notImplemented(in+"link alias "+l, "use a network alias")
 		}
 	}
-	if s.Deploy != nil && s.Deploy.Resources.Reservations != nil && len(s.Deploy.Resources.Reservations.Devices) > 0 {
-		return notImplemented(in+"device reservations", "devices are the cluster's device plugins' to give")
+	if d := s.Deploy; d != nil {
+		if d.Resources.Reservations != nil && len(d.Resources.Reservations.Devices) > 0 {
+			return notImplemented(in+"device reservations", "devices are the cluster's device plugins' to give")
+		}
+		if d.Resources.Limits != nil && d.Resources.Limits.Pids != 0 {
+			return notImplemented(in+"deploy.resources.limits.pids", "not mapped")
+		}
+		if d.Mode != "" && d.Mode != "replicated" {
+			return notImplemented(in+"deploy.mode "+d.Mode, "only replicated services are mapped (global would be a DaemonSet)")
+		}
+	}
+	for host, ips := range s.ExtraHosts {
+		for _, ip := range ips {
+			if net.ParseIP(ip) == nil {
+				return notImplemented(fmt.Sprintf("%sextra_hosts %s:%s", in, host, ip), "host aliases need an address; a node has no host-gateway")
+			}
+		}
+	}
+	// the pods' controller-revision-hash label is <name>-<10 chars>, and a
+	// label value has at most 63
+	if len(s.Name) > maxServiceName {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("service %q: a name longer than %d cannot be a StatefulSet's", s.Name, maxServiceName))
 	}
 	return nil
 }
