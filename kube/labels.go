@@ -1,7 +1,12 @@
 package kube
 
 import (
+	"fmt"
 	"maps"
+	"slices"
+	"strings"
+
+	"github.com/containerd/errdefs"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -32,17 +37,38 @@ const (
 
 // splitLabels sorts Docker labels into Kubernetes labels and annotations:
 // a label whose key or value breaks Kubernetes' label rules (a path as value,
-// a value longer than 63 bytes) is kept whole as an annotation instead.
-func splitLabels(docker map[string]string) (labels, annotations map[string]string) {
+// a value longer than 63 bytes) is kept whole as an annotation instead. A
+// key that cannot even be an annotation's ("my label", a name part over 63
+// bytes) is refused: dropping it would lose it, renaming it would make
+// `docker inspect` show another label.
+func splitLabels(docker map[string]string) (labels, annotations map[string]string, err error) {
 	labels, annotations = map[string]string{}, map[string]string{}
-	for k, v := range docker {
-		if len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0 {
+	for _, k := range slices.Sorted(maps.Keys(docker)) {
+		v := docker[k]
+		switch {
+		case len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0:
 			labels[k] = v
-		} else {
+		case len(validation.IsQualifiedName(strings.ToLower(k))) == 0:
 			annotations[k] = v
+		default:
+			return nil, nil, badKey(k)
 		}
 	}
-	return labels, annotations
+	return labels, annotations, nil
+}
+
+// checkAnnotations refuses compose annotations Kubernetes cannot take.
+func checkAnnotations(m map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if len(validation.IsQualifiedName(strings.ToLower(k))) > 0 {
+			return badKey(k)
+		}
+	}
+	return nil
+}
+
+func badKey(k string) error {
+	return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("label %q: %s; the Kubernetes backend needs label keys that are Kubernetes label or annotation keys", k, strings.Join(validation.IsQualifiedName(strings.ToLower(k)), "; ")))
 }
 
 func merged(ms ...map[string]string) map[string]string {

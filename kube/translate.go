@@ -71,8 +71,11 @@ func Translate(p *types.Project, o Options) (*Manifests, error) {
 	if err := refuseProject(p); err != nil {
 		return nil, err
 	}
-	m := &Manifests{Namespace: t.namespace()}
+	m := &Manifests{}
 	var err error
+	if m.Namespace, err = t.namespace(); err != nil {
+		return nil, err
+	}
 	if m.PVCs, err = t.claims(); err != nil {
 		return nil, err
 	}
@@ -114,7 +117,7 @@ func (t *translator) claim(name, owner string) error {
 	return nil
 }
 
-func (t *translator) namespace() *corev1.Namespace {
+func (t *translator) namespace() (*corev1.Namespace, error) {
 	// the project-level compose labels (working dir, files) of any service:
 	// compose.Load puts the same ones on all
 	docker := map[string]string{compose.LabelProject: t.p.Name}
@@ -126,13 +129,16 @@ func (t *translator) namespace() *corev1.Namespace {
 		}
 		break
 	}
-	labels, annotations := splitLabels(docker)
+	labels, annotations, err := splitLabels(docker)
+	if err != nil {
+		return nil, err
+	}
 	labels[LabelManagedBy] = ManagedBy
 	ns := &corev1.Namespace{}
 	ns.APIVersion, ns.Kind = "v1", "Namespace"
 	ns.Name = t.ns
 	ns.Labels, ns.Annotations = labels, nilIfEmpty(annotations)
-	return ns
+	return ns, nil
 }
 
 // projectLabels are on every object of the project; the selector of a

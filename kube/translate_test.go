@@ -12,6 +12,12 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
+	"k8s.io/apimachinery/pkg/api/meta"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
 	"github.com/berthd/berth/compose"
@@ -66,6 +72,7 @@ func TestTranslateGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			validMeta(t, m)
 			got := render(t, m)
 			golden := filepath.Join("testdata", tc.dir, "manifests.golden.yaml")
 			if *update {
@@ -182,6 +189,9 @@ func TestTranslateRefuses(t *testing.T) {
 		{"global mode", "p", "services: {a: {image: x, deploy: {mode: global}}}", errdefs.ErrNotImplemented, "deploy.mode global"},
 		{"pids limit", "p", "services: {a: {image: x, deploy: {resources: {limits: {pids: 10}}}}}", errdefs.ErrNotImplemented, "pids"},
 		{"long service name", "p", "services: {a" + strings.Repeat("b", 52) + ": {image: x}}", errdefs.ErrInvalidArgument, "longer than 52"},
+		{"label key with a space", "p", "services: {a: {image: x, labels: {'my label': v}}}", errdefs.ErrInvalidArgument, `label "my label"`},
+		{"volume label key", "p", "services: {a: {image: x, volumes: ['vol:/v']}}\nvolumes: {vol: {labels: {'a b': c}}}", errdefs.ErrInvalidArgument, `label "a b"`},
+		{"annotation key", "p", "services: {a: {image: x, annotations: {'x y': z}}}", errdefs.ErrInvalidArgument, `label "x y"`},
 		{"tmpfs size", "p", "services: {a: {image: x, tmpfs: ['/t:size=lots']}}", errdefs.ErrInvalidArgument, "not a size"},
 		{"published name taken", "p", "services: {a: {image: x, ports: ['80']}, a-published: {image: x}}", errdefs.ErrInvalidArgument, `"a-published"`},
 	} {
@@ -265,6 +275,7 @@ func FuzzTranslate(f *testing.F) {
 			}
 			return
 		}
+		validMeta(t, m)
 		again, err := Translate(load(), Options{})
 		if err != nil {
 			t.Fatalf("the second translation fails: %v", err)
@@ -273,4 +284,35 @@ func FuzzTranslate(f *testing.F) {
 			t.Fatal("two translations differ")
 		}
 	})
+}
+
+// validMeta checks every object's names, labels and annotations as the API
+// server would (apimachinery's own validation).
+func validMeta(t *testing.T, m *Manifests) {
+	t.Helper()
+	check := func(what string, om metav1.ObjectMeta) {
+		errs := metavalidation.ValidateLabels(om.Labels, field.NewPath(what, "labels"))
+		errs = append(errs, apivalidation.ValidateAnnotations(om.Annotations, field.NewPath(what, "annotations"))...)
+		for _, e := range errs {
+			t.Errorf("%s: %v", what, e)
+		}
+	}
+	for _, o := range m.Objects() {
+		om, err := meta.Accessor(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		what := o.GetObjectKind().GroupVersionKind().Kind + " " + om.GetName()
+		check(what, metav1.ObjectMeta{Labels: om.GetLabels(), Annotations: om.GetAnnotations()})
+		if len(apivalidation.NameIsDNSSubdomain(om.GetName(), false)) > 0 {
+			t.Errorf("%s: not a valid name", what)
+		}
+	}
+	for _, ss := range m.StatefulSets {
+		check("StatefulSet "+ss.Name+" template", ss.Spec.Template.ObjectMeta)
+		sel, err := metav1.LabelSelectorAsSelector(ss.Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(ss.Spec.Template.Labels)) {
+			t.Errorf("StatefulSet %s: selector %v does not select its template's labels (%v)", ss.Name, ss.Spec.Selector, err)
+		}
+	}
 }

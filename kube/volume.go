@@ -72,7 +72,10 @@ func (t *translator) claims() ([]*corev1.PersistentVolumeClaim, error) {
 		if pods[key] > 1 {
 			mode = corev1.ReadWriteMany
 		}
-		labels, annotations := splitLabels(merged(v.Labels, map[string]string{compose.LabelVolume: key}))
+		labels, annotations, err := splitLabels(merged(v.Labels, map[string]string{compose.LabelVolume: key}))
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: %w", key, err)
+		}
 		c := &corev1.PersistentVolumeClaim{}
 		c.APIVersion, c.Kind = "v1", "PersistentVolumeClaim"
 		c.Name, c.Namespace = name, t.ns

@@ -43,7 +43,13 @@ func (t *translator) statefulSet(s types.ServiceConfig) (*appsv1.StatefulSet, er
 	if len(s.DependsOn) > 0 {
 		docker[compose.LabelDependsOn] = dependsOn(s.DependsOn)
 	}
-	labels, annotations := splitLabels(docker)
+	labels, annotations, err := splitLabels(docker)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", s.Name, err)
+	}
+	if err := checkAnnotations(s.Annotations); err != nil {
+		return nil, fmt.Errorf("service %s: annotations: %w", s.Name, err)
+	}
 	maps.Copy(annotations, s.Annotations)
 	annotations[AnnotationRestart] = restart(s)
 	if s.ContainerName != "" {
