@@ -132,6 +132,37 @@ func TestHealthcheckIsReadinessOnly(t *testing.T) {
 	}
 }
 
+// Running compose from another directory, or another compose release,
+// changes no pod template: Kubernetes would roll every pod, compose
+// recreates no container for it.
+func TestPodTemplateIgnoresWhereFrom(t *testing.T) {
+	a, err := Translate(load(t, "shop", "shop"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := load(t, "shop", "shop")
+	for name, s := range p.Services {
+		s.CustomLabels[compose.LabelWorkingDir] = "/elsewhere"
+		s.CustomLabels[compose.LabelConfigFiles] = "/elsewhere/compose.yaml"
+		s.CustomLabels[compose.LabelVersion] = "9.9.9"
+		p.Services[name] = s
+	}
+	b, err := Translate(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a.StatefulSets {
+		ya, _ := yaml.Marshal(a.StatefulSets[i].Spec.Template)
+		yb, _ := yaml.Marshal(b.StatefulSets[i].Spec.Template)
+		if !bytes.Equal(ya, yb) {
+			t.Errorf("%s: the pod template changed:\n%s\n%s", a.StatefulSets[i].Name, ya, yb)
+		}
+		if b.StatefulSets[i].Annotations[compose.LabelWorkingDir] != "/elsewhere" {
+			t.Errorf("%s: the StatefulSet lost the working dir label: %v", b.StatefulSets[i].Name, b.StatefulSets[i].Annotations)
+		}
+	}
+}
+
 // Workloads come in dependency order, and replicas are numbered from 1 as
 // compose numbers its containers.
 func TestOrderAndOrdinals(t *testing.T) {

@@ -94,8 +94,9 @@ func (t *translator) statefulSet(s types.ServiceConfig) (*appsv1.StatefulSet, er
 	ss := &appsv1.StatefulSet{}
 	ss.APIVersion, ss.Kind = "apps/v1", "StatefulSet"
 	ss.Name, ss.Namespace = s.Name, t.ns
-	ss.Labels = t.selector(s.Name)
+	ss.Labels = merged(labels, t.selector(s.Name))
 	ss.Annotations = nilIfEmpty(annotations)
+	podLabels, podAnnotations := withoutProjectLabels(labels), withoutProjectLabels(annotations)
 	ss.Spec = appsv1.StatefulSetSpec{
 		Replicas:    new(int32(replicas)),
 		Ordinals:    &appsv1.StatefulSetOrdinals{Start: 1},
@@ -104,7 +105,7 @@ func (t *translator) statefulSet(s types.ServiceConfig) (*appsv1.StatefulSet, er
 		// compose starts a service's replicas together, not one by one
 		PodManagementPolicy: appsv1.ParallelPodManagement,
 		Template: corev1.PodTemplateSpec{
-			ObjectMeta: metav1.ObjectMeta{Labels: merged(labels, t.selector(s.Name)), Annotations: nilIfEmpty(annotations)},
+			ObjectMeta: metav1.ObjectMeta{Labels: merged(podLabels, t.selector(s.Name)), Annotations: nilIfEmpty(podAnnotations)},
 			Spec:       pod,
 		},
 		VolumeClaimTemplates: templates,
@@ -118,6 +119,22 @@ func (t *translator) statefulSet(s types.ServiceConfig) (*appsv1.StatefulSet, er
 }
 
 const maxServiceName = 52
+
+// projectOnly are the compose labels that say where and with what the
+// project was deployed, not what a container is. A change of the pod
+// template rolls every pod, and compose does not recreate a container for
+// these (they are not in its config hash): they stay on the StatefulSet and
+// the Namespace, and the backend adds them when it shows a pod as a
+// container.
+var projectOnly = []string{compose.LabelWorkingDir, compose.LabelConfigFiles, compose.LabelEnvironmentFile, compose.LabelVersion}
+
+func withoutProjectLabels(m map[string]string) map[string]string {
+	out := maps.Clone(m)
+	for _, k := range projectOnly {
+		delete(out, k)
+	}
+	return out
+}
 
 // refuseService rejects what a pod cannot express, or the backend does not
 // map yet, instead of dropping it.
