@@ -188,6 +188,11 @@ func dependencyOrder(p *types.Project) ([]string, error) {
 			return nil
 		}
 		for _, dep := range slices.Sorted(maps.Keys(s.DependsOn)) {
+			if s.DependsOn[dep].Condition == types.ServiceConditionCompletedSuccessfully {
+				// a StatefulSet restarts a pod whose process ended: the
+				// dependency would never complete (a Job is the mapping to come)
+				return notImplemented(fmt.Sprintf("service %s: depends_on %s: service_completed_successfully", name, dep), "one-shot services are not mapped yet")
+			}
 			if err := visit(dep, append(path, name)); err != nil {
 				return err
 			}
