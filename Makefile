@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all deps build test unit e2e lint demo bench bench-phases bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list
+.PHONY: all deps build test unit e2e lint demo bench bench-phases bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools
 
 all: build
 
@@ -48,6 +48,14 @@ fuzz-smoke:
 
 fuzz-list:
 	./scripts/fuzz.sh list
+
+# The Kubernetes backend's test control plane (kube-apiserver,
+# kube-controller-manager, kube-scheduler, etcd, kwok), built from the Go
+# module proxy (tools/kube, its own modules) into a cache outside the
+# checkout and reused; docs/kubernetes.md. Not part of test: the first build
+# takes long on 2 cores.
+kube-tools:
+	./scripts/kube-tools.sh
 
 lint:
 	go vet ./...
