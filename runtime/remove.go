@@ -52,8 +52,14 @@ func (s *Service) claimRemoval(c *ctr, force bool) error {
 	if c.removing || rec.State.Status == container.StateRemoving {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("removal of container %s is already in progress", rec.ID[:12]))
 	}
-	if c.running() && !force {
-		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container %q: container is running: stop the container before removing or force remove", rec.Name))
+	// a restarting container (between an exit and the restart its policy
+	// asked for) counts as running, as in dockerd
+	if (c.running() || rec.State.Status == container.StateRestarting) && !force {
+		state := "running"
+		if !c.running() {
+			state = "restarting"
+		}
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container %q: container is %s: stop the container before removing or force remove", rec.Name, state))
 	}
 	c.removing = true
 	s.cancelRestart(c)

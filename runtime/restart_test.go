@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"gotest.tools/v3/assert"
 )
@@ -58,4 +59,26 @@ func TestBackoff(t *testing.T) {
 	c.noRestart = true
 	ok, _ := h.s.shouldRestart(c)
 	assert.Assert(t, !ok, "a stop by the user cancels the restart")
+}
+
+// A container between an exit and the restart its policy asked for counts
+// as running for rm, as in dockerd: docker-py's
+// test_create_with_restart_policy removes one right after its wait.
+func TestRemoveRestartingNeedsForce(t *testing.T) {
+	h := newHarness(t)
+	rec := &Record{ID: "0123456789abcdef0123", Name: "/loop", HostConfig: &container.HostConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyAlways}}}
+	rec.State.Status = container.StateRestarting
+	c := newCtr(rec)
+	c.mu.Lock()
+	err := h.s.claimRemoval(c, false)
+	c.mu.Unlock()
+	assert.Assert(t, errdefs.IsConflict(err), "%v", err)
+	assert.ErrorContains(t, err, `cannot remove container "/loop": container is restarting: stop the container before removing or force remove`)
+	assert.Assert(t, !c.removing, "a refused removal claims nothing")
+
+	c.mu.Lock()
+	err = h.s.claimRemoval(c, true)
+	c.mu.Unlock()
+	assert.NilError(t, err)
+	assert.Assert(t, c.removing)
 }
