@@ -440,7 +440,9 @@ func TestClassicBuildCancelled(t *testing.T) {
 	res := icmd.StartCmd(c)
 	assert.NilError(t, res.Error)
 	waitFor(t, 30*time.Second, func() bool { return strings.Contains(res.Stdout(), "started") })
-	assert.Check(t, is.Len(strings.Fields(d.DockerOK(t, "ps", "-q")), 1), "the step runs")
+	// the step's output can come before its start is over (and ps shows
+	// it running only then, as dockerd's)
+	waitFor(t, 30*time.Second, func() bool { return len(strings.Fields(d.DockerOK(t, "ps", "-q"))) == 1 })
 	assert.NilError(t, res.Cmd.Process.Signal(syscall.SIGINT))
 	_ = res.Cmd.Wait()
 	waitFor(t, 30*time.Second, func() bool { return d.DockerOK(t, "ps", "-aq") == "" })

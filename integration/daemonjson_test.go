@@ -87,7 +87,8 @@ func TestDaemonJSONOnly(t *testing.T) {
 	subnet := docker("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "bridge")
 	assert.Check(t, is.Equal(strings.TrimSpace(subnet.Stdout()), strings.Split(slot.BIP, "/")[0]))
 
-	r := docker("load", "-i", filepath.Join(testenv.RepoRoot(), "testdata", "images", "busybox.tar"))
+	archive, _ := testenv.BusyboxArchive(t)
+	r := docker("load", "-i", archive)
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
 	r = docker("run", "--name", "cj", "--runtime", "mine", "busybox", "echo", "hi")
 	assert.Equal(t, r.Stdout(), "hi\n", r.Combined())

@@ -48,6 +48,9 @@ func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 	s.teardown(context.Background(), c)
 	_ = task.Close()
 	s.finishExecs(c)
+	// readers read views: one that acts on the die event (a job's end, a
+	// build step's) must find the container exited
+	c.publish()
 	if st.OOMKilled {
 		s.event(rec, events.ActionOOM, nil)
 	}
