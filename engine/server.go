@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthd/berth/engine/httpstatus"
@@ -38,7 +39,10 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	handler http.Handler
-	srv     *http.Server
+
+	mu     sync.Mutex // srv and closed: Shutdown may come from another goroutine at any time
+	srv    *http.Server
+	closed bool
 }
 
 // New builds the server from its routers.
@@ -83,14 +87,22 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves the API on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second}
 	if s.cfg.GRPC != nil {
 		// HTTP/2 without TLS (prior knowledge) next to HTTP/1, for gRPC
-		s.srv.Protocols = new(http.Protocols)
-		s.srv.Protocols.SetHTTP1(true)
-		s.srv.Protocols.SetUnencryptedHTTP2(true)
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
-	err := s.srv.Serve(l)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.srv = srv
+	s.mu.Unlock()
+	err := srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -99,12 +111,16 @@ func (s *Server) Serve(l net.Listener) error {
 
 // Shutdown stops accepting requests and waits for running ones until ctx ends.
 // Hijacked streams (attach, exec) are owned by their handlers and end with
-// the daemon.
+// the daemon. A Serve that has not begun yet will not.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.srv == nil {
+	s.mu.Lock()
+	s.closed = true
+	srv := s.srv
+	s.mu.Unlock()
+	if srv == nil {
 		return nil
 	}
-	return s.srv.Shutdown(ctx)
+	return srv.Shutdown(ctx)
 }
 
 func (s *Server) makeHandler(route httputil.Route) http.Handler {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -233,7 +234,12 @@ func (t *fakeTask) Kill(ctx context.Context, sig syscall.Signal) error {
 		return errdefs.ErrConflict
 	default:
 	}
-	return t.cmd.Process.Signal(sig)
+	// it may exit between the check and the signal, as the shim's may
+	err := t.cmd.Process.Signal(sig)
+	if errors.Is(err, os.ErrProcessDone) {
+		return errdefs.ErrConflict
+	}
+	return err
 }
 func (t *fakeTask) Attach(ctx context.Context, s Streams) (func() error, error) {
 	return func() error { <-t.done; return nil }, nil
