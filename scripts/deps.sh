@@ -9,6 +9,11 @@ need() { # need <package> <check command...>
     "$@" >/dev/null 2>&1 || missing+=("$pkg")
 }
 need runc             command -v runc
+# headers of two cgo libraries that berth's build tags leave out; a plain
+# `go vet ./...` or `go build ./...` without GOFLAGS compiles them
+need pkg-config       command -v pkg-config
+need libgpgme-dev     pkg-config --exists gpgme
+need libbtrfs-dev     test -f /usr/include/btrfs/ioctl.h
 need crun             command -v crun
 need busybox-static   test -x /usr/bin/busybox
 need docker-registry  command -v docker-registry
