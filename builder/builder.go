@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
 	"github.com/containerd/errdefs"
@@ -139,7 +140,7 @@ func (b *Builder) Build(ctx context.Context, buildCtx io.Reader, opts Options, o
 	}
 	stages, metaArgs, err := instructions.Parse(parsed.AST, nil)
 	if err != nil {
-		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return "", errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if opts.Target != "" {
 		last := stageIndex(stages, opts.Target)

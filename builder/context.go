@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/registry"
 	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -33,7 +34,7 @@ const maxLoneDockerfile = 4 << 20
 func (b *Builder) unpackContext(r io.Reader, dir string) error {
 	in, err := compression.DecompressStream(bufio.NewReaderSize(r, 64<<10))
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage("reading the build context: " + err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "reading the build context", err)
 	}
 	defer in.Close()
 	limited := b.limit.Reader(in, "build context")
@@ -43,7 +44,7 @@ func (b *Builder) unpackContext(r io.Reader, dir string) error {
 		df, err := io.ReadAll(io.LimitReader(br, maxLoneDockerfile+1))
 		if err != nil {
 			// a broken compressed stream: the client's input, not ours
-			return limitErr(limited, errdefs.ErrInvalidArgument.WithMessage("reading the build context: "+err.Error()))
+			return limitErr(limited, errclass.Wrap(errdefs.ErrInvalidArgument, "reading the build context", err))
 		}
 		if len(df) > maxLoneDockerfile {
 			return limitErr(limited, errdefs.ErrInvalidArgument.WithMessage("the build context is neither a tar archive nor a Dockerfile"))
@@ -52,7 +53,7 @@ func (b *Builder) unpackContext(r io.Reader, dir string) error {
 	}
 	err = archive.Untar(br, dir, &archive.TarOptions{NoLchown: true, Compression: compression.None})
 	if err != nil {
-		var classified error = errdefs.ErrInvalidArgument.WithMessage("invalid build context: " + err.Error())
+		var classified error = errclass.Wrap(errdefs.ErrInvalidArgument, "invalid build context", err)
 		return limitErr(limited, classified)
 	}
 	return nil
@@ -128,7 +129,7 @@ func applyIgnore(dir, dockerfile string) error {
 	excludes, err := ignorefile.ReadAll(io.LimitReader(rf, maxLoneDockerfile))
 	rf.Close()
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage("error reading .dockerignore: " + err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "error reading .dockerignore", err)
 	}
 	for _, name := range []string{".dockerignore", dockerfile} {
 		if rm, _ := patternmatcher.MatchesOrParentMatches(filepath.Clean(name), excludes); rm {

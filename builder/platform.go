@@ -3,6 +3,7 @@ package builder
 import (
 	"fmt"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 )
@@ -16,7 +17,7 @@ func checkPlatform(spec string) error {
 	}
 	p, err := platforms.Parse(spec)
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if !platforms.Only(platforms.DefaultSpec()).Match(p) {
 		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("berth's builder builds for %s only, not %s", platforms.DefaultString(), platforms.Format(p)))

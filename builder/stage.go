@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime/imagecfg"
 	"github.com/containerd/errdefs"
@@ -104,7 +105,7 @@ func (r *build) metaArgs(args []instructions.ArgCommand) error {
 			} else if kv.Value != nil {
 				res, err := lex.ProcessWordWithMatches(*kv.Value, shell.EnvsFromSlice(envOf(r.meta)))
 				if err != nil {
-					return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+					return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 				}
 				r.meta[kv.Key] = res.Result
 			}
@@ -149,7 +150,7 @@ func (r *build) stage(ctx context.Context, i int) (string, error) {
 	lex := shell.NewLex('\\')
 	base, err := lex.ProcessWordWithMatches(s.BaseName, shell.EnvsFromSlice(envOf(r.meta)))
 	if err != nil {
-		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return "", errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if base.Result == "" {
 		return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("base name (%s) should not be blank", s.BaseName))
@@ -157,7 +158,7 @@ func (r *build) stage(ctx context.Context, i int) (string, error) {
 	if s.Platform != "" {
 		p, err := lex.ProcessWordWithMatches(s.Platform, shell.EnvsFromSlice(envOf(r.meta)))
 		if err != nil {
-			return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return "", errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		if err := checkPlatform(p.Result); err != nil {
 			return "", err
@@ -246,7 +247,7 @@ func (r *build) onBuild(ctx context.Context, st *stageState) error {
 		}
 		cmd, err := instructions.ParseCommand(node)
 		if err != nil {
-			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		if err := r.dispatch(ctx, st, cmd); err != nil {
 			return err
@@ -281,7 +282,7 @@ func (r *build) dispatch(ctx context.Context, st *stageState, cmd instructions.C
 			return res.Result, err
 		})
 		if err != nil {
-			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 	}
 	switch c := cmd.(type) {
@@ -307,7 +308,7 @@ func (r *build) dispatch(ctx context.Context, st *stageState, cmd instructions.C
 		return r.exposeStep(ctx, st, c)
 	}
 	if err := imagecfg.ApplyInstruction(st.cfg, cmd, &st.cmdSet); err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	return r.commitConfig(ctx, st, nopComment(cmd, st.cfg))
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/runtime/imagecfg"
@@ -321,7 +322,7 @@ func (r *build) exposeStep(ctx context.Context, st *stageState, c *instructions.
 	for _, p := range c.Ports {
 		words, err := lex.ProcessWords(p, shell.EnvsFromSlice(st.env()))
 		if err != nil {
-			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		ports = append(ports, words...)
 	}

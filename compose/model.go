@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
@@ -94,7 +95,7 @@ func loadModel(ctx context.Context, rec *DeploymentRecord) (*types.Project, erro
 		o.SetProjectName(rec.Project, true)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("the recorded model of %s does not load: %w", rec.Project, errdefs.ErrDataLoss.WithMessage(err.Error()))
+		return nil, fmt.Errorf("the recorded model of %s does not load: %w", rec.Project, errclass.Wrap(errdefs.ErrDataLoss, "", err))
 	}
 	p.WorkingDir = rec.WorkingDir
 	p.ComposeFiles = append([]string(nil), rec.ConfigFiles...)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/network/ipam"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
@@ -349,7 +350,7 @@ func (m *Manager) familyConfigLocked(c network.IPAMConfig, v6 bool) (ipamRecord,
 	}
 	if v6 {
 		if err := checkSubnet6(c.Subnet); err != nil {
-			return ipamRecord{}, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return ipamRecord{}, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 	} else if !c.Subnet.Addr().Is4() {
 		return ipamRecord{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid subnet %s: not an IPv4 or IPv6 subnet", c.Subnet))

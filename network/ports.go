@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/network/iptables"
 	"github.com/berthd/berth/network/portmap"
 	"github.com/containerd/errdefs"
@@ -107,7 +108,7 @@ func (m *Manager) PublishPorts(ctx context.Context, containerID string, containe
 			got, err := m.holdLocked(hostIPs, proto, lo, hi)
 			if err != nil {
 				if errdefs.IsInternal(err) {
-					err = errdefs.ErrInternal.WithMessage(fmt.Sprintf("driver failed programming external connectivity on endpoint %s (%s): %s", ep.ContainerName, ep.ID, err.Error()))
+					err = errclass.Wrap(errdefs.ErrInternal, fmt.Sprintf("driver failed programming external connectivity on endpoint %s (%s)", ep.ContainerName, ep.ID), err)
 				}
 				return fail(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	mregistry "github.com/moby/moby/api/types/registry"
@@ -24,7 +25,7 @@ func (s *Service) DistributionInspect(ctx context.Context, ref string, auth *mre
 	}
 	cnamed, err := toContainers(named)
 	if err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	sys, err := s.registryContext(reference.Domain(named), auth)
 	if err != nil {
@@ -32,7 +33,7 @@ func (s *Service) DistributionInspect(ctx context.Context, ref string, auth *mre
 	}
 	srcRef, err := docker.NewReference(cnamed)
 	if err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	src, err := srcRef.NewImageSource(ctx, sys)
 	if err != nil {

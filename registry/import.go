@@ -10,6 +10,7 @@ import (
 	goruntime "runtime"
 	"time"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/runtime/imagecfg"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
@@ -66,7 +67,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions, s
 	// stopped while it unpacks, and storage removes the partial layer
 	dr, err := compression.DecompressStream(f)
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage("invalid tarball: " + err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "invalid tarball", err)
 	}
 	defer dr.Close()
 	unpacked := s.upload.Reader(dr, "tarball")
@@ -117,12 +118,12 @@ func checkTarball(f *os.File) error {
 	}
 	r, err := compression.DecompressStream(f)
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage("invalid tarball: " + err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "invalid tarball", err)
 	}
 	_, err = tar.NewReader(r).Next()
 	r.Close()
 	if err != nil && err != io.EOF {
-		return errdefs.ErrInvalidArgument.WithMessage("invalid tarball: " + err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "invalid tarball", err)
 	}
 	_, err = f.Seek(0, io.SeekStart)
 	return err

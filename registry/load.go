@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/events"
@@ -71,7 +72,7 @@ func (s *Service) Load(ctx context.Context, r io.Reader, quiet bool, start Start
 	case dockerArchive:
 		rd, err := dockerarchive.NewReader(sys, path)
 		if err != nil {
-			return errdefs.ErrInvalidArgument.WithMessage("invalid docker image archive: " + err.Error())
+			return errclass.Wrap(errdefs.ErrInvalidArgument, "invalid docker image archive", err)
 		}
 		defer rd.Close()
 		if items, err = dockerItems(rd); err != nil {
@@ -115,7 +116,7 @@ func (s *Service) Load(ctx context.Context, r io.Reader, quiet bool, start Start
 func (s *Service) loadOne(ctx context.Context, sys *types.SystemContext, it loadItem, out Output, quiet bool) (string, error) {
 	src, err := it.src.NewImage(ctx, sys)
 	if err != nil {
-		return "", errdefs.ErrInvalidArgument.WithMessage("invalid image archive: " + err.Error())
+		return "", errclass.Wrap(errdefs.ErrInvalidArgument, "invalid image archive", err)
 	}
 	cfg := src.ConfigInfo().Digest
 	src.Close()
@@ -148,7 +149,7 @@ func (s *Service) copyIn(ctx context.Context, sys *types.SystemContext, src type
 	if named != nil {
 		cn, cerr := toContainers(named)
 		if cerr != nil {
-			return errdefs.ErrInvalidArgument.WithMessage(cerr.Error())
+			return errclass.Wrap(errdefs.ErrInvalidArgument, "", cerr)
 		}
 		dest, err = istorage.Transport.NewStoreReference(s.store, cn, id)
 	} else {
@@ -188,7 +189,7 @@ func namesOf(ns []reference.Named) []string {
 func dockerItems(rd *dockerarchive.Reader) ([]loadItem, error) {
 	groups, err := rd.List()
 	if err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid docker image archive: " + err.Error())
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "invalid docker image archive", err)
 	}
 	var items []loadItem
 	for _, refs := range groups {
@@ -197,7 +198,7 @@ func dockerItems(rd *dockerarchive.Reader) ([]loadItem, error) {
 			if dr := r.DockerReference(); dr != nil {
 				named, err := reference.ParseNormalizedNamed(dr.String())
 				if err != nil {
-					return nil, errdefs.ErrInvalidArgument.WithMessage("invalid docker image archive: " + err.Error())
+					return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "invalid docker image archive", err)
 				}
 				it.names = append(it.names, named)
 			}
@@ -214,7 +215,7 @@ func dockerItems(rd *dockerarchive.Reader) ([]loadItem, error) {
 func ociItems(path string, index []byte) ([]loadItem, error) {
 	var idx ocispec.Index
 	if err := json.Unmarshal(index, &idx); err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid OCI archive: index.json: " + err.Error())
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "invalid OCI archive: index.json", err)
 	}
 	var items []loadItem
 	for i, m := range idx.Manifests {
@@ -238,7 +239,7 @@ func ociItems(path string, index []byte) ([]loadItem, error) {
 		}
 		src, err := ociarchive.NewReference(path, sel)
 		if err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid OCI archive: " + err.Error())
+			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "invalid OCI archive", err)
 		}
 		it := loadItem{src: src}
 		if named != nil {
@@ -269,9 +270,9 @@ func detectArchive(path string) (archiveFormat, []byte, error) {
 		}
 		if err != nil {
 			if n == 0 {
-				return notAnImage, nil, errdefs.ErrInvalidArgument.WithMessage("invalid image archive: not a tar file: " + err.Error())
+				return notAnImage, nil, errclass.Wrap(errdefs.ErrInvalidArgument, "invalid image archive: not a tar file", err)
 			}
-			return notAnImage, nil, errdefs.ErrInvalidArgument.WithMessage("invalid image archive: " + err.Error())
+			return notAnImage, nil, errclass.Wrap(errdefs.ErrInvalidArgument, "invalid image archive", err)
 		}
 		switch strings.TrimPrefix(h.Name, "./") {
 		case "manifest.json":
@@ -280,7 +281,7 @@ func detectArchive(path string) (archiveFormat, []byte, error) {
 			hasLayout = true
 		case "index.json":
 			if index, err = io.ReadAll(io.LimitReader(tr, 4<<20)); err != nil {
-				return notAnImage, nil, errdefs.ErrInvalidArgument.WithMessage("invalid image archive: " + err.Error())
+				return notAnImage, nil, errclass.Wrap(errdefs.ErrInvalidArgument, "invalid image archive", err)
 			}
 		}
 	}

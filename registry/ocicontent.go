@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -72,12 +73,12 @@ func (s *Service) OpenLayer(ctx context.Context, ic *ImageContent, i int) (io.Re
 func (s *Service) ImportOCILayout(ctx context.Context, dir string) (string, error) {
 	src, err := layout.NewReference(dir, "")
 	if err != nil {
-		return "", errdefs.ErrInvalidArgument.WithMessage("invalid OCI layout: " + err.Error())
+		return "", errclass.Wrap(errdefs.ErrInvalidArgument, "invalid OCI layout", err)
 	}
 	sys := s.systemContext()
 	img, err := src.NewImage(ctx, sys)
 	if err != nil {
-		return "", errdefs.ErrInvalidArgument.WithMessage("invalid OCI layout: " + err.Error())
+		return "", errclass.Wrap(errdefs.ErrInvalidArgument, "invalid OCI layout", err)
 	}
 	cfg := img.ConfigInfo().Digest
 	img.Close()

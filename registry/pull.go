@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/docker/distribution/registry/api/errcode"
@@ -53,7 +54,7 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 	}
 	cnamed, err := toContainers(named)
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	sys, err := s.registryContext(reference.Domain(named), opts.Auth)
 	if err != nil {
@@ -64,7 +65,7 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 	}
 	srcRef, err := docker.NewReference(cnamed)
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	top, layers, err := s.remoteManifest(ctx, sys, srcRef, named)
 	if err != nil {
@@ -384,11 +385,11 @@ func DecodeAuth(h string) (*mregistry.AuthConfig, error) {
 		}
 	}
 	if err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid X-Registry-Auth header: " + err.Error())
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "invalid X-Registry-Auth header", err)
 	}
 	var cfg mregistry.AuthConfig
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid X-Registry-Auth header: " + err.Error())
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "invalid X-Registry-Auth header", err)
 	}
 	return &cfg, nil
 }

@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/volume/mounts"
 	"github.com/containerd/errdefs"
@@ -162,10 +163,10 @@ func (s *Service) create(ctx context.Context, req CreateRequest, containerID str
 		return nil, false, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("create %s: error looking up volume plugin %s: plugin %q not found", name, req.Driver, req.Driver))
 	}
 	if err := mounts.ValidateName(name); err != nil {
-		return nil, false, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("create %s: %s", name, err.Error()))
+		return nil, false, errclass.Wrap(errdefs.ErrInvalidArgument, fmt.Sprintf("create %s", name), err)
 	}
 	if err := validateOpts(req.DriverOpts); err != nil {
-		return nil, false, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("create %s: %s", name, err.Error()))
+		return nil, false, errclass.Wrap(errdefs.ErrInvalidArgument, fmt.Sprintf("create %s", name), err)
 	}
 
 	s.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 )
 
@@ -19,7 +20,7 @@ func ParseForm(r *http.Request) error {
 		return nil
 	}
 	if err := r.ParseForm(); err != nil && !strings.HasPrefix(err.Error(), "mime:") {
-		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	return nil
 }
@@ -75,7 +76,7 @@ func ReadJSON(r *http.Request, v any, allowEmpty bool) error {
 			}
 			return errdefs.ErrInvalidArgument.WithMessage("invalid JSON: request body is empty")
 		}
-		return errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "invalid JSON", err)
 	}
 	return nil
 }

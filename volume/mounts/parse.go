@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/mount"
 )
@@ -148,12 +149,12 @@ func ParseBind(raw string) (MountSpec, error) {
 	}
 	spec, err := fromMount(m, false)
 	if err != nil {
-		return MountSpec{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid volume specification: '%s': %s", raw, err.Error()))
+		return MountSpec{}, errclass.Wrap(errdefs.ErrInvalidArgument, fmt.Sprintf("invalid volume specification: '%s'", raw), err)
 	}
 	if spec.Type == mount.TypeVolume && !spec.IsAnonymous() {
 		// dockerd reports this from the volume create it attempts, unwrapped
 		if err := ValidateName(spec.Source); err != nil {
-			return MountSpec{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("create %s: %s", spec.Source, err.Error()))
+			return MountSpec{}, errclass.Wrap(errdefs.ErrInvalidArgument, fmt.Sprintf("create %s", spec.Source), err)
 		}
 	}
 	if mode != "" {
@@ -291,7 +292,7 @@ func validateMount(m *mount.Mount, structured bool) error {
 		if structured && !anonymous && (driver == "" || driver == DefaultDriver) {
 			if err := ValidateName(m.Source); err != nil {
 				// dockerd reports this from the volume create it attempts
-				return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("create %s: %s", m.Source, err.Error()))
+				return errclass.Wrap(errdefs.ErrInvalidArgument, fmt.Sprintf("create %s", m.Source), err)
 			}
 		}
 	case mount.TypeTmpfs:

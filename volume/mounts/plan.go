@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/mount"
 )
@@ -92,10 +93,10 @@ func Plan(r Request) ([]MountSpec, error) {
 	}
 	for dest := range r.Volumes {
 		if err := validateNotRoot(dest); err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		if err := validateAbsolute(dest); err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		dest = path.Clean(dest)
 		if _, ok := byDest[dest]; ok {

@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/mount"
@@ -37,10 +38,10 @@ var tmpfsDataKeys = map[string]bool{"size": true, "mode": true, "uid": true, "gi
 // fails with a 400 and leaves nothing behind.
 func ParseTmpfs(dest, data string) (MountSpec, error) {
 	if err := validateNotRoot(dest); err != nil {
-		return MountSpec{}, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return MountSpec{}, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if err := validateAbsolute(dest); err != nil {
-		return MountSpec{}, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return MountSpec{}, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	spec := MountSpec{Type: mount.TypeTmpfs, Destination: cleanPath(dest), RW: true, FromTmpfsMap: true}
 	if data == "" {

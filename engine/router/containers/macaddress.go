@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -57,7 +58,7 @@ func containerWideMAC(mac string, hc *container.HostConfig, nc *network.Networki
 		if old {
 			return "", err
 		}
-		return "", errdefs.ErrInvalidArgument.WithMessage("unable to migrate container-wide MAC address to a specific network: " + err.Error())
+		return "", errclass.Wrap(errdefs.ErrInvalidArgument, "unable to migrate container-wide MAC address to a specific network", err)
 	}
 	switch {
 	case old || len(ep.MacAddress) == 0:

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/registry"
 	"github.com/containerd/errdefs"
 	mregistry "github.com/moby/moby/api/types/registry"
@@ -91,7 +92,7 @@ func checkImportSource(src string) error {
 	}
 	u, err := url.Parse(full)
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid import source %q: not - (the request body) nor an http(s) URL", src))

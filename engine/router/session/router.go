@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 )
 
@@ -39,7 +40,7 @@ func (rt *Router) session(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if err := rt.b.ServeSession(ctx, w, r); err != nil {
 		// dockerd answers every refused session as a bad request
 		if !errdefs.IsInvalidArgument(err) {
-			err = errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			err = errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		return err
 	}
