@@ -5,16 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berthd/berth/internal/safe"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/oci"
+	"github.com/berthd/berth/runtime/shim/proto"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -400,17 +401,15 @@ func attachOrder(nets map[string]*network.EndpointSettings, primary string) []st
 	return append(out, rest...)
 }
 
-// exitCodeFor maps a start failure to dockerd's exit codes.
+// exitCodeFor is the exit code a failed start or health probe records, as
+// dockerd's: the code the shim classified when the OCI runtime refused the
+// process (127 not found, 126 not executable, 128 otherwise; see
+// proto.ProcessError), and 128 for every other failure (a mount, a network).
 func exitCodeFor(err error) int {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
-		return 127
-	case strings.Contains(msg, "permission denied"):
-		return 126
-	default:
-		return 128
+	if pe, ok := errors.AsType[*proto.ProcessError](err); ok {
+		return pe.ExitCode
 	}
+	return 128
 }
 
 func (s *Service) logErr(err error, what string) {
@@ -418,8 +417,6 @@ func (s *Service) logErr(err error, what string) {
 		logrus.WithError(err).Warn(what)
 	}
 }
-
-var _ = errors.New
 
 // parseLinks reads links ("db", "db:alias", dockerd's "/db:/web/alias") into
 // alias -> linked container name.
