@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
@@ -44,7 +45,7 @@ type CreateRequest struct {
 // persists the record. Nothing is left behind when it fails.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.CreateResponse, retErr error) {
 	if s.isClosed() {
-		return container.CreateResponse{}, errdefs.ErrUnavailable.WithMessage(errClosed.Error())
+		return container.CreateResponse{}, errclass.With(errdefs.ErrUnavailable, errClosed)
 	}
 	if req.Config == nil {
 		return container.CreateResponse{}, errdefs.ErrInvalidArgument.WithMessage("config cannot be empty in order to create a container")
@@ -311,11 +312,11 @@ func validateHostConfig(hc *container.HostConfig) ([]string, error) {
 	// dockerd checks some values only at start ("failed to initialize
 	// logging driver"); a create that cannot start is refused here instead.
 	if err := logdriver.Validate(hc.LogConfig.Type, hc.LogConfig.Config); err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, errclass.With(errdefs.ErrInvalidArgument, err)
 	}
 	if hc.LogConfig.Type == "journald" {
 		if err := logdriver.JournaldEnabled(); err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return nil, errclass.With(errdefs.ErrInvalidArgument, err)
 		}
 	}
 	var warnings []string
