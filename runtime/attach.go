@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/berthd/berth/internal/safe"
-	"github.com/berthd/berth/runtime/logfile"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -99,7 +98,7 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	stdout, stderr = gate(stdout, answered), gate(stderr, answered)
 	if a.opts.Logs {
 		readyOnce()
-		if err := a.replay(stdout, stderr); err != nil {
+		if err := a.s.logs.replay(a.ctx, rec, stdout, stderr); err != nil {
 			return err
 		}
 	}
@@ -186,27 +185,6 @@ func gate(w io.Writer, open <-chan struct{}) io.Writer {
 func (g gatedWriter) Write(p []byte) (int, error) {
 	<-g.open
 	return g.w.Write(p)
-}
-
-// replay writes the log so far (logs=1).
-func (a *Attachment) replay(stdout, stderr io.Writer) error {
-	path, ropts, err := a.s.logStorage(a.c.rec)
-	if err != nil {
-		return err
-	}
-	ropts.Stdout, ropts.Stderr, ropts.Tail = stdout != nil, stderr != nil, -1
-	return logfile.ReadLogs(a.ctx, path, ropts,
-		func(m logfile.Message) error {
-			w := stdout
-			if m.Stream == "stderr" {
-				w = stderr
-			}
-			if w == nil {
-				return nil
-			}
-			_, err := w.Write(m.Line)
-			return err
-		})
 }
 
 // connectPending hands the attachments waiting for this start to the new

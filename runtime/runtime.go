@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/berthd/berth/internal/safe"
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/berthd/berth/store"
 	"github.com/moby/moby/api/types/container"
@@ -62,6 +63,9 @@ type Deps struct {
 type Service struct {
 	d     Deps
 	table *store.Table[Record]
+	// the parts with their own small dependency sets (see
+	// docs/CONTRIBUTING.md, "runtime's parts")
+	logs *logReader
 
 	mu    sync.RWMutex
 	byID  map[string]*ctr
@@ -108,6 +112,7 @@ func New(d Deps) (*Service, error) {
 	s := &Service{
 		d: d, table: table,
 		byID: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{},
+		logs: newLogReader(filepath.Join(d.DataRoot, "containers"), logdriver.Readable),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	recs, corrupt, err := table.List()

@@ -13,7 +13,6 @@ import (
 
 	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/logdriver"
-	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/berthd/berth/runtime/shim/proto"
 	"github.com/containerd/errdefs"
@@ -251,17 +250,6 @@ func (s *Service) logConfig(rec *Record) (logdriver.Config, error) {
 		cfg.Path = filepath.Join(s.containerDir(rec.ID), st.Name)
 	}
 	return cfg, nil
-}
-
-// logStorage is where `docker logs` reads the container's log; ErrNotImplemented
-// (dockerd's words) when its driver keeps nothing to read.
-func (s *Service) logStorage(rec *Record) (string, logfile.Options, error) {
-	lc := rec.HostConfig.LogConfig
-	st, ok := logdriver.Readable(lc.Type, rec.ID, lc.Config)
-	if !ok {
-		return "", logfile.Options{}, errdefs.ErrNotImplemented.WithMessage("configured logging driver does not support reading")
-	}
-	return filepath.Join(s.containerDir(rec.ID), st.Name), logfile.Options{Rotation: st.Rotation, Format: st.Format}, nil
 }
 
 func writeSpec(path string, spec *specs.Spec) error {
