@@ -45,7 +45,7 @@ type CreateRequest struct {
 // persists the record. Nothing is left behind when it fails.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.CreateResponse, retErr error) {
 	if s.isClosed() {
-		return container.CreateResponse{}, errclass.With(errdefs.ErrUnavailable, errClosed)
+		return container.CreateResponse{}, errclass.Wrap(errdefs.ErrUnavailable, "", errClosed)
 	}
 	if req.Config == nil {
 		return container.CreateResponse{}, errdefs.ErrInvalidArgument.WithMessage("config cannot be empty in order to create a container")
@@ -312,11 +312,11 @@ func validateHostConfig(hc *container.HostConfig) ([]string, error) {
 	// dockerd checks some values only at start ("failed to initialize
 	// logging driver"); a create that cannot start is refused here instead.
 	if err := logdriver.Validate(hc.LogConfig.Type, hc.LogConfig.Config); err != nil {
-		return nil, errclass.With(errdefs.ErrInvalidArgument, err)
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if hc.LogConfig.Type == "journald" {
 		if err := logdriver.JournaldEnabled(); err != nil {
-			return nil, errclass.With(errdefs.ErrInvalidArgument, err)
+			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 	}
 	var warnings []string

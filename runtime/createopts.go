@@ -116,7 +116,7 @@ func (s *Service) checkVolumesFrom(hc *container.HostConfig) error {
 		}
 		if _, err := s.lookup(id); err != nil {
 			if errdefs.IsNotFound(err) {
-				return errclass.With(errdefs.ErrInvalidArgument, err)
+				return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 			}
 			return err
 		}

@@ -83,7 +83,7 @@ func (s *Service) setupNamespaces(c *ctr, u *undo) (namespaceJoin, error) {
 func (s *Service) runningDonor(c *ctr, id string) (*ctr, error) {
 	donor, err := s.lookup(id)
 	if err != nil {
-		return nil, errclass.With(errdefs.ErrInvalidArgument, err)
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if donor == c {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("cannot join own namespace")

@@ -69,7 +69,7 @@ func (s *Service) linkTarget(name string) (*ctr, error) {
 		c, err := s.lookup(name)
 		if err != nil {
 			if errdefs.IsNotFound(err) {
-				err = errclass.With(errdefs.ErrInvalidArgument, err)
+				err = errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 			}
 			return nil, fmt.Errorf("could not get container for %s: %w", name, err)
 		}

@@ -73,7 +73,7 @@ func logAttrs(rec *Record) (map[string]string, error) {
 		return nil
 	}
 	if err := selectKeys(opts["labels"], opts["labels-regex"], rec.Config.Labels); err != nil {
-		return nil, errclass.With(errdefs.ErrInvalidArgument, err)
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	env := map[string]string{}
 	for _, kv := range rec.Config.Env {
@@ -82,16 +82,16 @@ func logAttrs(rec *Record) (map[string]string, error) {
 		}
 	}
 	if err := selectKeys(opts["env"], opts["env-regex"], env); err != nil {
-		return nil, errclass.With(errdefs.ErrInvalidArgument, err)
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if tag, ok := opts["tag"]; ok && tag != "" {
 		tmpl, err := template.New("log-tag").Parse(tag)
 		if err != nil {
-			return nil, errclass.With(errdefs.ErrInvalidArgument, err)
+			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		var b bytes.Buffer
 		if err := tmpl.Execute(&b, tagInfo{rec}); err != nil {
-			return nil, errclass.With(errdefs.ErrInvalidArgument, err)
+			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		attrs["tag"] = b.String()
 	}

@@ -7,12 +7,22 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 )
 
 // FromError returns the HTTP status code for err, by errdefs class.
-// Unclassified errors are internal server errors.
+// Unclassified errors are internal server errors. When err holds an
+// errclass.Wrap, the class given there decides, even over a class its cause
+// has of its own.
 func FromError(err error) int {
+	if class := errclass.Class(err); class != nil {
+		return fromClass(class)
+	}
+	return fromClass(err)
+}
+
+func fromClass(err error) int {
 	switch {
 	case err == nil:
 		return http.StatusOK

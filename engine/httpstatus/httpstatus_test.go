@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"gotest.tools/v3/assert"
 )
@@ -21,6 +22,8 @@ func TestFromError(t *testing.T) {
 		{"not found", errdefs.ErrNotFound.WithMessage("No such container: x"), http.StatusNotFound},
 		{"wrapped not found", fmt.Errorf("lookup: %w", errdefs.ErrNotFound), http.StatusNotFound},
 		{"invalid", errdefs.ErrInvalidArgument, http.StatusBadRequest},
+		{"class given over a cause", errclass.Wrap(errdefs.ErrConflict, "in use", errdefs.ErrNotFound.WithMessage("no such layer")), http.StatusConflict},
+		{"wrapped class given", fmt.Errorf("start: %w", errclass.Wrap(errdefs.ErrInvalidArgument, "bad", errors.New("x"))), http.StatusBadRequest},
 		{"conflict", errdefs.ErrConflict, http.StatusConflict},
 		{"exists", errdefs.ErrAlreadyExists, http.StatusConflict},
 		{"not modified", errdefs.ErrNotModified, http.StatusNotModified},

@@ -4,47 +4,48 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
-	"os"
 	"testing"
 
-	"github.com/berthd/berth/engine/httpstatus"
 	"github.com/containerd/errdefs"
 )
 
-func TestWithKeepsClassAndCause(t *testing.T) {
-	_, cause := os.Stat("/nonexistent/errclass")
-	for _, tc := range []struct {
-		name   string
-		class  error
-		is     func(error) bool
-		status int
-	}{
-		{"invalid argument", errdefs.ErrInvalidArgument, errdefs.IsInvalidArgument, http.StatusBadRequest},
-		{"unavailable", errdefs.ErrUnavailable, errdefs.IsUnavailable, http.StatusServiceUnavailable},
-		{"conflict", errdefs.ErrConflict, errdefs.IsConflict, http.StatusConflict},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := fmt.Errorf("outer: %w", With(tc.class, cause))
-			if !tc.is(err) {
-				t.Errorf("%v lost its class", err)
-			}
-			if got := httpstatus.FromError(err); got != tc.status {
-				t.Errorf("status %d, want %d", got, tc.status)
-			}
-			if !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("%v lost its cause", err)
-			}
-			var pe *fs.PathError
-			if !errors.As(err, &pe) || pe.Path != "/nonexistent/errclass" {
-				t.Errorf("errors.As does not find the cause's *PathError")
-			}
-			if err.Error() != "outer: "+cause.Error() {
-				t.Errorf("message %q changed", err.Error())
-			}
-		})
+func TestWrapKeepsClassAndCause(t *testing.T) {
+	cause := &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrNotExist}
+	err := Wrap(errdefs.ErrInvalidArgument, "invalid image archive", cause)
+	if got, want := err.Error(), "invalid image archive: open /x: file does not exist"; got != want {
+		t.Errorf("message %q, want %q", got, want)
 	}
-	if With(errdefs.ErrInvalidArgument, nil) != nil {
-		t.Error("a nil error got classified")
+	if !errdefs.IsInvalidArgument(err) {
+		t.Error("class lost")
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Error("cause lost for errors.Is")
+	}
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Path != "/x" {
+		t.Error("cause lost for errors.As")
+	}
+	if Class(fmt.Errorf("load: %w", err)) != errdefs.ErrInvalidArgument {
+		t.Error("Class does not see through a further wrap")
+	}
+	if got := Wrap(errdefs.ErrNotFound, "", errors.New("gone")).Error(); got != "gone" {
+		t.Errorf("empty msg: %q", got)
+	}
+	if Wrap(errdefs.ErrNotFound, "x", nil) != nil {
+		t.Error("nil cause must give nil")
+	}
+}
+
+func TestOutermostClassWins(t *testing.T) {
+	inner := Wrap(errdefs.ErrNotFound, "no such layer", errors.New("x"))
+	outer := Wrap(errdefs.ErrInvalidArgument, "invalid image archive", inner)
+	if Class(outer) != errdefs.ErrInvalidArgument {
+		t.Errorf("Class = %v, want the outer class", Class(outer))
+	}
+	if !errdefs.IsNotFound(outer) {
+		t.Error("the cause's own class must stay visible to errors.Is")
+	}
+	if Class(errors.New("plain")) != nil || Class(errdefs.ErrConflict) != nil {
+		t.Error("Class of an error without a Wrap must be nil")
 	}
 }

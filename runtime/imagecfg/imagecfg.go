@@ -30,7 +30,7 @@ func Apply(cfg *container.Config, changes []string) error {
 	}
 	res, err := parser.Parse(strings.NewReader(strings.Join(changes, "\n")))
 	if err != nil {
-		return errclass.With(errdefs.ErrInvalidArgument, err)
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	lex := shell.NewLex(res.EscapeToken)
 	cmdSet := false
@@ -43,7 +43,7 @@ func Apply(cfg *container.Config, changes []string) error {
 		}
 		cmd, err := instructions.ParseCommand(node)
 		if err != nil {
-			return errclass.With(errdefs.ErrInvalidArgument, err)
+			return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
 			err := ex.Expand(func(word string) (string, error) {
@@ -51,11 +51,11 @@ func Apply(cfg *container.Config, changes []string) error {
 				return res.Result, err
 			})
 			if err != nil {
-				return errclass.With(errdefs.ErrInvalidArgument, err)
+				return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 			}
 		}
 		if err := ApplyInstruction(cfg, cmd, &cmdSet); err != nil {
-			return errclass.With(errdefs.ErrInvalidArgument, err)
+			return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 	}
 	return nil
