@@ -348,6 +348,12 @@ func validateHealthcheck(hc *container.HealthConfig) error {
 // event publishes a container event with Docker's attributes: the
 // container's labels, name and image, plus extra.
 func (s *Service) event(rec *Record, action events.Action, extra map[string]string) {
+	containerEvent(s.d.Events, rec, action, extra)
+}
+
+// containerEvent publishes a container event with the attributes dockerd
+// gives it: the container's labels, name and image, and extra.
+func containerEvent(pub Publisher, rec *Record, action events.Action, extra map[string]string) {
 	attrs := make(map[string]string, len(rec.Config.Labels)+4)
 	for k, v := range rec.Config.Labels {
 		attrs[k] = v
@@ -357,7 +363,7 @@ func (s *Service) event(rec *Record, action events.Action, extra map[string]stri
 	for k, v := range extra {
 		attrs[k] = v
 	}
-	s.d.Events.Publish(events.Message{Type: events.ContainerEventType, Action: action, Actor: events.Actor{ID: rec.ID, Attributes: attrs}})
+	pub.Publish(events.Message{Type: events.ContainerEventType, Action: action, Actor: events.Actor{ID: rec.ID, Attributes: attrs}})
 }
 
 func brokenRecord(id string, err error) *Record {

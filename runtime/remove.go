@@ -112,7 +112,7 @@ func (s *Service) removeClaimed(ctx context.Context, c *ctr, opts RemoveOptions)
 		delete(s.names, rec.Name)
 	}
 	s.mu.Unlock()
-	s.forgetExecs(c)
+	s.execs.forget(c)
 	s.failPending(c, nil)
 	close(c.removed)
 	c.notify()

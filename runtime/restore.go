@@ -111,7 +111,7 @@ func (s *Service) restoreOne(ctx context.Context, c *ctr, rootfses map[string]bo
 				logrus.WithError(err).Warnf("restore network of %s", rec.ID[:12])
 			}
 			s.watch(c, task)
-			s.startHealth(c)
+			s.health.start(c)
 			c.mu.Unlock()
 			return "running"
 		}

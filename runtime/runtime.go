@@ -65,12 +65,13 @@ type Service struct {
 	table *store.Table[Record]
 	// the parts with their own small dependency sets (see
 	// docs/CONTRIBUTING.md, "runtime's parts")
-	logs *logReader
+	logs   *logReader
+	execs  *execTable
+	health *healthChecker
 
 	mu    sync.RWMutex
 	byID  map[string]*ctr
 	names map[string]string // "/name" -> id
-	execs map[string]*execProc
 
 	// bg tracks background goroutines (exit handlers, restarts) for Close;
 	// ctx ends them.
@@ -111,10 +112,12 @@ func New(d Deps) (*Service, error) {
 	}
 	s := &Service{
 		d: d, table: table,
-		byID: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{},
+		byID: map[string]*ctr{}, names: map[string]string{},
 		logs: newLogReader(filepath.Join(d.DataRoot, "containers"), logdriver.Readable),
 	}
+	s.execs = newExecTable(d.Events, s.stateDir)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.health = newHealthChecker(s.ctx, s.execs, s.saveLogged, d.Events, s.bgGo)
 	recs, corrupt, err := table.List()
 	if err != nil {
 		return nil, err

@@ -210,7 +210,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 		s.updateLinkParents(rec.ID)
 	}
 	s.watch(c, task)
-	s.startHealth(c)
+	s.health.start(c)
 	return nil
 }
 
