@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,4 +163,66 @@ func TestHealthCheckerAlone(t *testing.T) {
 	assert.NilError(t, json.Unmarshal(task.execs()[0].ProcessJSON, &args))
 	assert.Check(t, is.DeepEqual(args.Args, []string{"check"}))
 	assert.Check(t, is.DeepEqual(ev.actions(c.rec.ID)[:2], []string{"health_status: healthy", "health_status: unhealthy"}))
+}
+
+// attachTask is a monitor that can only attach: it writes its greeting to
+// each attached stdout and ends the stream.
+type attachTask struct {
+	Task
+	greeting string
+}
+
+func (t attachTask) Attach(ctx context.Context, s Streams) (func() error, error) {
+	return func() error {
+		_, err := s.Stdout.Write([]byte(t.greeting))
+		return err
+	}, nil
+}
+
+type replayFunc func(ctx context.Context, rec *Record, stdout, stderr io.Writer) error
+
+func (f replayFunc) replay(ctx context.Context, rec *Record, stdout, stderr io.Writer) error {
+	return f(ctx, rec, stdout, stderr)
+}
+
+// The attacher needs the events sink and a log replayer: it replays the log
+// first (logs=1), streams from the container's monitor, and a stream to a
+// container that is not running waits for its next start.
+func TestAttacherAlone(t *testing.T) {
+	ev := &recorder{}
+	at := newAttacher(ev, replayFunc(func(_ context.Context, _ *Record, stdout, _ io.Writer) error {
+		_, err := stdout.Write([]byte("old "))
+		return err
+	}))
+	c := runningCtr(t, attachTask{greeting: "live"}, nil)
+	a, err := at.open(context.Background(), c, "part", AttachOptions{Stdout: true, Stream: true, Logs: true})
+	assert.NilError(t, err)
+	var out strings.Builder
+	ready := 0
+	assert.NilError(t, a.Run(context.Background(), nil, &out, nil, func() { ready++ }))
+	assert.Check(t, is.Equal(out.String(), "old live"))
+	assert.Check(t, is.Equal(ready, 1))
+	assert.Check(t, is.DeepEqual(ev.actions(c.rec.ID), []string{"attach"}))
+
+	t.Run("pending until the next start", func(t *testing.T) {
+		stopped := runningCtr(t, nil, nil)
+		a, err := at.open(context.Background(), stopped, "part", AttachOptions{Stdout: true, Stream: true})
+		assert.NilError(t, err)
+		var out strings.Builder
+		done := make(chan error, 1)
+		go func() { done <- a.Run(context.Background(), nil, &out, nil, func() {}) }()
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			stopped.mu.Lock()
+			defer stopped.mu.Unlock()
+			if len(stopped.pendingAttach) == 0 {
+				return poll.Continue("not pending yet")
+			}
+			return poll.Success()
+		})
+		stopped.mu.Lock()
+		stopped.connectPending(attachTask{greeting: "started"})
+		stopped.mu.Unlock()
+		assert.NilError(t, <-done)
+		assert.Check(t, is.Equal(out.String(), "started"))
+	})
 }

@@ -113,7 +113,7 @@ func (s *Service) removeClaimed(ctx context.Context, c *ctr, opts RemoveOptions)
 	}
 	s.mu.Unlock()
 	s.execs.forget(c)
-	s.failPending(c, nil)
+	c.failPending(nil)
 	close(c.removed)
 	c.notify()
 	s.event(rec, events.ActionDestroy, nil)

@@ -65,9 +65,10 @@ type Service struct {
 	table *store.Table[Record]
 	// the parts with their own small dependency sets (see
 	// docs/CONTRIBUTING.md, "runtime's parts")
-	logs   *logReader
-	execs  *execTable
-	health *healthChecker
+	logs     *logReader
+	execs    *execTable
+	health   *healthChecker
+	attaches *attacher
 
 	mu    sync.RWMutex
 	byID  map[string]*ctr
@@ -115,6 +116,7 @@ func New(d Deps) (*Service, error) {
 		byID: map[string]*ctr{}, names: map[string]string{},
 		logs: newLogReader(filepath.Join(d.DataRoot, "containers"), logdriver.Readable),
 	}
+	s.attaches = newAttacher(d.Events, s.logs)
 	s.execs = newExecTable(d.Events, s.stateDir)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.health = newHealthChecker(s.ctx, s.execs, s.saveLogged, d.Events, s.bgGo)

@@ -99,7 +99,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 			// what the undone steps held is gone: inspect shows the
 			// configured networks without addresses, as dockerd does
 			rec.Endpoints, rec.Ports = nil, nil
-			s.failPending(c, retErr)
+			c.failPending(retErr)
 			rec.State.Error = retErr.Error()
 			rec.State.ExitCode = exitCodeFor(retErr)
 			if rec.State.Status != container.StateCreated {
@@ -191,7 +191,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 		return err
 	}
 	u.add(func() { _ = task.Close() })
-	s.connectPending(c, task)
+	c.connectPending(task)
 	if err := task.Start(ctx); err != nil {
 		return err
 	}
