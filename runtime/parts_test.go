@@ -3,11 +3,13 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,4 +227,60 @@ func TestAttacherAlone(t *testing.T) {
 		assert.NilError(t, <-done)
 		assert.Check(t, is.Equal(out.String(), "started"))
 	})
+}
+
+type exitFile struct {
+	st  ExitStatus
+	ok  bool
+	got []string
+}
+
+func (e *exitFile) ReadExit(dir string) (ExitStatus, bool, error) {
+	e.got = append(e.got, dir)
+	return e.st, e.ok, nil
+}
+
+type ociLog struct {
+	killErr error
+	calls   []string
+}
+
+func (o *ociLog) Kill(_ context.Context, id string, sig syscall.Signal) error {
+	o.calls = append(o.calls, fmt.Sprintf("kill %s %d", id, sig))
+	return o.killErr
+}
+
+func (o *ociLog) Delete(_ context.Context, id string) error {
+	o.calls = append(o.calls, "delete "+id)
+	return nil
+}
+
+// goneMonitors needs the exits monitors leave, the OCI runtime and where
+// the monitor state is: a recorded exit is taken as it is; without one the
+// container is killed (137) or found stopped (255), and the runtime's state
+// goes in every case.
+func TestGoneMonitorsAlone(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		exit    exitFile
+		killErr error
+		code    int
+		lost    bool
+		oci     []string
+	}{
+		{"recorded exit", exitFile{st: ExitStatus{Code: 3, ExitedAt: at}, ok: true}, nil, 3, false, []string{"delete c1"}},
+		{"killed unsupervised", exitFile{}, nil, 137, true, []string{"kill c1 9", "delete c1"}},
+		{"already stopped", exitFile{}, errdefs.ErrConflict, 255, true, []string{"kill c1 9", "delete c1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			oci := &ociLog{killErr: tc.killErr}
+			g := newGoneMonitors(&tc.exit, oci, func(id string) string { return "/state/" + id })
+			st, lost := g.exit(context.Background(), "c1")
+			assert.Check(t, is.Equal(st.Code, tc.code))
+			assert.Check(t, is.Equal(lost != "", tc.lost), "lost: %q", lost)
+			assert.Check(t, is.DeepEqual(oci.calls, tc.oci))
+			assert.Check(t, is.DeepEqual(tc.exit.got, []string{"/state/c1"}))
+		})
+	}
 }

@@ -69,6 +69,7 @@ type Service struct {
 	execs    *execTable
 	health   *healthChecker
 	attaches *attacher
+	gone     *goneMonitors
 
 	mu    sync.RWMutex
 	byID  map[string]*ctr
@@ -117,6 +118,7 @@ func New(d Deps) (*Service, error) {
 		logs: newLogReader(filepath.Join(d.DataRoot, "containers"), logdriver.Readable),
 	}
 	s.attaches = newAttacher(d.Events, s.logs)
+	s.gone = newGoneMonitors(d.Monitors, d.OCI, s.stateDir)
 	s.execs = newExecTable(d.Events, s.stateDir)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.health = newHealthChecker(s.ctx, s.execs, s.saveLogged, d.Events, s.bgGo)

@@ -400,7 +400,10 @@ func exitCodeFor(err error) int {
 	return 128
 }
 
-func (s *Service) logErr(err error, what string) {
+func (s *Service) logErr(err error, what string) { logErr(err, what) }
+
+// logErr logs a cleanup's failure; what is already gone is no failure.
+func logErr(err error, what string) {
 	if err != nil && !errdefs.IsNotFound(err) {
 		logrus.WithError(err).Warn(what)
 	}
