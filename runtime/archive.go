@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -99,7 +100,7 @@ func (s *Service) ExtractToDir(ctx context.Context, name, path string, opts Extr
 	if opts.CopyUIDGID && l.rec.Config.User != "" {
 		u, err := oci.ResolveUser(l.rootfs, l.rec.Config.User, nil)
 		if err != nil {
-			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		topts.ChownOpts = &archive.ChownOpts{UID: int(u.UID), GID: int(u.GID)}
 	}
@@ -113,7 +114,7 @@ func (s *Service) ExtractToDir(ctx context.Context, name, path string, opts Extr
 	// binaries, which must be the host's and not the container's
 	r, err := decompressUpload(content)
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage("invalid archive: " + err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "invalid archive", err)
 	}
 	defer r.Close()
 	var dirErr error
@@ -247,7 +248,7 @@ func archiveErr(err error, path, name string) error {
 		return fileNotFound(path, name)
 	}
 	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENAMETOOLONG) {
-		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	return err
 }
@@ -265,7 +266,7 @@ func unpackErr(err error) error {
 	if errors.As(err, &errno) && errno != syscall.EROFS {
 		return err
 	}
-	return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 }
 
 // viewReader is an archive stream; Close ends the view and the lease once.

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/berthd/berth/internal/safe"
-	"github.com/berthd/berth/runtime/logfile"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -25,7 +24,7 @@ type AttachOptions struct {
 // Attachment is an attach request accepted for a container; Run streams it.
 type Attachment struct {
 	Tty    bool
-	s      *Service
+	at     *attacher
 	c      *ctr
 	opts   AttachOptions
 	keys   []byte
@@ -43,6 +42,24 @@ var ErrDetached = errors.New("detached")
 
 const defaultDetachKeys = "ctrl-p,ctrl-q"
 
+// attacher runs attach streams (docker attach, start -a). It needs the
+// events sink and a replayer of the log so far (logs=1); the monitor to
+// stream from comes with the container, and a stream to a container that
+// is not running waits for its next start (ctr.connectPending).
+type attacher struct {
+	events Publisher
+	logs   logReplayer
+}
+
+// logReplayer writes a container's log so far (logReader.replay).
+type logReplayer interface {
+	replay(ctx context.Context, rec *Record, stdout, stderr io.Writer) error
+}
+
+func newAttacher(events Publisher, logs logReplayer) *attacher {
+	return &attacher{events: events, logs: logs}
+}
+
 // Attach checks that the container can be attached to. The caller then
 // takes over the connection and calls Run.
 func (s *Service) Attach(ctx context.Context, name string, opts AttachOptions) (*Attachment, error) {
@@ -50,6 +67,10 @@ func (s *Service) Attach(ctx context.Context, name string, opts AttachOptions) (
 	if err != nil {
 		return nil, err
 	}
+	return s.attaches.open(ctx, c, name, opts)
+}
+
+func (at *attacher) open(ctx context.Context, c *ctr, name string, opts AttachOptions) (*Attachment, error) {
 	keys := opts.DetachKeys
 	if keys == "" {
 		keys = defaultDetachKeys
@@ -68,7 +89,7 @@ func (s *Service) Attach(ctx context.Context, name string, opts AttachOptions) (
 		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is paused, unpause the container before attach", name))
 	}
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Attachment{Tty: c.rec.Config.Tty, s: s, c: c, opts: opts, keys: seq, ctx: actx, cancel: cancel,
+	return &Attachment{Tty: c.rec.Config.Tty, at: at, c: c, opts: opts, keys: seq, ctx: actx, cancel: cancel,
 		connected: make(chan func() error, 1), failed: make(chan error, 1)}, nil
 }
 
@@ -99,7 +120,7 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	stdout, stderr = gate(stdout, answered), gate(stderr, answered)
 	if a.opts.Logs {
 		readyOnce()
-		if err := a.replay(stdout, stderr); err != nil {
+		if err := a.at.logs.replay(a.ctx, rec, stdout, stderr); err != nil {
 			return err
 		}
 	}
@@ -139,14 +160,14 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		case err := <-a.failed:
 			return err
 		case <-a.ctx.Done():
-			a.s.dropPending(c, a)
+			c.dropPending(a)
 			return a.ctx.Err()
 		case <-ctx.Done():
-			a.s.dropPending(c, a)
+			c.dropPending(a)
 			return ctx.Err()
 		}
 	}
-	a.s.event(rec, events.ActionAttach, nil)
+	containerEvent(a.at.events, rec, events.ActionAttach, nil)
 	done := make(chan error, 1)
 	safe.Go("attach to "+short(rec.ID), func() {
 		err := errors.New("attach stream ended by a panic")
@@ -159,7 +180,7 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	case <-detached:
 		a.cancel()
 		<-done
-		a.s.event(rec, events.ActionDetach, nil)
+		containerEvent(a.at.events, rec, events.ActionDetach, nil)
 		return ErrDetached
 	case <-ctx.Done():
 		// the client went away: end the monitor's stream now rather than
@@ -188,30 +209,10 @@ func (g gatedWriter) Write(p []byte) (int, error) {
 	return g.w.Write(p)
 }
 
-// replay writes the log so far (logs=1).
-func (a *Attachment) replay(stdout, stderr io.Writer) error {
-	path, ropts, err := a.s.logStorage(a.c.rec)
-	if err != nil {
-		return err
-	}
-	ropts.Stdout, ropts.Stderr, ropts.Tail = stdout != nil, stderr != nil, -1
-	return logfile.ReadLogs(a.ctx, path, ropts,
-		func(m logfile.Message) error {
-			w := stdout
-			if m.Stream == "stderr" {
-				w = stderr
-			}
-			if w == nil {
-				return nil
-			}
-			_, err := w.Write(m.Line)
-			return err
-		})
-}
-
 // connectPending hands the attachments waiting for this start to the new
-// monitor, before the process runs, so they miss no output.
-func (s *Service) connectPending(c *ctr, task Task) {
+// monitor, before the process runs, so they miss no output; call with
+// c.mu held.
+func (c *ctr) connectPending(task Task) {
 	pending := c.pendingAttach
 	c.pendingAttach = nil
 	for _, a := range pending {
@@ -225,15 +226,16 @@ func (s *Service) connectPending(c *ctr, task Task) {
 }
 
 // failPending ends attachments waiting for a start that failed (err), or
-// for a container that was removed (nil: their output has ended).
-func (s *Service) failPending(c *ctr, err error) {
+// for a container that was removed (nil: their output has ended); call
+// with c.mu held.
+func (c *ctr) failPending(err error) {
 	for _, a := range c.pendingAttach {
 		a.failed <- err
 	}
 	c.pendingAttach = nil
 }
 
-func (s *Service) dropPending(c *ctr, a *Attachment) {
+func (c *ctr) dropPending(a *Attachment) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, p := range c.pendingAttach {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
@@ -44,7 +45,7 @@ type CreateRequest struct {
 // persists the record. Nothing is left behind when it fails.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.CreateResponse, retErr error) {
 	if s.isClosed() {
-		return container.CreateResponse{}, errdefs.ErrUnavailable.WithMessage(errClosed.Error())
+		return container.CreateResponse{}, errclass.Wrap(errdefs.ErrUnavailable, "", errClosed)
 	}
 	if req.Config == nil {
 		return container.CreateResponse{}, errdefs.ErrInvalidArgument.WithMessage("config cannot be empty in order to create a container")
@@ -311,11 +312,11 @@ func validateHostConfig(hc *container.HostConfig) ([]string, error) {
 	// dockerd checks some values only at start ("failed to initialize
 	// logging driver"); a create that cannot start is refused here instead.
 	if err := logdriver.Validate(hc.LogConfig.Type, hc.LogConfig.Config); err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if hc.LogConfig.Type == "journald" {
 		if err := logdriver.JournaldEnabled(); err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 	}
 	var warnings []string
@@ -347,6 +348,12 @@ func validateHealthcheck(hc *container.HealthConfig) error {
 // event publishes a container event with Docker's attributes: the
 // container's labels, name and image, plus extra.
 func (s *Service) event(rec *Record, action events.Action, extra map[string]string) {
+	containerEvent(s.d.Events, rec, action, extra)
+}
+
+// containerEvent publishes a container event with the attributes dockerd
+// gives it: the container's labels, name and image, and extra.
+func containerEvent(pub Publisher, rec *Record, action events.Action, extra map[string]string) {
 	attrs := make(map[string]string, len(rec.Config.Labels)+4)
 	for k, v := range rec.Config.Labels {
 		attrs[k] = v
@@ -356,7 +363,7 @@ func (s *Service) event(rec *Record, action events.Action, extra map[string]stri
 	for k, v := range extra {
 		attrs[k] = v
 	}
-	s.d.Events.Publish(events.Message{Type: events.ContainerEventType, Action: action, Actor: events.Actor{ID: rec.ID, Attributes: attrs}})
+	pub.Publish(events.Message{Type: events.ContainerEventType, Action: action, Actor: events.Actor{ID: rec.ID, Attributes: attrs}})
 }
 
 func brokenRecord(id string, err error) *Record {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/volume/mounts"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -115,7 +116,7 @@ func (s *Service) checkVolumesFrom(hc *container.HostConfig) error {
 		}
 		if _, err := s.lookup(id); err != nil {
 			if errdefs.IsNotFound(err) {
-				return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+				return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 			}
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,12 +40,31 @@ type execProc struct {
 // execRetention is how long an ended exec stays inspectable.
 const execRetention = 5 * time.Minute
 
+// execTable owns the exec instances (docker exec) and runs them with their
+// streams. It needs only the events sink and where a container's bundle is
+// (the container's process is the base of every exec); the monitor to run
+// in comes with the container. Lock order: a container's mu, then mu.
+type execTable struct {
+	events    Publisher
+	bundleDir func(id string) string
+	mu        sync.RWMutex
+	byID      map[string]*execProc // every exec; c.execs holds a container's
+}
+
+func newExecTable(events Publisher, bundleDir func(id string) string) *execTable {
+	return &execTable{events: events, bundleDir: bundleDir, byID: map[string]*execProc{}}
+}
+
 // ExecCreate registers a process to run in a running container.
 func (s *Service) ExecCreate(ctx context.Context, name string, req container.ExecCreateRequest) (string, error) {
 	c, err := s.lookup(name)
 	if err != nil {
 		return "", err
 	}
+	return s.execs.create(c, req)
+}
+
+func (x *execTable) create(c *ctr, req container.ExecCreateRequest) (string, error) {
 	if len(req.Cmd) == 0 {
 		return "", errdefs.ErrInvalidArgument.WithMessage("No exec command specified")
 	}
@@ -59,12 +79,12 @@ func (s *Service) ExecCreate(ctx context.Context, name string, req container.Exe
 		return "", err
 	}
 	e := &execProc{id: newID(), c: c, cfg: req, done: make(chan struct{})}
-	s.mu.Lock()
-	s.pruneExecs(c)
+	x.mu.Lock()
+	x.prune(c)
 	c.execs[e.id] = e
-	s.execs[e.id] = e
-	s.mu.Unlock()
-	s.event(c.rec, events.Action(string(events.ActionExecCreate)+": "+strings.Join(req.Cmd, " ")), map[string]string{"execID": e.id})
+	x.byID[e.id] = e
+	x.mu.Unlock()
+	containerEvent(x.events, c.rec, events.Action(string(events.ActionExecCreate)+": "+strings.Join(req.Cmd, " ")), map[string]string{"execID": e.id})
 	return e.id, nil
 }
 
@@ -78,10 +98,10 @@ func execAllowed(c *ctr) error {
 	return nil
 }
 
-func (s *Service) execByID(id string) (*execProc, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if e, ok := s.execs[id]; ok {
+func (x *execTable) get(id string) (*execProc, error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if e, ok := x.byID[id]; ok {
 		return e, nil
 	}
 	return nil, errdefs.ErrNotFound.WithMessage("No such exec instance: " + id)
@@ -90,7 +110,7 @@ func (s *Service) execByID(id string) (*execProc, error) {
 // ExecRun is an exec accepted for starting; Run streams it.
 type ExecRun struct {
 	Tty    bool
-	s      *Service
+	x      *execTable
 	e      *execProc
 	req    container.ExecStartRequest
 	cancel context.CancelFunc
@@ -99,7 +119,11 @@ type ExecRun struct {
 // ExecStart checks that the exec can start; the caller then takes over the
 // connection and calls Run.
 func (s *Service) ExecStart(ctx context.Context, id string, req container.ExecStartRequest) (*ExecRun, error) {
-	e, err := s.execByID(id)
+	return s.execs.start(id, req)
+}
+
+func (x *execTable) start(id string, req container.ExecStartRequest) (*ExecRun, error) {
+	e, err := x.get(id)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +145,7 @@ func (s *Service) ExecStart(ctx context.Context, id string, req container.ExecSt
 	e.started = true
 	// the stream is framed as the start request says, whatever the
 	// process has (a terminal or not), as dockerd does
-	return &ExecRun{Tty: req.Tty, s: s, e: e, req: req, cancel: func() {}}, nil
+	return &ExecRun{Tty: req.Tty, x: x, e: e, req: req, cancel: func() {}}, nil
 }
 
 // Cancel gives up an exec that was not run.
@@ -134,26 +158,14 @@ func (r *ExecRun) Cancel() {
 // Run starts the process and streams it until it ends. With nil streams
 // (detached exec) it returns once the process started.
 func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
-	s, e := r.s, r.e
-	c := e.c
+	x, e := r.x, r.e
 	cfg := e.cfg
-	c.mu.Lock()
-	task, rootfs, rec := c.task, c.rootfs, c.rec
-	base, err := s.processBase(c)
-	c.mu.Unlock()
+	task, rec, pj, err := x.prepare(e.c, cfg)
 	if task == nil {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is not running", rec.ID))
 	}
 	if err != nil {
-		return s.execFailed(e, err, stdout)
-	}
-	proc, err := execProcess(base, rootfs, cfg)
-	if err != nil {
-		return s.execFailed(e, err, stdout)
-	}
-	pj, err := json.Marshal(proc)
-	if err != nil {
-		return err
+		return x.failed(e, err, stdout)
 	}
 	detached := stdout == nil && stderr == nil && stdin == nil
 	var streams Streams
@@ -194,12 +206,12 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	}
 	xt, err := task.Exec(ctx, ExecConfig{ID: e.id, ProcessJSON: pj, Terminal: cfg.Tty, ConsoleSize: consoleSize, Streams: streams})
 	if err != nil {
-		return s.execFailed(e, err, stdout)
+		return x.failed(e, err, stdout)
 	}
 	e.mu.Lock()
 	e.task, e.pid, e.running = xt, xt.Pid(), true
 	e.mu.Unlock()
-	s.event(rec, events.Action(string(events.ActionExecStart)+": "+strings.Join(cfg.Cmd, " ")), map[string]string{"execID": e.id})
+	containerEvent(x.events, rec, events.Action(string(events.ActionExecStart)+": "+strings.Join(cfg.Cmd, " ")), map[string]string{"execID": e.id})
 
 	finish := func() {
 		code, err := xt.Wait(context.WithoutCancel(ctx))
@@ -211,7 +223,7 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		e.running, e.exitCode, e.ended = false, &code, time.Now()
 		e.mu.Unlock()
 		close(e.done)
-		s.event(rec, events.ActionExecDie, map[string]string{"execID": e.id, "exitCode": strconv.Itoa(code)})
+		containerEvent(x.events, rec, events.ActionExecDie, map[string]string{"execID": e.id, "exitCode": strconv.Itoa(code)})
 	}
 	if detached {
 		safe.Go("detached exec "+short(e.id), finish)
@@ -223,7 +235,7 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	case <-finished:
 		return nil
 	case <-detachedCh:
-		s.event(rec, events.ActionExecDetach, map[string]string{"execID": e.id})
+		containerEvent(x.events, rec, events.ActionExecDetach, map[string]string{"execID": e.id})
 		return ErrDetached
 	case <-ctx.Done():
 		// the client went away; the process runs on, as with dockerd
@@ -256,11 +268,11 @@ func (d *dropWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// execFailed records a process that could not start and writes the reason
+// failed records a process that could not start and writes the reason
 // to the client's stream, as dockerd does. Its exit code is 126 whatever
 // the reason (a missing command too: 127 is for a container's own command
 // that cannot start), as dockerd reports it and the docker CLI exits.
-func (s *Service) execFailed(e *execProc, err error, stdout io.Writer) error {
+func (x *execTable) failed(e *execProc, err error, stdout io.Writer) error {
 	code := 126
 	e.mu.Lock()
 	e.exitCode, e.running, e.ended = &code, false, time.Now()
@@ -307,7 +319,7 @@ func execProcess(base []byte, rootfs string, cfg container.ExecCreateRequest) (*
 
 // ExecResize resizes an exec's TTY.
 func (s *Service) ExecResize(ctx context.Context, id string, height, width uint) error {
-	e, err := s.execByID(id)
+	e, err := s.execs.get(id)
 	if err != nil {
 		return err
 	}
@@ -322,7 +334,7 @@ func (s *Service) ExecResize(ctx context.Context, id string, height, width uint)
 
 // ExecInspect answers GET /exec/{id}/json.
 func (s *Service) ExecInspect(ctx context.Context, id string) (*container.ExecInspectResponse, error) {
-	e, err := s.execByID(id)
+	e, err := s.execs.get(id)
 	if err != nil {
 		return nil, err
 	}
@@ -338,8 +350,8 @@ func (s *Service) ExecInspect(ctx context.Context, id string) (*container.ExecIn
 	}, nil
 }
 
-// finishExecs marks a stopped container's execs as ended; call with c.mu held.
-func (s *Service) finishExecs(c *ctr) {
+// finish marks a stopped container's execs as ended; call with c.mu held.
+func (x *execTable) finish(c *ctr) {
 	for _, e := range c.execs {
 		e.mu.Lock()
 		if e.running {
@@ -350,45 +362,80 @@ func (s *Service) finishExecs(c *ctr) {
 	}
 }
 
-// pruneExecs forgets execs that ended long ago; call with s.mu and c.mu held.
-func (s *Service) pruneExecs(c *ctr) {
+// prune forgets execs that ended long ago; call with x.mu and c.mu held.
+func (x *execTable) prune(c *ctr) {
 	for id, e := range c.execs {
 		e.mu.Lock()
 		old := !e.ended.IsZero() && time.Since(e.ended) > execRetention
 		e.mu.Unlock()
 		if old {
-			delete(s.execs, id)
+			delete(x.byID, id)
 			delete(c.execs, id)
 		}
 	}
 }
 
-// forgetExecs drops every exec of a removed container.
-func (s *Service) forgetExecs(c *ctr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// forget drops every exec of a removed container.
+func (x *execTable) forget(c *ctr) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	for id := range c.execs {
-		delete(s.execs, id)
+		delete(x.byID, id)
 	}
+}
+
+// ids lists the container's execs, sorted. Every change of c.execs holds
+// x.mu (and c.mu), so x.mu alone is enough to read it: inspect does not
+// wait for an operation on the container.
+func (x *execTable) ids(c *ctr) []string {
+	x.mu.RLock()
+	ids := make([]string, 0, len(c.execs))
+	for id := range c.execs {
+		ids = append(ids, id)
+	}
+	x.mu.RUnlock()
+	sort.Strings(ids)
+	return ids
+}
+
+// prepare reads what a process in c's container needs: the container's
+// monitor (nil, with rec, when it is not running) and the process as
+// runtime-spec JSON, the container's own with cfg's command, user,
+// environment and directory.
+func (x *execTable) prepare(c *ctr, cfg container.ExecCreateRequest) (task Task, rec *Record, process []byte, err error) {
+	c.mu.Lock()
+	task, rootfs, rec := c.task, c.rootfs, c.rec
+	base, err := x.processBase(c)
+	c.mu.Unlock()
+	if task == nil || err != nil {
+		return task, rec, nil, err
+	}
+	proc, err := execProcess(base, rootfs, cfg)
+	if err != nil {
+		return task, rec, nil, err
+	}
+	process, err = json.Marshal(proc)
+	return task, rec, process, err
 }
 
 // processBase is the container's own OCI process as JSON, the base of every
 // exec: kept from the start, or read once from the bundle after a daemon
 // restart. Call with c.mu held.
-func (s *Service) processBase(c *ctr) ([]byte, error) {
+func (x *execTable) processBase(c *ctr) ([]byte, error) {
 	if c.process != nil {
 		return c.process, nil
 	}
-	b, err := os.ReadFile(filepath.Join(s.stateDir(c.rec.ID), "config.json"))
+	spec := filepath.Join(x.bundleDir(c.rec.ID), "config.json")
+	b, err := os.ReadFile(spec)
 	if err != nil {
 		return nil, fmt.Errorf("read container spec: %w", err)
 	}
-	var spec struct {
+	var bundle struct {
 		Process json.RawMessage `json:"process"`
 	}
-	if err := json.Unmarshal(b, &spec); err != nil || spec.Process == nil {
-		return nil, fmt.Errorf("read container spec: no process in %s", filepath.Join(s.stateDir(c.rec.ID), "config.json"))
+	if err := json.Unmarshal(b, &bundle); err != nil || bundle.Process == nil {
+		return nil, fmt.Errorf("read container spec: no process in %s", spec)
 	}
-	c.process = spec.Process
+	c.process = bundle.Process
 	return c.process, nil
 }

@@ -47,7 +47,7 @@ func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 	}
 	s.teardown(context.Background(), c)
 	_ = task.Close()
-	s.finishExecs(c)
+	s.execs.finish(c)
 	// readers read views: one that acts on the die event (a job's end, a
 	// build step's) must find the container exited
 	c.publish()

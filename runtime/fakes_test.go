@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthd/berth/runtime/shim/proto"
 	"github.com/berthd/berth/store"
 	"github.com/containerd/errdefs"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -204,7 +205,7 @@ func (t *fakeTask) Start(ctx context.Context) error {
 		return err
 	}
 	if strings.HasPrefix(args[0], "nosuch") {
-		return fmt.Errorf("exec: %q: executable file not found in $PATH", args[0])
+		return proto.NewProcessError(fmt.Sprintf("exec: %q: executable file not found in $PATH", args[0]))
 	}
 	t.cmd = exec.Command(args[0], args[1:]...)
 	if err := t.cmd.Start(); err != nil {

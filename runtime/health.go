@@ -3,7 +3,6 @@ package runtime
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -26,6 +25,28 @@ const (
 	exitStatusHealthy         = 0
 	exitStatusProbeTimeoutOut = -1
 )
+
+// healthChecker runs containers' health checks. It needs a way to run a
+// process in a container (the exec part), to save a container's record,
+// the events sink, and the daemon's tracker of background work (whose
+// context ends every probe loop at shutdown).
+type healthChecker struct {
+	procs  processPreparer
+	save   func(c *ctr) // persist and publish; called with c.mu held
+	events Publisher
+	bg     func(f func())
+	ctx    context.Context
+}
+
+// processPreparer gives what a process in c's container needs (see
+// execTable.prepare): nil task when the container is not running.
+type processPreparer interface {
+	prepare(c *ctr, cfg container.ExecCreateRequest) (task Task, rec *Record, process []byte, err error)
+}
+
+func newHealthChecker(ctx context.Context, procs processPreparer, save func(*ctr), events Publisher, bg func(func())) *healthChecker {
+	return &healthChecker{procs: procs, save: save, events: events, bg: bg, ctx: ctx}
+}
 
 type healthMonitor struct {
 	cancel context.CancelFunc
@@ -58,15 +79,15 @@ func initialHealth(rec *Record) *container.Health {
 	return &container.Health{Status: container.Starting, Log: []*container.HealthcheckResult{}}
 }
 
-// startHealth starts the probe loop of a container that just started; call
+// start starts the probe loop of a container that just started; call
 // with c.mu held.
-func (s *Service) startHealth(c *ctr) {
+func (h *healthChecker) start(c *ctr) {
 	hc := c.rec.Config.Healthcheck
 	cmd := probeCmd(hc)
 	if cmd == nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := context.WithCancel(h.ctx)
 	c.health = &healthMonitor{cancel: cancel}
 	interval, timeout := orDefault(hc.Interval, defaultProbeInterval), orDefault(hc.Timeout, defaultProbeTimeout)
 	startInterval := orDefault(hc.StartInterval, defaultStartInterval)
@@ -75,7 +96,7 @@ func (s *Service) startHealth(c *ctr) {
 		retries = defaultProbeRetries
 	}
 	started := time.Now()
-	s.bgGo(func() {
+	h.bg(func() {
 		for {
 			wait := interval
 			inStart := hc.StartPeriod > 0 && time.Since(started) < hc.StartPeriod
@@ -87,12 +108,12 @@ func (s *Service) startHealth(c *ctr) {
 				return
 			case <-time.After(wait):
 			}
-			res := s.probe(ctx, c, cmd, timeout)
+			res := h.probe(ctx, c, cmd, timeout)
 			if ctx.Err() != nil {
 				return
 			}
 			inStart = hc.StartPeriod > 0 && res.Start.Sub(started) < hc.StartPeriod
-			s.recordProbe(c, res, retries, inStart)
+			h.record(c, res, retries, inStart)
 		}
 	})
 }
@@ -105,12 +126,9 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // probe runs one check as an exec and returns its result.
-func (s *Service) probe(ctx context.Context, c *ctr, cmd []string, timeout time.Duration) *container.HealthcheckResult {
+func (h *healthChecker) probe(ctx context.Context, c *ctr, cmd []string, timeout time.Duration) *container.HealthcheckResult {
 	res := &container.HealthcheckResult{Start: time.Now()}
-	c.mu.Lock()
-	task, rootfs := c.task, c.rootfs
-	base, err := s.processBase(c)
-	c.mu.Unlock()
+	task, _, pj, err := h.procs.prepare(c, container.ExecCreateRequest{Cmd: cmd})
 	fail := func(code int, msg string) *container.HealthcheckResult {
 		res.End, res.ExitCode, res.Output = time.Now(), code, msg
 		return res
@@ -121,11 +139,6 @@ func (s *Service) probe(ctx context.Context, c *ctr, cmd []string, timeout time.
 	if err != nil {
 		return fail(1, err.Error())
 	}
-	proc, err := execProcess(base, rootfs, container.ExecCreateRequest{Cmd: cmd})
-	if err != nil {
-		return fail(1, err.Error())
-	}
-	pj, _ := json.Marshal(proc)
 	out := &limitedBuffer{max: maxProbeOutput}
 	xt, err := task.Exec(ctx, ExecConfig{ID: "health-" + newID()[:16], ProcessJSON: pj, Streams: Streams{Stdout: out, Stderr: out}})
 	if err != nil {
@@ -146,32 +159,32 @@ func (s *Service) probe(ctx context.Context, c *ctr, cmd []string, timeout time.
 	return fail(code, out.String())
 }
 
-// recordProbe applies one result to the container's health.
-func (s *Service) recordProbe(c *ctr, res *container.HealthcheckResult, retries int, inStartPeriod bool) {
+// record applies one result to the container's health.
+func (h *healthChecker) record(c *ctr, res *container.HealthcheckResult, retries int, inStartPeriod bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	h := c.rec.State.Health
-	if h == nil || c.task == nil {
+	st := c.rec.State.Health
+	if st == nil || c.task == nil {
 		return
 	}
-	old := h.Status
-	h.Log = append(h.Log, res)
-	if len(h.Log) > maxHealthLog {
-		h.Log = h.Log[len(h.Log)-maxHealthLog:]
+	old := st.Status
+	st.Log = append(st.Log, res)
+	if len(st.Log) > maxHealthLog {
+		st.Log = st.Log[len(st.Log)-maxHealthLog:]
 	}
 	if res.ExitCode == exitStatusHealthy {
-		h.FailingStreak = 0
-		h.Status = container.Healthy
-	} else if !(inStartPeriod && h.Status == container.Starting) {
-		h.FailingStreak++
-		if h.FailingStreak >= retries {
-			h.Status = container.Unhealthy
+		st.FailingStreak = 0
+		st.Status = container.Healthy
+	} else if !(inStartPeriod && st.Status == container.Starting) {
+		st.FailingStreak++
+		if st.FailingStreak >= retries {
+			st.Status = container.Unhealthy
 		}
 	}
-	s.saveLogged(c)
-	if h.Status != old {
+	h.save(c)
+	if st.Status != old {
 		c.notify()
-		s.event(c.rec, events.Action(string(events.ActionHealthStatus)+": "+string(h.Status)), nil)
+		containerEvent(h.events, c.rec, events.Action(string(events.ActionHealthStatus)+": "+string(st.Status)), nil)
 	}
 }
 

@@ -24,7 +24,7 @@ func (s *Service) Inspect(ctx context.Context, name string, size bool) (*contain
 		return nil, err
 	}
 	rec := *recp
-	execIDs := s.execIDs(c)
+	execIDs := s.execs.ids(c)
 	hc := *rec.HostConfig
 	hc.Links = s.inspectLinks(&rec)
 	if hc.Runtime == "" {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -82,7 +83,7 @@ func (s *Service) setupNamespaces(c *ctr, u *undo) (namespaceJoin, error) {
 func (s *Service) runningDonor(c *ctr, id string) (*ctr, error) {
 	donor, err := s.lookup(id)
 	if err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if donor == c {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("cannot join own namespace")

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/sirupsen/logrus"
@@ -68,7 +69,7 @@ func (s *Service) linkTarget(name string) (*ctr, error) {
 		c, err := s.lookup(name)
 		if err != nil {
 			if errdefs.IsNotFound(err) {
-				err = errdefs.ErrInvalidArgument.WithMessage(err.Error())
+				err = errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 			}
 			return nil, fmt.Errorf("could not get container for %s: %w", name, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logfile"
 	"github.com/containerd/errdefs"
@@ -72,7 +73,7 @@ func logAttrs(rec *Record) (map[string]string, error) {
 		return nil
 	}
 	if err := selectKeys(opts["labels"], opts["labels-regex"], rec.Config.Labels); err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	env := map[string]string{}
 	for _, kv := range rec.Config.Env {
@@ -81,16 +82,16 @@ func logAttrs(rec *Record) (map[string]string, error) {
 		}
 	}
 	if err := selectKeys(opts["env"], opts["env-regex"], env); err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if tag, ok := opts["tag"]; ok && tag != "" {
 		tmpl, err := template.New("log-tag").Parse(tag)
 		if err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		var b bytes.Buffer
 		if err := tmpl.Execute(&b, tagInfo{rec}); err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		attrs["tag"] = b.String()
 	}

@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
+	"regexp/syntax"
 	"testing"
 
 	"github.com/berthd/berth/runtime/logfile"
@@ -84,4 +86,16 @@ func TestParseLogOptions(t *testing.T) {
 			assert.Equal(t, got, tc.want)
 		})
 	}
+}
+
+// A bad option is the client's error and keeps the parser's error as its
+// cause, in the parser's words.
+func TestLogAttrsErrorKeepsCause(t *testing.T) {
+	rec := &Record{ID: "0123456789abcdef", Name: "/x", Config: &container.Config{Labels: map[string]string{"a": "b"}},
+		HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Config: map[string]string{"labels-regex": "a("}}}}
+	_, err := logAttrs(rec)
+	assert.Check(t, errdefs.IsInvalidArgument(err), "%v", err)
+	var syn *syntax.Error
+	assert.Check(t, errors.As(err, &syn), "the regexp's error is not the cause of %v", err)
+	assert.Check(t, err.Error() == syn.Error(), "message %q", err.Error())
 }

@@ -128,7 +128,7 @@ func short(id string) string { return id[:min(12, len(id))] }
 
 // waitExit waits for the container's exit through its monitor. A wait
 // that fails while the monitor still answers is retried; when the monitor
-// is gone, monitorGone finds the exit (or kills the container). ok is
+// is gone, goneMonitors.exit finds the exit (or kills the container). ok is
 // false when the daemon is shutting down: the container keeps running.
 func (s *Service) waitExit(id string, task Task) (st ExitStatus, ok bool) {
 	for attempt := 0; ; attempt++ {
@@ -151,7 +151,7 @@ func (s *Service) waitExit(id string, task Task) (st ExitStatus, ok bool) {
 			return st, false
 		}
 	}
-	st, lost := s.monitorGone(context.Background(), id)
+	st, lost := s.gone.exit(context.Background(), id)
 	if lost != "" {
 		s.setError(id, lost)
 	}

@@ -111,11 +111,11 @@ func (s *Service) restoreOne(ctx context.Context, c *ctr, rootfses map[string]bo
 				logrus.WithError(err).Warnf("restore network of %s", rec.ID[:12])
 			}
 			s.watch(c, task)
-			s.startHealth(c)
+			s.health.start(c)
 			c.mu.Unlock()
 			return "running"
 		}
-		st, lost := s.monitorGone(ctx, rec.ID)
+		st, lost := s.gone.exit(ctx, rec.ID)
 		if lost != "" {
 			rec.State.Error = lost
 		}
@@ -169,24 +169,49 @@ func (s *Service) restoreOne(ctx context.Context, c *ctr, rootfses map[string]bo
 	return "stopped"
 }
 
-// monitorGone finds out how a container whose monitor no longer answers
-// ended: the exit the monitor recorded, or, when it died without one (it
+// goneMonitors finds out how a container whose monitor no longer answers
+// ended (at restore, and when a stop finds the monitor gone). It needs the
+// exits monitors leave behind, the OCI runtime (to kill and delete what
+// runs unsupervised) and where a container's monitor state is.
+type goneMonitors struct {
+	exits    exitReader
+	oci      unsupervisedKiller
+	stateDir func(id string) string
+}
+
+// exitReader reads the exit status a gone monitor left (Monitors.ReadExit).
+type exitReader interface {
+	ReadExit(stateDir string) (ExitStatus, bool, error)
+}
+
+// unsupervisedKiller kills and deletes a container whose monitor is gone
+// (OCIRuntime.Kill, Delete).
+type unsupervisedKiller interface {
+	Kill(ctx context.Context, id string, sig syscall.Signal) error
+	Delete(ctx context.Context, id string) error
+}
+
+func newGoneMonitors(exits exitReader, oci unsupervisedKiller, stateDir func(string) string) *goneMonitors {
+	return &goneMonitors{exits: exits, oci: oci, stateDir: stateDir}
+}
+
+// exit is the exit the monitor recorded, or, when it died without one (it
 // was killed, or the host rebooted), the container is killed through the
 // OCI runtime so it never runs unsupervised. lost explains the latter.
-func (s *Service) monitorGone(ctx context.Context, id string) (st ExitStatus, lost string) {
-	st, ok, err := s.d.Monitors.ReadExit(s.stateDir(id))
+func (g *goneMonitors) exit(ctx context.Context, id string) (st ExitStatus, lost string) {
+	st, ok, err := g.exits.ReadExit(g.stateDir(id))
 	if err == nil && ok {
-		s.logErr(s.d.OCI.Delete(ctx, id), "delete runtime state")
+		logErr(g.oci.Delete(ctx, id), "delete runtime state")
 		return st, ""
 	}
 	st = ExitStatus{Code: 255, ExitedAt: time.Now()}
 	lost = "container monitor was gone and the container had stopped"
-	if err := s.d.OCI.Kill(ctx, id, syscall.SIGKILL); err == nil {
+	if err := g.oci.Kill(ctx, id, syscall.SIGKILL); err == nil {
 		st.Code = 128 + int(syscall.SIGKILL)
 		lost = "container monitor died; berthd killed the unsupervised container"
 	}
-	s.logErr(s.d.OCI.Delete(ctx, id), "delete runtime state")
-	logrus.Warnf("container %s: %s", id[:12], lost)
+	logErr(g.oci.Delete(ctx, id), "delete runtime state")
+	logrus.Warnf("container %s: %s", short(id), lost)
 	return st, lost
 }
 

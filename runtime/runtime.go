@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/berthd/berth/internal/safe"
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/berthd/berth/store"
 	"github.com/moby/moby/api/types/container"
@@ -62,11 +63,17 @@ type Deps struct {
 type Service struct {
 	d     Deps
 	table *store.Table[Record]
+	// the parts with their own small dependency sets (see
+	// docs/CONTRIBUTING.md, "runtime's parts")
+	logs     *logReader
+	execs    *execTable
+	health   *healthChecker
+	attaches *attacher
+	gone     *goneMonitors
 
 	mu    sync.RWMutex
 	byID  map[string]*ctr
 	names map[string]string // "/name" -> id
-	execs map[string]*execProc
 
 	// bg tracks background goroutines (exit handlers, restarts) for Close;
 	// ctx ends them.
@@ -107,9 +114,14 @@ func New(d Deps) (*Service, error) {
 	}
 	s := &Service{
 		d: d, table: table,
-		byID: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{},
+		byID: map[string]*ctr{}, names: map[string]string{},
+		logs: newLogReader(filepath.Join(d.DataRoot, "containers"), logdriver.Readable),
 	}
+	s.attaches = newAttacher(d.Events, s.logs)
+	s.gone = newGoneMonitors(d.Monitors, d.OCI, s.stateDir)
+	s.execs = newExecTable(d.Events, s.stateDir)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.health = newHealthChecker(s.ctx, s.execs, s.saveLogged, d.Events, s.bgGo)
 	recs, corrupt, err := table.List()
 	if err != nil {
 		return nil, err

@@ -5,16 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berthd/berth/internal/safe"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/logdriver"
-	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/oci"
+	"github.com/berthd/berth/runtime/shim/proto"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -99,7 +99,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 			// what the undone steps held is gone: inspect shows the
 			// configured networks without addresses, as dockerd does
 			rec.Endpoints, rec.Ports = nil, nil
-			s.failPending(c, retErr)
+			c.failPending(retErr)
 			rec.State.Error = retErr.Error()
 			rec.State.ExitCode = exitCodeFor(retErr)
 			if rec.State.Status != container.StateCreated {
@@ -191,7 +191,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 		return err
 	}
 	u.add(func() { _ = task.Close() })
-	s.connectPending(c, task)
+	c.connectPending(task)
 	if err := task.Start(ctx); err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 		s.updateLinkParents(rec.ID)
 	}
 	s.watch(c, task)
-	s.startHealth(c)
+	s.health.start(c)
 	return nil
 }
 
@@ -250,17 +250,6 @@ func (s *Service) logConfig(rec *Record) (logdriver.Config, error) {
 		cfg.Path = filepath.Join(s.containerDir(rec.ID), st.Name)
 	}
 	return cfg, nil
-}
-
-// logStorage is where `docker logs` reads the container's log; ErrNotImplemented
-// (dockerd's words) when its driver keeps nothing to read.
-func (s *Service) logStorage(rec *Record) (string, logfile.Options, error) {
-	lc := rec.HostConfig.LogConfig
-	st, ok := logdriver.Readable(lc.Type, rec.ID, lc.Config)
-	if !ok {
-		return "", logfile.Options{}, errdefs.ErrNotImplemented.WithMessage("configured logging driver does not support reading")
-	}
-	return filepath.Join(s.containerDir(rec.ID), st.Name), logfile.Options{Rotation: st.Rotation, Format: st.Format}, nil
 }
 
 func writeSpec(path string, spec *specs.Spec) error {
@@ -400,26 +389,25 @@ func attachOrder(nets map[string]*network.EndpointSettings, primary string) []st
 	return append(out, rest...)
 }
 
-// exitCodeFor maps a start failure to dockerd's exit codes.
+// exitCodeFor is the exit code a failed start or health probe records, as
+// dockerd's: the code the shim classified when the OCI runtime refused the
+// process (127 not found, 126 not executable, 128 otherwise; see
+// proto.ProcessError), and 128 for every other failure (a mount, a network).
 func exitCodeFor(err error) int {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
-		return 127
-	case strings.Contains(msg, "permission denied"):
-		return 126
-	default:
-		return 128
+	if pe, ok := errors.AsType[*proto.ProcessError](err); ok {
+		return pe.ExitCode
 	}
+	return 128
 }
 
-func (s *Service) logErr(err error, what string) {
+func (s *Service) logErr(err error, what string) { logErr(err, what) }
+
+// logErr logs a cleanup's failure; what is already gone is no failure.
+func logErr(err error, what string) {
 	if err != nil && !errdefs.IsNotFound(err) {
 		logrus.WithError(err).Warn(what)
 	}
 }
-
-var _ = errors.New
 
 // parseLinks reads links ("db", "db:alias", dockerd's "/db:/web/alias") into
 // alias -> linked container name.

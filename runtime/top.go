@@ -136,7 +136,7 @@ func parsePSOutput(out []byte, pids []int) (*container.TopResponse, error) {
 		}
 		p, err := strconv.Atoi(fields[pidIndex])
 		if err != nil {
-			return nil, fmt.Errorf("Unexpected pid '%s': %s", fields[pidIndex], err)
+			return nil, fmt.Errorf("Unexpected pid '%s': %w", fields[pidIndex], err)
 		}
 		prevIn = slices.Contains(pids, p)
 		if prevIn {

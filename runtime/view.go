@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"encoding/json"
-	"sort"
 
 	"github.com/sirupsen/logrus"
 )
@@ -61,18 +60,4 @@ func (s *Service) views() []*Record {
 		out = append(out, c.snapshot())
 	}
 	return out
-}
-
-// execIDs lists the container's execs, sorted. Every change of c.execs
-// holds s.mu (and c.mu), so s.mu alone is enough to read it: inspect does
-// not wait for an operation on the container.
-func (s *Service) execIDs(c *ctr) []string {
-	s.mu.RLock()
-	ids := make([]string, 0, len(c.execs))
-	for id := range c.execs {
-		ids = append(ids, id)
-	}
-	s.mu.RUnlock()
-	sort.Strings(ids)
-	return ids
 }

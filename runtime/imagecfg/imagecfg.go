@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -29,7 +30,7 @@ func Apply(cfg *container.Config, changes []string) error {
 	}
 	res, err := parser.Parse(strings.NewReader(strings.Join(changes, "\n")))
 	if err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	lex := shell.NewLex(res.EscapeToken)
 	cmdSet := false
@@ -42,7 +43,7 @@ func Apply(cfg *container.Config, changes []string) error {
 		}
 		cmd, err := instructions.ParseCommand(node)
 		if err != nil {
-			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 		if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
 			err := ex.Expand(func(word string) (string, error) {
@@ -50,11 +51,11 @@ func Apply(cfg *container.Config, changes []string) error {
 				return res.Result, err
 			})
 			if err != nil {
-				return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+				return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 			}
 		}
 		if err := ApplyInstruction(cfg, cmd, &cmdSet); err != nil {
-			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+			return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
 	}
 	return nil

@@ -87,24 +87,9 @@ type State struct {
 }
 
 // ProcessError is the OCI runtime's refusal to start a process (the init at
-// Launch, or an exec): Message is the runtime's text verbatim, e.g.
-// `exec: "nosuchcmd": executable file not found in $PATH`, and ExitCode the
-// code dockerd gives such a process: 127 (not found), 126 (not executable)
-// or 128.
-type ProcessError struct {
-	Message  string
-	ExitCode int
-}
-
-func (e *ProcessError) Error() string { return e.Message }
-
-// Unwrap gives the errdefs class.
-func (e *ProcessError) Unwrap() error {
-	if e.ExitCode == 126 || e.ExitCode == 127 {
-		return errdefs.ErrInvalidArgument
-	}
-	return errdefs.ErrUnknown
-}
+// Launch, or an exec), with the exit code the shim classified (127 not found,
+// 126 not executable, 128 otherwise): see proto.ProcessError.
+type ProcessError = proto.ProcessError
 
 // Client talks to one shim.
 type Client struct {

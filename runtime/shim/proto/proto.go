@@ -1,6 +1,6 @@
 // Package proto is the wire protocol between berthd (package runtime/shim)
 // and berth-shim. It is imported by the shim binary, so it depends on the
-// standard library and berth's small log packages only.
+// standard library, berth's small log packages and containerd/errdefs only.
 //
 // One request per connection on <state>/shim.sock: the client writes a
 // Request as one JSON line, the shim answers with a Response as one JSON
@@ -16,6 +16,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/containerd/errdefs"
 
 	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logfile"
@@ -181,6 +183,34 @@ func ReadFrameHeader(r io.Reader) (byte, int, error) {
 		return 0, 0, err
 	}
 	return h[0], int(binary.BigEndian.Uint32(h[4:])), nil
+}
+
+// ProcessError is the OCI runtime's refusal to start a process (a
+// container's init or an exec): Message is the runtime's text verbatim, e.g.
+// `exec: "nosuchcmd": executable file not found in $PATH`, and ExitCode the
+// code dockerd gives such a process, decided once by ExitCodeFor in the shim
+// and carried as it is (Response.ExitCode, Ready.ExitCode). berthd reads the
+// code from this type (errors.As), never from error text.
+type ProcessError struct {
+	Message  string
+	ExitCode int
+}
+
+// NewProcessError classifies the runtime's message.
+func NewProcessError(msg string) *ProcessError {
+	return &ProcessError{Message: msg, ExitCode: ExitCodeFor(msg)}
+}
+
+func (e *ProcessError) Error() string { return e.Message }
+
+// Unwrap gives the errdefs class: a command that is missing or cannot be
+// executed is the caller's mistake (ErrInvalidArgument); anything else the
+// runtime refused is ErrUnknown.
+func (e *ProcessError) Unwrap() error {
+	if e.ExitCode == 126 || e.ExitCode == 127 {
+		return errdefs.ErrInvalidArgument
+	}
+	return errdefs.ErrUnknown
 }
 
 // ExitCodeFor classifies the OCI runtime's error text for a process that
