@@ -1,11 +1,22 @@
 package network
 
-import "context"
+import (
+	"context"
+
+	"github.com/moby/moby/api/types/network"
+)
 
 // BuildSandboxes gives BuildKit's RUN steps (buildkit.Sandboxes) network
 // namespaces on the default bridge, made and removed like a container's:
 // a step reaches what a container on the bridge reaches.
-type BuildSandboxes struct{ m *Manager }
+type BuildSandboxes struct{ m sandboxes }
+
+// sandboxes is the part of *Manager a build step's namespace needs.
+type sandboxes interface {
+	CreateSandbox(ctx context.Context, containerID string) (string, error)
+	Attach(ctx context.Context, nsPath string, req AttachRequest) (*network.EndpointSettings, error)
+	DeleteSandbox(ctx context.Context, containerID string) error
+}
 
 // BuildSandboxes returns the manager's sandboxes for build steps.
 func (m *Manager) BuildSandboxes() BuildSandboxes { return BuildSandboxes{m: m} }

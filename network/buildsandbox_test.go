@@ -4,17 +4,17 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/network"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
 
-// A build step joins the default bridge with its hostname and leaves no
-// trace; a join whose attach fails removes the namespace it made.
+// A build step joins the default bridge with its hostname, and leaves no
+// trace.
 func TestBuildSandboxes(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -30,18 +30,6 @@ func TestBuildSandboxes(t *testing.T) {
 	assert.Check(t, is.Equal(eps[0].Hostname, "buildhost"))
 	assert.Check(t, eps[0].IP.IsValid())
 
-	// a second step whose name is taken on the bridge: the attach fails
-	// (a step's name is its id) and its namespace goes with it
-	taken := e.start(t, step[:20])
-	e.attach(t, taken, "bridge", true)
-	other := step[:20]
-	_, err = sb.Join(ctx, other, "buildhost")
-	assert.Check(t, errdefs.IsConflict(err), "%v", err)
-	assert.Check(t, is.Len(e.m.records.ByContainer(other), 0))
-	_, err = os.Stat(filepath.Join(e.m.nsDir, other))
-	assert.Check(t, os.IsNotExist(err), "%v", err)
-	assert.NilError(t, e.m.DeleteSandbox(ctx, taken.id))
-
 	assert.NilError(t, sb.Leave(ctx, step))
 	_, err = os.Stat(path)
 	assert.Check(t, os.IsNotExist(err), "%v", err)
@@ -51,4 +39,39 @@ func TestBuildSandboxes(t *testing.T) {
 	assert.Check(t, is.Len(inv.Veths, 0))
 	assert.Check(t, is.Equal(inv.Endpoints, 0))
 	assert.Check(t, is.Equal(inv.Addresses, 0))
+}
+
+// failingAttach records what a Join does when the attach fails.
+type failingAttach struct {
+	created, deleted []string
+	req              AttachRequest
+}
+
+func (f *failingAttach) CreateSandbox(ctx context.Context, id string) (string, error) {
+	f.created = append(f.created, id)
+	return "/run/netns/" + id, nil
+}
+
+func (f *failingAttach) Attach(ctx context.Context, nsPath string, req AttachRequest) (*network.EndpointSettings, error) {
+	f.req = req
+	return nil, errdefs.ErrResourceExhausted.WithMessage("no address left")
+}
+
+func (f *failingAttach) DeleteSandbox(ctx context.Context, id string) error {
+	f.deleted = append(f.deleted, id)
+	return nil
+}
+
+// A join whose attach fails removes the namespace it made and returns the
+// attach's error, classified as it was.
+func TestBuildSandboxJoinFails(t *testing.T) {
+	f := &failingAttach{}
+	_, err := BuildSandboxes{m: f}.Join(context.Background(), "step1", "buildhost")
+	assert.Check(t, errdefs.IsResourceExhausted(err), "%v", err)
+	assert.Check(t, is.DeepEqual(f.created, []string{"step1"}))
+	assert.Check(t, is.DeepEqual(f.deleted, []string{"step1"}))
+	assert.Check(t, is.Equal(f.req.ContainerID, "step1"))
+	assert.Check(t, is.Equal(f.req.Hostname, "buildhost"))
+	assert.Check(t, is.Equal(f.req.Network, "bridge"))
+	assert.Check(t, f.req.Primary)
 }
