@@ -20,7 +20,8 @@ import (
 
 // The interfaces runtime consumes. Each subsystem implements one as it is
 // (the shapes they exchange are declared once, in leaf packages such as
-// registry/imagefs and network/endpoint); cmd/berthd only wires them. They are small on purpose: runtime needs little of each.
+// registry/imagefs and network/endpoint); cmd/berthd only wires them. They
+// are small on purpose: runtime needs little of each.
 
 // Image is what runtime needs to know of an image (declared once, in
 // imagefs, for the image store and its consumers).
