@@ -1,6 +1,9 @@
 package compose
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // SearchDomains is berth's DNS search list policy (runtime.DNSSearch): a
 // container of deployment P searches <p>.<zone> then <zone>, any other
@@ -8,6 +11,10 @@ import "strings"
 // of them only.
 type SearchDomains struct {
 	Zone string // "" means DefaultZone
+	// Extra are the daemon's own search domains (berthd --dns-search,
+	// dockerd's daemon-wide default): every container searches them after
+	// the policy's, each once.
+	Extra []string
 }
 
 // SearchDomains returns the search domains of a container with labels.
@@ -16,8 +23,14 @@ func (s SearchDomains) SearchDomains(labels map[string]string) []string {
 	if zone == "" {
 		zone = DefaultZone
 	}
+	out := []string{zone}
 	if p := labels[LabelProject]; p != "" {
-		return []string{strings.ToLower(p) + "." + zone, zone}
+		out = []string{strings.ToLower(p) + "." + zone, zone}
 	}
-	return []string{zone}
+	for _, d := range s.Extra {
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
 }

@@ -44,15 +44,8 @@ func (h *dnsScope) ServeDNS(ctx context.Context, w mdns.ResponseWriter, r *mdns.
 		asker.ContainerID, asker.Labels, asker.Links = req.Asker.ContainerID, req.Asker.Labels, req.Asker.Links
 	}
 	asker.Sees = func(name string) bool { return len(dns.Lookup(req, name)) > 0 }
-	eps := req.Records.Endpoints()
-	records := make([]Record, 0, len(eps))
-	for _, ep := range eps {
-		records = append(records, Record{
-			ContainerID: ep.ContainerID, Name: ep.Name, Network: ep.NetworkID,
-			Aliases: ep.Aliases, Addrs: ep.Addrs(), Labels: ep.Labels,
-		})
-	}
-	ans, handled := Scope{Zone: req.Zone, Services: h.services}.Lookup(q.Name, asker, records)
+	// shared by every query until the next change: Scope only reads it
+	ans, handled := Scope{Zone: req.Zone, Services: h.services}.Lookup(q.Name, asker, req.Records.Endpoints())
 	if !handled {
 		return dns.NextOrFailure(ctx, h.next, w, r)
 	}

@@ -6,20 +6,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/berthd/berth/network/dns"
 )
 
 // DefaultZone is the daemon DNS zone (berthd --dns-zone).
 const DefaultZone = "berth.internal"
-
-// Record is one container endpoint on one network, as the DNS server knows it.
-type Record struct {
-	ContainerID string
-	Name        string            // container name, without "/"
-	Network     string            // network ID
-	Aliases     []string          // DNS aliases of the endpoint on this network
-	Addrs       []netip.Addr      // the endpoint's addresses (IPv4 and IPv6)
-	Labels      map[string]string // the container's labels
-}
 
 // Asker is the container that sent a query.
 type Asker struct {
@@ -116,16 +108,17 @@ type ServiceSet interface {
 	HasService(project, service string) bool
 }
 
-// Lookup applies the rule to q. handled is false when the next handler must
-// answer (rule 5).
-func (s Scope) Lookup(q string, asker Asker, records []Record) (ans Answer, handled bool) {
+// Lookup applies the rule to q over records, every endpoint the DNS server
+// knows (dns.Records' Endpoints, only read). handled is false when the
+// next handler must answer (rule 5).
+func (s Scope) Lookup(q string, asker Asker, records []dns.Endpoint) (ans Answer, handled bool) {
 	q = strings.ToLower(strings.TrimSuffix(q, "."))
 	zone := strings.ToLower(strings.Trim(cmp.Or(s.Zone, DefaultZone), "."))
 	if q == "" {
 		return Answer{}, false
 	}
 	if target, ok := lookupFold(asker.Links, q); ok {
-		if addrs := addrsOf(asker, records, reachable, func(r Record) bool {
+		if addrs := addrsOf(asker, records, reachable, func(r dns.Endpoint) bool {
 			return r.ContainerID == target || strings.EqualFold(r.Name, strings.TrimPrefix(target, "/"))
 		}); len(addrs) > 0 {
 			return Answer{Addrs: addrs}, true
@@ -148,12 +141,12 @@ func (s Scope) Lookup(q string, asker Asker, records []Record) (ans Answer, hand
 
 // owner is rule 2's test: whether A's deployment has name (a single
 // label), and the match for its containers that do.
-func (s Scope) owner(name string, asker Asker, records []Record) (func(Record) bool, bool) {
+func (s Scope) owner(name string, asker Asker, records []dns.Endpoint) (func(dns.Endpoint) bool, bool) {
 	project := asker.Labels[LabelProject]
 	if project == "" {
 		return nil, false
 	}
-	owns := func(r Record) bool {
+	owns := func(r dns.Endpoint) bool {
 		k, ok := KeyOf(r.Labels)
 		if !ok || k.Project != project || k.OneOff {
 			return false
@@ -167,7 +160,7 @@ func (s Scope) owner(name string, asker Asker, records []Record) (func(Record) b
 }
 
 // searchForms is rule 4 for rest.<zone> that rule 3 did not answer.
-func (s Scope) searchForms(rest string, asker Asker, records []Record) (Answer, bool) {
+func (s Scope) searchForms(rest string, asker Asker, records []dns.Endpoint) (Answer, bool) {
 	project := strings.ToLower(asker.Labels[LabelProject])
 	if project == "" {
 		return Answer{}, false
@@ -207,11 +200,11 @@ func (s Scope) searchForms(rest string, asker Asker, records []Record) (Answer, 
 }
 
 // hasService reports whether project has service, running or not.
-func (s Scope) hasService(project, service string, records []Record) bool {
+func (s Scope) hasService(project, service string, records []dns.Endpoint) bool {
 	if s.Services != nil && s.Services.HasService(project, service) {
 		return true
 	}
-	return slices.ContainsFunc(records, func(r Record) bool {
+	return slices.ContainsFunc(records, func(r dns.Endpoint) bool {
 		k, ok := KeyOf(r.Labels)
 		return ok && !k.OneOff && k.Project == project && strings.EqualFold(k.Service, service)
 	})
@@ -219,18 +212,18 @@ func (s Scope) hasService(project, service string, records []Record) bool {
 
 // containerNamed reports whether a deployment's (not one-off) container is
 // called name: rule 3's <container_name>.<zone>.
-func containerNamed(records []Record, name string) bool {
-	return slices.ContainsFunc(records, func(r Record) bool {
+func containerNamed(records []dns.Endpoint, name string) bool {
+	return slices.ContainsFunc(records, func(r dns.Endpoint) bool {
 		_, inDeployment := KeyOf(r.Labels)
 		return inDeployment && strings.EqualFold(r.Name, name)
 	})
 }
 
 // zoneLookup is rule 3 for rest.<zone>, rest being lower case.
-func zoneLookup(rest string, asker Asker, records []Record) []netip.Addr {
+func zoneLookup(rest string, asker Asker, records []dns.Endpoint) []netip.Addr {
 	labels := strings.Split(rest, ".")
-	replicaOf := func(project, service string, n int) func(Record) bool {
-		return func(r Record) bool {
+	replicaOf := func(project, service string, n int) func(dns.Endpoint) bool {
+		return func(r dns.Endpoint) bool {
 			k, ok := KeyOf(r.Labels)
 			return ok && !k.OneOff && strings.EqualFold(k.Project, project) && strings.EqualFold(k.Service, service) && (n == 0 || k.Number == n)
 		}
@@ -249,7 +242,7 @@ func zoneLookup(rest string, asker Asker, records []Record) []netip.Addr {
 	}
 	// <container_name>.<zone> names deployments' containers only: a plain
 	// container stays reachable by name on its own networks alone, as in Docker
-	return addrsOf(asker, records, daemonWide, func(r Record) bool {
+	return addrsOf(asker, records, daemonWide, func(r dns.Endpoint) bool {
 		_, inDeployment := KeyOf(r.Labels)
 		return inDeployment && strings.EqualFold(r.Name, rest)
 	})
@@ -269,7 +262,7 @@ const (
 // container, those on the receiving network, else on the other networks
 // shared with the asker, else (daemonWide only) all of them; ordered by
 // replica number, container, address, each address once.
-func addrsOf(asker Asker, records []Record, want reach, match func(Record) bool) []netip.Addr {
+func addrsOf(asker Asker, records []dns.Endpoint, want reach, match func(dns.Endpoint) bool) []netip.Addr {
 	type ctr struct {
 		number            int
 		id                string
@@ -286,12 +279,13 @@ func addrsOf(asker Asker, records []Record, want reach, match func(Record) bool)
 			c = &ctr{number: k.Number, id: r.ContainerID}
 			byID[r.ContainerID] = c
 		}
-		c.all = append(c.all, r.Addrs...)
-		if slices.Contains(asker.Networks, r.Network) {
-			c.shared = append(c.shared, r.Addrs...)
+		addrs := r.Addrs()
+		c.all = append(c.all, addrs...)
+		if slices.Contains(asker.Networks, r.NetworkID) {
+			c.shared = append(c.shared, addrs...)
 		}
-		if asker.Network != "" && r.Network == asker.Network {
-			c.here = append(c.here, r.Addrs...)
+		if asker.Network != "" && r.NetworkID == asker.Network {
+			c.here = append(c.here, addrs...)
 		}
 	}
 	ctrs := make([]*ctr, 0, len(byID))

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berthd/berth/network/dns"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -13,8 +14,14 @@ type services map[string]bool // "project/service"
 
 func (s services) HasService(project, service string) bool { return s[project+"/"+service] }
 
-func rec(id, name, network, ip string, l map[string]string, aliases ...string) Record {
-	return Record{ContainerID: id, Name: name, Network: network, Addrs: []netip.Addr{netip.MustParseAddr(ip)}, Labels: l, Aliases: aliases}
+func rec(id, name, network, ip string, l map[string]string, aliases ...string) dns.Endpoint {
+	ep := dns.Endpoint{ContainerID: id, Name: name, NetworkID: network, Labels: l, Aliases: aliases}
+	if a := netip.MustParseAddr(ip); a.Is4() {
+		ep.IP = a
+	} else {
+		ep.IPv6 = a
+	}
+	return ep
 }
 
 func addrs(s ...string) []netip.Addr {
@@ -27,7 +34,7 @@ func addrs(s ...string) []netip.Addr {
 
 func TestScopeLookup(t *testing.T) {
 	shopDB, blogDB := labels("shop", "db", 1), labels("blog", "db", 1)
-	records := []Record{
+	records := []dns.Endpoint{
 		// shop: db (container_name named-db) and web on shopnet and shared, two workers on shopnet
 		rec("sdb", "named-db", "shopnet", "10.1.0.2", shopDB, "named-db", "db", "database"),
 		rec("sdb", "named-db", "shared", "10.9.0.2", shopDB, "named-db", "db", "database"),
@@ -128,7 +135,7 @@ func TestScopeLookup(t *testing.T) {
 }
 
 func TestScopeWithoutServiceSetUsesRecords(t *testing.T) {
-	records := []Record{rec("bdb", "blog-db-1", "shared", "10.9.0.4", labels("blog", "db", 1), "db")}
+	records := []dns.Endpoint{rec("bdb", "blog-db-1", "shared", "10.9.0.4", labels("blog", "db", 1), "db")}
 	shopWeb := Asker{Labels: labels("shop", "web", 1), Networks: []string{"shared"}}
 	_, handled := Scope{}.Lookup("db", shopWeb, records)
 	assert.Check(t, !handled, "shop has no db record and no service set: the next handler answers")
@@ -149,7 +156,7 @@ func FuzzScopeLookup(f *testing.F) {
 	for _, q := range []string{"db", "1.db.shop.berth.internal", "x.berth.internal", "..", "a.b.c.d.berth.internal"} {
 		f.Add(q)
 	}
-	records := []Record{rec("sdb", "named-db", "n", "10.1.0.2", labels("shop", "db", 1), "db")}
+	records := []dns.Endpoint{rec("sdb", "named-db", "n", "10.1.0.2", labels("shop", "db", 1), "db")}
 	asker := Asker{Labels: labels("shop", "web", 1), Networks: []string{"n"}}
 	f.Fuzz(func(t *testing.T, q string) {
 		ans, handled := Scope{}.Lookup(q, asker, records)

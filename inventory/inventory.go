@@ -47,14 +47,21 @@ type Containers struct {
 
 // NetworkState is what the network layer holds on the host and in memory.
 type NetworkState struct {
-	Bridges, Veths, Netns, Rules, Ports []string
-	Endpoints, DNSRecords, Addresses    int
+	Bridges []string // bridge devices of the daemon's networks that exist
+	Veths   []string // veths attached to those bridges
+	Netns   []string // files under <exec-root>/netns
+	Rules   []string // rules in the daemon's iptables chains and the jumps to them
+	Ports   []string // held host ports ("0.0.0.0:8080/tcp")
+	// Endpoints, DNSRecords and Addresses count the endpoints in memory,
+	// the embedded DNS records and the container addresses allocated in
+	// the daemon's subnets.
+	Endpoints, DNSRecords, Addresses int
 }
 
-// Network is what the inventory asks of the network layer (berthd adapts
-// *network.Manager).
+// Network is what the inventory asks of the network layer
+// (*network.Manager is one).
 type Network interface {
-	State(ctx context.Context) (*NetworkState, error)
+	Inventory(ctx context.Context) (*NetworkState, error)
 }
 
 // Counter counts containers (*runtime.Service).
@@ -86,7 +93,7 @@ func New(d Deps) (*Taker, error) {
 
 // Inventory counts what the daemon holds right now.
 func (t *Taker) Inventory(ctx context.Context) (*Report, error) {
-	inv, err := t.d.Network.State(ctx)
+	inv, err := t.d.Network.Inventory(ctx)
 	if err != nil {
 		return nil, err
 	}

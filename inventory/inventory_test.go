@@ -13,7 +13,7 @@ import (
 
 type fakeNet struct{}
 
-func (fakeNet) State(ctx context.Context) (*NetworkState, error) {
+func (fakeNet) Inventory(ctx context.Context) (*NetworkState, error) {
 	return &NetworkState{Veths: []string{"vb1", "vb2"}, Endpoints: 2, Addresses: 2}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/internal/errclass"
+	"github.com/berthd/berth/network/endpoint"
 	"github.com/berthd/berth/network/ipam"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
@@ -114,10 +115,8 @@ func nonNil(m map[string]string) map[string]string {
 	return maps.Clone(m)
 }
 
-// Ref is a network's identity.
-type Ref struct {
-	ID, Name string
-}
+// Ref is a network's identity (endpoint.NetworkRef).
+type Ref = endpoint.NetworkRef
 
 // Network resolves a network id, name or unique id prefix (for the
 // runtime: connecting a stopped container, keying NetworkSettings by name).

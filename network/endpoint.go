@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/berthd/berth/network/dns"
+	"github.com/berthd/berth/network/endpoint"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
@@ -21,42 +22,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// AttachRequest says which container joins which network, and how.
-type AttachRequest struct {
-	ContainerID   string
-	ContainerName string // without the leading "/"
-	Hostname      string
-	// Network is a network's id, name or unique id prefix.
-	Network string
-	// Aliases are the network-scoped DNS aliases (--network-alias).
-	Aliases []string
-	// IPv4 is a static address (IPAMConfig.IPv4Address); zero picks one.
-	IPv4 netip.Addr
-	// IPv6 is a static IPv6 address (IPAMConfig.IPv6Address); zero picks
-	// one on a network with IPv6.
-	IPv6 netip.Addr
-	// MAC is the interface's address ("02:42:0a:d2:00:02"); "" derives one
-	// from the IP. A malformed one is ErrInvalidArgument.
-	MAC string
-	// Labels are the container's labels (DNS plugins such as compose
-	// scoping read them).
-	Labels map[string]string
-	// Primary gives the container its default route through this network
-	// (unless it is internal) and makes its gateway the resolv.conf
-	// nameserver.
-	Primary bool
-	// Links maps the container's link aliases to the linked containers'
-	// names (--link, compose links:): names only this container resolves.
-	Links map[string]string
-	// DNS are the container's own resolvers (HostConfig.Dns): berth's DNS
-	// server forwards what it does not know there instead of to the
-	// daemon's upstreams.
-	DNS []netip.Addr
-	// DriverOpts are the endpoint's driver options; berth reads
-	// com.docker.network.endpoint.ifname (compose interface_name), the
-	// interface's name in the container.
-	DriverOpts map[string]string
-}
+// AttachRequest says which container joins which network, and how
+// (declared in the endpoint leaf, which the runtime names it by).
+type AttachRequest = endpoint.AttachRequest
 
 // Attach connects the sandbox at nsPath to a bridge network: a veth pair
 // whose host side joins the bridge and whose other side becomes eth<N> in the

@@ -331,7 +331,7 @@ func TestContainersOnBridges(t *testing.T) {
 	assert.Check(t, is.Len(inv.Netns, 0))
 	assert.Check(t, is.Len(PortRules(inv.Rules), 0))
 	assert.Check(t, is.Equal(inv.Endpoints, 0))
-	assert.Check(t, is.Equal(inv.Records, 0))
+	assert.Check(t, is.Equal(inv.DNSRecords, 0))
 	rep, err := e.m.PruneNetworks(ctx, filters.Args{})
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(rep.NetworksDeleted, []string{"back", "front"}))
@@ -560,7 +560,7 @@ func TestCyclesLeaveNothing(t *testing.T) {
 	assert.Check(t, is.Len(PortRules(inv.Rules), 0))
 	assert.Check(t, is.Len(inv.Ports, 0))
 	assert.Check(t, is.Equal(inv.Endpoints, 0))
-	assert.Check(t, is.Equal(inv.Records, 0))
+	assert.Check(t, is.Equal(inv.DNSRecords, 0))
 	e.m.mu.Lock()
 	for _, st := range e.m.networks {
 		if st.sub != nil {

@@ -11,27 +11,17 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/berthd/berth/inventory"
+	"github.com/berthd/berth/network/endpoint"
 	"github.com/berthd/berth/network/iptables"
 	"github.com/berthd/berth/network/portmap"
-	"github.com/moby/moby/api/types/network"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 )
 
 // RestoreRequest describes a container that kept running across a daemon
-// restart, as the runtime recorded it.
-type RestoreRequest struct {
-	ContainerID   string
-	ContainerName string // without "/"
-	Hostname      string
-	NSPath        string
-	// Endpoints are the container's NetworkSettings.Networks (by network
-	// name); they rebuild an endpoint the store lost.
-	Endpoints map[string]*network.EndpointSettings
-	// Ports are the published ports as reported (NetworkSettings.Ports).
-	Ports  network.PortMap
-	Labels map[string]string
-}
+// restart (declared in the endpoint leaf).
+type RestoreRequest = endpoint.RestoreRequest
 
 // loadEndpoints reads the stored endpoints as pending: their addresses stay
 // reserved until Restore claims them or RestoreDone releases them.
@@ -278,16 +268,8 @@ func removeNsDir(dir string) error {
 }
 
 // Inventory is what one daemon owns on the host, for tests and leak
-// accounting.
-type Inventory struct {
-	Bridges   []string // bridge devices of its networks that exist
-	Veths     []string // veths attached to those bridges
-	Netns     []string // files under <exec-root>/netns
-	Rules     []string // rules in its iptables chains and the jumps to them
-	Ports     []string // held host ports ("0.0.0.0:8080/tcp")
-	Endpoints int      // endpoints in memory
-	Records   int      // DNS records
-}
+// accounting (the inventory's own NetworkState: *Manager is its Network).
+type Inventory = inventory.NetworkState
 
 // Inventory lists what the daemon owns on the host right now.
 func (m *Manager) Inventory(ctx context.Context) (*Inventory, error) {
@@ -305,7 +287,7 @@ func (m *Manager) Inventory(ctx context.Context) (*Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
-	inv.Endpoints, inv.Records = endpoints, records
+	inv.Endpoints, inv.DNSRecords, inv.Addresses = endpoints, records, m.AllocatedAddresses()
 	for _, k := range m.ports.Held() {
 		inv.Ports = append(inv.Ports, k.String())
 	}
@@ -316,8 +298,8 @@ func (m *Manager) Inventory(ctx context.Context) (*Inventory, error) {
 // InventoryOf lists, from outside a daemon (an end-to-end test), what the
 // daemon with configuration cfg owns on the host, given its networks'
 // bridge devices (the default one, and "br-" + the first 12 hex of each user
-// network's id unless named by option). Endpoints, Records and Ports are
-// only known inside the daemon and stay empty.
+// network's id unless named by option). Endpoints, DNSRecords, Addresses
+// and Ports are only known inside the daemon and stay empty.
 func InventoryOf(ctx context.Context, cfg Config, bridges []string) (*Inventory, error) {
 	inv := &Inventory{}
 	idx := map[int]bool{}

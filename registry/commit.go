@@ -10,6 +10,7 @@ import (
 	goruntime "runtime"
 	"time"
 
+	"github.com/berthd/berth/registry/imagefs"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -20,21 +21,8 @@ import (
 	"go.podman.io/storage/pkg/archive"
 )
 
-// CommitRequest is a docker commit: which container's root filesystem
-// becomes a new image, with what run config and history entry.
-type CommitRequest struct {
-	ContainerID string
-	// Config is the new image's run config, complete (the caller merged the
-	// container's config and the --change instructions into it).
-	Config dockerspec.DockerOCIImageConfig
-	// Repo and Tag name the image; no Repo leaves it untagged.
-	Repo, Tag string
-	// Author, Comment and CreatedBy go into the image and its history.
-	Author, Comment, CreatedBy string
-	// CacheKey marks an image of a Dockerfile step, for the builder's
-	// cache (see CachedStep).
-	CacheKey string
-}
+// CommitRequest is a docker commit (imagefs.CommitRequest).
+type CommitRequest = imagefs.CommitRequest
 
 // Commit makes a new image of the container's image plus what the container
 // wrote (one more layer, none when it wrote nothing) and returns its ID.

@@ -9,29 +9,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthd/berth/registry/imagefs"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"go.podman.io/storage"
 )
 
-// Image is a local image as the runtime needs it.
-type Image struct {
-	// ID is the config digest, "sha256:<64 hex>".
-	ID string
-	// RepoTags and RepoDigests are familiar references ("busybox:latest",
-	// "busybox@sha256:...").
-	RepoTags    []string
-	RepoDigests []string
-	// Config is the image's run configuration (Cmd, Entrypoint, Env,
-	// WorkingDir, User, Labels, Volumes, ExposedPorts, StopSignal,
-	// Healthcheck, ...).
-	Config       dockerspec.DockerOCIImageConfig
-	Created      time.Time
-	Architecture string
-	Variant      string
-	Os           string
-}
+// Image is a local image (imagefs.Image, declared there once for the
+// image store's consumers).
+type Image = imagefs.Image
 
 // imageInfo is what berth reads once from an image's config and layers;
 // images never change, so it is cached by ID.
@@ -67,7 +54,7 @@ func (s *Service) Image(ctx context.Context, ref string) (*Image, error) {
 		Created:      created(img, info),
 		Architecture: info.spec.Architecture,
 		Variant:      info.spec.Variant,
-		Os:           info.spec.OS,
+		OS:           info.spec.OS,
 	}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/berthd/berth/registry/imagefs"
 	"github.com/sirupsen/logrus"
 	"go.podman.io/storage"
 )
@@ -19,11 +20,8 @@ import (
 // config, in one step at the end). containers/storage itself deletes
 // layers left flagged incomplete.
 
-// Rootfs is one container root filesystem in the store.
-type Rootfs struct {
-	ContainerID string
-	Mounted     bool // its layer is mounted (counted in the store's run state)
-}
+// Rootfs is one container root filesystem in the store (imagefs.Rootfs).
+type Rootfs = imagefs.Rootfs
 
 // Rootfses lists the container root filesystems in the store.
 func (s *Service) Rootfses(ctx context.Context) ([]Rootfs, error) {

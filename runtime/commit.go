@@ -8,7 +8,6 @@ import (
 	"github.com/berthd/berth/runtime/imagecfg"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/distribution/reference"
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/sirupsen/logrus"
@@ -26,14 +25,6 @@ type CommitOptions struct {
 	Config *container.Config
 	// Pause freezes a running container while its files are read.
 	Pause bool
-}
-
-// CommitRequest is what the image service needs to make the image.
-type CommitRequest struct {
-	ContainerID                string
-	Config                     dockerspec.DockerOCIImageConfig
-	Repo, Tag                  string
-	Author, Comment, CreatedBy string
 }
 
 // Commit makes an image of a container's root filesystem (docker commit)

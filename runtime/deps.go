@@ -8,25 +8,31 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthd/berth/network/endpoint"
+	"github.com/berthd/berth/registry/imagefs"
 	"github.com/berthd/berth/runtime/logdriver"
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/berthd/berth/runtime/logfile"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/volume"
 )
 
-// The interfaces runtime consumes. Each subsystem implements one; cmd/berthd
-// wires them. They are small on purpose: runtime needs little of each.
+// The interfaces runtime consumes. Each subsystem implements one as it is
+// (the shapes they exchange are declared once, in leaf packages such as
+// registry/imagefs and network/endpoint); cmd/berthd only wires them. They
+// are small on purpose: runtime needs little of each.
 
-// Image is what runtime needs to know of an image.
-type Image struct {
-	ID       string // "sha256:<config digest>"
-	RepoTags []string
-	Config   dockerspec.DockerOCIImageConfig
-	// OS, Architecture and Variant are the image's platform.
-	OS, Architecture, Variant string
-}
+// Image is what runtime needs to know of an image (declared once, in
+// imagefs, for the image store and its consumers).
+type Image = imagefs.Image
+
+// CommitRequest is what the image service needs to make the image of a
+// docker commit.
+type CommitRequest = imagefs.CommitRequest
+
+// RootfsInfo is one container root filesystem in the image store.
+type RootfsInfo = imagefs.Rootfs
 
 // Images resolves images and owns container root filesystems.
 type Images interface {
@@ -55,42 +61,17 @@ type Images interface {
 	Rootfses(ctx context.Context) ([]RootfsInfo, error)
 }
 
-// RootfsInfo is one container root filesystem in the image store.
-type RootfsInfo struct {
-	ContainerID string
-	Mounted     bool
-}
+// LogLine is one entry of a container's log (logfile's Message, the one
+// shape of a log entry, read or written).
+type LogLine = logfile.Message
 
-// AttachRequest asks the network layer to plug a container into a network.
-type AttachRequest struct {
-	ContainerID   string
-	ContainerName string // without "/"
-	Hostname      string
-	Network       string // name or id
-	Aliases       []string
-	IPv4          netip.Addr
-	IPv6          netip.Addr
-	MAC           string
-	Labels        map[string]string
-	Primary       bool
-	// Links maps link aliases to the linked containers' names.
-	Links map[string]string
-	// DNS are the container's own resolvers (HostConfig.Dns).
-	DNS []netip.Addr
-	// DriverOpts are the endpoint's driver options (the interface name).
-	DriverOpts map[string]string
-}
-
-// RestoreRequest describes a running container's network state.
-type RestoreRequest struct {
-	ContainerID   string
-	ContainerName string
-	Hostname      string
-	NSPath        string
-	Endpoints     map[string]*network.EndpointSettings
-	Ports         network.PortMap
-	Labels        map[string]string
-}
+// AttachRequest asks the network layer to plug a container into a network;
+// RestoreRequest describes a running container's network state (declared
+// once, in network/endpoint).
+type (
+	AttachRequest  = endpoint.AttachRequest
+	RestoreRequest = endpoint.RestoreRequest
+)
 
 // DNSSearch is the policy that gives a container's DNS search domains from
 // its labels; the runtime writes them into resolv.conf and knows nothing of
@@ -100,9 +81,7 @@ type DNSSearch interface {
 }
 
 // NetworkRef names a network.
-type NetworkRef struct {
-	ID, Name string
-}
+type NetworkRef = endpoint.NetworkRef
 
 // Networks sets up container network namespaces, endpoints and ports.
 type Networks interface {

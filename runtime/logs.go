@@ -22,14 +22,6 @@ type LogsOptions struct {
 	Tail           int // -1: all
 }
 
-// LogLine is one entry of a container's log.
-type LogLine struct {
-	Stream string
-	Line   []byte
-	Time   time.Time
-	Attrs  map[string]string // the log options' labels, env and tag
-}
-
 // LogStream delivers log lines until the log (or, when following, the
 // container) ends. Cancel stops it early; Lines is closed in any case.
 type LogStream struct {

@@ -11,7 +11,7 @@ import (
 )
 
 // Sandboxes makes the network namespaces RUN steps run in (berth's network
-// manager, adapted in cmd/berthd).
+// manager's network.BuildSandboxes).
 type Sandboxes interface {
 	// Join creates a network namespace named id, attached to the default
 	// bridge with the given hostname, and returns its path.

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/events"
 	"github.com/berthd/berth/network"
@@ -10,7 +8,6 @@ import (
 	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/volume"
-	"github.com/moby/moby/api/types/jsonstream"
 )
 
 // newDeployments builds the service manager over the services the Engine
@@ -26,24 +23,6 @@ func newDeployments(db *store.DB, rt *runtime.Service, nets *network.Manager, vo
 	}
 	return compose.NewManager(compose.ManagerDeps{
 		Containers: rt, Networks: nets, Volumes: vols, Images: imgs, Logs: rt,
-		Puller: imagePuller{imgs}, Records: records, Executions: executions, Events: bus,
+		Puller: imgs, Records: records, Executions: executions, Events: bus,
 	})
-}
-
-// imagePuller pulls for deployments as POST /images/create does, with the
-// daemon's credentials and no progress to show.
-type imagePuller struct{ imgs *registry.Service }
-
-func (p imagePuller) PullImage(ctx context.Context, ref string) error {
-	return p.imgs.Pull(ctx, registry.PullOptions{FromImage: ref}, func() registry.Output { return discard{} })
-}
-
-// discard is an output nobody reads; an error in the stream is the pull's.
-type discard struct{}
-
-func (discard) Send(v any) error {
-	if m, ok := v.(jsonstream.Message); ok && m.Error != nil {
-		return m.Error
-	}
-	return nil
 }

@@ -215,8 +215,8 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		return nil, err
 	}
 	var (
-		rtImages   runtime.Images   = imageRuntime{imgs}
-		rtNetworks runtime.Networks = netRuntime{nets}
+		rtImages   runtime.Images   = imgs
+		rtNetworks runtime.Networks = nets
 		rtMonitors runtime.Monitors = shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), live: d.live}
 	)
 	if cfg.Debug {
@@ -238,7 +238,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		Runtimes:           runtimesOf{d.live},
 		Events:             bus,
 		Names:              compose.NameResolver{},
-		DNSSearch:          daemonSearch{policy: compose.SearchDomains{Zone: cfg.DNSZone}, extra: cfg.DNSSearch},
+		DNSSearch:          compose.SearchDomains{Zone: cfg.DNSZone, Extra: cfg.DNSSearch},
 		LogDefaults:        d.live.logConfig,
 		DefaultIpcMode:     containertypes.IpcMode(cfg.DefaultIpcMode),
 		CPURealtimePeriod:  cfg.CPURealtimePeriod,
@@ -291,7 +291,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	}
 	inv, err := inventory.New(inventory.Deps{
 		DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, CgroupParent: cfg.CgroupParent,
-		MonitorBinary: "berth-shim", Network: netInventory{nets}, Containers: rt,
+		MonitorBinary: "berth-shim", Network: nets, Containers: rt,
 	})
 	if err != nil {
 		return nil, err
@@ -307,7 +307,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	bk, err := buildkit.New(buildkit.Deps{
 		Root:         filepath.Join(cfg.DataRoot, "buildkit"),
 		Images:       imgs,
-		Network:      buildSandboxes{nets},
+		Network:      nets.BuildSandboxes(),
 		HostGateway:  hostGateway,
 		DNS:          buildDNS,
 		CgroupParent: cfg.CgroupParent,

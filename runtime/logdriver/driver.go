@@ -19,14 +19,13 @@ import (
 	"github.com/berthd/berth/runtime/logfile"
 )
 
-// Message is one log entry.
-type Message struct {
-	Stream string // "stdout" or "stderr"
-	// Line is the logged bytes with their '\n' when the line was complete
-	// (a line cut at logfile.MaxLine or at the end of the output has none).
-	Line []byte
-	Time time.Time
-}
+// Message is one log entry, the same shape a log reader decodes (as
+// moby's logger.Message serves both ways). A driver gets Stream, Line and
+// Time: Line is the logged bytes with their '\n' when the line was complete
+// (a line cut at logfile.MaxLine or at the end of the output has none).
+// Attrs are left empty; the attributes a driver records (log options'
+// labels, env and tag) come from its own configuration.
+type Message = logfile.Message
 
 // Driver takes a container's log entries. Log must not keep m or m.Line
 // past the call. Log and Close are called from one goroutine per stream;

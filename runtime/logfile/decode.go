@@ -7,7 +7,9 @@ import (
 	"unicode/utf8"
 )
 
-// Message is one decoded log entry.
+// Message is one log entry: what a reader decodes, and what a logging
+// driver is given to write (logdriver.Message) and the runtime streams
+// (runtime.LogLine); declared once, here.
 type Message struct {
 	Stream string // "stdout" or "stderr"
 	Line   []byte // the logged bytes, with their '\n' if the line was complete
