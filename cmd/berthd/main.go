@@ -35,6 +35,7 @@ import (
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/runtime/logdriver"
+	"github.com/berthd/berth/runtime/shim"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/sysinfo"
 	"github.com/berthd/berth/volume"
@@ -217,8 +218,11 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	var (
 		rtImages   runtime.Images   = imageRuntime{imgs}
 		rtNetworks runtime.Networks = netRuntime{nets}
-		rtMonitors runtime.Monitors = shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), live: d.live}
+		rtMonitors runtime.Monitors
 	)
+	if rtMonitors, err = shim.NewMonitors(filepath.Join(filepath.Dir(self), "berth-shim"), shimRuntimes{d.live}); err != nil {
+		return nil, err
+	}
 	if cfg.Debug {
 		// the per-phase trace of container lifecycles (phasetrace.go)
 		pc := newPhaseClock()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/runtime/runc"
+	"github.com/berthd/berth/runtime/shim"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/system"
@@ -177,6 +178,19 @@ func (r runtimesOf) Resolve(name string) (string, error) {
 		return "", err
 	}
 	return rt.Name, nil
+}
+
+// shimRuntimes gives the monitors the OCI runtime a container runs with.
+type shimRuntimes struct{ l *live }
+
+var _ shim.Runtimes = shimRuntimes{}
+
+func (r shimRuntimes) Lookup(name string) (shim.Runtime, error) {
+	rt, err := r.l.runtimes.Load().lookup(name)
+	if err != nil {
+		return shim.Runtime{}, err
+	}
+	return shim.Runtime{Path: rt.Path, Root: rt.Root, Args: rt.Args, FastExec: rt.FastExec}, nil
 }
 
 // ociCommands runs the runtime commands that need no monitor with the
