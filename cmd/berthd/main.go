@@ -220,7 +220,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		rtNetworks runtime.Networks = netRuntime{nets}
 		rtMonitors runtime.Monitors
 	)
-	if rtMonitors, err = shim.NewMonitors(filepath.Join(filepath.Dir(self), "berth-shim"), shimRuntimes{d.live}); err != nil {
+	if rtMonitors, err = shim.NewMonitors(filepath.Join(filepath.Dir(self), "berth-shim"), &d.live.runtimes); err != nil {
 		return nil, err
 	}
 	if cfg.Debug {
@@ -238,8 +238,8 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		Networks:           rtNetworks,
 		Volumes:            vols,
 		Monitors:           rtMonitors,
-		OCI:                ociCommands{d.live},
-		Runtimes:           runtimesOf{d.live},
+		OCI:                &d.live.runtimes,
+		Runtimes:           &d.live.runtimes,
 		Events:             bus,
 		Names:              compose.NameResolver{},
 		DNSSearch:          daemonSearch{policy: compose.SearchDomains{Zone: cfg.DNSZone}, extra: cfg.DNSSearch},
