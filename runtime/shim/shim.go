@@ -2,7 +2,8 @@
 // that outlives berthd: it launches a shim (which creates the container with
 // the OCI runtime), reconnects to one after a restart, and drives it: start,
 // attach, resize, kill, exec, wait. The wire protocol is in package proto;
-// the shim itself is cmd/berth-shim.
+// the shim itself is cmd/berth-shim. Monitors is the container runtime's
+// view of it (package monitor's interfaces, implemented here).
 //
 // A Client holds no connection: each call opens its own to
 // <state>/shim.sock, so a Client costs nothing while idle and needs no
