@@ -2,16 +2,14 @@ package runtime
 
 import (
 	"context"
-	"io"
 	"net/netip"
 	"os"
 	"syscall"
-	"time"
 
 	"github.com/berthd/berth/network/endpoint"
 	"github.com/berthd/berth/registry/imagefs"
-	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logfile"
+	"github.com/berthd/berth/runtime/monitor"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
@@ -128,39 +126,17 @@ type Publisher interface {
 	Publish(events.Message)
 }
 
-// ExitStatus is how a container process ended.
-type ExitStatus struct {
-	Code      int
-	ExitedAt  time.Time
-	OOMKilled bool
-	// LogDropped is how many log entries the logging driver's non-blocking
-	// mode dropped over the run.
-	LogDropped uint64
-}
-
-// MonitorConfig describes the container a monitor runs.
-type MonitorConfig struct {
-	ID          string
-	Bundle      string
-	StateDir    string
-	Log         logdriver.Config
-	Runtime     string // the OCI runtime's name (HostConfig.Runtime)
-	Terminal    bool
-	OpenStdin   bool
-	StdinOnce   bool
-	ConsoleSize [2]uint
-}
-
-// Monitors launches and finds per-container monitors (runtime/shim).
-type Monitors interface {
-	// Launch creates the container (not started); the error carries the OCI
-	// runtime's message when creation fails, and nothing is left behind.
-	Launch(ctx context.Context, cfg MonitorConfig) (Task, error)
-	// Connect reattaches to the monitor of a container that kept running.
-	Connect(ctx context.Context, stateDir string) (Task, error)
-	// ReadExit reads the exit status a gone monitor left in stateDir.
-	ReadExit(stateDir string) (ExitStatus, bool, error)
-}
+// The monitor seam (package monitor), under the names runtime's code
+// uses.
+type (
+	ExitStatus    = monitor.ExitStatus
+	MonitorConfig = monitor.Config
+	Monitors      = monitor.Monitors
+	Streams       = monitor.Streams
+	Task          = monitor.Task
+	ExecConfig    = monitor.ExecConfig
+	ExecTask      = monitor.ExecTask
+)
 
 // OCIRuntime runs the OCI runtime commands that need no monitor.
 type OCIRuntime interface {
@@ -175,45 +151,4 @@ type OCIRuntime interface {
 	// Delete removes the runtime's state and cgroup of a container whose
 	// monitor is gone, killing what is left. Unknown ids are not an error.
 	Delete(ctx context.Context, id string) error
-}
-
-// Streams are the client's ends of an attach or exec.
-type Streams struct {
-	Stdin          io.Reader // nil: not attached
-	Stdout, Stderr io.Writer // nil: not attached
-}
-
-// Task is one container's monitor.
-type Task interface {
-	Pid() int
-	Start(ctx context.Context) error
-	// Kill signals the container's init process; ErrConflict when it is
-	// not running.
-	Kill(ctx context.Context, sig syscall.Signal) error
-	// Attach connects streams to the container's stdio. It returns once the
-	// monitor has registered them (output produced after that reaches the
-	// streams); wait blocks until the output ends or ctx is cancelled.
-	Attach(ctx context.Context, s Streams) (wait func() error, err error)
-	Resize(ctx context.Context, height, width uint) error
-	Exec(ctx context.Context, cfg ExecConfig) (ExecTask, error)
-	// Wait blocks until the container exits.
-	Wait(ctx context.Context) (ExitStatus, error)
-	Close() error
-}
-
-// ExecConfig is one process to run in a running container.
-type ExecConfig struct {
-	ID          string
-	ProcessJSON []byte // a runtime-spec Process
-	Terminal    bool
-	ConsoleSize [2]uint
-	Streams     Streams
-}
-
-// ExecTask is a running exec process.
-type ExecTask interface {
-	Pid() int
-	Resize(ctx context.Context, height, width uint) error
-	// Wait returns the exit code once the process ended and its output is drained.
-	Wait(ctx context.Context) (int, error)
 }

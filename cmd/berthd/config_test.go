@@ -118,27 +118,3 @@ func TestConfigFileErrors(t *testing.T) {
 		assert.Check(t, is.ErrorContains(err, want), tc.body)
 	}
 }
-
-func TestCrunUnusable(t *testing.T) {
-	for _, tc := range []struct{ version, hybrid, want string }{
-		{"runc version 1.1.5+ds1", "hugetlb", ""},
-		{"crun version 1.8.1", "hugetlb", "crun does not support this host's hybrid cgroups (cgroup v1, with the hugetlb controllers on the cgroup v2 hierarchy)"},
-		{"crun version 1.8.1", "", "crun version 1.8.1 cannot read OCI runtime spec"},
-		{"crun version 1.14.2", "", "cannot read OCI runtime spec"},
-		{"crun version 1.14.3", "", ""},
-		{"crun version 1.21", "", ""},
-	} {
-		got := crunUnusable(tc.version, tc.hybrid)
-		if tc.want == "" {
-			assert.Check(t, is.Equal(got, ""), tc.version)
-		} else {
-			assert.Check(t, is.Contains(got, tc.want), tc.version)
-		}
-	}
-	for _, v := range []string{"runc version 1.1.5+ds1", "runc version 1.1.12"} {
-		assert.Check(t, fastExecVersion.MatchString(v), v)
-	}
-	for _, v := range []string{"runc version 1.2.0", "crun version 1.1.5", "runc version 1.10.0", ""} {
-		assert.Check(t, !fastExecVersion.MatchString(v), v)
-	}
-}

@@ -35,6 +35,7 @@ import (
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/runtime/logdriver"
+	"github.com/berthd/berth/runtime/shim"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/sysinfo"
 	"github.com/berthd/berth/volume"
@@ -217,8 +218,11 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	var (
 		rtImages   runtime.Images   = imgs
 		rtNetworks runtime.Networks = nets
-		rtMonitors runtime.Monitors = shimMonitors{shimBinary: filepath.Join(filepath.Dir(self), "berth-shim"), live: d.live}
+		rtMonitors runtime.Monitors
 	)
+	if rtMonitors, err = shim.NewMonitors(filepath.Join(filepath.Dir(self), "berth-shim"), &d.live.runtimes); err != nil {
+		return nil, err
+	}
 	if cfg.Debug {
 		// the per-phase trace of container lifecycles (phasetrace.go)
 		pc := newPhaseClock()
@@ -234,8 +238,8 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		Networks:           rtNetworks,
 		Volumes:            vols,
 		Monitors:           rtMonitors,
-		OCI:                ociCommands{d.live},
-		Runtimes:           runtimesOf{d.live},
+		OCI:                &d.live.runtimes,
+		Runtimes:           &d.live.runtimes,
 		Events:             bus,
 		Names:              compose.NameResolver{},
 		DNSSearch:          compose.SearchDomains{Zone: cfg.DNSZone, Extra: cfg.DNSSearch},

@@ -7,6 +7,8 @@ import (
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/system"
 	"github.com/sirupsen/logrus"
+
+	"github.com/berthd/berth/runtime/ociruntime"
 )
 
 // live holds the configuration a SIGHUP reloads from daemon.json, as
@@ -15,7 +17,7 @@ import (
 type live struct {
 	log      atomic.Pointer[containertypes.LogConfig]
 	debug    atomic.Bool
-	runtimes atomic.Pointer[runtimeSet]
+	runtimes ociruntime.Live
 	mirrors  atomic.Pointer[[]string]
 	// reloadMirrors hands new registry-mirrors to the image service.
 	reloadMirrors func([]string) error
@@ -25,7 +27,7 @@ func newLive(c *config) (*live, error) {
 	l := &live{}
 	l.log.Store(&containertypes.LogConfig{Type: c.LogDriver, Config: c.logOpts})
 	l.debug.Store(c.Debug)
-	rts, err := newRuntimeSet(c, c.ExecRoot)
+	rts, err := ociruntime.NewSet(runtimesConfig(c))
 	if err != nil {
 		return nil, err
 	}
@@ -33,6 +35,11 @@ func newLive(c *config) (*live, error) {
 	l.mirrors.Store(&c.RegistryMirrors)
 	l.reloadMirrors = func([]string) error { return nil }
 	return l, nil
+}
+
+// runtimesConfig is what c says of the OCI runtimes.
+func runtimesConfig(c *config) ociruntime.Config {
+	return ociruntime.Config{Default: c.DefaultRuntime, Add: c.AddRuntimes, Args: c.runtimeArgs, ExecRoot: c.ExecRoot}
 }
 
 // logConfig is the daemon's default logging now.
@@ -54,7 +61,7 @@ func (l *live) reload(args []string) {
 		logrus.WithError(err).Error("Error reconfiguring the daemon")
 		return
 	}
-	rts, err := newRuntimeSet(c, c.ExecRoot)
+	rts, err := ociruntime.NewSet(runtimesConfig(c))
 	if err != nil {
 		logrus.WithError(err).Error("Error reconfiguring the daemon")
 		return
@@ -75,13 +82,13 @@ func (l *live) reload(args []string) {
 		logrus.SetLevel(level)
 	}
 	b, _ := json.Marshal(map[string]any{"log-driver": c.LogDriver, "log-opts": c.logOpts, "debug": c.Debug, "log-level": c.LogLevel,
-		"runtimes": rts.names(), "default-runtime": rts.def, "registry-mirrors": c.RegistryMirrors})
+		"runtimes": rts.Names(), "default-runtime": rts.Default(), "registry-mirrors": c.RegistryMirrors})
 	logrus.Infof("Reloaded configuration: %s", b)
 }
 
 func (l *live) LoggingDriver() string { return l.log.Load().Type }
 func (l *live) Runtimes() (map[string]system.RuntimeWithStatus, string) {
-	return l.runtimes.Load().info()
+	return l.runtimes.Load().Info()
 }
 func (l *live) Debug() bool               { return l.debug.Load() }
 func (l *live) RegistryMirrors() []string { return *l.mirrors.Load() }

@@ -14,6 +14,8 @@ import (
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"gotest.tools/v3/assert"
+
+	"github.com/berthd/berth/runtime/monitor"
 )
 
 // blockingWriter stops reading (blocks) until released: a client that went
@@ -44,7 +46,7 @@ func TestSlowAttachClient(t *testing.T) {
 		wg.Add(1)
 		go func(i int, w io.Writer) {
 			defer wg.Done()
-			err := c.Attach(ctx, AttachOptions{Stdout: w, OnAttached: func() { close(attached) }})
+			err := c.Attach(ctx, AttachOptions{Streams: monitor.Streams{Stdout: w}, OnAttached: func() { close(attached) }})
 			if i == 0 {
 				slowErr = err
 			} else {
@@ -57,7 +59,7 @@ func TestSlowAttachClient(t *testing.T) {
 	assert.NilError(t, c.Start(ctx))
 	st, err := c.Wait(ctx)
 	assert.NilError(t, err)
-	assert.Equal(t, st.ExitCode, 0)
+	assert.Equal(t, st.Code, 0)
 	t.Logf("3 MB of output with a stuck client attached: container done in %v", time.Since(start))
 	close(slow.release)
 	wg.Wait()
@@ -81,7 +83,7 @@ func TestAttachAfterExit(t *testing.T) {
 	assert.NilError(t, c.Start(ctx))
 	_, err = c.Wait(ctx)
 	assert.NilError(t, err)
-	assert.NilError(t, c.Attach(ctx, AttachOptions{Stdout: io.Discard}))
+	assert.NilError(t, c.Attach(ctx, AttachOptions{Streams: monitor.Streams{Stdout: io.Discard}}))
 	st, err := c.State(ctx)
 	assert.NilError(t, err)
 	assert.Equal(t, st.Status, "stopped")
@@ -100,7 +102,7 @@ func TestRequestErrors(t *testing.T) {
 	assert.Assert(t, errdefs.IsInvalidArgument(c.Kill(ctx, 0)))
 	assert.Assert(t, errdefs.IsInvalidArgument(c.Resize(ctx, 10, 10))) // no terminal
 	assert.Assert(t, errdefs.IsConflict(c.Release(ctx)))
-	_, err := c.Exec(ctx, ExecConfig{ID: "", Process: processJSON(t, false, "true")})
+	_, err := c.Exec(ctx, monitor.ExecConfig{ID: "", ProcessJSON: processJSON(t, false, "true")})
 	assert.Assert(t, errdefs.IsInvalidArgument(err))
 	stopContainer(t, c, cfg)
 	_, err = Connect(ctx, cfg.StateDir)
@@ -123,5 +125,5 @@ func TestOOMKilled(t *testing.T) {
 	assert.NilError(t, os.WriteFile(path, b, 0o644))
 	st := run(t, cfg)
 	assert.Assert(t, st.OOMKilled, "%+v", st)
-	assert.Equal(t, st.ExitCode, 137)
+	assert.Equal(t, st.Code, 137)
 }

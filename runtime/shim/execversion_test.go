@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"gotest.tools/v3/assert"
+
+	"github.com/berthd/berth/runtime/monitor"
 )
 
 // fakeRuntime is runc under another `--version`: everything else is runc's.
@@ -51,7 +53,7 @@ func TestExecFastPathOnlyForProvenRuntime(t *testing.T) {
 				b, err := json.Marshal(testProcess(false, "sh", "-c", "echo ran"))
 				assert.NilError(t, err)
 				var stdout syncBuffer
-				e, err := c.Exec(ctx, ExecConfig{ID: fmt.Sprint("v", i), Process: b, Stdout: &stdout})
+				e, err := c.Exec(ctx, monitor.ExecConfig{ID: fmt.Sprint("v", i), ProcessJSON: b, Streams: monitor.Streams{Stdout: &stdout}})
 				assert.NilError(t, err)
 				code, err := e.Wait(ctx)
 				assert.NilError(t, err)

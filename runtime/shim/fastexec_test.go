@@ -21,6 +21,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/berthd/berth/runtime/monitor"
 )
 
 // The shim starts an exec itself (berth-nsexec) when it can reproduce
@@ -205,18 +207,18 @@ func runOne(t *testing.T, c *Client, p *specs.Process, stdin, after string, viaR
 	assert.NilError(t, err)
 	execSeq++
 	var out, errb syncBuffer
-	cfg := ExecConfig{ID: fmt.Sprintf("eq%d", execSeq), Process: b, Terminal: p.Terminal, Stdout: &out, RuntimeExec: viaRuntime}
+	cfg := monitor.ExecConfig{ID: fmt.Sprintf("eq%d", execSeq), ProcessJSON: b, Terminal: p.Terminal, Streams: monitor.Streams{Stdout: &out}}
 	if !p.Terminal {
-		cfg.Stderr = &errb
+		cfg.Streams.Stderr = &errb
 	} else {
-		cfg.ConsoleSize = &ConsoleSize{Height: 24, Width: 80}
+		cfg.ConsoleSize = monitor.ConsoleSize{24, 80}
 	}
 	if stdin != "" && after == "" {
-		cfg.Stdin = strings.NewReader(stdin)
+		cfg.Streams.Stdin = strings.NewReader(stdin)
 	}
 	if after != "" {
 		pr, pw := io.Pipe()
-		cfg.Stdin = pr
+		cfg.Streams.Stdin = pr
 		go func() {
 			for !strings.Contains(out.String(), after) {
 				time.Sleep(5 * time.Millisecond)
@@ -225,7 +227,7 @@ func runOne(t *testing.T, c *Client, p *specs.Process, stdin, after string, viaR
 		}()
 		defer pw.Close()
 	}
-	e, err := c.Exec(ctx, cfg)
+	e, err := c.exec(ctx, cfg, viaRuntime)
 	if err != nil {
 		var pe *ProcessError
 		assert.Assert(t, errors.As(err, &pe), "%v", err)
@@ -490,7 +492,7 @@ func TestExecSameFilter(t *testing.T) {
 			pr, pw := io.Pipe()
 			var out syncBuffer
 			execSeq++
-			e, err := c.Exec(ctx, ExecConfig{ID: fmt.Sprint("f", execSeq), Process: b, Stdin: pr, Stdout: &out, RuntimeExec: viaRuntime})
+			e, err := c.exec(ctx, monitor.ExecConfig{ID: fmt.Sprint("f", execSeq), ProcessJSON: b, Streams: monitor.Streams{Stdin: pr, Stdout: &out}}, viaRuntime)
 			assert.NilError(t, err)
 			assert.Equal(t, e.Direct(), !viaRuntime)
 			// runc reports the pid before the process has loaded its filter
@@ -675,7 +677,7 @@ func TestExecFallbacks(t *testing.T) {
 	defer cancel()
 	run := func(raw []byte) (*Exec, error) {
 		execSeq++
-		return c.Exec(ctx, ExecConfig{ID: fmt.Sprint("fb", execSeq), Process: raw, Stdout: io.Discard})
+		return c.Exec(ctx, monitor.ExecConfig{ID: fmt.Sprint("fb", execSeq), ProcessJSON: raw, Streams: monitor.Streams{Stdout: io.Discard}})
 	}
 	// A field the fast path does not know: runc runs it.
 	var m map[string]any
@@ -707,7 +709,7 @@ func TestExecFallbacks(t *testing.T) {
 		c2, base2 := eqContainer(t, eqOptions{seccomp: true, userNS: true})
 		b, _ := json.Marshal(procWith(base2, func(p *specs.Process) { p.Args = []string{"sh", "-c", "cat /proc/self/uid_map"} }))
 		var out syncBuffer
-		e, err := c2.Exec(ctx, ExecConfig{ID: "userns", Process: b, Stdout: &out})
+		e, err := c2.Exec(ctx, monitor.ExecConfig{ID: "userns", ProcessJSON: b, Streams: monitor.Streams{Stdout: &out}})
 		assert.NilError(t, err)
 		assert.Assert(t, !e.Direct())
 		code, err := e.Wait(ctx)
@@ -719,7 +721,7 @@ func TestExecFallbacks(t *testing.T) {
 		t.Setenv("BERTH_EXEC_RUNC", "1")
 		c2, base2 := eqContainer(t, eqOptions{})
 		b, _ := json.Marshal(procWith(base2, func(p *specs.Process) { p.Args = []string{"true"} }))
-		e, err := c2.Exec(ctx, ExecConfig{ID: "forced", Process: b})
+		e, err := c2.Exec(ctx, monitor.ExecConfig{ID: "forced", ProcessJSON: b})
 		assert.NilError(t, err)
 		assert.Assert(t, !e.Direct())
 		e.Wait(ctx)
@@ -756,7 +758,7 @@ func TestExecFastPathSpeed(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			start := time.Now()
 			execSeq++
-			e, err := c.Exec(ctx, ExecConfig{ID: fmt.Sprint("s", execSeq), Process: b, RuntimeExec: viaRuntime})
+			e, err := c.exec(ctx, monitor.ExecConfig{ID: fmt.Sprint("s", execSeq), ProcessJSON: b}, viaRuntime)
 			assert.NilError(t, err)
 			_, err = e.Wait(ctx)
 			assert.NilError(t, err)

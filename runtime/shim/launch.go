@@ -79,8 +79,8 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 		StdinOnce:     cfg.StdinOnce,
 		ExitGrace:     cfg.ExitGrace,
 	}
-	if cfg.ConsoleSize != nil {
-		pc.ConsoleHeight, pc.ConsoleWidth = cfg.ConsoleSize.Height, cfg.ConsoleSize.Width
+	if cfg.ConsoleSize.Set() {
+		pc.ConsoleHeight, pc.ConsoleWidth = dims(cfg.ConsoleSize)
 	}
 	b, err := json.Marshal(pc)
 	if err != nil {

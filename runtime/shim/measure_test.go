@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gotest.tools/v3/assert"
+
+	"github.com/berthd/berth/runtime/monitor"
 )
 
 func countFDs(t *testing.T, pid string) int {
@@ -56,7 +58,7 @@ func TestDroppedStreamsLeakNothing(t *testing.T) {
 			done := make(chan error, 1)
 			attached := make(chan struct{})
 			go func() {
-				done <- c.Attach(actx, AttachOptions{Stdin: pr, Stdout: io.Discard, Stderr: io.Discard, OnAttached: func() { close(attached) }})
+				done <- c.Attach(actx, AttachOptions{Streams: monitor.Streams{Stdin: pr, Stdout: io.Discard, Stderr: io.Discard}, OnAttached: func() { close(attached) }})
 			}()
 			select {
 			case <-attached:
@@ -79,8 +81,7 @@ func TestDroppedStreamsLeakNothing(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			e, err := c.Exec(ctx, ExecConfig{ID: "x" + strconv.Itoa(i), Process: processJSON(t, false, "sleep", "0.2"),
-				Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard})
+			e, err := c.Exec(ctx, monitor.ExecConfig{ID: "x" + strconv.Itoa(i), ProcessJSON: processJSON(t, false, "sleep", "0.2"), Streams: monitor.Streams{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard}})
 			if err != nil {
 				t.Errorf("exec %d: %v", i, err)
 				return
@@ -223,7 +224,7 @@ func TestMeasureShimPSS(t *testing.T) {
 	ctx, cancel := testCtx()
 	defer cancel()
 	for i := 0; i < 300; i++ {
-		e, err := busy.Exec(ctx, ExecConfig{ID: "b" + strconv.Itoa(i), Process: processJSON(t, false, "echo", "hi"), Stdout: io.Discard})
+		e, err := busy.Exec(ctx, monitor.ExecConfig{ID: "b" + strconv.Itoa(i), ProcessJSON: processJSON(t, false, "echo", "hi"), Streams: monitor.Streams{Stdout: io.Discard}})
 		assert.NilError(t, err)
 		_, err = e.Wait(ctx)
 		assert.NilError(t, err)

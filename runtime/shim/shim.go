@@ -2,7 +2,8 @@
 // that outlives berthd: it launches a shim (which creates the container with
 // the OCI runtime), reconnects to one after a restart, and drives it: start,
 // attach, resize, kill, exec, wait. The wire protocol is in package proto;
-// the shim itself is cmd/berth-shim.
+// the shim itself is cmd/berth-shim. Monitors is the container runtime's
+// view of it (package monitor's interfaces, implemented here).
 //
 // A Client holds no connection: each call opens its own to
 // <state>/shim.sock, so a Client costs nothing while idle and needs no
@@ -21,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,6 +33,7 @@ import (
 
 	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logfile"
+	"github.com/berthd/berth/runtime/monitor"
 	"github.com/berthd/berth/runtime/shim/proto"
 )
 
@@ -51,11 +54,11 @@ type Config struct {
 	// FastExec lets execs skip the runtime (berth-nsexec): only for a
 	// runtime and version the fast path was proven equivalent to.
 	FastExec    bool
-	Terminal    bool // give the init a pty (the shim owns the master); the bundle's process.terminal must agree
-	OpenStdin   bool // keep a stdin the attach clients write to
-	StdinOnce   bool // an attach client's end of input closes stdin (without Terminal)
-	ConsoleSize *ConsoleSize
-	ShimBinary  string // path of berth-shim; default "berth-shim" on $PATH
+	Terminal    bool                // give the init a pty (the shim owns the master); the bundle's process.terminal must agree
+	OpenStdin   bool                // keep a stdin the attach clients write to
+	StdinOnce   bool                // an attach client's end of input closes stdin (without Terminal)
+	ConsoleSize monitor.ConsoleSize // of the Terminal; zero: the runtime's default
+	ShimBinary  string              // path of berth-shim; default "berth-shim" on $PATH
 	// ShimName is the shim's argv[0] when ShimBinary is a variant of it
 	// (berth-shim-remote), so that it is found by name as every monitor is.
 	ShimName string
@@ -64,26 +67,22 @@ type Config struct {
 	ExitGrace time.Duration
 }
 
-// ConsoleSize is a terminal size in characters.
-type ConsoleSize struct{ Height, Width uint16 }
+// exitStatus is the status the shim reported.
+func exitStatus(e proto.Exit) monitor.ExitStatus {
+	return monitor.ExitStatus{Code: e.ExitCode, ExitedAt: e.ExitedAt, OOMKilled: e.OOMKilled, LogDropped: e.LogDropped}
+}
 
-// ExitStatus is how a container's init ended. ExitCode is 128+signal for a
-// killed process, as Docker reports it; OOMKilled is set when its memory
-// cgroup counted an OOM kill.
-type ExitStatus struct {
-	ExitCode  int
-	ExitedAt  time.Time
-	OOMKilled bool
-	// LogDropped is how many log entries the non-blocking mode dropped.
-	LogDropped uint64
+// dims is a console size as the protocol carries it.
+func dims(s monitor.ConsoleSize) (height, width uint16) {
+	return uint16(min(s[0], math.MaxUint16)), uint16(min(s[1], math.MaxUint16))
 }
 
 // State is the shim's view of the container.
 type State struct {
 	Pid     int
 	ShimPid int
-	Status  string      // "created", "running", "stopped"
-	Exit    *ExitStatus // when stopped
+	Status  string              // "created", "running", "stopped"
+	Exit    *monitor.ExitStatus // when stopped
 }
 
 // ProcessError is the OCI runtime's refusal to start a process (the init at
@@ -126,19 +125,19 @@ func Connect(ctx context.Context, stateDir string) (*Client, error) {
 
 // ReadExit reads the exit status a shim recorded in stateDir. ok is false
 // if there is none (the container has not exited, or its shim died first).
-func ReadExit(stateDir string) (st ExitStatus, ok bool, err error) {
+func ReadExit(stateDir string) (st monitor.ExitStatus, ok bool, err error) {
 	b, err := os.ReadFile(filepath.Join(stateDir, proto.ExitFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return ExitStatus{}, false, nil
+		return monitor.ExitStatus{}, false, nil
 	}
 	if err != nil {
-		return ExitStatus{}, false, err
+		return monitor.ExitStatus{}, false, err
 	}
 	var e proto.Exit
 	if err := json.Unmarshal(b, &e); err != nil {
-		return ExitStatus{}, false, fmt.Errorf("%s: %w", proto.ExitFile, err)
+		return monitor.ExitStatus{}, false, fmt.Errorf("%s: %w", proto.ExitFile, err)
 	}
-	return ExitStatus(e), true, nil
+	return exitStatus(e), true, nil
 }
 
 // State returns the container's state. Errors: ErrUnavailable.
@@ -149,7 +148,7 @@ func (c *Client) State(ctx context.Context) (State, error) {
 	}
 	st := State{Pid: resp.Pid, ShimPid: resp.ShimPid, Status: resp.Status}
 	if resp.Exit != nil {
-		e := ExitStatus(*resp.Exit)
+		e := exitStatus(*resp.Exit)
 		st.Exit = &e
 	}
 	return st, nil
@@ -182,15 +181,15 @@ func (c *Client) Resize(ctx context.Context, height, width uint16) error {
 
 // Wait blocks until the container has exited and returns its status.
 // Errors: ctx.Err(); ErrUnavailable if the shim is gone (see ReadExit).
-func (c *Client) Wait(ctx context.Context) (ExitStatus, error) {
+func (c *Client) Wait(ctx context.Context) (monitor.ExitStatus, error) {
 	resp, err := c.call(ctx, proto.Request{Op: proto.OpWait})
 	if err != nil {
-		return ExitStatus{}, err
+		return monitor.ExitStatus{}, err
 	}
 	if resp.Exit == nil {
-		return ExitStatus{}, fmt.Errorf("shim answered wait without a status: %w", errdefs.ErrUnknown)
+		return monitor.ExitStatus{}, fmt.Errorf("shim answered wait without a status: %w", errdefs.ErrUnknown)
 	}
-	return ExitStatus(*resp.Exit), nil
+	return exitStatus(*resp.Exit), nil
 }
 
 // Release tells the shim of an exited container that berthd has its status:

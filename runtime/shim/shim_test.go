@@ -18,6 +18,7 @@ import (
 	"gotest.tools/v3/poll"
 
 	"github.com/berthd/berth/runtime/logfile"
+	"github.com/berthd/berth/runtime/monitor"
 )
 
 func testCtx() (context.Context, context.CancelFunc) {
@@ -37,7 +38,7 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 
 // run launches, starts and waits for cfg; it releases the shim and checks
 // that nothing is left.
-func run(t *testing.T, cfg Config) ExitStatus {
+func run(t *testing.T, cfg Config) monitor.ExitStatus {
 	t.Helper()
 	ctx, cancel := testCtx()
 	defer cancel()
@@ -70,7 +71,7 @@ func readLog(t *testing.T, path string) (stdout, stderr string) {
 func TestEchoHi(t *testing.T) {
 	cfg := bundle(t, false, "echo", "hi")
 	st := run(t, cfg)
-	assert.Equal(t, st.ExitCode, 0)
+	assert.Equal(t, st.Code, 0)
 	assert.Assert(t, !st.OOMKilled)
 	assert.Assert(t, time.Since(st.ExitedAt) < time.Minute)
 	b, err := os.ReadFile(cfg.LogPath)
@@ -79,7 +80,7 @@ func TestEchoHi(t *testing.T) {
 	got, ok, err := ReadExit(cfg.StateDir)
 	assert.NilError(t, err)
 	assert.Assert(t, ok)
-	assert.Equal(t, got.ExitCode, 0)
+	assert.Equal(t, got.Code, 0)
 }
 
 func TestExitCodes(t *testing.T) {
@@ -94,7 +95,7 @@ func TestExitCodes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			cfg := bundle(t, false, tc.args...)
-			assert.Equal(t, run(t, cfg).ExitCode, tc.code)
+			assert.Equal(t, run(t, cfg).Code, tc.code)
 		})
 	}
 	t.Run("stdout and stderr", func(t *testing.T) {
@@ -156,10 +157,7 @@ func TestStdinPipe(t *testing.T) {
 	attached := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Attach(ctx, AttachOptions{
-			Stdin: strings.NewReader("data\n"), Stdout: &out, Stderr: &errb,
-			OnAttached: func() { close(attached) },
-		})
+		done <- c.Attach(ctx, AttachOptions{Streams: monitor.Streams{Stdin: strings.NewReader("data\n"), Stdout: &out, Stderr: &errb}, OnAttached: func() { close(attached) }})
 	}()
 	<-attached
 	assert.NilError(t, c.Start(ctx))
@@ -167,7 +165,7 @@ func TestStdinPipe(t *testing.T) {
 	assert.Equal(t, out.String(), "data\n")
 	st, err := c.Wait(ctx)
 	assert.NilError(t, err)
-	assert.Equal(t, st.ExitCode, 0)
+	assert.Equal(t, st.Code, 0)
 	o, _ := readLog(t, cfg.LogPath)
 	assert.Equal(t, o, "data\n")
 	assert.NilError(t, c.Release(ctx))
@@ -177,13 +175,13 @@ func TestStdinPipe(t *testing.T) {
 func TestTTY(t *testing.T) {
 	t.Run("tty", func(t *testing.T) {
 		cfg := bundle(t, true, "tty")
-		assert.Equal(t, run(t, cfg).ExitCode, 0)
+		assert.Equal(t, run(t, cfg).Code, 0)
 		o, _ := readLog(t, cfg.LogPath)
 		assert.Equal(t, o, "/dev/pts/0\r\n")
 	})
 	t.Run("console size", func(t *testing.T) {
 		cfg := bundle(t, true, "stty", "size")
-		cfg.ConsoleSize = &ConsoleSize{Height: 33, Width: 111}
+		cfg.ConsoleSize = monitor.ConsoleSize{33, 111}
 		run(t, cfg)
 		o, _ := readLog(t, cfg.LogPath)
 		assert.Equal(t, o, "33 111\r\n")
@@ -200,7 +198,7 @@ func TestTTY(t *testing.T) {
 		attached := make(chan struct{})
 		done := make(chan error, 1)
 		go func() {
-			done <- c.Attach(ctx, AttachOptions{Stdin: pr, Stdout: &out, OnAttached: func() { close(attached) }})
+			done <- c.Attach(ctx, AttachOptions{Streams: monitor.Streams{Stdin: pr, Stdout: &out}, OnAttached: func() { close(attached) }})
 		}()
 		<-attached
 		assert.NilError(t, c.Start(ctx))
@@ -219,7 +217,7 @@ func TestTTY(t *testing.T) {
 		assert.Assert(t, is.Contains(out.String(), "40 132\r\n"))
 		st, err := c.Wait(ctx)
 		assert.NilError(t, err)
-		assert.Equal(t, st.ExitCode, 0)
+		assert.Equal(t, st.Code, 0)
 		assert.NilError(t, c.Release(ctx))
 		assertGone(t, cfg, c.ShimPid())
 	})
@@ -254,7 +252,7 @@ func runningContainer(t *testing.T) (*Client, Config) {
 	return c, cfg
 }
 
-func stopContainer(t *testing.T, c *Client, cfg Config) ExitStatus {
+func stopContainer(t *testing.T, c *Client, cfg Config) monitor.ExitStatus {
 	t.Helper()
 	ctx, cancel := testCtx()
 	defer cancel()
@@ -273,7 +271,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("exit code and streams", func(t *testing.T) {
 		var out, errb syncBuffer
-		e, err := c.Exec(ctx, ExecConfig{ID: "e1", Process: processJSON(t, false, "sh", "-c", "echo out; echo err >&2; exit 7"), Stdout: &out, Stderr: &errb})
+		e, err := c.Exec(ctx, monitor.ExecConfig{ID: "e1", ProcessJSON: processJSON(t, false, "sh", "-c", "echo out; echo err >&2; exit 7"), Streams: monitor.Streams{Stdout: &out, Stderr: &errb}})
 		assert.NilError(t, err)
 		assert.Assert(t, e.Pid() > 0)
 		code, err := e.Wait(ctx)
@@ -283,14 +281,14 @@ func TestExec(t *testing.T) {
 		assert.Equal(t, errb.String(), "err\n")
 	})
 	t.Run("missing binary", func(t *testing.T) {
-		_, err := c.Exec(ctx, ExecConfig{ID: "e2", Process: processJSON(t, false, "nosuchcmd"), Stdout: io.Discard})
+		_, err := c.Exec(ctx, monitor.ExecConfig{ID: "e2", ProcessJSON: processJSON(t, false, "nosuchcmd"), Streams: monitor.Streams{Stdout: io.Discard}})
 		var pe *ProcessError
 		assert.Assert(t, errors.As(err, &pe), "%v", err)
 		assert.Equal(t, pe.ExitCode, 127)
 		assert.ErrorContains(t, err, `exec: "nosuchcmd": executable file not found in $PATH`)
 	})
 	t.Run("not executable", func(t *testing.T) {
-		_, err := c.Exec(ctx, ExecConfig{ID: "e3", Process: processJSON(t, false, "/bin/noexec")})
+		_, err := c.Exec(ctx, monitor.ExecConfig{ID: "e3", ProcessJSON: processJSON(t, false, "/bin/noexec")})
 		var pe *ProcessError
 		assert.Assert(t, errors.As(err, &pe), "%v", err)
 		assert.Equal(t, pe.ExitCode, 126)
@@ -298,7 +296,7 @@ func TestExec(t *testing.T) {
 	t.Run("stdin and parent", func(t *testing.T) {
 		pr, pw := io.Pipe()
 		var out syncBuffer
-		e, err := c.Exec(ctx, ExecConfig{ID: "e4", Process: processJSON(t, false, "cat"), Stdin: pr, Stdout: &out})
+		e, err := c.Exec(ctx, monitor.ExecConfig{ID: "e4", ProcessJSON: processJSON(t, false, "cat"), Streams: monitor.Streams{Stdin: pr, Stdout: &out}})
 		assert.NilError(t, err)
 		// The exec is the shim's child, not ours.
 		assert.Equal(t, parentPid(t, e.Pid()), c.ShimPid())
@@ -311,8 +309,7 @@ func TestExec(t *testing.T) {
 	})
 	t.Run("tty", func(t *testing.T) {
 		var out syncBuffer
-		e, err := c.Exec(ctx, ExecConfig{ID: "e5", Process: processJSON(t, true, "sh", "-c", "tty; stty size"), Terminal: true,
-			Stdout: &out, ConsoleSize: &ConsoleSize{Height: 20, Width: 70}})
+		e, err := c.Exec(ctx, monitor.ExecConfig{ID: "e5", ProcessJSON: processJSON(t, true, "sh", "-c", "tty; stty size"), Terminal: true, ConsoleSize: monitor.ConsoleSize{20, 70}, Streams: monitor.Streams{Stdout: &out}})
 		assert.NilError(t, err)
 		code, err := e.Wait(ctx)
 		assert.NilError(t, err)
@@ -322,8 +319,7 @@ func TestExec(t *testing.T) {
 	t.Run("resize", func(t *testing.T) {
 		pr, pw := io.Pipe()
 		var out syncBuffer
-		e, err := c.Exec(ctx, ExecConfig{ID: "e6", Process: processJSON(t, true, "sh", "-c", "stty -echo; read x; stty size"), Terminal: true,
-			Stdin: pr, Stdout: &out})
+		e, err := c.Exec(ctx, monitor.ExecConfig{ID: "e6", ProcessJSON: processJSON(t, true, "sh", "-c", "stty -echo; read x; stty size"), Terminal: true, Streams: monitor.Streams{Stdin: pr, Stdout: &out}})
 		assert.NilError(t, err)
 		assert.NilError(t, e.Resize(ctx, 50, 60))
 		time.Sleep(50 * time.Millisecond)
@@ -342,7 +338,7 @@ func TestExec(t *testing.T) {
 			go func(i int) {
 				defer wg.Done()
 				var out syncBuffer
-				e, err := c.Exec(ctx, ExecConfig{ID: "c" + string(rune('a'+i)), Process: processJSON(t, false, "sh", "-c", "echo $0; exit $0", string(rune('0'+i))), Stdout: &out})
+				e, err := c.Exec(ctx, monitor.ExecConfig{ID: "c" + string(rune('a'+i)), ProcessJSON: processJSON(t, false, "sh", "-c", "echo $0; exit $0", string(rune('0'+i))), Streams: monitor.Streams{Stdout: &out}})
 				assert.Check(t, err)
 				if err != nil {
 					return
@@ -358,17 +354,17 @@ func TestExec(t *testing.T) {
 	t.Run("duplicate id", func(t *testing.T) {
 		pr, pw := io.Pipe()
 		defer pw.Close()
-		e, err := c.Exec(ctx, ExecConfig{ID: "dup", Process: processJSON(t, false, "cat"), Stdin: pr})
+		e, err := c.Exec(ctx, monitor.ExecConfig{ID: "dup", ProcessJSON: processJSON(t, false, "cat"), Streams: monitor.Streams{Stdin: pr}})
 		assert.NilError(t, err)
-		_, err = c.Exec(ctx, ExecConfig{ID: "dup", Process: processJSON(t, false, "true")})
+		_, err = c.Exec(ctx, monitor.ExecConfig{ID: "dup", ProcessJSON: processJSON(t, false, "true")})
 		assert.Assert(t, errdefs.IsConflict(err), "%v", err)
 		pw.Close()
 		_, err = e.Wait(ctx)
 		assert.NilError(t, err)
 	})
-	assert.Equal(t, stopContainer(t, c, cfg).ExitCode, 137)
+	assert.Equal(t, stopContainer(t, c, cfg).Code, 137)
 	t.Run("not running", func(t *testing.T) {
-		_, err := c.Exec(ctx, ExecConfig{ID: "late", Process: processJSON(t, false, "true")})
+		_, err := c.Exec(ctx, monitor.ExecConfig{ID: "late", ProcessJSON: processJSON(t, false, "true")})
 		assert.Assert(t, errdefs.IsUnavailable(err) || errdefs.IsConflict(err), "%v", err)
 	})
 }

@@ -14,14 +14,14 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/berthd/berth/internal/safe"
+	"github.com/berthd/berth/runtime/monitor"
 	"github.com/berthd/berth/runtime/shim/proto"
 )
 
 // AttachOptions selects the streams of an attach. Nil fields are not
 // attached. With a Terminal, all output arrives on Stdout.
 type AttachOptions struct {
-	Stdin          io.Reader
-	Stdout, Stderr io.Writer
+	monitor.Streams
 	// OnAttached, if set, is called once the shim has registered the
 	// client, before any output is delivered: output produced after it
 	// returns is seen. berthd answers the API client's hijack there, so a
@@ -117,24 +117,6 @@ func copyFrames(br *bufio.Reader, stdout, stderr io.Writer) (int, error) {
 	}
 }
 
-// ExecConfig is a process to run in the container.
-type ExecConfig struct {
-	ID string // unique among the container's running execs
-	// Process is the runtime-spec Process (JSON of specs.Process): args,
-	// env, cwd, user, capabilities. Its terminal and consoleSize are set
-	// from Terminal and ConsoleSize.
-	Process     []byte
-	Terminal    bool
-	Stdin       io.Reader
-	Stdout      io.Writer
-	Stderr      io.Writer
-	ConsoleSize *ConsoleSize
-	// RuntimeExec starts the process with the OCI runtime (runc exec)
-	// even where the shim's faster path could: for comparisons. A shim
-	// started with BERTH_EXEC_RUNC=1 in its environment always does.
-	RuntimeExec bool
-}
-
 // Exec is a started exec process, a child of the shim.
 type Exec struct {
 	c      *Client
@@ -149,27 +131,37 @@ type Exec struct {
 }
 
 // Exec starts a process in the running container and streams its stdio
-// until it exits (or Close). ctx bounds only the start.
+// until it exits (or Close). ctx bounds only the start. The process spec's
+// terminal and consoleSize are set from cfg's Terminal and ConsoleSize.
 //
 // Errors: ErrConflict if the container is not running or ID is in use;
 // ErrInvalidArgument for a missing ID or Process; *ProcessError when the
 // runtime could not start it (ExitCode 126/127 as dockerd reports);
 // ErrUnavailable; ctx.Err().
-func (c *Client) Exec(ctx context.Context, cfg ExecConfig) (*Exec, error) {
+func (c *Client) Exec(ctx context.Context, cfg monitor.ExecConfig) (*Exec, error) {
+	return c.exec(ctx, cfg, false)
+}
+
+// exec is Exec; runtimeExec starts the process with the OCI runtime (runc
+// exec) even where the shim's faster path could, for the comparisons of
+// the equivalence tests. A shim started with BERTH_EXEC_RUNC=1 in its
+// environment always does.
+func (c *Client) exec(ctx context.Context, cfg monitor.ExecConfig, runtimeExec bool) (*Exec, error) {
+	st := cfg.Streams
 	req := proto.Request{
-		Op: proto.OpExec, ExecID: cfg.ID, Process: cfg.Process, Terminal: cfg.Terminal,
-		Stdin: cfg.Stdin != nil, Stdout: cfg.Stdout != nil, Stderr: cfg.Stderr != nil,
-		RuntimeExec: cfg.RuntimeExec,
+		Op: proto.OpExec, ExecID: cfg.ID, Terminal: cfg.Terminal,
+		Stdin: st.Stdin != nil, Stdout: st.Stdout != nil, Stderr: st.Stderr != nil,
+		RuntimeExec: runtimeExec,
 	}
-	if len(cfg.Process) == 0 {
+	if len(cfg.ProcessJSON) == 0 {
 		return nil, fmt.Errorf("exec %s: no process: %w", cfg.ID, errdefs.ErrInvalidArgument)
 	}
-	var size *ConsoleSize
-	if cfg.Terminal && cfg.ConsoleSize != nil {
+	var size monitor.ConsoleSize
+	if cfg.Terminal && cfg.ConsoleSize.Set() {
 		size = cfg.ConsoleSize
-		req.Height, req.Width = size.Height, size.Width
+		req.Height, req.Width = dims(size)
 	}
-	p, err := patchProcess(cfg.Process, cfg.Terminal, size)
+	p, err := patchProcess(cfg.ProcessJSON, cfg.Terminal, size)
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +179,8 @@ func (c *Client) Exec(ctx context.Context, cfg ExecConfig) (*Exec, error) {
 		return nil, err
 	}
 	e := &Exec{c: c, id: cfg.ID, pid: resp.Pid, direct: resp.Direct, conn: conn, done: make(chan struct{})}
-	if cfg.Stdin != nil {
-		safe.Go("exec input", func() { sendStdin(conn, cfg.Stdin) })
+	if st.Stdin != nil {
+		safe.Go("exec input", func() { sendStdin(conn, st.Stdin) })
 	}
 	go func() {
 		defer close(e.done)
@@ -196,7 +188,7 @@ func (c *Client) Exec(ctx context.Context, cfg ExecConfig) (*Exec, error) {
 		// what Wait reports if copying the output panics
 		e.code, e.err = -1, fmt.Errorf("exec %s: stream ended by an internal error: %w", cfg.ID, errdefs.ErrUnknown)
 		defer safe.Recover("stream of exec " + cfg.ID)
-		code, err := copyFrames(br, cfg.Stdout, cfg.Stderr)
+		code, err := copyFrames(br, st.Stdout, st.Stderr)
 		e.err = nil
 		switch {
 		case err != nil:
@@ -212,14 +204,15 @@ func (c *Client) Exec(ctx context.Context, cfg ExecConfig) (*Exec, error) {
 // patchProcess makes the process spec agree with the exec's options:
 // terminal as asked, and the console size, which runc applies before the
 // process runs (a resize by the shim afterwards would race with it).
-func patchProcess(process []byte, terminal bool, size *ConsoleSize) ([]byte, error) {
+func patchProcess(process []byte, terminal bool, size monitor.ConsoleSize) ([]byte, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(process, &m); err != nil {
 		return nil, fmt.Errorf("exec process: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	m["terminal"], _ = json.Marshal(terminal)
-	if size != nil {
-		m["consoleSize"], _ = json.Marshal(map[string]uint16{"height": size.Height, "width": size.Width})
+	if size.Set() {
+		h, w := dims(size)
+		m["consoleSize"], _ = json.Marshal(map[string]uint16{"height": h, "width": w})
 	}
 	return json.Marshal(m)
 }
@@ -246,8 +239,9 @@ func (e *Exec) Wait(ctx context.Context) (int, error) {
 
 // Resize sets the size of the exec's terminal. Errors: ErrNotFound if it
 // has exited; ErrInvalidArgument if it has no terminal; ErrUnavailable.
-func (e *Exec) Resize(ctx context.Context, height, width uint16) error {
-	_, err := e.c.call(ctx, proto.Request{Op: proto.OpResize, ExecID: e.id, Height: height, Width: width})
+func (e *Exec) Resize(ctx context.Context, height, width uint) error {
+	h, w := dims(monitor.ConsoleSize{height, width})
+	_, err := e.c.call(ctx, proto.Request{Op: proto.OpResize, ExecID: e.id, Height: h, Width: w})
 	return err
 }
 

@@ -76,7 +76,7 @@ func TestShimOutlivesClient(t *testing.T) {
 	o, _ := readLog(t, cfg.LogPath)
 	assert.Equal(t, o, "started\n")
 	es := stopContainer(t, c2, cfg)
-	assert.Equal(t, es.ExitCode, 137)
+	assert.Equal(t, es.Code, 137)
 
 	// The shim is gone: Connect says so, the status stays readable.
 	_, err = Connect(ctx, cfg.StateDir)
@@ -84,7 +84,7 @@ func TestShimOutlivesClient(t *testing.T) {
 	got, ok, err := ReadExit(cfg.StateDir)
 	assert.NilError(t, err)
 	assert.Assert(t, ok)
-	assert.Equal(t, got.ExitCode, 137)
+	assert.Equal(t, got.Code, 137)
 }
 
 // shimsOf returns the live berth-shim processes serving stateDir.
@@ -134,7 +134,7 @@ func TestKillBeforeStart(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, st.Status, "created")
 	es := stopContainer(t, c, cfg)
-	assert.Equal(t, es.ExitCode, 137)
+	assert.Equal(t, es.Code, 137)
 	o, _ := readLog(t, cfg.LogPath)
 	assert.Equal(t, o, "")
 }

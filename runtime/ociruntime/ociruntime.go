@@ -1,7 +1,13 @@
-package main
+// Package ociruntime knows the OCI runtimes berthd runs containers with
+// (runc always, --add-runtime and daemon.json's runtimes): each one's
+// binary, flags and state directory, whether this host can use it, and
+// whether the monitor's exec fast path was proven equivalent to it. A Live
+// set serves the monitors (shim.Runtimes), the container runtime
+// (runtime.Runtimes, runtime.OCIRuntime) and /info, and is swapped whole
+// when the daemon's configuration is reloaded.
+package ociruntime
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,17 +18,13 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/berthd/berth/runtime"
-	"github.com/berthd/berth/runtime/runc"
 	"github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/system"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// ociRuntime is one OCI runtime containers can run with (--add-runtime,
-// daemon.json runtimes, runc always).
-type ociRuntime struct {
+// Runtime is one OCI runtime containers can run with.
+type Runtime struct {
 	Name    string
 	Path    string
 	Args    []string // global flags (daemon.json runtimeArgs)
@@ -38,9 +40,17 @@ type ociRuntime struct {
 	Unusable string
 }
 
-// runtimeSet is every runtime and the default one's name.
-type runtimeSet struct {
-	byName map[string]*ociRuntime
+// Config is what the daemon's configuration says of its runtimes.
+type Config struct {
+	Default  string              // --default-runtime; "": runc
+	Add      []string            // --add-runtime name=path
+	Args     map[string][]string // daemon.json runtimeArgs, by name
+	ExecRoot string              // runc's state is in <ExecRoot>/runc, the others' in <ExecRoot>/runtimes/<name>
+}
+
+// Set is every runtime and the default one's name.
+type Set struct {
+	byName map[string]*Runtime
 	def    string
 }
 
@@ -48,37 +58,36 @@ type runtimeSet struct {
 // exec fast path was proven equivalent to.
 var fastExecVersion = regexp.MustCompile(`^runc version 1\.1\.\d+`)
 
-// newRuntimeSet builds the runtimes from --add-runtime name=path (and
-// daemon.json's runtimeArgs) with dockerd's checks and words; execRoot
-// holds their state (runc's in <exec-root>/runc, as always).
-func newRuntimeSet(c *config, execRoot string) (*runtimeSet, error) {
-	set := &runtimeSet{byName: map[string]*ociRuntime{}, def: c.DefaultRuntime}
-	set.byName["runc"] = probe(&ociRuntime{Name: "runc", Path: "runc", Root: filepath.Join(execRoot, "runc")})
-	for _, kv := range c.AddRuntimes {
+// NewSet builds the runtimes of c with dockerd's checks and words, probing
+// each binary for its version. ErrInvalidArgument for a bad configuration.
+func NewSet(c Config) (*Set, error) {
+	set := &Set{byName: map[string]*Runtime{}, def: c.Default}
+	set.byName["runc"] = probe(&Runtime{Name: "runc", Path: "runc", Root: filepath.Join(c.ExecRoot, "runc")})
+	for _, kv := range c.Add {
 		name, path, ok := strings.Cut(kv, "=")
 		if !ok || name == "" || path == "" {
-			return nil, fmt.Errorf("invalid runtime: %s", kv)
+			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid runtime: " + kv)
 		}
 		if name == "runc" || name == "io.containerd.runc.v2" || name == "io.containerd.runtime.v1.linux" {
-			return nil, fmt.Errorf("runtime name '%s' is reserved", name)
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("runtime name '%s' is reserved", name))
 		}
 		if _, dup := set.byName[name]; dup {
-			return nil, fmt.Errorf("runtime name '%s' is specified more than once", name)
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("runtime name '%s' is specified more than once", name))
 		}
-		set.byName[name] = probe(&ociRuntime{Name: name, Path: path, Args: c.runtimeArgs[name], Root: filepath.Join(execRoot, "runtimes", name)})
+		set.byName[name] = probe(&Runtime{Name: name, Path: path, Args: c.Args[name], Root: filepath.Join(c.ExecRoot, "runtimes", name)})
 	}
 	if set.def == "" {
 		set.def = "runc"
 	}
 	if _, ok := set.byName[set.def]; !ok {
-		return nil, fmt.Errorf("specified default runtime '%s' does not exist", set.def)
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("specified default runtime '%s' does not exist", set.def))
 	}
 	return set, nil
 }
 
 // probe reads the runtime's version; one that cannot run is kept (its
 // containers fail to start with its error) but never gets the fast path.
-func probe(r *ociRuntime) *ociRuntime {
+func probe(r *Runtime) *Runtime {
 	out, err := exec.Command(r.Path, "--version").Output()
 	if err == nil {
 		r.Version, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
@@ -125,9 +134,10 @@ func hybridCgroups() string {
 	return strings.TrimSpace(string(b))
 }
 
-// lookup returns the runtime of that name; ErrInvalidArgument in dockerd's
-// words when there is none, or its binary is not there.
-func (s *runtimeSet) lookup(name string) (*ociRuntime, error) {
+// Lookup returns the runtime of that name ("": the default);
+// ErrInvalidArgument in dockerd's words when there is none, its binary is
+// not there, or it cannot run containers on this host.
+func (s *Set) Lookup(name string) (*Runtime, error) {
 	if name == "" {
 		name = s.def
 	}
@@ -144,8 +154,8 @@ func (s *runtimeSet) lookup(name string) (*ociRuntime, error) {
 	return r, nil
 }
 
-// info is /info's Runtimes and DefaultRuntime.
-func (s *runtimeSet) info() (map[string]system.RuntimeWithStatus, string) {
+// Info is /info's Runtimes and DefaultRuntime.
+func (s *Set) Info() (map[string]system.RuntimeWithStatus, string) {
 	out := map[string]system.RuntimeWithStatus{}
 	for name, r := range s.byName {
 		rs := system.RuntimeWithStatus{Runtime: system.Runtime{Path: r.Path, Args: r.Args}}
@@ -157,7 +167,8 @@ func (s *runtimeSet) info() (map[string]system.RuntimeWithStatus, string) {
 	return out, s.def
 }
 
-func (s *runtimeSet) names() []string {
+// Names are the runtimes' names, sorted.
+func (s *Set) Names() []string {
 	var out []string
 	for n := range s.byName {
 		out = append(out, n)
@@ -166,42 +177,16 @@ func (s *runtimeSet) names() []string {
 	return out
 }
 
-// runtimesOf lets the container runtime check and default HostConfig.Runtime.
-type runtimesOf struct{ l *live }
+// Default is the default runtime's name.
+func (s *Set) Default() string { return s.def }
 
-var _ runtime.Runtimes = runtimesOf{}
-
-func (r runtimesOf) Resolve(name string) (string, error) {
-	rt, err := r.l.runtimes.Load().lookup(name)
-	if err != nil {
-		return "", err
-	}
-	return rt.Name, nil
-}
-
-// ociCommands runs the runtime commands that need no monitor with the
-// runtime that made the container: the one whose state directory has it.
-type ociCommands struct{ l *live }
-
-var _ runtime.OCIRuntime = ociCommands{}
-
-func (o ociCommands) pick(id string) *runc.Runtime {
-	set := o.l.runtimes.Load()
-	for _, r := range set.byName {
+// holding returns the runtime whose state directory has container id:
+// the one that made it (runc when none has).
+func (s *Set) holding(id string) *Runtime {
+	for _, r := range s.byName {
 		if _, err := os.Stat(filepath.Join(r.Root, id)); err == nil {
-			return runc.New(r.Path, r.Root)
+			return r
 		}
 	}
-	rc := set.byName["runc"]
-	return runc.New(rc.Path, rc.Root)
+	return s.byName["runc"]
 }
-
-func (o ociCommands) Pause(ctx context.Context, id string) error  { return o.pick(id).Pause(ctx, id) }
-func (o ociCommands) Resume(ctx context.Context, id string) error { return o.pick(id).Resume(ctx, id) }
-func (o ociCommands) Update(ctx context.Context, id string, r *container.Resources) error {
-	return o.pick(id).Update(ctx, id, r)
-}
-func (o ociCommands) Kill(ctx context.Context, id string, sig syscall.Signal) error {
-	return o.pick(id).Kill(ctx, id, sig)
-}
-func (o ociCommands) Delete(ctx context.Context, id string) error { return o.pick(id).Delete(ctx, id) }
