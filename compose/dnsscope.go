@@ -20,6 +20,32 @@ type dnsScope struct {
 	next     dns.Handler
 	services ServiceSet
 	rr       atomic.Uint64
+	// cache is Scope's records of the last endpoint snapshot: the table
+	// answers every query with the same snapshot until an endpoint
+	// changes, so the records are built once per change, not per query
+	cache atomic.Pointer[scopeRecords]
+}
+
+type scopeRecords struct {
+	snap []dns.Endpoint // holds the snapshot, so its address is not reused
+	recs []Record
+}
+
+// records are Scope's view of eps, a snapshot from Records.Endpoints
+// (shared and never changed by its readers).
+func (h *dnsScope) records(eps []dns.Endpoint) []Record {
+	if c := h.cache.Load(); c != nil && len(c.snap) == len(eps) && (len(eps) == 0 || &c.snap[0] == &eps[0]) {
+		return c.recs
+	}
+	recs := make([]Record, 0, len(eps))
+	for _, ep := range eps {
+		recs = append(recs, Record{
+			ContainerID: ep.ContainerID, Name: ep.Name, Network: ep.NetworkID,
+			Aliases: ep.Aliases, Addrs: ep.Addrs(), Labels: ep.Labels,
+		})
+	}
+	h.cache.Store(&scopeRecords{snap: eps, recs: recs})
+	return recs
 }
 
 func (h *dnsScope) Name() string { return "compose" }
@@ -44,14 +70,7 @@ func (h *dnsScope) ServeDNS(ctx context.Context, w mdns.ResponseWriter, r *mdns.
 		asker.ContainerID, asker.Labels, asker.Links = req.Asker.ContainerID, req.Asker.Labels, req.Asker.Links
 	}
 	asker.Sees = func(name string) bool { return len(dns.Lookup(req, name)) > 0 }
-	eps := req.Records.Endpoints()
-	records := make([]Record, 0, len(eps))
-	for _, ep := range eps {
-		records = append(records, Record{
-			ContainerID: ep.ContainerID, Name: ep.Name, Network: ep.NetworkID,
-			Aliases: ep.Aliases, Addrs: ep.Addrs(), Labels: ep.Labels,
-		})
-	}
+	records := h.records(req.Records.Endpoints())
 	ans, handled := Scope{Zone: req.Zone, Services: h.services}.Lookup(q.Name, asker, records)
 	if !handled {
 		return dns.NextOrFailure(ctx, h.next, w, r)
