@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -143,4 +144,47 @@ func TestDNSPluginAAAA(t *testing.T) {
 			assert.Check(t, is.DeepEqual(got, tc.want))
 		})
 	}
+}
+
+// The plugin sits in front of every A query. It builds its records once per
+// change of the endpoints, not per query: a query costs the same
+// allocations with 10 containers as with 1000, and a change is seen at once.
+func TestDNSPluginWorkPerQuery(t *testing.T) {
+	tableOf := func(n int) *dns.Table {
+		tbl := dns.NewTable()
+		for i := range n {
+			tbl.Add(dns.Endpoint{ContainerID: fmt.Sprintf("%064x", i+1), Name: fmt.Sprintf("s%d", i+1), NetworkID: "scale",
+				IP: netip.AddrFrom4([4]byte{10, 222, byte((i + 2) >> 8), byte(i + 2)}), Labels: map[string]string{}})
+		}
+		return tbl
+	}
+	query := func(h dns.Handler, tbl *dns.Table, name string) *mdns.Msg {
+		asker, _ := tbl.ByIP("scale", netip.MustParseAddr("10.222.0.2"))
+		ctx := dns.WithRequest(context.Background(), &dns.Request{Network: "scale", Asker: &asker, Zone: "berth.internal", Records: tbl})
+		m := new(mdns.Msg)
+		m.SetQuestion(name, mdns.TypeA)
+		w := &recorder{}
+		_, err := h.ServeDNS(ctx, w, m)
+		assert.NilError(t, err)
+		return w.msg
+	}
+	allocs := func(n int) float64 {
+		tbl := tableOf(n)
+		h := DNSPlugin(services{})(dns.Chain(dns.Names(), dns.Zone()))
+		return testing.AllocsPerRun(50, func() {
+			if m := query(h, tbl, "s2.berth.internal."); m == nil || len(m.Answer) != 1 {
+				t.Fatalf("no answer with %d containers: %v", n, m)
+			}
+		})
+	}
+	a10, a1000 := allocs(10), allocs(1000)
+	assert.Check(t, a1000 <= a10, "a query allocates %v times with 10 containers and %v with 1000", a10, a1000)
+
+	tbl := tableOf(3)
+	h := DNSPlugin(services{})(dns.Chain(dns.Names(), dns.Zone()))
+	assert.Check(t, is.Len(query(h, tbl, "late.berth.internal.").Answer, 0))
+	tbl.Add(dns.Endpoint{ContainerID: "late", Name: "late", NetworkID: "scale", IP: netip.MustParseAddr("10.222.9.9")})
+	m := query(h, tbl, "late.berth.internal.")
+	assert.Assert(t, is.Len(m.Answer, 1), "an endpoint added after a query is answered")
+	assert.Check(t, is.Equal(m.Answer[0].(*mdns.A).A.String(), "10.222.9.9"))
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 
 	"github.com/berthd/berth/network/dns"
 	"github.com/berthd/berth/network/iptables"
@@ -24,6 +25,17 @@ func (m *Manager) upLocked(st *netState) error {
 		return nil
 	}
 	r := st.rec
+	if st.upIndex != 0 && st.server != nil {
+		// Set up before: a lookup by name (one netlink request) tells
+		// whether it is still the same device, up. Each attach used to
+		// set the bridge up again, and listing a device's addresses dumps
+		// every address of the host: one link-local address per veth,
+		// so an attach cost more with every running container.
+		if l, err := netlink.LinkByName(r.Bridge); err == nil && l.Attrs().Index == st.upIndex && l.Attrs().Flags&net.FlagUp != 0 {
+			return nil
+		}
+		st.upIndex = 0
+	}
 	var addr4, addr6 netip.Prefix
 	if r.hasIPv4() {
 		addr4 = netip.PrefixFrom(r.Gateway, r.Subnet.Bits())
@@ -34,7 +46,8 @@ func (m *Manager) upLocked(st *netState) error {
 			return err
 		}
 	}
-	if err := ensureBridge(r.Bridge, addr4, addr6, st.opts.MTU); err != nil {
+	index, err := ensureBridge(r.Bridge, addr4, addr6, st.opts.MTU)
+	if err != nil {
 		return err
 	}
 	if !r.Internal {
@@ -59,6 +72,7 @@ func (m *Manager) upLocked(st *netState) error {
 		}
 		st.server = srv
 	}
+	st.upIndex = index
 	return nil
 }
 
@@ -91,12 +105,12 @@ func (m *Manager) downLocked(st *netState) error {
 // detection (the address is usable at once, and the bridge is the
 // subnet's only router, as with dockerd); the kernel's link-local address
 // stays. Addresses left from an older configuration are removed.
-func ensureBridge(name string, addr4, addr6 netip.Prefix, mtu int) error {
+func ensureBridge(name string, addr4, addr6 netip.Prefix, mtu int) (index int, err error) {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if !errors.As(err, &nf) {
-			return err
+			return 0, err
 		}
 		br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
 		br.Name = name
@@ -109,41 +123,46 @@ func ensureBridge(name string, addr4, addr6 netip.Prefix, mtu int) error {
 			br.HardwareAddr = macFromIP(addr6.Addr())
 		}
 		if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("create bridge %s: %w", name, err)
+			return 0, fmt.Errorf("create bridge %s: %w", name, err)
 		}
 		if l, err = netlink.LinkByName(name); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if _, ok := l.(*netlink.Bridge); !ok {
-		return fmt.Errorf("%s exists and is not a bridge (%s)", name, l.Type())
+		return 0, fmt.Errorf("%s exists and is not a bridge (%s)", name, l.Type())
 	}
 	if err := bridgeAddr(l, addr4, netlink.FAMILY_V4); err != nil {
-		return err
+		return 0, err
 	}
 	if addr6.IsValid() {
 		if err := writeSysctl(filepath.Join("/proc/sys/net/ipv6/conf", name, "disable_ipv6"), "0"); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if err := bridgeAddr(l, addr6, netlink.FAMILY_V6); err != nil {
-		return err
+		return 0, err
 	}
 	if mtu > 0 && l.Attrs().MTU != mtu {
 		if err := netlink.LinkSetMTU(l, mtu); err != nil {
-			return fmt.Errorf("MTU %d on %s: %w", mtu, name, err)
+			return 0, fmt.Errorf("MTU %d on %s: %w", mtu, name, err)
 		}
 	}
 	if err := netlink.LinkSetUp(l); err != nil {
-		return fmt.Errorf("bring up %s: %w", name, err)
+		return 0, fmt.Errorf("bring up %s: %w", name, err)
 	}
-	return nil
+	return l.Attrs().Index, nil
 }
+
+// bridgeAddrDumps counts bridgeAddr's address dumps (for the tests: an
+// attach must not make one).
+var bridgeAddrDumps atomic.Int64
 
 // bridgeAddr makes want the bridge's one address of family (none when
 // want is the zero Prefix). IPv6 link-local and multicast addresses are
 // the kernel's and stay.
 func bridgeAddr(l netlink.Link, want netip.Prefix, family int) error {
+	bridgeAddrDumps.Add(1)
 	addrs, err := redump(func() ([]netlink.Addr, error) { return netlink.AddrList(l, family) })
 	if err != nil {
 		return err

@@ -131,6 +131,9 @@ type netState struct {
 	sub    *ipam.Subnet // IPv4; nil for host/none and IPv6-only networks
 	sub6   *ipam.Subnet // IPv6; nil without IPv6
 	server *dns.Server  // nil until the bridge is up, and for host/none
+	// upIndex is the bridge device's index when upLocked last set it up
+	// whole (0: not yet, or it must be checked again)
+	upIndex int
 }
 
 // isBridge reports whether the network has endpoints (not host or none).

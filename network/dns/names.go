@@ -84,8 +84,8 @@ func Lookup(req *Request, name string) []netip.Addr {
 	}
 	nets := req.AskerNetworks()
 	var here, elsewhere []netip.Addr
-	for _, ep := range req.Records.Endpoints() {
-		if !nets[ep.NetworkID] || !matches(ep, name) {
+	for _, ep := range req.Records.Named(name) {
+		if !nets[ep.NetworkID] {
 			continue
 		}
 		if ep.NetworkID == req.Network {
@@ -98,15 +98,6 @@ func Lookup(req *Request, name string) []netip.Addr {
 		return dedup(here)
 	}
 	return dedup(elsewhere)
-}
-
-func matches(ep Endpoint, name string) bool {
-	for _, n := range ep.Names() {
-		if strings.EqualFold(n, name) {
-			return true
-		}
-	}
-	return false
 }
 
 func dedup(ips []netip.Addr) []netip.Addr {
@@ -182,9 +173,15 @@ func (h *names) ptr(ctx context.Context, req *Request, w dns.ResponseWriter, r *
 	if !ok || req.Records == nil {
 		return NextOrFailure(ctx, h.next, w, r)
 	}
-	nets := req.AskerNetworks()
-	for _, ep := range req.Records.Endpoints() {
-		if !ep.Has(ip) || !nets[ep.NetworkID] || ep.Name == "" {
+	var eps []Endpoint
+	for n := range req.AskerNetworks() {
+		if ep, ok := req.Records.ByIP(n, ip); ok {
+			eps = append(eps, ep)
+		}
+	}
+	sortEndpoints(eps) // the first by network, as Endpoints' order gave
+	for _, ep := range eps {
+		if ep.Name == "" {
 			continue
 		}
 		target := dns.Fqdn(ep.Name)

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -82,30 +83,63 @@ type Records interface {
 	ByNetwork(networkID string) []Endpoint
 	// ByIP returns the endpoint with ip (IPv4 or IPv6) on network networkID.
 	ByIP(networkID string, ip netip.Addr) (Endpoint, bool)
+	// Named returns the endpoints one of whose Names is name (ASCII case
+	// ignored), in Endpoints' order.
+	Named(name string) []Endpoint
 }
 
-// Table is the concurrency-safe Records the network package fills.
+// Table is the concurrency-safe Records the network package fills. Every
+// DNS query asks it who asked (ByIP) and who has the name (Named): both are
+// answered from indexes, so a query costs the same with 10 containers as
+// with 1000; only Endpoints (PTR, links, compose scoping) walks them all.
 type Table struct {
 	mu  sync.RWMutex
 	eps map[string]map[string]Endpoint // network -> container -> endpoint
 	// snap is Endpoints' answer, built on first use after a change
 	snap []Endpoint
+	// byIP: network and address -> the containers holding it (one, unless
+	// a store was damaged)
+	byIP map[netAddr][]string
+	// byName: lower-case name -> the endpoints that answer to it
+	byName map[string]map[epRef]struct{}
 }
+
+type netAddr struct {
+	network string
+	ip      netip.Addr
+}
+
+type epRef struct{ network, container string }
 
 var _ Records = (*Table)(nil)
 
 // NewTable returns an empty table.
-func NewTable() *Table { return &Table{eps: map[string]map[string]Endpoint{}} }
+func NewTable() *Table {
+	return &Table{eps: map[string]map[string]Endpoint{}, byIP: map[netAddr][]string{}, byName: map[string]map[epRef]struct{}{}}
+}
 
 // Add adds or replaces the endpoint of ep.ContainerID on ep.NetworkID.
 func (t *Table) Add(ep Endpoint) {
 	ep = clone(ep)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.unindexLocked(ep.NetworkID, ep.ContainerID)
 	if t.eps[ep.NetworkID] == nil {
 		t.eps[ep.NetworkID] = map[string]Endpoint{}
 	}
 	t.eps[ep.NetworkID][ep.ContainerID] = ep
+	for _, a := range ep.Addrs() {
+		k := netAddr{ep.NetworkID, a}
+		t.byIP[k] = append(t.byIP[k], ep.ContainerID)
+	}
+	ref := epRef{ep.NetworkID, ep.ContainerID}
+	for _, n := range ep.Names() {
+		n = strings.ToLower(n)
+		if t.byName[n] == nil {
+			t.byName[n] = map[epRef]struct{}{}
+		}
+		t.byName[n][ref] = struct{}{}
+	}
 	t.snap = nil
 }
 
@@ -113,11 +147,36 @@ func (t *Table) Add(ep Endpoint) {
 func (t *Table) Remove(networkID, containerID string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.unindexLocked(networkID, containerID)
 	delete(t.eps[networkID], containerID)
 	if len(t.eps[networkID]) == 0 {
 		delete(t.eps, networkID)
 	}
 	t.snap = nil
+}
+
+// unindexLocked drops the index entries of the endpoint that is there now.
+func (t *Table) unindexLocked(networkID, containerID string) {
+	old, ok := t.eps[networkID][containerID]
+	if !ok {
+		return
+	}
+	for _, a := range old.Addrs() {
+		k := netAddr{networkID, a}
+		if ids := slices.DeleteFunc(t.byIP[k], func(id string) bool { return id == containerID }); len(ids) > 0 {
+			t.byIP[k] = ids
+		} else {
+			delete(t.byIP, k)
+		}
+	}
+	ref := epRef{networkID, containerID}
+	for _, n := range old.Names() {
+		n = strings.ToLower(n)
+		delete(t.byName[n], ref)
+		if len(t.byName[n]) == 0 {
+			delete(t.byName, n)
+		}
+	}
 }
 
 // Len is the number of endpoints.
@@ -180,12 +239,28 @@ func (t *Table) ByNetwork(networkID string) []Endpoint {
 func (t *Table) ByIP(networkID string, ip netip.Addr) (Endpoint, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	for _, ep := range t.eps[networkID] {
-		if ep.Has(ip) {
-			return clone(ep), true
-		}
+	ids := t.byIP[netAddr{networkID, ip}]
+	if len(ids) == 0 || !ip.IsValid() {
+		return Endpoint{}, false
 	}
-	return Endpoint{}, false
+	return clone(t.eps[networkID][ids[0]]), true
+}
+
+// Named returns copies of the endpoints named name. The names indexed are
+// lower-cased with strings.ToLower: DNS names are ASCII.
+func (t *Table) Named(name string) []Endpoint {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	refs := t.byName[strings.ToLower(name)]
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]Endpoint, 0, len(refs))
+	for r := range refs {
+		out = append(out, clone(t.eps[r.network][r.container]))
+	}
+	sortEndpoints(out)
+	return out
 }
 
 func clone(ep Endpoint) Endpoint {
