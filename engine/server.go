@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthd/berth/engine/compat"
 	"github.com/berthd/berth/engine/httpstatus"
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/internal/safe"
@@ -141,14 +142,11 @@ func (s *Server) makeHandler(route httputil.Route) http.Handler {
 		w.Header().Set("Ostype", runtime.GOOS)
 		ctx := httputil.WithVersion(r.Context(), version)
 		rec := &recorder{ResponseWriter: w}
-		var out http.ResponseWriter = rec
-		if c := compatFor(route, version); c != nil {
-			out = c.wrap(rec)
-		}
+		out, finish := compat.Answer(route, version, rec)
 		start := time.Now()
 		err := callHandler(route, ctx, out, r.WithContext(ctx), vars)
-		if f, ok := out.(interface{ finish() }); ok && err == nil {
-			f.finish()
+		if err == nil {
+			finish()
 		}
 		if err != nil {
 			status := httpstatus.FromError(err)

@@ -134,11 +134,3 @@ func (r *byteReader) Read(p []byte) (int, error) {
 	r.b = r.b[n:]
 	return n, nil
 }
-
-// StreamContentType is the content type of an attach, exec or logs stream.
-func StreamContentType(version string, tty bool) string {
-	if !tty && !VersionLessThan(version, "1.42") {
-		return "application/vnd.docker.multiplexed-stream"
-	}
-	return "application/vnd.docker.raw-stream"
-}

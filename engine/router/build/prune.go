@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berthd/berth/builder/buildkit"
+	"github.com/berthd/berth/engine/compat"
 	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/registry"
@@ -63,7 +64,7 @@ func pruneOptions(req *http.Request, now time.Time) (buildkit.PruneOptions, erro
 		}
 		return n, nil
 	}
-	if httputil.VersionLessThan(httputil.VersionFromContext(req.Context()), "1.48") {
+	if compat.BuildPruneKeepStorage(httputil.VersionFromContext(req.Context())) {
 		if o.ReservedSpace, err = bytes("keep-storage"); err != nil {
 			return o, err
 		}

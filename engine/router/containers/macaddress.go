@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/engine/compat"
 	"github.com/berthd/berth/internal/errclass"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -25,7 +25,7 @@ type createBody struct {
 // and the answer carries dockerd's deprecation warning. Errors are
 // ErrInvalidArgument, in dockerd's words.
 func containerWideMAC(mac string, hc *container.HostConfig, nc *network.NetworkingConfig, version string) (warning string, err error) {
-	old := httputil.VersionLessThan(version, "1.44")
+	old := compat.EndpointMACIgnored(version)
 	if mac == "" {
 		if old {
 			for _, ep := range nc.EndpointsConfig {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/berthd/berth/engine/compat"
 	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/runtime"
@@ -36,17 +37,17 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if err != nil {
 		return err
 	}
-	if httputil.VersionLessThan(version, "1.40") {
+	if compat.DefaultIPCShareable(version) {
 		// clients older than 1.40 expect dockerd's old default IPC mode
 		if body.HostConfig.IpcMode == "" {
 			body.HostConfig.IpcMode = container.IPCModeShareable
 		}
 	}
 	var platform string
-	if !httputil.VersionLessThan(version, "1.41") {
+	if compat.CreatePlatform(version) {
 		platform = req.Form.Get("platform")
 	}
-	if err := checkMountVersions(version, body.HostConfig); err != nil {
+	if err := compat.CheckMounts(version, body.HostConfig); err != nil {
 		return err
 	}
 	resp, err := r.b.Create(ctx, runtime.CreateRequest{
@@ -54,8 +55,8 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 		Config:                      body.Config,
 		HostConfig:                  body.HostConfig,
 		NetworkingConfig:            body.NetworkingConfig,
-		DefaultNetworkOnly:          httputil.VersionLessThan(version, "1.44"),
-		DefaultReadOnlyNonRecursive: httputil.VersionLessThan(version, "1.44"),
+		DefaultNetworkOnly:          compat.DefaultNetworkOnly(version),
+		DefaultReadOnlyNonRecursive: compat.ReadOnlyNonRecursive(version),
 		Platform:                    platform,
 	})
 	if err != nil {

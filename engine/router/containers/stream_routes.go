@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/berthd/berth/engine/compat"
 	"github.com/berthd/berth/engine/httpstatus"
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/engine/router/system"
@@ -50,7 +51,7 @@ func (r *Router) logs(ctx context.Context, w http.ResponseWriter, req *http.Requ
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", httputil.StreamContentType(httputil.VersionFromContext(ctx), stream.Tty))
+	w.Header().Set("Content-Type", compat.StreamContentType(httputil.VersionFromContext(ctx), stream.Tty))
 	w.WriteHeader(http.StatusOK)
 	httputil.Flush(w)
 	var stdout, stderr io.Writer = w, w
@@ -107,7 +108,7 @@ func (r *Router) attach(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if !a.Tty {
 		stdout, stderr = httputil.NewMuxWriters(conn)
 	}
-	contentType := httputil.StreamContentType(httputil.VersionFromContext(ctx), a.Tty)
+	contentType := compat.StreamContentType(httputil.VersionFromContext(ctx), a.Tty)
 	// the request context does not see a hijacked client hang up
 	in, hctx, cancel := watchHangup(context.WithoutCancel(ctx), conn, conn.Conn)
 	defer cancel()
@@ -182,7 +183,7 @@ func (r *Router) execStart(ctx context.Context, w http.ResponseWriter, req *http
 		run.Cancel()
 		return err
 	}
-	if err := conn.Upgrade(httputil.StreamContentType(httputil.VersionFromContext(ctx), run.Tty)); err != nil {
+	if err := conn.Upgrade(compat.StreamContentType(httputil.VersionFromContext(ctx), run.Tty)); err != nil {
 		run.Cancel()
 		conn.Close()
 		return nil

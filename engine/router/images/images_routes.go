@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/berthd/berth/engine/compat"
 	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/registry"
@@ -26,7 +27,7 @@ func (ir *Router) getImages(ctx context.Context, w http.ResponseWriter, r *http.
 		All:     httputil.BoolValue(r, "all"),
 		Filters: f,
 		// manifests came with API 1.47; older clients never see them
-		Manifests: httputil.BoolValue(r, "manifests") && !httputil.VersionLessThan(httputil.VersionFromContext(ctx), "1.47"),
+		Manifests: httputil.BoolValue(r, "manifests") && compat.ImageManifests(httputil.VersionFromContext(ctx)),
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/berthd/berth/engine/compat"
 	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/containerd/errdefs"
@@ -76,10 +77,7 @@ func (v *Router) postVolumesPrune(ctx context.Context, w http.ResponseWriter, r 
 	if err != nil {
 		return err
 	}
-	// API 1.42 made prune anonymous-only; older clients asked for, and
-	// still get, every unused volume. This changes what the request means,
-	// so it cannot be an answer rewrite in engine/compat.go.
-	if httputil.VersionLessThan(httputil.VersionFromContext(ctx), "1.42") {
+	if compat.PruneAllVolumes(httputil.VersionFromContext(ctx)) {
 		f.Add("all", "true")
 	}
 	rep, err := v.backend.Prune(ctx, f)

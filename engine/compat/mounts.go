@@ -1,4 +1,4 @@
-package containers
+package compat
 
 import (
 	"github.com/berthd/berth/engine/httputil"
@@ -7,10 +7,10 @@ import (
 	"github.com/moby/moby/api/types/mount"
 )
 
-// checkMountVersions refuses mount options newer than the client's API
+// CheckMounts refuses mount options newer than the client's API
 // version, in dockerd's words: an older client that sets them would not
 // get what it expects.
-func checkMountVersions(version string, hc *container.HostConfig) error {
+func CheckMounts(version string, hc *container.HostConfig) error {
 	if hc == nil {
 		return nil
 	}

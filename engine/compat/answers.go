@@ -1,4 +1,9 @@
-package engine
+// Package compat is the one home of the Engine API's per-version quirks:
+// what an older client's request means (requests.go) and how its answers
+// are shaped (answers.go). Handlers always write the newest wire format
+// (github.com/moby/moby/api types) and ask this package what a request of
+// an older version means; nothing else compares API versions.
+package compat
 
 import (
 	"bytes"
@@ -9,10 +14,7 @@ import (
 	"github.com/berthd/berth/engine/httputil"
 )
 
-// Per-version quirks of the Engine API live here and nowhere else. Handlers
-// always write the newest wire format (github.com/moby/moby/api types); for
-// older clients a rule rewrites the JSON answer of one route.
-
+// For older clients a rule rewrites the JSON answer of one route.
 type compatRule struct {
 	method, path string
 	// before: the rule applies to API versions older than this.
@@ -40,21 +42,21 @@ var compatRules = []compatRule{
 	{method: "GET", path: "/events", before: "1.52", rewrite: legacyEvent, stream: true},
 }
 
-func compatFor(route httputil.Route, version string) *compatRule {
+// Answer wraps w so the answer of route is shaped as a client of version
+// expects. finish must be called after a handler that returned no error
+// (it writes a buffered answer); it does nothing when no rule applies.
+func Answer(route httputil.Route, version string, w http.ResponseWriter) (out http.ResponseWriter, finish func()) {
 	for i := range compatRules {
 		c := &compatRules[i]
 		if c.method == route.Method && c.path == route.Path && httputil.VersionLessThan(version, c.before) {
-			return c
+			if c.stream {
+				return &streamCompatWriter{ResponseWriter: w, rule: c}, func() {}
+			}
+			cw := &compatWriter{ResponseWriter: w, rule: c}
+			return cw, cw.finish
 		}
 	}
-	return nil
-}
-
-func (c *compatRule) wrap(w http.ResponseWriter) http.ResponseWriter {
-	if c.stream {
-		return &streamCompatWriter{ResponseWriter: w, rule: c}
-	}
-	return &compatWriter{ResponseWriter: w, rule: c}
+	return w, func() {}
 }
 
 // streamCompatWriter rewrites each JSON document of a stream as it is

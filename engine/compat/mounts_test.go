@@ -1,4 +1,4 @@
-package containers
+package compat
 
 import (
 	"testing"
@@ -10,7 +10,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
-func TestCheckMountVersions(t *testing.T) {
+func TestCheckMounts(t *testing.T) {
 	force := mount.Mount{Type: mount.TypeBind, Source: "/x", Target: "/x", ReadOnly: true, BindOptions: &mount.BindOptions{ReadOnlyForceRecursive: true}}
 	subpath := mount.Mount{Type: mount.TypeVolume, Source: "v", Target: "/v", VolumeOptions: &mount.VolumeOptions{Subpath: "s"}}
 	image := mount.Mount{Type: mount.TypeImage, Source: "busybox", Target: "/i"}
@@ -28,7 +28,7 @@ func TestCheckMountVersions(t *testing.T) {
 		{"1.24", mount.Mount{Type: mount.TypeBind, Source: "/x", Target: "/x", ReadOnly: true}, ""},
 	}
 	for _, tc := range cases {
-		err := checkMountVersions(tc.version, &container.HostConfig{Mounts: []mount.Mount{tc.m}})
+		err := CheckMounts(tc.version, &container.HostConfig{Mounts: []mount.Mount{tc.m}})
 		if tc.want == "" {
 			assert.Check(t, err, tc.version)
 			continue
@@ -36,5 +36,5 @@ func TestCheckMountVersions(t *testing.T) {
 		assert.Check(t, errdefs.IsInvalidArgument(err), tc.version)
 		assert.Check(t, is.Error(err, tc.want), tc.version)
 	}
-	assert.NilError(t, checkMountVersions("1.24", nil))
+	assert.NilError(t, CheckMounts("1.24", nil))
 }
