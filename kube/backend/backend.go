@@ -51,7 +51,7 @@ type Deps struct {
 type Client interface {
 	CoreV1() corev1client.CoreV1Interface
 	AppsV1() appsv1client.AppsV1Interface
-	Discovery() discovery.DiscoveryInterface
+	Discovery() discovery.DiscoveryInterfaces
 }
 
 // NewClient is the Client of a kubeconfig's REST config.
@@ -74,12 +74,12 @@ func NewClient(cfg *rest.Config) (Client, error) {
 type client struct {
 	core corev1client.CoreV1Interface
 	apps appsv1client.AppsV1Interface
-	disc discovery.DiscoveryInterface
+	disc discovery.DiscoveryInterfaces
 }
 
-func (c client) CoreV1() corev1client.CoreV1Interface    { return c.core }
-func (c client) AppsV1() appsv1client.AppsV1Interface    { return c.apps }
-func (c client) Discovery() discovery.DiscoveryInterface { return c.disc }
+func (c client) CoreV1() corev1client.CoreV1Interface     { return c.core }
+func (c client) AppsV1() appsv1client.AppsV1Interface     { return c.apps }
+func (c client) Discovery() discovery.DiscoveryInterfaces { return c.disc }
 
 // Backend is the Kubernetes backend. Sync must have returned before it serves.
 type Backend struct {
@@ -117,7 +117,9 @@ func New(d Deps) (*Backend, error) {
 			return d.Client.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, owned(o))
 		},
 	}
-	b.podInformer = cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
+	// the fake clientset does not stream lists (WatchList): it says so, and
+	// the reflector lists and watches instead
+	b.podInformer = cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, d.Client), &corev1.Pod{}, 0, cache.Indexers{})
 	b.pods = corelisters.NewPodLister(b.podInformer.GetIndexer())
 	return b, nil
 }
