@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berthd/berth/compose"
+	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/kube"
 )
 
@@ -42,4 +43,11 @@ func running(since time.Time) corev1.ContainerState {
 
 func exited(code int32, at time.Time) corev1.ContainerState {
 	return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, FinishedAt: metav1.NewTime(at)}}
+}
+
+func mustFilters(t *testing.T, s string) filters.Args {
+	t.Helper()
+	f, err := filters.Parse(s)
+	assert.NilError(t, err)
+	return f
 }

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -160,7 +159,7 @@ func summary(p *corev1.Pod, now time.Time) container.Summary {
 func inspect(p *corev1.Pod, now time.Time) *container.InspectResponse {
 	st := podState(p, now)
 	c := mainContainer(p)
-	argv := append(append([]string(nil), c.Command...), c.Args...)
+	argv := undollar(append(append([]string(nil), c.Command...), c.Args...))
 	r := &container.InspectResponse{
 		ID:           containerID(p),
 		Created:      p.CreationTimestamp.UTC().Format(time.RFC3339Nano),
@@ -182,8 +181,8 @@ func inspect(p *corev1.Pod, now time.Time) *container.InspectResponse {
 			Hostname:   p.Name,
 			Image:      c.Image,
 			Env:        env(c),
-			Entrypoint: c.Command,
-			Cmd:        c.Args,
+			Entrypoint: undollar(c.Command),
+			Cmd:        undollar(c.Args),
 			WorkingDir: c.WorkingDir,
 			Tty:        c.TTY,
 			OpenStdin:  c.Stdin,
@@ -256,4 +255,11 @@ func dockerTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-func cloneLabels(m map[string]string) map[string]string { return maps.Clone(m) }
+// undollar undoes the doubling of $ in a command (see env).
+func undollar(in []string) []string {
+	var out []string
+	for _, s := range in {
+		out = append(out, strings.ReplaceAll(s, "$$", "$"))
+	}
+	return out
+}
