@@ -53,6 +53,11 @@ type config struct {
 	// LiveRestore is accepted for dockerd's daemon.json: berth always keeps
 	// containers running across a daemon restart.
 	LiveRestore bool
+	// Kubeconfig selects the Kubernetes backend (docs/kubernetes.md): the
+	// API is served from that cluster; KubeContext is the kubeconfig's
+	// context ("" its current one), KubeNamespacePrefix goes before every
+	// project's namespace.
+	Kubeconfig, KubeContext, KubeNamespacePrefix string
 	// Features is daemon.json's features map (accepted, not used).
 	Features map[string]bool
 	// runtimeArgs are daemon.json runtimes' runtimeArgs, by runtime name.
@@ -88,6 +93,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringArrayVar(&c.RegistryMirrors, "registry-mirror", nil, "Preferred Docker registry mirror (repeatable)")
 	fs.StringArrayVar(&c.AddRuntimes, "add-runtime", nil, "Register an additional OCI compatible runtime, name=path (repeatable)")
 	fs.StringVar(&c.DefaultRuntime, "default-runtime", "runc", "Default OCI runtime for containers")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "Serve the API from the Kubernetes cluster of this kubeconfig (the Kubernetes backend)")
+	fs.StringVar(&c.KubeContext, "kube-context", "", "Context of --kubeconfig to use (default: its current context)")
+	fs.StringVar(&c.KubeNamespacePrefix, "kube-namespace-prefix", "", "Prefix of the namespaces the Kubernetes backend makes (one per compose project)")
 	fs.BoolVar(&c.LiveRestore, "live-restore", true, "Keep containers alive during daemon downtime (always on in berth)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -103,7 +103,7 @@ func run(cfg *config, args []string) error {
 	}
 	defer os.Remove(cfg.Pidfile)
 
-	d, err := build(cfg)
+	d, err := buildBackend(cfg)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,155 @@
+// Package backend serves the Engine API's containers and berth's deployment
+// endpoints from a Kubernetes cluster (berthd --kubeconfig): pods presented
+// as containers (read through an informer), compose projects applied with
+// server-side apply of kube.Translate's objects, a plain `docker run` as a
+// Pod. What a cluster cannot do, or this backend does not do yet, is refused
+// with ErrNotImplemented (501), never pretended. It lives apart from package
+// kube so that only berthd links client-go's clientset.
+package backend
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/discovery"
+	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/berthd/berth/kube"
+)
+
+// Deps are the backend's dependencies and settings.
+type Deps struct {
+	// Client is the cluster (NewClient, or the fake clientset in tests).
+	Client Client
+	// Options are the translation's (namespace prefix, volume size).
+	Options kube.Options
+	// DefaultNamespace holds the pods of plain `docker run`s; "" means
+	// <prefix>berth-default.
+	DefaultNamespace string
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Client is the part of a clientset the backend uses (kubernetes.Interface
+// has it): the typed clients of two API groups, not all of them, which
+// keeps berthd smaller.
+type Client interface {
+	CoreV1() corev1client.CoreV1Interface
+	AppsV1() appsv1client.AppsV1Interface
+	Discovery() discovery.DiscoveryInterfaces
+}
+
+// NewClient is the Client of a kubeconfig's REST config.
+func NewClient(cfg *rest.Config) (Client, error) {
+	core, err := corev1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	apps, err := appsv1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return client{core, apps, disc}, nil
+}
+
+type client struct {
+	core corev1client.CoreV1Interface
+	apps appsv1client.AppsV1Interface
+	disc discovery.DiscoveryInterfaces
+}
+
+func (c client) CoreV1() corev1client.CoreV1Interface     { return c.core }
+func (c client) AppsV1() appsv1client.AppsV1Interface     { return c.apps }
+func (c client) Discovery() discovery.DiscoveryInterfaces { return c.disc }
+
+// Backend is the Kubernetes backend. Sync must have returned before it serves.
+type Backend struct {
+	c     Client
+	o     kube.Options
+	defNS string
+	now   func() time.Time
+
+	podInformer cache.SharedIndexInformer
+	pods        corelisters.PodLister
+
+	mu      sync.Mutex
+	created map[string]*corev1.Pod // by container id: created, not started yet
+}
+
+// New returns the backend; it reads nothing until Start.
+func New(d Deps) (*Backend, error) {
+	if d.Client == nil {
+		return nil, errors.New("kube backend: no client")
+	}
+	b := &Backend{c: d.Client, o: d.Options, defNS: d.DefaultNamespace, now: d.Now, created: map[string]*corev1.Pod{}}
+	if b.defNS == "" {
+		b.defNS = d.Options.NamespacePrefix + "berth-default"
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	// berth's own objects only: a cluster has many pods berth did not make
+	owned := func(o metav1.ListOptions) metav1.ListOptions { o.LabelSelector = ownedSelector; return o }
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
+			return d.Client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, owned(o))
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return d.Client.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, owned(o))
+		},
+	}
+	// the fake clientset does not stream lists (WatchList): it says so, and
+	// the reflector lists and watches instead
+	b.podInformer = cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, d.Client), &corev1.Pod{}, 0, cache.Indexers{})
+	b.pods = corelisters.NewPodLister(b.podInformer.GetIndexer())
+	return b, nil
+}
+
+// Sync runs the informers and waits until their caches hold the cluster's
+// state, so that the first `docker ps` is not empty by accident; they run
+// until ctx ends.
+func (b *Backend) Sync(ctx context.Context) error {
+	go b.podInformer.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), b.podInformer.HasSynced) {
+		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("kube backend: the pod informer did not sync: %v", context.Cause(ctx)))
+	}
+	return nil
+}
+
+// Namespace is the namespace of a compose project.
+func (b *Backend) Namespace(project string) string { return b.o.NamespacePrefix + project }
+
+// ownedSelector selects what berth made.
+var ownedSelector = kube.LabelManagedBy + "=" + kube.ManagedBy
+
+// ownedPods are the pods berth made, from the informer's cache.
+func (b *Backend) ownedPods() ([]*corev1.Pod, error) {
+	return b.pods.List(labels.Everything())
+}
+
+// containerID is a pod's Docker id: 64 hex digits from its namespace and
+// name, so it is known before the pod exists (create answers it) and a
+// replica the StatefulSet recreates keeps its id.
+func containerID(p *corev1.Pod) string {
+	sum := sha256.Sum256([]byte(p.Namespace + "/" + p.Name))
+	return hex.EncodeToString(sum[:])
+}

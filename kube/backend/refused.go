@@ -1,0 +1,127 @@
+package backend
+
+import (
+	"context"
+	"io"
+
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/berthd/berth/compose"
+	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/runtime"
+)
+
+// The container endpoints this backend does not serve (yet, or ever: a pod
+// cannot be paused, committed or exported). Each answers 501 in Docker's
+// words; see docs/kubernetes.md for the table.
+
+func (b *Backend) Stop(ctx context.Context, ref, signal string, timeout *int) error {
+	return notImplemented("stopping a container (a pod cannot be stopped and started again; docker rm -f removes it)")
+}
+func (b *Backend) Restart(ctx context.Context, ref, signal string, timeout *int) error {
+	return notImplemented("restart")
+}
+func (b *Backend) Kill(ctx context.Context, ref, signal string) error {
+	return notImplemented("kill (the kubelet sends only SIGTERM, then SIGKILL; docker rm -f removes the pod)")
+}
+func (b *Backend) Pause(ctx context.Context, ref string) error   { return notImplemented("pause") }
+func (b *Backend) Unpause(ctx context.Context, ref string) error { return notImplemented("unpause") }
+func (b *Backend) Wait(ctx context.Context, ref string, cond container.WaitCondition) (<-chan runtime.WaitResult, error) {
+	return nil, notImplemented("wait")
+}
+func (b *Backend) RemoveLink(ctx context.Context, ref string) error {
+	return notImplemented("links (rm --link)")
+}
+func (b *Backend) Rename(ctx context.Context, oldName, newName string) error {
+	return notImplemented("rename")
+}
+func (b *Backend) Prune(ctx context.Context, f filters.Args) (*container.PruneReport, error) {
+	return nil, notImplemented("container prune")
+}
+func (b *Backend) Update(ctx context.Context, ref string, cfg container.UpdateConfig) (container.UpdateResponse, error) {
+	return container.UpdateResponse{}, notImplemented("update")
+}
+func (b *Backend) Commit(ctx context.Context, ref string, opts runtime.CommitOptions) (string, error) {
+	return "", notImplemented("commit")
+}
+func (b *Backend) Attach(ctx context.Context, ref string, opts runtime.AttachOptions) (*runtime.Attachment, error) {
+	return nil, notImplemented("attach")
+}
+func (b *Backend) Resize(ctx context.Context, ref string, height, width uint) error {
+	return notImplemented("resize")
+}
+func (b *Backend) ExecCreate(ctx context.Context, ref string, req container.ExecCreateRequest) (string, error) {
+	return "", notImplemented("exec")
+}
+func (b *Backend) ExecStart(ctx context.Context, execID string, req container.ExecStartRequest) (*runtime.ExecRun, error) {
+	return nil, notImplemented("exec")
+}
+func (b *Backend) ExecResize(ctx context.Context, execID string, height, width uint) error {
+	return notImplemented("exec")
+}
+func (b *Backend) ExecInspect(ctx context.Context, execID string) (*container.ExecInspectResponse, error) {
+	return nil, notImplemented("exec")
+}
+func (b *Backend) StatPath(ctx context.Context, ref, path string) (*container.PathStat, error) {
+	return nil, notImplemented("copying files (docker cp)")
+}
+func (b *Backend) ArchivePath(ctx context.Context, ref, path string) (io.ReadCloser, *container.PathStat, error) {
+	return nil, nil, notImplemented("copying files (docker cp)")
+}
+func (b *Backend) ExtractToDir(ctx context.Context, ref, path string, opts runtime.ExtractOptions, content io.Reader) error {
+	return notImplemented("copying files (docker cp)")
+}
+func (b *Backend) Export(ctx context.Context, ref string) (io.ReadCloser, error) {
+	return nil, notImplemented("export")
+}
+func (b *Backend) Changes(ctx context.Context, ref string) ([]container.FilesystemChange, error) {
+	return nil, notImplemented("diff")
+}
+func (b *Backend) Top(ctx context.Context, ref, psArgs string) (*container.TopResponse, error) {
+	return nil, notImplemented("top")
+}
+func (b *Backend) Stats(ctx context.Context, ref string, opts runtime.StatsOptions, send func(*container.StatsResponse) error) error {
+	return notImplemented("stats")
+}
+
+// Deployments serves berth's deployment endpoints (engine/router/compose)
+// from the cluster: up, down and scale; the rest answers 501.
+type Deployments struct{ b *Backend }
+
+// Deployments returns the deployment side of the backend (its Logs would
+// clash with the container Logs on one type).
+func (b *Backend) Deployments() *Deployments { return &Deployments{b: b} }
+
+func (d *Deployments) Up(ctx context.Context, req compose.UpRequest) (*compose.UpResult, error) {
+	return d.b.Up(ctx, req)
+}
+func (d *Deployments) Down(ctx context.Context, req compose.DownRequest) (*compose.UpResult, error) {
+	return d.b.Down(ctx, req)
+}
+func (d *Deployments) Scale(ctx context.Context, project string, req compose.ScaleRequest) (*compose.UpResult, error) {
+	return d.b.Scale(ctx, project, req)
+}
+func (d *Deployments) Pull(ctx context.Context, req compose.UpRequest) (*compose.PullResult, error) {
+	return nil, notImplemented("pull (the nodes pull images)")
+}
+func (d *Deployments) Ps(ctx context.Context, project string) ([]compose.Deployment, error) {
+	return nil, notImplemented("berth compose ps (docker compose ps is served)")
+}
+func (d *Deployments) Deployments(ctx context.Context) ([]compose.DeploymentStatus, error) {
+	return nil, notImplemented("deployment records")
+}
+func (d *Deployments) Deployment(ctx context.Context, project string) (*compose.DeploymentStatus, error) {
+	return nil, notImplemented("deployment records")
+}
+func (d *Deployments) Logs(ctx context.Context, project string, req compose.LogsRequest) (<-chan compose.LogEntry, error) {
+	return nil, notImplemented("berth compose logs (docker logs and docker compose logs are served)")
+}
+func (d *Deployments) RunJob(ctx context.Context, project, service string) (*compose.JobExecution, error) {
+	return nil, notImplemented("jobs")
+}
+func (d *Deployments) Jobs(ctx context.Context, project, service string) ([]*compose.JobExecution, error) {
+	return nil, notImplemented("jobs")
+}
+func (d *Deployments) CancelJob(ctx context.Context, project, id string) (*compose.JobExecution, error) {
+	return nil, notImplemented("jobs")
+}

@@ -1,0 +1,270 @@
+package backend
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/berthd/berth/compose"
+	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/kube"
+	"github.com/berthd/berth/runtime"
+)
+
+// Create makes the Pod of a plain `docker run` and keeps it until Start
+// applies it: a pod cannot exist without running, a created container can.
+// Options a pod cannot express are refused (501), never dropped.
+func (b *Backend) Create(ctx context.Context, req runtime.CreateRequest) (container.CreateResponse, error) {
+	if err := refuseCreate(req); err != nil {
+		return container.CreateResponse{}, err
+	}
+	dockerName := strings.TrimPrefix(req.Name, "/")
+	podName := dockerName
+	if podName == "" || len(validation.IsDNS1123Label(podName)) > 0 {
+		podName = "run-" + randomHex(6)
+	}
+	if dockerName == "" {
+		dockerName = podName
+	}
+	if _, err := b.lookup(dockerName); err == nil {
+		return container.CreateResponse{}, conflictName(dockerName)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.created {
+		if name(p) == dockerName {
+			return container.CreateResponse{}, conflictName(dockerName)
+		}
+	}
+	p, err := b.podFor(req, podName, dockerName)
+	if err != nil {
+		return container.CreateResponse{}, err
+	}
+	id := containerID(p)
+	b.created[id] = p
+	return container.CreateResponse{ID: id}, nil
+}
+
+func conflictName(n string) error {
+	return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Conflict. The container name \"/%s\" is already in use. You have to remove (or rename) that container to be able to reuse that name.", n))
+}
+
+// refuseCreate names the first option of a create that a pod cannot take.
+func refuseCreate(req runtime.CreateRequest) error {
+	cfg, hc := req.Config, req.HostConfig
+	if cfg == nil || cfg.Image == "" {
+		return errdefs.ErrInvalidArgument.WithMessage("config: image is required")
+	}
+	if cfg.Labels[compose.LabelProject] != "" {
+		return notImplemented("creating compose containers one by one (docker compose up); deploy the project with `berth compose up`, which")
+	}
+	if hc == nil {
+		return nil
+	}
+	refused := []struct {
+		set  bool
+		what string
+	}{
+		{len(hc.Binds) > 0 || len(hc.Mounts) > 0, "bind mounts and volumes (--volume, --mount)"},
+		{len(hc.VolumesFrom) > 0, "--volumes-from"},
+		{len(hc.PortBindings) > 0 || hc.PublishAllPorts, "publishing ports of a plain container (-p, -P)"},
+		{len(hc.Links) > 0, "--link"},
+		{hc.Privileged, "--privileged"},
+		{len(hc.Resources.Devices) > 0 || len(hc.Resources.DeviceRequests) > 0, "devices (--device, --gpus)"},
+		{hc.AutoRemove, "--rm"},
+		{!(hc.NetworkMode == "" || hc.NetworkMode == "default" || hc.NetworkMode == "bridge"), "--network " + string(hc.NetworkMode)},
+		{hc.PidMode != "" || hc.UTSMode != "" || (hc.IpcMode != "" && hc.IpcMode != "private"), "--pid, --uts and --ipc"},
+		{len(hc.Tmpfs) > 0, "--tmpfs on a plain container"},
+		{len(hc.SecurityOpt) > 0, "--security-opt"},
+	}
+	for _, r := range refused {
+		if r.set {
+			return notImplemented(r.what)
+		}
+	}
+	return nil
+}
+
+// podFor is the Pod of a create request, in the default namespace.
+func (b *Backend) podFor(req runtime.CreateRequest, podName, dockerName string) (*corev1.Pod, error) {
+	cfg, hc := req.Config, req.HostConfig
+	if hc == nil {
+		hc = &container.HostConfig{}
+	}
+	c := corev1.Container{
+		Name:       "main",
+		Image:      cfg.Image,
+		Command:    dollars(cfg.Entrypoint),
+		Args:       dollars(cfg.Cmd),
+		WorkingDir: cfg.WorkingDir,
+		TTY:        cfg.Tty,
+		Stdin:      cfg.OpenStdin,
+	}
+	for _, e := range cfg.Env {
+		k, v, ok := strings.Cut(e, "=")
+		if ok {
+			c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: strings.ReplaceAll(v, "$", "$$")})
+		}
+	}
+	if cfg.User != "" {
+		uid, gid, _ := strings.Cut(cfg.User, ":")
+		u, err := strconv.ParseInt(uid, 10, 64)
+		if err != nil {
+			return nil, notImplemented(fmt.Sprintf("a user name (--user %s): a pod runs as numeric ids, and it", cfg.User))
+		}
+		c.SecurityContext = &corev1.SecurityContext{RunAsUser: &u}
+		if gid != "" {
+			g, err := strconv.ParseInt(gid, 10, 64)
+			if err != nil {
+				return nil, notImplemented(fmt.Sprintf("a group name (--user %s)", cfg.User))
+			}
+			c.SecurityContext.RunAsGroup = &g
+		}
+	}
+	for p := range cfg.ExposedPorts {
+		c.Ports = append(c.Ports, corev1.ContainerPort{ContainerPort: int32(p.Num()), Protocol: corev1.Protocol(strings.ToUpper(string(p.Proto())))})
+	}
+	labels := map[string]string{kube.LabelManagedBy: kube.ManagedBy}
+	annotations := map[string]string{kube.AnnotationContainerName: dockerName}
+	for k, v := range cfg.Labels {
+		if len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0 && !strings.Contains(k, "kubernetes.io/") {
+			labels[k] = v
+		} else {
+			annotations[dockerLabelAnnotationPrefix+k] = v
+		}
+	}
+	p := &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: b.defNS, Labels: labels, Annotations: annotations, CreationTimestamp: metav1.NewTime(b.now())},
+		Spec: corev1.PodSpec{
+			Containers:                   []corev1.Container{c},
+			RestartPolicy:                podRestart(hc.RestartPolicy),
+			EnableServiceLinks:           ptr(false),
+			AutomountServiceAccountToken: ptr(false),
+			Hostname:                     cfg.Hostname,
+		},
+	}
+	if hc.RestartPolicy.Name != "" {
+		p.Annotations[kube.AnnotationRestart] = string(hc.RestartPolicy.Name)
+	}
+	return p, nil
+}
+
+func podRestart(rp container.RestartPolicy) corev1.RestartPolicy {
+	switch rp.Name {
+	case container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
+		return corev1.RestartPolicyAlways
+	case container.RestartPolicyOnFailure:
+		return corev1.RestartPolicyOnFailure
+	}
+	return corev1.RestartPolicyNever
+}
+
+// dollars doubles $, which the kubelet would expand as $(VAR) and Docker does not.
+func dollars(in []string) []string {
+	var out []string
+	for _, s := range in {
+		out = append(out, strings.ReplaceAll(s, "$", "$$"))
+	}
+	return out
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Start applies a created container's Pod (and the default namespace). A
+// pod that exists already is running, or was: 304, as Docker answers.
+func (b *Backend) Start(ctx context.Context, ref string) error {
+	p, ok := b.createdPod(ref)
+	if !ok {
+		if _, err := b.lookup(ref); err != nil {
+			return err
+		}
+		return errdefs.ErrNotModified
+	}
+	ns := &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: b.defNS, Labels: map[string]string{kube.LabelManagedBy: kube.ManagedBy}}}
+	if _, _, err := b.apply(ctx, ns); err != nil {
+		return err
+	}
+	if _, _, err := b.apply(ctx, p); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	delete(b.created, containerID(p))
+	b.mu.Unlock()
+	return nil
+}
+
+// Remove deletes a plain container's Pod (or forgets a created one). A
+// compose replica belongs to its StatefulSet: scale or down the project.
+func (b *Backend) Remove(ctx context.Context, ref string, opts runtime.RemoveOptions) error {
+	if p, ok := b.createdPod(ref); ok {
+		b.mu.Lock()
+		delete(b.created, containerID(p))
+		b.mu.Unlock()
+		return nil
+	}
+	p, err := b.lookup(ref)
+	if err != nil {
+		return err
+	}
+	if project := p.Labels[compose.LabelProject]; project != "" {
+		return notImplemented(fmt.Sprintf("removing one replica of compose project %s (use `docker compose down` or `berth compose scale`); removing a replica", project))
+	}
+	st := podState(p, b.now())
+	if st.status == container.StateRunning && !opts.Force {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", name(p)))
+	}
+	del := metav1.DeleteOptions{}
+	if opts.Force {
+		del.GracePeriodSeconds = ptr(int64(0))
+	}
+	return fromAPI(ignoreGone(b.c.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, del)))
+}
+
+// createdPod finds a created, not yet started, container.
+func (b *Backend) createdPod(ref string) (*corev1.Pod, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	want := strings.TrimPrefix(ref, "/")
+	for id, p := range b.created {
+		if id == ref || name(p) == want || len(ref) >= 4 && strings.HasPrefix(id, ref) {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+// createdSummaries lists the created containers (with all or a status filter).
+func (b *Backend) createdSummaries(f filters.Args, all bool) []container.Summary {
+	if !all {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []container.Summary
+	for _, p := range b.created {
+		s := summary(p, b.now())
+		if match(f, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func createdInspect(p *corev1.Pod, now time.Time) *container.InspectResponse {
+	return inspect(p, now)
+}
