@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/events"
+	"github.com/berthd/berth/internal/filters"
 	bnetwork "github.com/berthd/berth/network"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/runtime"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/store"
 	"github.com/containerd/errdefs"

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/runtime"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/internal/errclass"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/network/endpoint"
 	"github.com/berthd/berth/network/ipam"
 	"github.com/containerd/errdefs"

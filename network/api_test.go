@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/events"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/store"
 	"github.com/containerd/errdefs"
 	"gotest.tools/v3/assert"

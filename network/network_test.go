@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/events"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/internal/testenv"
 	"github.com/berthd/berth/network/ipam"
 	"github.com/berthd/berth/store"

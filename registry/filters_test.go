@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"go.podman.io/storage"
 	"gotest.tools/v3/assert"

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/internal/testimage"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/sirupsen/logrus"

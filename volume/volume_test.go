@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/store"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"

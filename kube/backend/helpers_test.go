@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berthd/berth/compose"
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/kube"
 )
 

@@ -7,7 +7,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/berthd/berth/compose"
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/runtime"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/berthd/berth/builder/buildkit"
 	"github.com/berthd/berth/engine/compat"
-	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/registry"
 	"github.com/containerd/errdefs"
 	buildtypes "github.com/moby/moby/api/types/build"

@@ -5,7 +5,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/runtime"
 	"github.com/moby/moby/api/types/container"
 )

@@ -4,8 +4,8 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/runtime"
 )
 

@@ -6,8 +6,8 @@ import (
 	"strconv"
 
 	"github.com/berthd/berth/engine/compat"
-	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/runtime"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/common"

@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/registry"
 	"github.com/moby/moby/api/types/image"
 	mregistry "github.com/moby/moby/api/types/registry"

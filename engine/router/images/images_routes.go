@@ -5,8 +5,8 @@ import (
 	"net/http"
 
 	"github.com/berthd/berth/engine/compat"
-	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/registry"
 	"github.com/moby/moby/api/types/image"
 )

@@ -6,7 +6,7 @@ package networks
 import (
 	"context"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/moby/moby/api/types/network"
 )
 

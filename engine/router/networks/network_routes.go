@@ -7,8 +7,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
 )

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/berthd/berth/engine"
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
 	"gotest.tools/v3/assert"

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
 )

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/moby/moby/api/types/events"
 	"gotest.tools/v3/assert"
 )

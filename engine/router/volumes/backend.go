@@ -5,7 +5,7 @@ package volumes
 import (
 	"context"
 
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	"github.com/moby/moby/api/types/volume"
 )
 

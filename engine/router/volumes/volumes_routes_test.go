@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/berthd/berth/engine"
-	"github.com/berthd/berth/engine/filters"
+	"github.com/berthd/berth/internal/filters"
 	bvolume "github.com/berthd/berth/volume"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/volume"
