@@ -2,10 +2,11 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 # build tags for the podman image/storage libraries (no gpgme, btrfs or devicemapper)
-export GOFLAGS := -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper -buildvcs=false
+TAGS := containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper
+export GOFLAGS := -tags=$(TAGS) -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all deps build test unit e2e lint demo bench bench-phases bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools
+.PHONY: all deps build berthd-kube test unit e2e lint demo bench bench-phases bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools
 
 all: build
 
@@ -18,6 +19,11 @@ build:
 	CGO_ENABLED=0 go build -ldflags='-s -w' -o bin/berth-shim ./cmd/berth-shim
 	CGO_ENABLED=0 go build -tags berth_remotelog -ldflags='-s -w' -o bin/berth-shim-remote ./cmd/berth-shim
 	gcc -O2 -static -s -Wall -o bin/berth-nsexec cmd/berth-nsexec/*.c
+
+# berthd with the Kubernetes backend (--kubeconfig; docs/kubernetes.md):
+# client-go and k8s.io/api stay out of the default berthd's memory.
+berthd-kube:
+	go build -tags=$(TAGS),berth_kube -o bin/berthd-kube ./cmd/berthd
 
 images: testdata/images/busybox.tar
 
@@ -59,6 +65,7 @@ kube-tools:
 
 lint:
 	go vet ./...
+	go vet -tags=$(TAGS),berth_kube ./cmd/berthd
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # berthd on a private socket and data root, the bundled busybox image, two

@@ -1,3 +1,5 @@
+//go:build berth_kube
+
 package main
 
 import (
@@ -15,17 +17,6 @@ import (
 
 // kubeSyncTimeout bounds the informers' first list at start-up.
 const kubeSyncTimeout = time.Minute
-
-// buildBackend builds the daemon of the backend the flags select.
-func buildBackend(cfg *config) (*daemon, error) {
-	if cfg.Kubeconfig != "" {
-		return buildKube(cfg)
-	}
-	if cfg.KubeContext != "" || cfg.KubeNamespacePrefix != "" {
-		return nil, fmt.Errorf("--kube-context and --kube-namespace-prefix need --kubeconfig")
-	}
-	return build(cfg)
-}
 
 // buildKube serves the Engine API from a cluster (--kubeconfig): the
 // containers and deployment routes from the Kubernetes backend, /info and

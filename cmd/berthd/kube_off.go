@@ -1,0 +1,13 @@
+//go:build !berth_kube
+
+package main
+
+import "errors"
+
+// The Kubernetes backend (client-go and every k8s.io/api type) is linked
+// only into bin/berthd-kube (`make berthd-kube`, build tag berth_kube): in
+// berthd it would double the idle resident size (42 -> 80 MB measured) for
+// hosts that never use it.
+func buildKube(*config) (*daemon, error) {
+	return nil, errors.New("--kubeconfig: this berthd is built without the Kubernetes backend; use bin/berthd-kube (make berthd-kube)")
+}
