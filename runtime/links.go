@@ -232,10 +232,11 @@ func (s *Service) updateLinkParents(childID string) {
 // sees it at once). Lines the container wrote itself stay. Call with p.mu held.
 func (s *Service) refreshLinkHosts(p *ctr) {
 	file := filepath.Join(s.containerDir(p.rec.ID), "hosts")
-	data, err := os.ReadFile(file)
+	old, err := os.ReadFile(file)
 	if err != nil {
 		return
 	}
+	data := bytes.Clone(old)
 	for _, alias := range slices.Sorted(maps.Keys(p.rec.Links)) {
 		s.mu.RLock()
 		child := s.byID[p.rec.Links[alias]]
@@ -250,9 +251,33 @@ func (s *Service) refreshLinkHosts(p *ctr) {
 			data = replaceHostsLine(data, alias, l.hosts)
 		}
 	}
-	if err := os.WriteFile(file, data, 0o644); err != nil {
+	if bytes.Equal(old, data) {
+		return
+	}
+	if err := overwriteInPlace(file, data); err != nil {
 		logrus.WithError(err).Warnf("update /etc/hosts of %s", p.rec.ID[:12])
 	}
+}
+
+// overwriteInPlace replaces a bind-mounted file's content without a moment
+// in which it is empty: the new bytes go over the old ones first and the
+// tail is cut after (os.WriteFile truncates first, and a process reading
+// /etc/hosts then saw an empty file). A rename cannot be used: the
+// container's bind mount holds the old inode.
+func overwriteInPlace(file string, data []byte) error {
+	f, err := os.OpenFile(file, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Truncate(int64(len(data))); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // replaceHostsLine replaces the line whose first name is alias, or appends

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -63,6 +64,20 @@ func TestLegacyLinkLifecycle(t *testing.T) {
 	hosts, err := os.ReadFile(filepath.Join(h.s.containerDir(web), "hosts"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Contains(string(hosts), "10.210.0.2\tmy-alias dbhost db\n"))
+
+	// a refresh that changes nothing does not write: the file a running
+	// container reads is never rewritten for nothing
+	hostsFile := filepath.Join(h.s.containerDir(web), "hosts")
+	past := time.Unix(1e9, 0)
+	assert.NilError(t, os.Chtimes(hostsFile, past, past))
+	p, err := h.s.lookup("web")
+	assert.NilError(t, err)
+	p.mu.Lock()
+	h.s.refreshLinkHosts(p)
+	p.mu.Unlock()
+	st, err := os.Stat(hostsFile)
+	assert.NilError(t, err)
+	assert.Check(t, st.ModTime().Equal(past), "rewritten at %v", st.ModTime())
 
 	ins, err := h.s.Inspect(ctx, "web", false)
 	assert.NilError(t, err)
@@ -288,4 +303,21 @@ func TestHostsFileOnHostNetwork(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, !strings.Contains(string(got), "the-host"))
 	assert.Check(t, is.Contains(string(got), "10.0.0.2\tdb h2 db\n"))
+}
+
+func TestOverwriteInPlace(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "hosts")
+	assert.NilError(t, os.WriteFile(file, []byte("10.0.0.1\tdb\n10.0.0.2\tweb\n"), 0o644))
+	before, err := os.Stat(file)
+	assert.NilError(t, err)
+	for _, data := range []string{"10.0.0.1\tdb\n10.0.0.22\tweb\n", "1.2.3.4\tx\n", ""} {
+		assert.NilError(t, overwriteInPlace(file, []byte(data)))
+		got, err := os.ReadFile(file)
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(string(got), data))
+	}
+	after, err := os.Stat(file)
+	assert.NilError(t, err)
+	assert.Check(t, os.SameFile(before, after), "the bind-mounted inode must stay")
+	assert.Check(t, overwriteInPlace(filepath.Join(t.TempDir(), "nosuch"), nil) != nil)
 }

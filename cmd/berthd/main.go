@@ -29,12 +29,14 @@ import (
 	"github.com/berthd/berth/engine/router/unused"
 	"github.com/berthd/berth/engine/router/volumes"
 	"github.com/berthd/berth/events"
+	"github.com/berthd/berth/internal/memrelease"
 	"github.com/berthd/berth/inventory"
 	"github.com/berthd/berth/network"
 	"github.com/berthd/berth/network/dns"
 	"github.com/berthd/berth/registry"
 	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/runtime/logdriver"
+	"github.com/berthd/berth/runtime/phasetrace"
 	"github.com/berthd/berth/runtime/shim"
 	"github.com/berthd/berth/store"
 	"github.com/berthd/berth/sysinfo"
@@ -122,7 +124,7 @@ func run(cfg *config, args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.server.Serve(l) }()
 	logrus.Infof("berthd %s serving API %s on %s (data root %s)", sysinfo.Version, apiVersion, sock, cfg.DataRoot)
-	go returnStartupMemory(ctx, startupSettle)
+	go memrelease.AfterStartup(ctx, memrelease.Settle)
 
 	select {
 	case err := <-errc:
@@ -224,9 +226,8 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		return nil, err
 	}
 	if cfg.Debug {
-		// the per-phase trace of container lifecycles (phasetrace.go)
-		pc := newPhaseClock()
-		rtImages, rtNetworks, rtMonitors = tracedImages{rtImages, pc}, tracedNetworks{rtNetworks, pc}, tracedMonitors{rtMonitors, pc}
+		// the per-phase trace of container lifecycles
+		rtImages, rtNetworks, rtMonitors = phasetrace.Wrap(rtImages, rtNetworks, rtMonitors)
 	}
 	rt, err := runtime.New(runtime.Deps{
 		DataRoot:           cfg.DataRoot,

@@ -29,7 +29,7 @@ func (l *Live) Lookup(name string) (shim.Runtime, error) {
 	if err != nil {
 		return shim.Runtime{}, err
 	}
-	return shim.Runtime{Path: r.Path, Root: r.Root, Args: r.Args, FastExec: r.FastExec}, nil
+	return r.Runtime, nil
 }
 
 // Resolve checks a container's HostConfig.Runtime and names the default

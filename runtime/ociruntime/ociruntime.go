@@ -18,23 +18,24 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/berthd/berth/runtime/shim"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/system"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// Runtime is one OCI runtime containers can run with.
+// Runtime is one OCI runtime containers can run with: what a monitor
+// needs to run it (shim.Runtime: path, root, global flags, and whether execs
+// may take the fast path), and what the daemon knows of it besides.
 type Runtime struct {
-	Name    string
-	Path    string
-	Args    []string // global flags (daemon.json runtimeArgs)
-	Root    string   // its state directory
-	Version string   // first line of `<path> --version`
-	// FastExec: the monitor may start execs with berth-nsexec instead of
-	// this runtime. Only for a runtime whose `--version` says it is runc
-	// 1.1: the fast path reproduces runc 1.1's exec, and was proven
-	// equivalent for it only (a binary's name proves nothing).
-	FastExec bool
+	Name string
+	// shim.Runtime's FastExec: the monitor may start execs with
+	// berth-nsexec instead of this runtime. Only for a runtime whose
+	// `--version` says it is runc 1.1: the fast path reproduces runc 1.1's
+	// exec, and was proven equivalent for it only (a binary's name proves
+	// nothing). Args are daemon.json's runtimeArgs.
+	shim.Runtime
+	Version string // first line of `<path> --version`
 	// Unusable says why the runtime cannot run containers on this host
 	// ("" when it can), found at start from its version and the host.
 	Unusable string
@@ -62,7 +63,7 @@ var fastExecVersion = regexp.MustCompile(`^runc version 1\.1\.\d+`)
 // each binary for its version. ErrInvalidArgument for a bad configuration.
 func NewSet(c Config) (*Set, error) {
 	set := &Set{byName: map[string]*Runtime{}, def: c.Default}
-	set.byName["runc"] = probe(&Runtime{Name: "runc", Path: "runc", Root: filepath.Join(c.ExecRoot, "runc")})
+	set.byName["runc"] = probe(&Runtime{Name: "runc", Runtime: shim.Runtime{Path: "runc", Root: filepath.Join(c.ExecRoot, "runc")}})
 	for _, kv := range c.Add {
 		name, path, ok := strings.Cut(kv, "=")
 		if !ok || name == "" || path == "" {
@@ -74,7 +75,7 @@ func NewSet(c Config) (*Set, error) {
 		if _, dup := set.byName[name]; dup {
 			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("runtime name '%s' is specified more than once", name))
 		}
-		set.byName[name] = probe(&Runtime{Name: name, Path: path, Args: c.Args[name], Root: filepath.Join(c.ExecRoot, "runtimes", name)})
+		set.byName[name] = probe(&Runtime{Name: name, Runtime: shim.Runtime{Path: path, Args: c.Args[name], Root: filepath.Join(c.ExecRoot, "runtimes", name)}})
 	}
 	if set.def == "" {
 		set.def = "runc"

@@ -1,4 +1,11 @@
-package main
+// Package phasetrace is the phase trace of `berthd --debug`: it wraps the
+// runtime's dependencies so that every step a container's create, start,
+// exit and remove takes in another subsystem logs one line with its
+// duration, and with the gap since the container's previous step (the
+// runtime's own work in between: mounts, etc files, the spec). The wrappers
+// sit outside runtime, so that a daemon without --debug pays nothing for
+// them.
+package phasetrace
 
 import (
 	"context"
@@ -12,12 +19,13 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// The phase trace of `berthd --debug`: the runtime's dependencies are
-// wrapped so that every step a container's create, start, exit and remove
-// takes in another subsystem logs one line with its duration, and with the
-// gap since the container's previous step (the runtime's own work in
-// between: mounts, etc files, the spec). The wrappers sit here, not in
-// runtime, so that a daemon without --debug pays nothing for them.
+// Wrap returns the runtime's dependencies with every step timed; the three
+// share one clock, so a step's gap is measured from the container's
+// previous step in any of them.
+func Wrap(images runtime.Images, networks runtime.Networks, monitors runtime.Monitors) (runtime.Images, runtime.Networks, runtime.Monitors) {
+	pc := newPhaseClock()
+	return tracedImages{images, pc}, tracedNetworks{networks, pc}, tracedMonitors{monitors, pc}
+}
 
 // phaseClock remembers when each container's last traced step ended.
 type phaseClock struct {
