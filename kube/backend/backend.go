@@ -92,7 +92,19 @@ type Backend struct {
 	pods        corelisters.PodLister
 
 	mu      sync.Mutex
-	created map[string]*corev1.Pod // by container id: created, not started yet
+	local   map[string]*local // by container id: containers the cluster has no pod for
+	exits   map[string]int    // by container id: the exit code of a removed record, for wait
+	changed chan struct{}     // closed at every change of pods or records (notify)
+	// down are the ordinals of compose replicas berth stopped, by service:
+	// a StatefulSet runs ordinals 1..replicas, so it scales down to below
+	// the lowest running one that is not down.
+	down map[svcKey]map[int]bool
+
+	// scaleMu orders the read-compute-patch of replica counts.
+	scaleMu sync.Mutex
+	// stopWindow is how long a replica's stop waits for the stops of the
+	// replicas above it.
+	stopWindow time.Duration
 }
 
 // New returns the backend; it reads nothing until Start.
@@ -100,7 +112,8 @@ func New(d Deps) (*Backend, error) {
 	if d.Client == nil {
 		return nil, errors.New("kube backend: no client")
 	}
-	b := &Backend{c: d.Client, o: d.Options, defNS: d.DefaultNamespace, now: d.Now, created: map[string]*corev1.Pod{}}
+	b := &Backend{c: d.Client, o: d.Options, defNS: d.DefaultNamespace, now: d.Now,
+		local: map[string]*local{}, exits: map[string]int{}, changed: make(chan struct{}), down: map[svcKey]map[int]bool{}, stopWindow: defaultStopWindow}
 	if b.defNS == "" {
 		b.defNS = d.Options.NamespacePrefix + "berth-default"
 	}
@@ -121,6 +134,13 @@ func New(d Deps) (*Backend, error) {
 	// the reflector lists and watches instead
 	b.podInformer = cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, d.Client), &corev1.Pod{}, 0, cache.Indexers{})
 	b.pods = corelisters.NewPodLister(b.podInformer.GetIndexer())
+	// the handlers run after the cache has the change: waiters re-read it
+	wake := func(any) { b.notify() }
+	if _, err := b.podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: b.podSeen, DeleteFunc: wake, UpdateFunc: func(_, o any) { b.podSeen(o) },
+	}); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
