@@ -29,8 +29,12 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	berthevents "github.com/berthd/berth/events"
 	"github.com/berthd/berth/kube"
 )
+
+// eventHistory is how many events GET /events?since can replay.
+const eventHistory = 1024
 
 // Deps are the backend's dependencies and settings.
 type Deps struct {
@@ -94,6 +98,8 @@ type Backend struct {
 	mu      sync.Mutex
 	local   map[string]*local // by container id: containers the cluster has no pod for
 	exits   map[string]int    // by container id: the exit code of a removed record, for wait
+	quiet   map[string]bool   // by container id: pods berth deletes to stop them (no destroy event)
+	bus     *berthevents.Bus  // GET /events, from the pod watch (events.go)
 	changed chan struct{}     // closed at every change of pods or records (notify)
 	// down are the ordinals of compose replicas berth stopped, by service:
 	// a StatefulSet runs ordinals 1..replicas, so it scales down to below
@@ -113,7 +119,7 @@ func New(d Deps) (*Backend, error) {
 		return nil, errors.New("kube backend: no client")
 	}
 	b := &Backend{c: d.Client, o: d.Options, defNS: d.DefaultNamespace, now: d.Now,
-		local: map[string]*local{}, exits: map[string]int{}, changed: make(chan struct{}), down: map[svcKey]map[int]bool{}, stopWindow: defaultStopWindow}
+		local: map[string]*local{}, exits: map[string]int{}, quiet: map[string]bool{}, bus: berthevents.New(eventHistory), changed: make(chan struct{}), down: map[svcKey]map[int]bool{}, stopWindow: defaultStopWindow}
 	if b.defNS == "" {
 		b.defNS = d.Options.NamespacePrefix + "berth-default"
 	}
@@ -135,10 +141,7 @@ func New(d Deps) (*Backend, error) {
 	b.podInformer = cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, d.Client), &corev1.Pod{}, 0, cache.Indexers{})
 	b.pods = corelisters.NewPodLister(b.podInformer.GetIndexer())
 	// the handlers run after the cache has the change: waiters re-read it
-	wake := func(any) { b.notify() }
-	if _, err := b.podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: b.podSeen, DeleteFunc: wake, UpdateFunc: func(_, o any) { b.podSeen(o) },
-	}); err != nil {
+	if _, err := b.podInformer.AddEventHandler(b.handlers()); err != nil {
 		return nil, err
 	}
 	return b, nil

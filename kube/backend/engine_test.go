@@ -204,7 +204,7 @@ func TestEngineServesFromKube(t *testing.T) {
 		{"GET", "/v1.56/containers/shop-db-1/top", "top is not supported"},
 		{"GET", "/v1.56/images/json", "GET /images/json is not supported by the Kubernetes backend"},
 		{"GET", "/v1.56/volumes", "is not supported by the Kubernetes backend"},
-		{"GET", "/events", "GET /events is not supported"},
+		{"GET", "/system/df", "GET /system/df is not supported"},
 		{"GET", "/v1.56/berth/compose/ps", "berth compose ps"},
 	} {
 		rec := do(tc.method, tc.path)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -89,13 +90,29 @@ func (b *Backend) halt(ctx context.Context, ref string, grace *int64, code int32
 		}
 		return notRunning(name(p))
 	}
+	if !stop {
+		b.event(p, events.ActionKill, map[string]string{"signal": killSignal(grace)})
+	}
 	if isReplica(p) {
-		return b.stopReplica(ctx, p, grace, code)
+		err = b.stopReplica(ctx, p, grace, code)
+	} else {
+		b.quietly(p)
+		err = fromAPI(ignoreGone(b.c.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: grace})))
+		if err == nil {
+			err = b.recordStopped(ctx, p, grace, code)
+		}
 	}
-	if err := fromAPI(ignoreGone(b.c.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: grace}))); err != nil {
-		return err
+	if err == nil && stop {
+		b.event(p, events.ActionStop, nil)
 	}
-	return b.recordStopped(ctx, p, grace, code)
+	return err
+}
+
+func killSignal(grace *int64) string {
+	if grace != nil && *grace == 0 {
+		return "9"
+	}
+	return "15"
 }
 
 func notRunning(n string) error {
@@ -113,6 +130,7 @@ func (b *Backend) stopReplica(ctx context.Context, p *corev1.Pod, grace *int64, 
 		b.down[k] = map[int]bool{}
 	}
 	b.down[k][n] = true
+	b.quiet[containerID(p)] = true
 	b.mu.Unlock()
 	b.notify()
 	wctx, cancel := context.WithTimeout(ctx, b.stopWindow)
@@ -126,6 +144,7 @@ func (b *Backend) stopReplica(ctx context.Context, p *corev1.Pod, grace *int64, 
 	if scaleErr != nil || err != nil {
 		b.mu.Lock()
 		delete(b.down[k], n)
+		delete(b.quiet, containerID(p))
 		b.mu.Unlock()
 		if scaleErr != nil {
 			return scaleErr
@@ -189,6 +208,7 @@ func (b *Backend) removeReplica(ctx context.Context, p *corev1.Pod, opts runtime
 		return err
 	}
 	b.setLocal(containerID(p), nil)
+	b.event(p, events.ActionDestroy, nil)
 	return b.retireService(ctx, keyOf(p))
 }
 

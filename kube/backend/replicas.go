@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -69,6 +70,7 @@ func (b *Backend) createReplica(ctx context.Context, req runtime.CreateRequest) 
 		}
 	}
 	b.setLocal(id, &local{pod: pod, state: localCreated})
+	b.event(pod, events.ActionCreate, nil)
 	return container.CreateResponse{ID: id}, nil
 }
 

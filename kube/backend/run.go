@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -49,6 +50,7 @@ func (b *Backend) Create(ctx context.Context, req runtime.CreateRequest) (contai
 	}
 	id := containerID(p)
 	b.setLocal(id, &local{pod: p, state: localCreated})
+	b.event(p, events.ActionCreate, nil)
 	return container.CreateResponse{ID: id}, nil
 }
 
@@ -221,6 +223,7 @@ func (b *Backend) Remove(ctx context.Context, ref string, opts runtime.RemoveOpt
 			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container \"/%s\": container is starting: stop the container before removing or force remove", name(l.pod)))
 		}
 		b.setLocal(id, nil)
+		b.event(l.pod, events.ActionDestroy, nil)
 		if isReplica(l.pod) {
 			return b.retireService(ctx, keyOf(l.pod))
 		}
