@@ -89,3 +89,31 @@ func TestPlainPodStopStartKillWaitRemove(t *testing.T) {
 	_, err = b.Wait(ctx, created.ID, "sometime")
 	assert.Assert(t, errdefs.IsNotFound(err) || errdefs.IsInvalidArgument(err), "%v", err)
 }
+
+// docker start of a plain container whose process ended (restart policy
+// no): the pod is replaced by the same spec.
+func TestStartExitedPlainPodReplacesIt(t *testing.T) {
+	b, cs := newBackend(t)
+	ctx := context.Background()
+	c, err := b.Create(ctx, runtime.CreateRequest{Name: "job1", Config: &container.Config{Image: "busybox", Cmd: []string{"true"}}, HostConfig: &container.HostConfig{}})
+	assert.NilError(t, err)
+	assert.NilError(t, b.Start(ctx, c.ID))
+	pod, err := cs.CoreV1().Pods("berth-default").Get(ctx, "job1", metav1.GetOptions{})
+	assert.NilError(t, err)
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", State: exited(1, t0)}}
+	pod.Status.Phase = corev1.PodFailed
+	_, err = cs.CoreV1().Pods("berth-default").UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	assert.NilError(t, err)
+	waitFor(t, "job1 exited", func() bool {
+		r, err := b.Inspect(ctx, "job1", false)
+		return err == nil && r.State.Status == container.StateExited
+	})
+	assert.NilError(t, b.Start(ctx, "job1"))
+	again, err := cs.CoreV1().Pods("berth-default").Get(ctx, "job1", metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, len(again.Status.ContainerStatuses), 0, "a new pod, not the exited one")
+	assert.DeepEqual(t, again.Spec.Containers[0].Args, []string{"true"})
+	r, err := b.Inspect(ctx, "job1", false)
+	assert.NilError(t, err)
+	assert.Equal(t, r.ID, c.ID)
+}

@@ -185,8 +185,15 @@ func randomHex(n int) string {
 // namespace; a compose replica is started by its StatefulSet. A container
 // the cluster has a pod for is running, or was: 304, as Docker answers.
 func (b *Backend) Start(ctx context.Context, ref string) error {
-	if _, err := b.lookup(ref); err == nil {
-		return errdefs.ErrNotModified
+	if p, err := b.lookup(ref); err == nil {
+		if isReplica(p) || podState(p, b.now()).status != container.StateExited {
+			return errdefs.ErrNotModified
+		}
+		// a plain pod whose process ended (restart policy no): a pod does
+		// not run twice, so it is replaced by the same spec
+		if err := b.replacePod(ctx, p); err != nil {
+			return err
+		}
 	}
 	id, l, ok := b.localFind(ref)
 	if !ok {
@@ -241,4 +248,14 @@ func (b *Backend) Remove(ctx context.Context, ref string, opts runtime.RemoveOpt
 		del.GracePeriodSeconds = ptr(int64(0))
 	}
 	return fromAPI(ignoreGone(b.c.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, del)))
+}
+
+// replacePod deletes an exited plain pod and waits until it is gone, so
+// that Start can apply it again; it stays a stopped container meanwhile.
+func (b *Backend) replacePod(ctx context.Context, p *corev1.Pod) error {
+	b.quietly(p)
+	if err := fromAPI(ignoreGone(b.c.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}))); err != nil {
+		return err
+	}
+	return b.recordStopped(ctx, p, ptr(int64(0)), int32(podState(p, b.now()).exitCode))
 }
