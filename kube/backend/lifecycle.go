@@ -97,9 +97,12 @@ func (b *Backend) halt(ctx context.Context, ref string, grace *int64, code int32
 		err = b.stopReplica(ctx, p, grace, code)
 	} else {
 		b.quietly(p)
+		b.preStopped(p, code)
 		err = fromAPI(ignoreGone(b.c.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: grace})))
 		if err == nil {
 			err = b.recordStopped(ctx, p, grace, code)
+		} else {
+			b.setLocal(containerID(p), nil)
 		}
 	}
 	if err == nil && stop {
@@ -132,7 +135,7 @@ func (b *Backend) stopReplica(ctx context.Context, p *corev1.Pod, grace *int64, 
 	b.down[k][n] = true
 	b.quiet[containerID(p)] = true
 	b.mu.Unlock()
-	b.notify()
+	b.preStopped(p, code)
 	wctx, cancel := context.WithTimeout(ctx, b.stopWindow)
 	defer cancel()
 	var scaleErr error
@@ -146,6 +149,7 @@ func (b *Backend) stopReplica(ctx context.Context, p *corev1.Pod, grace *int64, 
 		delete(b.down[k], n)
 		delete(b.quiet, containerID(p))
 		b.mu.Unlock()
+		b.setLocal(containerID(p), nil)
 		if scaleErr != nil {
 			return scaleErr
 		}
@@ -158,10 +162,18 @@ func (b *Backend) stopReplica(ctx context.Context, p *corev1.Pod, grace *int64, 
 		// the controller deletes with the pod's grace period; a stop's
 		// timeout or a kill shortens it
 		if err := fromAPI(ignoreGone(b.c.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: grace}))); err != nil {
+			b.setLocal(containerID(p), nil)
 			return err
 		}
 	}
 	return b.recordStopped(ctx, p, grace, code)
+}
+
+// preStopped records the container as stopped before berth deletes its
+// pod, so that no one sees it missing in between: while the pod is there,
+// it is what lookups, lists and waits read.
+func (b *Backend) preStopped(p *corev1.Pod, code int32) {
+	b.setLocal(containerID(p), &local{pod: stoppedCopy(p, code, b.now()), state: localStopped})
 }
 
 // recordStopped waits until the pod is gone and keeps it as an exited
@@ -185,6 +197,7 @@ func (b *Backend) recordStopped(ctx context.Context, p *corev1.Pod, grace *int64
 		return !ok
 	})
 	if err != nil {
+		b.setLocal(id, nil)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -254,7 +254,9 @@ func (b *Backend) Remove(ctx context.Context, ref string, opts runtime.RemoveOpt
 // that Start can apply it again; it stays a stopped container meanwhile.
 func (b *Backend) replacePod(ctx context.Context, p *corev1.Pod) error {
 	b.quietly(p)
+	b.preStopped(p, int32(podState(p, b.now()).exitCode))
 	if err := fromAPI(ignoreGone(b.c.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}))); err != nil {
+		b.setLocal(containerID(p), nil)
 		return err
 	}
 	return b.recordStopped(ctx, p, ptr(int64(0)), int32(podState(p, b.now()).exitCode))
