@@ -39,7 +39,11 @@ func (t *translator) statefulSet(s types.ServiceConfig) (*appsv1.StatefulSet, er
 		return nil, err
 	}
 	docker := merged(s.Labels, s.CustomLabels)
-	docker[compose.LabelConfigHash] = hash
+	if _, ok := docker[compose.LabelConfigHash]; !ok {
+		// compose v2's creates carry compose's own hash, which it compares
+		// on the next up; berth's up computes berth's
+		docker[compose.LabelConfigHash] = hash
+	}
 	if len(s.DependsOn) > 0 {
 		docker[compose.LabelDependsOn] = dependsOn(s.DependsOn)
 	}

@@ -29,8 +29,12 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	berthevents "github.com/berthd/berth/events"
 	"github.com/berthd/berth/kube"
 )
+
+// eventHistory is how many events GET /events?since can replay.
+const eventHistory = 1024
 
 // Deps are the backend's dependencies and settings.
 type Deps struct {
@@ -92,7 +96,21 @@ type Backend struct {
 	pods        corelisters.PodLister
 
 	mu      sync.Mutex
-	created map[string]*corev1.Pod // by container id: created, not started yet
+	local   map[string]*local // by container id: containers the cluster has no pod for
+	exits   map[string]int    // by container id: the exit code of a removed record, for wait
+	quiet   map[string]bool   // by container id: pods berth deletes to stop them (no destroy event)
+	bus     *berthevents.Bus  // GET /events, from the pod watch (events.go)
+	changed chan struct{}     // closed at every change of pods or records (notify)
+	// down are the ordinals of compose replicas berth stopped, by service:
+	// a StatefulSet runs ordinals 1..replicas, so it scales down to below
+	// the lowest running one that is not down.
+	down map[svcKey]map[int]bool
+
+	// scaleMu orders the read-compute-patch of replica counts.
+	scaleMu sync.Mutex
+	// stopWindow is how long a replica's stop waits for the stops of the
+	// replicas above it.
+	stopWindow time.Duration
 }
 
 // New returns the backend; it reads nothing until Start.
@@ -100,7 +118,8 @@ func New(d Deps) (*Backend, error) {
 	if d.Client == nil {
 		return nil, errors.New("kube backend: no client")
 	}
-	b := &Backend{c: d.Client, o: d.Options, defNS: d.DefaultNamespace, now: d.Now, created: map[string]*corev1.Pod{}}
+	b := &Backend{c: d.Client, o: d.Options, defNS: d.DefaultNamespace, now: d.Now,
+		local: map[string]*local{}, exits: map[string]int{}, quiet: map[string]bool{}, bus: berthevents.New(eventHistory), changed: make(chan struct{}), down: map[svcKey]map[int]bool{}, stopWindow: defaultStopWindow}
 	if b.defNS == "" {
 		b.defNS = d.Options.NamespacePrefix + "berth-default"
 	}
@@ -121,6 +140,10 @@ func New(d Deps) (*Backend, error) {
 	// the reflector lists and watches instead
 	b.podInformer = cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, d.Client), &corev1.Pod{}, 0, cache.Indexers{})
 	b.pods = corelisters.NewPodLister(b.podInformer.GetIndexer())
+	// the handlers run after the cache has the change: waiters re-read it
+	if _, err := b.podInformer.AddEventHandler(b.handlers()); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 

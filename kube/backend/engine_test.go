@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -204,7 +205,7 @@ func TestEngineServesFromKube(t *testing.T) {
 		{"GET", "/v1.56/containers/shop-db-1/top", "top is not supported"},
 		{"GET", "/v1.56/images/json", "GET /images/json is not supported by the Kubernetes backend"},
 		{"GET", "/v1.56/volumes", "is not supported by the Kubernetes backend"},
-		{"GET", "/events", "GET /events is not supported"},
+		{"GET", "/system/df", "GET /system/df is not supported"},
 		{"GET", "/v1.56/berth/compose/ps", "berth compose ps"},
 	} {
 		rec := do(tc.method, tc.path)
@@ -215,4 +216,49 @@ func TestEngineServesFromKube(t *testing.T) {
 	rec = do("GET", "/version")
 	assert.Equal(t, rec.Code, http.StatusOK)
 	assert.Assert(t, strings.Contains(rec.Body.String(), `"Name":"Kubernetes"`), rec.Body.String())
+}
+
+// compose v2's requests through the real engine handler: the create body
+// as compose sends it (testdata/create/db.json), the start, the ps.
+func TestEngineComposeCreateStartPs(t *testing.T) {
+	b, cs := newBackend(t)
+	runController(t, cs)
+	srv := engine.New(engine.Config{APIVersion: "1.56", MinAPIVersion: "1.24"}, b.Routers(Version{Berth: "test", APIVersion: "1.56", MinAPIVersion: "1.24"})...)
+	do := func(method, path, body string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		srv.Handler().ServeHTTP(rec, req)
+		return rec
+	}
+	body, err := os.ReadFile("../testdata/create/db.json")
+	assert.NilError(t, err)
+	rec := do("POST", "/v1.51/containers/create?name=shop-db-1", string(body))
+	assert.Equal(t, rec.Code, http.StatusCreated, rec.Body.String())
+	var created container.CreateResponse
+	assert.NilError(t, json.Unmarshal(rec.Body.Bytes(), &created))
+
+	rec = do("POST", "/v1.51/containers/"+created.ID+"/start", "")
+	assert.Equal(t, rec.Code, http.StatusNoContent, rec.Body.String())
+	q := url.Values{"all": {"1"}, "filters": {`{"label":["com.docker.compose.project=shop","com.docker.compose.oneoff=False"]}`}}
+	waitFor(t, "shop-db-1 running in docker compose ps", func() bool {
+		rec = do("GET", "/v1.51/containers/json?"+q.Encode(), "")
+		var list []container.Summary
+		return rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &list) == nil &&
+			len(list) == 1 && list[0].ID == created.ID && list[0].State == container.StateRunning &&
+			list[0].Labels["com.docker.compose.service"] == "db" && list[0].Labels["com.docker.compose.container-number"] == "1"
+	})
+
+	// what a pod cannot take is refused by name
+	rec = do("POST", "/v1.51/containers/create?name=shop-db-2", strings.Replace(string(body), `"AutoRemove": false`, `"AutoRemove": true`, 1))
+	assert.Equal(t, rec.Code, http.StatusNotImplemented, rec.Body.String())
+	assert.Assert(t, strings.Contains(rec.Body.String(), "create option AutoRemove"), rec.Body.String())
+
+	rec = do("POST", "/v1.51/containers/shop-db-1/stop", "")
+	assert.Equal(t, rec.Code, http.StatusNoContent, rec.Body.String())
+	rec = do("POST", "/v1.51/containers/shop-db-1/wait", "")
+	assert.Equal(t, rec.Code, http.StatusOK, rec.Body.String())
+	assert.Assert(t, strings.Contains(rec.Body.String(), `"StatusCode":0`), rec.Body.String())
+	rec = do("DELETE", "/v1.51/containers/shop-db-1", "")
+	assert.Equal(t, rec.Code, http.StatusNoContent, rec.Body.String())
 }

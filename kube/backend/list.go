@@ -50,6 +50,10 @@ func (b *Backend) List(ctx context.Context, opts runtime.ListOptions) ([]contain
 	all := opts.All || opts.Limit > 0 || f.Has("status")
 	now := b.now()
 	out := []container.Summary{}
+	ids := map[string]bool{}
+	for _, p := range pods {
+		ids[containerID(p)] = true
+	}
 	for _, p := range pods {
 		s := summary(p, now)
 		if !all && s.State != container.StateRunning && s.State != container.StateRestarting {
@@ -63,7 +67,7 @@ func (b *Backend) List(ctx context.Context, opts runtime.ListOptions) ([]contain
 			break
 		}
 	}
-	return append(out, b.createdSummaries(f, all)...), nil
+	return append(out, b.localSummaries(f, all, ids)...), nil
 }
 
 func match(f filters.Args, s container.Summary) bool {
@@ -100,11 +104,11 @@ func (b *Backend) Inspect(ctx context.Context, ref string, size bool) (*containe
 	if size {
 		return nil, errdefs.ErrNotImplemented.WithMessage("container sizes are not available from the Kubernetes backend")
 	}
-	if p, ok := b.createdPod(ref); ok {
-		return createdInspect(p, b.now()), nil
-	}
 	p, err := b.lookup(ref)
 	if err != nil {
+		if _, l, ok := b.localFind(ref); ok {
+			return inspect(l.pod, b.now()), nil
+		}
 		return nil, err
 	}
 	return inspect(p, b.now()), nil

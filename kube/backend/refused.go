@@ -15,20 +15,11 @@ import (
 // cannot be paused, committed or exported). Each answers 501 in Docker's
 // words; see docs/kubernetes.md for the table.
 
-func (b *Backend) Stop(ctx context.Context, ref, signal string, timeout *int) error {
-	return notImplemented("stopping a container (a pod cannot be stopped and started again; docker rm -f removes it)")
-}
 func (b *Backend) Restart(ctx context.Context, ref, signal string, timeout *int) error {
 	return notImplemented("restart")
 }
-func (b *Backend) Kill(ctx context.Context, ref, signal string) error {
-	return notImplemented("kill (the kubelet sends only SIGTERM, then SIGKILL; docker rm -f removes the pod)")
-}
 func (b *Backend) Pause(ctx context.Context, ref string) error   { return notImplemented("pause") }
 func (b *Backend) Unpause(ctx context.Context, ref string) error { return notImplemented("unpause") }
-func (b *Backend) Wait(ctx context.Context, ref string, cond container.WaitCondition) (<-chan runtime.WaitResult, error) {
-	return nil, notImplemented("wait")
-}
 func (b *Backend) RemoveLink(ctx context.Context, ref string) error {
 	return notImplemented("links (rm --link)")
 }

@@ -27,9 +27,9 @@ const refusedBy = "the Kubernetes backend"
 // 501 (the first route that matches wins). The refused routers are built
 // without backends: only their route tables are read.
 func (b *Backend) Routers(v Version) []httputil.Router {
-	sys := systemrouter.New(info{b, v}, nil, nil)
+	sys := systemrouter.New(info{b, v}, b.bus, nil)
 	return []httputil.Router{
-		refused.New(refusedBy, refused.Only(sys, "/events", "/system/df")),
+		refused.New(refusedBy, refused.Only(sys, "/system/df")),
 		sys,
 		containers.New(b),
 		composerouter.New(b.Deployments()),

@@ -7,16 +7,15 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/berthd/berth/compose"
-	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/kube"
 	"github.com/berthd/berth/runtime"
 )
@@ -25,6 +24,9 @@ import (
 // applies it: a pod cannot exist without running, a created container can.
 // Options a pod cannot express are refused (501), never dropped.
 func (b *Backend) Create(ctx context.Context, req runtime.CreateRequest) (container.CreateResponse, error) {
+	if req.Config != nil && req.Config.Labels[compose.LabelProject] != "" {
+		return b.createReplica(ctx, req)
+	}
 	if err := refuseCreate(req); err != nil {
 		return container.CreateResponse{}, err
 	}
@@ -39,19 +41,16 @@ func (b *Backend) Create(ctx context.Context, req runtime.CreateRequest) (contai
 	if _, err := b.lookup(dockerName); err == nil {
 		return container.CreateResponse{}, conflictName(dockerName)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, p := range b.created {
-		if name(p) == dockerName {
-			return container.CreateResponse{}, conflictName(dockerName)
-		}
+	if _, _, ok := b.localFind(dockerName); ok {
+		return container.CreateResponse{}, conflictName(dockerName)
 	}
 	p, err := b.podFor(req, podName, dockerName)
 	if err != nil {
 		return container.CreateResponse{}, err
 	}
 	id := containerID(p)
-	b.created[id] = p
+	b.setLocal(id, &local{pod: p, state: localCreated})
+	b.event(p, events.ActionCreate, nil)
 	return container.CreateResponse{ID: id}, nil
 }
 
@@ -64,9 +63,6 @@ func refuseCreate(req runtime.CreateRequest) error {
 	cfg, hc := req.Config, req.HostConfig
 	if cfg == nil || cfg.Image == "" {
 		return errdefs.ErrInvalidArgument.WithMessage("config: image is required")
-	}
-	if cfg.Labels[compose.LabelProject] != "" {
-		return notImplemented("creating compose containers one by one (docker compose up); deploy the project with `berth compose up`, which")
 	}
 	if hc == nil {
 		return nil
@@ -185,16 +181,31 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Start applies a created container's Pod (and the default namespace). A
-// pod that exists already is running, or was: 304, as Docker answers.
+// Start applies a created (or stopped) container's Pod, and the default
+// namespace; a compose replica is started by its StatefulSet. A container
+// the cluster has a pod for is running, or was: 304, as Docker answers.
 func (b *Backend) Start(ctx context.Context, ref string) error {
-	p, ok := b.createdPod(ref)
-	if !ok {
-		if _, err := b.lookup(ref); err != nil {
+	if p, err := b.lookup(ref); err == nil {
+		if isReplica(p) || podState(p, b.now()).status != container.StateExited {
+			return errdefs.ErrNotModified
+		}
+		// a plain pod whose process ended (restart policy no): a pod does
+		// not run twice, so it is replaced by the same spec
+		if err := b.replacePod(ctx, p); err != nil {
 			return err
 		}
+	}
+	id, l, ok := b.localFind(ref)
+	if !ok {
+		return errdefs.ErrNotFound.WithMessage("No such container: " + ref)
+	}
+	if l.state == localStarting {
 		return errdefs.ErrNotModified
 	}
+	if isReplica(l.pod) {
+		return b.startReplica(ctx, id, l)
+	}
+	p := cleanCopy(l.pod)
 	ns := &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: b.defNS, Labels: map[string]string{kube.LabelManagedBy: kube.ManagedBy}}}
 	if _, _, err := b.apply(ctx, ns); err != nil {
 		return err
@@ -202,27 +213,31 @@ func (b *Backend) Start(ctx context.Context, ref string) error {
 	if _, _, err := b.apply(ctx, p); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	delete(b.created, containerID(p))
-	b.mu.Unlock()
+	b.setLocal(id, &local{pod: p, state: localStarting})
 	return nil
 }
 
-// Remove deletes a plain container's Pod (or forgets a created one). A
-// compose replica belongs to its StatefulSet: scale or down the project.
+// Remove deletes a plain container's Pod (or forgets a created or stopped
+// one); a compose replica is scaled away first (removeReplica).
 func (b *Backend) Remove(ctx context.Context, ref string, opts runtime.RemoveOptions) error {
-	if p, ok := b.createdPod(ref); ok {
-		b.mu.Lock()
-		delete(b.created, containerID(p))
-		b.mu.Unlock()
-		return nil
-	}
 	p, err := b.lookup(ref)
 	if err != nil {
-		return err
+		id, l, ok := b.localFind(ref)
+		if !ok {
+			return err
+		}
+		if l.state == localStarting && !opts.Force {
+			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container \"/%s\": container is starting: stop the container before removing or force remove", name(l.pod)))
+		}
+		b.setLocal(id, nil)
+		b.event(l.pod, events.ActionDestroy, nil)
+		if isReplica(l.pod) {
+			return b.retireService(ctx, keyOf(l.pod))
+		}
+		return nil
 	}
-	if project := p.Labels[compose.LabelProject]; project != "" {
-		return notImplemented(fmt.Sprintf("removing one replica of compose project %s (use `docker compose down` or `berth compose scale`); removing a replica", project))
+	if isReplica(p) {
+		return b.removeReplica(ctx, p, opts)
 	}
 	st := podState(p, b.now())
 	if st.status == container.StateRunning && !opts.Force {
@@ -235,36 +250,14 @@ func (b *Backend) Remove(ctx context.Context, ref string, opts runtime.RemoveOpt
 	return fromAPI(ignoreGone(b.c.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, del)))
 }
 
-// createdPod finds a created, not yet started, container.
-func (b *Backend) createdPod(ref string) (*corev1.Pod, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	want := strings.TrimPrefix(ref, "/")
-	for id, p := range b.created {
-		if id == ref || name(p) == want || len(ref) >= 4 && strings.HasPrefix(id, ref) {
-			return p, true
-		}
+// replacePod deletes an exited plain pod and waits until it is gone, so
+// that Start can apply it again; it stays a stopped container meanwhile.
+func (b *Backend) replacePod(ctx context.Context, p *corev1.Pod) error {
+	b.quietly(p)
+	b.preStopped(p, int32(podState(p, b.now()).exitCode))
+	if err := fromAPI(ignoreGone(b.c.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}))); err != nil {
+		b.setLocal(containerID(p), nil)
+		return err
 	}
-	return nil, false
-}
-
-// createdSummaries lists the created containers (with all or a status filter).
-func (b *Backend) createdSummaries(f filters.Args, all bool) []container.Summary {
-	if !all {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []container.Summary
-	for _, p := range b.created {
-		s := summary(p, b.now())
-		if match(f, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func createdInspect(p *corev1.Pod, now time.Time) *container.InspectResponse {
-	return inspect(p, now)
+	return b.recordStopped(ctx, p, ptr(int64(0)), int32(podState(p, b.now()).exitCode))
 }
