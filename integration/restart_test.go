@@ -145,8 +145,9 @@ func TestRestartLoopBackoff(t *testing.T) {
 	t.Logf("restarts in 10 s: %d; berthd CPU: %v; docker ps median %v, max %v", count, cpu, med, lat[len(lat)-1])
 	// the backoff bounds the count from above whatever the machine's speed
 	// (100+200+...+3200 ms is 6.3 s for 6 restarts); a loaded machine makes
-	// fewer, never more
-	assert.Check(t, count >= 3 && count <= 9, "restarts: %d", count)
+	// fewer, never more, but it goes on restarting
+	assert.Check(t, count <= 9, "restarts: %d", count)
+	waitInspect(t, d, "{{ge .RestartCount 3}}", "flap", "true", 60*time.Second)
 	assert.Check(t, cpu < 1500*time.Millisecond, "berthd used %v of CPU in 10 s", cpu)
 	// responsive, not fast: speed is make bench's business
 	assert.Check(t, med < time.Second, "docker ps took %v (median)", med)
