@@ -35,8 +35,10 @@ testdata/images/busybox.tar:
 # against a real berthd with the real docker CLI, compose and docker-py.
 test: deps lint build unit fuzz-smoke e2e
 
+# -timeout: a package's tests may take 20 min, not go test's 10: runtime/shim's
+# took 5.5 min under -race on a loaded 2-core machine (2 min when idle)
 unit:
-	go test -race -count=1 $(UNIT_PKGS)
+	go test -race -count=1 -timeout 20m $(UNIT_PKGS)
 
 e2e: build compose buildx
 	go test -count=1 -timeout 50m -p 1 ./integration/...

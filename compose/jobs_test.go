@@ -157,5 +157,5 @@ func TestSchedulerLoop(t *testing.T) {
 			return poll.Success()
 		}
 		return poll.Continue("%d executions", len(list))
-	}, poll.WithDelay(time.Millisecond), poll.WithTimeout(10*time.Second))
+	}, poll.WithDelay(time.Millisecond), poll.WithTimeout(30*time.Second))
 }

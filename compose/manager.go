@@ -66,6 +66,9 @@ type Manager struct {
 	ours map[string]time.Time
 	// clientStopped are replicas a client stopped (since their last start)
 	clientStopped map[string]bool
+	// handovers are projects a client has taken over whose record does not
+	// say so yet (handoverSoon)
+	handovers map[string]bool
 	// execMu orders the read-modify-write of job execution records
 	execMu sync.Mutex
 	// dirty wakes the supervisor for a project (see supervisor.go)
@@ -92,7 +95,7 @@ func NewManager(d ManagerDeps) (*Manager, error) {
 	if d.Sweep <= 0 {
 		d.Sweep = 15 * time.Second
 	}
-	m := &Manager{d: d, locks: map[string]*sync.Mutex{}, ours: map[string]time.Time{}, clientStopped: map[string]bool{}, dirty: make(chan string, 256), schedule: make(chan struct{}, 1)}
+	m := &Manager{d: d, locks: map[string]*sync.Mutex{}, ours: map[string]time.Time{}, clientStopped: map[string]bool{}, handovers: map[string]bool{}, dirty: make(chan string, 256), schedule: make(chan struct{}, 1)}
 	dp, err := NewDeployer(DeployerDeps{Containers: markingContainers{d.Containers, m.markOurs}, Networks: d.Networks, Volumes: d.Volumes, Images: d.Images, Logs: d.Logs, Poll: d.Poll})
 	if err != nil {
 		return nil, err

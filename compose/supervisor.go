@@ -123,7 +123,7 @@ func (m *Manager) interest(msg events.Message) map[string]time.Duration {
 		switch msg.Action {
 		case events.ActionCreate:
 			if !m.isOurs(attrs["name"]) {
-				go m.handover(k.Project) // not waiting here for an operation that holds the project
+				m.handoverSoon(k.Project)
 			}
 			return map[string]time.Duration{k.Project: m.d.Grace}
 		case events.ActionStop:
@@ -132,7 +132,7 @@ func (m *Manager) interest(msg events.Message) map[string]time.Duration {
 			}
 		case events.ActionDestroy:
 			if m.setClientStopped(msg.Actor.ID, false) {
-				go m.handover(k.Project)
+				m.handoverSoon(k.Project)
 			}
 			return map[string]time.Duration{k.Project: m.d.Grace}
 		case events.ActionStart:
@@ -174,10 +174,34 @@ func (m *Manager) setClientStopped(id string, stopped bool) bool {
 	return was
 }
 
-// handover makes a berth-deployed project the client's.
-func (m *Manager) handover(project string) {
-	unlock := m.lock(project)
-	defer unlock()
+// handoverSoon makes a berth-deployed project the client's. The decision
+// is taken now, from the event; the record is changed under the project's
+// lock by whichever comes first: the handover started here (not waiting in
+// the event loop for an operation that holds the project) or the
+// supervisor's next check, which would otherwise keep the project as
+// berth's and resurrect what the client removed (a check that won the lock
+// did so on a loaded machine).
+func (m *Manager) handoverSoon(project string) {
+	m.mu.Lock()
+	m.handovers[project] = true
+	m.mu.Unlock()
+	go func() {
+		unlock := m.lock(project)
+		defer unlock()
+		m.handoverLocked(project)
+	}()
+}
+
+// handoverLocked does a handover that is due; the caller holds the
+// project's lock.
+func (m *Manager) handoverLocked(project string) {
+	m.mu.Lock()
+	due := m.handovers[project]
+	delete(m.handovers, project)
+	m.mu.Unlock()
+	if !due {
+		return
+	}
 	rec, err := m.d.Records.Get(project)
 	if err != nil || rec.Origin != OriginBerth {
 		return
@@ -217,6 +241,7 @@ func (m *Manager) check(ctx context.Context, project string, boot bool) bool {
 		return false
 	}
 	defer unlock()
+	m.handoverLocked(project)
 	rec, err := m.d.Records.Get(project)
 	if err != nil && !errdefs.IsNotFound(err) {
 		logrus.WithError(err).Warnf("deployment %s: read the record", project)

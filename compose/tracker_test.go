@@ -117,7 +117,7 @@ func TestTrackerRun(t *testing.T) {
 			return poll.Success()
 		}
 		return poll.Continue("waiting for the re-list")
-	}, poll.WithTimeout(5*time.Second), poll.WithDelay(5*time.Millisecond))
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(5*time.Millisecond))
 	cancel()
 	assert.NilError(t, <-done)
 }

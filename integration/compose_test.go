@@ -293,7 +293,7 @@ func TestComposeBadInput(t *testing.T) {
 					return poll.Continue("left: %s", l)
 				}
 				return poll.Success()
-			}, poll.WithTimeout(10*time.Second))
+			}, poll.WithTimeout(30*time.Second))
 		})
 	}
 	r := d.Berth(t, "compose", "up", "-f", composeFile("cycle"))

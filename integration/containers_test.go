@@ -27,7 +27,7 @@ func TestRunRmLeavesNothing(t *testing.T) {
 			return poll.Continue("left: %v", left)
 		}
 		return poll.Success()
-	}, poll.WithTimeout(10*time.Second))
+	}, poll.WithTimeout(30*time.Second))
 }
 
 func TestExitCodes(t *testing.T) {
@@ -54,7 +54,7 @@ func TestDetachedLifecycle(t *testing.T) {
 			return poll.Success()
 		}
 		return poll.Continue("no log yet")
-	}, poll.WithTimeout(10*time.Second))
+	}, poll.WithTimeout(30*time.Second))
 	start := time.Now()
 	d.DockerOK(t, "stop", "-t", "1", "sleeper")
 	assert.Check(t, time.Since(start) < 5*time.Second)

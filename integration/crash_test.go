@@ -66,10 +66,15 @@ func checkTruthful(t *testing.T, d *testenv.Daemon, where string) {
 	want := testenv.Held{Monitors: running, Cgroups: running, Veths: running, Netns: running,
 		Endpoints: running, Addresses: running, Ports: ports, Mounts: running}
 	if got != want {
-		// a monitor of a container that exited just now goes within its grace period
-		time.Sleep(6 * time.Second)
-		inv = d.Inventory(t)
-		got.Monitors = len(inv.Monitors)
+		// a monitor of a container that exited just now goes once its
+		// grace period (5 s) is over and the shim has run: wait for that
+		// rather than for a guess of how long a loaded machine takes
+		deadline := time.Now().Add(30 * time.Second)
+		for got != want && got.Monitors > want.Monitors && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			inv = d.Inventory(t)
+			got.Monitors = len(inv.Monitors)
+		}
 	}
 	assert.Check(t, is.Equal(got, want), "%s: the daemon holds more or less than its %d running containers need: %+v", where, running, inv)
 	st := d.Storage(t)

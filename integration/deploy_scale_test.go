@@ -89,7 +89,7 @@ func dnsRight(t *testing.T, d *testenv.Daemon, from, project, svc string, n int)
 				return poll.Continue("%d.%s: %v, want %v", i, svc, got, want)
 			}
 			return poll.Success()
-		}, poll.WithTimeout(10*time.Second))
+		}, poll.WithTimeout(30*time.Second))
 	}
 }
 

@@ -151,7 +151,7 @@ func TestFullDataRoot(t *testing.T) {
 			return poll.Continue("before logs %q", out)
 		}
 		return poll.Success()
-	}, poll.WithTimeout(5*time.Second))
+	}, poll.WithTimeout(30*time.Second))
 	d.Stop(t)
 	checkStore(t, d)
 	d.Start(t)

@@ -106,7 +106,7 @@ func TestTwentySurviveDaemonKill(t *testing.T) {
 			return poll.Continue("late (pid %s) still runs", latePid)
 		}
 		return poll.Success()
-	}, poll.WithTimeout(10*time.Second), poll.WithDelay(20*time.Millisecond))
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(20*time.Millisecond))
 	// the tickers keep logging while berthd is down: 10 more lines each
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		for _, name := range names {
@@ -153,7 +153,7 @@ func TestTwentySurviveDaemonKill(t *testing.T) {
 		Netns:  n, Veths: n, Rules: held.Rules, Ports: n, Endpoints: n, DNSRecords: held.DNSRecords - 1,
 		Addresses: n, Cgroups: n, Monitors: n,
 	}
-	d.WaitHeld(t, want, 10*time.Second)
+	d.WaitHeld(t, want, 30*time.Second)
 }
 
 // A monitor killed while berthd runs: berthd notices, kills the container
@@ -165,7 +165,7 @@ func TestMonitorKilledWhileDaemonRuns(t *testing.T) {
 	pid, _ := strconv.Atoi(inspectF(t, d, "{{.State.Pid}}", "orphaned"))
 	shim := shimOf(t, d, id)
 	assert.NilError(t, syscall.Kill(shim, syscall.SIGKILL))
-	waitInspect(t, d, "{{.State.Status}} {{.State.ExitCode}}", "orphaned", "exited 137", 10*time.Second)
+	waitInspect(t, d, "{{.State.Status}} {{.State.ExitCode}}", "orphaned", "exited 137", 30*time.Second)
 	assert.Check(t, is.Contains(inspectF(t, d, "{{.State.Error}}", "orphaned"), "monitor died"))
 	assert.Check(t, !alive(pid), "container process %d still runs", pid)
 	d.DockerOK(t, "rm", "orphaned")
@@ -174,7 +174,7 @@ func TestMonitorKilledWhileDaemonRuns(t *testing.T) {
 			return poll.Continue("left: %v", left)
 		}
 		return poll.Success()
-	}, poll.WithTimeout(10*time.Second))
+	}, poll.WithTimeout(30*time.Second))
 }
 
 // A monitor killed while berthd is down: at start berthd finds no monitor
@@ -230,7 +230,7 @@ func TestGracefulRestartKeepsContainers(t *testing.T) {
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "steady", "-p", "127.0.0.1::80", "busybox", "httpd", "-f", "-p", "80")
 	d.DockerOK(t, "run", "-d", "--name", "flaky", "--restart", "on-failure:4", "busybox", "sh", "-c", "sleep 0.3; exit 3")
-	waitInspect(t, d, "{{.RestartCount}}", "flaky", "3", 10*time.Second) // its next restart is 800 ms away
+	waitInspect(t, d, "{{.RestartCount}}", "flaky", "3", 30*time.Second) // its next restart is 800 ms away
 	pid := inspectF(t, d, "{{.State.Pid}}", "steady")
 	d.Restart(t, syscall.SIGTERM)
 	assert.Equal(t, inspectF(t, d, "{{.State.Status}} {{.State.Pid}}", "steady"), "running "+pid)
@@ -238,6 +238,6 @@ func TestGracefulRestartKeepsContainers(t *testing.T) {
 	_, err := httpGet("http://" + port + "/")
 	assert.NilError(t, err)
 	// dockerd's rule at daemon start: an on-failure container that failed restarts, with its count reset
-	waitInspect(t, d, "{{.State.Status}}", "flaky", "running", 5*time.Second)
-	waitInspect(t, d, "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", "flaky", "exited 3 4", 15*time.Second)
+	waitInspect(t, d, "{{.State.Status}}", "flaky", "running", 30*time.Second)
+	waitInspect(t, d, "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", "flaky", "exited 3 4", 60*time.Second)
 }

@@ -74,7 +74,7 @@ func TestLegacyLinks(t *testing.T) {
 	d.DockerOK(t, "start", "db2")
 	newIP := strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", "db2"))
 	assert.Assert(t, newIP != dbIP, "db2 got its old address back; the test cannot tell")
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(d.DockerOK(t, "exec", "web2", "cat", "/etc/hosts"), newIP+"\tmy-link1 ") && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -274,7 +274,7 @@ func TestPublishedPorts(t *testing.T) {
 			}
 			l.Close()
 			return poll.Success()
-		}, poll.WithTimeout(10*time.Second))
+		}, poll.WithTimeout(30*time.Second))
 	}
 	waitInventory(t, d, func(inv *network.Inventory) string {
 		if n := len(network.PortRules(inv.Rules)); n > 0 {

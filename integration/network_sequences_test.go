@@ -65,7 +65,7 @@ func (m *seqModel) check(t *testing.T, d *testenv.Daemon, ctr, step string) {
 			return poll.Continue("%s: networks %v and interfaces %v, want %v", step, got, links, want)
 		}
 		return poll.Success()
-	}, poll.WithTimeout(10*time.Second), poll.WithDelay(100*time.Millisecond))
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(100*time.Millisecond))
 
 	out := inCtrOK(t, d, ctr, "ip -4 route show default; echo ---; grep '^nameserver' /etc/resolv.conf")
 	routes, resolv, _ := strings.Cut(out, "---\n")

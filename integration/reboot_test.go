@@ -77,7 +77,7 @@ volumes:
 			return poll.Continue("GET %s: %q %v", port, body, err)
 		}
 		return poll.Success()
-	}, poll.WithTimeout(10*time.Second))
+	}, poll.WithTimeout(30*time.Second))
 	// compose sees its deployment as it left it: up again changes nothing
 	id := inspectF(t, d, "{{.Id}}", "shop-web-1")
 	up()

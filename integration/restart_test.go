@@ -44,7 +44,7 @@ func TestRestartOnFailureMax(t *testing.T) {
 	d.LoadBusybox(t)
 	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
 	d.DockerOK(t, "run", "-d", "--name", "of2", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1")
-	waitInspect(t, d, "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", "of2", "exited 1 2", 10*time.Second)
+	waitInspect(t, d, "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", "of2", "exited 1 2", 30*time.Second)
 	// and it stays so
 	time.Sleep(time.Second)
 	assert.Equal(t, inspectF(t, d, "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", "of2"), "exited 1 2")
@@ -55,7 +55,7 @@ func TestRestartOnFailureMax(t *testing.T) {
 
 	// a start by the user resets the count, as in dockerd
 	d.DockerOK(t, "start", "of2")
-	waitInspect(t, d, "{{.State.Status}} {{.RestartCount}}", "of2", "exited 2", 10*time.Second)
+	waitInspect(t, d, "{{.State.Status}} {{.RestartCount}}", "of2", "exited 2", 30*time.Second)
 }
 
 // dockerd: docker stop and docker kill end the container for good, whatever
@@ -71,7 +71,7 @@ func TestRestartNotAfterStopOrKill(t *testing.T) {
 	pid := inspectF(t, d, "{{.State.Pid}}", "crashed")
 	n, _ := strconv.Atoi(pid)
 	assert.NilError(t, syscall.Kill(n, syscall.SIGKILL))
-	waitInspect(t, d, "{{.State.Status}} {{.RestartCount}}", "crashed", "running 1", 10*time.Second)
+	waitInspect(t, d, "{{.State.Status}} {{.RestartCount}}", "crashed", "running 1", 30*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	assert.Equal(t, inspectF(t, d, "{{.State.Status}} {{.RestartCount}}", "stopped"), "exited 0")
 	assert.Equal(t, inspectF(t, d, "{{.State.Status}} {{.RestartCount}}", "killed"), "exited 0")
@@ -100,7 +100,7 @@ func TestRestartPoliciesAtDaemonStart(t *testing.T) {
 	d.DockerOK(t, "create", "--name", "al-created", "--restart", "always", "busybox", "sleep", "300")
 	d.DockerOK(t, "stop", "-t", "1", "al-stopped", "us-stopped", "of-stopped", "of-clean")
 	d.DockerOK(t, "kill", "al-killed")
-	waitInspect(t, d, "{{.State.Status}} {{.RestartCount}}", "of-spent", "exited 1", 10*time.Second)
+	waitInspect(t, d, "{{.State.Status}} {{.RestartCount}}", "of-spent", "exited 1", 30*time.Second)
 	runningPid := inspectF(t, d, "{{.State.Pid}}", "al-running")
 
 	d.Restart(t, syscall.SIGKILL)
@@ -145,8 +145,9 @@ func TestRestartLoopBackoff(t *testing.T) {
 	t.Logf("restarts in 10 s: %d; berthd CPU: %v; docker ps median %v, max %v", count, cpu, med, lat[len(lat)-1])
 	// the backoff bounds the count from above whatever the machine's speed
 	// (100+200+...+3200 ms is 6.3 s for 6 restarts); a loaded machine makes
-	// fewer, never more
-	assert.Check(t, count >= 3 && count <= 9, "restarts: %d", count)
+	// fewer, never more, but it goes on restarting
+	assert.Check(t, count <= 9, "restarts: %d", count)
+	waitInspect(t, d, "{{ge .RestartCount 3}}", "flap", "true", 60*time.Second)
 	assert.Check(t, cpu < 1500*time.Millisecond, "berthd used %v of CPU in 10 s", cpu)
 	// responsive, not fast: speed is make bench's business
 	assert.Check(t, med < time.Second, "docker ps took %v (median)", med)
@@ -173,7 +174,7 @@ func TestUpdateRestartAndResources(t *testing.T) {
 
 	pid, _ := strconv.Atoi(inspectF(t, d, "{{.State.Pid}}", "upd"))
 	assert.NilError(t, syscall.Kill(pid, syscall.SIGKILL))
-	waitInspect(t, d, "{{.State.Status}} {{.RestartCount}}", "upd", "running 1", 10*time.Second)
+	waitInspect(t, d, "{{.State.Status}} {{.RestartCount}}", "upd", "running 1", 30*time.Second)
 	// the new run has the updated limits from the start
 	id2 := inspectF(t, d, "{{.Id}}", "upd")
 	assert.Equal(t, id2, id)

@@ -439,7 +439,7 @@ func TestStreamsTopStatsDiffExport(t *testing.T) {
 			return poll.Success()
 		}
 		return poll.Continue("exec not in top yet")
-	}, poll.WithTimeout(10*time.Second))
+	}, poll.WithTimeout(30*time.Second))
 	code, body := streamsAPI(t, d, http.MethodGet, "/v1.41/containers/idle/top?ps_args="+urlEscape("-o user=PID"), nil)
 	assert.Check(t, is.Equal(code, http.StatusBadRequest), body)
 
@@ -600,8 +600,16 @@ func TestStreamsDroppedClientsLeakNothing(t *testing.T) {
 		}
 	}
 	round(3) // warm up: lazily started daemon goroutines, pools
-	time.Sleep(2 * time.Second)
-	before := usage(t, d, ctrs...)
+	// the baseline once the warm-up's execs have ended (sleep 1 outlives
+	// its dropped client): each container runs its init alone
+	var before daemonUsage
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		before = usage(t, d, ctrs...)
+		if before.procs != len(ctrs) || before.shims != len(ctrs) {
+			return poll.Continue("the warm-up still runs: %+v", before)
+		}
+		return poll.Success()
+	}, poll.WithDelay(200*time.Millisecond), poll.WithTimeout(30*time.Second))
 	t.Logf("before: %+v", before)
 	round(n)
 	var after daemonUsage
@@ -635,7 +643,7 @@ func TestStreamsDroppedClientsLeakNothing(t *testing.T) {
 		line, _ := bufio.NewReader(out).ReadString('\n')
 		got <- line
 	}()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(30 * time.Second)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {

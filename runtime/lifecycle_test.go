@@ -97,7 +97,7 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 			return poll.Success()
 		}
 		return poll.Continue("trap not set yet")
-	})
+	}, poll.WithTimeout(30*time.Second))
 	assert.Check(t, errdefs.IsNotModified(h.s.Start(ctx, id)))
 	zero := 1
 	start := time.Now()
@@ -178,7 +178,7 @@ func TestRestartPolicyOnFailure(t *testing.T) {
 			return poll.Success()
 		}
 		return poll.Continue("restart count %d status %s", ins.RestartCount, ins.State.Status)
-	}, poll.WithTimeout(10*time.Second))
+	}, poll.WithTimeout(30*time.Second))
 	ins, _ := h.s.Inspect(ctx, id, false)
 	assert.Equal(t, ins.State.ExitCode, 1)
 }
@@ -242,7 +242,7 @@ func TestFailedStartOfAutoRemoveContainerRemovesIt(t *testing.T) {
 	assert.ErrorContains(t, h.s.Start(ctx, id), "executable file not found")
 	select {
 	case <-ch:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("a --rm container whose start failed was not removed")
 	}
 	_, err = h.s.Inspect(ctx, id, false)

@@ -111,7 +111,7 @@ func TestExecTableAlone(t *testing.T) {
 			return poll.Continue("%d events", n)
 		}
 		return poll.Success()
-	})
+	}, poll.WithTimeout(30*time.Second))
 	assert.Check(t, is.DeepEqual(ev.actions(c.rec.ID), []string{"exec_create: echo hi", "exec_start: echo hi", "exec_die"}))
 
 	x.forget(c)
@@ -155,7 +155,7 @@ func TestHealthCheckerAlone(t *testing.T) {
 			return poll.Continue("%d probes recorded", len(saved))
 		}
 		return poll.Success()
-	})
+	}, poll.WithTimeout(30*time.Second))
 	cancel()
 	bg.Wait()
 	mu.Lock()
@@ -220,7 +220,7 @@ func TestAttacherAlone(t *testing.T) {
 				return poll.Continue("not pending yet")
 			}
 			return poll.Success()
-		})
+		}, poll.WithTimeout(30*time.Second))
 		stopped.mu.Lock()
 		stopped.connectPending(attachTask{greeting: "started"})
 		stopped.mu.Unlock()

@@ -9,8 +9,9 @@ import (
 )
 
 // pollInterval backs up inotify (and replaces it where inotify is not
-// available): an append is never noticed later than this.
-const pollInterval = 250 * time.Millisecond
+// available): an append is never noticed later than this. A variable for
+// the tests only (TestFollow turns the poll off to see inotify alone).
+var pollInterval = 250 * time.Millisecond
 
 // follow delivers what is appended to *f, moving on to the new file at path
 // when the writer rolls the log (and leaving it in *f for the caller to close).

@@ -32,6 +32,10 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 func TestSlowAttachClient(t *testing.T) {
 	line := strings.Repeat("x", 499) + "\n"
 	cfg := bundle(t, false, "sh", "-c", "i=0; while [ $i -lt 6000 ]; do echo "+strings.TrimSuffix(line, "\n")+"; i=$((i+1)); done")
+	// the test releases the shim after reading the 3 MB log back: on a
+	// loaded machine (and under -race) later than the default grace of 5 s
+	// after the exit, when the shim has left by itself
+	cfg.ExitGrace = time.Minute
 	ctx, cancel := testCtx()
 	defer cancel()
 	c, err := Launch(ctx, cfg)

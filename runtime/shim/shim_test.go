@@ -321,8 +321,9 @@ func TestExec(t *testing.T) {
 		var out syncBuffer
 		e, err := c.Exec(ctx, monitor.ExecConfig{ID: "e6", ProcessJSON: processJSON(t, true, "sh", "-c", "stty -echo; read x; stty size"), Terminal: true, Streams: monitor.Streams{Stdin: pr, Stdout: &out}})
 		assert.NilError(t, err)
+		// the size is set when Resize returns (the shim answers after the
+		// ioctl); typed before or after stty -echo, x only may echo
 		assert.NilError(t, e.Resize(ctx, 50, 60))
-		time.Sleep(50 * time.Millisecond)
 		pw.Write([]byte("x\r"))
 		code, err := e.Wait(ctx)
 		pw.Close()

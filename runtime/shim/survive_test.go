@@ -73,7 +73,10 @@ func TestShimOutlivesClient(t *testing.T) {
 
 	c2, err := Connect(ctx, cfg.StateDir)
 	assert.NilError(t, err)
-	o, _ := readLog(t, cfg.LogPath)
+	// the echo runs after the start, and its line reaches the log after it
+	// ran: on a loaded machine, not always by now
+	var o string
+	pollUntil(t, "the container's output is in its log", func() bool { o, _ = readLog(t, cfg.LogPath); return o != "" })
 	assert.Equal(t, o, "started\n")
 	es := stopContainer(t, c2, cfg)
 	assert.Equal(t, es.Code, 137)
