@@ -57,7 +57,8 @@ func TestDetachedLifecycle(t *testing.T) {
 	}, poll.WithTimeout(30*time.Second))
 	start := time.Now()
 	d.DockerOK(t, "stop", "-t", "1", "sleeper")
-	assert.Check(t, time.Since(start) < 5*time.Second)
+	// the 1 s grace, not the default 10 s, whatever the machine's load
+	assert.Check(t, time.Since(start) < 9*time.Second, "stop -t 1 took %v", time.Since(start))
 	exited := d.DockerOK(t, "ps", "-a", "--filter", "status=exited", "--format", "{{.Names}} {{.Status}}")
 	assert.Check(t, is.Contains(exited, "sleeper Exited (137)"))
 	assert.Check(t, !strings.Contains(d.DockerOK(t, "ps", "--format", "{{.Names}}"), "sleeper"))
