@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/berthd/berth/runtime/shim/proto"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"gotest.tools/v3/assert"
 )
@@ -154,14 +155,16 @@ func bundle(t testing.TB, tty bool, args ...string) Config {
 	assert.NilError(t, err)
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644))
 	cfg := Config{
-		ID:          id,
-		Bundle:      dir,
-		StateDir:    filepath.Join(dir, "s"),
-		LogPath:     filepath.Join(dir, "log.json"),
-		RuntimeRoot: env.runcRoot,
-		Terminal:    tty,
-		ShimBinary:  env.testShimBin,
-		FastExec:    true, // Debian's runc 1.1
+		Config: proto.Config{
+			ID:          id,
+			Bundle:      dir,
+			LogPath:     filepath.Join(dir, "log.json"),
+			RuntimeRoot: env.runcRoot,
+			Terminal:    tty,
+			FastExec:    true, // Debian's runc 1.1
+		},
+		StateDir:   filepath.Join(dir, "s"),
+		ShimBinary: env.testShimBin,
 	}
 	t.Cleanup(func() { cleanupContainer(t, cfg) })
 	return cfg

@@ -63,26 +63,7 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 	for _, f := range []string{proto.ExitFile, proto.SocketFile, proto.PidFile} {
 		os.Remove(filepath.Join(cfg.StateDir, f))
 	}
-	pc := proto.Config{
-		ID:            cfg.ID,
-		Bundle:        cfg.Bundle,
-		LogPath:       cfg.LogPath,
-		LogRotation:   cfg.LogRotation,
-		LogAttrs:      cfg.LogAttrs,
-		Log:           cfg.Log,
-		RuntimeBinary: cfg.RuntimeBinary,
-		RuntimeRoot:   cfg.RuntimeRoot,
-		RuntimeArgs:   cfg.RuntimeArgs,
-		FastExec:      cfg.FastExec,
-		Terminal:      cfg.Terminal,
-		OpenStdin:     cfg.OpenStdin,
-		StdinOnce:     cfg.StdinOnce,
-		ExitGrace:     cfg.ExitGrace,
-	}
-	if cfg.ConsoleSize.Set() {
-		pc.ConsoleHeight, pc.ConsoleWidth = dims(cfg.ConsoleSize)
-	}
-	b, err := json.Marshal(pc)
+	b, err := json.Marshal(cfg.Config)
 	if err != nil {
 		return nil, err
 	}

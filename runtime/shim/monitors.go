@@ -14,6 +14,7 @@ import (
 	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/logdriver/remote"
 	"github.com/berthd/berth/runtime/monitor"
+	"github.com/berthd/berth/runtime/shim/proto"
 )
 
 // Runtime is an OCI runtime a shim runs containers with.
@@ -66,18 +67,20 @@ func (m *Monitors) Launch(ctx context.Context, cfg monitor.Config) (monitor.Task
 	}
 	log := cfg.Log
 	sc := Config{
-		ID: cfg.ID, Bundle: cfg.Bundle, StateDir: cfg.StateDir, Log: &log,
-		RuntimeBinary: rt.Path, RuntimeRoot: rt.Root, RuntimeArgs: rt.Args, FastExec: rt.FastExec,
-		ShimBinary: m.shimBinary, ExitGrace: m.exitGrace,
-		Terminal: cfg.Terminal, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
+		Config: proto.Config{
+			ID: cfg.ID, Bundle: cfg.Bundle, Log: &log,
+			RuntimeBinary: rt.Path, RuntimeRoot: rt.Root, RuntimeArgs: rt.Args, FastExec: rt.FastExec,
+			ExitGrace: m.exitGrace, Terminal: cfg.Terminal, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
+		},
+		StateDir: cfg.StateDir, ShimBinary: m.shimBinary,
 	}
 	if remote.Needs(log.Driver) {
 		// the variant that links the drivers needing crypto/tls, found by
 		// the name every monitor has
 		sc.ShimBinary, sc.ShimName = m.shimBinary+"-remote", filepath.Base(m.shimBinary)
 	}
-	if cfg.Terminal {
-		sc.ConsoleSize = cfg.ConsoleSize
+	if cfg.Terminal && cfg.ConsoleSize.Set() {
+		sc.ConsoleHeight, sc.ConsoleWidth = dims(cfg.ConsoleSize)
 	}
 	c, err := Launch(ctx, sc)
 	if err != nil {

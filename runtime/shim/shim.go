@@ -27,44 +27,25 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/containerd/errdefs"
 
-	"github.com/berthd/berth/runtime/logdriver"
-	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/monitor"
 	"github.com/berthd/berth/runtime/shim/proto"
 )
 
-// Config describes the container a shim is launched for.
+// Config is what Launch needs: the shim's own configuration (proto.Config,
+// which Launch writes to the state directory for the shim to read: the
+// container, its bundle, its log, its OCI runtime, its stdio and console
+// size) and where and how to start the shim.
 type Config struct {
-	ID       string // the runtime's container id
-	Bundle   string // OCI bundle directory (config.json, rootfs)
+	proto.Config
 	StateDir string // the shim's directory; its path + "/shim.sock" must fit a unix socket (107 bytes)
-	// Log is the container's logging driver; nil: json-file at LogPath,
-	// rolled as LogRotation says, with LogAttrs stored with every entry.
-	Log           *logdriver.Config
-	LogPath       string
-	LogRotation   logfile.Rotation
-	LogAttrs      map[string]string
-	RuntimeBinary string   // default "runc"
-	RuntimeRoot   string   // runc --root; default the runtime's own
-	RuntimeArgs   []string // more global runtime flags, e.g. --systemd-cgroup
-	// FastExec lets execs skip the runtime (berth-nsexec): only for a
-	// runtime and version the fast path was proven equivalent to.
-	FastExec    bool
-	Terminal    bool                // give the init a pty (the shim owns the master); the bundle's process.terminal must agree
-	OpenStdin   bool                // keep a stdin the attach clients write to
-	StdinOnce   bool                // an attach client's end of input closes stdin (without Terminal)
-	ConsoleSize monitor.ConsoleSize // of the Terminal; zero: the runtime's default
-	ShimBinary  string              // path of berth-shim; default "berth-shim" on $PATH
+	// ShimBinary is the path of berth-shim; default "berth-shim" on $PATH.
+	ShimBinary string
 	// ShimName is the shim's argv[0] when ShimBinary is a variant of it
 	// (berth-shim-remote), so that it is found by name as every monitor is.
 	ShimName string
-	// ExitGrace is how long a shim whose container exited stays to be
-	// Waited for before it exits unreleased; default 5s.
-	ExitGrace time.Duration
 }
 
 // exitStatus is the status the shim reported.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/berthd/berth/runtime/logfile"
 	"github.com/berthd/berth/runtime/monitor"
+	"github.com/berthd/berth/runtime/shim/proto"
 )
 
 func testCtx() (context.Context, context.CancelFunc) {
@@ -134,7 +135,7 @@ func TestLaunchErrors(t *testing.T) {
 		})
 	}
 	t.Run("bad config", func(t *testing.T) {
-		_, err := Launch(context.Background(), Config{ID: "x"})
+		_, err := Launch(context.Background(), Config{Config: proto.Config{ID: "x"}})
 		assert.Assert(t, errdefs.IsInvalidArgument(err))
 	})
 	t.Run("bad bundle", func(t *testing.T) {
@@ -181,7 +182,7 @@ func TestTTY(t *testing.T) {
 	})
 	t.Run("console size", func(t *testing.T) {
 		cfg := bundle(t, true, "stty", "size")
-		cfg.ConsoleSize = monitor.ConsoleSize{33, 111}
+		cfg.ConsoleHeight, cfg.ConsoleWidth = 33, 111
 		run(t, cfg)
 		o, _ := readLog(t, cfg.LogPath)
 		assert.Equal(t, o, "33 111\r\n")
