@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"strings"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -63,7 +64,9 @@ func (db *DB) commitLoop() {
 		if db.beforeCommit != nil {
 			db.beforeCommit(len(batch))
 		}
+		db.paused.Lock()
 		db.commit(batch)
+		db.paused.Unlock()
 
 		db.mu.Lock()
 		for _, o := range batch {
@@ -143,4 +146,19 @@ func (db *DB) queuedIn(bucket []byte) map[string][]byte {
 		}
 	}
 	return out
+}
+
+// PauseCommits holds every commit until resume is called; writes queue
+// meanwhile (and readers see them). For tests of the order and batching of
+// writes in other packages.
+func (db *DB) PauseCommits() (resume func()) {
+	db.paused.Lock()
+	return sync.OnceFunc(db.paused.Unlock)
+}
+
+// Uncommitted is the number of keys with a write queued or being committed.
+func (db *DB) Uncommitted() int {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return len(db.overlay)
 }

@@ -37,7 +37,7 @@ func TestConcurrentWritesShareOneCommit(t *testing.T) {
 	}
 	gate := make(chan struct{})
 	var sizes []int
-	var held atomic.Int64 // writes in the commit held at the gate
+	var held atomic.Int64              // writes in the commit held at the gate
 	db.beforeCommit = func(size int) { // the commit loop is one goroutine at a time
 		sizes = append(sizes, size)
 		if len(sizes) == 1 {

@@ -40,6 +40,7 @@ type DB struct {
 	// beforeCommit, set by tests before the first write, runs in the commit
 	// loop before each transaction with the number of writes in it.
 	beforeCommit func(n int)
+	paused       sync.Mutex // held by PauseCommits
 }
 
 // Open opens (creating if needed) the metadata file at path.
