@@ -79,7 +79,7 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 		// container is starting again
 		removeVethPair(old)
 		st.release(old)
-		_ = m.eps.Delete(epKey(r.ID, req.ContainerID))
+		_ = m.eps.QueueDelete(epKey(r.ID, req.ContainerID)) // committed before the new record, which is waited for
 		delete(m.pending, epKey(r.ID, req.ContainerID))
 	}
 	if _, ok := m.endpoints[epKey(r.ID, req.ContainerID)]; ok {
