@@ -86,6 +86,9 @@ func TestQueuedWritesAreReadAndOrdered(t *testing.T) {
 	del := tb.QueueDelete("a")
 	_, err := tb.Get("a")
 	assert.Check(t, errdefs.IsNotFound(err), "a queued deletion is seen by Get")
+	all, _, err := tb.List()
+	assert.NilError(t, err)
+	assert.Equal(t, len(all), 0, "and by List")
 	put, err := tb.QueuePut("a", &rec{"new", 2})
 	assert.NilError(t, err)
 	put2, err := tb.QueuePut("b", &rec{"b", 3})
@@ -93,7 +96,7 @@ func TestQueuedWritesAreReadAndOrdered(t *testing.T) {
 	got, err := tb.Get("a")
 	assert.NilError(t, err)
 	assert.Equal(t, got.Name, "new")
-	all, _, err := tb.List()
+	all, _, err = tb.List()
 	assert.NilError(t, err)
 	assert.Equal(t, len(all), 2)
 

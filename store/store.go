@@ -147,12 +147,24 @@ type Corrupt struct {
 // could not be decoded (a truncated or damaged record must not stop the
 // daemon from serving the rest).
 func (t *Table[T]) List() (map[string]*T, []Corrupt, error) {
-	// the queued writes first: one committed meanwhile is in the file too
+	out := map[string]*T{}
+	var bad []Corrupt
+	decode := func(k string, d []byte) {
+		v := new(T)
+		if err := json.Unmarshal(d, v); err != nil {
+			bad = append(bad, Corrupt{ID: k, Err: err})
+			return
+		}
+		out[k] = v
+	}
+	// the queued writes first: one committed meanwhile is in the file too,
+	// and the queued one wins
 	pending := t.db.queuedIn(t.bucket)
-	raw := map[string][]byte{}
 	err := t.db.bolt.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(t.bucket).ForEach(func(k, d []byte) error {
-			raw[string(k)] = append([]byte(nil), d...)
+			if _, queued := pending[string(k)]; !queued {
+				decode(string(k), d)
+			}
 			return nil
 		})
 	})
@@ -160,21 +172,9 @@ func (t *Table[T]) List() (map[string]*T, []Corrupt, error) {
 		return nil, nil, err
 	}
 	for k, d := range pending {
-		if d == nil {
-			delete(raw, k)
-		} else {
-			raw[k] = d
+		if d != nil {
+			decode(k, d)
 		}
-	}
-	out := make(map[string]*T, len(raw))
-	var bad []Corrupt
-	for k, d := range raw {
-		v := new(T)
-		if err := json.Unmarshal(d, v); err != nil {
-			bad = append(bad, Corrupt{ID: k, Err: err})
-			continue
-		}
-		out[k] = v
 	}
 	return out, bad, nil
 }
