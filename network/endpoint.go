@@ -327,9 +327,12 @@ func (m *Manager) Detach(ctx context.Context, containerID, networkIDOrName strin
 		m.mu.Unlock()
 		return err
 	}
-	m.detachLocked(st, containerID)
+	ep := m.detachLocked(st, containerID)
 	writes := m.gatewayLocked(containerID)
 	m.mu.Unlock()
+	if ep != nil {
+		m.unplug(st, ep)
+	}
 	return waitAll(writes)
 }
 
@@ -418,10 +421,9 @@ func defaultRoute6(index int, gw netip.Addr) *netlink.Route {
 }
 
 // detachLocked takes a container's endpoint off a network in memory (its
-// DNS records go now, and the host side of its veth goes down, which cuts
-// the container off); the veth is deleted in the background, and only then
-// is the record deleted and the address released (network/persist.go).
-func (m *Manager) detachLocked(st *netState, containerID string) {
+// DNS records go now) and returns it (nil when the container was not
+// attached); the caller unplugs it once m.mu is released.
+func (m *Manager) detachLocked(st *netState, containerID string) *endpointRecord {
 	key := epKey(st.rec.ID, containerID)
 	ep, ok := m.endpoints[key]
 	if !ok {
@@ -429,15 +431,20 @@ func (m *Manager) detachLocked(st *netState, containerID string) {
 		delete(m.pending, key)
 	}
 	if !ok {
-		return
+		return nil
 	}
 	delete(m.endpoints, key)
 	m.records.Remove(st.rec.ID, containerID)
 	m.publish(events.ActionDisconnect, st, containerID)
-	// Deleting a veth takes the kernel tens of milliseconds (it waits for
-	// an RCU grace period), so it happens in the background. Taking the
-	// host side down is quick and cuts the container off now: a disconnect
-	// is complete when it returns.
+	return ep
+}
+
+// unplug takes the host side of a detached endpoint's veth down, which cuts
+// the container off (a disconnect is complete when it returns), and
+// deletes the pair in the background: that takes the kernel tens of
+// milliseconds (an RCU grace period). Only then are the record deleted and
+// the address released (network/persist.go).
+func (m *Manager) unplug(st *netState, ep *endpointRecord) {
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
 		_ = netlink.LinkSetDown(l)
 	}
@@ -445,7 +452,7 @@ func (m *Manager) detachLocked(st *netState, containerID string) {
 	go func() {
 		defer m.bg.Done()
 		removeVethPair(ep)
-		m.forget(st, key, ep)
+		m.forget(st, epKey(st.rec.ID, ep.ContainerID), ep)
 	}()
 }
 
