@@ -13,6 +13,7 @@ import (
 
 	"github.com/berthd/berth/network/dns"
 	"github.com/berthd/berth/network/endpoint"
+	"github.com/berthd/berth/store"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
@@ -48,7 +49,12 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 		return nil, errdefs.ErrInvalidArgument.WithMessage("attach: no container id")
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	unlocked := false
+	defer func() {
+		if !unlocked {
+			m.mu.Unlock()
+		}
+	}()
 	st, err := m.lookupLocked(req.Network)
 	if err != nil {
 		return nil, err
@@ -73,7 +79,7 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 		// container is starting again
 		removeVethPair(old)
 		st.release(old)
-		_ = m.eps.Delete(epKey(r.ID, req.ContainerID))
+		_ = m.eps.QueueDelete(epKey(r.ID, req.ContainerID)) // committed before the new record, which is waited for
 		delete(m.pending, epKey(r.ID, req.ContainerID))
 	}
 	if _, ok := m.endpoints[epKey(r.ID, req.ContainerID)]; ok {
@@ -113,16 +119,27 @@ func (m *Manager) Attach(ctx context.Context, nsPath string, req AttachRequest) 
 		st.release(ep)
 		return nil, err
 	}
-	if err := m.eps.Put(epKey(r.ID, req.ContainerID), ep); err != nil {
+	// the record is queued here, in order with every other write of the
+	// manager, and waited for once the lock is released (persist order:
+	// network/persist.go)
+	saved, err := m.eps.QueuePut(epKey(r.ID, req.ContainerID), ep)
+	if err != nil {
 		deleteVeth(ep.HostVeth)
 		st.release(ep)
 		return nil, err
 	}
 	m.endpoints[epKey(r.ID, req.ContainerID)] = ep
 	m.records.Add(m.dnsEndpoint(st, ep))
-	m.gatewayLocked(req.ContainerID)
+	writes := append(m.gatewayLocked(req.ContainerID), saved)
 	m.publish(events.ActionConnect, st, req.ContainerID)
-	return m.settings(st, ep), nil
+	settings := m.settings(st, ep)
+	m.mu.Unlock()
+	unlocked = true
+	if err := waitAll(writes); err != nil {
+		_ = m.Detach(ctx, req.ContainerID, r.ID)
+		return nil, fmt.Errorf("store endpoint of %s: %w", req.ContainerID, err)
+	}
+	return settings, nil
 }
 
 // allocate takes an endpoint's addresses: one of each family the network
@@ -305,16 +322,18 @@ func deleteVeth(name string) {
 // error; an unknown network is ErrNotFound.
 func (m *Manager) Detach(ctx context.Context, containerID, networkIDOrName string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	st, err := m.lookupLocked(networkIDOrName)
 	if err != nil {
+		m.mu.Unlock()
 		return err
 	}
-	if err := m.detachLocked(st, containerID); err != nil {
-		return err
+	ep := m.detachLocked(st, containerID)
+	writes := m.gatewayLocked(containerID)
+	m.mu.Unlock()
+	if ep != nil {
+		m.unplug(st, ep)
 	}
-	m.gatewayLocked(containerID)
-	return nil
+	return waitAll(writes)
 }
 
 // gatewayLocked keeps a container's default routes through networks that
@@ -323,7 +342,10 @@ func (m *Manager) Detach(ctx context.Context, containerID, networkIDOrName strin
 // keeps it; when none has (its network went, or the container had
 // internal networks only), the first by network name that has the family
 // gets it. Without such a network the container has on-link routes only.
-func (m *Manager) gatewayLocked(containerID string) {
+// It returns the queued writes of the endpoints it changed, to be waited
+// for after m.mu is released.
+func (m *Manager) gatewayLocked(containerID string) []*store.Pending {
+	var writes []*store.Pending
 	for _, v6 := range []bool{false, true} {
 		var next *endpointRecord
 		var nextNet *netState
@@ -359,10 +381,14 @@ func (m *Manager) gatewayLocked(containerID string) {
 		} else {
 			next.Primary = true
 		}
-		if err := m.eps.Put(epKey(next.NetworkID, containerID), next); err != nil {
+		p, err := m.eps.QueuePut(epKey(next.NetworkID, containerID), next)
+		if err != nil {
 			logrus.WithError(err).Warnf("network: store endpoint of %s", containerID[:min(12, len(containerID))])
+			continue
 		}
+		writes = append(writes, p)
 	}
+	return writes
 }
 
 // defaultRoute points the sandbox's default route of gw's family at gw
@@ -394,7 +420,10 @@ func defaultRoute6(index int, gw netip.Addr) *netlink.Route {
 		Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}}
 }
 
-func (m *Manager) detachLocked(st *netState, containerID string) error {
+// detachLocked takes a container's endpoint off a network in memory (its
+// DNS records go now) and returns it (nil when the container was not
+// attached); the caller unplugs it once m.mu is released.
+func (m *Manager) detachLocked(st *netState, containerID string) *endpointRecord {
 	key := epKey(st.rec.ID, containerID)
 	ep, ok := m.endpoints[key]
 	if !ok {
@@ -404,17 +433,18 @@ func (m *Manager) detachLocked(st *netState, containerID string) error {
 	if !ok {
 		return nil
 	}
-	if err := m.eps.Delete(key); err != nil {
-		return err
-	}
 	delete(m.endpoints, key)
 	m.records.Remove(st.rec.ID, containerID)
 	m.publish(events.ActionDisconnect, st, containerID)
-	// Deleting a veth takes the kernel tens of milliseconds (it waits for
-	// an RCU grace period), so it happens in the background; the address
-	// is released only when the interface holding it is gone. Taking the
-	// host side down is quick and cuts the container off now: a disconnect
-	// is complete when it returns.
+	return ep
+}
+
+// unplug takes the host side of a detached endpoint's veth down, which cuts
+// the container off (a disconnect is complete when it returns), and
+// deletes the pair in the background: that takes the kernel tens of
+// milliseconds (an RCU grace period). Only then are the record deleted and
+// the address released (network/persist.go).
+func (m *Manager) unplug(st *netState, ep *endpointRecord) {
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
 		_ = netlink.LinkSetDown(l)
 	}
@@ -422,11 +452,8 @@ func (m *Manager) detachLocked(st *netState, containerID string) error {
 	go func() {
 		defer m.bg.Done()
 		removeVethPair(ep)
-		m.mu.Lock()
-		st.release(ep)
-		m.mu.Unlock()
+		m.forget(st, epKey(st.rec.ID, ep.ContainerID), ep)
 	}()
-	return nil
 }
 
 // removeVethPair deletes the host side (which takes the sandbox side with

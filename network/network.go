@@ -106,6 +106,9 @@ type Manager struct {
 	nsDir    string
 
 	bg sync.WaitGroup // background veth deletions
+	// afterDelete, set by tests, runs when a detached endpoint's record
+	// deletion is committed and its address not yet released.
+	afterDelete func(key string)
 
 	nsDirMu    sync.Mutex
 	nsDirReady bool // <exec-root>/netns is the shared self-mount

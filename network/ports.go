@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/network/iptables"
 	"github.com/berthd/berth/network/portmap"
+	"github.com/berthd/berth/store"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
 )
@@ -252,30 +254,37 @@ func compareStr(a, b string) int {
 // ports). A container without ports is not an error.
 func (m *Manager) UnpublishPorts(ctx context.Context, containerID string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.unpublishLocked(stateCtx(ctx), containerID)
+	deleted, err := m.unpublishQueued(stateCtx(ctx), containerID)
+	m.mu.Unlock()
+	return errors.Join(err, deleted.Wait())
 }
 
 // unpublishLocked drops a container's rules, record and held ports.
 func (m *Manager) unpublishLocked(ctx context.Context, containerID string) error {
+	deleted, err := m.unpublishQueued(ctx, containerID)
+	return errors.Join(err, deleted.Wait())
+}
+
+// unpublishQueued drops a container's rules and held ports, then queues the
+// deletion of its record, which the caller waits for (after releasing m.mu).
+// Callers hold m.mu.
+func (m *Manager) unpublishQueued(ctx context.Context, containerID string) (*store.Pending, error) {
 	rec, err := m.portsTbl.Get(containerID)
 	if err != nil {
-		return nil
-	}
-	if err := m.portsTbl.Delete(containerID); err != nil {
-		return err
+		return nil, nil
 	}
 	for _, p := range rec.Ports {
 		m.ports.Release(portmap.Key{IP: p.HostIP, Proto: p.Proto, Port: p.HostPort})
 	}
-	if !m.hostUp {
-		return nil
+	if m.hostUp {
+		if err := m.fw.DeletePorts(ctx, fwPorts(rec)); err != nil {
+			// a rule was missing: rewrite everything from the store, without
+			// this container's ports
+			deleted := m.portsTbl.QueueDelete(containerID)
+			return deleted, m.applyLocked(ctx)
+		}
 	}
-	if err := m.fw.DeletePorts(ctx, fwPorts(rec)); err != nil {
-		// a rule was missing: rewrite everything from the store
-		return m.applyLocked(ctx)
-	}
-	return nil
+	return m.portsTbl.QueueDelete(containerID), nil
 }
 
 // Ports returns what a container publishes (nil when nothing).

@@ -117,6 +117,7 @@ func (s *Service) removeClaimed(ctx context.Context, c *ctr, opts RemoveOptions)
 	close(c.removed)
 	c.notify()
 	s.event(rec, events.ActionDestroy, nil)
+	bulkRemoval.note()
 	return nil
 }
 
