@@ -159,7 +159,7 @@ func (s *Service) ExtractToDir(ctx context.Context, name, path string, opts Extr
 // Export answers GET /containers/{id}/export: a tar of the container's
 // root filesystem, without its volumes and binds (as dockerd).
 func (s *Service) Export(ctx context.Context, name string) (io.ReadCloser, error) {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (s *Service) openArchive(ctx context.Context, name, path string) (*fsLease,
 	if strings.IndexByte(path, 0) >= 0 {
 		return nil, nil, errdefs.ErrInvalidArgument.WithMessage("invalid path: it contains a NUL byte")
 	}
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -63,7 +63,7 @@ func newAttacher(events Publisher, logs logReplayer) *attacher {
 // Attach checks that the container can be attached to. The caller then
 // takes over the connection and calls Run.
 func (s *Service) Attach(ctx context.Context, name string, opts AttachOptions) (*Attachment, error) {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +248,7 @@ func (c *ctr) dropPending(a *Attachment) {
 
 // Resize changes the TTY size of a running container (a no-op without TTY).
 func (s *Service) Resize(ctx context.Context, name string, height, width uint) error {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return err
 	}

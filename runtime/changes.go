@@ -9,7 +9,7 @@ import (
 
 // Changes answers GET /containers/{id}/changes (docker diff).
 func (s *Service) Changes(ctx context.Context, name string) ([]container.FilesystemChange, error) {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ type CommitOptions struct {
 // and returns its ID. The new image's config is the container's, changed by
 // opts, as dockerd builds it.
 func (s *Service) Commit(ctx context.Context, name string, opts CommitOptions) (string, error) {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return "", err
 	}

@@ -12,6 +12,9 @@ import (
 // ConnectContainer joins a container to a network: at once when it runs,
 // at its next start otherwise.
 func (s *Service) ConnectContainer(ctx context.Context, netIDOrName, name string, cfg *network.EndpointSettings) error {
+	if err := s.restored(ctx); err != nil {
+		return err
+	}
 	c, err := s.lookup(name)
 	if err != nil {
 		return err
@@ -69,6 +72,9 @@ func (s *Service) ConnectContainer(ctx context.Context, netIDOrName, name string
 // is not on it is an error, with force too (dockerd's 500); force lets a
 // container leave a network that was removed meanwhile.
 func (s *Service) DisconnectContainer(ctx context.Context, netIDOrName, name string, force bool) error {
+	if err := s.restored(ctx); err != nil {
+		return err
+	}
 	c, err := s.lookup(name)
 	if err != nil {
 		return err

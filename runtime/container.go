@@ -76,6 +76,9 @@ type ctr struct {
 	// view is rec as last published (see view.go): what readers read,
 	// without mu.
 	view atomic.Pointer[Record]
+	// restored is closed once the container is restored after a daemon
+	// start (see "The restore phase"); operations on it wait for that.
+	restored chan struct{}
 	// changed is closed and replaced at every state change: waiters select on it.
 	changed chan struct{}
 	// task is the monitor of the running container (nil when not running).
@@ -124,7 +127,7 @@ type ctr struct {
 }
 
 func newCtr(rec *Record) *ctr {
-	c := &ctr{rec: rec, changed: make(chan struct{}), removed: make(chan struct{}), execs: map[string]*execProc{}}
+	c := &ctr{rec: rec, restored: opened, changed: make(chan struct{}), removed: make(chan struct{}), execs: map[string]*execProc{}}
 	c.publish()
 	return c
 }

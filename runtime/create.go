@@ -47,6 +47,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 	if s.isClosed() {
 		return container.CreateResponse{}, errclass.Wrap(errdefs.ErrUnavailable, "", errClosed)
 	}
+	if err := s.restored(ctx); err != nil {
+		return container.CreateResponse{}, err
+	}
 	if req.Config == nil {
 		return container.CreateResponse{}, errdefs.ErrInvalidArgument.WithMessage("config cannot be empty in order to create a container")
 	}

@@ -57,7 +57,7 @@ func newExecTable(events Publisher, bundleDir func(id string) string) *execTable
 
 // ExecCreate registers a process to run in a running container.
 func (s *Service) ExecCreate(ctx context.Context, name string, req container.ExecCreateRequest) (string, error) {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return "", err
 	}

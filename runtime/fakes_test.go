@@ -320,5 +320,8 @@ func newHarness(t *testing.T) *harness {
 		_ = h.s.Close()
 		_ = db.Close()
 	})
+	// nothing to restore: this ends the restore phase
+	h.s.Restore(context.Background())
+	h.s.AutoStart(context.Background())
 	return h
 }

@@ -35,7 +35,7 @@ type LogStream struct {
 // driver keeps nothing to read (none, cache-disabled). With Follow it ends when the
 // container stops (after the last line is delivered) or when cancelled.
 func (s *Service) Logs(ctx context.Context, name string, opts LogsOptions) (*LogStream, error) {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ type RemoveOptions struct {
 
 // Remove deletes a container. A running one needs Force (else ErrConflict).
 func (s *Service) Remove(ctx context.Context, name string, opts RemoveOptions) error {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -146,6 +146,9 @@ func (s *Service) Prune(ctx context.Context, f filters.Args) (*container.PruneRe
 	}
 	until, err := untilFilter(f)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.restored(ctx); err != nil {
 		return nil, err
 	}
 	report := &container.PruneReport{ContainersDeleted: []string{}}

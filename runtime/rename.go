@@ -13,7 +13,7 @@ func (s *Service) Rename(ctx context.Context, oldName, newName string) error {
 	if oldName == "" || newName == "" {
 		return errdefs.ErrInvalidArgument.WithMessage("Neither old nor new names may be empty")
 	}
-	c, err := s.lookup(oldName)
+	c, err := s.ready(ctx, oldName)
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ func (s *Service) scheduleRestart(c *ctr, delay time.Duration) {
 	c.restartTimer = time.AfterFunc(delay, func() {
 		defer s.bg.Done()
 		defer safe.Recover("restart of container " + short(c.rec.ID))
-		if s.isClosed() {
+		if s.isClosed() || s.restored(s.ctx) != nil {
 			return
 		}
 		c.mu.Lock()

@@ -3,75 +3,203 @@ package runtime
 import (
 	"context"
 	"os"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/berthd/berth/internal/safepath"
 	"github.com/moby/moby/api/types/container"
 	"github.com/sirupsen/logrus"
 )
 
-// restoreParallel bounds the containers restored or started at once at
-// daemon start: each step is mostly waiting on a monitor or the OCI runtime.
+// The restore phase. berthd serves the API while it restores (the restore
+// of a thousand running containers takes seconds), so what a request may
+// see of a container that is not restored yet is a rule:
+//
+//   - Readers (list, inspect, counts, name lookup, the compose and DNS
+//     views) read the container's published view, as always: for a
+//     container not restored yet that is its stored record. They never wait.
+//   - An operation on a container (stop, kill, exec, logs, attach, wait,
+//     rm, rename, update, cp, ...) waits until that container is restored:
+//     each container loaded at daemon start has a gate, opened when its
+//     restore is over (see ready). A container is restored in a few
+//     milliseconds once its turn comes.
+//   - What makes new runtime state (create, start, restart, network
+//     connect and disconnect, prune, and the restarts of restart policies)
+//     waits until the restore phase is over: every container restored and
+//     the network layer told (RestoreDone), which releases what nobody
+//     restored, and the reaper of orphans, which removes what has no record
+//     yet, would otherwise take what such an operation makes.
+//
+// Every wait is for the condition (a closed channel), with the request's
+// context. dockerd, by contrast, serves its API only after its restore
+// (and the restarts of restart policies) returned, as berthd did before.
+
+// restorer brings the containers back after a daemon (re)start: it
+// reconnects to the monitors of containers that kept running (and
+// re-registers their networks), records exits that happened while the
+// daemon was down (die events, teardown, --rm), kills containers whose
+// monitor died under them, finishes interrupted removals, and reaps what
+// crashes cut half-way: starts (monitor, mounts, cgroup without a running
+// record) and creates (root filesystems, directories and cgroups without a
+// record). It needs the monitors, the image store's root filesystems, the
+// network layer's Restore, how a gone monitor ended, where monitor state
+// is, and the lifecycle (restoreHost) for what happens to a container next.
+// It owns the restore phase's gates.
+type restorer struct {
+	monitors monitorConnector
+	images   rootfsRestorer
+	networks endpointRestorer
+	gone     goneExits
+	host     restoreHost
+	stateDir func(id string) string
+	// hold runs before the restore begins: a seam for tests that look at
+	// the daemon mid-restore (Deps.RestoreHold).
+	hold func(context.Context)
+	// parallel bounds the containers restored at once.
+	parallel int
+	// phase is closed when the restore phase is over (endPhase).
+	phase    chan struct{}
+	endPhase func()
+}
+
+// monitorConnector reconnects to a running container's monitor
+// (Monitors.Connect).
+type monitorConnector interface {
+	Connect(ctx context.Context, stateDir string) (Task, error)
+}
+
+// rootfsRestorer lists the containers' root filesystems and mounts a
+// running container's again (Images.Rootfses, MountRootfs).
+type rootfsRestorer interface {
+	Rootfses(ctx context.Context) ([]RootfsInfo, error)
+	MountRootfs(ctx context.Context, containerID string) (string, error)
+}
+
+// endpointRestorer re-registers a running container with the network layer
+// (Networks.Restore).
+type endpointRestorer interface {
+	Restore(ctx context.Context, req RestoreRequest) error
+}
+
+// goneExits tells how a container whose monitor is gone ended (goneMonitors).
+type goneExits interface {
+	exit(ctx context.Context, id string) (st ExitStatus, lost string)
+}
+
+// restoreHost is what the restorer hands containers to: the lifecycle.
+type restoreHost interface {
+	// all lists the containers.
+	all() []*ctr
+	// adopt takes over a running container whose monitor answered: its
+	// exit is watched and its health checks run. Called with c.mu held.
+	adopt(c *ctr, task Task)
+	// recordExit records an exit found at restore as any exit (die event,
+	// teardown, --rm); c.task is task. Called without c.mu.
+	recordExit(c *ctr, task Task, st ExitStatus, policy bool)
+	// reapRun stops and releases what a container that does not run still
+	// holds. Called without c.mu.
+	reapRun(ctx context.Context, c *ctr)
+	// finishRemoval completes a removal a crash cut. Called without c.mu.
+	finishRemoval(ctx context.Context, c *ctr) error
+	// removeCgroup removes the container's (empty) cgroup.
+	removeCgroup(rec *Record)
+	// saveLogged persists and publishes the record. Called with c.mu held.
+	saveLogged(c *ctr)
+	// reapOrphans removes what belongs to no record; it returns how many.
+	reapOrphans(ctx context.Context, rootfses []RootfsInfo) int
+}
+
+// restoreParallel bounds the containers restored at once. More does not
+// help: measured with 100 running, 32 at once took as long as 8, each
+// remount of a root filesystem then waiting longer for the image store's
+// lock (the remount, not the monitor's reconnect, is most of a restore).
 const restoreParallel = 8
 
-// Restore brings the in-memory state back in line with the world after a
-// daemon (re)start: it reconnects to the monitors of containers that kept
-// running (and re-registers their networks), records exits that happened
-// while the daemon was down (die events, teardown, --rm), kills containers
-// whose monitor died under them, finishes interrupted removals, and reaps
-// what crashes cut half-way: starts (monitor, mounts, cgroup without a
-// running record) and creates (root filesystems, directories and cgroups
-// without a record). Restart policies are applied by AutoStart, after the
-// network layer has released what nobody restored (RestoreDone).
-func (s *Service) Restore(ctx context.Context) {
+func newRestorer(monitors monitorConnector, images rootfsRestorer, networks endpointRestorer, gone goneExits,
+	host restoreHost, stateDir func(string) string, hold func(context.Context)) *restorer {
+	if hold == nil {
+		hold = func(context.Context) {}
+	}
+	r := &restorer{monitors: monitors, images: images, networks: networks, gone: gone, host: host,
+		stateDir: stateDir, hold: hold, parallel: restoreParallel, phase: make(chan struct{})}
+	r.endPhase = sync.OnceFunc(func() { close(r.phase) })
+	return r
+}
+
+// opened is a gate that is open: containers made after the daemon start
+// have nothing to restore.
+var opened = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// waitContainer waits until c is restored. Errors: ctx.Err().
+func (r *restorer) waitContainer(ctx context.Context, c *ctr) error {
+	select {
+	case <-c.restored:
+		return nil
+	default:
+	}
+	select {
+	case <-c.restored:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// waitPhase waits until the restore phase is over. Errors: ctx.Err().
+func (r *restorer) waitPhase(ctx context.Context) error {
+	select {
+	case <-r.phase:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run restores every container, opening each one's gate as it is done, and
+// then reaps the orphans. It returns what it found, by kind.
+func (r *restorer) run(ctx context.Context) map[string]int {
+	all := r.host.all()
+	r.hold(ctx)
 	began := time.Now()
-	// pins of starts a crash cut (none is in use before the first start)
-	safepath.ReapPins(s.pinsDir())
-	all := s.all()
 	var mounted map[string]bool // nil when unknown
-	rootfses, err := s.d.Images.Rootfses(ctx)
+	rootfses, err := r.images.Rootfses(ctx)
 	if err != nil {
 		logrus.WithError(err).Warn("list container root filesystems")
 	} else {
 		mounted = make(map[string]bool, len(rootfses))
-		for _, r := range rootfses {
-			mounted[r.ContainerID] = r.Mounted
+		for _, rf := range rootfses {
+			mounted[rf.ContainerID] = rf.Mounted
 		}
 	}
 	var (
 		mu     sync.Mutex
 		counts = map[string]int{}
 	)
-	parallel(all, func(c *ctr) {
-		what := s.restoreOne(ctx, c, mounted)
+	parallel(r.parallel, all, func(c *ctr) {
+		defer c.openGate()
+		what := r.one(ctx, c, mounted)
 		mu.Lock()
 		counts[what]++
 		mu.Unlock()
 	})
-	orphans := s.reapOrphans(ctx, rootfses)
+	counts["orphans"] = r.host.reapOrphans(ctx, rootfses)
 	logrus.Infof("restored %d containers in %v: %d running, %d exited while down, %d monitors lost, %d half-started reaped, %d orphans reaped",
-		len(all), time.Since(began).Round(time.Millisecond), counts["running"], counts["exited"], counts["lost"], counts["reaped"], orphans)
+		len(all), time.Since(began).Round(time.Millisecond), counts["running"], counts["exited"], counts["lost"], counts["reaped"], counts["orphans"])
+	return counts
 }
 
-// all lists the containers. Lock each one's mu only after: remove and
-// rename hold a container's mu while they take s.mu, so taking a
-// container's mu under s.mu deadlocks against them.
-func (s *Service) all() []*ctr {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make([]*ctr, 0, len(s.byID))
-	for _, c := range s.byID {
-		out = append(out, c)
+// openGate lets the operations waiting for c's restore go on.
+func (c *ctr) openGate() {
+	select {
+	case <-c.restored:
+	default:
+		close(c.restored)
 	}
-	return out
 }
 
-// parallel runs f for each container, restoreParallel at a time.
-func parallel(cs []*ctr, f func(*ctr)) {
-	sem := make(chan struct{}, restoreParallel)
+// parallel runs f for each container, n at a time.
+func parallel(n int, cs []*ctr, f func(*ctr)) {
+	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for _, c := range cs {
 		wg.Add(1)
@@ -85,65 +213,35 @@ func parallel(cs []*ctr, f func(*ctr)) {
 	wg.Wait()
 }
 
-// restoreOne restores one container and says what it found. rootfses
-// tells which root filesystems exist and are mounted (nil: unknown).
-func (s *Service) restoreOne(ctx context.Context, c *ctr, rootfses map[string]bool) string {
+// one restores one container and says what it found. rootfses tells which
+// root filesystems exist and are mounted (nil: unknown).
+func (r *restorer) one(ctx context.Context, c *ctr, rootfses map[string]bool) string {
 	c.mu.Lock()
 	rec := c.rec
 	rootfsMounted, hasRootfs := rootfses[rec.ID]
 	if rec.Broken != "" {
 		// nothing of it can be managed: stop whatever of it still runs
 		c.mu.Unlock()
-		s.reapRun(ctx, c)
+		r.host.reapRun(ctx, c)
 		return "broken"
 	}
 	switch rec.State.Status {
 	case container.StateRunning, container.StatePaused:
-		stateDir := s.stateDir(rec.ID)
-		task, err := s.d.Monitors.Connect(ctx, stateDir)
-		if err == nil {
-			rootfs, err := s.d.Images.MountRootfs(ctx, rec.ID)
-			if err != nil {
-				logrus.WithError(err).Warnf("restore rootfs of %s", rec.ID[:12])
-			}
-			c.task, c.rootfs = task, rootfs
-			if err := s.restoreNetwork(ctx, c); err != nil {
-				logrus.WithError(err).Warnf("restore network of %s", rec.ID[:12])
-			}
-			s.watch(c, task)
-			s.health.start(c)
-			c.mu.Unlock()
-			return "running"
-		}
-		st, lost := s.gone.exit(ctx, rec.ID)
-		if lost != "" {
-			rec.State.Error = lost
-		}
-		// recordExit needs the task it is told about to be the current one
-		gone := goneTask{}
-		c.task = gone
-		c.mu.Unlock()
-		s.recordExit(c, gone, st, false)
-		_ = os.RemoveAll(stateDir)
-		s.removeCgroup(s.cgroupsPath(rec))
-		if lost != "" {
-			return "lost"
-		}
-		return "exited"
+		return r.running(ctx, c)
 	case container.StateRestarting:
 		// the daemon died during a restart's backoff (or in the start that
 		// followed it): the exit stays recorded; AutoStart decides again
 		rec.State.Status = container.StateExited
-		s.saveLogged(c)
+		r.host.saveLogged(c)
 		c.notify()
 		c.mu.Unlock()
-		s.reapRun(ctx, c)
+		r.host.reapRun(ctx, c)
 		return "restarting"
 	case container.StateRemoving:
 		rec.State.Status = container.StateDead
 		c.mu.Unlock()
-		if err := s.remove(ctx, c, RemoveOptions{Force: true}); err != nil {
-			logrus.WithError(err).Warnf("finish removal of %s", rec.ID[:12])
+		if err := r.host.finishRemoval(ctx, c); err != nil {
+			logrus.WithError(err).Warnf("finish removal of %s", short(rec.ID))
 		}
 		return "removed"
 	}
@@ -153,21 +251,85 @@ func (s *Service) restoreOne(ctx context.Context, c *ctr, rootfses map[string]bo
 		// dockerd's dead containers
 		rec.State.Status = container.StateDead
 		rec.State.Error = "root filesystem is gone (a removal was interrupted); remove the container"
-		s.saveLogged(c)
+		r.host.saveLogged(c)
 		c.notify()
 		c.mu.Unlock()
-		s.reapRun(ctx, c)
+		r.host.reapRun(ctx, c)
 		return "dead"
 	}
 	c.mu.Unlock()
-	if _, err := os.Stat(s.stateDir(rec.ID)); err == nil || rootfsMounted {
+	if _, err := os.Stat(r.stateDir(rec.ID)); err == nil || rootfsMounted {
 		// a start cut half-way: its monitor, mounts and sandbox go
-		s.reapRun(ctx, c)
+		r.host.reapRun(ctx, c)
 		return "reaped"
 	}
-	s.removeCgroup(s.cgroupsPath(rec))
+	r.host.removeCgroup(rec)
 	return "stopped"
 }
+
+// running restores a container recorded as running; called with c.mu held,
+// it releases it.
+func (r *restorer) running(ctx context.Context, c *ctr) string {
+	rec := c.rec
+	stateDir := r.stateDir(rec.ID)
+	task, err := r.monitors.Connect(ctx, stateDir)
+	if err == nil {
+		rootfs, err := r.images.MountRootfs(ctx, rec.ID)
+		if err != nil {
+			logrus.WithError(err).Warnf("restore rootfs of %s", short(rec.ID))
+		}
+		c.task, c.rootfs = task, rootfs
+		if err := r.restoreNetwork(ctx, rec); err != nil {
+			logrus.WithError(err).Warnf("restore network of %s", short(rec.ID))
+		}
+		r.host.adopt(c, task)
+		c.mu.Unlock()
+		return "running"
+	}
+	st, lost := r.gone.exit(ctx, rec.ID)
+	if lost != "" {
+		rec.State.Error = lost
+	}
+	// recordExit needs the task it is told about to be the current one
+	gone := goneTask{}
+	c.task = gone
+	c.mu.Unlock()
+	r.host.recordExit(c, gone, st, false)
+	_ = os.RemoveAll(stateDir)
+	r.host.removeCgroup(rec)
+	if lost != "" {
+		return "lost"
+	}
+	return "exited"
+}
+
+// restoreNetwork re-registers a running container's endpoints, ports and
+// DNS records with the network layer after a daemon restart.
+func (r *restorer) restoreNetwork(ctx context.Context, rec *Record) error {
+	if rec.SandboxKey == "" {
+		return nil
+	}
+	return r.networks.Restore(ctx, RestoreRequest{
+		ContainerID: rec.ID, ContainerName: rec.Name[1:], NSPath: rec.SandboxKey,
+		Endpoints: rec.Endpoints, Ports: rec.Ports, Labels: rec.Config.Labels, Hostname: rec.Config.Hostname,
+	})
+}
+
+// lifecycle is the Service as the restorer sees it (restoreHost).
+type lifecycle struct{ *Service }
+
+func (l lifecycle) adopt(c *ctr, task Task) {
+	l.watch(c, task)
+	l.health.start(c)
+}
+
+func (l lifecycle) finishRemoval(ctx context.Context, c *ctr) error {
+	return l.remove(ctx, c, RemoveOptions{Force: true})
+}
+
+func (l lifecycle) removeCgroup(rec *Record) { l.Service.removeCgroup(l.cgroupsPath(rec)) }
+
+var _ restoreHost = lifecycle{}
 
 // goneMonitors finds out how a container whose monitor no longer answers
 // ended (at restore, and when a stop finds the monitor gone). It needs the
@@ -213,59 +375,6 @@ func (g *goneMonitors) exit(ctx context.Context, id string) (st ExitStatus, lost
 	logErr(g.oci.Delete(ctx, id), "delete runtime state")
 	logrus.Warnf("container %s: %s", short(id), lost)
 	return st, lost
-}
-
-// AutoStart starts, once the daemon has restored everything, the
-// containers whose restart policy asks for it after a daemon start (as
-// dockerd: always, even when stopped by the user; unless-stopped unless
-// stopped by the user; on-failure after a failure under its max), each
-// with its RestartCount reset. Containers that join another's network
-// namespace go after the others.
-func (s *Service) AutoStart(ctx context.Context) {
-	var first, then []*ctr
-	for _, c := range s.all() {
-		c.mu.Lock()
-		rec := c.rec
-		want := rec.Broken == "" && rec.HasBeenStarted &&
-			(rec.State.Status == container.StateExited || rec.State.Status == container.StateCreated) &&
-			policyRestarts(rec, rec.ManuallyStopped)
-		c.mu.Unlock()
-		switch {
-		case !want:
-		case isContainerMode(string(rec.HostConfig.NetworkMode)):
-			then = append(then, c)
-		default:
-			first = append(first, c)
-		}
-	}
-	if len(first)+len(then) == 0 {
-		return
-	}
-	began := time.Now()
-	byCreated := func(cs []*ctr) {
-		sort.Slice(cs, func(i, j int) bool { return cs[i].rec.Created.Before(cs[j].rec.Created) })
-	}
-	byCreated(first)
-	byCreated(then)
-	start := func(c *ctr) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.running() || c.rec.State.Status == container.StateRestarting {
-			return
-		}
-		c.resetRestarts()
-		if err := s.startLocked(ctx, c); err != nil {
-			logrus.WithError(err).Warnf("start container %s at daemon start", c.rec.ID[:12])
-			if restart, d := s.shouldRestart(c); restart {
-				s.scheduleRestart(c, d)
-				s.saveLogged(c)
-				c.notify()
-			}
-		}
-	}
-	parallel(first, start)
-	parallel(then, start)
-	logrus.Infof("started %d containers by restart policy in %v", len(first)+len(then), time.Since(began).Round(time.Millisecond))
 }
 
 // goneTask stands for a monitor that is no longer there.

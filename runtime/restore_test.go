@@ -2,11 +2,17 @@ package runtime
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -86,4 +92,132 @@ func TestRestoreAfterCrash(t *testing.T) {
 	assert.Check(t, is.Contains(lost.State.Error, "monitor was gone"))
 	assert.Check(t, !h.imgs.rootfs[strings.Repeat("0", 64)], "the root filesystem of a cut create is left")
 	assert.Check(t, is.Contains(strings.Join(h.ev.actions(ids["lost-no"]), " "), "die"))
+}
+
+// restoreFakes are the restorer's dependencies: monitors that answer for
+// some state directories, root filesystems, the network layer, the exits
+// of gone monitors and the lifecycle, each recording what it was asked.
+type restoreFakes struct {
+	mu       sync.Mutex
+	tasks    map[string]Task // state dir -> the monitor there
+	rootfses []RootfsInfo
+	calls    []string
+	cs       []*ctr
+}
+
+func (f *restoreFakes) log(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
+
+func (f *restoreFakes) Connect(_ context.Context, dir string) (Task, error) {
+	if t, ok := f.tasks[dir]; ok {
+		return t, nil
+	}
+	return nil, errdefs.ErrUnavailable
+}
+func (f *restoreFakes) Rootfses(context.Context) ([]RootfsInfo, error) { return f.rootfses, nil }
+func (f *restoreFakes) MountRootfs(_ context.Context, id string) (string, error) {
+	return "/rootfs/" + id, nil
+}
+func (f *restoreFakes) Restore(_ context.Context, req RestoreRequest) error {
+	f.log("network %s", req.ContainerName)
+	return nil
+}
+func (f *restoreFakes) exit(_ context.Context, id string) (ExitStatus, string) {
+	return ExitStatus{Code: 3}, ""
+}
+func (f *restoreFakes) all() []*ctr            { return f.cs }
+func (f *restoreFakes) adopt(c *ctr, _ Task)   { f.log("adopt %s", c.rec.Name) }
+func (f *restoreFakes) removeCgroup(r *Record) { f.log("cgroup %s", r.Name) }
+func (f *restoreFakes) saveLogged(c *ctr)      { f.log("save %s %s", c.rec.Name, c.rec.State.Status) }
+func (f *restoreFakes) recordExit(c *ctr, task Task, st ExitStatus, _ bool) {
+	_, gone := task.(goneTask)
+	f.log("exit %s %d gone=%v", c.rec.Name, st.Code, gone)
+}
+func (f *restoreFakes) reapRun(_ context.Context, c *ctr) { f.log("reap %s", c.rec.Name) }
+func (f *restoreFakes) finishRemoval(_ context.Context, c *ctr) error {
+	f.log("remove %s", c.rec.Name)
+	return nil
+}
+func (f *restoreFakes) reapOrphans(context.Context, []RootfsInfo) int { return 2 }
+
+// The restorer needs the monitors, the root filesystems, the network
+// layer, the exits of gone monitors and the lifecycle: it hands each
+// container on by what it finds, and holds every operation on a container
+// until that container is restored, and every create or start until the
+// phase is over.
+func TestRestorerAlone(t *testing.T) {
+	stateDirs := t.TempDir()
+	stateDir := func(id string) string { return filepath.Join(stateDirs, id) }
+	f := &restoreFakes{tasks: map[string]Task{}}
+	ctrs := map[string]*ctr{}
+	add := func(name string, st container.ContainerState, rootfs bool) {
+		id := fmt.Sprintf("%064x", len(ctrs)+1)
+		rec := &Record{ID: id, Name: "/" + name, Config: &container.Config{}, HostConfig: &container.HostConfig{},
+			State: State{Status: st}, SandboxKey: "/run/netns/" + name}
+		c := newCtr(rec)
+		c.restored = make(chan struct{})
+		ctrs[name] = c
+		f.cs = append(f.cs, c)
+		if rootfs {
+			f.rootfses = append(f.rootfses, RootfsInfo{ContainerID: id})
+		}
+	}
+	add("live", container.StateRunning, true)
+	add("gone", container.StateRunning, true)
+	add("backoff", container.StateRestarting, true)
+	add("removing", container.StateRemoving, true)
+	add("stopped", container.StateExited, true)
+	add("cut", container.StateExited, true)
+	add("rootless", container.StateExited, false)
+	live := attachTask{greeting: "live"}
+	f.tasks[stateDir(ctrs["live"].rec.ID)] = live
+	assert.NilError(t, os.MkdirAll(stateDir(ctrs["cut"].rec.ID), 0o700))
+
+	release := make(chan struct{})
+	held := make(chan struct{})
+	r := newRestorer(f, f, f, f, f, stateDir, func(context.Context) { close(held); <-release })
+	done := make(chan map[string]int, 1)
+	go func() { done <- r.run(context.Background()) }()
+	<-held
+
+	// while the restore is held, nothing is restored and the phase is not over
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, c := range ctrs {
+		assert.Check(t, is.ErrorIs(r.waitContainer(cancelled, c), context.Canceled), "%s is open before its restore", name)
+	}
+	assert.Check(t, is.ErrorIs(r.waitPhase(cancelled), context.Canceled))
+	waited := make(chan error, 1)
+	go func() { waited <- r.waitContainer(context.Background(), ctrs["live"]) }()
+	close(release)
+	select {
+	case err := <-waited:
+		assert.NilError(t, err)
+	case <-time.After(time.Minute):
+		t.Fatal("an operation waiting for a container's restore was not let through")
+	}
+	counts := <-done
+
+	assert.Check(t, is.DeepEqual(counts, map[string]int{"running": 1, "exited": 1, "restarting": 1, "removed": 1,
+		"stopped": 1, "reaped": 1, "dead": 1, "orphans": 2}))
+	for name, c := range ctrs {
+		assert.Check(t, r.waitContainer(cancelled, c), "%s is not open after the restore", name)
+	}
+	sort.Strings(f.calls)
+	assert.Check(t, is.DeepEqual(f.calls, []string{
+		"adopt /live", "cgroup /gone", "cgroup /stopped", "exit /gone 3 gone=true", "network live",
+		"reap /backoff", "reap /cut", "reap /rootless", "remove /removing",
+		"save /backoff exited", "save /rootless dead",
+	}))
+	assert.Check(t, ctrs["live"].task == Task(live))
+	assert.Check(t, is.Equal(ctrs["live"].rootfs, "/rootfs/"+ctrs["live"].rec.ID))
+	assert.Check(t, is.Equal(ctrs["rootless"].rec.State.Status, container.StateDead))
+
+	// the phase ends when the lifecycle says so (AutoStart), not before
+	assert.Check(t, is.ErrorIs(r.waitPhase(cancelled), context.Canceled))
+	r.endPhase()
+	assert.Check(t, r.waitPhase(cancelled))
 }

@@ -57,6 +57,10 @@ type Deps struct {
 	// --cpu-rt-period and --cpu-rt-runtime) are given to the containers'
 	// parent cgroups, so that containers can have real-time runtime. 0: not set.
 	CPURealtimePeriod, CPURealtimeRuntime int64
+	// RestoreHold runs when Restore begins, before any container is
+	// restored: a seam for tests that look at the daemon mid-restore.
+	// Optional.
+	RestoreHold func(context.Context)
 }
 
 // Service implements the container backends of the Engine API.
@@ -70,6 +74,7 @@ type Service struct {
 	health   *healthChecker
 	attaches *attacher
 	gone     *goneMonitors
+	restore  *restorer
 
 	mu    sync.RWMutex
 	byID  map[string]*ctr
@@ -82,8 +87,9 @@ type Service struct {
 	cancel context.CancelFunc
 }
 
-// New builds the service and loads the container records. Call Restore to
-// reconnect to running containers.
+// New builds the service and loads the container records. The service is
+// in its restore phase: call Restore to reconnect to running containers,
+// then AutoStart (see "The restore phase").
 func New(d Deps) (*Service, error) {
 	var missing []string
 	for name, v := range map[string]any{"DB": d.DB, "Images": d.Images, "Networks": d.Networks, "Volumes": d.Volumes, "Monitors": d.Monitors, "OCI": d.OCI, "Events": d.Events, "Names": d.Names, "DNSSearch": d.DNSSearch} {
@@ -122,6 +128,7 @@ func New(d Deps) (*Service, error) {
 	s.execs = newExecTable(d.Events, s.stateDir)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.health = newHealthChecker(s.ctx, s.execs, s.saveLogged, d.Events, s.bgGo)
+	s.restore = newRestorer(d.Monitors, d.Images, d.Networks, s.gone, lifecycle{s}, s.stateDir, d.RestoreHold)
 	recs, corrupt, err := table.List()
 	if err != nil {
 		return nil, err
@@ -132,7 +139,8 @@ func New(d Deps) (*Service, error) {
 			continue
 		}
 		c := newCtr(rec)
-		c.held = true // a crash may have cut its last teardown short
+		c.held = true                    // a crash may have cut its last teardown short
+		c.restored = make(chan struct{}) // opened by Restore
 		s.byID[id] = c
 		s.names[rec.Name] = id
 	}
@@ -140,7 +148,9 @@ func New(d Deps) (*Service, error) {
 		// keep serving the rest; the broken record shows up as a dead container
 		logrus.WithError(c.Err).Errorf("container record %s is corrupt", c.ID)
 		rec := brokenRecord(c.ID, c.Err)
-		s.byID[c.ID] = newCtr(rec)
+		bc := newCtr(rec)
+		bc.restored = make(chan struct{}) // opened by Restore
+		s.byID[c.ID] = bc
 		s.names[rec.Name] = c.ID
 	}
 	return s, nil
@@ -248,4 +258,17 @@ func checkRecord(id string, rec *Record) error {
 		return fmt.Errorf("record of %s has no configuration", id)
 	}
 	return nil
+}
+
+// all lists the containers. Lock each one's mu only after: remove and
+// rename hold a container's mu while they take s.mu, so taking a
+// container's mu under s.mu deadlocks against them.
+func (s *Service) all() []*ctr {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*ctr, 0, len(s.byID))
+	for _, c := range s.byID {
+		out = append(out, c)
+	}
+	return out
 }

@@ -26,6 +26,9 @@ import (
 // Start starts a created or stopped container. Starting a running
 // container is ErrNotModified (304).
 func (s *Service) Start(ctx context.Context, name string) error {
+	if err := s.restored(ctx); err != nil {
+		return err
+	}
 	c, err := s.lookup(name)
 	if err != nil {
 		return err

@@ -37,7 +37,7 @@ func (s *Service) Stats(ctx context.Context, name string, opts StatsOptions, sen
 	if opts.Stream && opts.OneShot {
 		return errdefs.ErrInvalidArgument.WithMessage("cannot have stream=true and one-shot=true")
 	}
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return err
 	}

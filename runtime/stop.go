@@ -21,7 +21,7 @@ const defaultStopTimeout = 10
 // StopTimeout or 10 by default; -1 waits forever), then kills. Stopping a
 // container that is not running is ErrNotModified (304).
 func (s *Service) Stop(ctx context.Context, name, signal string, timeout *int) error {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (s *Service) waitStopped(ctx context.Context, c *ctr, d time.Duration) bool
 // Kill sends a signal (name or number; default SIGKILL) to the container's
 // main process. A container that is not running is ErrConflict (409).
 func (s *Service) Kill(ctx context.Context, name, signal string) error {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -245,6 +245,9 @@ func ParseSignal(s string) (syscall.Signal, error) {
 // request: a client that hangs up does not cut it half-way. An auto-remove
 // container is not removed by the exit the restart causes.
 func (s *Service) Restart(ctx context.Context, name, signal string, timeout *int) error {
+	if err := s.restored(ctx); err != nil {
+		return err
+	}
 	c, err := s.lookup(name)
 	if err != nil {
 		return err
@@ -275,7 +278,7 @@ func (s *Service) Restart(ctx context.Context, name, signal string, timeout *int
 
 // Pause freezes the container's processes.
 func (s *Service) Pause(ctx context.Context, name string) error {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -300,7 +303,7 @@ func (s *Service) Pause(ctx context.Context, name string) error {
 
 // Unpause thaws a paused container.
 func (s *Service) Unpause(ctx context.Context, name string) error {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return err
 	}

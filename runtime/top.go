@@ -26,7 +26,7 @@ func (s *Service) Top(ctx context.Context, name, psArgs string) (*container.TopR
 	if err := validatePSArgs(psArgs); err != nil {
 		return nil, err
 	}
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 // Update changes a container's restart policy and resource limits. Limits
 // apply to the running process through the OCI runtime and to later starts.
 func (s *Service) Update(ctx context.Context, name string, cfg container.UpdateConfig) (container.UpdateResponse, error) {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return container.UpdateResponse{}, err
 	}

@@ -23,7 +23,7 @@ type WaitResult struct {
 // running); next-exit at the next exit; removed once it is gone. Every
 // condition also ends with the container's removal.
 func (s *Service) Wait(ctx context.Context, name string, cond container.WaitCondition) (<-chan WaitResult, error) {
-	c, err := s.lookup(name)
+	c, err := s.ready(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -248,6 +248,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		DefaultIpcMode:     containertypes.IpcMode(cfg.DefaultIpcMode),
 		CPURealtimePeriod:  cfg.CPURealtimePeriod,
 		CPURealtimeRuntime: cfg.CPURealtimeRuntime,
+		RestoreHold:        restoreHold(os.Getenv("BERTHD_TEST_RESTORE_HOLD")),
 	})
 	if err != nil {
 		return nil, err
@@ -256,12 +257,6 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err := vols.Reconcile(context.Background(), rt.Exists); err != nil {
 		logrus.WithError(err).Warn("reconcile volume references")
 	}
-	rt.Restore(context.Background())
-	if err := nets.RestoreDone(context.Background()); err != nil {
-		logrus.WithError(err).Warn("release network state of containers gone while berthd was down")
-	}
-	// restart policies run once the network has dropped what nobody restored
-	rt.AutoStart(context.Background())
 	trackCtx, stopTracker := context.WithCancel(context.Background())
 	go func() { _ = tracker.Run(trackCtx, rt) }()
 	d.closers = append(d.closers, func() error { stopTracker(); return nil })
@@ -269,11 +264,7 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	// the supervisor starts once restart policies have run (AutoStart)
-	superCtx, stopSuper := context.WithCancel(context.Background())
-	superDone := make(chan struct{})
-	go func() { defer close(superDone); deployments.Run(superCtx) }()
-	d.closers = append(d.closers, func() error { stopSuper(); <-superDone; return nil })
+	d.closers = append(d.closers, restoreInBackground(rt, nets, deployments))
 
 	info, err := sysinfo.New(sysinfo.Deps{
 		DataRoot:           cfg.DataRoot,
@@ -349,6 +340,50 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		unused.New(),
 	)
 	return d, nil
+}
+
+// restoreInBackground restores the containers while the API is served
+// (runtime's "The restore phase" says what a request sees meanwhile): the
+// runtime's restore, then the network layer drops what nobody restored,
+// then restart policies run, then the deployments' supervisor starts. It
+// returns the closer, which waits for the restore (a restore cut short
+// would take live containers for dead ones) and stops the supervisor.
+func restoreInBackground(rt *runtime.Service, nets *network.Manager, deployments *compose.Manager) func() error {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		began := time.Now()
+		rt.Restore(context.WithoutCancel(ctx))
+		if err := nets.RestoreDone(context.WithoutCancel(ctx)); err != nil {
+			logrus.WithError(err).Warn("release network state of containers gone while berthd was down")
+		}
+		// restart policies run once the network has dropped what nobody restored
+		rt.AutoStart(context.WithoutCancel(ctx))
+		logrus.Infof("restore phase over in %v", time.Since(began).Round(time.Millisecond))
+		if ctx.Err() == nil {
+			deployments.Run(ctx)
+		}
+	}()
+	return func() error { stop(); <-done; return nil }
+}
+
+// restoreHold is the test seam of the restore (runtime.Deps.RestoreHold):
+// with BERTHD_TEST_RESTORE_HOLD naming a FIFO, the restore begins only once
+// a test opens it for writing. Without it, nothing.
+func restoreHold(fifo string) func(context.Context) {
+	if fifo == "" {
+		return nil
+	}
+	return func(context.Context) {
+		logrus.Infof("restore held until %s is opened for writing", fifo)
+		f, err := os.Open(fifo) // a FIFO's open waits for its writer
+		if err != nil {
+			logrus.WithError(err).Warn("restore hold")
+			return
+		}
+		_ = f.Close()
+	}
 }
 
 // initBinary is the init for --init: tini (static) or catatonit from Debian.

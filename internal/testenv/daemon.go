@@ -33,9 +33,12 @@ type Daemon struct {
 	// (through nsenter) instead of the host's.
 	NetNS   string
 	LogPath string
-	cmd     *exec.Cmd
-	waited  chan struct{}
-	config  string // DOCKER_CONFIG dir for the CLI
+	// DaemonEnv is added to the daemon's environment at its next Start.
+	DaemonEnv []string
+	starts    int
+	cmd       *exec.Cmd
+	waited    chan struct{}
+	config    string // DOCKER_CONFIG dir for the CLI
 }
 
 var (
@@ -119,8 +122,31 @@ func StartDaemonIn(t testing.TB, netnsPath string, extraArgs ...string) *Daemon 
 	return d
 }
 
-// Start starts (or restarts) the daemon process and waits for /_ping.
+// Start starts (or restarts) the daemon process and waits until it
+// answers and its restore phase is over (the API is served meanwhile).
 func (d *Daemon) Start(t testing.TB) {
+	t.Helper()
+	d.StartServing(t)
+	deadline := time.Now().Add(2 * time.Minute)
+	for strings.Count(d.Log(), restorePhaseOver) < d.starts {
+		select {
+		case <-d.waited:
+			t.Fatalf("berthd exited during its restore:\n%s", d.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("berthd did not end its restore in time:\n%s", d.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// restorePhaseOver is berthd's log line once its restore phase is over.
+const restorePhaseOver = `msg="restore phase over`
+
+// StartServing starts (or restarts) the daemon process and waits for
+// /_ping only: its restore may still run.
+func (d *Daemon) StartServing(t testing.TB) {
 	t.Helper()
 	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -132,12 +158,16 @@ func (d *Daemon) Start(t testing.TB) {
 		cmd = exec.Command("nsenter", append([]string{"--net=" + d.NetNS, "--", Binary(t)}, args...)...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(d.DaemonEnv) > 0 {
+		cmd.Env = append(os.Environ(), d.DaemonEnv...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	logf.Close()
 	d.cmd = cmd
+	d.starts++
 	d.waited = make(chan struct{})
 	go func() { _ = cmd.Wait(); close(d.waited) }()
 	deadline := time.Now().Add(60 * time.Second)

@@ -93,11 +93,7 @@ func (m *Monitors) Launch(ctx context.Context, cfg monitor.Config) (monitor.Task
 // exited is released (its status stays in stateDir for ReadExit) and
 // ErrNotFound returned: there is nothing left to monitor.
 func (m *Monitors) Connect(ctx context.Context, stateDir string) (monitor.Task, error) {
-	c, err := Connect(ctx, stateDir)
-	if err != nil {
-		return nil, err
-	}
-	st, err := c.State(ctx)
+	c, st, err := connectState(ctx, stateDir)
 	if err != nil {
 		return nil, err
 	}

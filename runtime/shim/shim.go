@@ -95,13 +95,21 @@ func (c *Client) Close() error { return nil }
 // Connect connects to the shim of stateDir, e.g. after berthd restarted. It
 // returns ErrUnavailable if no shim serves there (it exited: see ReadExit).
 func Connect(ctx context.Context, stateDir string) (*Client, error) {
+	c, _, err := connectState(ctx, stateDir)
+	return c, err
+}
+
+// connectState is Connect that also returns the state the shim answered
+// with: one round trip to a shim that may wait for a CPU (a daemon restart
+// makes a thousand of them).
+func connectState(ctx context.Context, stateDir string) (*Client, State, error) {
 	c := &Client{dir: stateDir, sock: filepath.Join(stateDir, proto.SocketFile)}
 	st, err := c.State(ctx)
 	if err != nil {
-		return nil, err
+		return nil, State{}, err
 	}
 	c.pid, c.shimPid = st.Pid, st.ShimPid
-	return c, nil
+	return c, st, nil
 }
 
 // ReadExit reads the exit status a shim recorded in stateDir. ok is false
