@@ -148,6 +148,11 @@ func (r *restorer) waitContainer(ctx context.Context, c *ctr) error {
 // waitPhase waits until the restore phase is over. Errors: ctx.Err().
 func (r *restorer) waitPhase(ctx context.Context) error {
 	select {
+	case <-r.phase: // an open phase wins over a done ctx, as in waitContainer
+		return nil
+	default:
+	}
+	select {
 	case <-r.phase:
 		return nil
 	case <-ctx.Done():
