@@ -15,6 +15,7 @@ import (
 	"github.com/berthd/berth/network/endpoint"
 	"github.com/berthd/berth/network/iptables"
 	"github.com/berthd/berth/network/portmap"
+	"github.com/berthd/berth/store"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 )
@@ -198,12 +199,16 @@ func (m *Manager) RestoreDone(ctx context.Context) error {
 	if err := m.hostLocked(ctx); err != nil {
 		return err
 	}
+	// the deletions are queued and committed together (one fsync for all
+	// the dead endpoints, not one each); the released addresses cannot be
+	// handed out before they are committed, since m.mu is held until then
+	var deletions []*store.Pending
 	for key, ep := range m.pending {
 		removeVethPair(ep)
 		if st := m.networks[ep.NetworkID]; st != nil {
 			st.release(ep)
 		}
-		_ = m.eps.Delete(key)
+		deletions = append(deletions, m.eps.QueueDelete(key))
 		delete(m.pending, key)
 	}
 	ports, _, err := m.portsTbl.List()
@@ -212,8 +217,11 @@ func (m *Manager) RestoreDone(ctx context.Context) error {
 	}
 	for id := range ports {
 		if !m.restored[id] {
-			_ = m.portsTbl.Delete(id)
+			deletions = append(deletions, m.portsTbl.QueueDelete(id))
 		}
+	}
+	for _, d := range deletions {
+		_ = d.Wait()
 	}
 	if ents, err := os.ReadDir(m.nsDir); err == nil {
 		for _, e := range ents {

@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"testing"
 
@@ -52,4 +53,38 @@ func TestRestoreWritesOnlyChangedEndpoints(t *testing.T) {
 			assert.Check(t, c.Name == "b-renamed")
 		}
 	}
+}
+
+// RestoreDone releases every endpoint nobody restored in one commit, not
+// one fsync each (at a daemon start after a crash with many dead
+// containers, one fsync per record was seconds under the manager's lock);
+// and the store holds none of them after.
+func TestRestoreDoneDeletesDeadEndpointsTogether(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, err := e.m.CreateNetwork(ctx, network.CreateRequest{Name: "n"})
+	assert.NilError(t, err)
+	const n = 12
+	for i := range n {
+		e.attach(t, e.start(t, fmt.Sprintf("dead%d", i)), "n", true)
+	}
+	assert.NilError(t, e.m.Close())
+	e.m = e.manager(t)
+	before := e.db.Commits()
+	// with commits held, every deletion is queued before any is waited for
+	resume := e.db.PauseCommits()
+	t.Cleanup(resume)
+	done := make(chan error, 1)
+	go func() { done <- e.m.RestoreDone(ctx) }()
+	e.waitUncommitted(t, n)
+	resume()
+	assert.NilError(t, <-done)
+	commits := e.db.Commits() - before
+	assert.Check(t, commits <= 2, "releasing %d dead endpoints took %d commits", n, commits)
+	all, _, err := e.m.eps.List()
+	assert.NilError(t, err)
+	assert.Check(t, len(all) == 0, "%d endpoint records left", len(all))
+	in, err := e.m.InspectNetwork(ctx, "n")
+	assert.NilError(t, err)
+	assert.Check(t, len(in.Containers) == 0)
 }
