@@ -126,6 +126,18 @@ func newExecID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
+// forgetExecs drops a container's execs when its pod goes away, as dockerd
+// drops a container's execs when it stops (the map would grow otherwise).
+func (b *Backend) forgetExecs(containerID string) {
+	b.execs.mu.Lock()
+	defer b.execs.mu.Unlock()
+	for id, e := range b.execs.byID {
+		if e.containerID == containerID {
+			delete(b.execs.byID, id)
+		}
+	}
+}
+
 func (b *Backend) exec(id string) (*kexec, error) {
 	b.execs.mu.Lock()
 	defer b.execs.mu.Unlock()

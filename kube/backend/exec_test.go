@@ -253,3 +253,29 @@ func TestExecDetachedRunsWithoutTheClient(t *testing.T) {
 		return err == nil && insp.ExitCode != nil && *insp.ExitCode == 7
 	})
 }
+
+func TestExecsGoWithTheirPod(t *testing.T) {
+	fx := &fakeExecutor{run: func(ExecRequest, remotecommand.StreamOptions) error { return nil }}
+	cs := fake.NewClientset()
+	db, worker := shopPods()[0], shopPods()[1]
+	for _, p := range []corev1.Pod{db, worker} {
+		_, err := cs.CoreV1().Pods(p.Namespace).Create(context.Background(), &p, metav1.CreateOptions{})
+		assert.NilError(t, err)
+	}
+	b, err := New(Deps{Client: cs, Now: func() time.Time { return t0 }, Exec: fx})
+	assert.NilError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	assert.NilError(t, b.Sync(ctx))
+	dbExec, err := b.ExecCreate(ctx, "shop-db-1", container.ExecCreateRequest{Cmd: []string{"true"}, AttachStdout: true})
+	assert.NilError(t, err)
+	workerExec, err := b.ExecCreate(ctx, "shop-worker-1", container.ExecCreateRequest{Cmd: []string{"true"}, AttachStdout: true})
+	assert.NilError(t, err)
+	assert.NilError(t, cs.CoreV1().Pods("shop").Delete(ctx, db.Name, metav1.DeleteOptions{}))
+	waitFor(t, "the db exec to go", func() bool {
+		_, err := b.ExecInspect(ctx, dbExec)
+		return errdefs.IsNotFound(err)
+	})
+	_, err = b.ExecInspect(ctx, workerExec)
+	assert.NilError(t, err, "another container's exec stays")
+}
