@@ -162,6 +162,9 @@ func (b *Backend) ExecStart(ctx context.Context, id string, req container.ExecSt
 		}
 		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("Error: Exec command %s has already run", id))
 	}
+	if p, ok := b.inCluster(e.containerID); !ok || podState(p, b.now()).status != container.StateRunning {
+		return nil, execNotRunning(e.containerID)
+	}
 	e.started = true
 	return &ExecRun{b: b, e: e, tty: req.Tty, size: req.ConsoleSize}, nil
 }

@@ -271,6 +271,19 @@ func TestExecsGoWithTheirPod(t *testing.T) {
 	assert.NilError(t, err)
 	workerExec, err := b.ExecCreate(ctx, "shop-worker-1", container.ExecCreateRequest{Cmd: []string{"true"}, AttachStdout: true})
 	assert.NilError(t, err)
+	// its container stops between the create and the start: 409 at the start
+	stopped := db.DeepCopy()
+	stopped.Status.ContainerStatuses[0].State = exited(0, t0)
+	_, err = cs.CoreV1().Pods("shop").UpdateStatus(ctx, stopped, metav1.UpdateOptions{})
+	assert.NilError(t, err)
+	waitFor(t, "the informer to see db stopped", func() bool {
+		p, ok := b.inCluster(containerID(&db))
+		return ok && podState(p, t0).status == container.StateExited
+	})
+	_, err = b.ExecStart(ctx, dbExec, container.ExecStartRequest{})
+	assert.Assert(t, errdefs.IsConflict(err), "%v", err)
+	assert.ErrorContains(t, err, "is not running")
+
 	assert.NilError(t, cs.CoreV1().Pods("shop").Delete(ctx, db.Name, metav1.DeleteOptions{}))
 	waitFor(t, "the db exec to go", func() bool {
 		_, err := b.ExecInspect(ctx, dbExec)
