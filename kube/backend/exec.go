@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/containerd/errdefs"
@@ -280,7 +281,7 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	e.mu.Lock()
 	e.running, e.sizes = true, sizes
 	e.mu.Unlock()
-	r.b.event(e.pod, events.Action(string(events.ActionExecStart)+": "+joinCmd(e.cfg.Cmd)), map[string]string{"execID": e.id})
+	r.b.event(e.pod, events.Action(string(events.ActionExecStart)+": "+strings.Join(e.cfg.Cmd, " ")), map[string]string{"execID": e.id})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -322,17 +323,6 @@ func (q sizeQueue) Next() *remotecommand.TerminalSize {
 	case <-q.done:
 		return nil
 	}
-}
-
-func joinCmd(cmd []string) string {
-	s := ""
-	for i, a := range cmd {
-		if i > 0 {
-			s += " "
-		}
-		s += a
-	}
-	return s
 }
 
 // dropWriter passes writes on until one fails, then swallows them: a client
