@@ -148,6 +148,10 @@ func (x *execTable) start(id string, req container.ExecStartRequest) (*ExecRun, 
 	return &ExecRun{Tty: req.Tty, x: x, e: e, req: req, cancel: func() {}}, nil
 }
 
+// TTY says how the stream is framed: raw when the start asked for a TTY,
+// multiplexed otherwise (the router's ExecStream).
+func (r *ExecRun) TTY() bool { return r.Tty }
+
 // Cancel gives up an exec that was not run.
 func (r *ExecRun) Cancel() {
 	r.e.mu.Lock()

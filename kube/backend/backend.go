@@ -47,6 +47,9 @@ type Deps struct {
 	DefaultNamespace string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Exec runs execs; nil means pods/exec through remotecommand for a
+	// NewClient's Client (execs answer 501 for another).
+	Exec Executor
 }
 
 // Client is the part of a clientset the backend uses (kubernetes.Interface
@@ -72,13 +75,14 @@ func NewClient(cfg *rest.Config) (Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client{core, apps, disc}, nil
+	return client{core, apps, disc, cfg}, nil
 }
 
 type client struct {
 	core corev1client.CoreV1Interface
 	apps appsv1client.AppsV1Interface
 	disc discovery.DiscoveryInterfaces
+	cfg  *rest.Config // for remotecommand's executors
 }
 
 func (c client) CoreV1() corev1client.CoreV1Interface     { return c.core }
@@ -111,6 +115,9 @@ type Backend struct {
 	// stopWindow is how long a replica's stop waits for the stops of the
 	// replicas above it.
 	stopWindow time.Duration
+
+	executor Executor
+	execs    execs
 }
 
 // New returns the backend; it reads nothing until Start.
@@ -125,6 +132,13 @@ func New(d Deps) (*Backend, error) {
 	}
 	if b.now == nil {
 		b.now = time.Now
+	}
+	b.executor, b.execs.byID = d.Exec, map[string]*kexec{}
+	if c, ok := d.Client.(client); ok && b.executor == nil {
+		b.executor = remoteExecutor{cfg: c.cfg, core: c.core.RESTClient()}
+	}
+	if b.executor == nil {
+		b.executor = noExecutor{}
 	}
 	// berth's own objects only: a cluster has many pods berth did not make
 	owned := func(o metav1.ListOptions) metav1.ListOptions { o.LabelSelector = ownedSelector; return o }

@@ -83,6 +83,7 @@ func (b *Backend) podDeleted(p *corev1.Pod) {
 		b.event(p, events.ActionDie, exitAttr(podState(p, b.now()).exitCode))
 	}
 	id := containerID(p)
+	b.forgetExecs(id)
 	b.mu.Lock()
 	quiet := b.quiet[id]
 	delete(b.quiet, id)

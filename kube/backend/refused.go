@@ -41,18 +41,6 @@ func (b *Backend) Attach(ctx context.Context, ref string, opts runtime.AttachOpt
 func (b *Backend) Resize(ctx context.Context, ref string, height, width uint) error {
 	return notImplemented("resize")
 }
-func (b *Backend) ExecCreate(ctx context.Context, ref string, req container.ExecCreateRequest) (string, error) {
-	return "", notImplemented("exec")
-}
-func (b *Backend) ExecStart(ctx context.Context, execID string, req container.ExecStartRequest) (*runtime.ExecRun, error) {
-	return nil, notImplemented("exec")
-}
-func (b *Backend) ExecResize(ctx context.Context, execID string, height, width uint) error {
-	return notImplemented("exec")
-}
-func (b *Backend) ExecInspect(ctx context.Context, execID string) (*container.ExecInspectResponse, error) {
-	return nil, notImplemented("exec")
-}
 func (b *Backend) StatPath(ctx context.Context, ref, path string) (*container.PathStat, error) {
 	return nil, notImplemented("copying files (docker cp)")
 }

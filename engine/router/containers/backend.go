@@ -41,7 +41,6 @@ type streamBackend interface {
 	Attach(ctx context.Context, name string, opts runtime.AttachOptions) (*runtime.Attachment, error)
 	Resize(ctx context.Context, name string, height, width uint) error
 	ExecCreate(ctx context.Context, name string, req container.ExecCreateRequest) (string, error)
-	ExecStart(ctx context.Context, execID string, req container.ExecStartRequest) (*runtime.ExecRun, error)
 	ExecResize(ctx context.Context, execID string, height, width uint) error
 	ExecInspect(ctx context.Context, execID string) (*container.ExecInspectResponse, error)
 }
@@ -62,11 +61,34 @@ type monitorBackend interface {
 	Stats(ctx context.Context, name string, opts runtime.StatsOptions, send func(*container.StatsResponse) error) error
 }
 
-// Backend is everything the container routes need.
-type Backend interface {
+// backend is everything the container routes need but the start of an exec.
+type backend interface {
 	stateBackend
 	queryBackend
 	streamBackend
 	archiveBackend
 	monitorBackend
 }
+
+// Backend is everything the container routes need. X is what the backend's
+// ExecStart answers (the local runtime's *runtime.ExecRun, the Kubernetes
+// backend's remotecommand exec): the router streams it as an ExecStream.
+type Backend[X ExecStream] interface {
+	backend
+	ExecStart(ctx context.Context, execID string, req container.ExecStartRequest) (X, error)
+}
+
+// ExecStream is a started exec as the router streams it.
+type ExecStream interface {
+	// TTY says how the stream is framed: raw (a terminal) or multiplexed.
+	TTY() bool
+	// Run streams the process until it ends; with nil streams (a detached
+	// exec) it returns once the process started. ErrDetached: the client
+	// detached with its detach keys.
+	Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error
+	// Cancel gives up an exec that was not run.
+	Cancel()
+}
+
+// the local runtime's exec streams as it did
+var _ ExecStream = (*runtime.ExecRun)(nil)

@@ -1,14 +1,29 @@
 package containers
 
-import "github.com/berthd/berth/engine/httputil"
+import (
+	"context"
+
+	"github.com/berthd/berth/engine/httputil"
+	"github.com/moby/moby/api/types/container"
+)
 
 // Router serves /containers and /exec.
 type Router struct {
-	b Backend
+	b         backend
+	startExec func(ctx context.Context, execID string, req container.ExecStartRequest) (ExecStream, error)
 }
 
 // New returns the containers router.
-func New(b Backend) *Router { return &Router{b: b} }
+func New[X ExecStream](b Backend[X]) *Router {
+	start := func(ctx context.Context, execID string, req container.ExecStartRequest) (ExecStream, error) {
+		run, err := b.ExecStart(ctx, execID, req)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return run, nil
+	}
+	return &Router{b: b, startExec: start}
+}
 
 // Routes implements httputil.Router.
 func (r *Router) Routes() []httputil.Route {

@@ -167,7 +167,7 @@ func (r *Router) execStart(ctx context.Context, w http.ResponseWriter, req *http
 	if !body.Tty {
 		body.ConsoleSize = nil // no console without a TTY (dockerd's rule); the create's applies
 	}
-	run, err := r.b.ExecStart(ctx, vars["id"], body)
+	run, err := r.startExec(ctx, vars["id"], body)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func (r *Router) execStart(ctx context.Context, w http.ResponseWriter, req *http
 		run.Cancel()
 		return err
 	}
-	if err := conn.Upgrade(compat.StreamContentType(httputil.VersionFromContext(ctx), run.Tty)); err != nil {
+	if err := conn.Upgrade(compat.StreamContentType(httputil.VersionFromContext(ctx), run.TTY())); err != nil {
 		run.Cancel()
 		conn.Close()
 		return nil
@@ -192,7 +192,7 @@ func (r *Router) execStart(ctx context.Context, w http.ResponseWriter, req *http
 	// framed as the start request says (whatever the exec was created
 	// with); with a TTY only stdout is streamed, as dockerd does
 	var stdout, stderr io.Writer = conn, nil
-	if !run.Tty {
+	if !run.TTY() {
 		stdout, stderr = httputil.NewMuxWriters(conn)
 	}
 	in, hctx, cancel := watchHangup(context.WithoutCancel(ctx), conn, conn.Conn)
