@@ -132,6 +132,14 @@ func TestKubeBackendRealComposeUpPsDown(t *testing.T) {
 	}
 	assert.DeepEqual(t, ps, map[string]string{"shop-db-1": "running", "shop-web-1": "running", "shop-worker-1": "running", "shop-worker-2": "running"})
 
+	// a second up finds everything as it is: the images' made-up IDs are
+	// stable, so compose recreates nothing (a recreate would be refused)
+	out = compose("up", "-d")
+	assert.Assert(t, strings.Contains(out, "Container shop-worker-2  Running") && !strings.Contains(out, "Recreate") && !strings.Contains(out, "Creating"), out)
+	pub, err := cs.CoreV1().Services("shop").Get(ctx, "web-published", metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, pub.Spec.Ports[0].Port, int32(8080))
+
 	// down: containers, workloads and the network go; the claim stays, and
 	// the namespace that holds it
 	out = compose("down")

@@ -54,8 +54,10 @@ type Networks struct{ b *Backend }
 // Networks returns the network side of the backend.
 func (b *Backend) Networks() *Networks { return &Networks{b: b} }
 
-func networkID(ns, key string) string {
-	sum := sha256.Sum256([]byte("network:" + ns + "/" + key))
+// networkID is a network's ID: from its namespace and Docker name, which
+// a pod's record of its networks has too (dockernames.go).
+func networkID(ns, name string) string {
+	sum := sha256.Sum256([]byte("network:" + ns + "/" + name))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -103,7 +105,7 @@ func (n *Networks) CreateNetwork(ctx context.Context, req network.CreateRequest)
 	if err != nil {
 		return network.CreateResponse{}, fmt.Errorf("network %s: namespace %s: %w", req.Name, ns, fromAPI(err))
 	}
-	return network.CreateResponse{ID: networkID(ns, key)}, nil
+	return network.CreateResponse{ID: networkID(ns, req.Name)}, nil
 }
 
 // refuseNetworkOptions names what a namespace cannot be: another driver,
@@ -177,7 +179,7 @@ func (n *Networks) find(ctx context.Context, ref string) (netOf, error) {
 	}
 	var byPrefix []netOf
 	for _, x := range all {
-		id := networkID(x.ns, x.key)
+		id := networkID(x.ns, x.rec.Name)
 		if id == ref || x.rec.Name == ref {
 			return x, nil
 		}
@@ -193,7 +195,7 @@ func (n *Networks) find(ctx context.Context, ref string) (netOf, error) {
 
 func (x netOf) summary() network.Summary {
 	return network.Summary{Network: network.Network{
-		Name: x.rec.Name, ID: networkID(x.ns, x.key), Created: x.rec.Created, Scope: "local", Driver: networkDriver,
+		Name: x.rec.Name, ID: networkID(x.ns, x.rec.Name), Created: x.rec.Created, Scope: "local", Driver: networkDriver,
 		EnableIPv4: true, Labels: x.rec.Labels, Options: map[string]string{"namespace": x.ns},
 	}}
 }
@@ -259,7 +261,7 @@ func (n *Networks) RemoveNetwork(ctx context.Context, ref string) error {
 		return err
 	}
 	if c := n.b.containersIn(x.ns); len(c) > 0 {
-		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("error while removing network: network %s id %s has active endpoints (%s)", x.rec.Name, networkID(x.ns, x.key), strings.Join(slices.Sorted(maps.Values(c)), ", ")))
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("error while removing network: network %s id %s has active endpoints (%s)", x.rec.Name, networkID(x.ns, x.rec.Name), strings.Join(slices.Sorted(maps.Values(c)), ", ")))
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{networkAnnotationPrefix + x.key: nil}}})
 	if _, err := n.b.c.CoreV1().Namespaces().Patch(ctx, x.ns, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
