@@ -126,9 +126,16 @@ func TestKubeBackendRealComposeUpPsDown(t *testing.T) {
 
 	ps := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(compose("ps", "-a", "--format", "json")), "\n") {
-		var c struct{ Name, State, Service string }
+		var c struct {
+			Name, State string
+			Publishers  []struct{ TargetPort, PublishedPort int }
+		}
 		assert.NilError(t, json.Unmarshal([]byte(line), &c), line)
 		ps[c.Name] = c.State
+		if c.Name == "shop-web-1" {
+			assert.Equal(t, len(c.Publishers), 1, line)
+			assert.Equal(t, c.Publishers[0].PublishedPort, 8080, "web's published port (its Service's): %s", line)
+		}
 	}
 	assert.DeepEqual(t, ps, map[string]string{"shop-db-1": "running", "shop-web-1": "running", "shop-worker-1": "running", "shop-worker-2": "running"})
 

@@ -3,6 +3,7 @@ package backend
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
@@ -24,6 +25,9 @@ const (
 	annotationNetworks = "berth/networks"
 	// annotationVolumes: claim=Docker volume name, comma-separated.
 	annotationVolumes = "berth/volumes"
+	// annotationPublished: <port>/<proto>=<published port>, comma-separated:
+	// the ports of the service's <svc>-published Service.
+	annotationPublished = "berth/published"
 )
 
 // recordDockerNames puts the create's network and volume names on the
@@ -63,8 +67,22 @@ func recordDockerNames(ss *appsv1.StatefulSet, req runtime.CreateRequest) {
 			named(parts[0], parts[1])
 		}
 	}
+	var pub []string
+	for port, bindings := range req.HostConfig.PortBindings {
+		for _, b := range bindings {
+			hp := b.HostPort
+			if hp == "" || strings.HasPrefix(hp, "0") {
+				hp = strconv.Itoa(int(port.Num())) // kube.Translate publishes an ephemeral port on its target
+			}
+			pub = append(pub, port.String()+"="+hp)
+		}
+	}
 	if t.Annotations == nil {
 		t.Annotations = map[string]string{}
+	}
+	if len(pub) > 0 {
+		slices.Sort(pub)
+		t.Annotations[annotationPublished] = strings.Join(slices.Compact(pub), ",")
 	}
 	if len(nets) > 0 {
 		t.Annotations[annotationNetworks] = strings.Join(nets, ",")
@@ -83,6 +101,28 @@ func dockerNetworks(p *corev1.Pod) map[string]*network.EndpointSettings {
 		if n != "" {
 			out[n] = &network.EndpointSettings{NetworkID: networkID(p.Namespace, n), EndpointID: containerID(p)}
 		}
+	}
+	return out
+}
+
+// dockerPorts are a pod's container ports as Docker lists them, with the
+// port its published Service answers on (on the load balancer: no IP).
+func dockerPorts(p *corev1.Pod) []container.PortSummary {
+	pub := map[string]uint16{}
+	for kv := range strings.SplitSeq(p.Annotations[annotationPublished], ",") {
+		if port, hp, ok := strings.Cut(kv, "="); ok {
+			if n, err := strconv.ParseUint(hp, 10, 16); err == nil {
+				pub[port] = uint16(n)
+			}
+		}
+	}
+	var out []container.PortSummary
+	for _, cp := range mainContainer(p).Ports {
+		proto := strings.ToLower(string(cp.Protocol))
+		if proto == "" {
+			proto = "tcp"
+		}
+		out = append(out, container.PortSummary{PrivatePort: uint16(cp.ContainerPort), PublicPort: pub[strconv.Itoa(int(cp.ContainerPort))+"/"+proto], Type: proto})
 	}
 	return out
 }

@@ -148,9 +148,7 @@ func summary(p *corev1.Pod, now time.Time) container.Summary {
 	if st.health != "" {
 		s.Health = &container.HealthSummary{Status: st.health}
 	}
-	for _, cp := range c.Ports {
-		s.Ports = append(s.Ports, container.PortSummary{PrivatePort: uint16(cp.ContainerPort), Type: strings.ToLower(string(cp.Protocol))})
-	}
+	s.Ports = dockerPorts(p)
 	s.NetworkSettings = &container.NetworkSettingsSummary{Networks: dockerNetworks(p)}
 	s.Mounts = dockerMounts(p)
 	return s
