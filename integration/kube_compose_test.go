@@ -86,18 +86,16 @@ func TestKubeBackendRealComposeUpPsDown(t *testing.T) {
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(kubeShop), 0o644))
 	compose := func(args ...string) string {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, append([]string{"-p", "shop", "-f", filepath.Join(dir, "compose.yaml")}, args...)...)
-		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+dir, "DOCKER_CONTEXT=", "COMPOSE_PROGRESS=plain", "COMPOSE_MENU=false")
-		out, err := cmd.CombinedOutput()
+		out, err := runKubeCompose(bin, sock, dir, "shop", args...)
 		assert.NilError(t, err, "docker compose %s:\n%s", strings.Join(args, " "), out)
 		t.Logf("docker compose %s:\n%s", strings.Join(args, " "), out)
-		return string(out)
+		return out
 	}
 	ctx := context.Background()
 
+	start := time.Now()
 	out := compose("up", "-d")
+	t.Logf("docker compose up -d: %v", time.Since(start))
 	for _, want := range []string{"Network shop_default", "Volume shop_db_data", "Container shop-db-1", "Healthy", "Container shop-web-1", "Container shop-worker-2", "Started"} {
 		assert.Assert(t, strings.Contains(out, want), "compose up output lacks %q:\n%s", want, out)
 	}
@@ -169,4 +167,36 @@ func TestKubeBackendRealComposeUpPsDown(t *testing.T) {
 	assert.Assert(t, strings.Contains(out, "Volume shop_db_data"), out)
 	_, err = cs.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
 	assert.Assert(t, err != nil, "the empty namespace stayed")
+}
+
+// runKubeCompose runs the compose binary against the socket, with the
+// project in dir/compose.yaml.
+func runKubeCompose(bin, sock, dir, project string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-p", project, "-f", filepath.Join(dir, "compose.yaml")}, args...)...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+dir, "DOCKER_CONTEXT=", "COMPOSE_PROGRESS=plain", "COMPOSE_MENU=false")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// What compose sends that a namespace cannot be is refused by name, and
+// nothing is created: an internal network (no NetworkPolicy is made yet).
+func TestKubeBackendRealComposeRefusesByName(t *testing.T) {
+	bin, err := testenv.ComposeBinary()
+	assert.NilError(t, err)
+	cs := fake.NewClientset()
+	sock := kubeEngine(t, cs)
+	dir := t.TempDir()
+	project := "services:\n  app:\n    image: busybox\nnetworks:\n  default:\n    internal: true\n"
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(project), 0o644))
+	out, err := runKubeCompose(bin, sock, dir, "bad", "up", "-d")
+	assert.Assert(t, err != nil, "compose up of an internal network succeeded:\n%s", out)
+	assert.Assert(t, strings.Contains(out, "network bad_default: internal is not supported by the Kubernetes backend: no NetworkPolicy is made yet"), out)
+	nss, err := cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, len(nss.Items), 0, "a refused up made a namespace")
+	sets, err := cs.AppsV1().StatefulSets(metav1.NamespaceAll).List(context.Background(), metav1.ListOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, len(sets.Items), 0, "a refused up made a StatefulSet")
 }

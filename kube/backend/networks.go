@@ -66,7 +66,7 @@ func networkID(ns, name string) string {
 func (n *Networks) CreateNetwork(ctx context.Context, req network.CreateRequest) (network.CreateResponse, error) {
 	project, key := req.Labels[compose.LabelProject], req.Labels[compose.LabelNetwork]
 	if project == "" || key == "" {
-		return network.CreateResponse{}, notImplemented(fmt.Sprintf("network %s: a network outside a compose project (without the labels %s and %s); a project's networks are its namespace, so", req.Name, compose.LabelProject, compose.LabelNetwork))
+		return network.CreateResponse{}, notSupported(fmt.Sprintf("network %s: a network outside a compose project (without the labels %s and %s)", req.Name, compose.LabelProject, compose.LabelNetwork), "a project's networks are its namespace")
 	}
 	if err := refuseNetworkOptions(req); err != nil {
 		return network.CreateResponse{}, err
@@ -113,7 +113,7 @@ func (n *Networks) CreateNetwork(ctx context.Context, req network.CreateRequest)
 // IPv6 only or dual, driver options, swarm's options.
 func refuseNetworkOptions(req network.CreateRequest) error {
 	refuse := func(what, why string) error {
-		return notImplemented(fmt.Sprintf("network %s: %s (%s);", req.Name, what, why))
+		return notSupported(fmt.Sprintf("network %s: %s", req.Name, what), why)
 	}
 	switch {
 	case req.Driver != "" && req.Driver != "bridge":

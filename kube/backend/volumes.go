@@ -48,10 +48,10 @@ func (b *Backend) Volumes() *Volumes { return &Volumes{b: b} }
 func (v *Volumes) Create(ctx context.Context, req volume.CreateRequest) (*volume.Volume, error) {
 	project, key := req.Labels[compose.LabelProject], req.Labels[compose.LabelVolume]
 	if project == "" || key == "" {
-		return nil, notImplemented(fmt.Sprintf("volume %s: a volume outside a compose project (without the labels %s and %s); a volume is a claim in its project's namespace, so", req.Name, compose.LabelProject, compose.LabelVolume))
+		return nil, notSupported(fmt.Sprintf("volume %s: a volume outside a compose project (without the labels %s and %s)", req.Name, compose.LabelProject, compose.LabelVolume), "a volume is a claim in its project's namespace")
 	}
 	if req.Driver != "" && req.Driver != "local" || len(req.DriverOpts) > 0 {
-		return nil, notImplemented("volume " + req.Name + ": driver and driver options (a claim's storage is its storage class's);")
+		return nil, notSupported("volume "+req.Name+": driver and driver options", "a claim's storage is its storage class's")
 	}
 	if req.Name == "" {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("a compose volume needs a name")
