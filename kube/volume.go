@@ -68,25 +68,57 @@ func (t *translator) claims() ([]*corev1.PersistentVolumeClaim, error) {
 			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("volumes %q and %q both become the claim %q", prev, key, name))
 		}
 		taken[name] = key
-		mode := corev1.ReadWriteOnce
-		if pods[key] > 1 {
-			mode = corev1.ReadWriteMany
-		}
-		labels, annotations, err := splitLabels(merged(v.Labels, map[string]string{compose.LabelVolume: key}))
+		c, err := t.newClaim(name, key, v.Labels, pods[key], size)
 		if err != nil {
-			return nil, fmt.Errorf("volume %s: %w", key, err)
-		}
-		c := &corev1.PersistentVolumeClaim{}
-		c.APIVersion, c.Kind = "v1", "PersistentVolumeClaim"
-		c.Name, c.Namespace = name, t.ns
-		c.Labels, c.Annotations = merged(labels, t.projectLabels()), nilIfEmpty(annotations)
-		c.Spec = corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{mode},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+			return nil, err
 		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// newClaim is the PVC of volume key, mounted by pods pods.
+func (t *translator) newClaim(name, key string, docker map[string]string, pods int, size resource.Quantity) (*corev1.PersistentVolumeClaim, error) {
+	mode := corev1.ReadWriteOnce
+	if pods > 1 {
+		mode = corev1.ReadWriteMany
+	}
+	labels, annotations, err := splitLabels(merged(docker, map[string]string{compose.LabelVolume: key}))
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: %w", key, err)
+	}
+	c := &corev1.PersistentVolumeClaim{}
+	c.APIVersion, c.Kind = "v1", "PersistentVolumeClaim"
+	c.Name, c.Namespace = name, t.ns
+	c.Labels, c.Annotations = merged(labels, t.projectLabels()), nilIfEmpty(annotations)
+	c.Spec = corev1.PersistentVolumeClaimSpec{
+		AccessModes: []corev1.PersistentVolumeAccessMode{mode},
+		Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+	}
+	return c, nil
+}
+
+// Claim is the PVC of compose's `docker volume create` of volume key of a
+// project, with the volume's Docker labels (compose's own among them), as
+// the container creates that mount it will apply it: one pod mounts it
+// (ReadWriteOnce), the default size. Driver and options are refused.
+func Claim(project, key string, labels map[string]string, o Options) (*corev1.PersistentVolumeClaim, error) {
+	if o.DefaultVolumeSize == "" {
+		o.DefaultVolumeSize = "1Gi"
+	}
+	t := &translator{p: &types.Project{Name: project}, o: o, ns: o.NamespacePrefix + project}
+	if errs := validation.IsDNS1123Label(t.ns); len(errs) > 0 {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("project name %q cannot be a Kubernetes namespace: %s", t.ns, strings.Join(errs, "; ")))
+	}
+	name, err := claimName(key)
+	if err != nil {
+		return nil, err
+	}
+	size, err := resource.ParseQuantity(o.DefaultVolumeSize)
+	if err != nil {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("default volume size %q: %v", o.DefaultVolumeSize, err))
+	}
+	return t.newClaim(name, key, labels, 1, size)
 }
 
 // volumes are the pod's volumes and claim templates for the service's

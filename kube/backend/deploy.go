@@ -226,6 +226,11 @@ func notImplemented(what string) error {
 	return errdefs.ErrNotImplemented.WithMessage(what + " is not supported by the Kubernetes backend")
 }
 
+// notSupported is notImplemented with the reason after it.
+func notSupported(what, why string) error {
+	return errdefs.ErrNotImplemented.WithMessage(what + " is not supported by the Kubernetes backend: " + why)
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

@@ -203,8 +203,8 @@ func TestEngineServesFromKube(t *testing.T) {
 	for _, tc := range []struct{ method, path, msg string }{
 		{"POST", "/v1.56/containers/shop-db-1/pause", "pause is not supported by the Kubernetes backend"},
 		{"GET", "/v1.56/containers/shop-db-1/top", "top is not supported"},
-		{"GET", "/v1.56/images/json", "GET /images/json is not supported by the Kubernetes backend"},
-		{"GET", "/v1.56/volumes", "is not supported by the Kubernetes backend"},
+		{"GET", "/v1.56/images/busybox/history", "GET /images/{name:.*}/history is not supported by the Kubernetes backend"},
+		{"POST", "/v1.56/volumes/prune", "volume prune is not supported by the Kubernetes backend"},
 		{"GET", "/system/df", "GET /system/df is not supported"},
 		{"GET", "/v1.56/berth/compose/ps", "berth compose ps"},
 	} {

@@ -148,10 +148,9 @@ func summary(p *corev1.Pod, now time.Time) container.Summary {
 	if st.health != "" {
 		s.Health = &container.HealthSummary{Status: st.health}
 	}
-	for _, cp := range c.Ports {
-		s.Ports = append(s.Ports, container.PortSummary{PrivatePort: uint16(cp.ContainerPort), Type: strings.ToLower(string(cp.Protocol))})
-	}
-	s.NetworkSettings = &container.NetworkSettingsSummary{}
+	s.Ports = dockerPorts(p)
+	s.NetworkSettings = &container.NetworkSettingsSummary{Networks: dockerNetworks(p)}
+	s.Mounts = dockerMounts(p)
 	return s
 }
 
@@ -197,7 +196,8 @@ func inspect(p *corev1.Pod, now time.Time) *container.InspectResponse {
 		r.State.Health = &container.Health{Status: st.health}
 	}
 	r.HostConfig.RestartPolicy = restartPolicy(p)
-	r.NetworkSettings = &container.NetworkSettings{}
+	r.NetworkSettings = &container.NetworkSettings{Networks: dockerNetworks(p)}
+	r.Mounts = dockerMounts(p)
 	return r
 }
 

@@ -44,6 +44,7 @@ func (b *Backend) createReplica(ctx context.Context, req runtime.CreateRequest) 
 		return container.CreateResponse{}, err
 	}
 	ss := r.Manifests.StatefulSets[0]
+	recordDockerNames(ss, req)
 	cur, err := b.c.AppsV1().StatefulSets(ss.Namespace).Get(ctx, ss.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):

@@ -33,8 +33,11 @@ func (b *Backend) Routers(v Version) []httputil.Router {
 		sys,
 		containers.New(b),
 		composerouter.New(b.Deployments()),
+		imageRoutes{b},
+		volumes.New(b.Volumes()),
+		networks.New(b.Networks(), b.Networks()),
 		refused.New(refusedBy,
-			images.New(nil), volumes.New(nil), networks.New(nil, nil), buildrouter.New(nil, nil),
+			images.New(nil), buildrouter.New(nil, nil),
 			session.New(nil), debug.New(nil), unused.New()),
 	}
 }

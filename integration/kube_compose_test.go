@@ -1,0 +1,202 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/berthd/berth/engine"
+	"github.com/berthd/berth/internal/testenv"
+	"github.com/berthd/berth/kube"
+	kubebackend "github.com/berthd/berth/kube/backend"
+	"github.com/berthd/berth/kube/backend/backendtest"
+)
+
+// The real docker compose v2 against the Kubernetes backend: the engine
+// handler berthd-kube serves, on a unix socket, over client-go's fake
+// clientset with a StatefulSet controller that makes ready pods (no
+// kubelet runs anything: this proves the API mapping, not pods). It lives
+// here, not in kube/backend, because this package is where the compose
+// binary is built first (make e2e after make compose; testenv builds it
+// when missing), so the test never needs to skip.
+const kubeShop = `services:
+  db:
+    image: postgres:16
+    healthcheck:
+      test: ["CMD-SHELL", "pg_isready -U postgres"]
+      interval: 2s
+      retries: 10
+    volumes:
+      - db_data:/var/lib/postgresql/data
+  web:
+    image: nginx:1.27
+    depends_on:
+      db:
+        condition: service_healthy
+    ports:
+      - "8080:80"
+  worker:
+    image: busybox
+    command: ["sleep", "infinity"]
+    deploy:
+      replicas: 2
+volumes:
+  db_data:
+`
+
+// kubeEngine serves the Kubernetes backend's engine handler over cs on a
+// unix socket in a temp dir, until the test ends.
+func kubeEngine(t *testing.T, cs *fake.Clientset) string {
+	t.Helper()
+	b, err := kubebackend.New(kubebackend.Deps{Client: cs})
+	assert.NilError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	assert.NilError(t, b.Sync(ctx))
+	v := kubebackend.Version{Berth: "test", APIVersion: "1.51", MinAPIVersion: "1.24"}
+	srv := engine.New(engine.Config{APIVersion: v.APIVersion, MinAPIVersion: v.MinAPIVersion}, b.Routers(v)...)
+	sock := filepath.Join(t.TempDir(), "berth-kube.sock")
+	l, err := net.Listen("unix", sock)
+	assert.NilError(t, err)
+	hs := &http.Server{Handler: srv.Handler()}
+	go func() { _ = hs.Serve(l) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	return sock
+}
+
+func TestKubeBackendRealComposeUpPsDown(t *testing.T) {
+	bin, err := testenv.ComposeBinary()
+	assert.NilError(t, err)
+	cs := fake.NewClientset()
+	backendtest.RunController(t, cs, time.Now())
+	sock := kubeEngine(t, cs)
+	dir := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(kubeShop), 0o644))
+	compose := func(args ...string) string {
+		t.Helper()
+		out, err := runKubeCompose(bin, sock, dir, "shop", args...)
+		assert.NilError(t, err, "docker compose %s:\n%s", strings.Join(args, " "), out)
+		t.Logf("docker compose %s:\n%s", strings.Join(args, " "), out)
+		return out
+	}
+	ctx := context.Background()
+
+	start := time.Now()
+	out := compose("up", "-d")
+	t.Logf("docker compose up -d: %v", time.Since(start))
+	for _, want := range []string{"Network shop_default", "Volume shop_db_data", "Container shop-db-1", "Healthy", "Container shop-web-1", "Container shop-worker-2", "Started"} {
+		assert.Assert(t, strings.Contains(out, want), "compose up output lacks %q:\n%s", want, out)
+	}
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, ns.Labels[kube.LabelManagedBy], kube.ManagedBy)
+	assert.Assert(t, ns.Annotations["network.berth/default"] != "", "the network is not recorded on the namespace: %v", ns.Annotations)
+	sets, err := cs.AppsV1().StatefulSets("shop").List(ctx, metav1.ListOptions{})
+	assert.NilError(t, err)
+	replicas := map[string]int32{}
+	for _, s := range sets.Items {
+		replicas[s.Name] = *s.Spec.Replicas
+	}
+	assert.DeepEqual(t, replicas, map[string]int32{"db": 1, "web": 1, "worker": 2})
+	svcs, err := cs.CoreV1().Services("shop").List(ctx, metav1.ListOptions{})
+	assert.NilError(t, err)
+	var names []string
+	for _, s := range svcs.Items {
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	assert.DeepEqual(t, names, []string{"db", "web", "web-published", "worker"})
+	claim, err := cs.CoreV1().PersistentVolumeClaims("shop").Get(ctx, "db-data", metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, claim.Labels["com.docker.compose.volume"], "db_data")
+
+	ps := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(compose("ps", "-a", "--format", "json")), "\n") {
+		var c struct {
+			Name, State string
+			Publishers  []struct{ TargetPort, PublishedPort int }
+		}
+		assert.NilError(t, json.Unmarshal([]byte(line), &c), line)
+		ps[c.Name] = c.State
+		if c.Name == "shop-web-1" {
+			assert.Equal(t, len(c.Publishers), 1, line)
+			assert.Equal(t, c.Publishers[0].PublishedPort, 8080, "web's published port (its Service's): %s", line)
+		}
+	}
+	assert.DeepEqual(t, ps, map[string]string{"shop-db-1": "running", "shop-web-1": "running", "shop-worker-1": "running", "shop-worker-2": "running"})
+
+	// a second up finds everything as it is: the images' made-up IDs are
+	// stable, so compose recreates nothing (a recreate would be refused)
+	out = compose("up", "-d")
+	assert.Assert(t, strings.Contains(out, "Container shop-worker-2  Running") && !strings.Contains(out, "Recreate") && !strings.Contains(out, "Creating"), out)
+	pub, err := cs.CoreV1().Services("shop").Get(ctx, "web-published", metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, pub.Spec.Ports[0].Port, int32(8080))
+
+	// down: containers, workloads and the network go; the claim stays, and
+	// the namespace that holds it
+	out = compose("down")
+	assert.Assert(t, strings.Contains(out, "Network shop_default") && strings.Contains(out, "Removed"), out)
+	sets, err = cs.AppsV1().StatefulSets("shop").List(ctx, metav1.ListOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, len(sets.Items), 0)
+	svcs, err = cs.CoreV1().Services("shop").List(ctx, metav1.ListOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, len(svcs.Items), 0)
+	_, err = cs.CoreV1().PersistentVolumeClaims("shop").Get(ctx, "db-data", metav1.GetOptions{})
+	assert.NilError(t, err, "down without -v removed the volume")
+	ns, err = cs.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, ns.Annotations["network.berth/default"], "")
+	assert.Equal(t, strings.TrimSpace(compose("ps", "-a", "-q")), "")
+
+	// down -v: the volume goes, and the namespace with nothing left in it
+	out = compose("down", "-v")
+	assert.Assert(t, strings.Contains(out, "Volume shop_db_data"), out)
+	_, err = cs.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+	assert.Assert(t, err != nil, "the empty namespace stayed")
+}
+
+// runKubeCompose runs the compose binary against the socket, with the
+// project in dir/compose.yaml.
+func runKubeCompose(bin, sock, dir, project string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-p", project, "-f", filepath.Join(dir, "compose.yaml")}, args...)...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+dir, "DOCKER_CONTEXT=", "COMPOSE_PROGRESS=plain", "COMPOSE_MENU=false")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// What compose sends that a namespace cannot be is refused by name, and
+// nothing is created: an internal network (no NetworkPolicy is made yet).
+func TestKubeBackendRealComposeRefusesByName(t *testing.T) {
+	bin, err := testenv.ComposeBinary()
+	assert.NilError(t, err)
+	cs := fake.NewClientset()
+	sock := kubeEngine(t, cs)
+	dir := t.TempDir()
+	project := "services:\n  app:\n    image: busybox\nnetworks:\n  default:\n    internal: true\n"
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(project), 0o644))
+	out, err := runKubeCompose(bin, sock, dir, "bad", "up", "-d")
+	assert.Assert(t, err != nil, "compose up of an internal network succeeded:\n%s", out)
+	assert.Assert(t, strings.Contains(out, "network bad_default: internal is not supported by the Kubernetes backend: no NetworkPolicy is made yet"), out)
+	nss, err := cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, len(nss.Items), 0, "a refused up made a namespace")
+	sets, err := cs.AppsV1().StatefulSets(metav1.NamespaceAll).List(context.Background(), metav1.ListOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, len(sets.Items), 0, "a refused up made a StatefulSet")
+}
