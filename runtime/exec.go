@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthd/berth/internal/dropwriter"
 	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/oci"
 	"github.com/containerd/errdefs"
@@ -177,7 +178,7 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	if !detached {
 		// a client that goes away must not cost the exec its exit code
 		// (the stream would break): its output is dropped from then on
-		stdout, stderr = newDropWriter(stdout), newDropWriter(stderr)
+		stdout, stderr = dropwriter.New(stdout), dropwriter.New(stderr)
 		if cfg.AttachStdout {
 			streams.Stdout = stdout
 		}
@@ -245,31 +246,6 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		// the client went away; the process runs on, as with dockerd
 		return ctx.Err()
 	}
-}
-
-// dropWriter passes writes on until one fails, then swallows them.
-type dropWriter struct {
-	mu      sync.Mutex
-	w       io.Writer
-	dropped bool
-}
-
-func newDropWriter(w io.Writer) io.Writer {
-	if w == nil {
-		return nil
-	}
-	return &dropWriter{w: w}
-}
-
-func (d *dropWriter) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.dropped {
-		if _, err := d.w.Write(p); err != nil {
-			d.dropped = true
-		}
-	}
-	return len(p), nil
 }
 
 // failed records a process that could not start and writes the reason

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/berthd/berth/internal/dropwriter"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -246,7 +247,7 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	var so remotecommand.StreamOptions
 	so.Tty = e.req.TTY
 	if !detached {
-		stdout, stderr = newDropWriter(stdout), newDropWriter(stderr)
+		stdout, stderr = dropwriter.New(stdout), dropwriter.New(stderr)
 		if e.req.Stdout {
 			so.Stdout = stdout
 		}
@@ -323,30 +324,4 @@ func (q sizeQueue) Next() *remotecommand.TerminalSize {
 	case <-q.done:
 		return nil
 	}
-}
-
-// dropWriter passes writes on until one fails, then swallows them: a client
-// that goes away must not break the exec's stream (and its exit code).
-type dropWriter struct {
-	mu      sync.Mutex
-	w       io.Writer
-	dropped bool
-}
-
-func newDropWriter(w io.Writer) io.Writer {
-	if w == nil {
-		return nil
-	}
-	return &dropWriter{w: w}
-}
-
-func (d *dropWriter) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.dropped {
-		if _, err := d.w.Write(p); err != nil {
-			d.dropped = true
-		}
-	}
-	return len(p), nil
 }
