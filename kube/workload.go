@@ -417,3 +417,24 @@ func resources(s types.ServiceConfig) corev1.ResourceRequirements {
 	r.Limits, r.Requests = list(cpu, mem), list(reqCPU, reqMem)
 	return r
 }
+
+// PodIndexLabel is the label a StatefulSet's controller puts on each pod
+// with its ordinal.
+const PodIndexLabel = "apps.kubernetes.io/pod-index"
+
+// ReplicaPod is the pod a StatefulSet's controller makes for ordinal n:
+// its template, named <set>-<n>, labelled with the ordinal. The backend
+// shows a created container as this pod before it exists; the tests' fake
+// controller makes it.
+func ReplicaPod(ss *appsv1.StatefulSet, n int, created time.Time) *corev1.Pod {
+	t := ss.Spec.Template.DeepCopy()
+	labels := map[string]string{PodIndexLabel: strconv.Itoa(n)}
+	for k, v := range t.Labels {
+		labels[k] = v
+	}
+	return &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", ss.Name, n), Namespace: ss.Namespace, Labels: labels, Annotations: t.Annotations, CreationTimestamp: metav1.NewTime(created)},
+		Spec:       t.Spec,
+	}
+}

@@ -17,7 +17,7 @@ import (
 // podIndexLabel is the StatefulSet controller's label with the pod's
 // ordinal; ordinals start at 1 (kube.Translate), so it is the compose
 // container number.
-const podIndexLabel = "apps.kubernetes.io/pod-index"
+const podIndexLabel = kube.PodIndexLabel
 
 // name is the Docker name of a pod, without the leading slash: container_name
 // (or a `docker run --name`) from the annotation, else compose's

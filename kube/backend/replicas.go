@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,7 +55,7 @@ func (b *Backend) createReplica(ctx context.Context, req runtime.CreateRequest) 
 	default:
 		ss.Spec.Replicas = cur.Spec.Replicas // a create changes no running replica
 	}
-	pod := replicaPod(ss, r.Number, b.now())
+	pod := kube.ReplicaPod(ss, r.Number, b.now())
 	id := containerID(pod)
 	if _, ok := b.inCluster(id); ok {
 		return container.CreateResponse{}, conflictName(name(pod))
@@ -82,21 +80,6 @@ func configHash(t *corev1.PodTemplateSpec) string {
 		return h
 	}
 	return t.Annotations[compose.LabelConfigHash]
-}
-
-// replicaPod is the pod the StatefulSet will make for ordinal n, as a
-// created container shows before it exists.
-func replicaPod(ss *appsv1.StatefulSet, n int, now time.Time) *corev1.Pod {
-	t := ss.Spec.Template.DeepCopy()
-	labels := map[string]string{podIndexLabel: strconv.Itoa(n)}
-	for k, v := range t.Labels {
-		labels[k] = v
-	}
-	return &corev1.Pod{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", ss.Name, n), Namespace: ss.Namespace, Labels: labels, Annotations: t.Annotations, CreationTimestamp: metav1.NewTime(now)},
-		Spec:       t.Spec,
-	}
 }
 
 // startReplica scales the StatefulSet to include the replica. A

@@ -5,7 +5,6 @@ package backendtest
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -17,10 +16,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/berthd/berth/kube"
 )
 
 // PodIndexLabel is the label a StatefulSet puts on its pods: the ordinal.
-const PodIndexLabel = "apps.kubernetes.io/pod-index"
+const PodIndexLabel = kube.PodIndexLabel
 
 // RunController plays the StatefulSet controller and the kubelet until
 // the test ends: for every StatefulSet it makes pods 1..replicas from the
@@ -73,25 +74,11 @@ func reconcile(ctx context.Context, cs *fake.Clientset, ss *appsv1.StatefulSet, 
 		if have[n] {
 			continue
 		}
-		p := Pod(ss, n, started)
+		p := kube.ReplicaPod(ss, n, started)
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, Image: p.Spec.Containers[0].Image,
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(started)}}, Ready: true}}
 		if _, err := cs.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			panic(err)
 		}
-	}
-}
-
-// Pod is the pod a StatefulSet makes for ordinal n.
-func Pod(ss *appsv1.StatefulSet, n int, created time.Time) *corev1.Pod {
-	t := ss.Spec.Template.DeepCopy()
-	l := map[string]string{PodIndexLabel: strconv.Itoa(n)}
-	for k, v := range t.Labels {
-		l[k] = v
-	}
-	return &corev1.Pod{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", ss.Name, n), Namespace: ss.Namespace, Labels: l, Annotations: t.Annotations, CreationTimestamp: metav1.NewTime(created)},
-		Spec:       t.Spec,
 	}
 }
