@@ -124,6 +124,12 @@ func startCluster(t *testing.T) *cluster {
 		"--node-ip=127.0.0.1", "--node-port="+kwokPort, "--server-address=127.0.0.1:"+kwokPort,
 		"--tls-cert-file="+p.path("kwok.crt"), "--tls-private-key-file="+p.path("kwok.key"),
 		"--node-lease-duration-seconds=40")
+	// registered after the processes': runs before they are stopped
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpObjects()
+		}
+	})
 	c.addNode("kwok-node-1")
 	c.addVolumes(4)
 	return c
@@ -236,7 +242,12 @@ func (c *cluster) startEnv(name string, env []string, tool string, args ...strin
 	go func() { _ = cmd.Wait(); close(done) }()
 	c.t.Cleanup(func() {
 		pid := cmd.Process.Pid
-		_ = syscall.Kill(pid, syscall.SIGTERM)
+		sig := syscall.SIGTERM
+		if c.t.Failed() && name == "berthd-kube" {
+			// a failed test gets berthd's goroutines in its log
+			sig = syscall.SIGQUIT
+		}
+		_ = syscall.Kill(pid, sig)
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):
@@ -286,13 +297,40 @@ func (c *cluster) dumpLogsOnFailure() {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			lines = append(lines, sc.Text())
-			if len(lines) > 40 {
+			if len(lines) > 40 && e.Name() != "berthd-kube.log" {
 				lines = lines[1:]
 			}
 		}
 		f.Close()
 		c.t.Logf("--- last lines of %s:\n%s", e.Name(), strings.Join(lines, "\n"))
 	}
+}
+
+// dumpObjects prints the pods, claims and events of every namespace, for
+// a failure's diagnosis.
+func (c *cluster) dumpObjects() {
+	if c.cs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var b strings.Builder
+	if pods, err := c.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range pods.Items {
+			fmt.Fprintf(&b, "pod %s/%s node=%q phase=%s conditions=%v\n", p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase, p.Status.Conditions)
+		}
+	}
+	if pvcs, err := c.cs.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range pvcs.Items {
+			fmt.Fprintf(&b, "claim %s/%s %s volume=%q\n", p.Namespace, p.Name, p.Status.Phase, p.Spec.VolumeName)
+		}
+	}
+	if evs, err := c.cs.CoreV1().Events("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, e := range evs.Items {
+			fmt.Fprintf(&b, "event %s %s/%s %s: %s\n", e.Type, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+		}
+	}
+	c.t.Logf("--- cluster objects:\n%s", b.String())
 }
 
 // freePort is a loopback TCP port free now.
