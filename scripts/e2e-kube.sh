@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 tools=$(./scripts/kube-tools.sh)
-[ -x bin/berthd-kube ] && [ -z "$(find cmd kube engine -newer bin/berthd-kube -name '*.go' -print -quit)" ] || make berthd-kube
+# berthd-kube again when a Go file of berth's (not the tools', not the tests') is newer
+[ -x bin/berthd-kube ] && [ -z "$(find . -name '*.go' -newer bin/berthd-kube -not -path './tools/*' -not -path './integration/*' -not -name '*_test.go' -print -quit)" ] || make berthd-kube
 [ -x bin/docker-compose ] || make compose
 export KUBE_TOOLS=$tools BERTHD_KUBE=$root/bin/berthd-kube COMPOSE=$root/bin/docker-compose
 export DOCKER=${DOCKER:-$(command -v docker || echo /usr/local/bin/docker)}
