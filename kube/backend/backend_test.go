@@ -59,6 +59,7 @@ func upShop(t *testing.T, b *Backend) *compose.UpResult {
 
 func TestUpAppliesOwnedObjectsServerSide(t *testing.T) {
 	b, cs := newBackend(t)
+	runController(t, cs) // web waits for db's ready pod
 	res := upShop(t, b)
 	assert.Equal(t, res.Project, "shop")
 	ctx := context.Background()
@@ -93,6 +94,7 @@ func TestUpAppliesOwnedObjectsServerSide(t *testing.T) {
 
 func TestScaleAndDown(t *testing.T) {
 	b, cs := newBackend(t)
+	runController(t, cs)
 	upShop(t, b)
 	ctx := context.Background()
 

@@ -24,8 +24,11 @@ const FieldManager = "berth"
 
 // Up deploys a compose project: kube.Translate's objects applied
 // server-side, in Objects() order (namespace, claims, services,
-// StatefulSets in dependency order). A translation error (a refused option)
-// is returned before anything is applied, so nothing is created half-way.
+// StatefulSets in dependency order), each StatefulSet once the services it
+// depends on meet their depends_on conditions (waitDependencies). A
+// translation error (a refused option) is returned before anything is
+// applied, so nothing is created half-way; a dependency that fails stops
+// the up there, as compose's does.
 func (b *Backend) Up(ctx context.Context, req compose.UpRequest) (*compose.UpResult, error) {
 	if req.FromRecord {
 		return nil, notImplemented("up from the deployment record (berth compose up -p without files)")
@@ -45,14 +48,21 @@ func (b *Backend) Up(ctx context.Context, req compose.UpRequest) (*compose.UpRes
 		return nil, err
 	}
 	res := &compose.UpResult{Project: p.Name}
+	var sets []*appsv1.StatefulSet
 	for _, o := range m.Objects() {
+		if ss, ok := o.(*appsv1.StatefulSet); ok {
+			sets = append(sets, ss)
+			continue
+		}
 		kind, name, err := b.apply(ctx, o)
 		if err != nil {
 			return res, err
 		}
 		res.Actions = append(res.Actions, compose.Action{Kind: kind, Name: name, Action: "Applied"})
 	}
-	return res, nil
+	acts, err := b.applyStatefulSets(ctx, sets)
+	res.Actions = append(res.Actions, acts...)
+	return res, err
 }
 
 // apply sends one object as a server-side apply patch (field manager berth,
