@@ -121,6 +121,7 @@ type Backend struct {
 
 	executor Executor
 	execs    execs
+	attaches attaches
 }
 
 // New returns the backend; it reads nothing until Start.

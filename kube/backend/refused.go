@@ -35,12 +35,6 @@ func (b *Backend) Update(ctx context.Context, ref string, cfg container.UpdateCo
 func (b *Backend) Commit(ctx context.Context, ref string, opts runtime.CommitOptions) (string, error) {
 	return "", notImplemented("commit")
 }
-func (b *Backend) Attach(ctx context.Context, ref string, opts runtime.AttachOptions) (*runtime.Attachment, error) {
-	return nil, notImplemented("attach")
-}
-func (b *Backend) Resize(ctx context.Context, ref string, height, width uint) error {
-	return notImplemented("resize")
-}
 func (b *Backend) StatPath(ctx context.Context, ref, path string) (*container.PathStat, error) {
 	return nil, notImplemented("copying files (docker cp)")
 }
