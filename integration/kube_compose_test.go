@@ -65,13 +65,19 @@ volumes:
 // unix socket in a temp dir, until the test ends.
 func kubeEngine(t *testing.T, cs *fake.Clientset) string {
 	t.Helper()
-	return kubeEngineWith(t, cs, nil)
+	return kubeEngineWith(t, cs, kubeEngineOptions{})
 }
 
-// kubeEngineWith is kubeEngine with wrap around the handler (nil: none).
-func kubeEngineWith(t *testing.T, cs *fake.Clientset, wrap func(http.Handler) http.Handler) string {
+// kubeEngineOptions are kubeEngineWith's.
+type kubeEngineOptions struct {
+	wrap func(http.Handler) http.Handler // around the handler
+	exec kubebackend.Executor            // pods/exec and pods/attach
+}
+
+// kubeEngineWith is kubeEngine with options.
+func kubeEngineWith(t *testing.T, cs *fake.Clientset, o kubeEngineOptions) string {
 	t.Helper()
-	b, err := kubebackend.New(kubebackend.Deps{Client: cs})
+	b, err := kubebackend.New(kubebackend.Deps{Client: cs, Exec: o.exec})
 	assert.NilError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -82,8 +88,8 @@ func kubeEngineWith(t *testing.T, cs *fake.Clientset, wrap func(http.Handler) ht
 	l, err := net.Listen("unix", sock)
 	assert.NilError(t, err)
 	h := srv.Handler()
-	if wrap != nil {
-		h = wrap(h)
+	if o.wrap != nil {
+		h = o.wrap(h)
 	}
 	hs := &http.Server{Handler: h}
 	go func() { _ = hs.Serve(l) }()
@@ -231,7 +237,7 @@ func TestKubeBackendRealComposeWaitsForHealthy(t *testing.T) {
 	dbID, webID := kubeContainerID("shop", "db-1"), kubeContainerID("shop", "web-1")
 	var mu sync.Mutex
 	waiting, earlyStart := 0, false
-	sock := kubeEngineWith(t, cs, func(next http.Handler) http.Handler {
+	sock := kubeEngineWith(t, cs, kubeEngineOptions{wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
 			switch {
@@ -245,7 +251,7 @@ func TestKubeBackendRealComposeWaitsForHealthy(t *testing.T) {
 			mu.Unlock()
 			next.ServeHTTP(w, r)
 		})
-	})
+	}})
 	dir := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(kubeShop), 0o644))
 	type result struct {
