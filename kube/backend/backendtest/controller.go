@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -127,7 +128,9 @@ func EarlyScaleUps(cs *fake.Clientset, ns, service string, ready *atomic.Bool) f
 		pa := a.(k8stesting.PatchAction)
 		var body struct{ Spec struct{ Replicas *int } }
 		_ = json.Unmarshal(pa.GetPatch(), &body)
-		runs := body.Spec.Replicas == nil || *body.Spec.Replicas > 0
+		// an apply without replicas runs one; a merge patch without them
+		// (an annotation) changes none
+		runs := body.Spec.Replicas != nil && *body.Spec.Replicas > 0 || body.Spec.Replicas == nil && pa.GetPatchType() == types.ApplyPatchType
 		if pa.GetNamespace() == ns && pa.GetName() == service && runs && !ready.Load() {
 			mu.Lock()
 			early = append(early, string(pa.GetPatchType())+" "+string(pa.GetPatch()))
