@@ -158,6 +158,21 @@ func TestKubeBackendRealComposeUpPsDown(t *testing.T) {
 	}
 	assert.DeepEqual(t, ps, map[string]string{"shop-db-1": "running", "shop-web-1": "running", "shop-worker-1": "running", "shop-worker-2": "running"})
 
+	// berth's own CLI reads the same project: berth compose ps and logs
+	// (the fake clientset's pods/log answers "fake logs")
+	berth := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(testenv.BerthCLI(t), append([]string{"-H", "unix://" + sock}, args...)...).CombinedOutput()
+		assert.NilError(t, err, "berth %s:\n%s", strings.Join(args, " "), out)
+		return string(out)
+	}
+	out = berth("compose", "ps", "-p", "shop")
+	for _, want := range []string{"shop-db-1", "shop-web-1", "shop-worker-2"} {
+		assert.Assert(t, strings.Contains(out, want), "berth compose ps lacks %s:\n%s", want, out)
+	}
+	out = berth("compose", "logs", "-p", "shop", "worker")
+	assert.Assert(t, strings.Contains(out, "worker-1  | fake logs") && strings.Contains(out, "worker-2  | fake logs") && !strings.Contains(out, "db-1"), out)
+
 	// a second up finds everything as it is: the images' made-up IDs are
 	// stable, so compose recreates nothing (a recreate would be refused)
 	out = compose("up", "-d")

@@ -77,18 +77,6 @@ func (d *Deployments) Scale(ctx context.Context, project string, req compose.Sca
 func (d *Deployments) Pull(ctx context.Context, req compose.UpRequest) (*compose.PullResult, error) {
 	return nil, notImplemented("pull (the nodes pull images)")
 }
-func (d *Deployments) Ps(ctx context.Context, project string) ([]compose.Deployment, error) {
-	return nil, notImplemented("berth compose ps (docker compose ps is served)")
-}
-func (d *Deployments) Deployments(ctx context.Context) ([]compose.DeploymentStatus, error) {
-	return nil, notImplemented("deployment records")
-}
-func (d *Deployments) Deployment(ctx context.Context, project string) (*compose.DeploymentStatus, error) {
-	return nil, notImplemented("deployment records")
-}
-func (d *Deployments) Logs(ctx context.Context, project string, req compose.LogsRequest) (<-chan compose.LogEntry, error) {
-	return nil, notImplemented("berth compose logs (docker logs and docker compose logs are served)")
-}
 func (d *Deployments) RunJob(ctx context.Context, project, service string) (*compose.JobExecution, error) {
 	return nil, notImplemented("jobs")
 }
