@@ -145,7 +145,7 @@ func TestUpRefusesBeforeApplyingAnything(t *testing.T) {
 	assert.Assert(t, errdefs.IsNotImplemented(err), "%v", err)
 	assert.Equal(t, len(cs.Actions()), before, "nothing sent to the cluster")
 
-	for _, req := range []compose.UpRequest{{FromRecord: true}, {Wait: true}, {RemoveOrphans: true}} {
+	for _, req := range []compose.UpRequest{{FromRecord: true}, {RemoveOrphans: true}} {
 		_, err := b.Up(context.Background(), req)
 		assert.Assert(t, errdefs.IsNotImplemented(err), "%+v: %v", req, err)
 	}

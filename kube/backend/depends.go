@@ -73,8 +73,42 @@ func (b *Backend) waitDependencies(ctx context.Context, ns, service string, deps
 	if err := refuseOneShot(service, deps); err != nil {
 		return err
 	}
-	var failed error
-	err := b.waitUntil(ctx, func() bool {
+	failed, err := b.waitConditions(ctx, ns, deps)
+	if failed != nil {
+		return fmt.Errorf("dependency failed to start: %w", failed)
+	}
+	if err != nil {
+		return fmt.Errorf("service %s: waiting for its dependencies: %w", service, err)
+	}
+	return nil
+}
+
+// conditionReady is up --wait's condition: running, and healthy when the
+// container has a healthcheck.
+const conditionReady = "berth:ready"
+
+// waitServices is up --wait: every replica of the services runs, and is
+// healthy when it has a healthcheck; a replica that exited or is unhealthy
+// fails it.
+func (b *Backend) waitServices(ctx context.Context, ns string, services []string) error {
+	var deps []dependency
+	for _, s := range services {
+		deps = append(deps, dependency{service: s, condition: conditionReady})
+	}
+	failed, err := b.waitConditions(ctx, ns, deps)
+	if failed != nil {
+		return failed
+	}
+	if err != nil {
+		return fmt.Errorf("waiting for the services to be ready: %w", err)
+	}
+	return nil
+}
+
+// waitConditions waits until every one of deps meets its condition:
+// failed is a dependency's failure, err the end of ctx.
+func (b *Backend) waitConditions(ctx context.Context, ns string, deps []dependency) (failed, err error) {
+	err = b.waitUntil(ctx, func() bool {
 		for _, d := range deps {
 			ok, err := b.dependencyMet(ctx, ns, d)
 			if err != nil {
@@ -87,13 +121,7 @@ func (b *Backend) waitDependencies(ctx context.Context, ns, service string, deps
 		}
 		return true
 	})
-	if failed != nil {
-		return fmt.Errorf("dependency failed to start: %w", failed)
-	}
-	if err != nil {
-		return fmt.Errorf("service %s: waiting for its dependencies: %w", service, err)
-	}
-	return nil
+	return failed, err
 }
 
 // dependencyMet says whether one dependency meets its condition now.
@@ -141,10 +169,12 @@ func (b *Backend) replicaMet(p *corev1.Pod, condition string) (bool, error) {
 	default:
 		return false, nil
 	}
-	if condition != compose.ConditionHealthy {
+	if condition != compose.ConditionHealthy && condition != conditionReady {
 		return true, nil
 	}
 	switch {
+	case !hasProbe(p) && condition == conditionReady:
+		return true, nil
 	case !hasProbe(p):
 		return false, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s has no healthcheck configured", name(p)))
 	case st.health == container.Unhealthy:

@@ -143,3 +143,54 @@ func TestStartReplicaWaitsForDependencies(t *testing.T) {
 	_, err = cs.AppsV1().StatefulSets("shop").Get(ctx, "job", metav1.GetOptions{})
 	assert.Assert(t, apierrors.IsNotFound(err), "a refused create applied its StatefulSet: %v", err)
 }
+
+// berth compose up --wait returns once every replica runs and the ones
+// with a healthcheck are healthy; an unhealthy one fails it, and Timeout
+// bounds it.
+func TestUpWait(t *testing.T) {
+	const project = "services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, \"true\"]\n  b:\n    image: x\n"
+	up := func(t *testing.T, b *Backend, timeout int) <-chan error {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "compose.yaml"), project)
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.Up(context.Background(), compose.UpRequest{Wait: true, Timeout: timeout, LoadOptions: compose.LoadOptions{WorkingDir: dir, ProjectName: "p", ConfigFiles: []string{"compose.yaml"}}})
+			done <- err
+		}()
+		return done
+	}
+	t.Run("ready", func(t *testing.T) {
+		b, cs := newBackend(t)
+		backendtest.Run(t, cs, backendtest.Options{Started: t0, NotReady: map[string]bool{"a": true}})
+		done := up(t, b, 0)
+		waitFor(t, "both pods", func() bool {
+			_, errA := b.pods.Pods("p").Get("a-1")
+			_, errB := b.pods.Pods("p").Get("b-1")
+			return errA == nil && errB == nil
+		})
+		select {
+		case err := <-done:
+			t.Fatalf("up --wait returned before a was healthy: %v", err)
+		default:
+		}
+		assert.NilError(t, backendtest.SetReady(context.Background(), cs, "p", "a-1", true))
+		select {
+		case err := <-done:
+			assert.NilError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("up --wait did not return once a was healthy")
+		}
+	})
+	t.Run("unhealthy", func(t *testing.T) {
+		b, cs := newBackend(t)
+		backendtest.Run(t, cs, backendtest.Options{Started: t0.Add(-2 * time.Minute), NotReady: map[string]bool{"a": true}})
+		err := <-up(t, b, 0)
+		assert.ErrorContains(t, err, "container p-a-1 is unhealthy")
+	})
+	t.Run("timeout", func(t *testing.T) {
+		b, cs := newBackend(t)
+		backendtest.Run(t, cs, backendtest.Options{Started: t0, NotReady: map[string]bool{"a": true}})
+		err := <-up(t, b, 1)
+		assert.ErrorContains(t, err, "waiting for the services to be ready: context deadline exceeded")
+	})
+}

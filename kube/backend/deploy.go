@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/containerd/errdefs"
 	appsv1 "k8s.io/api/apps/v1"
@@ -28,13 +29,12 @@ const FieldManager = "berth"
 // depends on meet their depends_on conditions (waitDependencies). A
 // translation error (a refused option) is returned before anything is
 // applied, so nothing is created half-way; a dependency that fails stops
-// the up there, as compose's does.
+// the up there, as compose's does. Wait (up --wait) then waits until every
+// replica runs, and is healthy when it has a healthcheck; Timeout bounds
+// the waits.
 func (b *Backend) Up(ctx context.Context, req compose.UpRequest) (*compose.UpResult, error) {
 	if req.FromRecord {
 		return nil, notImplemented("up from the deployment record (berth compose up -p without files)")
-	}
-	if req.Wait {
-		return nil, notImplemented("up --wait")
 	}
 	if req.RemoveOrphans {
 		return nil, notImplemented("up --remove-orphans")
@@ -60,9 +60,24 @@ func (b *Backend) Up(ctx context.Context, req compose.UpRequest) (*compose.UpRes
 		}
 		res.Actions = append(res.Actions, compose.Action{Kind: kind, Name: name, Action: "Applied"})
 	}
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.Timeout)*time.Second)
+		defer cancel()
+	}
 	acts, err := b.applyStatefulSets(ctx, sets)
 	res.Actions = append(res.Actions, acts...)
-	return res, err
+	if err != nil || !req.Wait {
+		return res, err
+	}
+	var services []string
+	for _, ss := range sets {
+		services = append(services, ss.Name)
+	}
+	if len(sets) == 0 {
+		return res, nil
+	}
+	return res, b.waitServices(ctx, sets[0].Namespace, services)
 }
 
 // apply sends one object as a server-side apply patch (field manager berth,
