@@ -13,8 +13,10 @@ import (
 	"gotest.tools/v3/assert"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/remotecommand"
 
 	kubebackend "github.com/berthd/berth/kube/backend"
@@ -100,6 +102,28 @@ func TestKubeBackendDockerRunAttach(t *testing.T) {
 	assert.Equal(t, code, 3, "docker run exits with the container's code")
 	req := <-k.reqs
 	assert.DeepEqual(t, req, kubebackend.ExecRequest{Namespace: "berth-default", Pod: "catty", Container: req.Container, Stdin: true, Stdout: true, Stderr: true, Attach: true})
+
+	// docker run without -i of a short command: its output from the pod's
+	// log (pods/attach could come too late), here a log whose end is the
+	// process's (the fake kubelet ends the pod when the log is read)
+	cs.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		if a.GetSubresource() != "log" {
+			return false, nil, nil
+		}
+		go func() {
+			ctx := context.Background()
+			p, err := cs.CoreV1().Pods("berth-default").Get(ctx, "quick", metav1.GetOptions{})
+			if err != nil {
+				return
+			}
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 5, FinishedAt: metav1.Now()}}}}
+			_, _ = cs.CoreV1().Pods("berth-default").UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		}()
+		return true, &k8sruntime.Unknown{Raw: []byte(time.Now().UTC().Format(time.RFC3339Nano) + " hi\n")}, nil
+	})
+	out, code = docker("", "run", "--name", "quick", "busybox", "echo", "hi")
+	assert.Equal(t, out, "hi\n")
+	assert.Equal(t, code, 5)
 
 	// start -ai of the exited container: its pod replaced, attached again
 	k.code.Store(0)

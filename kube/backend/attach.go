@@ -137,9 +137,12 @@ func (r *AttachRun) TTY() bool { return r.req.TTY }
 func (r *AttachRun) Cancel() {}
 
 // Run replays the log (logs=1), waits until the container runs and streams
-// pods/attach until its process ends or the client goes away. Output the
-// process wrote before the attach reached the kubelet is not streamed (the
-// log has it), as with kubectl attach.
+// pods/attach until its process ends or the client goes away. An attach
+// without stdin to a container that was not running yet (docker run, start
+// -a) streams the pod's log from its start instead, so that nothing the
+// process wrote before an attach could reach the kubelet is lost; with
+// stdin, that early output is not streamed (the log has it), as with
+// kubectl attach.
 func (r *AttachRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, ready func()) error {
 	ready()
 	if r.opts.Logs {
@@ -148,18 +151,37 @@ func (r *AttachRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.
 	if !r.opts.Stream {
 		return nil
 	}
-	running := false
+	// wait for the process: running, or (a short one) already ended after
+	// the attach began, which the informer may never have shown running
+	_, wasRunning := r.b.inCluster(r.id)
+	if wasRunning {
+		st, _ := r.b.stateOf(r.id)
+		wasRunning = st.status == container.StateRunning
+	}
+	left, running, ended := false, false, false
 	err := r.b.waitUntil(ctx, func() bool {
-		p, ok := r.b.inCluster(r.id)
-		if !ok {
-			_, exists := r.b.stateOf(r.id)
-			return !exists // removed: nothing to attach to
+		st, exists := r.b.stateOf(r.id)
+		if !exists {
+			return true // removed: nothing to attach to
 		}
-		running = podState(p, r.b.now()).status == container.StateRunning
-		return running
+		_, inCluster := r.b.inCluster(r.id)
+		left = left || st.status != container.StateExited && st.status != container.StateRemoving
+		running = inCluster && st.status == container.StateRunning
+		ended = inCluster && left && st.status == container.StateExited
+		return running || ended
 	})
-	if err != nil || !running {
+	if err != nil || !running && !ended {
 		return nil // the client went away, or the container was removed
+	}
+	if !r.req.Stdin && !wasRunning {
+		// no input, and a process that started after the attach: its
+		// whole output is in the pod's log, while pods/attach would miss
+		// what it wrote before the attach reached the kubelet
+		r.follow(ctx, stdout)
+		return nil
+	}
+	if ended {
+		return nil
 	}
 	var so remotecommand.StreamOptions
 	so.Tty = r.req.TTY
@@ -199,6 +221,27 @@ func (r *AttachRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 	return err
+}
+
+// follow streams the pod's log from its start until the process ends:
+// every line as stdout (the API merges the streams).
+func (r *AttachRun) follow(ctx context.Context, stdout io.Writer) {
+	if !r.opts.Stdout && !r.opts.Stderr || stdout == nil {
+		return
+	}
+	ls, err := r.b.Logs(ctx, r.id, runtime.LogsOptions{Stdout: true, Stderr: true, Follow: true, Tail: -1})
+	if err != nil {
+		return
+	}
+	defer ls.Cancel()
+	if p, ok := r.b.inCluster(r.id); ok {
+		r.b.event(p, events.ActionAttach, nil)
+	}
+	for l := range ls.Lines {
+		if _, err := stdout.Write(l.Line); err != nil {
+			return
+		}
+	}
 }
 
 // replay writes the log so far (attach logs=1).

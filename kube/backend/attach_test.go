@@ -18,8 +18,10 @@ import (
 	"gotest.tools/v3/assert"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/berthd/berth/engine"
@@ -207,4 +209,47 @@ func TestRemoteExecutorAttachURL(t *testing.T) {
 		"GET /api/v1/namespaces/shop/pods/db-1/attach?" + q,
 		"POST /api/v1/namespaces/shop/pods/db-1/attach?" + q,
 	})
+}
+
+// docker run of a short command without -i: the attach comes before the
+// start and has no input; the process may run and end before any attach
+// could reach the kubelet (here the informer never shows it running), so
+// its output comes from the pod's log, from the start.
+func TestAttachWithoutStdinBeforeStartFollowsTheLog(t *testing.T) {
+	fx := &fakeExecutor{run: func(ExecRequest, remotecommand.StreamOptions) error { return nil }}
+	b, cs := attachBackend(t, fx)
+	var logOpts *corev1.PodLogOptions
+	cs.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		if a.GetSubresource() != "log" {
+			return false, nil, nil
+		}
+		logOpts = a.(k8stesting.GenericAction).GetValue().(*corev1.PodLogOptions)
+		return true, &k8sruntime.Unknown{Raw: []byte("2026-12-06T05:00:00Z hi\n")}, nil
+	})
+	ctx := context.Background()
+	created, err := b.Create(ctx, runtime.CreateRequest{Name: "short", Config: &container.Config{Image: "busybox", Cmd: []string{"echo", "hi"}}, HostConfig: &container.HostConfig{}})
+	assert.NilError(t, err)
+	a, err := b.Attach(ctx, created.ID, runtime.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	assert.NilError(t, err)
+	var out strings.Builder
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- a.Run(ctx, nil, &out, &out, func() { close(ready) }) }()
+	<-ready
+	assert.NilError(t, b.Start(ctx, created.ID))
+	pod, err := cs.CoreV1().Pods("berth-default").Get(ctx, "short", metav1.GetOptions{})
+	assert.NilError(t, err)
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: pod.Spec.Containers[0].Name, State: exited(0, t0)}}
+	_, err = cs.CoreV1().Pods("berth-default").UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	assert.NilError(t, err)
+	select {
+	case err := <-done:
+		assert.NilError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the attach did not end with the short process")
+	}
+	assert.Equal(t, out.String(), "hi\n")
+	assert.Assert(t, logOpts != nil && logOpts.Follow && logOpts.TailLines == nil, "%+v", logOpts)
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	assert.Equal(t, len(fx.reqs), 0, "pods/attach asked: %+v", fx.reqs)
 }
