@@ -46,6 +46,11 @@ type ServiceStatus struct {
 	Replicas []Replica `json:",omitempty"`
 }
 
+// StatusOf is the status of a deployment seen through its containers only,
+// with no record (the Kubernetes backend keeps none: its cluster has the
+// desired state).
+func StatusOf(d Deployment) DeploymentStatus { return statusOf(nil, d) }
+
 // statusOf puts a record (nil: none yet) and the project's containers side
 // by side.
 func statusOf(rec *DeploymentRecord, d Deployment) DeploymentStatus {

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -10,11 +12,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"gotest.tools/v3/assert"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/berthd/berth/engine"
@@ -60,7 +65,19 @@ volumes:
 // unix socket in a temp dir, until the test ends.
 func kubeEngine(t *testing.T, cs *fake.Clientset) string {
 	t.Helper()
-	b, err := kubebackend.New(kubebackend.Deps{Client: cs})
+	return kubeEngineWith(t, cs, kubeEngineOptions{})
+}
+
+// kubeEngineOptions are kubeEngineWith's.
+type kubeEngineOptions struct {
+	wrap func(http.Handler) http.Handler // around the handler
+	exec kubebackend.Executor            // pods/exec and pods/attach
+}
+
+// kubeEngineWith is kubeEngine with options.
+func kubeEngineWith(t *testing.T, cs *fake.Clientset, o kubeEngineOptions) string {
+	t.Helper()
+	b, err := kubebackend.New(kubebackend.Deps{Client: cs, Exec: o.exec})
 	assert.NilError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -70,7 +87,11 @@ func kubeEngine(t *testing.T, cs *fake.Clientset) string {
 	sock := filepath.Join(t.TempDir(), "berth-kube.sock")
 	l, err := net.Listen("unix", sock)
 	assert.NilError(t, err)
-	hs := &http.Server{Handler: srv.Handler()}
+	h := srv.Handler()
+	if o.wrap != nil {
+		h = o.wrap(h)
+	}
+	hs := &http.Server{Handler: h}
 	go func() { _ = hs.Serve(l) }()
 	t.Cleanup(func() { _ = hs.Close() })
 	return sock
@@ -137,6 +158,21 @@ func TestKubeBackendRealComposeUpPsDown(t *testing.T) {
 	}
 	assert.DeepEqual(t, ps, map[string]string{"shop-db-1": "running", "shop-web-1": "running", "shop-worker-1": "running", "shop-worker-2": "running"})
 
+	// berth's own CLI reads the same project: berth compose ps and logs
+	// (the fake clientset's pods/log answers "fake logs")
+	berth := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(testenv.BerthCLI(t), append([]string{"-H", "unix://" + sock}, args...)...).CombinedOutput()
+		assert.NilError(t, err, "berth %s:\n%s", strings.Join(args, " "), out)
+		return string(out)
+	}
+	out = berth("compose", "ps", "-p", "shop")
+	for _, want := range []string{"shop-db-1", "shop-web-1", "shop-worker-2"} {
+		assert.Assert(t, strings.Contains(out, want), "berth compose ps lacks %s:\n%s", want, out)
+	}
+	out = berth("compose", "logs", "-p", "shop", "worker")
+	assert.Assert(t, strings.Contains(out, "worker-1  | fake logs") && strings.Contains(out, "worker-2  | fake logs") && !strings.Contains(out, "db-1"), out)
+
 	// a second up finds everything as it is: the images' made-up IDs are
 	// stable, so compose recreates nothing (a recreate would be refused)
 	out = compose("up", "-d")
@@ -199,4 +235,90 @@ func TestKubeBackendRealComposeRefusesByName(t *testing.T) {
 	sets, err := cs.AppsV1().StatefulSets(metav1.NamespaceAll).List(context.Background(), metav1.ListOptions{})
 	assert.NilError(t, err)
 	assert.Equal(t, len(sets.Items), 0, "a refused up made a StatefulSet")
+}
+
+// compose waits for depends_on: service_healthy by polling the dependency's
+// inspect (State.Health): on this backend that is the pod's readiness. db's
+// pod runs but is not ready until the test says so; compose must keep
+// inspecting it as starting and send web's start only after it is ready
+// (and the backend scales web up only then).
+func TestKubeBackendRealComposeWaitsForHealthy(t *testing.T) {
+	bin, err := testenv.ComposeBinary()
+	assert.NilError(t, err)
+	cs := fake.NewClientset()
+	backendtest.Run(t, cs, backendtest.Options{Started: time.Now(), NotReady: map[string]bool{"db": true}})
+	var dbReady atomic.Bool
+	early := backendtest.EarlyScaleUps(cs, "shop", "web", &dbReady)
+	dbID, webID := kubeContainerID("shop", "db-1"), kubeContainerID("shop", "web-1")
+	var mu sync.Mutex
+	waiting, earlyStart := 0, false
+	sock := kubeEngineWith(t, cs, kubeEngineOptions{wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			switch {
+			case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/containers/"+dbID+"/json"):
+				if _, err := cs.Tracker().Get(podsResource, "shop", "db-1"); err == nil && !dbReady.Load() {
+					waiting++ // an inspect of db while it runs, not ready
+				}
+			case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/containers/"+webID+"/start"):
+				earlyStart = earlyStart || !dbReady.Load()
+			}
+			mu.Unlock()
+			next.ServeHTTP(w, r)
+		})
+	}})
+	dir := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(kubeShop), 0o644))
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		out, err := runKubeCompose(bin, sock, dir, "shop", "up", "-d")
+		done <- result{out, err}
+	}()
+	// compose polls every half second: three inspects of a starting db
+	// mean it is waiting for it
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		mu.Lock()
+		n := waiting
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("compose up ended before db was ready (%d inspects of db waiting): %v\n%s", n, r.err, r.out)
+		case <-time.After(20 * time.Millisecond):
+		}
+		assert.Assert(t, time.Now().Before(deadline), "compose did not wait for db (%d inspects)", n)
+	}
+	ss, err := cs.AppsV1().StatefulSets("shop").Get(context.Background(), "web", metav1.GetOptions{})
+	assert.NilError(t, err, "compose creates every container before it starts any")
+	assert.Equal(t, *ss.Spec.Replicas, int32(0), "web runs before db is ready")
+
+	dbReady.Store(true)
+	assert.NilError(t, backendtest.SetReady(context.Background(), cs, "shop", "db-1", true))
+	r := <-done
+	assert.NilError(t, r.err, r.out)
+	t.Logf("docker compose up -d (db ready by hand): %v\n%s", time.Since(start), r.out)
+	assert.Assert(t, strings.Contains(r.out, "Container shop-db-1  Healthy"), r.out)
+	mu.Lock()
+	assert.Assert(t, !earlyStart, "compose started web before db was ready")
+	mu.Unlock()
+	assert.DeepEqual(t, early(), []string(nil))
+	ss, err = cs.AppsV1().StatefulSets("shop").Get(context.Background(), "web", metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, *ss.Spec.Replicas, int32(1))
+}
+
+var podsResource = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+
+// kubeContainerID is the Docker id the backend gives the pod ns/name.
+func kubeContainerID(ns, pod string) string {
+	sum := sha256.Sum256([]byte(ns + "/" + pod))
+	return hex.EncodeToString(sum[:])
 }

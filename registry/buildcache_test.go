@@ -7,6 +7,7 @@ import (
 
 	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/internal/testimage"
+	"github.com/berthd/berth/registry/imagefs"
 	"github.com/containerd/errdefs"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -29,7 +30,7 @@ func TestBuildCacheChain(t *testing.T) {
 	step1, err := s.Child(ctx, ChildRequest{Parent: base, Config: cfgWith("A=1"), CreatedBy: "/bin/sh -c #(nop)  ENV A=1", CacheKey: "k1"})
 	assert.NilError(t, err)
 	cid := strings.Repeat("b1", 32)
-	assert.NilError(t, s.CreateRootfs(ctx, cid, step1))
+	assert.NilError(t, s.CreateRootfs(ctx, cid, step1, imagefs.RootfsOptions{}))
 	step2, err := s.Commit(ctx, CommitRequest{ContainerID: cid, Config: cfgWith("A=1"), CreatedBy: "/bin/sh -c true", CacheKey: "k2"})
 	assert.NilError(t, err)
 	assert.NilError(t, s.RemoveRootfs(ctx, cid))

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/berthd/berth/internal/testimage"
+	"github.com/berthd/berth/registry/imagefs"
 	"github.com/containerd/errdefs"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -23,7 +24,7 @@ func TestCommit(t *testing.T) {
 	ctx := context.Background()
 	base := loadImage(t, s, testimage.Options{Tag: "busybox:latest"})
 	cid := strings.Repeat("c1", 32)
-	assert.NilError(t, s.CreateRootfs(ctx, cid, base))
+	assert.NilError(t, s.CreateRootfs(ctx, cid, base, imagefs.RootfsOptions{}))
 	defer s.RemoveRootfs(ctx, cid)
 
 	// nothing written: an image with no new layer, an empty history entry
@@ -60,7 +61,7 @@ func TestCommit(t *testing.T) {
 
 	// a container made from the new image sees the change
 	cid2 := strings.Repeat("c2", 32)
-	assert.NilError(t, s.CreateRootfs(ctx, cid2, id))
+	assert.NilError(t, s.CreateRootfs(ctx, cid2, id, imagefs.RootfsOptions{}))
 	defer s.RemoveRootfs(ctx, cid2)
 	dir, err = s.MountRootfs(ctx, cid2)
 	assert.NilError(t, err)
@@ -98,7 +99,7 @@ func TestScratch(t *testing.T) {
 
 	// a container of it starts empty; what is copied in is committed
 	cid := strings.Repeat("c3", 32)
-	assert.NilError(t, s.CreateRootfs(ctx, cid, id))
+	assert.NilError(t, s.CreateRootfs(ctx, cid, id, imagefs.RootfsOptions{}))
 	defer s.RemoveRootfs(ctx, cid)
 	dir, err := s.MountRootfs(ctx, cid)
 	assert.NilError(t, err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/berthd/berth/internal/testimage"
+	"github.com/berthd/berth/registry/imagefs"
 	"go.podman.io/storage"
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
@@ -43,7 +44,7 @@ func TestRootfsesSeeUncountedMounts(t *testing.T) {
 	img := loadImage(t, s, testimage.Options{Tag: "busybox:latest"})
 	counted, uncounted, idle := strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64)
 	for _, id := range []string{counted, uncounted, idle} {
-		assert.NilError(t, s.CreateRootfs(ctx, id, img))
+		assert.NilError(t, s.CreateRootfs(ctx, id, img, imagefs.RootfsOptions{}))
 	}
 	_, err := s.MountRootfs(ctx, counted)
 	assert.NilError(t, err)

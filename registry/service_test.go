@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/internal/testimage"
+	"github.com/berthd/berth/registry/imagefs"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -109,9 +110,9 @@ func TestServiceImageAndRootfs(t *testing.T) {
 	assert.Check(t, is.Equal(n, 1))
 
 	cid := strings.Repeat("c0", 32)
-	assert.NilError(t, s.CreateRootfs(ctx, cid, id))
-	assert.Check(t, errdefs.IsAlreadyExists(s.CreateRootfs(ctx, cid, id)))
-	assert.Check(t, errdefs.IsNotFound(s.CreateRootfs(ctx, strings.Repeat("d0", 32), "sha256:"+strings.Repeat("0", 64))))
+	assert.NilError(t, s.CreateRootfs(ctx, cid, id, imagefs.RootfsOptions{}))
+	assert.Check(t, errdefs.IsAlreadyExists(s.CreateRootfs(ctx, cid, id, imagefs.RootfsOptions{})))
+	assert.Check(t, errdefs.IsNotFound(s.CreateRootfs(ctx, strings.Repeat("d0", 32), "sha256:"+strings.Repeat("0", 64), imagefs.RootfsOptions{})))
 
 	dir, err := s.MountRootfs(ctx, cid)
 	assert.NilError(t, err)
@@ -172,7 +173,7 @@ func TestMountLatency(t *testing.T) {
 	for i := 0; i < n; i++ {
 		cid := strings.Repeat(string("0123456789abcdef"[i%16]), 60) + "beef"
 		t0 := time.Now()
-		assert.NilError(t, s.CreateRootfs(ctx, cid, id))
+		assert.NilError(t, s.CreateRootfs(ctx, cid, id, imagefs.RootfsOptions{}))
 		t1 := time.Now()
 		_, err := s.MountRootfs(ctx, cid)
 		assert.NilError(t, err)

@@ -156,7 +156,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ container.Cr
 			_ = os.RemoveAll(s.containerDir(id))
 		}
 	}()
-	if err := s.d.Images.CreateRootfs(ctx, id, img.ID); err != nil {
+	// a --rm container's layer is gone when it ends, and after a host crash
+	// its record is removed at restore: it needs no sync (registry/rootfs.go)
+	if err := s.d.Images.CreateRootfs(ctx, id, img.ID, RootfsOptions{Volatile: rec.HostConfig.AutoRemove}); err != nil {
 		return container.CreateResponse{}, err
 	}
 	defer func() {

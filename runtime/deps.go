@@ -32,13 +32,16 @@ type CommitRequest = imagefs.CommitRequest
 // RootfsInfo is one container root filesystem in the image store.
 type RootfsInfo = imagefs.Rootfs
 
+// RootfsOptions are how a container's root filesystem is made.
+type RootfsOptions = imagefs.RootfsOptions
+
 // Images resolves images and owns container root filesystems.
 type Images interface {
 	// Image resolves a reference, ID or unique ID prefix; ErrNotFound
 	// ("No such image: x") when there is no such local image.
 	Image(ctx context.Context, ref string) (*Image, error)
 	// CreateRootfs makes the writable layer of containerID on imageID.
-	CreateRootfs(ctx context.Context, containerID, imageID string) error
+	CreateRootfs(ctx context.Context, containerID, imageID string, opts RootfsOptions) error
 	// MountRootfs mounts the container's root filesystem and returns its path.
 	MountRootfs(ctx context.Context, containerID string) (string, error)
 	// UnmountRootfs and RemoveRootfs are idempotent.

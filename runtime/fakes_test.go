@@ -32,6 +32,7 @@ import (
 type fakeImages struct {
 	mu      sync.Mutex
 	rootfs  map[string]bool
+	opts    map[string]RootfsOptions // how each root filesystem was made
 	mounted map[string]int
 	dir     string
 	commits []CommitRequest
@@ -43,10 +44,14 @@ func (f *fakeImages) Image(ctx context.Context, ref string) (*Image, error) {
 	}
 	return &Image{ID: "sha256:" + strings.Repeat("b", 64), Config: dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}}}}, nil
 }
-func (f *fakeImages) CreateRootfs(ctx context.Context, id, img string) error {
+func (f *fakeImages) CreateRootfs(ctx context.Context, id, img string, opts RootfsOptions) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rootfs[id] = true
+	if f.opts == nil {
+		f.opts = map[string]RootfsOptions{}
+	}
+	f.opts[id] = opts
 	return nil
 }
 func (f *fakeImages) MountRootfs(ctx context.Context, id string) (string, error) {

@@ -282,6 +282,13 @@ func (d *Daemon) Storage(t testing.TB) StorageState {
 	layers = append(layers, volatile...)
 	read("overlay-images/images.json", &images)
 	read("overlay-containers/containers.json", &ctrs)
+	// a --rm container's root filesystem is volatile (registry/rootfs.go)
+	var volatileCtrs []struct {
+		ID    string
+		Layer string `json:"layer"`
+	}
+	read("overlay-containers/volatile-containers.json", &volatileCtrs)
+	ctrs = append(ctrs, volatileCtrs...)
 	parent := map[string]string{}
 	for _, l := range layers {
 		parent[l.ID] = l.Parent

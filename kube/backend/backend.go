@@ -121,6 +121,12 @@ type Backend struct {
 
 	executor Executor
 	execs    execs
+	attaches attaches
+
+	// persistMu orders the writes of compose replicas' records to their
+	// StatefulSets (records.go); persistWG counts the writes under way.
+	persistMu sync.Mutex
+	persistWG sync.WaitGroup
 }
 
 // New returns the backend; it reads nothing until Start.
@@ -165,14 +171,16 @@ func New(d Deps) (*Backend, error) {
 }
 
 // Sync runs the informers and waits until their caches hold the cluster's
-// state, so that the first `docker ps` is not empty by accident; they run
-// until ctx ends.
+// state, so that the first `docker ps` is not empty by accident, and reads
+// back the records of created and stopped compose replicas kept on their
+// StatefulSets; the informers run until ctx ends.
 func (b *Backend) Sync(ctx context.Context) error {
 	go b.podInformer.RunWithContext(ctx)
 	if !cache.WaitForCacheSync(ctx.Done(), b.podInformer.HasSynced) {
 		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("kube backend: the pod informer did not sync: %v", context.Cause(ctx)))
 	}
-	return nil
+	// the created and stopped compose replicas of a berthd before this one
+	return b.restoreRecords(ctx)
 }
 
 // Namespace is the namespace of a compose project.

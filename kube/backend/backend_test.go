@@ -59,6 +59,7 @@ func upShop(t *testing.T, b *Backend) *compose.UpResult {
 
 func TestUpAppliesOwnedObjectsServerSide(t *testing.T) {
 	b, cs := newBackend(t)
+	runController(t, cs) // web waits for db's ready pod
 	res := upShop(t, b)
 	assert.Equal(t, res.Project, "shop")
 	ctx := context.Background()
@@ -93,6 +94,7 @@ func TestUpAppliesOwnedObjectsServerSide(t *testing.T) {
 
 func TestScaleAndDown(t *testing.T) {
 	b, cs := newBackend(t)
+	runController(t, cs)
 	upShop(t, b)
 	ctx := context.Background()
 
@@ -143,7 +145,7 @@ func TestUpRefusesBeforeApplyingAnything(t *testing.T) {
 	assert.Assert(t, errdefs.IsNotImplemented(err), "%v", err)
 	assert.Equal(t, len(cs.Actions()), before, "nothing sent to the cluster")
 
-	for _, req := range []compose.UpRequest{{FromRecord: true}, {Wait: true}, {RemoveOrphans: true}} {
+	for _, req := range []compose.UpRequest{{FromRecord: true}, {RemoveOrphans: true}} {
 		_, err := b.Up(context.Background(), req)
 		assert.Assert(t, errdefs.IsNotImplemented(err), "%+v: %v", req, err)
 	}

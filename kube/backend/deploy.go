@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/containerd/errdefs"
 	appsv1 "k8s.io/api/apps/v1"
@@ -24,14 +25,16 @@ const FieldManager = "berth"
 
 // Up deploys a compose project: kube.Translate's objects applied
 // server-side, in Objects() order (namespace, claims, services,
-// StatefulSets in dependency order). A translation error (a refused option)
-// is returned before anything is applied, so nothing is created half-way.
+// StatefulSets in dependency order), each StatefulSet once the services it
+// depends on meet their depends_on conditions (waitDependencies). A
+// translation error (a refused option) is returned before anything is
+// applied, so nothing is created half-way; a dependency that fails stops
+// the up there, as compose's does. Wait (up --wait) then waits until every
+// replica runs, and is healthy when it has a healthcheck; Timeout bounds
+// the waits.
 func (b *Backend) Up(ctx context.Context, req compose.UpRequest) (*compose.UpResult, error) {
 	if req.FromRecord {
 		return nil, notImplemented("up from the deployment record (berth compose up -p without files)")
-	}
-	if req.Wait {
-		return nil, notImplemented("up --wait")
 	}
 	if req.RemoveOrphans {
 		return nil, notImplemented("up --remove-orphans")
@@ -45,14 +48,36 @@ func (b *Backend) Up(ctx context.Context, req compose.UpRequest) (*compose.UpRes
 		return nil, err
 	}
 	res := &compose.UpResult{Project: p.Name}
+	var sets []*appsv1.StatefulSet
 	for _, o := range m.Objects() {
+		if ss, ok := o.(*appsv1.StatefulSet); ok {
+			sets = append(sets, ss)
+			continue
+		}
 		kind, name, err := b.apply(ctx, o)
 		if err != nil {
 			return res, err
 		}
 		res.Actions = append(res.Actions, compose.Action{Kind: kind, Name: name, Action: "Applied"})
 	}
-	return res, nil
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.Timeout)*time.Second)
+		defer cancel()
+	}
+	acts, err := b.applyStatefulSets(ctx, sets)
+	res.Actions = append(res.Actions, acts...)
+	if err != nil || !req.Wait {
+		return res, err
+	}
+	var services []string
+	for _, ss := range sets {
+		services = append(services, ss.Name)
+	}
+	if len(sets) == 0 {
+		return res, nil
+	}
+	return res, b.waitServices(ctx, sets[0].Namespace, services)
 }
 
 // apply sends one object as a server-side apply patch (field manager berth,

@@ -206,12 +206,16 @@ func TestEngineServesFromKube(t *testing.T) {
 		{"GET", "/v1.56/images/busybox/history", "GET /images/{name:.*}/history is not supported by the Kubernetes backend"},
 		{"POST", "/v1.56/volumes/prune", "volume prune is not supported by the Kubernetes backend"},
 		{"GET", "/system/df", "GET /system/df is not supported"},
-		{"GET", "/v1.56/berth/compose/ps", "berth compose ps"},
+		{"GET", "/v1.56/berth/compose/shop/jobs", "jobs is not supported"},
 	} {
 		rec := do(tc.method, tc.path)
 		assert.Equal(t, rec.Code, http.StatusNotImplemented, "%s %s: %s", tc.method, tc.path, rec.Body.String())
 		assert.Assert(t, strings.Contains(rec.Body.String(), tc.msg), "%s %s: %s", tc.method, tc.path, rec.Body.String())
 	}
+	// berth compose ps: the deployment view of the pods
+	rec = do("GET", "/v1.56/berth/compose/ps?project=shop")
+	assert.Equal(t, rec.Code, http.StatusOK, rec.Body.String())
+	assert.Assert(t, strings.Contains(rec.Body.String(), `"Name":"shop-worker-2","State":"exited"`), rec.Body.String())
 	assert.Equal(t, do("GET", "/_ping").Code, http.StatusOK)
 	rec = do("GET", "/version")
 	assert.Equal(t, rec.Code, http.StatusOK)

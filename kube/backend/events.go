@@ -84,6 +84,7 @@ func (b *Backend) podDeleted(p *corev1.Pod) {
 	}
 	id := containerID(p)
 	b.forgetExecs(id)
+	b.attaches.forget(id)
 	b.mu.Lock()
 	quiet := b.quiet[id]
 	delete(b.quiet, id)

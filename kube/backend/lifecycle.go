@@ -292,6 +292,9 @@ func (b *Backend) Wait(ctx context.Context, ref string, cond container.WaitCondi
 	go func() {
 		var res runtime.WaitResult
 		first, wasRunning, restarts := true, false, 0
+		// left: the container was seen not exited (created, starting,
+		// running) since the wait began, so an exit now is a new one
+		left := false
 		err := b.waitUntil(ctx, func() bool {
 			st, exists := b.stateOf(id)
 			running := exists && (st.status == container.StateRunning || st.status == container.StateRestarting)
@@ -305,11 +308,17 @@ func (b *Backend) Wait(ctx context.Context, ref string, cond container.WaitCondi
 			}
 			restarted := exists && st.restarts > restarts
 			wasRunning = wasRunning || running
+			// an exit after the container was seen not exited: a pod that
+			// ran and ended between two looks was never seen running
+			// (docker run of a short command); the exit there was at the
+			// first look, recorded again when its pod is replaced, is not
+			left = left || exists && st.status != container.StateExited && st.status != container.StateRemoving
+			exitedSince := left && exists && st.status == container.StateExited
 			switch cond {
 			case container.WaitConditionRemoved:
 				return !exists
 			case container.WaitConditionNextExit:
-				return wasRunning && (!running || restarted) || restarted
+				return wasRunning && (!running || restarted) || restarted || exitedSince
 			}
 			return !running
 		})

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -116,4 +117,29 @@ func TestStartExitedPlainPodReplacesIt(t *testing.T) {
 	r, err := b.Inspect(ctx, "job1", false)
 	assert.NilError(t, err)
 	assert.Equal(t, r.ID, c.ID)
+}
+
+// docker run of a short command waits (next-exit) before the start; the pod
+// may run and end between two looks of the informer: the exit still ends
+// the wait, with its code.
+func TestWaitNextExitOfAPodNeverSeenRunning(t *testing.T) {
+	b, cs := newBackend(t)
+	ctx := context.Background()
+	created, err := b.Create(ctx, runtime.CreateRequest{Name: "short", Config: &container.Config{Image: "busybox", Cmd: []string{"true"}}, HostConfig: &container.HostConfig{}})
+	assert.NilError(t, err)
+	ch, err := b.Wait(ctx, created.ID, container.WaitConditionNextExit)
+	assert.NilError(t, err)
+	assert.NilError(t, b.Start(ctx, created.ID))
+	pod, err := cs.CoreV1().Pods("berth-default").Get(ctx, "short", metav1.GetOptions{})
+	assert.NilError(t, err)
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: pod.Spec.Containers[0].Name, State: exited(4, t0)}}
+	_, err = cs.CoreV1().Pods("berth-default").UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	assert.NilError(t, err)
+	select {
+	case res := <-ch:
+		assert.NilError(t, res.Err)
+		assert.Equal(t, res.ExitCode, 4)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait missed an exit it never saw running")
+	}
 }

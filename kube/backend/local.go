@@ -39,6 +39,7 @@ type local struct {
 // waiters.
 func (b *Backend) setLocal(id string, l *local) {
 	b.mu.Lock()
+	old := b.local[id]
 	if l == nil {
 		if old, ok := b.local[id]; ok {
 			if len(b.exits) > maxExits {
@@ -53,6 +54,14 @@ func (b *Backend) setLocal(id string, l *local) {
 	}
 	b.mu.Unlock()
 	b.notify()
+	// a compose replica's created and stopped records are kept on its
+	// StatefulSet, for the next berthd (records.go)
+	for _, r := range []*local{old, l} {
+		if r != nil && isReplica(r.pod) && r.state != localStarting {
+			b.recordsChanged(keyOf(r.pod))
+			break
+		}
+	}
 }
 
 // localFind finds a container record by id, unique id prefix or name.

@@ -201,6 +201,7 @@ func inspect(p *corev1.Pod, now time.Time) *container.InspectResponse {
 	if st.health != "" {
 		r.State.Health = &container.Health{Status: st.health}
 	}
+	r.Config.Healthcheck = healthcheck(p)
 	r.HostConfig.RestartPolicy = restartPolicy(p)
 	r.NetworkSettings = &container.NetworkSettings{Networks: dockerNetworks(p)}
 	r.Mounts = dockerMounts(p)
@@ -268,4 +269,32 @@ func undollar(in []string) []string {
 		out = append(out, strings.ReplaceAll(s, "$$", "$"))
 	}
 	return out
+}
+
+// healthcheck is the readiness probe read back as the Docker healthcheck
+// it came from (kube.Translate's mapping reversed), so that `docker
+// inspect` and compose (up --wait falls back to "running" only for a
+// container without one) see it; nil without a probe.
+func healthcheck(p *corev1.Pod) *container.HealthConfig {
+	if !hasProbe(p) {
+		return nil
+	}
+	pr := p.Spec.Containers[0].ReadinessProbe
+	if pr.Exec == nil {
+		return nil
+	}
+	test := append([]string{"CMD"}, pr.Exec.Command...)
+	if c := pr.Exec.Command; len(c) == 3 && c[0] == "/bin/sh" && c[1] == "-c" {
+		test = []string{"CMD-SHELL", c[2]}
+	}
+	h := &container.HealthConfig{
+		Test:     test,
+		Interval: time.Duration(pr.PeriodSeconds) * time.Second,
+		Timeout:  time.Duration(pr.TimeoutSeconds) * time.Second,
+		Retries:  int(pr.FailureThreshold),
+	}
+	if d, err := time.ParseDuration(p.Annotations[kube.AnnotationStartPeriod]); err == nil {
+		h.StartPeriod = d
+	}
+	return h
 }

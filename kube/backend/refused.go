@@ -35,12 +35,6 @@ func (b *Backend) Update(ctx context.Context, ref string, cfg container.UpdateCo
 func (b *Backend) Commit(ctx context.Context, ref string, opts runtime.CommitOptions) (string, error) {
 	return "", notImplemented("commit")
 }
-func (b *Backend) Attach(ctx context.Context, ref string, opts runtime.AttachOptions) (*runtime.Attachment, error) {
-	return nil, notImplemented("attach")
-}
-func (b *Backend) Resize(ctx context.Context, ref string, height, width uint) error {
-	return notImplemented("resize")
-}
 func (b *Backend) StatPath(ctx context.Context, ref, path string) (*container.PathStat, error) {
 	return nil, notImplemented("copying files (docker cp)")
 }
@@ -82,18 +76,6 @@ func (d *Deployments) Scale(ctx context.Context, project string, req compose.Sca
 }
 func (d *Deployments) Pull(ctx context.Context, req compose.UpRequest) (*compose.PullResult, error) {
 	return nil, notImplemented("pull (the nodes pull images)")
-}
-func (d *Deployments) Ps(ctx context.Context, project string) ([]compose.Deployment, error) {
-	return nil, notImplemented("berth compose ps (docker compose ps is served)")
-}
-func (d *Deployments) Deployments(ctx context.Context) ([]compose.DeploymentStatus, error) {
-	return nil, notImplemented("deployment records")
-}
-func (d *Deployments) Deployment(ctx context.Context, project string) (*compose.DeploymentStatus, error) {
-	return nil, notImplemented("deployment records")
-}
-func (d *Deployments) Logs(ctx context.Context, project string, req compose.LogsRequest) (<-chan compose.LogEntry, error) {
-	return nil, notImplemented("berth compose logs (docker logs and docker compose logs are served)")
 }
 func (d *Deployments) RunJob(ctx context.Context, project, service string) (*compose.JobExecution, error) {
 	return nil, notImplemented("jobs")

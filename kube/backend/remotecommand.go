@@ -20,12 +20,14 @@ type Executor interface {
 	Exec(ctx context.Context, req ExecRequest, streams remotecommand.StreamOptions) error
 }
 
-// ExecRequest is a pods/exec request.
+// ExecRequest is a pods/exec request, or with Attach a pods/attach one
+// (no Cmd: the streams of the container's own process).
 type ExecRequest struct {
 	Namespace, Pod, Container string
 	Cmd                       []string
 	Stdin, Stdout, Stderr     bool
 	TTY                       bool
+	Attach                    bool
 }
 
 // ExitCode is the exit code of a command an Executor ran: the non-zero exit
@@ -42,7 +44,7 @@ func ExitCode(err error) (code int, ok bool) {
 	return 0, false
 }
 
-// remoteExecutor is kubectl exec's executor: the websocket protocol, with
+// remoteExecutor is kubectl exec's (and attach's) executor: the websocket protocol, with
 // SPDY when the API server (or a proxy) does not upgrade to websockets.
 type remoteExecutor struct {
 	cfg  *rest.Config
@@ -60,11 +62,19 @@ var execCodec = func() k8sruntime.ParameterCodec {
 }()
 
 func (r remoteExecutor) Exec(ctx context.Context, req ExecRequest, streams remotecommand.StreamOptions) error {
-	u := r.core.Post().Resource("pods").Namespace(req.Namespace).Name(req.Pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{
-			Container: req.Container, Command: req.Cmd,
-			Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr, TTY: req.TTY,
-		}, execCodec).URL()
+	var opts k8sruntime.Object = &corev1.PodExecOptions{
+		Container: req.Container, Command: req.Cmd,
+		Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr, TTY: req.TTY,
+	}
+	sub := "exec"
+	if req.Attach {
+		sub, opts = "attach", &corev1.PodAttachOptions{
+			Container: req.Container,
+			Stdin:     req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr, TTY: req.TTY,
+		}
+	}
+	u := r.core.Post().Resource("pods").Namespace(req.Namespace).Name(req.Pod).SubResource(sub).
+		VersionedParams(opts, execCodec).URL()
 	spdy, err := remotecommand.NewSPDYExecutor(r.cfg, "POST", u)
 	if err != nil {
 		return err
@@ -86,6 +96,9 @@ func (r remoteExecutor) Exec(ctx context.Context, req ExecRequest, streams remot
 // answers 501.
 type noExecutor struct{}
 
-func (noExecutor) Exec(context.Context, ExecRequest, remotecommand.StreamOptions) error {
+func (noExecutor) Exec(_ context.Context, req ExecRequest, _ remotecommand.StreamOptions) error {
+	if req.Attach {
+		return notImplemented("attach without a REST config")
+	}
 	return notImplemented("exec without a REST config")
 }

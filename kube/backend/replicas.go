@@ -42,6 +42,9 @@ func (b *Backend) createReplica(ctx context.Context, req runtime.CreateRequest) 
 		return container.CreateResponse{}, err
 	}
 	ss := r.Manifests.StatefulSets[0]
+	if err := refuseOneShot(r.Service, dependencies(ss.Labels, ss.Annotations)); err != nil {
+		return container.CreateResponse{}, err
+	}
 	recordDockerNames(ss, req)
 	cur, err := b.c.AppsV1().StatefulSets(ss.Namespace).Get(ctx, ss.Name, metav1.GetOptions{})
 	switch {
@@ -87,6 +90,12 @@ func configHash(t *corev1.PodTemplateSpec) string {
 // whose 1 and 2 are stopped starts them too.
 func (b *Backend) startReplica(ctx context.Context, id string, l *local) error {
 	k, n := keyOf(l.pod), ordinal(l.pod)
+	// depends_on: compose v2 waits for its dependencies before it starts a
+	// service, by their inspect; the backend waits too (docker start of a
+	// replica, compose up --no-start then start), by the same rule as up
+	if err := b.waitDependencies(ctx, k.ns, k.service, dependencies(l.pod.Labels, l.pod.Annotations)); err != nil {
+		return err
+	}
 	b.scaleMu.Lock()
 	defer b.scaleMu.Unlock()
 	cur, err := b.replicas(ctx, k)

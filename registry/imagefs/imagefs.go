@@ -45,6 +45,16 @@ type CommitRequest struct {
 	CacheKey string
 }
 
+// RootfsOptions are how a container's root filesystem is made.
+type RootfsOptions struct {
+	// Volatile: nothing of the writable layer is needed after the container
+	// ends or after a host crash (a --rm container's). The layer is mounted
+	// with overlay's volatile option (no sync of the upper file system on
+	// unmount, fsync inside is a no-op) and its store records are written
+	// without fsync. See registry/rootfs.go.
+	Volatile bool
+}
+
 // Rootfs is one container root filesystem in the image store.
 type Rootfs struct {
 	ContainerID string

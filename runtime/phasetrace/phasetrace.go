@@ -79,9 +79,9 @@ type tracedImages struct {
 	p *phaseClock
 }
 
-func (t tracedImages) CreateRootfs(ctx context.Context, containerID, imageID string) error {
+func (t tracedImages) CreateRootfs(ctx context.Context, containerID, imageID string, opts runtime.RootfsOptions) error {
 	done := t.p.begin(containerID, "rootfs create")
-	err := t.Images.CreateRootfs(ctx, containerID, imageID)
+	err := t.Images.CreateRootfs(ctx, containerID, imageID, opts)
 	done(err)
 	return err
 }

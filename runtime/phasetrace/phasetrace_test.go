@@ -15,7 +15,9 @@ import (
 // The fakes embed the interfaces: a call the test does not expect panics.
 type fakeImages struct{ runtime.Images }
 
-func (fakeImages) CreateRootfs(context.Context, string, string) error { return nil }
+func (fakeImages) CreateRootfs(context.Context, string, string, runtime.RootfsOptions) error {
+	return nil
+}
 func (fakeImages) MountRootfs(context.Context, string) (string, error) {
 	return "", errors.New("mount failed")
 }
@@ -52,14 +54,14 @@ func TestWrapLogsEachStepWithItsGap(t *testing.T) {
 	images, _, monitors := Wrap(fakeImages{}, nil, fakeMonitors{})
 	ctx := context.Background()
 	id := "0123456789abcdef0123"
-	assert.NilError(t, images.CreateRootfs(ctx, id, "img"))
+	assert.NilError(t, images.CreateRootfs(ctx, id, "img", runtime.RootfsOptions{}))
 	_, err := images.MountRootfs(ctx, id)
 	assert.Check(t, is.Error(err, "mount failed"))
 	task, err := monitors.Connect(ctx, "/run/berth/containers/"+id)
 	assert.NilError(t, err)
 	assert.NilError(t, task.Start(ctx))
 	assert.NilError(t, images.RemoveRootfs(ctx, id))
-	assert.NilError(t, images.CreateRootfs(ctx, id, "img"))
+	assert.NilError(t, images.CreateRootfs(ctx, id, "img", runtime.RootfsOptions{}))
 
 	got := phases(hook)
 	assert.Assert(t, is.Len(got, 6))

@@ -38,7 +38,6 @@ type queryBackend interface {
 
 // streamBackend attaches to containers and runs processes in them.
 type streamBackend interface {
-	Attach(ctx context.Context, name string, opts runtime.AttachOptions) (*runtime.Attachment, error)
 	Resize(ctx context.Context, name string, height, width uint) error
 	ExecCreate(ctx context.Context, name string, req container.ExecCreateRequest) (string, error)
 	ExecResize(ctx context.Context, execID string, height, width uint) error
@@ -61,7 +60,8 @@ type monitorBackend interface {
 	Stats(ctx context.Context, name string, opts runtime.StatsOptions, send func(*container.StatsResponse) error) error
 }
 
-// backend is everything the container routes need but the start of an exec.
+// backend is everything the container routes need but the start of an exec
+// and attach.
 type backend interface {
 	stateBackend
 	queryBackend
@@ -72,11 +72,39 @@ type backend interface {
 
 // Backend is everything the container routes need. X is what the backend's
 // ExecStart answers (the local runtime's *runtime.ExecRun, the Kubernetes
-// backend's remotecommand exec): the router streams it as an ExecStream.
-type Backend[X ExecStream] interface {
+// backend's remotecommand exec): the router streams it as an ExecStream. A
+// is what its Attach answers (*runtime.Attachment, the Kubernetes
+// backend's pods/attach), streamed as an AttachStream.
+type Backend[X ExecStream, A AttachStream] interface {
 	backend
 	ExecStart(ctx context.Context, execID string, req container.ExecStartRequest) (X, error)
+	Attach(ctx context.Context, name string, opts runtime.AttachOptions) (A, error)
 }
+
+// AttachStream is an accepted attach as the router streams it. How it is
+// framed (raw for a terminal, else multiplexed) is its TTY method's answer,
+// or the Tty field of the local runtime's *runtime.Attachment.
+type AttachStream interface {
+	// Run streams until the container's process ends, the client goes
+	// away or detaches (ErrDetached); ready is called once the attachment
+	// is in place, before the answer goes out.
+	Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, ready func()) error
+	// Cancel gives up an attachment that was not run.
+	Cancel()
+}
+
+// attachTTY says how an attachment is framed.
+func attachTTY(a AttachStream) bool {
+	switch a := a.(type) {
+	case *runtime.Attachment:
+		return a.Tty
+	case interface{ TTY() bool }:
+		return a.TTY()
+	}
+	return false
+}
+
+var _ AttachStream = (*runtime.Attachment)(nil)
 
 // ExecStream is a started exec as the router streams it.
 type ExecStream interface {

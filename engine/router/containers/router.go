@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/berthd/berth/engine/httputil"
+	"github.com/berthd/berth/runtime"
 	"github.com/moby/moby/api/types/container"
 )
 
@@ -11,10 +12,11 @@ import (
 type Router struct {
 	b         backend
 	startExec func(ctx context.Context, execID string, req container.ExecStartRequest) (ExecStream, error)
+	attachTo  func(ctx context.Context, name string, opts runtime.AttachOptions) (AttachStream, error)
 }
 
 // New returns the containers router.
-func New[X ExecStream](b Backend[X]) *Router {
+func New[X ExecStream, A AttachStream](b Backend[X, A]) *Router {
 	start := func(ctx context.Context, execID string, req container.ExecStartRequest) (ExecStream, error) {
 		run, err := b.ExecStart(ctx, execID, req)
 		if err != nil {
@@ -22,7 +24,14 @@ func New[X ExecStream](b Backend[X]) *Router {
 		}
 		return run, nil
 	}
-	return &Router{b: b, startExec: start}
+	attach := func(ctx context.Context, name string, opts runtime.AttachOptions) (AttachStream, error) {
+		a, err := b.Attach(ctx, name, opts)
+		if err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
+	return &Router{b: b, startExec: start, attachTo: attach}
 }
 
 // Routes implements httputil.Router.

@@ -87,7 +87,7 @@ func (r *Router) attach(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if err := httputil.ParseForm(req); err != nil {
 		return err
 	}
-	a, err := r.b.Attach(ctx, vars["name"], runtime.AttachOptions{
+	a, err := r.attachTo(ctx, vars["name"], runtime.AttachOptions{
 		Stdin:      httputil.BoolValue(req, "stdin"),
 		Stdout:     httputil.BoolValue(req, "stdout"),
 		Stderr:     httputil.BoolValue(req, "stderr"),
@@ -104,11 +104,12 @@ func (r *Router) attach(ctx context.Context, w http.ResponseWriter, req *http.Re
 		return err
 	}
 	defer conn.Close()
+	tty := attachTTY(a)
 	var stdout, stderr io.Writer = conn, conn
-	if !a.Tty {
+	if !tty {
 		stdout, stderr = httputil.NewMuxWriters(conn)
 	}
-	contentType := compat.StreamContentType(httputil.VersionFromContext(ctx), a.Tty)
+	contentType := compat.StreamContentType(httputil.VersionFromContext(ctx), tty)
 	// the request context does not see a hijacked client hang up
 	in, hctx, cancel := watchHangup(context.WithoutCancel(ctx), conn, conn.Conn)
 	defer cancel()

@@ -5,7 +5,10 @@ package backendtest
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,8 +17,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/berthd/berth/kube"
 )
@@ -28,6 +34,21 @@ const PodIndexLabel = kube.PodIndexLabel
 // template, running and ready, started at started, and deletes the ones
 // above.
 func RunController(t testing.TB, cs *fake.Clientset, started time.Time) {
+	t.Helper()
+	Run(t, cs, Options{Started: started})
+}
+
+// Options are the fake controller's.
+type Options struct {
+	// Started is the start time of every container.
+	Started time.Time
+	// NotReady are services whose new pods run but are not ready (their
+	// readiness probe has not passed yet) until SetReady says they are.
+	NotReady map[string]bool
+}
+
+// Run is RunController with options.
+func Run(t testing.TB, cs *fake.Clientset, o Options) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -46,14 +67,14 @@ func RunController(t testing.TB, cs *fake.Clientset, started time.Time) {
 					return
 				}
 				if ss, isSet := ev.Object.(*appsv1.StatefulSet); isSet && ev.Type != watch.Deleted {
-					reconcile(ctx, cs, ss, started)
+					reconcile(ctx, cs, ss, o)
 				}
 			}
 		}
 	}()
 }
 
-func reconcile(ctx context.Context, cs *fake.Clientset, ss *appsv1.StatefulSet, started time.Time) {
+func reconcile(ctx context.Context, cs *fake.Clientset, ss *appsv1.StatefulSet, o Options) {
 	want := 1
 	if ss.Spec.Replicas != nil {
 		want = int(*ss.Spec.Replicas)
@@ -74,11 +95,50 @@ func reconcile(ctx context.Context, cs *fake.Clientset, ss *appsv1.StatefulSet, 
 		if have[n] {
 			continue
 		}
-		p := kube.ReplicaPod(ss, n, started)
+		p := kube.ReplicaPod(ss, n, o.Started)
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, Image: p.Spec.Containers[0].Image,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(started)}}, Ready: true}}
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(o.Started)}}, Ready: !o.NotReady[ss.Name], Started: ptr(true)}}
 		if _, err := cs.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			panic(err)
 		}
 	}
 }
+
+// SetReady sets the readiness of a pod's containers, as the kubelet does
+// when its readiness probe passes (or fails).
+func SetReady(ctx context.Context, cs *fake.Clientset, ns, pod string, ready bool) error {
+	p, err := cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for i := range p.Status.ContainerStatuses {
+		p.Status.ContainerStatuses[i].Ready = ready
+	}
+	_, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	return err
+}
+
+// EarlyScaleUps records the writes to a service's StatefulSet (applies and
+// scale patches) that run pods, made before ready held: depends_on broken.
+// A create's apply at 0 replicas runs none.
+func EarlyScaleUps(cs *fake.Clientset, ns, service string, ready *atomic.Bool) func() []string {
+	var mu sync.Mutex
+	var early []string
+	cs.PrependReactor("patch", "statefulsets", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		pa := a.(k8stesting.PatchAction)
+		var body struct{ Spec struct{ Replicas *int } }
+		_ = json.Unmarshal(pa.GetPatch(), &body)
+		// an apply without replicas runs one; a merge patch without them
+		// (an annotation) changes none
+		runs := body.Spec.Replicas != nil && *body.Spec.Replicas > 0 || body.Spec.Replicas == nil && pa.GetPatchType() == types.ApplyPatchType
+		if pa.GetNamespace() == ns && pa.GetName() == service && runs && !ready.Load() {
+			mu.Lock()
+			early = append(early, string(pa.GetPatchType())+" "+string(pa.GetPatch()))
+			mu.Unlock()
+		}
+		return false, nil, nil
+	})
+	return func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), early...) }
+}
+
+func ptr[T any](v T) *T { return &v }
