@@ -47,10 +47,19 @@ func buildKube(cfg *config) (_ *daemon, retErr error) {
 			d.close()
 		}
 	}()
-	syncCtx, cancel := context.WithTimeout(ctx, kubeSyncTimeout)
-	defer cancel()
-	if err := kb.Sync(syncCtx); err != nil {
-		return nil, err
+	// the informers run on the daemon's context (until it closes); only the
+	// wait for their first list is bounded: Sync with a timeout context
+	// stopped them when start-up returned, and berthd never saw a pod made
+	// after it (found by make e2e-kube)
+	synced := make(chan error, 1)
+	go func() { synced <- kb.Sync(ctx) }()
+	select {
+	case err := <-synced:
+		if err != nil {
+			return nil, err
+		}
+	case <-time.After(kubeSyncTimeout):
+		return nil, fmt.Errorf("--kubeconfig %s: the pod informer did not sync in %v", cfg.Kubeconfig, kubeSyncTimeout)
 	}
 	d.server = engine.New(engine.Config{APIVersion: apiVersion, MinAPIVersion: minAPIVersion}, kb.Routers(kubebackend.Version{Berth: sysinfo.Version, APIVersion: apiVersion, MinAPIVersion: minAPIVersion})...)
 	return d, nil

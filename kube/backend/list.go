@@ -107,7 +107,12 @@ func (b *Backend) Inspect(ctx context.Context, ref string, size bool) (*containe
 	p, err := b.lookup(ref)
 	if err != nil {
 		if _, l, ok := b.localFind(ref); ok {
-			return inspect(l.pod, b.now()), nil
+			r := inspect(l.pod, b.now())
+			if l.state == localStarting && hasProbe(l.pod) {
+				// started, its pod not made yet: as a pending pod
+				r.State.Health = &container.Health{Status: container.Starting}
+			}
+			return r, nil
 		}
 		return nil, err
 	}

@@ -122,6 +122,12 @@ func podState(p *corev1.Pod, now time.Time) state {
 	case cs.State.Waiting != nil:
 		st.errMessage = strings.TrimSpace(cs.State.Waiting.Reason + " " + cs.State.Waiting.Message)
 	}
+	if st.status == container.StateCreated && p.Status.Phase == corev1.PodPending && hasProbe(p) {
+		// started (the pod exists), not running yet: Docker's health is
+		// "starting" from the start, and compose's wait for
+		// service_healthy fails on a started container without one
+		st.health = container.Starting
+	}
 	return st
 }
 
