@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,26 +54,9 @@ func TestThirtyRemovedAtOnceLeaveNothing(t *testing.T) {
 	}, poll.WithTimeout(20*time.Second), poll.WithDelay(100*time.Millisecond))
 
 	const n = 30
-	ids := make([]string, n)
-	var wg sync.WaitGroup
-	errs := make(chan string, n)
-	for i := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := d.Docker("run", "-d", "--name", fmt.Sprintf("b%d", i), "--network", "bulk", "-p", "127.0.0.1::80", "busybox", "sleep", "600")
-			if r.ExitCode != 0 {
-				errs <- r.Combined()
-				return
-			}
-			ids[i] = strings.TrimSpace(r.Stdout())
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Fatal(e)
-	}
+	ids := parallelDocker(t, d, n, func(i int) []string {
+		return []string{"run", "-d", "--name", fmt.Sprintf("b%d", i), "--network", "bulk", "-p", "127.0.0.1::80", "busybox", "sleep", "600"}
+	})
 	running := testenv.HeldOf(d.Inventory(t))
 	assert.Check(t, is.Equal(running.Endpoints-idle.Endpoints, n))
 	assert.Check(t, is.Equal(running.Ports-idle.Ports, n))
