@@ -33,11 +33,9 @@ func (s *Service) Rootfses(ctx context.Context) ([]Rootfs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list layers: %w", err)
 	}
-	mounted := map[string]bool{}
+	byID := make(map[string]storage.Layer, len(layers))
 	for _, l := range layers {
-		if l.MountCount > 0 {
-			mounted[l.ID] = true
-		}
+		byID[l.ID] = l
 	}
 	// A daemon killed between the mount and the store's note of it leaves
 	// a mount the store does not count: look at the mount table too.
@@ -45,8 +43,18 @@ func (s *Service) Rootfses(ctx context.Context) ([]Rootfs, error) {
 	driverHome := filepath.Join(s.store.GraphRoot(), s.store.GraphDriverName())
 	out := make([]Rootfs, 0, len(ctrs))
 	for _, c := range ctrs {
-		m := mounted[c.LayerID] || points[filepath.Join(driverHome, c.LayerID, "merged")]
-		out = append(out, Rootfs{ContainerID: c.ID, Mounted: m})
+		l := byID[c.LayerID]
+		rf := Rootfs{ContainerID: c.ID}
+		counted := l.MountCount > 0 && l.MountPoint != ""
+		switch {
+		case counted && points[filepath.Clean(l.MountPoint)]:
+			rf.Mounted, rf.MountPath = true, l.MountPoint
+		case counted:
+			rf.Mounted, rf.StaleMount = true, true
+		default:
+			rf.Mounted = points[filepath.Join(driverHome, c.LayerID, "merged")]
+		}
+		out = append(out, rf)
 	}
 	return out, nil
 }
