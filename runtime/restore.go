@@ -103,6 +103,9 @@ type restoreHost interface {
 	reapRun(ctx context.Context, c *ctr)
 	// finishRemoval completes a removal a crash cut. Called without c.mu.
 	finishRemoval(ctx context.Context, c *ctr) error
+	// autoRemove removes a --rm container that does not run, as its exit
+	// would have (anonymous volumes too). Called without c.mu.
+	autoRemove(ctx context.Context, c *ctr) error
 	// removeCgroup removes the container's (empty) cgroup.
 	removeCgroup(rec *Record)
 	// saveLogged persists and publishes the record. Called with c.mu held.
@@ -253,6 +256,17 @@ func (r *restorer) one(ctx context.Context, c *ctr, rootfses map[string]RootfsIn
 		}
 		return "removed"
 	}
+	if rec.HostConfig != nil && rec.HostConfig.AutoRemove {
+		// as dockerd: a --rm container that does not run is removed at
+		// daemon start (one created and never started, one whose removal
+		// a crash cut); its layer is volatile, not to be mounted again
+		// after a host crash (registry/rootfs.go)
+		c.mu.Unlock()
+		if err := r.host.autoRemove(ctx, c); err != nil {
+			logrus.WithError(err).Warnf("auto-remove container %s", short(rec.ID))
+		}
+		return "removed"
+	}
 	if rootfses != nil && !hasRootfs && rec.State.Status != container.StateDead {
 		// a removal cut after the root filesystem went (the record goes
 		// last): the container cannot run again; rm finishes it, as for
@@ -354,6 +368,10 @@ func (l lifecycle) adopt(c *ctr, task Task) {
 
 func (l lifecycle) finishRemoval(ctx context.Context, c *ctr) error {
 	return l.remove(ctx, c, RemoveOptions{Force: true})
+}
+
+func (l lifecycle) autoRemove(ctx context.Context, c *ctr) error {
+	return l.remove(ctx, c, RemoveOptions{Force: true, RemoveVolumes: true})
 }
 
 func (l lifecycle) removeCgroup(rec *Record) { l.Service.removeCgroup(l.cgroupsPath(rec)) }

@@ -155,6 +155,10 @@ func (f *restoreFakes) finishRemoval(_ context.Context, c *ctr) error {
 	f.log("remove %s", c.rec.Name)
 	return nil
 }
+func (f *restoreFakes) autoRemove(_ context.Context, c *ctr) error {
+	f.log("auto-remove %s", c.rec.Name)
+	return nil
+}
 func (f *restoreFakes) reapOrphans(context.Context, []RootfsInfo) int { return 2 }
 
 // The restorer needs the monitors, the root filesystems, the network
@@ -171,7 +175,8 @@ func TestRestorerAlone(t *testing.T) {
 	ctrs := map[string]*ctr{}
 	add := func(name string, st container.ContainerState, rootfs bool) *RootfsInfo {
 		id := fmt.Sprintf("%064x", len(ctrs)+1)
-		rec := &Record{ID: id, Name: "/" + name, Config: &container.Config{}, HostConfig: &container.HostConfig{},
+		hc := &container.HostConfig{AutoRemove: strings.HasPrefix(name, "rm-")}
+		rec := &Record{ID: id, Name: "/" + name, Config: &container.Config{}, HostConfig: hc,
 			State: State{Status: st}, SandboxKey: "/run/netns/" + name}
 		c := newCtr(rec)
 		c.restored = make(chan struct{})
@@ -193,6 +198,8 @@ func TestRestorerAlone(t *testing.T) {
 	add("stopped", container.StateExited, true)
 	add("cut", container.StateExited, true)
 	add("rootless", container.StateExited, false)
+	add("rm-created", container.StateCreated, true) // --rm containers that do not run go
+	add("rm-rootless", container.StateExited, false)
 	live := attachTask{greeting: "live"}
 	f.tasks[stateDir(ctrs["live"].rec.ID)] = live
 	f.tasks[stateDir(ctrs["unmounted"].rec.ID)] = attachTask{greeting: "unmounted"}
@@ -223,7 +230,7 @@ func TestRestorerAlone(t *testing.T) {
 	}
 	counts := <-done
 
-	assert.Check(t, is.DeepEqual(counts, map[string]int{"running": 2, "exited": 1, "restarting": 1, "removed": 1,
+	assert.Check(t, is.DeepEqual(counts, map[string]int{"running": 2, "exited": 1, "restarting": 1, "removed": 3,
 		"stopped": 1, "reaped": 1, "dead": 1, "orphans": 2}))
 	for name, c := range ctrs {
 		assert.Check(t, r.waitContainer(cancelled, c), "%s is not open after the restore", name)
@@ -233,7 +240,7 @@ func TestRestorerAlone(t *testing.T) {
 	assert.Check(t, unmount >= 0 && unmount < mount, "%v", f.calls)
 	sort.Strings(f.calls)
 	assert.Check(t, is.DeepEqual(f.calls, []string{
-		"adopt /live", "adopt /unmounted", "cgroup /gone", "cgroup /stopped", "exit /gone 3 gone=true",
+		"adopt /live", "adopt /unmounted", "auto-remove /rm-created", "auto-remove /rm-rootless", "cgroup /gone", "cgroup /stopped", "exit /gone 3 gone=true",
 		"mount /unmounted", "network live", "network unmounted",
 		"reap /backoff", "reap /cut", "reap /rootless", "remove /removing",
 		"save /backoff exited", "save /rootless dead", "unmount /unmounted",
