@@ -127,3 +127,38 @@ func TestRootfsesAdoptableMounts(t *testing.T) {
 	assert.NilError(t, s.UnmountRootfs(ctx, id))
 	assert.Check(t, !mountPoints()[dir], "still mounted")
 }
+
+// A layer directory no record names (a volatile layer whose records a host
+// crash lost, with the kernel's marker in it) goes at the next start, with
+// its short link; the layers of images and container root filesystems stay.
+func TestRemoveOrphanLayersUnrecordedDirs(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := context.Background()
+	img := loadImage(t, s, testimage.Options{Tag: "busybox:latest"})
+	kept := strings.Repeat("e", 64)
+	assert.NilError(t, s.CreateRootfs(ctx, kept, img, imagefs.RootfsOptions{Volatile: true}))
+	home := filepath.Join(s.store.GraphRoot(), s.store.GraphDriverName())
+	lost := filepath.Join(home, strings.Repeat("f", 64))
+	assert.NilError(t, os.MkdirAll(filepath.Join(lost, "work", "work", "incompat", "volatile", "dirty"), 0o700))
+	assert.NilError(t, os.MkdirAll(filepath.Join(lost, "diff"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(lost, "link"), []byte("LOSTLINKLOSTLINKLOSTLINK00"), 0o644))
+	link := filepath.Join(home, "l", "LOSTLINKLOSTLINKLOSTLINK00")
+	assert.NilError(t, os.Symlink("../"+filepath.Base(lost)+"/diff", link))
+	layersBefore, err := s.store.Layers()
+	assert.NilError(t, err)
+
+	n, err := s.RemoveOrphanLayers(ctx)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(n, 1))
+	_, err = os.Stat(lost)
+	assert.Check(t, os.IsNotExist(err), "the unrecorded layer directory is left")
+	_, err = os.Lstat(link)
+	assert.Check(t, os.IsNotExist(err), "its short link is left")
+	layers, err := s.store.Layers()
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(len(layers), len(layersBefore)))
+	dir, err := s.MountRootfs(ctx, kept)
+	assert.NilError(t, err, "the kept root filesystem")
+	assert.Check(t, mountPoints()[dir])
+	assert.NilError(t, s.RemoveRootfs(ctx, kept))
+}
