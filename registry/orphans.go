@@ -33,11 +33,9 @@ func (s *Service) Rootfses(ctx context.Context) ([]Rootfs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list layers: %w", err)
 	}
-	mounted := map[string]bool{}
+	byID := make(map[string]storage.Layer, len(layers))
 	for _, l := range layers {
-		if l.MountCount > 0 {
-			mounted[l.ID] = true
-		}
+		byID[l.ID] = l
 	}
 	// A daemon killed between the mount and the store's note of it leaves
 	// a mount the store does not count: look at the mount table too.
@@ -45,8 +43,18 @@ func (s *Service) Rootfses(ctx context.Context) ([]Rootfs, error) {
 	driverHome := filepath.Join(s.store.GraphRoot(), s.store.GraphDriverName())
 	out := make([]Rootfs, 0, len(ctrs))
 	for _, c := range ctrs {
-		m := mounted[c.LayerID] || points[filepath.Join(driverHome, c.LayerID, "merged")]
-		out = append(out, Rootfs{ContainerID: c.ID, Mounted: m})
+		l := byID[c.LayerID]
+		rf := Rootfs{ContainerID: c.ID}
+		counted := l.MountCount > 0 && l.MountPoint != ""
+		switch {
+		case counted && points[filepath.Clean(l.MountPoint)]:
+			rf.Mounted, rf.MountPath = true, l.MountPoint
+		case counted:
+			rf.Mounted, rf.StaleMount = true, true
+		default:
+			rf.Mounted = points[filepath.Join(driverHome, c.LayerID, "merged")]
+		}
+		out = append(out, rf)
 	}
 	return out, nil
 }
@@ -67,12 +75,42 @@ func mountPoints() map[string]bool {
 }
 
 // RemoveOrphanLayers deletes the layers no image and no container root
-// filesystem uses: what an interrupted pull or load left behind. Call it
-// at start, before any pull or load can be in flight. It returns the
-// number of layers removed.
+// filesystem uses: what an interrupted pull or load left behind; and the
+// layer directories no layer record names: a volatile layer's, whose
+// records (written without fsync, see rootfs.go) a host crash lost. Call
+// it at start, before any pull, load or create can be in flight. It
+// returns the number of layers and directories removed.
 func (s *Service) RemoveOrphanLayers(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n, err := s.removeOrphanLayers()
+	return n + s.removeUnrecordedLayerDirs(), err
+}
+
+// removeUnrecordedLayerDirs deletes what of the store has no record:
+// layer directories (with their short links and the kernel's
+// incompat/volatile marker in them), container and image data
+// directories. That is containers/storage's GarbageCollect; it returns
+// how many layer directories went.
+func (s *Service) removeUnrecordedLayerDirs() int {
+	layerDirs := func() int {
+		ents, _ := os.ReadDir(filepath.Join(s.store.GraphRoot(), s.store.GraphDriverName()))
+		n := 0
+		for _, e := range ents {
+			if e.IsDir() && len(e.Name()) == 64 {
+				n++
+			}
+		}
+		return n
+	}
+	before := layerDirs()
+	if err := s.store.GarbageCollect(); err != nil {
+		logrus.WithError(err).Warn("remove layer directories without a record")
+	}
+	return max(before-layerDirs(), 0)
+}
+
+func (s *Service) removeOrphanLayers() (int, error) {
 	layers, err := s.store.Layers()
 	if err != nil {
 		return 0, fmt.Errorf("list layers: %w", err)

@@ -13,6 +13,7 @@ import (
 	"go.podman.io/storage"
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 )
 
 func TestOrphanLayers(t *testing.T) {
@@ -65,4 +66,99 @@ func TestRootfsesSeeUncountedMounts(t *testing.T) {
 	assert.NilError(t, s.UnmountRootfs(ctx, uncounted))
 	assert.Check(t, !mountPoints()[merged], "still mounted")
 	assert.NilError(t, s.UnmountRootfs(ctx, counted))
+}
+
+// What the restore of a running container finds of its root filesystem:
+// mounted where the store counts it (adopted as it is: MountPath), or
+// counted but unmounted behind the store's back (StaleMount). It also pins
+// down what containers/storage's Mount does in both cases, which is why
+// the restore does not simply mount again: on a mounted layer it adds one
+// to the count (and writes mountpoints.json), on a stale count it mounts
+// and adds one too, so a count is only right after the stale one is reset.
+func TestRootfsesAdoptableMounts(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := context.Background()
+	img := loadImage(t, s, testimage.Options{Tag: "busybox:latest"})
+	id := strings.Repeat("d", 64)
+	assert.NilError(t, s.CreateRootfs(ctx, id, img, imagefs.RootfsOptions{}))
+	t.Cleanup(func() { _ = s.RemoveRootfs(ctx, id) })
+	find := func() Rootfs {
+		t.Helper()
+		rs, err := s.Rootfses(ctx)
+		assert.NilError(t, err)
+		assert.Assert(t, is.Len(rs, 1))
+		return rs[0]
+	}
+	count := func() int {
+		t.Helper()
+		n, err := s.store.Mounted(id)
+		assert.NilError(t, err)
+		return n
+	}
+	assert.Check(t, is.DeepEqual(find(), Rootfs{ContainerID: id}))
+
+	dir, err := s.MountRootfs(ctx, id)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(find(), Rootfs{ContainerID: id, Mounted: true, MountPath: dir}))
+	again, err := s.MountRootfs(ctx, id)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(again, dir))
+	assert.Check(t, is.Equal(count(), 2), "the store's Mount of a mounted layer counts it again")
+	assert.NilError(t, s.UnmountRootfs(ctx, id))
+	assert.Check(t, is.Equal(count(), 0))
+
+	_, err = s.MountRootfs(ctx, id)
+	assert.NilError(t, err)
+	assert.NilError(t, unix.Unmount(dir, unix.MNT_DETACH)) // by hand, behind the store's back
+	assert.Check(t, is.DeepEqual(find(), Rootfs{ContainerID: id, Mounted: true, StaleMount: true}))
+	_, err = s.MountRootfs(ctx, id)
+	assert.NilError(t, err)
+	assert.Check(t, mountPoints()[dir])
+	assert.Check(t, is.Equal(count(), 2), "the store's Mount over a stale count adds to it")
+
+	// the restore's way: reset the stale count, then mount
+	assert.NilError(t, unix.Unmount(dir, unix.MNT_DETACH))
+	assert.NilError(t, s.UnmountRootfs(ctx, id))
+	assert.Check(t, is.Equal(count(), 0))
+	_, err = s.MountRootfs(ctx, id)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(count(), 1))
+	assert.Check(t, is.DeepEqual(find(), Rootfs{ContainerID: id, Mounted: true, MountPath: dir}))
+	assert.NilError(t, s.UnmountRootfs(ctx, id))
+	assert.Check(t, !mountPoints()[dir], "still mounted")
+}
+
+// A layer directory no record names (a volatile layer whose records a host
+// crash lost, with the kernel's marker in it) goes at the next start, with
+// its short link; the layers of images and container root filesystems stay.
+func TestRemoveOrphanLayersUnrecordedDirs(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := context.Background()
+	img := loadImage(t, s, testimage.Options{Tag: "busybox:latest"})
+	kept := strings.Repeat("e", 64)
+	assert.NilError(t, s.CreateRootfs(ctx, kept, img, imagefs.RootfsOptions{Volatile: true}))
+	home := filepath.Join(s.store.GraphRoot(), s.store.GraphDriverName())
+	lost := filepath.Join(home, strings.Repeat("f", 64))
+	assert.NilError(t, os.MkdirAll(filepath.Join(lost, "work", "work", "incompat", "volatile", "dirty"), 0o700))
+	assert.NilError(t, os.MkdirAll(filepath.Join(lost, "diff"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(lost, "link"), []byte("LOSTLINKLOSTLINKLOSTLINK00"), 0o644))
+	link := filepath.Join(home, "l", "LOSTLINKLOSTLINKLOSTLINK00")
+	assert.NilError(t, os.Symlink("../"+filepath.Base(lost)+"/diff", link))
+	layersBefore, err := s.store.Layers()
+	assert.NilError(t, err)
+
+	n, err := s.RemoveOrphanLayers(ctx)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(n, 1))
+	_, err = os.Stat(lost)
+	assert.Check(t, os.IsNotExist(err), "the unrecorded layer directory is left")
+	_, err = os.Lstat(link)
+	assert.Check(t, os.IsNotExist(err), "its short link is left")
+	layers, err := s.store.Layers()
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(len(layers), len(layersBefore)))
+	dir, err := s.MountRootfs(ctx, kept)
+	assert.NilError(t, err, "the kept root filesystem")
+	assert.Check(t, mountPoints()[dir])
+	assert.NilError(t, s.RemoveRootfs(ctx, kept))
 }

@@ -29,14 +29,19 @@ import (
 //   - has its container and layer records in containers/storage's
 //     volatile-containers.json and volatile-layers.json (in the graph root,
 //     beside the durable ones), written without fsync.
-// After a host crash the kernel leaves work/incompat/volatile in the
-// layer's work directory and refuses to mount it again; containers/storage
-// deletes that marker before every mount of a layer (drivers/overlay
-// get()), which is right only because the layer's contents are not needed:
-// berthd's restore removes the container, it does not mount it. A host
-// crash may also lose the volatile records themselves (not fsynced): the
-// container's root filesystem is then unknown to the store, which
-// RemoveRootfs takes as already removed; the layer directory stays on disk.
+// The kernel makes work/incompat/volatile/dirty in the layer's work
+// directory at every volatile mount and leaves it after the unmount, clean
+// or not (seen on Linux 6.18), and refuses to mount the layer while it is
+// there; so the marker tells nothing about a crash. containers/storage
+// deletes it before every mount of a layer (drivers/overlay get()), which
+// is right only because the layer's contents are not needed after a host
+// crash: berthd's restore removes every --rm container that does not run
+// (as dockerd), it never mounts such a layer again. A host crash may also
+// lose the volatile records themselves (not fsynced): the container's root
+// filesystem is then unknown to the store, which RemoveRootfs takes as
+// already removed, and the layer directory, marker and all, is what
+// RemoveOrphanLayers' GarbageCollect deletes at the next daemon start
+// (orphans.go; integration TestVolatileLayersAfterHostCrash).
 // Every other container's layer is durable, as Docker's: its unmount syncs
 // what the container wrote, and `docker commit` or `docker start` after a
 // host crash find it.

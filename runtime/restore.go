@@ -69,10 +69,12 @@ type monitorConnector interface {
 }
 
 // rootfsRestorer lists the containers' root filesystems and mounts a
-// running container's again (Images.Rootfses, MountRootfs).
+// running container's again when its mount is gone (Images.Rootfses,
+// MountRootfs, UnmountRootfs).
 type rootfsRestorer interface {
 	Rootfses(ctx context.Context) ([]RootfsInfo, error)
 	MountRootfs(ctx context.Context, containerID string) (string, error)
+	UnmountRootfs(ctx context.Context, containerID string) error
 }
 
 // endpointRestorer re-registers a running container with the network layer
@@ -101,6 +103,9 @@ type restoreHost interface {
 	reapRun(ctx context.Context, c *ctr)
 	// finishRemoval completes a removal a crash cut. Called without c.mu.
 	finishRemoval(ctx context.Context, c *ctr) error
+	// autoRemove removes a --rm container that does not run, as its exit
+	// would have (anonymous volumes too). Called without c.mu.
+	autoRemove(ctx context.Context, c *ctr) error
 	// removeCgroup removes the container's (empty) cgroup.
 	removeCgroup(rec *Record)
 	// saveLogged persists and publishes the record. Called with c.mu held.
@@ -109,10 +114,11 @@ type restoreHost interface {
 	reapOrphans(ctx context.Context, rootfses []RootfsInfo) int
 }
 
-// restoreParallel bounds the containers restored at once. More does not
-// help: measured with 100 running, 32 at once took as long as 8, each
-// remount of a root filesystem then waiting longer for the image store's
-// lock (the remount, not the monitor's reconnect, is most of a restore).
+// restoreParallel bounds the containers restored at once. More did not
+// help when each restore remounted its root filesystem (measured with 100
+// running: 32 at once took as long as 8, the remounts queueing on the
+// image store's lock); a running container's mount is adopted now
+// (restoreRootfs).
 const restoreParallel = 8
 
 func newRestorer(monitors monitorConnector, images rootfsRestorer, networks endpointRestorer, gone goneExits,
@@ -166,14 +172,14 @@ func (r *restorer) run(ctx context.Context) map[string]int {
 	all := r.host.all()
 	r.hold(ctx)
 	began := time.Now()
-	var mounted map[string]bool // nil when unknown
+	var byID map[string]RootfsInfo // nil when unknown
 	rootfses, err := r.images.Rootfses(ctx)
 	if err != nil {
 		logrus.WithError(err).Warn("list container root filesystems")
 	} else {
-		mounted = make(map[string]bool, len(rootfses))
+		byID = make(map[string]RootfsInfo, len(rootfses))
 		for _, rf := range rootfses {
-			mounted[rf.ContainerID] = rf.Mounted
+			byID[rf.ContainerID] = rf
 		}
 	}
 	var (
@@ -182,7 +188,7 @@ func (r *restorer) run(ctx context.Context) map[string]int {
 	)
 	parallel(r.parallel, all, func(c *ctr) {
 		defer c.openGate()
-		what := r.one(ctx, c, mounted)
+		what := r.one(ctx, c, byID)
 		mu.Lock()
 		counts[what]++
 		mu.Unlock()
@@ -218,12 +224,12 @@ func parallel(n int, cs []*ctr, f func(*ctr)) {
 	wg.Wait()
 }
 
-// one restores one container and says what it found. rootfses tells which
-// root filesystems exist and are mounted (nil: unknown).
-func (r *restorer) one(ctx context.Context, c *ctr, rootfses map[string]bool) string {
+// one restores one container and says what it found. rootfses are the
+// root filesystems by container (nil: unknown).
+func (r *restorer) one(ctx context.Context, c *ctr, rootfses map[string]RootfsInfo) string {
 	c.mu.Lock()
 	rec := c.rec
-	rootfsMounted, hasRootfs := rootfses[rec.ID]
+	rf, hasRootfs := rootfses[rec.ID]
 	if rec.Broken != "" {
 		// nothing of it can be managed: stop whatever of it still runs
 		c.mu.Unlock()
@@ -232,7 +238,7 @@ func (r *restorer) one(ctx context.Context, c *ctr, rootfses map[string]bool) st
 	}
 	switch rec.State.Status {
 	case container.StateRunning, container.StatePaused:
-		return r.running(ctx, c)
+		return r.running(ctx, c, rf)
 	case container.StateRestarting:
 		// the daemon died during a restart's backoff (or in the start that
 		// followed it): the exit stays recorded; AutoStart decides again
@@ -250,6 +256,17 @@ func (r *restorer) one(ctx context.Context, c *ctr, rootfses map[string]bool) st
 		}
 		return "removed"
 	}
+	if rec.HostConfig != nil && rec.HostConfig.AutoRemove {
+		// as dockerd: a --rm container that does not run is removed at
+		// daemon start (one created and never started, one whose removal
+		// a crash cut); its layer is volatile, not to be mounted again
+		// after a host crash (registry/rootfs.go)
+		c.mu.Unlock()
+		if err := r.host.autoRemove(ctx, c); err != nil {
+			logrus.WithError(err).Warnf("auto-remove container %s", short(rec.ID))
+		}
+		return "removed"
+	}
 	if rootfses != nil && !hasRootfs && rec.State.Status != container.StateDead {
 		// a removal cut after the root filesystem went (the record goes
 		// last): the container cannot run again; rm finishes it, as for
@@ -263,7 +280,7 @@ func (r *restorer) one(ctx context.Context, c *ctr, rootfses map[string]bool) st
 		return "dead"
 	}
 	c.mu.Unlock()
-	if _, err := os.Stat(r.stateDir(rec.ID)); err == nil || rootfsMounted {
+	if _, err := os.Stat(r.stateDir(rec.ID)); err == nil || rf.Mounted {
 		// a start cut half-way: its monitor, mounts and sandbox go
 		r.host.reapRun(ctx, c)
 		return "reaped"
@@ -272,14 +289,14 @@ func (r *restorer) one(ctx context.Context, c *ctr, rootfses map[string]bool) st
 	return "stopped"
 }
 
-// running restores a container recorded as running; called with c.mu held,
-// it releases it.
-func (r *restorer) running(ctx context.Context, c *ctr) string {
+// running restores a container recorded as running, whose root filesystem
+// is rf; called with c.mu held, it releases it.
+func (r *restorer) running(ctx context.Context, c *ctr, rf RootfsInfo) string {
 	rec := c.rec
 	stateDir := r.stateDir(rec.ID)
 	task, err := r.monitors.Connect(ctx, stateDir)
 	if err == nil {
-		rootfs, err := r.images.MountRootfs(ctx, rec.ID)
+		rootfs, err := r.restoreRootfs(ctx, rec.ID, rf)
 		if err != nil {
 			logrus.WithError(err).Warnf("restore rootfs of %s", short(rec.ID))
 		}
@@ -308,6 +325,27 @@ func (r *restorer) running(ctx context.Context, c *ctr) string {
 	return "exited"
 }
 
+// restoreRootfs gives a running container's root filesystem back. Its
+// mount outlives a daemon crash (it is in the host's mount namespace, and
+// the store counted it when the container started): that mount is adopted
+// as it is, with no store call. Mounting it again would cost a write of
+// the store's mount records under the store's lock (39 ms each, queued
+// when many restore at once) and add one to its count at every restart.
+// A mount that is gone (unmounted by hand while the daemon was down; not a
+// reboot, which ends the container too) is made again, its stale count
+// reset first so a later unmount is the last.
+func (r *restorer) restoreRootfs(ctx context.Context, id string, rf RootfsInfo) (string, error) {
+	if rf.MountPath != "" {
+		return rf.MountPath, nil
+	}
+	if rf.StaleMount {
+		if err := r.images.UnmountRootfs(ctx, id); err != nil {
+			return "", err
+		}
+	}
+	return r.images.MountRootfs(ctx, id)
+}
+
 // restoreNetwork re-registers a running container's endpoints, ports and
 // DNS records with the network layer after a daemon restart.
 func (r *restorer) restoreNetwork(ctx context.Context, rec *Record) error {
@@ -330,6 +368,10 @@ func (l lifecycle) adopt(c *ctr, task Task) {
 
 func (l lifecycle) finishRemoval(ctx context.Context, c *ctr) error {
 	return l.remove(ctx, c, RemoveOptions{Force: true})
+}
+
+func (l lifecycle) autoRemove(ctx context.Context, c *ctr) error {
+	return l.remove(ctx, c, RemoveOptions{Force: true, RemoveVolumes: true})
 }
 
 func (l lifecycle) removeCgroup(rec *Record) { l.Service.removeCgroup(l.cgroupsPath(rec)) }

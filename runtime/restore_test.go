@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -119,7 +120,20 @@ func (f *restoreFakes) Connect(_ context.Context, dir string) (Task, error) {
 }
 func (f *restoreFakes) Rootfses(context.Context) ([]RootfsInfo, error) { return f.rootfses, nil }
 func (f *restoreFakes) MountRootfs(_ context.Context, id string) (string, error) {
+	f.log("mount %s", f.name(id))
 	return "/rootfs/" + id, nil
+}
+func (f *restoreFakes) UnmountRootfs(_ context.Context, id string) error {
+	f.log("unmount %s", f.name(id))
+	return nil
+}
+func (f *restoreFakes) name(id string) string {
+	for _, c := range f.cs {
+		if c.rec.ID == id {
+			return c.rec.Name
+		}
+	}
+	return id
 }
 func (f *restoreFakes) Restore(_ context.Context, req RestoreRequest) error {
 	f.log("network %s", req.ContainerName)
@@ -141,39 +155,54 @@ func (f *restoreFakes) finishRemoval(_ context.Context, c *ctr) error {
 	f.log("remove %s", c.rec.Name)
 	return nil
 }
+func (f *restoreFakes) autoRemove(_ context.Context, c *ctr) error {
+	f.log("auto-remove %s", c.rec.Name)
+	return nil
+}
 func (f *restoreFakes) reapOrphans(context.Context, []RootfsInfo) int { return 2 }
 
 // The restorer needs the monitors, the root filesystems, the network
 // layer, the exits of gone monitors and the lifecycle: it hands each
 // container on by what it finds, and holds every operation on a container
 // until that container is restored, and every create or start until the
-// phase is over.
+// phase is over. A running container's root filesystem that is still
+// mounted is adopted as it is; one whose mount is gone is mounted again,
+// its stale count reset first.
 func TestRestorerAlone(t *testing.T) {
 	stateDirs := t.TempDir()
 	stateDir := func(id string) string { return filepath.Join(stateDirs, id) }
 	f := &restoreFakes{tasks: map[string]Task{}}
 	ctrs := map[string]*ctr{}
-	add := func(name string, st container.ContainerState, rootfs bool) {
+	add := func(name string, st container.ContainerState, rootfs bool) *RootfsInfo {
 		id := fmt.Sprintf("%064x", len(ctrs)+1)
-		rec := &Record{ID: id, Name: "/" + name, Config: &container.Config{}, HostConfig: &container.HostConfig{},
+		hc := &container.HostConfig{AutoRemove: strings.HasPrefix(name, "rm-")}
+		rec := &Record{ID: id, Name: "/" + name, Config: &container.Config{}, HostConfig: hc,
 			State: State{Status: st}, SandboxKey: "/run/netns/" + name}
 		c := newCtr(rec)
 		c.restored = make(chan struct{})
 		ctrs[name] = c
 		f.cs = append(f.cs, c)
-		if rootfs {
-			f.rootfses = append(f.rootfses, RootfsInfo{ContainerID: id})
+		if !rootfs {
+			return nil
 		}
+		f.rootfses = append(f.rootfses, RootfsInfo{ContainerID: id})
+		return &f.rootfses[len(f.rootfses)-1]
 	}
-	add("live", container.StateRunning, true)
+	rf := add("live", container.StateRunning, true)
+	rf.Mounted, rf.MountPath = true, "/merged/live"
+	rf = add("unmounted", container.StateRunning, true) // by hand, while the daemon was down
+	rf.Mounted, rf.StaleMount = true, true
 	add("gone", container.StateRunning, true)
 	add("backoff", container.StateRestarting, true)
 	add("removing", container.StateRemoving, true)
 	add("stopped", container.StateExited, true)
 	add("cut", container.StateExited, true)
 	add("rootless", container.StateExited, false)
+	add("rm-created", container.StateCreated, true) // --rm containers that do not run go
+	add("rm-rootless", container.StateExited, false)
 	live := attachTask{greeting: "live"}
 	f.tasks[stateDir(ctrs["live"].rec.ID)] = live
+	f.tasks[stateDir(ctrs["unmounted"].rec.ID)] = attachTask{greeting: "unmounted"}
 	assert.NilError(t, os.MkdirAll(stateDir(ctrs["cut"].rec.ID), 0o700))
 
 	release := make(chan struct{})
@@ -201,19 +230,24 @@ func TestRestorerAlone(t *testing.T) {
 	}
 	counts := <-done
 
-	assert.Check(t, is.DeepEqual(counts, map[string]int{"running": 1, "exited": 1, "restarting": 1, "removed": 1,
+	assert.Check(t, is.DeepEqual(counts, map[string]int{"running": 2, "exited": 1, "restarting": 1, "removed": 3,
 		"stopped": 1, "reaped": 1, "dead": 1, "orphans": 2}))
 	for name, c := range ctrs {
 		assert.Check(t, r.waitContainer(cancelled, c), "%s is not open after the restore", name)
 	}
+	// the stale count goes before the new mount adds to it
+	unmount, mount := slices.Index(f.calls, "unmount /unmounted"), slices.Index(f.calls, "mount /unmounted")
+	assert.Check(t, unmount >= 0 && unmount < mount, "%v", f.calls)
 	sort.Strings(f.calls)
 	assert.Check(t, is.DeepEqual(f.calls, []string{
-		"adopt /live", "cgroup /gone", "cgroup /stopped", "exit /gone 3 gone=true", "network live",
+		"adopt /live", "adopt /unmounted", "auto-remove /rm-created", "auto-remove /rm-rootless", "cgroup /gone", "cgroup /stopped", "exit /gone 3 gone=true",
+		"mount /unmounted", "network live", "network unmounted",
 		"reap /backoff", "reap /cut", "reap /rootless", "remove /removing",
-		"save /backoff exited", "save /rootless dead",
+		"save /backoff exited", "save /rootless dead", "unmount /unmounted",
 	}))
 	assert.Check(t, ctrs["live"].task == Task(live))
-	assert.Check(t, is.Equal(ctrs["live"].rootfs, "/rootfs/"+ctrs["live"].rec.ID))
+	assert.Check(t, is.Equal(ctrs["live"].rootfs, "/merged/live"))
+	assert.Check(t, is.Equal(ctrs["unmounted"].rootfs, "/rootfs/"+ctrs["unmounted"].rec.ID))
 	assert.Check(t, is.Equal(ctrs["rootless"].rec.State.Status, container.StateDead))
 
 	// the phase ends when the lifecycle says so (AutoStart), not before

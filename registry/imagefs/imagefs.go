@@ -58,5 +58,15 @@ type RootfsOptions struct {
 // Rootfs is one container root filesystem in the image store.
 type Rootfs struct {
 	ContainerID string
-	Mounted     bool // its layer is mounted (counted in the store's run state)
+	Mounted     bool // its layer is mounted (counted in the store's run state, or in the mount table)
+	// MountPath is the merged directory when the store counts a mount of
+	// the layer and the mount table has it there: a running container's
+	// root filesystem after a daemon crash (mounts live in the host's mount
+	// namespace). The restore takes it as it is, without mounting again (a
+	// store write under the store's lock) or adding to the count. "" else.
+	MountPath string
+	// StaleMount: the store counts a mount the mount table does not have
+	// (unmounted behind the store's back, or by a host reboot with the run
+	// root kept). A mount would add to the stale count; unmount first.
+	StaleMount bool
 }
