@@ -1,0 +1,142 @@
+//go:build berth_kube_e2e
+
+package kubee2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	"gotest.tools/v3/assert"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/berthd/berth/kube/dnsrewrite"
+)
+
+// zoneDNS is CoreDNS (COREDNS: scripts/coredns.sh builds it) on a loopback
+// port with the Corefile of kube/dnsrewrite and its kubernetes plugin on the
+// test's API server: the cluster DNS a pod would ask, with berth's rewrite
+// rules for the zone names.
+type zoneDNS struct {
+	addr string
+}
+
+// startZoneDNS starts CoreDNS and returns once its kubernetes plugin has
+// synced (the API server's own Service resolves).
+func startZoneDNS(t *testing.T, c *cluster) *zoneDNS {
+	t.Helper()
+	bin := envPath(t, "COREDNS", "")
+	z := &zoneDNS{addr: net.JoinHostPort("127.0.0.1", freePort(t))}
+	corefile, err := dnsrewrite.Corefile(dnsrewrite.Options{}, dnsrewrite.Server{Listen: z.addr, Kubeconfig: c.kubeconfig, Log: true})
+	assert.NilError(t, err)
+	path := filepath.Join(c.dir, "Corefile")
+	must(t, os.WriteFile(path, []byte(corefile), 0o644))
+	c.start("coredns", bin, "-conf", path)
+	t0 := time.Now()
+	waitFor(t, "CoreDNS answers kubernetes.default.svc.cluster.local", 2*time.Minute, func() error {
+		_, err := z.addrs("kubernetes.default.svc.cluster.local", mdns.RcodeSuccess)
+		return err
+	})
+	t.Logf("measured: CoreDNS serving the cluster in %v", time.Since(t0).Round(time.Millisecond))
+	return z
+}
+
+// addrs asks name's A records and checks the answer's rcode, that the
+// question comes back as asked and that every record is named name (the
+// rewrite's answer rule undoes the cluster name; in lower case, which DNS
+// names compare equal to, as resolvers do).
+func (z *zoneDNS) addrs(name string, rcode int) ([]string, error) {
+	m := new(mdns.Msg)
+	m.SetQuestion(mdns.Fqdn(name), mdns.TypeA)
+	cl := &mdns.Client{Timeout: 5 * time.Second}
+	r, _, err := cl.Exchange(m, z.addr)
+	if err != nil {
+		return nil, err
+	}
+	if r.Rcode != rcode {
+		return nil, fmt.Errorf("%s: rcode %s, want %s", name, mdns.RcodeToString[r.Rcode], mdns.RcodeToString[rcode])
+	}
+	if len(r.Question) != 1 || r.Question[0].Name != mdns.Fqdn(name) {
+		return nil, fmt.Errorf("%s: question %v in the answer", name, r.Question)
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		a, ok := rr.(*mdns.A)
+		if !ok {
+			return nil, fmt.Errorf("%s: answer %v is not an A record", name, rr)
+		}
+		if !strings.EqualFold(a.Hdr.Name, mdns.Fqdn(name)) {
+			return nil, fmt.Errorf("%s: record named %s", name, a.Hdr.Name)
+		}
+		out = append(out, a.A.String())
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// want waits until name answers exactly addrs (none: NXDOMAIN): the
+// EndpointSlices follow the pods, and CoreDNS follows the slices.
+func (z *zoneDNS) want(t *testing.T, name string, addrs ...string) {
+	t.Helper()
+	rcode := mdns.RcodeSuccess
+	if len(addrs) == 0 {
+		rcode = mdns.RcodeNameError
+	}
+	slices.Sort(addrs)
+	waitFor(t, "DNS "+name, 2*time.Minute, func() error {
+		got, err := z.addrs(name, rcode)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, addrs) {
+			return fmt.Errorf("%s answers %v, want %v", name, got, addrs)
+		}
+		return nil
+	})
+	t.Logf("%s -> %v", name, addrs)
+}
+
+// checkZoneNames is issue 19's "the berth zone names resolve inside the
+// cluster": with shop (db, web, worker x3) and blog (db) up, each zone name
+// answers its own project's pods through the rewrite, and a name the
+// backend has no object for answers NXDOMAIN.
+func checkZoneNames(t *testing.T, c *cluster, z *zoneDNS, shopDB, blogDB string) {
+	t.Helper()
+	t0 := time.Now()
+	defer func() { t.Logf("measured: the zone names' checks in %v", time.Since(t0).Round(time.Millisecond)) }()
+	z.want(t, "db.shop.berth.internal", shopDB)
+	z.want(t, "DB.Shop.Berth.Internal", shopDB)
+	z.want(t, "db.blog.berth.internal", blogDB)
+	workers := map[string]string{}
+	for _, n := range []string{"1", "2", "3"} {
+		workers[n] = podIP(t, c, "shop", "worker-"+n)
+	}
+	z.want(t, "2.worker.shop.berth.internal", workers["2"])
+	z.want(t, "3.worker.shop.berth.internal", workers["3"])
+	z.want(t, "worker.shop.berth.internal", workers["1"], workers["2"], workers["3"])
+	// what the backend has no object for
+	z.want(t, "db.nope.berth.internal")
+	z.want(t, "9.worker.shop.berth.internal")
+	z.want(t, "1.db.blog.berth.internal", blogDB)
+	z.want(t, "0.worker.shop.berth.internal")
+	z.want(t, "a.2.worker.shop.berth.internal")
+	z.want(t, "shop.berth.internal")
+	// the cluster's own names are untouched
+	z.want(t, "db.shop.svc.cluster.local", shopDB)
+}
+
+func podIP(t *testing.T, c *cluster, ns, name string) string {
+	t.Helper()
+	p, err := c.cs.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Assert(t, p.Status.PodIP != "", "pod %s/%s has no IP", ns, name)
+	assert.Assert(t, !strings.Contains(p.Status.PodIP, ":"), "pod %s/%s: IPv6 %s", ns, name, p.Status.PodIP)
+	return p.Status.PodIP
+}
