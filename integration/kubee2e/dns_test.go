@@ -15,6 +15,8 @@ import (
 
 	mdns "github.com/miekg/dns"
 	"gotest.tools/v3/assert"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berthd/berth/kube/dnsrewrite"
@@ -130,6 +132,32 @@ func checkZoneNames(t *testing.T, c *cluster, z *zoneDNS, shopDB, blogDB string)
 	z.want(t, "shop.berth.internal")
 	// the cluster's own names are untouched
 	z.want(t, "db.shop.svc.cluster.local", shopDB)
+	checkDefaultNamespace(t, c, z)
+}
+
+// checkDefaultNamespace: plain `docker run` pods (namespace berth-default)
+// have no zone names, as on a single host, though the cluster answers the
+// namespace's Services by their cluster names.
+func checkDefaultNamespace(t *testing.T, c *cluster, z *zoneDNS) {
+	t.Helper()
+	ctx := context.Background()
+	const ns = "berth-default"
+	_, err := c.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err == nil {
+		t.Cleanup(func() { _ = c.cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	} else if !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	svc, err := c.cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	assert.NilError(t, err)
+	defer func() { must(t, c.cs.CoreV1().Services(ns).Delete(ctx, "probe", metav1.DeleteOptions{})) }()
+	assert.Assert(t, svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone, "probe has no ClusterIP")
+	z.want(t, "probe.berth-default.svc.cluster.local", svc.Spec.ClusterIP)
+	z.want(t, "probe.berth-default.berth.internal")
+	z.want(t, "1.probe.berth-default.berth.internal")
 }
 
 func podIP(t *testing.T, c *cluster, ns, name string) string {

@@ -24,9 +24,9 @@ func Stanza(o Options) (string, error) {
 	return b.String(), nil
 }
 
-// ConfigMapName and ConfigMapKey: the coredns-custom ConfigMap that k3s,
-// RKE2 and AKS import into their CoreDNS; a key ending in .override is
-// imported into the `.:53` server block.
+// ConfigMapName and ConfigMapKey: the coredns-custom ConfigMap that k3s and
+// AKS import into their CoreDNS; a key ending in .override is imported into
+// the `.:53` server block.
 const (
 	ConfigMapName = "coredns-custom"
 	ConfigMapKey  = "berth.override"
