@@ -18,26 +18,52 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/berthd/berth/kube/dnsrewrite"
 )
 
 // zoneDNS is CoreDNS (COREDNS: scripts/coredns.sh builds it) on a loopback
-// port with the Corefile of kube/dnsrewrite and its kubernetes plugin on the
-// test's API server: the cluster DNS a pod would ask, with berth's rewrite
-// rules for the zone names.
+// port, set up as k3s and AKS set up theirs: a Corefile whose `.:53` block
+// imports the .override keys of the ConfigMap kube-system/coredns-custom,
+// here the one `berth kube dns-config` prints, applied through the test's
+// API server and read back from it, and the kubernetes plugin on that API
+// server. The cluster DNS a pod would ask, with berth's rewrite.
 type zoneDNS struct {
 	addr string
 }
 
-// startZoneDNS starts CoreDNS and returns once its kubernetes plugin has
-// synced (the API server's own Service resolves).
+// startZoneDNS applies the ConfigMap, starts CoreDNS and returns once its
+// kubernetes plugin has synced (the API server's own Service resolves).
 func startZoneDNS(t *testing.T, c *cluster) *zoneDNS {
 	t.Helper()
 	bin := envPath(t, "COREDNS", "")
-	z := &zoneDNS{addr: net.JoinHostPort("127.0.0.1", freePort(t))}
-	corefile, err := dnsrewrite.Corefile(dnsrewrite.Options{}, dnsrewrite.Server{Listen: z.addr, Kubeconfig: c.kubeconfig, Log: true})
+	ctx := context.Background()
+	manifest, err := dnsrewrite.ConfigMap(dnsrewrite.Options{})
 	assert.NilError(t, err)
+	var cm corev1.ConfigMap
+	assert.NilError(t, yaml.UnmarshalStrict([]byte(manifest), &cm))
+	_, err = c.cs.CoreV1().ConfigMaps(cm.Namespace).Create(ctx, &cm, metav1.CreateOptions{})
+	assert.NilError(t, err)
+	applied, err := c.cs.CoreV1().ConfigMaps("kube-system").Get(ctx, dnsrewrite.ConfigMapName, metav1.GetOptions{})
+	assert.NilError(t, err)
+	custom := filepath.Join(c.dir, "coredns-custom")
+	must(t, os.MkdirAll(custom, 0o755))
+	for k, v := range applied.Data { // the ConfigMap's volume: a file per key
+		must(t, os.WriteFile(filepath.Join(custom, k), []byte(v), 0o644))
+	}
+	z := &zoneDNS{addr: net.JoinHostPort("127.0.0.1", freePort(t))}
+	_, port, _ := net.SplitHostPort(z.addr)
+	corefile := fmt.Sprintf(`.:%s {
+    bind 127.0.0.1
+    errors
+    log
+    kubernetes cluster.local {
+        kubeconfig %s
+    }
+    import %s/*.override
+}
+`, port, c.kubeconfig, custom)
 	path := filepath.Join(c.dir, "Corefile")
 	must(t, os.WriteFile(path, []byte(corefile), 0o644))
 	c.start("coredns", bin, "-conf", path)

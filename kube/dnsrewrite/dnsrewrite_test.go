@@ -79,9 +79,6 @@ func TestGolden(t *testing.T) {
 		{"configmap-prefix.golden.yaml", func() (string, error) {
 			return ConfigMap(Options{Zone: "corp.example", NamespacePrefix: "berth-", ClusterDomain: "k8s.internal"})
 		}},
-		{"Corefile.golden", func() (string, error) {
-			return Corefile(Options{}, Server{Listen: "127.0.0.1:1053", Kubeconfig: "/tmp/admin.kubeconfig", Log: true})
-		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			got, err := tc.gen()
