@@ -6,7 +6,7 @@ TAGS := containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_d
 export GOFLAGS := -tags=$(TAGS) -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all deps build berthd-kube test unit e2e lint demo bench bench-phases bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools e2e-kube
+.PHONY: all deps build berthd-kube test unit e2e lint demo bench bench-phases bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools kube-coredns e2e-kube
 
 all: build
 
@@ -64,10 +64,16 @@ fuzz-list:
 # takes long on 2 cores.
 kube-tools:
 	./scripts/kube-tools.sh
+	./scripts/coredns.sh
+
+# CoreDNS with only the plugins the zone rewrite test needs (tools/coredns),
+# into its own cache; make e2e-kube builds it too (docs/kubernetes.md, "DNS").
+kube-coredns:
+	./scripts/coredns.sh
 
 # berthd-kube against that control plane (etcd, kube-apiserver, controller-manager,
-# scheduler, kwok's nodes on loopback) through the docker CLI and compose
-# (integration/kubee2e, build tag berth_kube_e2e); not part of test: docs/kubernetes.md
+# scheduler, kwok's nodes on loopback) through the docker CLI and compose, and
+# CoreDNS with berth's zone rewrite (integration/kubee2e, build tag berth_kube_e2e); not part of test: docs/kubernetes.md
 e2e-kube:
 	./scripts/e2e-kube.sh
 

@@ -19,6 +19,11 @@
 //	jobs [--logs] [JOB]                            executions with state and exit code
 //	cancel ID                                      stop a running execution
 //
+//	berth kube dns-config [--dns-zone Z] [--kube-namespace-prefix P] [--cluster-domain D] [--stanza]
+//
+// prints the CoreDNS configuration for the berth zone names on the
+// Kubernetes backend (kube.go).
+//
 // The daemon reads the compose files (they are on its host) and interpolates
 // them with this command's environment, which the request carries.
 package main
@@ -47,7 +52,8 @@ func main() {
 	}
 }
 
-const usage = `usage: berth [-H HOST] compose up|down|ls|ps|inspect|scale|pull|logs|exec|run-job|jobs|cancel [options]`
+const usage = `usage: berth [-H HOST] compose up|down|ls|ps|inspect|scale|pull|logs|exec|run-job|jobs|cancel [options]
+       berth kube dns-config [options]`
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	host := os.Getenv("BERTH_HOST")
@@ -59,6 +65,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("%s needs a value\n%s", args[0], usage)
 		}
 		host, args = args[1], args[2:]
+	}
+	if len(args) > 0 && args[0] == "kube" {
+		return kube(args[1:], out)
 	}
 	if len(args) < 2 || args[0] != "compose" {
 		return fmt.Errorf("%s", usage)

@@ -144,6 +144,7 @@ func TestKubeE2EShop(t *testing.T) {
 	t0 := time.Now()
 	c := startCluster(t)
 	t.Logf("measured: control plane and a Ready kwok node in %v", time.Since(t0).Round(time.Millisecond))
+	zone := startZoneDNS(t, c)
 	ctx := context.Background()
 	dir := t.TempDir()
 	sock := startBerthd(t, c, dir)
@@ -225,6 +226,7 @@ func TestKubeE2EShop(t *testing.T) {
 	waitRunning(t, c, "blog", []string{"db-1"})
 	shopDB, blogDB := dbEndpoints(t, c, "shop"), dbEndpoints(t, c, "blog")
 	assert.Assert(t, shopDB != blogDB, "both projects' db resolve to %s", shopDB)
+	checkZoneNames(t, c, zone, shopDB, blogDB)
 
 	// down -v: nothing of either project is left
 	start = time.Now()
