@@ -29,7 +29,7 @@ import (
 // module proxy by scripts/kubelet-tool.sh) on Debian's containerd 1.6 (its
 // CRI plugin, a private instance on a socket of the test's temp dir) with
 // runc and Debian's containernetworking-plugins (a bridge network of the
-// test's own). The kwok node is cordoned, so berth's pods run for real.
+// test's own, with the firewall plugin accepting its pods' traffic). The kwok node is cordoned, so berth's pods run for real.
 //
 // What the kubelet needs from this host (cgroup v1 hybrid, no swap): it
 // refuses cgroup v1 unless failCgroupV1 is false; it will not take a
@@ -148,7 +148,8 @@ state = %[2]q
 	}
 	cni := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "berth-e2e", "plugins": [{"type": "bridge", "bridge": %q,
   "isGateway": true, "ipMasq": false, "hairpinMode": true,
-  "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}}]}
+  "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "firewall", "backend": "iptables"}]}
 `, podBridge, filepath.Join(n.dir, "cni-state"), podCIDR)
 	return os.WriteFile(filepath.Join(n.dir, "cni", "10-berth-e2e.conflist"), []byte(cni), 0o644)
 }
@@ -219,7 +220,7 @@ func nodeReady(c *cluster, name string) error {
 	return fmt.Errorf("node %s not Ready: %v", name, n.Status.Conditions)
 }
 
-// deleteAllPods deletes every pod and waits until the kubelet stopped them
+// deleteAllPods deletes every workload and pod and waits until the kubelet stopped them
 // (a pod's containers outlive the kubelet otherwise).
 func deleteAllPods(c *cluster) {
 	ctx := context.Background()
@@ -230,6 +231,10 @@ func deleteAllPods(c *cluster) {
 	}
 	zero := int64(0)
 	for _, ns := range nss.Items {
+		// the workloads first, or their controllers make the pods again
+		_ = c.cs.AppsV1().StatefulSets(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+		_ = c.cs.AppsV1().Deployments(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+		_ = c.cs.BatchV1().Jobs(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
 		_ = c.cs.CoreV1().Pods(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
 	}
 	deadline := time.Now().Add(2 * time.Minute)
@@ -329,8 +334,11 @@ func removeNewNetns(t *testing.T) func() {
 }
 
 // kubeletChains are the iptables chains the kubelet makes (KUBE-FIREWALL is
-// jumped to from INPUT and OUTPUT of the filter table).
-var kubeletChains = []string{"KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"}
+// jumped to from INPUT and OUTPUT of the filter table) and those of the CNI
+// firewall plugin (CNI-FORWARD, from FORWARD: this host's FORWARD policy is
+// DROP, and with br_netfilter even traffic between two pods on the bridge
+// passes it).
+var kubeletChains = []string{"KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT", "CNI-FORWARD", "CNI-ADMIN"}
 
 // removeKubeletChains removes, when the test ends, the kubelet's chains of
 // iptables and ip6tables that were not there before it.
@@ -348,9 +356,14 @@ func removeKubeletChains(t *testing.T) func() {
 				if had[ipt+" "+ch] {
 					continue
 				}
-				if ch == "KUBE-FIREWALL" {
-					for _, from := range []string{"INPUT", "OUTPUT"} {
-						_ = exec.Command(ipt, "-w", "-D", from, "-j", ch).Run()
+				for _, from := range []string{"INPUT", "OUTPUT", "FORWARD"} {
+					// the jumps as iptables -S prints them (with their
+					// comment matches), shell-quoted
+					out, _ := exec.Command(ipt, "-w", "-S", from).Output()
+					for _, rule := range strings.Split(string(out), "\n") {
+						if strings.HasPrefix(rule, "-A "+from+" ") && strings.HasSuffix(rule, " -j "+ch) {
+							_ = exec.Command("sh", "-c", ipt+" -w -D"+strings.TrimPrefix(rule, "-A")).Run()
+						}
 					}
 				}
 				for _, tbl := range []string{"filter", "nat", "mangle"} {
@@ -437,4 +450,88 @@ func TestKubeletRealPods(t *testing.T) {
 	assert.Assert(t, strings.Contains(out, "attached output"), out)
 
 	d.ok("rm", "-f", "hello", "once")
+}
+
+// realProject is a project whose db is a real web server: its healthcheck
+// is a readiness probe the kubelet runs, its page names the project.
+func realProject(name string) string {
+	return `services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo db of $$PROJECT > /www/index.html && exec httpd -f -p 80 -h /www"]
+    environment:
+      PROJECT: ` + name + `
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 1s
+      retries: 60
+    volumes:
+      - data:/data
+  web:
+    image: busybox
+    command: ["sleep", "3600"]
+    depends_on:
+      db:
+        condition: service_healthy
+  worker:
+    image: busybox
+    command: ["sleep", "3600"]
+    deploy:
+      replicas: 2
+volumes:
+  data:
+`
+}
+
+// TestKubeletRealCompose: two compose projects on the real node; the
+// healthcheck gates web's start through the kubelet's readiness probe,
+// each web reaches its own db over the pod network, scale and down -v
+// converge.
+func TestKubeletRealCompose(t *testing.T) {
+	c := startCluster(t)
+	startRealNode(t, c)
+	dir := t.TempDir()
+	sock := startBerthd(t, c, dir)
+	d := newDockerCLI(t, sock, dir)
+	waitFor(t, "berthd-kube answers", time.Minute, func() error { _, err := d.run("version"); return err })
+
+	for _, p := range []string{"shop", "blog"} {
+		d.writeProject(p, realProject(p))
+		start := time.Now()
+		d.compose(p, "up", "-d")
+		t.Logf("measured: compose -p %s up -d with real pods (db healthy first): %v", p, time.Since(start).Round(time.Millisecond))
+	}
+	for _, p := range []string{"shop", "blog"} {
+		ps := composePS(t, d, p)
+		assert.DeepEqual(t, ps, map[string]string{p + "-db-1": "running", p + "-web-1": "running", p + "-worker-1": "running", p + "-worker-2": "running"})
+		// docker inspect shows the pod's IP, from the node's CNI range
+		ip := strings.TrimSpace(d.ok("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", p+"-db-1"))
+		assert.Assert(t, strings.HasPrefix(ip, "10.226.0."), "%s-db-1's IP %q", p, ip)
+		out := d.ok("exec", p+"-web-1", "wget", "-q", "-O", "-", "http://"+ip+"/")
+		assert.Equal(t, strings.TrimSpace(out), "db of "+p)
+	}
+	// the claim is a real directory the pod writes
+	d.ok("exec", "shop-db-1", "sh", "-c", "echo kept > /data/f")
+	assert.Equal(t, strings.TrimSpace(d.ok("exec", "shop-db-1", "cat", "/data/f")), "kept")
+
+	d.compose("shop", "up", "-d", "--scale", "worker=3")
+	waitFor(t, "3 workers of shop running", 2*time.Minute, func() error {
+		n := 0
+		for name, st := range composePS(t, d, "shop") {
+			if strings.HasPrefix(name, "shop-worker-") && st == "running" {
+				n++
+			}
+		}
+		if n != 3 {
+			return fmt.Errorf("%d workers running", n)
+		}
+		return nil
+	})
+
+	for _, p := range []string{"shop", "blog"} {
+		start := time.Now()
+		d.compose(p, "down", "-v")
+		t.Logf("measured: compose -p %s down -v: %v", p, time.Since(start).Round(time.Millisecond))
+	}
+	waitFor(t, "nothing of berth's left", 3*time.Minute, func() error { return leftovers(c) })
 }
