@@ -6,7 +6,7 @@ TAGS := containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_d
 export GOFLAGS := -tags=$(TAGS) -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all deps build berthd-kube test unit e2e lint demo bench bench-phases bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools kube-coredns e2e-kube
+.PHONY: all deps build berthd-kube test unit e2e lint demo bench bench-phases bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools kube-coredns e2e-kube e2e-kubelet
 
 all: build
 
@@ -76,6 +76,10 @@ kube-coredns:
 # CoreDNS with berth's zone rewrite (integration/kubee2e, build tag berth_kube_e2e); not part of test: docs/kubernetes.md
 e2e-kube:
 	./scripts/e2e-kube.sh
+
+# opt-in: real pods on a kubelet with containerd (changes host state while it runs)
+e2e-kubelet:
+	./scripts/e2e-kubelet.sh
 
 lint:
 	go vet ./...

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,12 +95,15 @@ func recordDockerNames(ss *appsv1.StatefulSet, req runtime.CreateRequest) {
 }
 
 // dockerNetworks are a pod's networks as Docker shows them: each recorded
-// network name, with the ID its network has (networks.go).
+// network name, with the ID its network has (networks.go) and the pod's
+// IP once it has one (a pod has one address on the cluster network, which
+// every network of its project shares).
 func dockerNetworks(p *corev1.Pod) map[string]*network.EndpointSettings {
 	out := map[string]*network.EndpointSettings{}
+	ip, _ := netip.ParseAddr(p.Status.PodIP)
 	for n := range strings.SplitSeq(p.Annotations[annotationNetworks], ",") {
 		if n != "" {
-			out[n] = &network.EndpointSettings{NetworkID: networkID(p.Namespace, n), EndpointID: containerID(p)}
+			out[n] = &network.EndpointSettings{NetworkID: networkID(p.Namespace, n), EndpointID: containerID(p), IPAddress: ip}
 		}
 	}
 	return out

@@ -138,6 +138,7 @@ func TestRunIsAPodInTheDefaultNamespace(t *testing.T) {
 	assert.Equal(t, pod.Spec.Containers[0].Env[0].Value, "$$B")
 	assert.Equal(t, pod.Annotations["label.berth/url"], "http://x/y")
 	assert.Equal(t, pod.Spec.RestartPolicy, corev1.RestartPolicyNever)
+	assert.Equal(t, pod.Spec.Containers[0].ImagePullPolicy, corev1.PullIfNotPresent, "docker run pulls only a missing image")
 	assert.Equal(t, pod.ManagedFields[0].Manager, FieldManager)
 
 	// the kubelet runs it

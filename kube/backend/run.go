@@ -105,6 +105,11 @@ func (b *Backend) podFor(req runtime.CreateRequest, podName, dockerName string) 
 		WorkingDir: cfg.WorkingDir,
 		TTY:        cfg.Tty,
 		Stdin:      cfg.OpenStdin,
+		// docker run pulls only a missing image (the CLI pulls first for
+		// --pull always); left empty, the API server would default an
+		// untagged or :latest image to Always, and a node that cannot
+		// reach the registry fails a pod whose image it has
+		ImagePullPolicy: corev1.PullIfNotPresent,
 	}
 	for _, e := range cfg.Env {
 		k, v, ok := strings.Cut(e, "=")
