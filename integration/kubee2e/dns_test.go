@@ -33,9 +33,17 @@ type zoneDNS struct {
 	addr string
 }
 
-// startZoneDNS applies the ConfigMap, starts CoreDNS and returns once its
-// kubernetes plugin has synced (the API server's own Service resolves).
+// startZoneDNS applies the ConfigMap, starts CoreDNS on a loopback port and
+// returns once its kubernetes plugin has synced (the API server's own
+// Service resolves).
 func startZoneDNS(t *testing.T, c *cluster) *zoneDNS {
+	t.Helper()
+	return startZoneDNSAt(t, c, "127.0.0.1", freePort(t))
+}
+
+// startZoneDNSAt is startZoneDNS on ip:port (the real node's pods ask the
+// node's address on port 53).
+func startZoneDNSAt(t *testing.T, c *cluster, ip, port string) *zoneDNS {
 	t.Helper()
 	bin := envPath(t, "COREDNS", "")
 	ctx := context.Background()
@@ -52,10 +60,9 @@ func startZoneDNS(t *testing.T, c *cluster) *zoneDNS {
 	for k, v := range applied.Data { // the ConfigMap's volume: a file per key
 		must(t, os.WriteFile(filepath.Join(custom, k), []byte(v), 0o644))
 	}
-	z := &zoneDNS{addr: net.JoinHostPort("127.0.0.1", freePort(t))}
-	_, port, _ := net.SplitHostPort(z.addr)
+	z := &zoneDNS{addr: net.JoinHostPort(ip, port)}
 	corefile := fmt.Sprintf(`.:%s {
-    bind 127.0.0.1
+    bind %s
     errors
     log
     kubernetes cluster.local {
@@ -63,7 +70,7 @@ func startZoneDNS(t *testing.T, c *cluster) *zoneDNS {
     }
     import %s/*.override
 }
-`, port, c.kubeconfig, custom)
+`, port, ip, c.kubeconfig, custom)
 	path := filepath.Join(c.dir, "Corefile")
 	must(t, os.WriteFile(path, []byte(corefile), 0o644))
 	c.start("coredns", bin, "-conf", path)

@@ -86,6 +86,8 @@ func startRealNode(t *testing.T, c *cluster) *realNode {
 	// stopped but not removed yet
 	t.Cleanup(func() { unmountUnder(n.dir) })
 
+	// the cluster DNS, with berth's zone rewrite, on the node's address
+	startZoneDNSAt(t, c, nodeIP.String(), "53")
 	must(t, n.writeContainerdConfig())
 	c.start("containerd", "/usr/bin/containerd", "--config="+filepath.Join(n.dir, "containerd.toml"))
 	c.waitFor("containerd", time.Minute, func() error { _, err := n.ctr("version"); return err })
@@ -193,6 +195,7 @@ authentication:
   x509: {clientCAFile: %s}
 authorization: {mode: AlwaysAllow}
 clusterDomain: cluster.local
+clusterDNS: [%s]
 resolvConf: %s
 failSwapOn: false
 protectKernelDefaults: false
@@ -203,7 +206,7 @@ registerNode: true
 oomScoreAdj: 0
 volumePluginDir: %s
 `, n.ctrSock, nodeIP, freePort(c.t), c.pki.path("kubelet.crt"), c.pki.path("kubelet.key"), c.pki.path("ca.crt"),
-		resolv, filepath.Join(n.dir, "volume-plugins"))
+		nodeIP, resolv, filepath.Join(n.dir, "volume-plugins"))
 	return os.WriteFile(path, []byte(cfg), 0o644)
 }
 
@@ -485,8 +488,9 @@ volumes:
 
 // TestKubeletRealCompose: two compose projects on the real node; the
 // healthcheck gates web's start through the kubelet's readiness probe,
-// each web reaches its own db over the pod network, scale and down -v
-// converge.
+// each web reaches its own db over the pod network, by IP and by the bare
+// name db through the cluster DNS, the other project's by its berth zone
+// name; scale and down -v converge.
 func TestKubeletRealCompose(t *testing.T) {
 	c := startCluster(t)
 	startRealNode(t, c)
@@ -510,6 +514,22 @@ func TestKubeletRealCompose(t *testing.T) {
 		out := d.ok("exec", p+"-web-1", "wget", "-q", "-O", "-", "http://"+ip+"/")
 		assert.Equal(t, strings.TrimSpace(out), "db of "+p)
 	}
+	// names through the cluster DNS (CoreDNS with berth's rewrite, asked
+	// by the pods through the node): a bare name is the project's own
+	// service, a zone name any project's, a replica by its number
+	for _, p := range []string{"shop", "blog"} {
+		out := d.ok("exec", p+"-web-1", "wget", "-q", "-O", "-", "http://db/")
+		assert.Equal(t, strings.TrimSpace(out), "db of "+p, "bare db from %s", p)
+	}
+	out := d.ok("exec", "shop-web-1", "wget", "-q", "-O", "-", "http://db.blog.berth.internal/")
+	assert.Equal(t, strings.TrimSpace(out), "db of blog", "blog's db by its zone name from shop")
+	w2 := strings.TrimSpace(d.ok("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "shop-worker-2"))
+	out = d.ok("exec", "blog-web-1", "nslookup", "2.worker.shop.berth.internal")
+	assert.Assert(t, strings.Contains(out, w2), "2.worker.shop.berth.internal is shop-worker-2 (%s):\n%s", w2, out)
+	if out, err := d.run("exec", "shop-web-1", "nslookup", "db.nope.berth.internal"); err == nil {
+		t.Fatalf("a project that does not exist resolved:\n%s", out)
+	}
+
 	// the claim is a real directory the pod writes
 	d.ok("exec", "shop-db-1", "sh", "-c", "echo kept > /data/f")
 	assert.Equal(t, strings.TrimSpace(d.ok("exec", "shop-db-1", "cat", "/data/f")), "kept")
