@@ -222,7 +222,7 @@ func (b *Backend) applyStatefulSets(ctx context.Context, sets []*appsv1.Stateful
 				cancel(err)
 				return
 			}
-			if _, _, err := b.apply(ctx, ss); err != nil {
+			if err := b.applyStatefulSet(ctx, ss); err != nil {
 				cancel(err)
 				return
 			}

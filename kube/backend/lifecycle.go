@@ -73,6 +73,9 @@ func isSignal(s string, names ...string) bool {
 // halt stops (stop) or kills (!stop) the container ref.
 func (b *Backend) halt(ctx context.Context, ref string, grace *int64, code int32, stop bool) error {
 	p, err := b.lookup(ref)
+	if err != nil && stop && b.beingReplaced(ref) {
+		return nil // compose stops the replaced one by its id; its pod is being replaced
+	}
 	if err != nil {
 		_, l, ok := b.localFind(ref)
 		switch {
@@ -84,6 +87,9 @@ func (b *Backend) halt(ctx context.Context, ref string, grace *int64, code int32
 		return notRunning(name(l.pod))
 	}
 	st := podState(p, b.now())
+	if stop && isReplica(p) && st.status != container.StateRemoving && b.beingReplaced(containerID(p)) {
+		return b.stopReplaced(ctx, p, grace)
+	}
 	if st.status == container.StateExited || st.status == container.StateRemoving {
 		if stop {
 			return errdefs.ErrNotModified

@@ -220,12 +220,23 @@ func (b *Backend) Start(ctx context.Context, ref string) error {
 // Remove deletes a plain container's Pod (or forgets a created or stopped
 // one); a compose replica is scaled away first (removeReplica).
 func (b *Backend) Remove(ctx context.Context, ref string, opts runtime.RemoveOptions) error {
+	if b.beingReplaced(ref) { // compose removes the replaced one by its id
+		b.removeReplaced(ref)
+		return nil
+	}
 	p, err := b.lookup(ref)
 	if err != nil {
 		id, l, ok := b.localFind(ref)
 		if !ok {
 			return err
 		}
+		if b.beingReplaced(id) {
+			b.removeReplaced(id)
+			return nil
+		}
+		b.mu.Lock()
+		delete(b.replacing, id) // a recreate's new container, removed before its rename
+		b.mu.Unlock()
 		if l.state == localStarting && !opts.Force {
 			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container \"/%s\": container is starting: stop the container before removing or force remove", name(l.pod)))
 		}
