@@ -228,7 +228,30 @@ func (b *Backend) removeReplica(ctx context.Context, p *corev1.Pod, opts runtime
 	}
 	b.setLocal(containerID(p), nil)
 	b.event(p, events.ActionDestroy, nil)
+	if opts.RemoveVolumes {
+		if err := b.removeAnonymous(ctx, p); err != nil {
+			return err
+		}
+	}
 	return b.retireService(ctx, keyOf(p))
+}
+
+// removeAnonymous is rm -v of a replica: the claims its StatefulSet made
+// for it from its claim templates (its anonymous volumes,
+// <template>-<pod>), as Docker removes a container's anonymous volumes.
+func (b *Backend) removeAnonymous(ctx context.Context, p *corev1.Pod) error {
+	k := keyOf(p)
+	ss, err := b.c.AppsV1().StatefulSets(k.ns).Get(ctx, k.service, metav1.GetOptions{})
+	if err != nil {
+		return fromAPI(ignoreGone(err))
+	}
+	for _, tmpl := range ss.Spec.VolumeClaimTemplates {
+		claim := tmpl.Name + "-" + p.Name
+		if err := ignoreGone(b.c.CoreV1().PersistentVolumeClaims(k.ns).Delete(ctx, claim, metav1.DeleteOptions{})); err != nil {
+			return fmt.Errorf("delete PersistentVolumeClaim %s/%s: %w", k.ns, claim, fromAPI(err))
+		}
+	}
+	return nil
 }
 
 // retireService deletes a service's StatefulSet and Services once it has

@@ -11,6 +11,8 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -254,4 +256,38 @@ func podRevision(t *testing.T, cs *fake.Clientset, pod string) string {
 		return ""
 	}
 	return p.Annotations[backendtest.AnnotationRevision]
+}
+
+// rm -v of a replica deletes the claims of its anonymous volumes (its
+// StatefulSet's claim templates, <template>-<pod>); rm without -v keeps
+// them, as Docker keeps a container's anonymous volumes.
+func TestRemoveVolumesDeletesReplicaClaims(t *testing.T) {
+	b, cs := newBackend(t)
+	runController(t, cs)
+	ctx := context.Background()
+	for n := 1; n <= 2; n++ {
+		req := composeCreate(t, "web-2.json", n)
+		req.HostConfig.Mounts = append(req.HostConfig.Mounts, mount.Mount{Type: mount.TypeVolume, Target: "/cache"})
+		c, err := b.Create(ctx, req)
+		assert.NilError(t, err)
+		assert.NilError(t, b.Start(ctx, c.ID))
+	}
+	waitState(t, b, map[string]container.ContainerState{"/shop-web-1": "running", "/shop-web-2": "running"})
+	ss, err := cs.AppsV1().StatefulSets("shop").Get(ctx, "web", metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, len(ss.Spec.VolumeClaimTemplates), 1)
+	claim := func(pod string) string { return ss.Spec.VolumeClaimTemplates[0].Name + "-" + pod }
+	for _, pod := range []string{"web-1", "web-2"} {
+		// the controller makes them; the fake one does not
+		pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: claim(pod), Namespace: "shop", Labels: ss.Spec.VolumeClaimTemplates[0].Labels}}
+		_, err := cs.CoreV1().PersistentVolumeClaims("shop").Create(ctx, pvc, metav1.CreateOptions{})
+		assert.NilError(t, err)
+	}
+	assert.NilError(t, b.Stop(ctx, "shop-web-2", "", nil))
+	assert.NilError(t, b.Remove(ctx, "shop-web-2", runtime.RemoveOptions{RemoveVolumes: true}))
+	assert.NilError(t, b.Remove(ctx, "shop-web-1", runtime.RemoveOptions{Force: true}))
+	_, err = cs.CoreV1().PersistentVolumeClaims("shop").Get(ctx, claim("web-2"), metav1.GetOptions{})
+	assert.Assert(t, apierrors.IsNotFound(err), "rm -v left the claim of web-2's anonymous volume: %v", err)
+	_, err = cs.CoreV1().PersistentVolumeClaims("shop").Get(ctx, claim("web-1"), metav1.GetOptions{})
+	assert.NilError(t, err, "rm without -v keeps the anonymous volume")
 }

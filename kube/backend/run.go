@@ -243,6 +243,11 @@ func (b *Backend) Remove(ctx context.Context, ref string, opts runtime.RemoveOpt
 		b.setLocal(id, nil)
 		b.event(l.pod, events.ActionDestroy, nil)
 		if isReplica(l.pod) {
+			if opts.RemoveVolumes {
+				if err := b.removeAnonymous(ctx, l.pod); err != nil {
+					return err
+				}
+			}
 			return b.retireService(ctx, keyOf(l.pod))
 		}
 		return nil
