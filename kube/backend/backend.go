@@ -201,6 +201,10 @@ func (b *Backend) ownedPods() ([]*corev1.Pod, error) {
 // name, so it is known before the pod exists (create answers it) and a
 // replica the StatefulSet recreates keeps its id.
 func containerID(p *corev1.Pod) string {
-	sum := sha256.Sum256([]byte(p.Namespace + "/" + p.Name))
+	n := p.Name
+	if r := p.Annotations[kube.AnnotationReplicaOf]; r != "" {
+		n = r // a one-shot replica's pod is the replica's (kube.OneShotPod)
+	}
+	sum := sha256.Sum256([]byte(p.Namespace + "/" + n))
 	return hex.EncodeToString(sum[:])
 }

@@ -99,7 +99,9 @@ func (b *Backend) halt(ctx context.Context, ref string, grace *int64, code int32
 	if !stop {
 		b.event(p, events.ActionKill, map[string]string{"signal": killSignal(grace)})
 	}
-	if isReplica(p) {
+	if isOneShotPod(p) {
+		err = b.stopOneShot(ctx, p, grace, code)
+	} else if isReplica(p) {
 		err = b.stopReplica(ctx, p, grace, code)
 	} else {
 		b.quietly(p)

@@ -46,9 +46,6 @@ func (b *Backend) createReplica(ctx context.Context, req runtime.CreateRequest) 
 		return container.CreateResponse{}, err
 	}
 	ss := r.Manifests.StatefulSets[0]
-	if err := refuseOneShot(r.Service, dependencies(ss.Labels, ss.Annotations)); err != nil {
-		return container.CreateResponse{}, err
-	}
 	recordDockerNames(ss, req)
 	cur, err := b.c.AppsV1().StatefulSets(ss.Namespace).Get(ctx, ss.Name, metav1.GetOptions{})
 	switch {
@@ -104,6 +101,11 @@ func (b *Backend) startReplica(ctx context.Context, id string, l *local) error {
 	// replica, compose up --no-start then start), by the same rule as up
 	if err := b.waitDependencies(ctx, k.ns, k.service, dependencies(l.pod.Labels, l.pod.Annotations)); err != nil {
 		return err
+	}
+	if one, err := b.oneShot(ctx, k.ns, k.service); err != nil {
+		return err
+	} else if one {
+		return b.startOneShot(ctx, id, l)
 	}
 	b.scaleMu.Lock()
 	defer b.scaleMu.Unlock()

@@ -186,6 +186,10 @@ func randomHex(n int) string {
 // the cluster has a pod for is running, or was: 304, as Docker answers.
 func (b *Backend) Start(ctx context.Context, ref string) error {
 	if p, err := b.lookup(ref); err == nil {
+		if isOneShotPod(p) && podState(p, b.now()).status == container.StateExited {
+			// a one-shot replica runs again, as a container that exited does
+			return b.startOneShot(ctx, containerID(p), &local{pod: cleanCopy(p), state: localStopped})
+		}
 		if isReplica(p) || podState(p, b.now()).status != container.StateExited {
 			return errdefs.ErrNotModified
 		}
@@ -251,6 +255,9 @@ func (b *Backend) Remove(ctx context.Context, ref string, opts runtime.RemoveOpt
 			return b.retireService(ctx, keyOf(l.pod))
 		}
 		return nil
+	}
+	if isOneShotPod(p) {
+		return b.removeOneShot(ctx, p, opts)
 	}
 	if isReplica(p) {
 		return b.removeReplica(ctx, p, opts)

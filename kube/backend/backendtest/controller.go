@@ -109,6 +109,9 @@ func reconcile(ctx context.Context, cs *fake.Clientset, ss *appsv1.StatefulSet, 
 	have := map[int]bool{}
 	for _, p := range pods.Items {
 		n, _ := strconv.Atoi(p.Labels[PodIndexLabel])
+		if p.Name != ss.Name+"-"+strconv.Itoa(n) {
+			continue // not one of its ordinals' (a one-shot replica's pod): not its to adopt
+		}
 		old := p.Annotations[AnnotationRevision] != "" && p.Annotations[AnnotationRevision] != revision
 		if n > want || old {
 			_ = cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
