@@ -220,6 +220,8 @@ func TestKubeE2EShop(t *testing.T) {
 
 	// an edited file: compose recreates the changed services' replicas
 	shopRecreate(t, c, d, shopProject)
+	// logs -f picks up a replica that starts meanwhile
+	shopFollowLogs(t, c, d, sock)
 
 	// a second project with a db: its own Service in its own namespace,
 	// whose endpoints are its own db's pod
