@@ -22,29 +22,29 @@ import (
 	"github.com/berthd/berth/runtime"
 )
 
-// recreate is compose v2's recreateContainer: a create under a temporary
-// name with com.docker.compose.replace, inspect of it, stop and rm of the
-// old container, rename of the new one.
-func recreate(t *testing.T, b *Backend, req runtime.CreateRequest, service string, n int) {
+// recreate is compose v2's recreateContainer of the container oldID
+// (from its list before it converges: a pod the controller is rolling may
+// be gone for a moment): a create under a temporary name with
+// com.docker.compose.replace, inspect of it, stop and rm of the old
+// container, rename of the new one.
+func recreate(t *testing.T, b *Backend, oldID string, req runtime.CreateRequest, service string, n int) {
 	t.Helper()
 	ctx := context.Background()
 	name := strings.TrimPrefix(req.Name, "/")
-	old, err := b.Inspect(ctx, name, false)
-	assert.NilError(t, err)
-	tmp := old.ID[:12] + "_" + name
+	tmp := oldID[:12] + "_" + name
 	req.Name = "/" + tmp
 	req.Config.Labels[compose.LabelReplace] = service + "-" + string(rune('0'+n))
 	created, err := b.Create(ctx, req)
 	assert.NilError(t, err)
-	assert.Assert(t, created.ID != old.ID)
+	assert.Assert(t, created.ID != oldID)
 	insp, err := b.Inspect(ctx, created.ID, false)
 	assert.NilError(t, err)
 	assert.Equal(t, insp.Name, "/"+tmp)
 	assert.Equal(t, insp.State.Status, container.StateCreated)
-	if err := b.Stop(ctx, old.ID, "", nil); !errdefs.IsNotModified(err) { // a stopped one: 304, which the client takes
+	if err := b.Stop(ctx, oldID, "", nil); !errdefs.IsNotModified(err) { // a stopped one: 304, which the client takes
 		assert.NilError(t, err)
 	}
-	assert.NilError(t, b.Remove(ctx, old.ID, runtime.RemoveOptions{}))
+	assert.NilError(t, b.Remove(ctx, oldID, runtime.RemoveOptions{}))
 	assert.NilError(t, b.Rename(ctx, tmp, name))
 	_, err = b.Inspect(ctx, tmp, false)
 	assert.Assert(t, errdefs.IsNotFound(err), "the temporary name is gone: %v", err)
@@ -135,7 +135,7 @@ func TestComposeRecreateByCreates(t *testing.T) {
 		t.Run(step.name, func(t *testing.T) {
 			cs.ClearActions()
 			for n := 1; n <= 2; n++ {
-				recreate(t, b, changed(n, step.env, step.anon), "web", n)
+				recreate(t, b, ids[n], changed(n, step.env, step.anon), "web", n)
 			}
 			startAll(t, b)
 			assert.DeepEqual(t, setDeletes(cs), step.deletes)
@@ -179,7 +179,7 @@ func TestComposeRecreateStoppedReplica(t *testing.T) {
 	req := composeCreate(t, "web-2.json", 1)
 	req.Config.Env = append(req.Config.Env, "CHANGED=1")
 	req.Config.Labels[compose.LabelConfigHash] = strings.Repeat("1", 64)
-	recreate(t, b, req, "web", 1)
+	recreate(t, b, c.ID, req, "web", 1)
 	waitState(t, b, map[string]container.ContainerState{"/shop-web-1": "created"})
 	assert.Equal(t, replicasOf(t, cs, "shop", "web"), 0)
 	startAll(t, b)
