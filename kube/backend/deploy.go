@@ -114,6 +114,8 @@ func (b *Backend) apply(ctx context.Context, o k8sruntime.Object) (kind, name st
 		kind, err = "StatefulSet", ignoreObj(b.c.AppsV1().StatefulSets(ns).Patch(ctx, name, types.ApplyPatchType, data, opts))
 	case *corev1.Pod:
 		kind, err = "Pod", ignoreObj(b.c.CoreV1().Pods(ns).Patch(ctx, name, types.ApplyPatchType, data, opts))
+	case *corev1.ConfigMap:
+		kind, err = "ConfigMap", ignoreObj(b.c.CoreV1().ConfigMaps(ns).Patch(ctx, name, types.ApplyPatchType, data, opts))
 	default:
 		return "", "", fmt.Errorf("kube backend: cannot apply a %T", o)
 	}

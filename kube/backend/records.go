@@ -102,6 +102,9 @@ func (b *Backend) restoreRecords(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.restorePlainRecords(ctx); err != nil {
+		return err
+	}
 	for i := range sets.Items {
 		ss := &sets.Items[i]
 		v := ss.Annotations[annotationRecords]
