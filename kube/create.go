@@ -37,7 +37,12 @@ type Replica struct {
 	// ConfigHash is compose's com.docker.compose.config-hash: a create of
 	// another hash for an existing service is compose recreating it.
 	ConfigHash string
-	Manifests  *Manifests
+	// Replaces is com.docker.compose.replace: the create is compose
+	// recreating replica Number of a changed service (a temporary name,
+	// then stop, rm of the old one and a rename). The label is not kept on
+	// the objects: the service's template is the same as a plain create's.
+	Replaces  string
+	Manifests *Manifests
 }
 
 // TranslateCreate maps a compose v2 container create onto the deployment
@@ -77,17 +82,16 @@ func projectFromCreate(req CreateRequest) (*types.Project, *Replica, error) {
 		return nil, nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("a compose container needs the label %s", compose.LabelService))
 	case l[compose.LabelOneoff] == "True":
 		return nil, nil, notImplemented("one-off compose containers (docker compose run)", "a service's replicas are its StatefulSet's pods")
-	case l[compose.LabelReplace] != "":
-		return nil, nil, notImplemented("recreating a compose container (a changed service)", "not served through single container creates yet; use `berth compose up`, which rolls the StatefulSet,")
 	}
 	n, err := strconv.Atoi(l[compose.LabelContainerNumber])
 	if err != nil || n < 1 {
 		return nil, nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("label %s=%q: a compose container needs a number from 1", compose.LabelContainerNumber, l[compose.LabelContainerNumber]))
 	}
-	r.Number = n
+	r.Number, r.Replaces = n, l[compose.LabelReplace]
 
 	s := types.ServiceConfig{Name: r.Service, CustomLabels: maps.Clone(l)}
 	delete(s.CustomLabels, compose.LabelContainerNumber) // the pod index, per replica
+	delete(s.CustomLabels, compose.LabelReplace)         // this create's, not the service's
 	if err := fromConfig(&s, cfg); err != nil {
 		return nil, nil, err
 	}
@@ -95,13 +99,13 @@ func projectFromCreate(req CreateRequest) (*types.Project, *Replica, error) {
 		return nil, nil, err
 	}
 	p := &types.Project{Name: r.Project, Services: types.Services{s.Name: s}, Volumes: types.Volumes{}}
-	if err := fromMounts(p, &s, hc); err != nil {
+	if err := fromMounts(p, &s, hc, n); err != nil {
 		return nil, nil, err
 	}
 	if err := fromNetworking(&s, req, hc); err != nil {
 		return nil, nil, err
 	}
-	if name := strings.TrimPrefix(req.Name, "/"); name != "" && name != r.Project+"-"+r.Service+"-"+strconv.Itoa(n) {
+	if name := replicaName(req.Name, r); name != "" && name != r.Project+"-"+r.Service+"-"+strconv.Itoa(n) {
 		s.ContainerName = name
 	}
 	if err := leftovers(cfg, hc); err != nil {
@@ -109,6 +113,20 @@ func projectFromCreate(req CreateRequest) (*types.Project, *Replica, error) {
 	}
 	p.Services[s.Name] = s
 	return p, r, nil
+}
+
+// replicaName is the Docker name the replica will have. A recreate's
+// create has a temporary name (<id>_<project>-<service>-<n>) and names the
+// one it replaces in com.docker.compose.replace: the service's
+// container_name, else <service>-<n>.
+func replicaName(reqName string, r *Replica) string {
+	if r.Replaces == "" {
+		return strings.TrimPrefix(reqName, "/")
+	}
+	if r.Replaces == r.Service+"-"+strconv.Itoa(r.Number) {
+		return ""
+	}
+	return r.Replaces
 }
 
 func fromConfig(s *types.ServiceConfig, cfg *docker.Config) error {
@@ -228,8 +246,11 @@ func fromHostConfig(s *types.ServiceConfig, hc *docker.HostConfig) error {
 
 // fromMounts reads binds and mounts back into service volumes; a named
 // volume's Docker name is <project>_<key> (or its `name:`), and its claim is
-// named after the key, as `berth compose up` names it.
-func fromMounts(p *types.Project, s *types.ServiceConfig, hc *docker.HostConfig) error {
+// named after the key, as `berth compose up` names it. A recreate's create
+// mounts the old replica's anonymous volumes by name (compose inherits
+// them): replica n's claim of the template for that target, which the
+// StatefulSet keeps for the new pod, so it stays an anonymous volume.
+func fromMounts(p *types.Project, s *types.ServiceConfig, hc *docker.HostConfig, n int) error {
 	named := func(source string) string {
 		key := strings.TrimPrefix(source, p.Name+"_")
 		p.Volumes[key] = types.VolumeConfig{Name: source}
@@ -271,7 +292,10 @@ func fromMounts(p *types.Project, s *types.ServiceConfig, hc *docker.HostConfig)
 					v.Volume = &types.ServiceVolumeVolume{Subpath: vo.Subpath}
 				}
 			}
-			if m.Source != "" {
+			switch {
+			case m.Source == anonymousClaim(m.Target, s.Name, n):
+				v.Source = ""
+			case m.Source != "":
 				v.Source = named(m.Source)
 			}
 		case mount.TypeTmpfs:

@@ -105,6 +105,50 @@ func TestTranslateCreateMatchesUp(t *testing.T) {
 	}
 }
 
+// compose's create of a replica that recreates another (a temporary name,
+// com.docker.compose.replace, the old replica's anonymous volumes mounted
+// by name) makes the same objects as the plain create of the replica: the
+// label is the create's, and the inherited claim is the StatefulSet's own
+// claim of its template for that replica.
+func TestTranslateCreateRecreate(t *testing.T) {
+	for _, tc := range []struct{ name, replaces, containerName string }{
+		{"generated name", "db-1", ""},
+		{"container_name", "maindb", "maindb"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plain := readCreate(t, "db.json")
+			plain.HostConfig.Mounts = append(plain.HostConfig.Mounts, mount.Mount{Type: mount.TypeVolume, Target: "/cache"})
+			if tc.containerName != "" {
+				plain.Name = "/" + tc.containerName
+			}
+			want, err := TranslateCreate(plain, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := readCreate(t, "db.json")
+			rec.Name = "/0123456789ab_shop-db-1"
+			rec.Config.Labels["com.docker.compose.replace"] = tc.replaces
+			rec.HostConfig.Mounts = append(rec.HostConfig.Mounts, mount.Mount{Type: mount.TypeVolume, Source: "anon-" + shortHash("/cache") + "-db-1", Target: "/cache"})
+			got, err := TranslateCreate(rec, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Replaces != tc.replaces || got.Number != 1 {
+				t.Errorf("replica %+v", got)
+			}
+			if g, w := render(t, got.Manifests), render(t, want.Manifests); !bytes.Equal(g, w) {
+				t.Errorf("the recreate's objects:\n%s\nthe plain create's:\n%s", g, w)
+			}
+			if n := len(got.Manifests.StatefulSets[0].Spec.VolumeClaimTemplates); n != 1 {
+				t.Errorf("%d claim templates, want the anonymous volume's", n)
+			}
+			if len(got.Manifests.PVCs) != 1 {
+				t.Errorf("claims %d: the inherited anonymous volume became a named one", len(got.Manifests.PVCs))
+			}
+		})
+	}
+}
+
 // Whatever a compose create asks that a pod cannot take is refused, by
 // name; a field no mapping reads is refused too, never dropped.
 func TestTranslateCreateRefuses(t *testing.T) {
@@ -115,7 +159,6 @@ func TestTranslateCreateRefuses(t *testing.T) {
 		want   string
 	}{
 		{"compose run", func(r *CreateRequest) { r.Config.Labels["com.docker.compose.oneoff"] = "True" }, errdefs.ErrNotImplemented, "docker compose run"},
-		{"recreate", func(r *CreateRequest) { r.Config.Labels["com.docker.compose.replace"] = "abc" }, errdefs.ErrNotImplemented, "recreating"},
 		{"no number", func(r *CreateRequest) { delete(r.Config.Labels, "com.docker.compose.container-number") }, errdefs.ErrInvalidArgument, "container-number"},
 		{"no service", func(r *CreateRequest) { delete(r.Config.Labels, "com.docker.compose.service") }, errdefs.ErrInvalidArgument, "com.docker.compose.service"},
 		{"bind mount", func(r *CreateRequest) { r.HostConfig.Binds = []string{"/src/shop/conf:/etc/conf:ro"} }, errdefs.ErrNotImplemented, "bind mount /src/shop/conf"},

@@ -30,6 +30,10 @@ const (
 	AnnotationContainerName = "berth/container-name"
 	// AnnotationAliasOf is on alias Services: the compose service they name.
 	AnnotationAliasOf = "berth/alias-of"
+	// AnnotationReplicaOf is on the pod of a one-shot replica (OneShotPod):
+	// the StatefulSet pod name it stands for (<service>-<n>), which gives it
+	// its container id.
+	AnnotationReplicaOf = "berth/replica-of"
 	// AnnotationStartPeriod is healthcheck.start_period: readiness has no
 	// grace period to express it and needs none (see readinessProbe).
 	AnnotationStartPeriod = "berth/healthcheck-start-period"

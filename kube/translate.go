@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
@@ -38,6 +39,11 @@ type Manifests struct {
 	// StatefulSets are in dependency order (what a service depends on first,
 	// ties by name): the order the applier creates them in.
 	StatefulSets []*appsv1.StatefulSet
+	// OneShots are the replicas of the one-shot services (kube.OneShot:
+	// others depend on them by completion), whose StatefulSets are at 0
+	// replicas: Pods that the kubelet does not restart (OneShotPod), in the
+	// order of StatefulSets.
+	OneShots []*corev1.Pod
 }
 
 // Objects are all the manifests in the order to apply them.
@@ -50,6 +56,9 @@ func (m *Manifests) Objects() []runtime.Object {
 		out = append(out, o)
 	}
 	for _, o := range m.StatefulSets {
+		out = append(out, o)
+	}
+	for _, o := range m.OneShots {
 		out = append(out, o)
 	}
 	return out
@@ -96,6 +105,15 @@ func Translate(p *types.Project, o Options) (*Manifests, error) {
 			return nil, err
 		}
 		m.StatefulSets = append(m.StatefulSets, ss)
+	}
+	for _, ss := range m.StatefulSets {
+		if !OneShot(ss.Name, m.StatefulSets) {
+			continue
+		}
+		for n := 1; n <= int(*ss.Spec.Replicas); n++ {
+			m.OneShots = append(m.OneShots, OneShotPod(ss, n, time.Time{}))
+		}
+		ss.Spec.Replicas = new(int32(0))
 	}
 	return m, nil
 }
@@ -188,11 +206,6 @@ func dependencyOrder(p *types.Project) ([]string, error) {
 			return nil
 		}
 		for _, dep := range slices.Sorted(maps.Keys(s.DependsOn)) {
-			if s.DependsOn[dep].Condition == types.ServiceConditionCompletedSuccessfully {
-				// a StatefulSet restarts a pod whose process ended: the
-				// dependency would never complete (a Job is the mapping to come)
-				return notImplemented(fmt.Sprintf("service %s: depends_on %s: service_completed_successfully", name, dep), "one-shot services are not mapped yet")
-			}
 			if err := visit(dep, append(path, name)); err != nil {
 				return err
 			}

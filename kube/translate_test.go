@@ -66,6 +66,7 @@ func TestTranslateGolden(t *testing.T) {
 		{"shop", "shop"},
 		{"networks", ""}, // name: in the file
 		{"scale", "q"},
+		{"oneshot", "shop"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			m, err := Translate(load(t, tc.dir, tc.project), Options{})
@@ -223,7 +224,6 @@ func TestTranslateRefuses(t *testing.T) {
 		{"label key with a space", "p", "services: {a: {image: x, labels: {'my label': v}}}", errdefs.ErrInvalidArgument, `label "my label"`},
 		{"volume label key", "p", "services: {a: {image: x, volumes: ['vol:/v']}}\nvolumes: {vol: {labels: {'a b': c}}}", errdefs.ErrInvalidArgument, `label "a b"`},
 		{"annotation key", "p", "services: {a: {image: x, annotations: {'x y': z}}}", errdefs.ErrInvalidArgument, `label "x y"`},
-		{"one-shot dependency", "p", "services: {a: {image: x, depends_on: {m: {condition: service_completed_successfully}}}, m: {image: x}}", errdefs.ErrNotImplemented, "service_completed_successfully"},
 		{"tmpfs size", "p", "services: {a: {image: x, tmpfs: ['/t:size=lots']}}", errdefs.ErrInvalidArgument, "not a size"},
 		{"published name taken", "p", "services: {a: {image: x, ports: ['80']}, a-published: {image: x}}", errdefs.ErrInvalidArgument, `"a-published"`},
 	} {

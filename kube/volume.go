@@ -166,7 +166,7 @@ func (t *translator) volumes(s types.ServiceConfig, c *corev1.Container) ([]core
 			}
 			mount(claim, v.Target, v.ReadOnly, sub)
 		case v.Type == types.VolumeTypeVolume:
-			name := "anon-" + shortHash(v.Target)
+			name := anonymousTemplate(v.Target)
 			templates = append(templates, corev1.PersistentVolumeClaim{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: t.selector(s.Name)},
 				Spec: corev1.PersistentVolumeClaimSpec{
@@ -212,6 +212,15 @@ func (t *translator) volumes(s types.ServiceConfig, c *corev1.Container) ([]core
 	}
 	slices.SortFunc(c.VolumeMounts, func(a, b corev1.VolumeMount) int { return strings.Compare(a.MountPath, b.MountPath) })
 	return vols, templates, nil
+}
+
+// anonymousTemplate is the claim template of an anonymous volume at
+// target; anonymousClaim the claim the StatefulSet makes of it for replica
+// n of service (<template>-<pod>).
+func anonymousTemplate(target string) string { return "anon-" + shortHash(target) }
+
+func anonymousClaim(target, service string, n int) string {
+	return fmt.Sprintf("%s-%s-%d", anonymousTemplate(target), service, n)
 }
 
 // shortHash names a volume after its mount path, so that its name is the

@@ -438,3 +438,47 @@ func ReplicaPod(ss *appsv1.StatefulSet, n int, created time.Time) *corev1.Pod {
 		Spec:       t.Spec,
 	}
 }
+
+// OneShotPod is the pod of replica n of a one-shot service (one that
+// another depends on with service_completed_successfully): a StatefulSet
+// restarts a pod whose process ended, so the replica runs as a Pod of the
+// StatefulSet's template that the kubelet does not restart (restart `no`:
+// Never; `on-failure`: OnFailure), and its StatefulSet stays at 0
+// replicas. Its name, <service>-once-<n>, is not a StatefulSet ordinal's,
+// so the StatefulSet controller does not adopt it (it would delete it);
+// annotation berth/replica-of names the pod it stands for, and its labels
+// are a replica's (the headless Service selects it, ordinal label).
+func OneShotPod(ss *appsv1.StatefulSet, n int, created time.Time) *corev1.Pod {
+	p := ReplicaPod(ss, n, created)
+	p.Annotations = maps.Clone(p.Annotations)
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Annotations[AnnotationReplicaOf] = p.Name
+	p.Name = fmt.Sprintf("%s-once-%d", ss.Name, n)
+	// no claims of its own: a run's anonymous volumes live with the run
+	for _, c := range ss.Spec.VolumeClaimTemplates {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	}
+	p.Spec.RestartPolicy = corev1.RestartPolicyNever
+	if strings.HasPrefix(ss.Annotations[AnnotationRestart], "on-failure") {
+		p.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	}
+	return p
+}
+
+// OneShot says whether service is one that sets depend on by completion
+// (depends_on condition service_completed_successfully, in their
+// com.docker.compose.depends_on annotation).
+func OneShot(service string, sets []*appsv1.StatefulSet) bool {
+	for _, ss := range sets {
+		for part := range strings.SplitSeq(ss.Annotations[compose.LabelDependsOn], ",") {
+			svc, rest, _ := strings.Cut(part, ":")
+			cond, _, _ := strings.Cut(rest, ":")
+			if svc == service && cond == compose.ConditionCompleted {
+				return true
+			}
+		}
+	}
+	return false
+}

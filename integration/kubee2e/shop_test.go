@@ -219,6 +219,11 @@ func TestKubeE2EShop(t *testing.T) {
 	assert.Equal(t, replicas(t, c, "shop")["worker"], int32(3))
 	assert.Equal(t, composePS(t, d, "shop")["shop-worker-3"], "running")
 
+	// an edited file: compose recreates the changed services' replicas
+	shopRecreate(t, c, d, shopProject)
+	// logs -f picks up a replica that starts meanwhile
+	shopFollowLogs(t, c, d, sock)
+
 	// a second project with a db: its own Service in its own namespace,
 	// whose endpoints are its own db's pod
 	d.writeProject("blog", blogProject)

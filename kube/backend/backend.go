@@ -109,6 +109,9 @@ type Backend struct {
 	// a StatefulSet runs ordinals 1..replicas, so it scales down to below
 	// the lowest running one that is not down.
 	down map[svcKey]map[int]bool
+	// replacing are the pending recreates of compose replicas, by the new
+	// container's id (recreate.go).
+	replacing map[string]replacement
 	// pulled are the image references pulled through the backend (the
 	// nodes pull them; images.go), with when.
 	pulled map[string]time.Time
@@ -135,7 +138,7 @@ func New(d Deps) (*Backend, error) {
 		return nil, errors.New("kube backend: no client")
 	}
 	b := &Backend{c: d.Client, o: d.Options, defNS: d.DefaultNamespace, now: d.Now,
-		local: map[string]*local{}, exits: map[string]int{}, quiet: map[string]bool{}, bus: berthevents.New(eventHistory), changed: make(chan struct{}), down: map[svcKey]map[int]bool{}, pulled: map[string]time.Time{}, stopWindow: defaultStopWindow}
+		local: map[string]*local{}, exits: map[string]int{}, quiet: map[string]bool{}, bus: berthevents.New(eventHistory), changed: make(chan struct{}), down: map[svcKey]map[int]bool{}, replacing: map[string]replacement{}, pulled: map[string]time.Time{}, stopWindow: defaultStopWindow}
 	if b.defNS == "" {
 		b.defNS = d.Options.NamespacePrefix + "berth-default"
 	}
@@ -198,6 +201,10 @@ func (b *Backend) ownedPods() ([]*corev1.Pod, error) {
 // name, so it is known before the pod exists (create answers it) and a
 // replica the StatefulSet recreates keeps its id.
 func containerID(p *corev1.Pod) string {
-	sum := sha256.Sum256([]byte(p.Namespace + "/" + p.Name))
+	n := p.Name
+	if r := p.Annotations[kube.AnnotationReplicaOf]; r != "" {
+		n = r // a one-shot replica's pod is the replica's (kube.OneShotPod)
+	}
+	sum := sha256.Sum256([]byte(p.Namespace + "/" + n))
 	return hex.EncodeToString(sum[:])
 }

@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 
 	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/internal/filters"
@@ -93,16 +95,20 @@ func (d *Deployments) status(ctx context.Context, dep compose.Deployment) (compo
 
 // Logs is berth compose logs: the pods/log of the project's replicas (of
 // some services). Without follow the lines are merged by time; following,
-// each replica's lines go out as they come, and it ends when every
-// followed pod's log ended (a replica that starts meanwhile is not
-// followed: docs/kubernetes.md). A created or stopped replica has no pod,
-// so no log.
+// each replica's lines go out as they come, a replica that starts
+// meanwhile (a start event from the pod watch) is followed too, and it
+// ends when no followed pod's log is left, as on the single-host backend.
+// A created or stopped replica has no pod, so no log.
 func (d *Deployments) Logs(ctx context.Context, project string, req compose.LogsRequest) (<-chan compose.LogEntry, error) {
+	// subscribed before listing: a replica that starts in between is seen
+	_, evs, unsubscribe := d.b.bus.Subscribe(time.Time{})
 	list, err := d.b.projectContainers(ctx, project)
 	if err != nil {
+		unsubscribe()
 		return nil, err
 	}
 	if len(list) == 0 {
+		unsubscribe()
 		return nil, errdefs.ErrNotFound.WithMessage("No such deployment: " + project)
 	}
 	services := map[string]bool{}
@@ -111,29 +117,28 @@ func (d *Deployments) Logs(ctx context.Context, project string, req compose.Logs
 	}
 	for _, s := range req.Services {
 		if !services[s] {
+			unsubscribe()
 			return nil, errdefs.ErrNotFound.WithMessage("no such service: " + s)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	type stream struct {
-		entry compose.LogEntry // the replica's fields
-		st    *runtime.LogStream
-	}
-	var streams []stream
+	var streams []logStream
 	for _, c := range list {
 		k, _ := compose.KeyOf(c.Labels)
 		if len(req.Services) > 0 && !slices.Contains(req.Services, k.Service) {
 			continue
 		}
-		st, err := d.b.Logs(ctx, c.ID, runtime.LogsOptions{Stdout: true, Stderr: true, Follow: req.Follow, Tail: req.Tail, Since: req.Since})
+		s, err := d.openLog(ctx, c.ID, compose.LogEntry{Service: k.Service, Number: k.Number, Container: strings.TrimPrefix(c.Names[0], "/")},
+			runtime.LogsOptions{Stdout: true, Stderr: true, Follow: req.Follow, Tail: req.Tail, Since: req.Since})
 		if errdefs.IsNotFound(err) {
 			continue // a record: no pod, no log
 		}
 		if err != nil {
 			cancel()
+			unsubscribe()
 			return nil, err
 		}
-		streams = append(streams, stream{compose.LogEntry{Service: k.Service, Number: k.Number, Container: strings.TrimPrefix(c.Names[0], "/")}, st})
+		streams = append(streams, s)
 	}
 	out := make(chan compose.LogEntry, 64)
 	send := func(e compose.LogEntry) bool {
@@ -144,28 +149,20 @@ func (d *Deployments) Logs(ctx context.Context, project string, req compose.Logs
 			return false
 		}
 	}
-	entries := func(s stream, each func(compose.LogEntry) bool) {
-		defer s.st.Cancel()
-		for l := range s.st.Lines {
-			e := s.entry
-			e.Stream, e.Time, e.Line = l.Stream, l.Time, strings.TrimRight(string(l.Line), "\r\n")
-			if !each(e) {
-				return
-			}
-		}
-	}
 	go func() {
 		defer cancel()
 		defer close(out)
+		defer unsubscribe()
+		if req.Follow {
+			d.followLogs(ctx, project, req.Services, streams, evs, send)
+			return
+		}
 		var mu sync.Mutex
 		var all []compose.LogEntry
 		var wg sync.WaitGroup
 		for _, s := range streams {
 			wg.Go(func() {
-				entries(s, func(e compose.LogEntry) bool {
-					if req.Follow {
-						return send(e)
-					}
+				s.entries(func(e compose.LogEntry) bool {
 					mu.Lock()
 					all = append(all, e)
 					mu.Unlock()
@@ -182,4 +179,71 @@ func (d *Deployments) Logs(ctx context.Context, project string, req compose.Logs
 		}
 	}()
 	return out, nil
+}
+
+// logStream is one replica's pods/log, with the replica's fields.
+type logStream struct {
+	id    string
+	entry compose.LogEntry
+	st    *runtime.LogStream
+}
+
+func (d *Deployments) openLog(ctx context.Context, id string, entry compose.LogEntry, o runtime.LogsOptions) (logStream, error) {
+	st, err := d.b.Logs(ctx, id, o)
+	return logStream{id, entry, st}, err
+}
+
+// entries passes each line as an entry to each until it says stop.
+func (s logStream) entries(each func(compose.LogEntry) bool) {
+	defer s.st.Cancel()
+	for l := range s.st.Lines {
+		e := s.entry
+		e.Stream, e.Time, e.Line = l.Stream, l.Time, strings.TrimRight(string(l.Line), "\r\n")
+		if !each(e) {
+			return
+		}
+	}
+}
+
+// followLogs sends the followed streams' lines as they come, adds the
+// replicas of the project (of services, when given) that start, and
+// returns once no stream is left.
+func (d *Deployments) followLogs(ctx context.Context, project string, services []string, streams []logStream, evs <-chan events.Message, send func(compose.LogEntry) bool) {
+	ended := make(chan string)
+	followed := map[string]bool{}
+	follow := func(s logStream) {
+		followed[s.id] = true
+		go func() {
+			s.entries(send)
+			select {
+			case ended <- s.id:
+			case <-ctx.Done():
+			}
+		}()
+	}
+	for _, s := range streams {
+		follow(s)
+	}
+	for len(followed) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-ended:
+			delete(followed, id) // a replica whose pod comes back is followed again
+		case msg, ok := <-evs:
+			if !ok {
+				return
+			}
+			k, ours := compose.KeyOf(msg.Actor.Attributes)
+			if !ours || k.OneOff || k.Project != project || msg.Type != events.ContainerEventType || msg.Action != events.ActionStart ||
+				len(services) > 0 && !slices.Contains(services, k.Service) || followed[msg.Actor.ID] {
+				continue
+			}
+			entry := compose.LogEntry{Service: k.Service, Number: k.Number, Container: msg.Actor.Attributes["name"]}
+			s, err := d.openLog(ctx, msg.Actor.ID, entry, runtime.LogsOptions{Stdout: true, Stderr: true, Follow: true, Tail: -1, Since: time.Unix(0, msg.TimeNano).Add(-time.Second)})
+			if err == nil {
+				follow(s)
+			}
+		}
+	}
 }

@@ -45,18 +45,6 @@ func dependencies(labels, annotations map[string]string) []dependency {
 	return out
 }
 
-// refuseOneShot refuses service_completed_successfully, as kube.Translate
-// does for berth compose up: a StatefulSet restarts a pod whose process
-// ended, so the dependency would never complete.
-func refuseOneShot(service string, deps []dependency) error {
-	for _, d := range deps {
-		if d.condition == compose.ConditionCompleted {
-			return notSupported(fmt.Sprintf("service %s: depends_on %s: service_completed_successfully", service, d.service), "one-shot services are not mapped yet")
-		}
-	}
-	return nil
-}
-
 // waitDependencies waits until every dependency of a service in namespace
 // ns meets its condition, by the pods the informer has: service_started
 // when each of its replicas runs, service_healthy when each is ready
@@ -69,9 +57,6 @@ func refuseOneShot(service string, deps []dependency) error {
 func (b *Backend) waitDependencies(ctx context.Context, ns, service string, deps []dependency) error {
 	if len(deps) == 0 {
 		return nil
-	}
-	if err := refuseOneShot(service, deps); err != nil {
-		return err
 	}
 	failed, err := b.waitConditions(ctx, ns, deps)
 	if failed != nil {
@@ -132,6 +117,9 @@ func (b *Backend) dependencyMet(ctx context.Context, ns string, d dependency) (b
 	}
 	if err != nil {
 		return false, fromAPI(err)
+	}
+	if d.condition == compose.ConditionCompleted {
+		return b.completed(ns, d.service)
 	}
 	want := wantReplicas(ss)
 	if want == 0 {
@@ -195,7 +183,7 @@ func wantReplicas(ss *appsv1.StatefulSet) int {
 // services that do not depend on each other do not wait for each other, as
 // compose starts them. The first failure stops the rest. The actions are
 // in the order of sets (dependency order).
-func (b *Backend) applyStatefulSets(ctx context.Context, sets []*appsv1.StatefulSet) ([]compose.Action, error) {
+func (b *Backend) applyStatefulSets(ctx context.Context, sets []*appsv1.StatefulSet, oneShots map[string][]*corev1.Pod) ([]compose.Action, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	applied := map[string]chan struct{}{}
@@ -222,9 +210,15 @@ func (b *Backend) applyStatefulSets(ctx context.Context, sets []*appsv1.Stateful
 				cancel(err)
 				return
 			}
-			if _, _, err := b.apply(ctx, ss); err != nil {
+			if err := b.applyStatefulSet(ctx, ss); err != nil {
 				cancel(err)
 				return
+			}
+			for _, p := range oneShots[ss.Name] {
+				if err := b.applyOneShot(ctx, p); err != nil {
+					cancel(err)
+					return
+				}
 			}
 			done[i] = true
 			close(applied[ss.Name])

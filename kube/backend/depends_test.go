@@ -3,7 +3,6 @@ package backend
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"gotest.tools/v3/assert"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -102,7 +100,7 @@ func upProject(t *testing.T, b *Backend, project, yaml string) (*compose.UpResul
 
 // compose v2's start of a replica scales its StatefulSet up only once the
 // services it depends on are ready, even when compose did not wait (docker
-// start of the container); a one-shot dependency is refused at the create.
+// start of the container).
 func TestStartReplicaWaitsForDependencies(t *testing.T) {
 	b, cs := newBackend(t)
 	backendtest.Run(t, cs, backendtest.Options{Started: t0, NotReady: map[string]bool{"db": true}})
@@ -132,16 +130,6 @@ func TestStartReplicaWaitsForDependencies(t *testing.T) {
 	}
 	assert.Equal(t, replicasOf(t, cs, "shop", "web"), 1)
 	assert.DeepEqual(t, early(), []string(nil))
-
-	req := composeCreate(t, "web-2.json", 2)
-	req.Name = "shop-job-1"
-	req.Config.Labels["com.docker.compose.service"] = "job"
-	req.Config.Labels["com.docker.compose.depends_on"] = "db:service_completed_successfully:false"
-	_, err = b.Create(ctx, req)
-	assert.Assert(t, errdefs.IsNotImplemented(err), "%v", err)
-	assert.Assert(t, strings.Contains(err.Error(), "service_completed_successfully"), "%v", err)
-	_, err = cs.AppsV1().StatefulSets("shop").Get(ctx, "job", metav1.GetOptions{})
-	assert.Assert(t, apierrors.IsNotFound(err), "a refused create applied its StatefulSet: %v", err)
 }
 
 // berth compose up --wait returns once every replica runs and the ones

@@ -49,9 +49,14 @@ func (b *Backend) Up(ctx context.Context, req compose.UpRequest) (*compose.UpRes
 	}
 	res := &compose.UpResult{Project: p.Name}
 	var sets []*appsv1.StatefulSet
+	oneShots := map[string][]*corev1.Pod{} // by service
 	for _, o := range m.Objects() {
-		if ss, ok := o.(*appsv1.StatefulSet); ok {
-			sets = append(sets, ss)
+		switch o := o.(type) {
+		case *appsv1.StatefulSet:
+			sets = append(sets, o)
+			continue
+		case *corev1.Pod:
+			oneShots[o.Labels[compose.LabelService]] = append(oneShots[o.Labels[compose.LabelService]], o)
 			continue
 		}
 		kind, name, err := b.apply(ctx, o)
@@ -65,7 +70,7 @@ func (b *Backend) Up(ctx context.Context, req compose.UpRequest) (*compose.UpRes
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.Timeout)*time.Second)
 		defer cancel()
 	}
-	acts, err := b.applyStatefulSets(ctx, sets)
+	acts, err := b.applyStatefulSets(ctx, sets, oneShots)
 	res.Actions = append(res.Actions, acts...)
 	if err != nil || !req.Wait {
 		return res, err
@@ -109,6 +114,8 @@ func (b *Backend) apply(ctx context.Context, o k8sruntime.Object) (kind, name st
 		kind, err = "StatefulSet", ignoreObj(b.c.AppsV1().StatefulSets(ns).Patch(ctx, name, types.ApplyPatchType, data, opts))
 	case *corev1.Pod:
 		kind, err = "Pod", ignoreObj(b.c.CoreV1().Pods(ns).Patch(ctx, name, types.ApplyPatchType, data, opts))
+	case *corev1.ConfigMap:
+		kind, err = "ConfigMap", ignoreObj(b.c.CoreV1().ConfigMaps(ns).Patch(ctx, name, types.ApplyPatchType, data, opts))
 	default:
 		return "", "", fmt.Errorf("kube backend: cannot apply a %T", o)
 	}

@@ -73,6 +73,9 @@ func isSignal(s string, names ...string) bool {
 // halt stops (stop) or kills (!stop) the container ref.
 func (b *Backend) halt(ctx context.Context, ref string, grace *int64, code int32, stop bool) error {
 	p, err := b.lookup(ref)
+	if err != nil && stop && b.beingReplaced(ref) {
+		return nil // compose stops the replaced one by its id; its pod is being replaced
+	}
 	if err != nil {
 		_, l, ok := b.localFind(ref)
 		switch {
@@ -84,6 +87,9 @@ func (b *Backend) halt(ctx context.Context, ref string, grace *int64, code int32
 		return notRunning(name(l.pod))
 	}
 	st := podState(p, b.now())
+	if stop && isReplica(p) && st.status != container.StateRemoving && b.beingReplaced(containerID(p)) {
+		return b.stopReplaced(ctx, p, grace)
+	}
 	if st.status == container.StateExited || st.status == container.StateRemoving {
 		if stop {
 			return errdefs.ErrNotModified
@@ -93,7 +99,9 @@ func (b *Backend) halt(ctx context.Context, ref string, grace *int64, code int32
 	if !stop {
 		b.event(p, events.ActionKill, map[string]string{"signal": killSignal(grace)})
 	}
-	if isReplica(p) {
+	if isOneShotPod(p) {
+		err = b.stopOneShot(ctx, p, grace, code)
+	} else if isReplica(p) {
 		err = b.stopReplica(ctx, p, grace, code)
 	} else {
 		b.quietly(p)
@@ -222,7 +230,30 @@ func (b *Backend) removeReplica(ctx context.Context, p *corev1.Pod, opts runtime
 	}
 	b.setLocal(containerID(p), nil)
 	b.event(p, events.ActionDestroy, nil)
+	if opts.RemoveVolumes {
+		if err := b.removeAnonymous(ctx, p); err != nil {
+			return err
+		}
+	}
 	return b.retireService(ctx, keyOf(p))
+}
+
+// removeAnonymous is rm -v of a replica: the claims its StatefulSet made
+// for it from its claim templates (its anonymous volumes,
+// <template>-<pod>), as Docker removes a container's anonymous volumes.
+func (b *Backend) removeAnonymous(ctx context.Context, p *corev1.Pod) error {
+	k := keyOf(p)
+	ss, err := b.c.AppsV1().StatefulSets(k.ns).Get(ctx, k.service, metav1.GetOptions{})
+	if err != nil {
+		return fromAPI(ignoreGone(err))
+	}
+	for _, tmpl := range ss.Spec.VolumeClaimTemplates {
+		claim := tmpl.Name + "-" + p.Name
+		if err := ignoreGone(b.c.CoreV1().PersistentVolumeClaims(k.ns).Delete(ctx, claim, metav1.DeleteOptions{})); err != nil {
+			return fmt.Errorf("delete PersistentVolumeClaim %s/%s: %w", k.ns, claim, fromAPI(err))
+		}
+	}
+	return nil
 }
 
 // retireService deletes a service's StatefulSet and Services once it has

@@ -15,7 +15,9 @@ import (
 // localState is what berthd knows of a container the cluster has no pod
 // for (yet, or any more): Docker has containers that exist without running,
 // Kubernetes has no such pods. These records live in berthd's memory and
-// are lost with a restart (docs/kubernetes.md).
+// are kept in the cluster for the next berthd: a compose replica's on its
+// StatefulSet (records.go), a plain container's in a ConfigMap of the
+// default namespace (plainrecords.go).
 type localState int
 
 const (
@@ -54,11 +56,18 @@ func (b *Backend) setLocal(id string, l *local) {
 	}
 	b.mu.Unlock()
 	b.notify()
-	// a compose replica's created and stopped records are kept on its
-	// StatefulSet, for the next berthd (records.go)
+	// the created and stopped records are kept for the next berthd: a
+	// compose replica's on its StatefulSet (records.go), a plain
+	// container's in a ConfigMap (plainrecords.go)
 	for _, r := range []*local{old, l} {
 		if r != nil && isReplica(r.pod) && r.state != localStarting {
 			b.recordsChanged(keyOf(r.pod))
+			break
+		}
+	}
+	for _, r := range []*local{old, l} {
+		if r != nil && !isReplica(r.pod) && r.state != localStarting {
+			b.plainRecordsChanged()
 			break
 		}
 	}

@@ -55,9 +55,9 @@ func (b *Backend) recordsChanged(k svcKey) {
 func (b *Backend) persistRecords(ctx context.Context, k svcKey) error {
 	recs := map[string]replicaRecord{}
 	b.mu.Lock()
-	for _, l := range b.local {
-		if !isReplica(l.pod) || keyOf(l.pod) != k {
-			continue
+	for id, l := range b.local {
+		if _, tmp := b.replacing[id]; tmp || !isReplica(l.pod) || keyOf(l.pod) != k {
+			continue // a recreate's new container is the replica's after its rename
 		}
 		st := podState(l.pod, b.now())
 		r := replicaRecord{Created: l.pod.CreationTimestamp.UTC()}
@@ -102,6 +102,9 @@ func (b *Backend) restoreRecords(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.restorePlainRecords(ctx); err != nil {
+		return err
+	}
 	for i := range sets.Items {
 		ss := &sets.Items[i]
 		v := ss.Annotations[annotationRecords]

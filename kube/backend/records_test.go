@@ -2,12 +2,15 @@ package backend
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"gotest.tools/v3/assert"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/berthd/berth/runtime"
 )
 
 // The created and stopped replicas of compose's containers outlive a
@@ -64,4 +67,63 @@ func TestRecordsSurviveRestart(t *testing.T) {
 	ss, err = cs.AppsV1().StatefulSets("shop").Get(ctx, "web", metav1.GetOptions{})
 	assert.NilError(t, err)
 	assert.Equal(t, ss.Annotations[annotationRecords], "", "records of running replicas kept")
+}
+
+// The created and stopped plain containers (docker run) outlive a berthd
+// restart too: kept in the ConfigMap berth-containers of the default
+// namespace, read back with the same ids, names, states and exit codes;
+// starting one there applies its Pod, and a removed one's record goes.
+func TestPlainRecordsSurviveRestart(t *testing.T) {
+	b, cs := newBackend(t)
+	ctx := context.Background()
+	create := func(name string) string {
+		c, err := b.Create(ctx, runtime.CreateRequest{Name: name, Config: &container.Config{Image: "busybox", Cmd: []string{"sleep", "1000"}}, HostConfig: &container.HostConfig{}})
+		assert.NilError(t, err)
+		return c.ID
+	}
+	ids := map[string]string{"made": create("made"), "halted": create("halted"), "gone": create("gone")}
+	assert.NilError(t, b.Start(ctx, "halted"))
+	waitFor(t, "halted's pod", func() bool { _, ok := b.inCluster(ids["halted"]); return ok })
+	assert.NilError(t, b.Kill(ctx, "halted", "SIGKILL"))
+	assert.NilError(t, b.Remove(ctx, "gone", runtime.RemoveOptions{}))
+	want := map[string]container.ContainerState{"/made": "created", "/halted": "exited"}
+	plain := func(b *Backend) map[string]container.ContainerState {
+		out := map[string]container.ContainerState{}
+		for n, st := range names(t, b, "") {
+			if !strings.HasPrefix(n, "/shop-") {
+				out[n] = st
+			}
+		}
+		return out
+	}
+	assert.DeepEqual(t, plain(b), want)
+	b.persistWG.Wait()
+	cm, err := cs.CoreV1().ConfigMaps("berth-default").Get(ctx, configMapRecords, metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, len(cm.Data), 2, "records %v", cm.Data)
+
+	// the next berthd over the same cluster
+	b2, err := New(Deps{Client: cs, Now: func() time.Time { return t0 }})
+	assert.NilError(t, err)
+	sctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	assert.NilError(t, b2.Sync(sctx))
+	assert.DeepEqual(t, plain(b2), want)
+	for _, n := range []string{"made", "halted"} {
+		r, err := b2.Inspect(ctx, n, false)
+		assert.NilError(t, err)
+		assert.Equal(t, r.ID, ids[n], n)
+	}
+	r, err := b2.Inspect(ctx, "halted", false)
+	assert.NilError(t, err)
+	assert.Equal(t, r.State.ExitCode, 137)
+
+	assert.NilError(t, b2.Start(ctx, "made"))
+	_, err = cs.CoreV1().Pods("berth-default").Get(ctx, "made", metav1.GetOptions{})
+	assert.NilError(t, err, "start applied the restored container's pod")
+	assert.NilError(t, b2.Remove(ctx, "halted", runtime.RemoveOptions{}))
+	b2.persistWG.Wait()
+	cm, err = cs.CoreV1().ConfigMaps("berth-default").Get(ctx, configMapRecords, metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, len(cm.Data), 0, "records of a started and a removed container kept: %v", cm.Data)
 }

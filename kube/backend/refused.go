@@ -23,9 +23,6 @@ func (b *Backend) Unpause(ctx context.Context, ref string) error { return notImp
 func (b *Backend) RemoveLink(ctx context.Context, ref string) error {
 	return notImplemented("links (rm --link)")
 }
-func (b *Backend) Rename(ctx context.Context, oldName, newName string) error {
-	return notImplemented("rename")
-}
 func (b *Backend) Prune(ctx context.Context, f filters.Args) (*container.PruneReport, error) {
 	return nil, notImplemented("container prune")
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,16 +36,16 @@ func ordinal(p *corev1.Pod) int {
 // the first create of a service applies its namespace, claims, Services
 // and StatefulSet at 0 replicas; every create records the replica as
 // created, and start scales the StatefulSet to include it. A create of
-// another configuration (compose recreating a changed service) is refused.
+// another configuration applies the service's new StatefulSet, which rolls
+// its running pods; compose sends it as the first step of recreating a
+// replica (com.docker.compose.replace: recreate.go), or for a replica it
+// adds to a service it recreates.
 func (b *Backend) createReplica(ctx context.Context, req runtime.CreateRequest) (container.CreateResponse, error) {
 	r, err := kube.TranslateCreate(kube.CreateRequest{Name: req.Name, Config: req.Config, HostConfig: req.HostConfig, Networking: req.NetworkingConfig}, b.o)
 	if err != nil {
 		return container.CreateResponse{}, err
 	}
 	ss := r.Manifests.StatefulSets[0]
-	if err := refuseOneShot(r.Service, dependencies(ss.Labels, ss.Annotations)); err != nil {
-		return container.CreateResponse{}, err
-	}
 	recordDockerNames(ss, req)
 	cur, err := b.c.AppsV1().StatefulSets(ss.Namespace).Get(ctx, ss.Name, metav1.GetOptions{})
 	switch {
@@ -53,8 +54,8 @@ func (b *Backend) createReplica(ctx context.Context, req runtime.CreateRequest) 
 		return container.CreateResponse{}, fromAPI(err)
 	case cur.Labels[kube.LabelManagedBy] != kube.ManagedBy:
 		return container.CreateResponse{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("StatefulSet %s/%s exists and is not berth's", ss.Namespace, ss.Name))
-	case configHash(&cur.Spec.Template) != r.ConfigHash:
-		return container.CreateResponse{}, notImplemented(fmt.Sprintf("recreating service %s of project %s with a changed configuration through container creates (remove its containers first, or use `berth compose up`, which rolls the StatefulSet); changing a service", r.Service, r.Project))
+	case r.Replaces != "":
+		return b.createReplacement(ctx, r, cur, req.Name)
 	default:
 		ss.Spec.Replicas = cur.Spec.Replicas // a create changes no running replica
 	}
@@ -67,7 +68,12 @@ func (b *Backend) createReplica(ctx context.Context, req runtime.CreateRequest) 
 		return container.CreateResponse{}, conflictName(name(pod))
 	}
 	for _, o := range r.Manifests.Objects() {
-		if _, _, err := b.apply(ctx, o); err != nil {
+		if set, ok := o.(*appsv1.StatefulSet); ok {
+			err = b.applyStatefulSet(ctx, set)
+		} else {
+			_, _, err = b.apply(ctx, o)
+		}
+		if err != nil {
 			return container.CreateResponse{}, err
 		}
 	}
@@ -95,6 +101,11 @@ func (b *Backend) startReplica(ctx context.Context, id string, l *local) error {
 	// replica, compose up --no-start then start), by the same rule as up
 	if err := b.waitDependencies(ctx, k.ns, k.service, dependencies(l.pod.Labels, l.pod.Annotations)); err != nil {
 		return err
+	}
+	if one, err := b.oneShot(ctx, k.ns, k.service); err != nil {
+		return err
+	} else if one {
+		return b.startOneShot(ctx, id, l)
 	}
 	b.scaleMu.Lock()
 	defer b.scaleMu.Unlock()

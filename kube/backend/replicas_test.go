@@ -90,12 +90,6 @@ func TestComposeUpByCreates(t *testing.T) {
 	assert.Equal(t, replicasOf(t, cs, "shop", "web"), 2)
 	waitState(t, b, map[string]container.ContainerState{"/shop-db-1": "running", "/shop-web-1": "running", "/shop-web-2": "running"})
 
-	changed := composeCreate(t, "web-2.json", 3)
-	changed.Config.Labels["com.docker.compose.config-hash"] = "0000000000000000000000000000000000000000000000000000000000000000"
-	_, err = b.Create(ctx, changed)
-	assert.Assert(t, errdefs.IsNotImplemented(err), "%v", err)
-	assert.ErrorContains(t, err, "recreating service web")
-
 	// docker compose stop: every replica at once
 	var wg sync.WaitGroup
 	errs := make([]error, 2)

@@ -191,6 +191,10 @@ func randomHex(n int) string {
 // the cluster has a pod for is running, or was: 304, as Docker answers.
 func (b *Backend) Start(ctx context.Context, ref string) error {
 	if p, err := b.lookup(ref); err == nil {
+		if isOneShotPod(p) && podState(p, b.now()).status == container.StateExited {
+			// a one-shot replica runs again, as a container that exited does
+			return b.startOneShot(ctx, containerID(p), &local{pod: cleanCopy(p), state: localStopped})
+		}
 		if isReplica(p) || podState(p, b.now()).status != container.StateExited {
 			return errdefs.ErrNotModified
 		}
@@ -225,21 +229,40 @@ func (b *Backend) Start(ctx context.Context, ref string) error {
 // Remove deletes a plain container's Pod (or forgets a created or stopped
 // one); a compose replica is scaled away first (removeReplica).
 func (b *Backend) Remove(ctx context.Context, ref string, opts runtime.RemoveOptions) error {
+	if b.beingReplaced(ref) { // compose removes the replaced one by its id
+		b.removeReplaced(ref)
+		return nil
+	}
 	p, err := b.lookup(ref)
 	if err != nil {
 		id, l, ok := b.localFind(ref)
 		if !ok {
 			return err
 		}
+		if b.beingReplaced(id) {
+			b.removeReplaced(id)
+			return nil
+		}
+		b.mu.Lock()
+		delete(b.replacing, id) // a recreate's new container, removed before its rename
+		b.mu.Unlock()
 		if l.state == localStarting && !opts.Force {
 			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container \"/%s\": container is starting: stop the container before removing or force remove", name(l.pod)))
 		}
 		b.setLocal(id, nil)
 		b.event(l.pod, events.ActionDestroy, nil)
 		if isReplica(l.pod) {
+			if opts.RemoveVolumes {
+				if err := b.removeAnonymous(ctx, l.pod); err != nil {
+					return err
+				}
+			}
 			return b.retireService(ctx, keyOf(l.pod))
 		}
 		return nil
+	}
+	if isOneShotPod(p) {
+		return b.removeOneShot(ctx, p, opts)
 	}
 	if isReplica(p) {
 		return b.removeReplica(ctx, p, opts)

@@ -5,8 +5,12 @@ package backendtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,8 +35,9 @@ const PodIndexLabel = kube.PodIndexLabel
 
 // RunController plays the StatefulSet controller and the kubelet until
 // the test ends: for every StatefulSet it makes pods 1..replicas from the
-// template, running and ready, started at started, and deletes the ones
-// above.
+// template, running and ready, started at started, deletes the ones
+// above, and replaces the ones it made from another template (a rolling
+// update, all at once).
 func RunController(t testing.TB, cs *fake.Clientset, started time.Time) {
 	t.Helper()
 	Run(t, cs, Options{Started: started})
@@ -56,8 +61,13 @@ func Run(t testing.TB, cs *fake.Clientset, o Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pw, err := cs.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		defer w.Stop()
+		defer pw.Stop()
 		for {
 			select {
 			case <-ctx.Done():
@@ -68,6 +78,18 @@ func Run(t testing.TB, cs *fake.Clientset, o Options) {
 				}
 				if ss, isSet := ev.Object.(*appsv1.StatefulSet); isSet && ev.Type != watch.Deleted {
 					reconcile(ctx, cs, ss, o)
+				}
+			case ev, ok := <-pw.ResultChan():
+				if !ok {
+					return
+				}
+				// a pod it made that is deleted is made again, if its
+				// StatefulSet still wants it
+				if p, isPod := ev.Object.(*corev1.Pod); isPod && ev.Type == watch.Deleted && p.Annotations[AnnotationRevision] != "" {
+					set := strings.TrimSuffix(p.Name, "-"+p.Labels[PodIndexLabel])
+					if ss, err := cs.AppsV1().StatefulSets(p.Namespace).Get(ctx, set, metav1.GetOptions{}); err == nil {
+						reconcile(ctx, cs, ss, o)
+					}
 				}
 			}
 		}
@@ -83,25 +105,47 @@ func reconcile(ctx context.Context, cs *fake.Clientset, ss *appsv1.StatefulSet, 
 	if err != nil {
 		return
 	}
+	revision := Revision(ss)
 	have := map[int]bool{}
 	for _, p := range pods.Items {
 		n, _ := strconv.Atoi(p.Labels[PodIndexLabel])
-		if n > want {
+		if p.Name != ss.Name+"-"+strconv.Itoa(n) {
+			continue // not one of its ordinals' (a one-shot replica's pod): not its to adopt
+		}
+		old := p.Annotations[AnnotationRevision] != "" && p.Annotations[AnnotationRevision] != revision
+		if n > want || old {
 			_ = cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
 		}
-		have[n] = true
+		have[n] = !old
 	}
 	for n := 1; n <= want; n++ {
 		if have[n] {
 			continue
 		}
 		p := kube.ReplicaPod(ss, n, o.Started)
+		p.Annotations = maps.Clone(p.Annotations)
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations[AnnotationRevision] = revision
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, Image: p.Spec.Containers[0].Image,
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(o.Started)}}, Ready: !o.NotReady[ss.Name], Started: ptr(true)}}
 		if _, err := cs.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			panic(err)
 		}
 	}
+}
+
+// AnnotationRevision is the template a pod of the fake controller was
+// made from (Revision).
+const AnnotationRevision = "backendtest/revision"
+
+// Revision is a digest of a StatefulSet's pod template, as the
+// controller's revisions are.
+func Revision(ss *appsv1.StatefulSet) string {
+	data, _ := json.Marshal(ss.Spec.Template)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
 }
 
 // SetReady sets the readiness of a pod's containers, as the kubelet does
