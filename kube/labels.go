@@ -13,6 +13,11 @@ import (
 
 // What berth puts on every object it owns, so that its informers list only
 // its own objects and `down` deletes only what `up` made.
+// DefaultStopSeconds is Docker's stop timeout, a container's
+// terminationGracePeriodSeconds unless its stop_grace_period or
+// --stop-timeout says otherwise (Kubernetes' own default is 30).
+const DefaultStopSeconds = 10
+
 const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	ManagedBy      = "berth"

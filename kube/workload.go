@@ -86,10 +86,14 @@ func (t *translator) statefulSet(s types.ServiceConfig) (*appsv1.StatefulSet, er
 	if err := podOptions(s, &pod); err != nil {
 		return nil, err
 	}
+	// Docker's stop waits 10 s for a process to end after its stop
+	// signal, Kubernetes' 30 s by default: compose down of processes that
+	// ignore SIGTERM would take three times as long
+	secs := int64(DefaultStopSeconds)
 	if s.StopGracePeriod != nil {
-		secs := int64(time.Duration(*s.StopGracePeriod).Seconds())
-		pod.TerminationGracePeriodSeconds = &secs
+		secs = int64(time.Duration(*s.StopGracePeriod).Seconds())
 	}
+	pod.TerminationGracePeriodSeconds = &secs
 	if s.Init != nil && *s.Init {
 		// the pod's pause process is PID 1 and reaps, as docker-init does
 		pod.ShareProcessNamespace = new(true)

@@ -16,7 +16,8 @@ coredns=$(./scripts/coredns.sh)/coredns
 # berthd-kube again when a Go file of berth's (not the tools', not the tests') is newer
 [ -x bin/berthd-kube ] && [ -z "$(find . -name '*.go' -newer bin/berthd-kube -not -path './tools/*' -not -path './integration/*' -not -name '*_test.go' -print -quit)" ] || make berthd-kube
 [ -x bin/docker-compose ] || make compose
-export KUBE_TOOLS=$tools COREDNS=$coredns BERTHD_KUBE=$root/bin/berthd-kube COMPOSE=$root/bin/docker-compose
+make berth
+export KUBE_TOOLS=$tools COREDNS=$coredns BERTHD_KUBE=$root/bin/berthd-kube COMPOSE=$root/bin/docker-compose BERTH=$root/bin/berth
 export DOCKER=${DOCKER:-$(command -v docker || echo /usr/local/bin/docker)}
 start=$(date +%s)
 go test -tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper,berth_kube_e2e \

@@ -37,8 +37,7 @@ func (l *lockedBuffer) String() string {
 // -f` follow a replica that starts after the follow began (worker scaled
 // from 3 to 4): both print worker-4's log (kwok's simulated line).
 func shopFollowLogs(t *testing.T, c *cluster, d *dockerCLI, sock string) {
-	berth, err := filepath.Abs("../../bin/berth")
-	must(t, err)
+	berth := envPath(t, "BERTH", "") // the berth CLI (scripts/e2e-kube.sh builds it)
 	file := filepath.Join(d.dir, "shop", "compose.yaml")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -139,6 +139,7 @@ func TestRunIsAPodInTheDefaultNamespace(t *testing.T) {
 	assert.Equal(t, pod.Annotations["label.berth/url"], "http://x/y")
 	assert.Equal(t, pod.Spec.RestartPolicy, corev1.RestartPolicyNever)
 	assert.Equal(t, pod.Spec.Containers[0].ImagePullPolicy, corev1.PullIfNotPresent, "docker run pulls only a missing image")
+	assert.Equal(t, *pod.Spec.TerminationGracePeriodSeconds, int64(10), "docker stop's 10 s, not Kubernetes' 30")
 	assert.Equal(t, pod.ManagedFields[0].Manager, FieldManager)
 
 	// the kubelet runs it
@@ -266,4 +267,26 @@ func TestEngineComposeCreateStartPs(t *testing.T) {
 	assert.Assert(t, strings.Contains(rec.Body.String(), `"StatusCode":0`), rec.Body.String())
 	rec = do("DELETE", "/v1.51/containers/shop-db-1", "")
 	assert.Equal(t, rec.Code, http.StatusNoContent, rec.Body.String())
+}
+
+// --stop-timeout is the pod's grace period; one that waits forever cannot be
+// expressed and is refused, leaving no pod and no record.
+func TestRunStopTimeoutIsTheGracePeriod(t *testing.T) {
+	b, cs := newBackend(t)
+	ctx := context.Background()
+	five := 5
+	created, err := b.Create(ctx, runtime.CreateRequest{Name: "slow", Config: &container.Config{Image: "busybox", StopTimeout: &five}, HostConfig: &container.HostConfig{}})
+	assert.NilError(t, err)
+	assert.NilError(t, b.Start(ctx, created.ID))
+	pod, err := cs.CoreV1().Pods("berth-default").Get(ctx, "slow", metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, *pod.Spec.TerminationGracePeriodSeconds, int64(5))
+
+	forever := -1
+	_, err = b.Create(ctx, runtime.CreateRequest{Name: "never", Config: &container.Config{Image: "busybox", StopTimeout: &forever}, HostConfig: &container.HostConfig{}})
+	assert.Assert(t, errdefs.IsNotImplemented(err), "%v", err)
+	assert.ErrorContains(t, err, "--stop-timeout -1")
+	list, err := b.List(ctx, runtime.ListOptions{All: true})
+	assert.NilError(t, err)
+	assert.Equal(t, len(list), 1, "the refused create left nothing")
 }

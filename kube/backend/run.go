@@ -144,15 +144,23 @@ func (b *Backend) podFor(req runtime.CreateRequest, podName, dockerName string) 
 			annotations[dockerLabelAnnotationPrefix+k] = v
 		}
 	}
+	grace := int64(kube.DefaultStopSeconds)
+	if cfg.StopTimeout != nil {
+		if *cfg.StopTimeout < 0 {
+			return nil, notSupported(fmt.Sprintf("--stop-timeout %d (a stop that waits forever)", *cfg.StopTimeout), "a pod's grace period is finite")
+		}
+		grace = int64(*cfg.StopTimeout)
+	}
 	p := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: b.defNS, Labels: labels, Annotations: annotations, CreationTimestamp: metav1.NewTime(b.now())},
 		Spec: corev1.PodSpec{
-			Containers:                   []corev1.Container{c},
-			RestartPolicy:                podRestart(hc.RestartPolicy),
-			EnableServiceLinks:           ptr(false),
-			AutomountServiceAccountToken: ptr(false),
-			Hostname:                     cfg.Hostname,
+			Containers:                    []corev1.Container{c},
+			RestartPolicy:                 podRestart(hc.RestartPolicy),
+			EnableServiceLinks:            ptr(false),
+			AutomountServiceAccountToken:  ptr(false),
+			Hostname:                      cfg.Hostname,
+			TerminationGracePeriodSeconds: &grace,
 		},
 	}
 	if hc.RestartPolicy.Name != "" {
