@@ -6,22 +6,12 @@
 # with the Corefile of `berth kube dns-config` (docs/kubernetes.md, "DNS").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/toolcache.sh
 key=$(cat tools/coredns/go.mod tools/coredns/go.sum tools/coredns/main.go | sha256sum | cut -c1-16)
 base=${COREDNS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/coredns}
 dir=$base/$key
-if [ -x "$dir/coredns" ]; then
-	echo "$dir"
-	exit 0
+if ! tool_cached "$dir" coredns; then
+	build() { (cd tools/coredns && go build -trimpath -ldflags='-s -w' -o "$1/coredns" .); }
+	tool_build coredns "$dir" build
 fi
-mkdir -p "$base"
-tmp=$(mktemp -d "$base/.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-# only the podman libraries of the main module need berth's build tags
-export GOFLAGS=-buildvcs=false
-start=$(date +%s)
-(cd tools/coredns && go build -trimpath -ldflags='-s -w' -o "$tmp/coredns" .)
-echo "coredns: built in $(($(date +%s) - start))s" >&2
-rm -rf "$dir"
-mv "$tmp" "$dir"
-trap - EXIT
 echo "$dir"

@@ -9,6 +9,7 @@
 # <dir>/stages for `make e2e-kube`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/toolcache.sh
 key=$(cat tools/kube/go.mod tools/kube/go.sum tools/kube/etcd/main.go tools/kube/kwok/go.mod tools/kube/kwok/go.sum | sha256sum | cut -c1-16)
 base=${KUBE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kube-tools}
 dir=$base/$key
@@ -23,26 +24,17 @@ stages() {
 		"$k"/kustomize/stage/pod/fast/pod-{ready,complete,delete}.yaml "$1/stages/"
 	chmod u+w "$1"/stages/*.yaml
 }
-have=1
-for b in "${bins[@]}"; do [ -x "$dir/$b" ] || have=0; done
-if [ "$have" = 1 ]; then
+if tool_cached "$dir" "${bins[@]}"; then
 	[ -f "$dir/stages/pod-ready.yaml" ] || stages "$dir"
 	echo "$dir"
 	exit 0
 fi
-mkdir -p "$base"
-tmp=$(mktemp -d "$base/.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-# only the podman libraries of the main module need berth's build tags
-export GOFLAGS=-buildvcs=false
-start=$(date +%s)
-(cd tools/kube && go build -trimpath -ldflags='-s -w' -o "$tmp/" \
-	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-	k8s.io/kubernetes/cmd/kube-scheduler ./etcd)
-(cd tools/kube/kwok && go build -trimpath -ldflags='-s -w' -o "$tmp/" sigs.k8s.io/kwok/cmd/kwok)
-echo "kube-tools: built ${bins[*]} in $(($(date +%s) - start))s" >&2
-stages "$tmp"
-rm -rf "$dir"
-mv "$tmp" "$dir"
-trap - EXIT
+build() {
+	(cd tools/kube && go build -trimpath -ldflags='-s -w' -o "$1/" \
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler ./etcd)
+	(cd tools/kube/kwok && go build -trimpath -ldflags='-s -w' -o "$1/" sigs.k8s.io/kwok/cmd/kwok)
+	stages "$1"
+}
+tool_build "kube-tools (${bins[*]})" "$dir" build
 echo "$dir"

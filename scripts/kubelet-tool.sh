@@ -6,21 +6,12 @@
 # kubelet's path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/toolcache.sh
 key=$(cat tools/kube/kubelet/go.mod tools/kube/kubelet/go.sum | sha256sum | cut -c1-16)
-base=${KUBE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubelet}
+base=${KUBELET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubelet}
 dir=$base/$key
-if [ -x "$dir/kubelet" ]; then
-	echo "$dir/kubelet"
-	exit 0
+if ! tool_cached "$dir" kubelet; then
+	build() { (cd tools/kube/kubelet && go build -trimpath -ldflags='-s -w' -o "$1/" k8s.io/kubernetes/cmd/kubelet); }
+	tool_build kubelet "$dir" build
 fi
-mkdir -p "$base"
-tmp=$(mktemp -d "$base/.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-export GOFLAGS=-buildvcs=false
-start=$(date +%s)
-(cd tools/kube/kubelet && go build -trimpath -ldflags='-s -w' -o "$tmp/" k8s.io/kubernetes/cmd/kubelet)
-echo "kubelet-tool: built kubelet in $(($(date +%s) - start))s" >&2
-rm -rf "$dir"
-mv "$tmp" "$dir"
-trap - EXIT
 echo "$dir/kubelet"

@@ -186,18 +186,21 @@ func (c *cluster) addNode(name string) {
 		Labels:      map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"}}}
 	_, err := c.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	must(c.t, err)
-	c.waitFor("node "+name+" Ready", 2*time.Minute, func() error {
-		n, err := c.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
+	c.waitFor("node "+name+" Ready", 2*time.Minute, func() error { return c.nodeReady(name) })
+}
+
+// nodeReady says why node name is not Ready, if it is not.
+func (c *cluster) nodeReady(name string) error {
+	n, err := c.cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+			return nil
 		}
-		for _, cond := range n.Status.Conditions {
-			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-				return nil
-			}
-		}
-		return fmt.Errorf("node %s not Ready: %v", name, n.Status.Conditions)
-	})
+	}
+	return fmt.Errorf("node %s not Ready: %v", name, n.Status.Conditions)
 }
 
 // addVolumes makes n PersistentVolumes of the backend's default claim size

@@ -17,7 +17,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -105,7 +104,7 @@ func startRealNode(t *testing.T, c *cluster) *realNode {
 		"--root-dir="+filepath.Join(n.dir, "kubelet"), "--hostname-override="+realNodeName,
 		"--node-ip="+nodeIP.String(), "--v=1")
 	t.Cleanup(func() { deleteAllPods(c) })
-	c.waitFor("node "+realNodeName+" Ready", 3*time.Minute, func() error { return nodeReady(c, realNodeName) })
+	c.waitFor("node "+realNodeName+" Ready", 3*time.Minute, func() error { return c.nodeReady(realNodeName) })
 	patch := []byte(`{"spec":{"unschedulable":true}}`)
 	_, err := c.cs.CoreV1().Nodes().Patch(context.Background(), "kwok-node-1", types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 	must(t, err)
@@ -208,19 +207,6 @@ volumePluginDir: %s
 `, n.ctrSock, nodeIP, freePort(c.t), c.pki.path("kubelet.crt"), c.pki.path("kubelet.key"), c.pki.path("ca.crt"),
 		nodeIP, resolv, filepath.Join(n.dir, "volume-plugins"))
 	return os.WriteFile(path, []byte(cfg), 0o644)
-}
-
-func nodeReady(c *cluster, name string) error {
-	n, err := c.cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	for _, cond := range n.Status.Conditions {
-		if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-			return nil
-		}
-	}
-	return fmt.Errorf("node %s not Ready: %v", name, n.Status.Conditions)
 }
 
 // deleteAllPods deletes every workload and pod and waits until the kubelet stopped them
@@ -415,14 +401,22 @@ func removeCgroups() {
 	}
 }
 
-// TestKubeletRealPods: berth's pods run as real containers.
-func TestKubeletRealPods(t *testing.T) {
+// berthdOnRealNode starts the control plane, the real node and berthd-kube,
+// and returns the cluster and the docker CLI on berthd.
+func berthdOnRealNode(t *testing.T) (*cluster, *dockerCLI) {
+	t.Helper()
 	c := startCluster(t)
 	startRealNode(t, c)
 	dir := t.TempDir()
 	sock := startBerthd(t, c, dir)
 	d := newDockerCLI(t, sock, dir)
 	waitFor(t, "berthd-kube answers", time.Minute, func() error { _, err := d.run("version"); return err })
+	return c, d
+}
+
+// TestKubeletRealPods: berth's pods run as real containers.
+func TestKubeletRealPods(t *testing.T) {
+	c, d := berthdOnRealNode(t)
 
 	// a plain docker run: a Pod on the real node, its log from the kubelet
 	d.ok("run", "-d", "--name", "hello", "busybox", "sh", "-c", "echo hello from a real pod; exec sleep 3600")
@@ -492,12 +486,7 @@ volumes:
 // name db through the cluster DNS, the other project's by its berth zone
 // name; scale and down -v converge.
 func TestKubeletRealCompose(t *testing.T) {
-	c := startCluster(t)
-	startRealNode(t, c)
-	dir := t.TempDir()
-	sock := startBerthd(t, c, dir)
-	d := newDockerCLI(t, sock, dir)
-	waitFor(t, "berthd-kube answers", time.Minute, func() error { _, err := d.run("version"); return err })
+	c, d := berthdOnRealNode(t)
 
 	for _, p := range []string{"shop", "blog"} {
 		d.writeProject(p, realProject(p))
