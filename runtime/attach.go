@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 
+	"github.com/berthd/berth/internal/detachkeys"
 	"github.com/berthd/berth/internal/safe"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -40,8 +40,6 @@ type Attachment struct {
 // detach keys; the container keeps running.
 var ErrDetached = errors.New("detached")
 
-const defaultDetachKeys = "ctrl-p,ctrl-q"
-
 // attacher runs attach streams (docker attach, start -a). It needs the
 // events sink and a replayer of the log so far (logs=1); the monitor to
 // stream from comes with the container, and a stream to a container that
@@ -73,9 +71,9 @@ func (s *Service) Attach(ctx context.Context, name string, opts AttachOptions) (
 func (at *attacher) open(ctx context.Context, c *ctr, name string, opts AttachOptions) (*Attachment, error) {
 	keys := opts.DetachKeys
 	if keys == "" {
-		keys = defaultDetachKeys
+		keys = detachkeys.Default
 	}
-	seq, err := ParseDetachKeys(keys)
+	seq, err := detachkeys.Parse(keys)
 	if err != nil {
 		return nil, err
 	}
@@ -128,10 +126,10 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		readyOnce()
 		return nil
 	}
-	var detached chan struct{}
+	var detached <-chan struct{}
 	if a.opts.Stdin && stdin != nil && rec.Config.OpenStdin {
-		dr := &detachReader{r: stdin, keys: a.keys, detached: make(chan struct{})}
-		detached = dr.detached
+		dr := detachkeys.NewReader(stdin, a.keys)
+		detached = dr.Detached()
 		a.streams.Stdin = dr
 	} else if stdin != nil {
 		// nothing to forward; drain what the client sends
@@ -259,93 +257,4 @@ func (s *Service) Resize(ctx context.Context, name string, height, width uint) e
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is not running", c.rec.ID))
 	}
 	return task.Resize(ctx, height, width)
-}
-
-// ParseDetachKeys reads a detach key sequence such as "ctrl-p,ctrl-q".
-func ParseDetachKeys(s string) ([]byte, error) {
-	var out []byte
-	for _, k := range strings.Split(s, ",") {
-		k = strings.TrimSpace(k)
-		switch {
-		case len(k) == 1:
-			out = append(out, k[0])
-		case strings.HasPrefix(k, "ctrl-") && len(k) == 6:
-			ch := k[5]
-			switch {
-			case ch >= 'a' && ch <= 'z':
-				out = append(out, ch-'a'+1)
-			case ch == '@':
-				out = append(out, 0)
-			case ch == '[':
-				out = append(out, 27)
-			case ch == '\\':
-				out = append(out, 28)
-			case ch == ']':
-				out = append(out, 29)
-			case ch == '^':
-				out = append(out, 30)
-			case ch == '_':
-				out = append(out, 31)
-			default:
-				return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid detach keys (%s) provided", s))
-			}
-		default:
-			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid detach keys (%s) provided", s))
-		}
-	}
-	return out, nil
-}
-
-// detachReader passes input through until the detach key sequence is typed,
-// then reads as end of input. Bytes that begin the sequence are held back
-// until it is clear they are not it.
-type detachReader struct {
-	r        io.Reader
-	keys     []byte
-	held     []byte
-	buf      []byte
-	scratch  []byte
-	err      error
-	done     bool
-	once     sync.Once
-	detached chan struct{}
-}
-
-func (d *detachReader) Read(p []byte) (int, error) {
-	for len(d.buf) == 0 {
-		if d.done {
-			return 0, io.EOF
-		}
-		if d.err != nil {
-			return 0, d.err
-		}
-		if cap(d.scratch) < len(p) {
-			d.scratch = make([]byte, len(p))
-		}
-		n, err := d.r.Read(d.scratch[:len(p)])
-		d.scan(d.scratch[:n])
-		d.err = err
-	}
-	n := copy(p, d.buf)
-	d.buf = d.buf[n:]
-	return n, nil
-}
-
-func (d *detachReader) scan(in []byte) {
-	for _, b := range in {
-		if d.done {
-			return
-		}
-		if len(d.keys) > 0 && b == d.keys[len(d.held)] {
-			d.held = append(d.held, b)
-			if len(d.held) == len(d.keys) {
-				d.done = true
-				d.once.Do(func() { close(d.detached) })
-			}
-			continue
-		}
-		d.buf = append(d.buf, d.held...)
-		d.held = d.held[:0]
-		d.buf = append(d.buf, b)
-	}
 }

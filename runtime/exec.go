@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthd/berth/internal/detachkeys"
 	"github.com/berthd/berth/internal/dropwriter"
 	"github.com/berthd/berth/internal/safe"
 	"github.com/berthd/berth/runtime/oci"
@@ -70,7 +71,7 @@ func (x *execTable) create(c *ctr, req container.ExecCreateRequest) (string, err
 		return "", errdefs.ErrInvalidArgument.WithMessage("No exec command specified")
 	}
 	if req.DetachKeys != "" {
-		if _, err := ParseDetachKeys(req.DetachKeys); err != nil {
+		if _, err := detachkeys.Parse(req.DetachKeys); err != nil {
 			return "", err
 		}
 	}
@@ -174,7 +175,7 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	}
 	detached := stdout == nil && stderr == nil && stdin == nil
 	var streams Streams
-	var detachedCh chan struct{}
+	var detachedCh <-chan struct{}
 	if !detached {
 		// a client that goes away must not cost the exec its exit code
 		// (the stream would break): its output is dropped from then on
@@ -191,11 +192,11 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		if cfg.AttachStdin && stdin != nil {
 			keys := cfg.DetachKeys
 			if keys == "" {
-				keys = defaultDetachKeys
+				keys = detachkeys.Default
 			}
-			seq, _ := ParseDetachKeys(keys)
-			dr := &detachReader{r: stdin, keys: seq, detached: make(chan struct{})}
-			detachedCh = dr.detached
+			seq, _ := detachkeys.Parse(keys)
+			dr := detachkeys.NewReader(stdin, seq)
+			detachedCh = dr.Detached()
 			streams.Stdin = dr
 		} else if stdin != nil {
 			safe.Go("drain exec input", func() { _, _ = io.Copy(io.Discard, stdin) })

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/berthd/berth/internal/detachkeys"
 	"github.com/berthd/berth/runtime"
 )
 
@@ -80,8 +81,8 @@ func (a *attaches) forget(id string) {
 // attach). stdin is attached when the container keeps it open (-i), the
 // framing is the container's TTY. An attach to a container that does not
 // run (docker run and start -a attach before the start) waits for its pod
-// to run. logs=1 replays the pod's log first (pods/log). Detach keys are
-// refused: the input is passed through, as for exec.
+// to run. logs=1 replays the pod's log first (pods/log). The detach keys
+// (ctrl-p,ctrl-q unless named) end the attachment, not the container.
 func (b *Backend) Attach(ctx context.Context, ref string, opts runtime.AttachOptions) (*AttachRun, error) {
 	if _, ok := b.executor.(noExecutor); ok {
 		return nil, notImplemented("attach without a REST config")
@@ -95,11 +96,12 @@ func (b *Backend) Attach(ctx context.Context, ref string, opts runtime.AttachOpt
 	} else {
 		return nil, err
 	}
-	if opts.DetachKeys != "" {
-		return nil, notImplemented("attach --detach-keys (the container's input is passed through)")
+	keys, err := detachSequence(opts.DetachKeys)
+	if err != nil {
+		return nil, err
 	}
 	c := mainContainer(p)
-	return &AttachRun{b: b, id: id, pod: p, opts: opts, req: ExecRequest{
+	return &AttachRun{b: b, id: id, pod: p, opts: opts, keys: keys, req: ExecRequest{
 		Namespace: p.Namespace, Pod: p.Name, Container: c.Name, Attach: true, TTY: c.TTY,
 		Stdin: opts.Stdin && c.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr && !c.TTY,
 	}}, nil
@@ -127,6 +129,7 @@ type AttachRun struct {
 	id   string
 	pod  *corev1.Pod
 	opts runtime.AttachOptions
+	keys []byte // the detach sequence
 	req  ExecRequest
 }
 
@@ -191,8 +194,22 @@ func (r *AttachRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.
 	if r.req.Stderr && stderr != nil {
 		so.Stderr = stderr
 	}
+	var detached <-chan struct{}
 	if r.req.Stdin && stdin != nil {
-		so.Stdin = stdin
+		// the container's stdin stays open when the client detaches (the
+		// pod's stdinOnce is false): only this attachment ends
+		dr := detachkeys.NewReader(stdin, r.keys)
+		so.Stdin, detached = dr, dr.Detached()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-detached:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 	} else if stdin != nil {
 		go func() { _, _ = io.Copy(io.Discard, stdin) }()
 	}
@@ -217,10 +234,27 @@ func (r *AttachRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.
 		r.b.event(p, events.ActionAttach, nil)
 	}
 	err = r.b.executor.Exec(ctx, req, so)
+	select {
+	case <-detached:
+		if p, ok := r.b.inCluster(r.id); ok {
+			r.b.event(p, events.ActionDetach, nil)
+		}
+		return runtime.ErrDetached
+	default:
+	}
 	if _, exited := ExitCode(err); exited || ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// detachSequence is the client's detach keys, Docker's when it names none;
+// keys Docker would not take are refused in its words.
+func detachSequence(keys string) ([]byte, error) {
+	if keys == "" {
+		keys = detachkeys.Default
+	}
+	return detachkeys.Parse(keys)
 }
 
 // follow streams the pod's log from its start until the process ends:

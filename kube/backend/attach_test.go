@@ -83,7 +83,7 @@ func TestEngineAttachThroughRouter(t *testing.T) {
 		code  int
 		msg   string
 	}{
-		{"stream=1&stdout=1&detachKeys=ctrl-x", http.StatusNotImplemented, "attach --detach-keys"},
+		{"stream=1&stdout=1&detachKeys=ctrl-pq", http.StatusBadRequest, "Invalid detach keys (ctrl-pq) provided"},
 		{"stream=1&stdout=1", http.StatusNotFound, "No such container: nope"},
 	} {
 		ref := "shop-db-1"
@@ -97,6 +97,37 @@ func TestEngineAttachThroughRouter(t *testing.T) {
 		assert.Equal(t, resp.StatusCode, tc.code, string(body))
 		assert.Assert(t, strings.Contains(string(body), tc.msg), string(body))
 	}
+}
+
+// The detach keys end the attachment: pods/attach got the input before
+// them, the client's stream ends, the pod is left running.
+func TestEngineAttachDetachKeys(t *testing.T) {
+	got := make(chan string, 1)
+	fx := &fakeExecutor{run: func(req ExecRequest, so remotecommand.StreamOptions) error {
+		in, _ := io.ReadAll(so.Stdin)
+		got <- string(in)
+		return nil
+	}}
+	pods := shopPods()
+	pods[0].Spec.Containers[0].Stdin = true
+	b, cs := attachBackend(t, fx, pods...)
+	srv := httptest.NewServer(engine.New(engine.Config{APIVersion: "1.56", MinAPIVersion: "1.24"}, b.Routers(Version{Berth: "test", APIVersion: "1.56", MinAPIVersion: "1.24"})...).Handler())
+	defer srv.Close()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	assert.NilError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST /v1.56/containers/shop-db-1/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	assert.NilError(t, err)
+	br := bufio.NewReader(conn)
+	up, err := http.ReadResponse(br, nil)
+	assert.NilError(t, err)
+	assert.Equal(t, up.StatusCode, http.StatusSwitchingProtocols)
+	_, err = io.WriteString(conn, "ls\x10\x11rm -rf /")
+	assert.NilError(t, err)
+	assert.Equal(t, <-got, "ls")
+	_, _ = io.Copy(io.Discard, br) // the stream ends without the client closing its side
+	_, err = cs.CoreV1().Pods("shop").Get(context.Background(), "db-1", metav1.GetOptions{})
+	assert.NilError(t, err, "the pod runs on")
 }
 
 // docker run -it: the attach comes before the start; it waits until the

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/berthd/berth/internal/detachkeys"
 	"github.com/berthd/berth/internal/dropwriter"
+	"github.com/berthd/berth/runtime"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -45,7 +47,7 @@ type kexec struct {
 // runs the command as the container's user, in its working directory, with
 // its environment and capabilities: an exec that asks for another user,
 // directory, more environment or privileges is refused (501) rather than
-// run otherwise; detach keys are refused too (the stream is passed through).
+// run otherwise.
 func (b *Backend) ExecCreate(ctx context.Context, ref string, req container.ExecCreateRequest) (string, error) {
 	p, err := b.lookup(ref)
 	if err != nil {
@@ -96,10 +98,9 @@ func execRefused(c corev1.Container, req container.ExecCreateRequest) error {
 		return notImplemented("exec --env (an exec runs with its container's environment)")
 	case req.WorkingDir != "" && req.WorkingDir != c.WorkingDir:
 		return notImplemented("exec --workdir other than the container's (an exec runs in its container's working directory)")
-	case req.DetachKeys != "":
-		return notImplemented("exec --detach-keys (the exec's input is passed through)")
 	}
-	return nil
+	_, err := detachSequence(req.DetachKeys)
+	return err
 }
 
 // containerUser is the container's user as Docker writes it (uid[:gid]), ""
@@ -244,6 +245,7 @@ func (r *ExecRun) Cancel() {
 func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := r.e
 	detached := stdin == nil && stdout == nil && stderr == nil
+	var detachedCh <-chan struct{}
 	var so remotecommand.StreamOptions
 	so.Tty = e.req.TTY
 	if !detached {
@@ -255,7 +257,12 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 			so.Stderr = stderr
 		}
 		if e.req.Stdin && stdin != nil {
-			so.Stdin = stdin
+			keys, _ := detachSequence(e.cfg.DetachKeys)
+			dr := detachkeys.NewReader(stdin, keys)
+			// after the detach keys the exec's input stays open (pods/exec
+			// would close the process's stdin at the reader's end): it
+			// blocks until the exec ends
+			so.Stdin, detachedCh = heldOpen{r: dr, detached: dr.Detached(), done: e.done}, dr.Detached()
 		} else if stdin != nil {
 			go func() { _, _ = io.Copy(io.Discard, stdin) }()
 		}
@@ -306,9 +313,33 @@ func (r *ExecRun) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	select {
 	case <-finished:
 		return nil
+	case <-detachedCh:
+		r.b.event(e.pod, events.ActionExecDetach, map[string]string{"execID": e.id})
+		return runtime.ErrDetached // the exec runs on
 	case <-ctx.Done():
 		return ctx.Err() // the client went away; the exec runs on
 	}
+}
+
+// heldOpen reads r; once r ended because the client detached, it blocks
+// until done instead of reporting the end (an input the client closed
+// still ends).
+type heldOpen struct {
+	r        io.Reader
+	detached <-chan struct{}
+	done     <-chan struct{}
+}
+
+func (h heldOpen) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if err == io.EOF && n == 0 {
+		select {
+		case <-h.detached:
+			<-h.done
+		default:
+		}
+	}
+	return n, err
 }
 
 // sizeQueue hands remotecommand the terminal's sizes until the exec ends.

@@ -8,9 +8,12 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/berthd/berth/internal/detachkeys"
+	"github.com/berthd/berth/runtime"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"gotest.tools/v3/assert"
@@ -77,7 +80,7 @@ func TestExecCreateRefusesWhatPodsExecCannotExpress(t *testing.T) {
 		{"another user", "shop-db-1", container.ExecCreateRequest{Cmd: cmd, User: "root"}, errdefs.IsNotImplemented, "exec --user other than the container's"},
 		{"env", "shop-db-1", container.ExecCreateRequest{Cmd: cmd, Env: []string{"A=1"}}, errdefs.IsNotImplemented, "exec --env"},
 		{"another workdir", "shop-db-1", container.ExecCreateRequest{Cmd: cmd, WorkingDir: "/tmp"}, errdefs.IsNotImplemented, "exec --workdir"},
-		{"detach keys", "shop-db-1", container.ExecCreateRequest{Cmd: cmd, DetachKeys: "ctrl-x"}, errdefs.IsNotImplemented, "exec --detach-keys"},
+		{"detach keys Docker would not take", "shop-db-1", container.ExecCreateRequest{Cmd: cmd, DetachKeys: "ctrl-pq"}, errdefs.IsInvalidArgument, "Invalid detach keys (ctrl-pq) provided"},
 		{"no command", "shop-db-1", container.ExecCreateRequest{}, errdefs.IsInvalidArgument, "No exec command specified"},
 		{"exited", "shop-worker-2", container.ExecCreateRequest{Cmd: cmd}, errdefs.IsConflict, "is not running"},
 		{"unknown", "nope", container.ExecCreateRequest{Cmd: cmd}, errdefs.IsNotFound, "No such container: nope"},
@@ -252,6 +255,71 @@ func TestExecDetachedRunsWithoutTheClient(t *testing.T) {
 		insp, err := b.ExecInspect(ctx, id)
 		return err == nil && insp.ExitCode != nil && *insp.ExitCode == 7
 	})
+}
+
+// The detach keys end the client's stream, not the exec: the command got
+// what came before them, runs on with its input open, and its exit code
+// is recorded when it ends; an input the client closes still ends.
+func TestExecDetachKeysLeaveItRunning(t *testing.T) {
+	got, release := make(chan string, 1), make(chan struct{})
+	fx := &fakeExecutor{run: func(req ExecRequest, so remotecommand.StreamOptions) error {
+		buf := make([]byte, 2)
+		_, err := io.ReadFull(so.Stdin, buf)
+		got <- string(buf)
+		if err != nil {
+			return err
+		}
+		// remotecommand copies the input on as long as the exec runs
+		go func() { _, _ = io.Copy(io.Discard, so.Stdin) }()
+		<-release
+		return exitErr(4)
+	}}
+	b := execBackend(t, fx)
+	ctx := context.Background()
+	for _, keys := range []string{"", "ctrl-x,y"} {
+		seq := "\x10\x11"
+		if keys != "" {
+			seq = "\x18y"
+		}
+		id, err := b.ExecCreate(ctx, "shop-db-1", container.ExecCreateRequest{Cmd: []string{"sh"}, AttachStdin: true, AttachStdout: true, DetachKeys: keys})
+		assert.NilError(t, err)
+		run, err := b.ExecStart(ctx, id, container.ExecStartRequest{})
+		assert.NilError(t, err)
+		err = run.Run(ctx, strings.NewReader("ls"+seq+"never sent"), io.Discard, io.Discard)
+		assert.Assert(t, errors.Is(err, runtime.ErrDetached), "%v", err)
+		assert.Equal(t, <-got, "ls")
+		insp, err := b.ExecInspect(ctx, id)
+		assert.NilError(t, err)
+		assert.Assert(t, insp.Running, "the exec runs on after the detach")
+		release <- struct{}{}
+		waitFor(t, "the exit code", func() bool {
+			insp, err := b.ExecInspect(ctx, id)
+			return err == nil && insp.ExitCode != nil && *insp.ExitCode == 4
+		})
+	}
+}
+
+// After the detach keys the exec's input blocks until the exec ends (the
+// process keeps its stdin); an input the client closed ends at once.
+func TestHeldOpenOnlyAfterADetach(t *testing.T) {
+	done := make(chan struct{})
+	dr := detachkeys.NewReader(strings.NewReader("a"), []byte{16, 17})
+	h := heldOpen{r: dr, detached: dr.Detached(), done: done}
+	b, err := io.ReadAll(h)
+	assert.NilError(t, err, "no detach: the client's end is the input's end")
+	assert.Equal(t, string(b), "a")
+
+	dr = detachkeys.NewReader(strings.NewReader("a\x10\x11"), []byte{16, 17})
+	h = heldOpen{r: dr, detached: dr.Detached(), done: done}
+	var closed atomic.Bool
+	read := make(chan bool)
+	go func() {
+		_, _ = io.ReadAll(h)
+		read <- closed.Load()
+	}()
+	closed.Store(true)
+	close(done)
+	assert.Assert(t, <-read, "the input ended before the exec did")
 }
 
 func TestExecsGoWithTheirPod(t *testing.T) {
