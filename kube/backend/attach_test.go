@@ -57,19 +57,9 @@ func TestEngineAttachThroughRouter(t *testing.T) {
 	pods := shopPods()
 	pods[0].Spec.Containers[0].Stdin = true
 	b, _ := attachBackend(t, fx, pods...)
-	srv := httptest.NewServer(engine.New(engine.Config{APIVersion: "1.56", MinAPIVersion: "1.24"}, b.Routers(Version{Berth: "test", APIVersion: "1.56", MinAPIVersion: "1.24"})...).Handler())
-	defer srv.Close()
-
-	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	assert.NilError(t, err)
-	defer conn.Close()
-	_, err = fmt.Fprintf(conn, "POST /v1.56/containers/shop-db-1/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
-	assert.NilError(t, err)
-	br := bufio.NewReader(conn)
-	up, err := http.ReadResponse(br, nil)
-	assert.NilError(t, err)
-	assert.Equal(t, up.StatusCode, http.StatusSwitchingProtocols)
-	_, err = io.WriteString(conn, "hello")
+	srv := engineServer(t, b)
+	conn, br := attachStream(t, srv)
+	_, err := io.WriteString(conn, "hello")
 	assert.NilError(t, err)
 	assert.NilError(t, conn.(*net.TCPConn).CloseWrite())
 	stdout, stderr := demux(t, br)
@@ -99,6 +89,31 @@ func TestEngineAttachThroughRouter(t *testing.T) {
 	}
 }
 
+// engineServer serves b's routers over HTTP until the test ends.
+func engineServer(t *testing.T, b *Backend) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(engine.New(engine.Config{APIVersion: "1.56", MinAPIVersion: "1.24"}, b.Routers(Version{Berth: "test", APIVersion: "1.56", MinAPIVersion: "1.24"})...).Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// attachStream hijacks an attach to shop-db-1 with every stream, as the
+// docker CLI does, and returns the connection and its reader after the
+// 101 answer.
+func attachStream(t *testing.T, srv *httptest.Server) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	assert.NilError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	_, err = fmt.Fprintf(conn, "POST /v1.56/containers/shop-db-1/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	assert.NilError(t, err)
+	br := bufio.NewReader(conn)
+	up, err := http.ReadResponse(br, nil)
+	assert.NilError(t, err)
+	assert.Equal(t, up.StatusCode, http.StatusSwitchingProtocols)
+	return conn, br
+}
+
 // The detach keys end the attachment: pods/attach got the input before
 // them, the client's stream ends, the pod is left running.
 func TestEngineAttachDetachKeys(t *testing.T) {
@@ -111,18 +126,9 @@ func TestEngineAttachDetachKeys(t *testing.T) {
 	pods := shopPods()
 	pods[0].Spec.Containers[0].Stdin = true
 	b, cs := attachBackend(t, fx, pods...)
-	srv := httptest.NewServer(engine.New(engine.Config{APIVersion: "1.56", MinAPIVersion: "1.24"}, b.Routers(Version{Berth: "test", APIVersion: "1.56", MinAPIVersion: "1.24"})...).Handler())
-	defer srv.Close()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	assert.NilError(t, err)
-	defer conn.Close()
-	_, err = fmt.Fprintf(conn, "POST /v1.56/containers/shop-db-1/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
-	assert.NilError(t, err)
-	br := bufio.NewReader(conn)
-	up, err := http.ReadResponse(br, nil)
-	assert.NilError(t, err)
-	assert.Equal(t, up.StatusCode, http.StatusSwitchingProtocols)
-	_, err = io.WriteString(conn, "ls\x10\x11rm -rf /")
+	srv := engineServer(t, b)
+	conn, br := attachStream(t, srv)
+	_, err := io.WriteString(conn, "ls\x10\x11rm -rf /")
 	assert.NilError(t, err)
 	assert.Equal(t, <-got, "ls")
 	_, _ = io.Copy(io.Discard, br) // the stream ends without the client closing its side
