@@ -76,8 +76,13 @@ func Run(t testing.TB, cs *fake.Clientset, o Options) {
 				if !ok {
 					return
 				}
+				// the set as it is now, not as the event saw it: an event
+				// still queued from before a scale-down would make the pods
+				// the scale removed again
 				if ss, isSet := ev.Object.(*appsv1.StatefulSet); isSet && ev.Type != watch.Deleted {
-					reconcile(ctx, cs, ss, o)
+					if cur, err := cs.AppsV1().StatefulSets(ss.Namespace).Get(ctx, ss.Name, metav1.GetOptions{}); err == nil {
+						reconcile(ctx, cs, cur, o)
+					}
 				}
 			case ev, ok := <-pw.ResultChan():
 				if !ok {
