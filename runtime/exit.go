@@ -46,7 +46,18 @@ func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 		c.health = nil
 	}
 	s.teardown(context.Background(), c)
-	_ = task.Close()
+	if (rec.HostConfig.AutoRemove && !c.manualRestart) || c.removing {
+		// Never started again: the monitor's end (the runtime's delete)
+		// need not hold up the removal.
+		closing := make(chan struct{})
+		c.closing = closing
+		s.bgGo(func() {
+			defer close(closing)
+			_ = task.Close()
+		})
+	} else {
+		_ = task.Close() // before anyone may start it again
+	}
 	s.execs.finish(c)
 	// readers read views: one that acts on the die event (a job's end, a
 	// build step's) must find the container exited

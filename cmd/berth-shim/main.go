@@ -1,6 +1,7 @@
 // Command berth-shim is berth's per-container monitor. berthd starts one per
-// container as `berth-shim <state-dir>`; it re-executes itself in a new
-// session so that it is nobody's child and outlives berthd, creates the
+// container as `berth-shim <state-dir>`, in a new session and with
+// _BERTH_SHIM_DAEMON=1 (started otherwise, it re-executes itself so), and
+// it outlives berthd; it creates the
 // container with the OCI runtime, owns its stdio, writes its log through the
 // container's logging driver (package runtime/logdriver),
 // runs its execs, records its exit status in <state-dir>/exit.json and serves
@@ -27,7 +28,7 @@ import (
 	"github.com/berthd/berth/runtime/shim/proto"
 )
 
-const daemonEnv = "_BERTH_SHIM_DAEMON"
+const daemonEnv = proto.DaemonEnv
 
 // No heap profiling: its bucket table costs pages in every shim.
 var _ = func() int { runtime.MemProfileRate = 0; return 0 }()
@@ -74,7 +75,9 @@ func relaunch() int {
 
 func run(stateDir string) int {
 	// Our fd 3 came without close-on-exec; runc and the container must not
-	// inherit it (the launcher reads it to EOF).
+	// inherit it (the launcher reads it to EOF). Nor anything else a
+	// parent leaked (fds 4 and up).
+	closeRangeCloexec(4)
 	syscall.CloseOnExec(3)
 	ready := os.NewFile(3, "ready")
 	cfg, err := loadConfig(stateDir)

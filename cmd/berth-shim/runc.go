@@ -34,8 +34,17 @@ var callSeq atomic.Int64
 func (s *shim) runc(stdio []uintptr, args ...string) error {
 	logPath := filepath.Join(s.dir, "runc-"+strconv.FormatInt(callSeq.Add(1), 10)+".log")
 	defer os.Remove(logPath)
-	argv := append([]string{s.runtimePath, "--log", logPath, "--log-format", "json"}, s.rootArgs...)
-	argv = append(argv, args...)
+	return s.runcTo(logPath, stdio, args...)
+}
+
+// runcTo is runc with the runtime's log in logPath ("": the runtime logs
+// to the stderr it is given, and the error is its exit status).
+func (s *shim) runcTo(logPath string, stdio []uintptr, args ...string) error {
+	argv := []string{s.runtimePath}
+	if logPath != "" {
+		argv = append(argv, "--log", logPath, "--log-format", "json")
+	}
+	argv = append(append(argv, s.rootArgs...), args...)
 	if stdio == nil {
 		null := s.devNull.Fd()
 		stdio = []uintptr{null, null, null}

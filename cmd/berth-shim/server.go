@@ -136,7 +136,12 @@ func (s *shim) handle(conn *net.UnixConn) {
 	case proto.OpKill:
 		err2 = s.kill(syscall.Signal(req.Signal))
 	case proto.OpRelease:
-		err2 = s.releaseShim()
+		if err2 = s.releasable(); err2 == nil {
+			// the shim exits once released: answer first
+			respond(conn, proto.Response{})
+			s.released.Do(func() { close(s.release) })
+			return
+		}
 	default:
 		err2 = kindError(proto.KindInvalid, "unknown op "+strconv.Quote(req.Op))
 	}
@@ -164,13 +169,17 @@ func (s *shim) kill(sig syscall.Signal) error {
 	return err
 }
 
-func (s *shim) releaseShim() error {
-	select {
-	case <-s.exited:
-	default:
+// releasable returns once the runtime's state is deleted, so that berthd,
+// released, may create the same container again; or says why the shim
+// cannot be released.
+func (s *shim) releasable() error {
+	s.mu.Lock()
+	stopped := s.exit != nil
+	s.mu.Unlock()
+	if !stopped {
 		return kindError(proto.KindConflict, "container is still running")
 	}
-	s.released.Do(func() { close(s.release) })
+	<-s.exited
 	return nil
 }
 

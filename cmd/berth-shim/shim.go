@@ -54,7 +54,7 @@ type shim struct {
 	waiters  map[net.Conn]struct{}
 	execs    map[string]*execProc
 	execSeq  int
-	exited   chan struct{} // closed once exit.json is written and runc state deleted
+	exited   chan struct{} // closed once exit.json is written, the waiters told and runc state deleted
 	release  chan struct{}
 	released sync.Once
 	listener *net.UnixListener
@@ -241,8 +241,12 @@ func (s *shim) start() error {
 		return kindError(proto.KindConflict, "container is "+status)
 	}
 	s.waitCapture() // it reads the init's seccomp filters: before it runs anything
-	if err := s.runc(nil, "start", s.cfg.ID); err != nil {
+	if started, err := s.startByFifo(); err != nil {
 		return err
+	} else if !started {
+		if err := s.runc(nil, "start", s.cfg.ID); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	if s.status == proto.StatusCreated {
@@ -253,8 +257,11 @@ func (s *shim) start() error {
 }
 
 // initExited runs when the container's init exits: it drains the output,
-// records the exit, deletes the runtime state, tells the waiters, and exits
-// the shim once berthd releases it (or the grace period ends).
+// records the exit, tells the waiters, deletes the runtime state, and exits
+// the shim once berthd releases it (or the grace period ends). The waiters
+// hear of the exit before the runtime's delete (a runc process: ~20 ms), so
+// berthd's teardown overlaps it; Release waits for it (releasable), and
+// berthd releases before it starts the same container again.
 func (s *shim) initExited(ws syscall.WaitStatus) {
 	exit := &proto.Exit{ExitCode: exitCode(ws), ExitedAt: time.Now().UTC()}
 	s.drainOutputs(2 * time.Second)
@@ -263,9 +270,6 @@ func (s *shim) initExited(ws syscall.WaitStatus) {
 	exit.LogDropped = s.dropped()
 	if err := writeExit(s.path(proto.ExitFile), exit); err != nil {
 		os.Stderr.WriteString("berth-shim: write exit status: " + err.Error() + "\n")
-	}
-	if err := s.runc(nil, "delete", "--force", s.cfg.ID); err != nil {
-		os.Stderr.WriteString("berth-shim: " + err.Error() + "\n")
 	}
 	s.hub.closeAll()
 
@@ -278,12 +282,18 @@ func (s *shim) initExited(ws syscall.WaitStatus) {
 	waiters := s.waiters
 	s.waiters = nil
 	s.mu.Unlock()
-	close(s.exited)
 	for c := range waiters {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		respond(c, proto.Response{Status: proto.StatusStopped, Pid: s.initPid, Exit: exit})
 		c.Close()
 	}
+	// berthd may remove the state directory meanwhile (a container that is
+	// being removed): this runc writes no log file there; its messages go
+	// to the shim's stderr (shim.log).
+	if err := s.runcTo("", []uintptr{s.devNull.Fd(), 2, 2}, "delete", "--force", s.cfg.ID); err != nil {
+		os.Stderr.WriteString("berth-shim: " + err.Error() + "\n")
+	}
+	close(s.exited)
 
 	t := time.NewTimer(s.cfg.ExitGrace)
 	select {

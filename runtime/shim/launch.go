@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/containerd/errdefs"
@@ -104,32 +105,55 @@ func Launch(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// startShim runs `berth-shim <dir>`, which re-executes itself in its own
-// session and exits at once; the real shim reports on the returned pipe.
+// startShim starts `berth-shim <dir>` in its own session, as berthd's child
+// (reaped by shims once it exits; init's once berthd is gone); the shim
+// reports on the returned pipe. (Started by anything else, the shim forks
+// itself away first.)
 func startShim(bin, name, dir string) (*os.File, error) {
 	logf, err := os.OpenFile(filepath.Join(dir, proto.ShimLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, dir)
+	argv0 := bin
 	if name != "" {
-		cmd.Args[0] = filepath.Join(filepath.Dir(bin), name)
+		argv0 = filepath.Join(filepath.Dir(bin), name)
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = cmd.Run() // the launcher only forks the shim; it takes a millisecond
+	pidfd := -1
+	pid, err := syscall.ForkExec(bin, []string{argv0, dir}, &syscall.ProcAttr{
+		Env:   shimEnv(),
+		Files: []uintptr{null.Fd(), logf.Fd(), logf.Fd(), w.Fd()},
+		Sys:   &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd},
+	})
 	w.Close()
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("start %s: %v: %w", bin, err, errdefs.ErrUnknown)
 	}
+	shims.watch(pid, pidfd)
 	return r, nil
+}
+
+// shimEnv is berthd's environment for a shim started as the monitor itself
+// (proto.DaemonEnv) with one P.
+func shimEnv() []string {
+	env := os.Environ()
+	out := make([]string, 0, len(env)+2)
+	for _, e := range env {
+		if !strings.HasPrefix(e, proto.DaemonEnv+"=") && !strings.HasPrefix(e, "GOMAXPROCS=") {
+			out = append(out, e)
+		}
+	}
+	return append(out, proto.DaemonEnv+"=1", "GOMAXPROCS=1")
 }
 
 // abandon gets rid of a container nobody will manage.

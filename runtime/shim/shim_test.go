@@ -48,6 +48,10 @@ func run(t *testing.T, cfg Config) monitor.ExitStatus {
 	assert.Assert(t, c.Pid() > 0)
 	assert.NilError(t, c.Start(ctx))
 	st, err := c.Wait(ctx)
+	if err != nil {
+		b, _ := os.ReadFile(filepath.Join(cfg.StateDir, "shim.log"))
+		t.Logf("wait failed; shim.log: %s", b)
+	}
 	assert.NilError(t, err)
 	assert.NilError(t, c.Release(ctx))
 	assertGone(t, cfg, c.ShimPid())

@@ -23,6 +23,11 @@ import (
 	"github.com/berthd/berth/runtime/logfile"
 )
 
+// DaemonEnv is set (to 1) in the environment of a shim that runs as the
+// monitor itself; without it the shim forks itself into a new session first
+// (berthd sets it and starts the shim in its own session).
+const DaemonEnv = "_BERTH_SHIM_DAEMON"
+
 // Version is the protocol version; a shim answers a request of another
 // version with KindInvalid.
 const Version = 1
