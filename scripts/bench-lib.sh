@@ -39,6 +39,8 @@ ms_of() { local t0=${EPOCHREALTIME/./} t1; "$@" >/dev/null 2>&1 || { echo "bench
 # median_of K CMD...: median wall ms of K runs
 median_of() { local k=$1 i; shift; for i in $(seq "$k"); do ms_of "$@"; done | sort -n | awk '{v[NR]=$1} END {printf "%.1f\n", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+# rss_parts PID: "anonymous / file-backed" resident MB (file-backed: the executable's pages)
+rss_parts() { awk '/^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {printf "%.1f / %.1f", a/1024, f/1024}' "/proc/$1/status" 2>/dev/null; }
 shim_pids() { # builtins only: with 1000 monitors, 3 processes per monitor took minutes
     local p a
     for p in $(pgrep -x berth-shim) $(pgrep -x berth-shim-remo); do
@@ -108,6 +110,7 @@ bench_cleanup() {
         for i in $(seq 150); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.2; done
         kill -0 "$BPID" 2>/dev/null && kill -KILL "$BPID"
     fi
+    [ -n "${REPLAY_PID:-}" ] && kill "$REPLAY_PID" 2>/dev/null
     for p in $(shim_pids); do echo "bench: leftover shim $p" >&2; kill -KILL "$p" 2>/dev/null; done
     # the containers of those: every process in this daemon's cgroup parent
     for p in $(find /sys/fs/cgroup/pids/"$CGPARENT" -name cgroup.procs -exec cat {} + 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done

@@ -18,19 +18,37 @@ B load -i "$IMAGE_TAR" >/dev/null
 B tag "$(B images -q | head -1)" busybox:latest 2>/dev/null || true
 B network create --subnet 10.222.32.0/21 scale >/dev/null
 sleep 2
-IDLE_RSS=$(rss_kb "$BPID")
+IDLE_RSS=$(rss_kb "$BPID") IDLE_PARTS=$(rss_parts "$BPID")
 grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | grep -vx "$EXECROOT/netns" | sort >"$ROOT/mounts.0"
 M0=$(count_mounts); V0=$(count_veths); C0=$(count_cgroups); S0=$(count_shims)
 
+API=$(curl -sf --unix-socket "$BSOCK" http://x/version | python3 -c 'import json, sys; print(json.load(sys.stdin)["ApiVersion"])')
+REPLAY_PID=
+# replay_ps: `docker ps -a` against scripts/replay-api.py serving berthd's answer of
+# now: the CLI's own share of the `ps -a` figure (its floor)
+replay_ps() {
+    local body=$ROOT/ps.json rsock=$ROOT/replay.sock t i
+    curl -sf --unix-socket "$BSOCK" "http://x/v$API/containers/json?all=1" -o "$body"
+    python3 scripts/replay-api.py "$rsock" "$body" "$API" &
+    REPLAY_PID=$!
+    for i in $(seq 100); do curl -sf --unix-socket "$rsock" http://x/_ping >/dev/null 2>&1 && break; sleep 0.05; done
+    t=$(median_of "$K" docker -H "unix://$rsock" ps -a)
+    kill "$REPLAY_PID"; wait "$REPLAY_PID" 2>/dev/null || true
+    REPLAY_PID=
+    echo "$t"
+}
 runone() { B run -d --network scale --name "s$1" busybox sleep 36000 >/dev/null; }
 measure() { # label
-    local ps ins dns
+    local ps ins dns api rp
     ps=$(median_of "$K" B ps -a)
+    # berthd's answer alone (curl), and the CLI alone on a replay of it
+    api=$(median_of "$K" curl -sf --unix-socket "$BSOCK" -o /dev/null "http://x/v$API/containers/json?all=1")
+    rp=$(replay_ps)
     ins=$(median_of "$K" B inspect s1)
     dns=$(median_of "$K" B exec s1 nslookup s2)
     # the exec alone, to take out of the DNS figure
     ex=$(median_of "$K" B exec s1 true)
-    echo "$1|$ps|$ins|$dns|$ex"
+    echo "$1|$ps|$ins|$dns|$ex|$api|$rp"
 }
 t0=$(now_ms)
 for i in $(seq 10); do runone "$i"; done
@@ -78,7 +96,7 @@ t0=$(now_ms)
 B rm -f $(B ps -aq) >/dev/null
 RM_MS=$(( $(now_ms) - t0 ))
 sleep 5
-AFTER_RSS=$(rss_kb "$BPID")
+AFTER_RSS=$(rss_kb "$BPID") AFTER_PARTS=$(rss_parts "$BPID")
 grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | grep -vx "$EXECROOT/netns" | sort >"$ROOT/mounts.1"
 M1=$(count_mounts); V1=$(count_veths); C1=$(count_cgroups); S1=$(count_shims)
 
@@ -87,10 +105,12 @@ echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| measure (median of $K, ms) | 10 containers | $N containers | ratio |"
 echo "|---|---:|---:|---:|"
-IFS='|' read -r _ ps10 in10 dn10 ex10 <<<"$AT10"
-IFS='|' read -r _ psN inN dnN exN <<<"$ATN"
+IFS='|' read -r _ ps10 in10 dn10 ex10 api10 rp10 <<<"$AT10"
+IFS='|' read -r _ psN inN dnN exN apiN rpN <<<"$ATN"
 row() { echo "| $1 | $2 | $3 | $(awk -v a="$2" -v b="$3" 'BEGIN {printf "%.2fx", (a > 0) ? b/a : 0}') |"; }
 row '`docker ps -a`' "$ps10" "$psN"
+row '... berthd alone: `GET /containers/json?all=1` (curl)' "$api10" "$apiN"
+row '... the CLI alone: `docker ps -a` against a replay of that answer' "$rp10" "$rpN"
 row '`docker inspect s1`' "$in10" "$inN"
 row '`docker exec s1 nslookup s2` (DNS by name on a user network)' "$dn10" "$dnN"
 row '`docker exec s1 true` (the exec alone)' "$ex10" "$exN"
@@ -105,6 +125,7 @@ echo "| ... restore phase over (seen in the log, polled every 0.1 s) | $PHASE_MS
 echo "| after the restart: exec, stop + start, DNS of the last container | $MANAGE |"
 echo "| \`rm -f\` of all $N | $RM_MS ms |"
 echo "| berthd RSS idle / with $N / after restart with $N / after rm -f of all | $(( IDLE_RSS / 1024 )) / $(( N_RSS / 1024 )) / $(( RESTART_RSS / 1024 )) / $(( AFTER_RSS / 1024 )) MB |"
+echo "| berthd RSS anonymous / file-backed: idle / after rm -f of all | $IDLE_PARTS / $AFTER_PARTS MB |"
 echo "| RSS after rm -f vs idle | $(awk -v a="$IDLE_RSS" -v b="$AFTER_RSS" 'BEGIN {printf "%+.0f%%", (b-a)*100/a}') |"
 echo "| monitors running with $N | $SHIMS |"
 comm -13 "$ROOT/mounts.0" "$ROOT/mounts.1" | sed 's/^/new mount after rm -f: /' >&2

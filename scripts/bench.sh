@@ -244,6 +244,53 @@ MEM[idle.A.rss]=$(sum_rss_kb "$APID" "$CPID"); MEM[idle.A.pss]=$(sum_pss_kb "$AP
 LOGLINES=${BENCH_LOG_LINES:-100000}
 LOGN=${BENCH_LOG_N:-5}
 
+# ---------------------------------------------------------------- floors
+# floors: what no engine driven by this docker CLI and this runc goes below on this
+# machine (docs/benchmarks.md "Floors"), sampled in the same run: the CLI's own start
+# (`docker --version`: no request at all), and runc alone on berth's own spec (the
+# running exec container's config.json: its root filesystem, mounts, seccomp profile
+# and capabilities, with `true`, a new network namespace and a cgroup of its own):
+# `runc run` (create, start, wait, delete in one runc), the same without seccomp, and
+# `runc create` alone (berth starts through the init's exec fifo and deletes after
+# it has answered, so create is what a `docker run --rm` waits for).
+floor_sample() { # name cmd...
+    local c=$1 t0 t1
+    shift
+    t0=${EPOCHREALTIME/./}
+    "$@" >/dev/null 2>>"$ERR" || die "floor $c: '$*' failed"
+    t1=${EPOCHREALTIME/./}
+    echo "$(( (t1 - t0) / 1000 )).$(printf %03d $(( (t1 - t0) % 1000 )))" >>"$ROOT/samples/floor-$c"
+}
+floors() {
+    local spec=$EXECROOT/c/${QEXEC_B:0:24}/config.json st=$ROOT/floor-state i
+    [ -f "$spec" ] || die "floors: no bundle at $spec"
+    mkdir -p "$ROOT/floor" "$ROOT/floor-noseccomp" "$st"
+    python3 - "$spec" "$ROOT" <<'PY'
+import json, sys
+spec, root = sys.argv[1], sys.argv[2]
+c = json.load(open(spec))
+c["process"]["args"] = ["true"]
+c["process"]["terminal"] = False
+c["linux"]["namespaces"] = [{"type": n["type"]} for n in c["linux"]["namespaces"]]
+c["linux"]["cgroupsPath"] = "/berth-bench-floor/floor"  # one run at a time: runc deletes it
+json.dump(c, open(root + "/floor/config.json", "w"))
+c["linux"].pop("seccomp", None)
+json.dump(c, open(root + "/floor-noseccomp/config.json", "w"))
+PY
+    echo "bench: floors: docker --version, runc run / create of berth's spec"
+    for i in $(seq "$N"); do
+        floor_sample cli docker --version
+        floor_sample runc-run runc --root "$st" run --bundle "$ROOT/floor" "floor$RUNID-r$i"
+        floor_sample runc-run-noseccomp runc --root "$st" run --bundle "$ROOT/floor-noseccomp" "floor$RUNID-n$i"
+        floor_sample runc-create runc --root "$st" create --bundle "$ROOT/floor" "floor$RUNID-c$i"
+        runc --root "$st" delete --force "floor$RUNID-c$i" >/dev/null 2>&1 || true
+    done
+    for i in /sys/fs/cgroup/*/berth-bench-floor /sys/fs/cgroup/berth-bench-floor; do
+        [ -d "$i" ] && find "$i" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+    return 0
+}
+
 # ---------------------------------------------------------------- quick
 # BENCH_ONLY=quick: the lines of issue 17's table that take seconds, not minutes
 # (run --rm, run --rm --network none, create, exec) and idle memory.
@@ -260,6 +307,7 @@ for i in $(seq "$N"); do
         t=QEXEC_$e; timeit exec "$e" docker exec "${!t}" true
     done
 done
+floors
 for e in B A; do $e rm -f $(cat "$ROOT/ids.$e") >/dev/null 2>&1 || true; : >"$ROOT/ids.$e"; done
 fi
 
@@ -453,11 +501,34 @@ EOF
     row "daemon RSS after the builds (BuildKit started)" "${MEM[build.B.rss]}" "${MEM[build.A.rss]}" ""
     fi
 }
+# floor_table: the floors' medians, and the quick lines' targets in ms next to the
+# floor they stand on.
+floor_table() {
+    [ -s "$ROOT/samples/floor-cli" ] || return 0
+    local cli rr rn rc run create exec x
+    med() { stats "$ROOT/samples/$1" | cut -d' ' -f1; }
+    cli=$(med floor-cli) rr=$(med floor-runc-run) rn=$(med floor-runc-run-noseccomp) rc=$(med floor-runc-create)
+    echo
+    printf '| floor (median / p90 of %s, ms) | |\n|---|---:|\n' "$N"
+    for x in "cli|the docker CLI's start: \`docker --version\` (no request)" \
+        "runc-run|\`runc run\` of berth's spec (\`true\`: create, start, wait, delete)" \
+        "runc-run-noseccomp|the same without seccomp" \
+        "runc-create|\`runc create\` of berth's spec"; do
+        printf '| %s | %s |\n' "${x#*|}" "$(stats "$ROOT/samples/floor-${x%%|*}" | sed 's# # / #')"
+    done
+    run=$(med run.A) create=$(med create.A) exec=$(med exec.A)
+    echo
+    printf '| line | target (ms) | floor (ms) |\n|---|---:|---:|\n'
+    awk -v t="$run" -v c="$cli" -v r="$rc" 'BEGIN {printf "| `run --rm` <= 0.25x | %.1f | %.1f (CLI start + runc create) |\n", 0.25*t, c+r}'
+    awk -v t="$create" -v c="$cli" 'BEGIN {printf "| `create` <= 0.6x | %.1f | %.1f (CLI start) |\n", 0.6*t, c}'
+    awk -v t="$exec" -v c="$cli" 'BEGIN {printf "| `exec` <= 0.3x | %.1f | %.1f (CLI start) |\n", 0.3*t, c}'
+}
+
 echo
 echo "berth $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . 2>/dev/null || echo ' (+ uncommitted changes in the tree)'), dockerd $(A version --format '{{.Server.Version}}'), docker CLI $(docker version --format '{{.Client.Version}}' 2>/dev/null), compose $("$REPO/bin/docker-compose" version --short)"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), load average at the end $LOAD"
 echo
-table | tee "$ROOT/table.md"
+{ table; floor_table; } | tee "$ROOT/table.md"
 [ -n "${BENCH_MD:-}" ] && cp "$ROOT/table.md" "$BENCH_MD"
 echo
 echo "samples (ms) are in each engine's order of the run; berthd log kept at $KEEPLOG"
