@@ -332,7 +332,11 @@ done
 
 echo "bench: $NCT running containers"
 for e in B A; do
+    # the whole sequence is one sample: $NCT x `run -d`, as a script that starts them runs it
+    t0=${EPOCHREALTIME/./}
     for i in $(seq "$NCT"); do $e run -d --label "berth.bench=$RUNID" busybox sleep 3600 >>"$ROOT/pool.$e"; done
+    t1=${EPOCHREALTIME/./}
+    echo "$(( (t1 - t0) / 1000 )).$(printf %03d $(( (t1 - t0) % 1000 )))" >>"$ROOT/samples/rund.$e"
     cat "$ROOT/pool.$e" >>"$ROOT/ids.$e"
 done
 sleep 3 # let the monitors settle (the berth shim trims after start-up bursts)
@@ -466,6 +470,7 @@ run|\`docker run --rm busybox true\`|<= 0.25x
 runnone|\`docker run --rm --network none busybox true\`|<= 0.25x
 create|\`docker create busybox true\`|<= 0.6x
 start|\`docker start -a <created>\`|
+rund|$NCT x \`docker run -d\`, sequential (one sample: the whole sequence)|<= 0.25x
 ps|\`docker ps -a\` (${PSN_B:-} / ${PSN_A:-} containers)|
 exec|\`docker exec <running> true\`|<= 0.3x
 logs|\`docker logs\` (100000 lines)|
@@ -475,8 +480,8 @@ log-none|\`docker run\` of $LOGLINES lines, none (of $LOGN)|
 log-syslog|\`docker run\` of $LOGLINES lines, syslog to udp (of $LOGN)|
 log-gelf|\`docker run\` of $LOGLINES lines, gelf to udp (of $LOGN)|
 log-fluentd|\`docker run\` of $LOGLINES lines, fluentd to tcp (of $LOGN)|
-up|compose \`up -d\` (compose-bench, 3 services)|<= 0.5x
-down|compose \`down -t 0\`|
+up|compose \`up -d\` (compose-bench, 3 services)|<= 0.2x
+down|compose \`down -t 0\`|<= 0.25x
 bcold|\`docker build --no-cache\` (3 stages, BuildKit)|<= 1.2x
 bcached|\`docker build\`, all cached (3 stages, BuildKit)|<= 1.0x
 EOF
