@@ -83,10 +83,6 @@ type ctr struct {
 	changed chan struct{}
 	// task is the monitor of the running container (nil when not running).
 	task Task
-	// closing, when set, is closed once the last run's monitor is closed in
-	// the background (an exit of a container being removed); a start waits
-	// for it, since the runtime may not create the same id before.
-	closing chan struct{}
 	// pendingAttach are attach streams waiting for the next start.
 	pendingAttach []*Attachment
 	// stopping is set while stop or kill by the user is in progress.

@@ -46,18 +46,11 @@ func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 		c.health = nil
 	}
 	s.teardown(context.Background(), c)
-	if (rec.HostConfig.AutoRemove && !c.manualRestart) || c.removing {
-		// Never started again: the monitor's end (the runtime's delete)
-		// need not hold up the removal.
-		closing := make(chan struct{})
-		c.closing = closing
-		s.bgGo(func() {
-			defer close(closing)
-			_ = task.Close()
-		})
-	} else {
-		_ = task.Close() // before anyone may start it again
-	}
+	// The shim has told the exit before it deletes the runtime's state
+	// (which overlapped the teardown above); Close waits for that delete,
+	// so the container's cgroup is gone before it may be started again or
+	// reported removed.
+	_ = task.Close()
 	s.execs.finish(c)
 	// readers read views: one that acts on the die event (a job's end, a
 	// build step's) must find the container exited

@@ -112,10 +112,6 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 			c.notify()
 		}
 	}()
-	if c.closing != nil {
-		<-c.closing // bounded: Close gives up after closeTimeout
-		c.closing = nil
-	}
 	// a bug in a step must not leave the container locked (docker ps,
 	// stop and the daemon's own shutdown would wait on it forever): the
 	// panic is logged and the start fails, undone like any other failure
