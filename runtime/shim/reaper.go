@@ -45,14 +45,17 @@ func (r *reaper) watch(pid, pidfd int) {
 	if pidfd >= 0 {
 		syscall.Close(pidfd)
 	}
-	go func() {
-		var ws syscall.WaitStatus
-		for {
-			if _, err := syscall.Wait4(pid, &ws, 0, nil); !errors.Is(err, syscall.EINTR) {
-				return
-			}
+	go reap(pid)
+}
+
+// reap waits for pid (a child of this process) and collects it.
+func reap(pid int) {
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(pid, &ws, 0, nil); !errors.Is(err, syscall.EINTR) {
+			return
 		}
-	}()
+	}
 }
 
 func (r *reaper) start() {
@@ -86,12 +89,7 @@ func (r *reaper) loop() {
 			}
 			// readable: the process has exited (a pidfd's only event),
 			// so this wait returns at once
-			var ws syscall.WaitStatus
-			for {
-				if _, err := syscall.Wait4(pid, &ws, 0, nil); !errors.Is(err, syscall.EINTR) {
-					break
-				}
-			}
+			reap(pid)
 			_ = syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, int(ev.Fd), nil)
 			syscall.Close(int(ev.Fd))
 		}
