@@ -259,9 +259,10 @@ func (s *shim) start() error {
 // initExited runs when the container's init exits: it drains the output,
 // records the exit, tells the waiters, deletes the runtime state, and exits
 // the shim once berthd releases it (or the grace period ends). The waiters
-// hear of the exit before the runtime's delete (a runc process: ~20 ms), so
-// berthd's teardown overlaps it; Release waits for it (releasable), and
-// berthd releases before it starts the same container again.
+// hear of the exit before the runtime's delete (a runc process, ~20 ms, where
+// deleteByState cannot do it), so berthd's teardown overlaps it; Release
+// waits for it (releasable), and berthd releases before it starts the same
+// container again.
 func (s *shim) initExited(ws syscall.WaitStatus) {
 	exit := &proto.Exit{ExitCode: exitCode(ws), ExitedAt: time.Now().UTC()}
 	s.drainOutputs(2 * time.Second)
@@ -287,12 +288,7 @@ func (s *shim) initExited(ws syscall.WaitStatus) {
 		respond(c, proto.Response{Status: proto.StatusStopped, Pid: s.initPid, Exit: exit})
 		c.Close()
 	}
-	// berthd may remove the state directory meanwhile (a container that is
-	// being removed): this runc writes no log file there; its messages go
-	// to the shim's stderr (shim.log).
-	if err := s.runcTo("", []uintptr{s.devNull.Fd(), 2, 2}, "delete", "--force", s.cfg.ID); err != nil {
-		os.Stderr.WriteString("berth-shim: " + err.Error() + "\n")
-	}
+	s.deleteRuntimeState()
 	close(s.exited)
 
 	t := time.NewTimer(s.cfg.ExitGrace)
