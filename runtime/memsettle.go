@@ -1,11 +1,11 @@
 package runtime
 
 import (
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
 
+	"github.com/berthd/berth/internal/memrelease"
 	"github.com/sirupsen/logrus"
 )
 
@@ -61,11 +61,7 @@ func (m *memSettler) settle() {
 }
 
 func freeOSMemory() {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
+	shed := memrelease.ShedThreads()
 	debug.FreeOSMemory()
-	runtime.ReadMemStats(&after)
-	mb := func(b uint64) float64 { return float64(b) / (1 << 20) }
-	logrus.Debugf("bulk removal settled: heap in use %.1f -> %.1f MB, returned to the OS %.1f MB (of %.1f MB obtained)",
-		mb(before.HeapInuse), mb(after.HeapInuse), mb(after.HeapReleased-before.HeapReleased), mb(after.Sys))
+	logrus.Debugf("bulk removal settled: %d idle threads ended; %s", shed, memrelease.Breakdown())
 }

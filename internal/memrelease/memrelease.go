@@ -5,6 +5,8 @@ import (
 	"context"
 	"runtime/debug"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // Settle is how long after the API is up the start-up garbage is given
@@ -18,7 +20,11 @@ const Settle = 2 * time.Second
 // AfterStartup collects once and releases the free heap to the kernel
 // when after has passed, unless ctx ends first.
 func AfterStartup(ctx context.Context, after time.Duration) {
-	afterStartup(ctx, after, debug.FreeOSMemory)
+	afterStartup(ctx, after, func() {
+		baseline.Store(int64(threadCount()))
+		debug.FreeOSMemory()
+		logrus.Debugf("start-up garbage returned: %s", Breakdown())
+	})
 }
 
 func afterStartup(ctx context.Context, after time.Duration, free func()) {

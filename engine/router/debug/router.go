@@ -2,14 +2,18 @@
 // under /berth/debug/ so they never collide with a Docker endpoint.
 //
 //	GET /berth/debug/inventory -> 200 inventory.Report
+//	GET /berth/debug/pprof/{name}[?gc=1] -> 200 runtime/pprof profile (heap, goroutine, threadcreate, allocs, ...)
 package debug
 
 import (
 	"context"
 	"net/http"
+	"runtime"
+	"runtime/pprof"
 
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/inventory"
+	"github.com/containerd/errdefs"
 )
 
 // Backend is what the debug routes need (*inventory.Taker).
@@ -34,6 +38,7 @@ func New(b Backend) *Router {
 func (d *Router) Routes() []httputil.Route {
 	return []httputil.Route{
 		httputil.NewGetRoute("/berth/debug/inventory", d.getInventory),
+		httputil.NewGetRoute("/berth/debug/pprof/{name}", d.getProfile),
 	}
 }
 
@@ -43,4 +48,19 @@ func (d *Router) getInventory(ctx context.Context, w http.ResponseWriter, r *htt
 		return err
 	}
 	return httputil.WriteJSON(w, http.StatusOK, inv)
+}
+
+// getProfile writes one of the runtime's profiles in pprof's format (go tool
+// pprof reads it); gc=1 collects first, so that a heap profile's in-use
+// figures are the live heap's.
+func (d *Router) getProfile(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+	p := pprof.Lookup(vars["name"])
+	if p == nil {
+		return errdefs.ErrNotFound.WithMessage("no such profile: " + vars["name"])
+	}
+	if r.URL.Query().Get("gc") == "1" {
+		runtime.GC()
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	return p.WriteTo(w, 0)
 }

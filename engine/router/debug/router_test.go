@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/berthd/berth/engine"
@@ -39,4 +40,18 @@ func TestInventory(t *testing.T) {
 	}
 	rec := get(t, fake{err: errors.New("netlink: boom")}, "/berth/debug/inventory")
 	assert.Equal(t, rec.Code, http.StatusInternalServerError)
+}
+
+// TestProfile: a runtime profile in pprof's format (gzipped protobuf), after
+// a collection when asked; an unknown profile is a 404.
+func TestProfile(t *testing.T) {
+	for _, path := range []string{"/berth/debug/pprof/heap?gc=1", "/berth/debug/pprof/goroutine", "/v1.56/berth/debug/pprof/threadcreate"} {
+		rec := get(t, fake{}, path)
+		assert.Equal(t, rec.Code, http.StatusOK, path)
+		b := rec.Body.Bytes()
+		assert.Assert(t, len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b, "%s: not a gzipped profile", path)
+	}
+	rec := get(t, fake{}, "/berth/debug/pprof/nosuch")
+	assert.Equal(t, rec.Code, http.StatusNotFound)
+	assert.Assert(t, strings.Contains(rec.Body.String(), "no such profile: nosuch"))
 }
