@@ -28,11 +28,11 @@ var baseline atomic.Int64
 
 // ShedThreads ends idle threads above the count the daemon had once its
 // start settled (if more than shedSlack above it), and returns how many it
-// ended. It runs one goroutine per
-// thread to end, each locked to its own thread until all are, so that
-// each ends a different one. A thread busy in a system call is not taken,
-// so if fewer are idle than counted the runtime starts threads for the
-// rest and ends them too: never more threads after than before.
+// ended. It runs one goroutine per thread to end, each locked to its own
+// thread until all are, so that each ends a different one. A thread busy
+// in a system call is not taken, so if fewer are idle than counted the
+// runtime starts threads for the rest and ends them too: never more
+// threads after than before.
 func ShedThreads() int {
 	keep := int(baseline.Load())
 	n := threadCount() - keep
