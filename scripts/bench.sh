@@ -66,6 +66,7 @@ ERR=$ROOT/stderr
 BPID=
 WPID=
 SINKPID=
+IPID=
 ANCHOR_STARTED=0
 COMPOSE_UP=0
 
@@ -115,6 +116,7 @@ cleanup() {
     echo "bench: cleaning up" >&2
     [ -n "$WPID" ] && kill "$WPID" 2>/dev/null
     [ -n "$SINKPID" ] && kill "$SINKPID" 2>/dev/null
+    [ -n "$IPID" ] && kill "$IPID" 2>/dev/null
     if [ "$COMPOSE_UP" = 1 ]; then
         DOCKER_HOST=$HOST_A timeout 60 "$REPO/bin/docker-compose" -f "$COMPOSE_FILE" -p "$(project A)" down -t 0 >/dev/null 2>&1
         [ -n "$BPID" ] && DOCKER_HOST=$HOST_B timeout 60 "$REPO/bin/docker-compose" -f "$COMPOSE_FILE" -p "$(project B)" down -t 0 >/dev/null 2>&1
@@ -252,7 +254,9 @@ LOGN=${BENCH_LOG_N:-5}
 # and capabilities, with `true`, a new network namespace and a cgroup of its own):
 # `runc run` (create, start, wait, delete in one runc), the same without seccomp, and
 # `runc create` alone (berth starts through the init's exec fifo and deletes after
-# it has answered, so create is what a `docker run --rm` waits for).
+# it has answered, so create is what a `docker run --rm` waits for). And the CLI's own
+# share of each quick line: the same command against scripts/instant-engine.py, which
+# answers every request at once without doing anything.
 floor_sample() { # name cmd...
     local c=$1 t0 t1
     shift
@@ -277,14 +281,24 @@ json.dump(c, open(root + "/floor/config.json", "w"))
 c["linux"].pop("seccomp", None)
 json.dump(c, open(root + "/floor-noseccomp/config.json", "w"))
 PY
-    echo "bench: floors: docker --version, runc run / create of berth's spec"
+    echo "bench: floors: docker --version, the CLI against an instant engine, runc run / create of berth's spec"
+    local isock=$ROOT/instant.sock
+    python3 scripts/instant-engine.py "$isock" "$(B version --format '{{.Server.APIVersion}}')" 2>>"$ERR" &
+    IPID=$!
+    for i in $(seq 100); do curl -sf --unix-socket "$isock" http://x/_ping >/dev/null 2>&1 && break; sleep 0.05; done
     for i in $(seq "$N"); do
         floor_sample cli docker --version
+        floor_sample cli-run docker -H "unix://$isock" run --rm busybox true
+        floor_sample cli-create docker -H "unix://$isock" create busybox true
+        floor_sample cli-exec docker -H "unix://$isock" exec x true
         floor_sample runc-run runc --root "$st" run --bundle "$ROOT/floor" "floor$RUNID-r$i"
         floor_sample runc-run-noseccomp runc --root "$st" run --bundle "$ROOT/floor-noseccomp" "floor$RUNID-n$i"
         floor_sample runc-create runc --root "$st" create --bundle "$ROOT/floor" "floor$RUNID-c$i"
         runc --root "$st" delete --force "floor$RUNID-c$i" >/dev/null 2>&1 || true
     done
+    kill "$IPID" 2>/dev/null
+    wait "$IPID" 2>/dev/null || true
+    IPID=
     for i in /sys/fs/cgroup/*/berth-bench-floor /sys/fs/cgroup/berth-bench-floor; do
         [ -d "$i" ] && find "$i" -depth -type d -exec rmdir {} + 2>/dev/null
     done
@@ -510,12 +524,16 @@ EOF
 # floor they stand on.
 floor_table() {
     [ -s "$ROOT/samples/floor-cli" ] || return 0
-    local cli rr rn rc run create exec x
+    local cli crun ccreate cexec rc run create exec x
     med() { stats "$ROOT/samples/$1" | cut -d' ' -f1; }
-    cli=$(med floor-cli) rr=$(med floor-runc-run) rn=$(med floor-runc-run-noseccomp) rc=$(med floor-runc-create)
+    cli=$(med floor-cli) rc=$(med floor-runc-create)
+    crun=$(med floor-cli-run) ccreate=$(med floor-cli-create) cexec=$(med floor-cli-exec)
     echo
     printf '| floor (median / p90 of %s, ms) | |\n|---|---:|\n' "$N"
     for x in "cli|the docker CLI's start: \`docker --version\` (no request)" \
+        "cli-run|the CLI's \`run --rm busybox true\` against an engine that answers at once" \
+        "cli-create|the CLI's \`create busybox true\` against it" \
+        "cli-exec|the CLI's \`exec <ctr> true\` against it" \
         "runc-run|\`runc run\` of berth's spec (\`true\`: create, start, wait, delete)" \
         "runc-run-noseccomp|the same without seccomp" \
         "runc-create|\`runc create\` of berth's spec"; do
@@ -524,9 +542,9 @@ floor_table() {
     run=$(med run.A) create=$(med create.A) exec=$(med exec.A)
     echo
     printf '| line | target (ms) | floor (ms) |\n|---|---:|---:|\n'
-    awk -v t="$run" -v c="$cli" -v r="$rc" 'BEGIN {printf "| `run --rm` <= 0.25x | %.1f | %.1f (CLI start + runc create) |\n", 0.25*t, c+r}'
-    awk -v t="$create" -v c="$cli" 'BEGIN {printf "| `create` <= 0.6x | %.1f | %.1f (CLI start) |\n", 0.6*t, c}'
-    awk -v t="$exec" -v c="$cli" 'BEGIN {printf "| `exec` <= 0.3x | %.1f | %.1f (CLI start) |\n", 0.3*t, c}'
+    awk -v t="$run" -v c="$crun" -v r="$rc" 'BEGIN {printf "| `run --rm` <= 0.25x | %.1f | %.1f (the CLI against an instant engine + runc create) |\n", 0.25*t, c+r}'
+    awk -v t="$create" -v c="$ccreate" 'BEGIN {printf "| `create` <= 0.6x | %.1f | %.1f (the CLI against an instant engine) |\n", 0.6*t, c}'
+    awk -v t="$exec" -v c="$cexec" 'BEGIN {printf "| `exec` <= 0.3x | %.1f | %.1f (the CLI against an instant engine) |\n", 0.3*t, c}'
 }
 
 echo
