@@ -24,12 +24,12 @@ M0=$(count_mounts); V0=$(count_veths); C0=$(count_cgroups); S0=$(count_shims)
 
 API=$(curl -sf --unix-socket "$BSOCK" http://x/version | python3 -c 'import json, sys; print(json.load(sys.stdin)["ApiVersion"])')
 REPLAY_PID=
-# replay_ps: `docker ps -a` against scripts/replay-api.py serving berthd's answer of
+# replay_ps: `docker ps -a` against scripts/instant-engine.py serving berthd's answer of
 # now: the CLI's own share of the `ps -a` figure (its floor)
 replay_ps() {
     local body=$ROOT/ps.json rsock=$ROOT/replay.sock t i
     curl -sf --unix-socket "$BSOCK" "http://x/v$API/containers/json?all=1" -o "$body"
-    python3 scripts/replay-api.py "$rsock" "$body" "$API" &
+    python3 scripts/instant-engine.py "$rsock" "$API" "$body" &
     REPLAY_PID=$!
     for i in $(seq 100); do curl -sf --unix-socket "$rsock" http://x/_ping >/dev/null 2>&1 && break; sleep 0.05; done
     t=$(median_of "$K" docker -H "unix://$rsock" ps -a)

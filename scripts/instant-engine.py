@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""instant-engine.py SOCKET API_VERSION: an "engine" that answers the docker CLI's
-`run --rm`, `run -d`, `create` and `exec` requests at once, without doing anything, on
-a unix socket.
+"""instant-engine.py SOCKET API_VERSION [PS_BODY_FILE]: an "engine" that answers the
+docker CLI's `run --rm`, `run -d`, `create` and `exec` requests at once, without doing
+anything, on a unix socket; with PS_BODY_FILE, `GET /containers/json` (`ps`) answers
+that recorded body.
 
 bench.sh times those commands against it: what is left is the CLI's own work (its
 start, its requests, the attach and exec hijacks, its waits), the floor under every
 engine's figures for them (this server's own latency, well under a millisecond a
 request, included). Containers do not exist: every create answers the same ID, every
-attach and exec stream ends at once, every wait answers exit code 0."""
+attach and exec stream ends at once, every wait answers exit code 0. bench-scale.sh
+times `docker ps -a` against berthd's recorded answer at 10 and at N containers: the
+CLI's own decoding and printing of the rows."""
 import http.server
 import json
 import os
@@ -15,6 +18,7 @@ import socketserver
 import sys
 
 sock, api = sys.argv[1], sys.argv[2]
+ps_body = sys.argv[3] if len(sys.argv) > 3 else None
 CID = "0" * 64
 
 
@@ -48,6 +52,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/_ping":
             self.reply(200, b"OK", "text/plain")
+        elif ps_body and path.endswith("/containers/json"):
+            with open(ps_body, "rb") as f:
+                self.reply(200, f.read())
         elif "/exec/" in path and path.endswith("/json"):
             self.reply(200, json.dumps({"ID": "e", "Running": False, "ExitCode": 0}).encode())
         elif path.endswith("/json"):
