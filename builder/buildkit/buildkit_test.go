@@ -185,7 +185,7 @@ func TestPruneFilter(t *testing.T) {
 		{map[string]string{"type": "regular"}, []string{"type==regular"}},
 		{map[string]string{"id": "abc", "inuse": "", "description": "RUN x"}, []string{"description==RUN x,id~=abc,inuse"}},
 	} {
-		assert.Check(t, is.DeepEqual(PruneOptions{Fields: tc.fields}.filter(), tc.want))
+		assert.Check(t, is.DeepEqual(pruneFilter(PruneOptions{Fields: tc.fields}), tc.want))
 	}
 }
 

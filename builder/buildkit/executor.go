@@ -2,21 +2,12 @@ package buildkit
 
 import (
 	"context"
-	"errors"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
+	"github.com/berthd/berth/builder/buildkit/steps"
 	"github.com/moby/buildkit/executor"
 	resourcestypes "github.com/moby/buildkit/executor/resources/types"
 	"github.com/moby/buildkit/identity"
-	"github.com/sirupsen/logrus"
-	"golang.org/x/sys/unix"
 )
-
-// cgroupRoot is where the cgroup hierarchies are mounted.
-const cgroupRoot = "/sys/fs/cgroup"
 
 // reapingExecutor runs steps with BuildKit's runc executor and, when a
 // step fails or is cancelled, removes the cgroups runc left: a step killed
@@ -37,38 +28,7 @@ func (e *reapingExecutor) Run(ctx context.Context, id string, root executor.Moun
 		if process.Meta.CgroupParent != "" {
 			parent = process.Meta.CgroupParent
 		}
-		removeStepCgroups(parent, id)
+		steps.RemoveCgroups(parent, id)
 	}
 	return rec, err
-}
-
-// removeStepCgroups removes the step's cgroup in every hierarchy, waiting
-// a little for tasks that are still exiting.
-func removeStepCgroups(parent, id string) {
-	if parent == "" || strings.HasSuffix(parent, ":") {
-		return // systemd slices are systemd's to remove
-	}
-	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", parent, "buildkit", id))
-	if d := filepath.Join(cgroupRoot, parent, "buildkit", id); isDir(d) {
-		dirs = append(dirs, d) // cgroup v2
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for _, d := range dirs {
-		for {
-			err := unix.Rmdir(d)
-			if err == nil || errors.Is(err, unix.ENOENT) {
-				break
-			}
-			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-				logrus.WithError(err).Warnf("buildkit: remove cgroup of step %s", id)
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-}
-
-func isDir(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.IsDir()
 }

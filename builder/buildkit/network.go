@@ -8,17 +8,13 @@ import (
 	"github.com/moby/buildkit/identity"
 	"github.com/moby/buildkit/util/network"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berthd/berth/builder/buildkit/wire"
 )
 
 // Sandboxes makes the network namespaces RUN steps run in (berth's network
 // manager's network.BuildSandboxes).
-type Sandboxes interface {
-	// Join creates a network namespace named id, attached to the default
-	// bridge with the given hostname, and returns its path.
-	Join(ctx context.Context, id, hostname string) (string, error)
-	// Leave detaches id's namespace from its networks and removes it.
-	Leave(ctx context.Context, id string) error
-}
+type Sandboxes = wire.Sandboxes
 
 // bridge gives each RUN step its own namespace on berth's default bridge,
 // as dockerd's build network does: the step reaches what a container on

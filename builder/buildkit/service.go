@@ -17,13 +17,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"sync"
 	"time"
 
-	"github.com/berthd/berth/registry"
+	"github.com/berthd/berth/builder/buildkit/steps"
+	"github.com/berthd/berth/builder/buildkit/wire"
 	"github.com/containerd/errdefs"
 	"github.com/moby/buildkit/control"
 	"github.com/moby/buildkit/session"
@@ -33,22 +33,9 @@ import (
 	"google.golang.org/grpc"
 )
 
-// Images is berth's image store as the builder needs it (registry.Service).
-type Images interface {
-	// ImageContent is a local image's config and layers; ErrNotFound when
-	// there is no such image.
-	ImageContent(ctx context.Context, ref string) (*registry.ImageContent, error)
-	// OpenLayer reads layer i of ic, uncompressed.
-	OpenLayer(ctx context.Context, ic *registry.ImageContent, i int) (io.ReadCloser, error)
-	// ImportOCILayout stores the one image of an OCI layout, untagged,
-	// and returns its ID.
-	ImportOCILayout(ctx context.Context, dir string) (string, error)
-	// Tag names an image repo:tag, taking the name from any other image.
-	Tag(ctx context.Context, ref, repo, tag string) error
-	// IsInsecure says whether a registry host is reached over plain HTTP
-	// or without TLS verification.
-	IsInsecure(host string) bool
-}
+// Images is berth's image store as the builder needs it (registry.Service,
+// or berthd's over the callback connection in berth-buildkitd).
+type Images = wire.Images
 
 // Deps is what the BuildKit service needs.
 type Deps struct {
@@ -69,9 +56,7 @@ type Deps struct {
 }
 
 // DNSConfig is what RUN steps' resolv.conf says.
-type DNSConfig struct {
-	Nameservers, Search, Options []string
-}
+type DNSConfig = wire.DNSConfig
 
 // Service is berthd's BuildKit. Its methods are safe for concurrent use.
 type Service struct {
@@ -95,7 +80,7 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	recoverSteps(context.Background(), d.Root, d.CgroupParent)
+	steps.Recover(context.Background(), d.Root, d.CgroupParent)
 	return &Service{d: d, sessions: sm, h2: &http2.Server{}}, nil
 }
 

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
+	"github.com/berthd/berth/builder/buildkit/wire"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/util/resolver"
@@ -58,26 +58,14 @@ func (s *Service) DiskUsage(ctx context.Context) (*build.DiskUsage, error) {
 }
 
 // PruneOptions are what POST /build/prune asks for.
-type PruneOptions struct {
-	// All removes also records that a later build could use (internal and
-	// frontend ones are kept otherwise).
-	All bool
-	// KeepDuration keeps records used within it (the until filter).
-	KeepDuration time.Duration
-	// ReservedSpace, MaxUsedSpace and MinFreeSpace bound what is kept
-	// (keep-storage is ReservedSpace).
-	ReservedSpace, MaxUsedSpace, MinFreeSpace int64
-	// Fields select records by field (id, parent, type, description,
-	// inuse, shared, private); a key with an empty value tests for truth.
-	Fields map[string]string
-}
+type PruneOptions = wire.PruneOptions
 
 // CacheFields are the record fields a prune may filter on.
-var CacheFields = []string{"id", "parent", "type", "description", "inuse", "shared", "private"}
+var CacheFields = wire.CacheFields
 
 // filter is Fields in BuildKit's filter syntax: id by prefix, the others
 // by equality, all of them at once.
-func (o PruneOptions) filter() []string {
+func pruneFilter(o PruneOptions) []string {
 	if len(o.Fields) == 0 {
 		return nil
 	}
@@ -113,7 +101,7 @@ func (s *Service) Prune(ctx context.Context, o PruneOptions) (*build.CachePruneR
 	}
 	stream := &pruneStream{ctx: ctx}
 	err = ctl.Prune(&controlapi.PruneRequest{
-		All: o.All, KeepDuration: int64(o.KeepDuration), Filter: o.filter(),
+		All: o.All, KeepDuration: int64(o.KeepDuration), Filter: pruneFilter(o),
 		ReservedSpace: o.ReservedSpace, MaxUsedSpace: o.MaxUsedSpace, MinFreeSpace: o.MinFreeSpace,
 	}, stream)
 	if err != nil {

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/berthd/berth/builder"
-	"github.com/berthd/berth/builder/buildkit"
+	bkremote "github.com/berthd/berth/builder/buildkit/remote"
+	"github.com/berthd/berth/builder/buildkit/steps"
+	"github.com/berthd/berth/builder/buildkit/wire"
 	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/engine"
 	buildrouter "github.com/berthd/berth/engine/router/build"
@@ -292,21 +294,20 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	// BuildKit starts on the first build; until then this is its session
-	// manager only
-	// RUN steps are on the default bridge, under berth's DNS server there
-	var buildDNS buildkit.DNSConfig
-	var hostGateway string
+	// BuildKit runs in berth-buildkitd, started on the first build; RUN
+	// steps are on the default bridge, under berth's DNS server there
+	helper := wire.Config{Root: filepath.Join(cfg.DataRoot, "buildkit"), Network: true, CgroupParent: cfg.CgroupParent, Debug: cfg.Debug}
 	if gw := nets.DNSServer("bridge"); gw.IsValid() {
-		buildDNS.Nameservers, hostGateway = []string{gw.String()}, gw.String()
+		helper.DNS.Nameservers, helper.HostGateway = []string{gw.String()}, gw.String()
 	}
-	bk, err := buildkit.New(buildkit.Deps{
-		Root:         filepath.Join(cfg.DataRoot, "buildkit"),
-		Images:       imgs,
-		Network:      nets.BuildSandboxes(),
-		HostGateway:  hostGateway,
-		DNS:          buildDNS,
-		CgroupParent: cfg.CgroupParent,
+	// steps a killed helper left (the helper's own start removes them too)
+	steps.Recover(context.Background(), helper.Root, helper.CgroupParent)
+	bk, err := bkremote.New(bkremote.Config{
+		Binary:  filepath.Join(filepath.Dir(self), "berth-buildkitd"),
+		RunDir:  filepath.Join(cfg.ExecRoot, "buildkit"),
+		Helper:  helper,
+		Images:  imgs,
+		Network: nets.BuildSandboxes(),
 	})
 	if err != nil {
 		return nil, err

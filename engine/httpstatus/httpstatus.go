@@ -48,3 +48,31 @@ func fromClass(err error) int {
 		return http.StatusInternalServerError
 	}
 }
+
+// ToClass is the errdefs class FromError answers with status, for an
+// error that crossed a process boundary as a status (berth-buildkitd's
+// answers); an unknown status is errdefs.ErrUnknown.
+func ToClass(status int) error {
+	switch status {
+	case http.StatusNotModified:
+		return errdefs.ErrNotModified
+	case http.StatusBadRequest:
+		return errdefs.ErrInvalidArgument
+	case http.StatusUnauthorized:
+		return errdefs.ErrUnauthenticated
+	case http.StatusForbidden:
+		return errdefs.ErrPermissionDenied
+	case http.StatusNotFound:
+		return errdefs.ErrNotFound
+	case http.StatusConflict:
+		return errdefs.ErrConflict
+	case http.StatusNotImplemented:
+		return errdefs.ErrNotImplemented
+	case http.StatusServiceUnavailable:
+		return errdefs.ErrUnavailable
+	case 499:
+		return context.Canceled
+	default:
+		return errdefs.ErrUnknown
+	}
+}

@@ -1,6 +1,7 @@
 package httpstatus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,4 +43,21 @@ func TestFromError(t *testing.T) {
 func TestWithMessageKeepsText(t *testing.T) {
 	err := errdefs.ErrNotFound.WithMessage("No such container: x")
 	assert.Equal(t, err.Error(), "No such container: x")
+}
+
+// TestToClassRoundTrip: a class sent as its status comes back as a class
+// that FromError answers with the same status.
+func TestToClassRoundTrip(t *testing.T) {
+	for _, class := range []error{
+		errdefs.ErrNotModified, errdefs.ErrInvalidArgument, errdefs.ErrOutOfRange, errdefs.ErrUnauthenticated,
+		errdefs.ErrPermissionDenied, errdefs.ErrNotFound, errdefs.ErrConflict, errdefs.ErrAlreadyExists,
+		errdefs.ErrFailedPrecondition, errdefs.ErrNotImplemented, errdefs.ErrUnavailable,
+		errdefs.ErrResourceExhausted, errdefs.ErrInternal, errdefs.ErrUnknown, context.Canceled,
+		errors.New("unclassified"),
+	} {
+		status := FromError(class)
+		if got := FromError(ToClass(status)); got != status {
+			t.Errorf("%T: status %d came back as %d", class, status, got)
+		}
+	}
 }

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/berthd/berth/builder/buildkit"
+	"github.com/berthd/berth/builder/buildkit/wire"
 	"github.com/berthd/berth/engine/compat"
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/internal/filters"
@@ -16,10 +16,10 @@ import (
 	buildtypes "github.com/moby/moby/api/types/build"
 )
 
-// CacheBackend is the build cache (builder/buildkit.Service).
+// CacheBackend is the build cache (builder/buildkit/remote.Service).
 type CacheBackend interface {
 	// Prune removes the records o selects and reports them.
-	Prune(ctx context.Context, o buildkit.PruneOptions) (*buildtypes.CachePruneReport, error)
+	Prune(ctx context.Context, o wire.PruneOptions) (*buildtypes.CachePruneReport, error)
 }
 
 // prune serves POST /build/prune: docker builder prune and system prune.
@@ -44,13 +44,13 @@ func (r *Router) prune(ctx context.Context, w http.ResponseWriter, req *http.Req
 // keep-storage before API 1.48, reserved-space (keep-storage as its
 // fallback), max-used-space and min-free-space from then on; filters until
 // (or unused-for) and the record fields, one value each.
-func pruneOptions(req *http.Request, now time.Time) (buildkit.PruneOptions, error) {
-	o := buildkit.PruneOptions{All: httputil.BoolValue(req, "all")}
+func pruneOptions(req *http.Request, now time.Time) (wire.PruneOptions, error) {
+	o := wire.PruneOptions{All: httputil.BoolValue(req, "all")}
 	f, err := filters.Parse(req.Form.Get("filters"))
 	if err != nil {
 		return o, err
 	}
-	if err := f.Validate(append([]string{"until", "unused-for", "label", "label!"}, buildkit.CacheFields...)...); err != nil {
+	if err := f.Validate(append([]string{"until", "unused-for", "label", "label!"}, wire.CacheFields...)...); err != nil {
 		return o, err
 	}
 	bytes := func(name string) (int64, error) {
@@ -99,7 +99,7 @@ func pruneOptions(req *http.Request, now time.Time) (buildkit.PruneOptions, erro
 	default:
 		return o, errdefs.ErrInvalidArgument.WithMessage("filters expect only one value")
 	}
-	for _, field := range buildkit.CacheFields {
+	for _, field := range wire.CacheFields {
 		switch vs := f.Get(field); len(vs) {
 		case 0:
 		case 1:

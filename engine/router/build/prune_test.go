@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthd/berth/builder/buildkit"
+	"github.com/berthd/berth/builder/buildkit/wire"
 	"github.com/berthd/berth/engine"
 	"github.com/containerd/errdefs"
 	buildtypes "github.com/moby/moby/api/types/build"
@@ -16,11 +16,11 @@ import (
 )
 
 type fakeCache struct {
-	got buildkit.PruneOptions
+	got wire.PruneOptions
 	err error
 }
 
-func (f *fakeCache) Prune(ctx context.Context, o buildkit.PruneOptions) (*buildtypes.CachePruneReport, error) {
+func (f *fakeCache) Prune(ctx context.Context, o wire.PruneOptions) (*buildtypes.CachePruneReport, error) {
 	f.got = o
 	if f.err != nil {
 		return nil, f.err
@@ -31,22 +31,22 @@ func (f *fakeCache) Prune(ctx context.Context, o buildkit.PruneOptions) (*buildt
 func TestPruneOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name, target string
-		want         buildkit.PruneOptions
+		want         wire.PruneOptions
 		err          string
 	}{
 		{name: "none", target: "/build/prune"},
 		{name: "all and space", target: "/v1.48/build/prune?all=1&reserved-space=10&max-used-space=20&min-free-space=30",
-			want: buildkit.PruneOptions{All: true, ReservedSpace: 10, MaxUsedSpace: 20, MinFreeSpace: 30}},
+			want: wire.PruneOptions{All: true, ReservedSpace: 10, MaxUsedSpace: 20, MinFreeSpace: 30}},
 		{name: "keep-storage is the fallback of reserved-space", target: "/v1.48/build/prune?keep-storage=5",
-			want: buildkit.PruneOptions{ReservedSpace: 5}},
+			want: wire.PruneOptions{ReservedSpace: 5}},
 		{name: "before 1.48 only keep-storage", target: "/v1.47/build/prune?keep-storage=5&max-used-space=9",
-			want: buildkit.PruneOptions{ReservedSpace: 5}},
+			want: wire.PruneOptions{ReservedSpace: 5}},
 		{name: "until", target: `/build/prune?filters={"until":{"24h":true}}`,
-			want: buildkit.PruneOptions{KeepDuration: 24 * time.Hour}},
+			want: wire.PruneOptions{KeepDuration: 24 * time.Hour}},
 		{name: "unused-for", target: `/build/prune?filters={"unused-for":{"1h":true}}`,
-			want: buildkit.PruneOptions{KeepDuration: time.Hour}},
+			want: wire.PruneOptions{KeepDuration: time.Hour}},
 		{name: "fields", target: `/build/prune?filters={"type":{"regular":true},"id":{"abc":true}}`,
-			want: buildkit.PruneOptions{Fields: map[string]string{"type": "regular", "id": "abc"}}},
+			want: wire.PruneOptions{Fields: map[string]string{"type": "regular", "id": "abc"}}},
 		{name: "bad bytes", target: "/build/prune?reserved-space=lots", err: "reserved-space is in bytes and expects an integer, got lots"},
 		{name: "bad filter", target: `/build/prune?filters={"color":{"red":true}}`, err: "invalid filter 'color'"},
 		{name: "conflict", target: `/build/prune?filters={"until":{"1h":true},"unused-for":{"1h":true}}`, err: `conflicting filters: "until" and "unused-for"`},
