@@ -266,6 +266,7 @@ func (d *Daemon) cleanup(t testing.TB) {
 		d.Docker("volume", "prune", "-af")
 		d.Stop(t)
 	}
+	d.waitBuildKitGone(t)
 	if t.Failed() {
 		t.Logf("berthd log (%s):\n%s", d.LogPath, tail(d.Log(), 60))
 	}

@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Leftovers lists what a container id left on the host: cgroups in any v1
@@ -38,7 +40,15 @@ func (d *Daemon) Leftovers(t testing.TB, id string) []string {
 
 // ShimPids are the monitor processes whose state lives under this daemon's
 // exec root.
-func (d *Daemon) ShimPids() []int {
+func (d *Daemon) ShimPids() []int { return d.pidsOf("berth-shim") }
+
+// BuildKitPids are the berth-buildkitd processes serving this daemon (their
+// socket is under its exec root).
+func (d *Daemon) BuildKitPids() []int { return d.pidsOf("berth-buildkitd") }
+
+// pidsOf lists the processes running binary whose command line names this
+// daemon's exec root.
+func (d *Daemon) pidsOf(binary string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -51,9 +61,25 @@ func (d *Daemon) ShimPids() []int {
 			continue
 		}
 		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 0 && strings.HasSuffix(args[0], "berth-shim") && strings.Contains(string(cmdline), d.ExecRoot) {
+		if len(args) > 0 && filepath.Base(args[0]) == binary && strings.Contains(string(cmdline), d.ExecRoot) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// waitBuildKitGone waits for this daemon's berth-buildkitd to exit (a
+// helper whose berthd was killed stops its builds first) and kills what
+// is left after the wait, reporting it.
+func (d *Daemon) waitBuildKitGone(t testing.TB) {
+	deadline := time.Now().Add(30 * time.Second)
+	pids := d.BuildKitPids()
+	for len(pids) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		pids = d.BuildKitPids()
+	}
+	for _, pid := range pids {
+		t.Errorf("berth-buildkitd %d outlived its berthd by 30s: killed", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 }

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,6 +34,7 @@ import (
 const (
 	fakeHelperEnv = "BERTH_TEST_FAKE_BUILDKITD"
 	fakeFailEnv   = "BERTH_TEST_FAKE_BUILDKITD_FAIL"
+	fakeJoinEnv   = "BERTH_TEST_FAKE_BUILDKITD_JOIN" // sandboxes to join at start, and leave one of
 )
 
 func fakeHelper() int {
@@ -57,6 +59,18 @@ func fakeHelper() int {
 	if err != nil {
 		fmt.Fprint(ready, err)
 		return 1
+	}
+	if ids := strings.Fields(os.Getenv(fakeJoinEnv)); len(ids) > 0 {
+		for _, id := range ids {
+			if _, err := berthd.Join(context.Background(), id, "step"); err != nil {
+				fmt.Fprint(ready, err)
+				return 1
+			}
+		}
+		if err := berthd.Leave(context.Background(), ids[0]); err != nil {
+			fmt.Fprint(ready, err)
+			return 1
+		}
 	}
 	l, err := net.Listen("unix", cfg.Socket)
 	if err != nil {

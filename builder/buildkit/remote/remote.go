@@ -59,8 +59,7 @@ type Config struct {
 // Service is berthd's BuildKit in berth-buildkitd. Its methods are safe for
 // concurrent use.
 type Service struct {
-	cfg       Config
-	callbacks http.Handler
+	cfg Config
 
 	mu     sync.Mutex
 	proc   *helper
@@ -95,7 +94,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = time.Minute
 	}
-	return &Service{cfg: cfg, callbacks: wire.HostHandler(cfg.Images, cfg.Network)}, nil
+	return &Service{cfg: cfg}, nil
 }
 
 // helper returns the running helper, starting it when there is none (a
@@ -198,13 +197,22 @@ func (s *Service) start() (_ *helper, retErr error) {
 	theirs.Close()
 	readyW.Close()
 	closeLater = []io.Closer{readyR, ours}
-	go wire.ServeCallbacks(cb, s.callbacks)
+	var joined *sandboxes
+	var network wire.Sandboxes // nil unless configured
+	if s.cfg.Network != nil {
+		joined = newSandboxes(s.cfg.Network)
+		network = joined
+	}
+	go wire.ServeCallbacks(cb, wire.HostHandler(s.cfg.Images, network))
 
 	done := make(chan struct{})
 	go func() {
 		err := cmd.Wait()
 		cb.Close()
 		lifeW.Close()
+		if joined != nil {
+			joined.leaveAll()
+		}
 		if !s.stopping.Load() {
 			logrus.WithError(err).Warnf("berth-buildkitd %d exited; the next build starts it again", cmd.Process.Pid)
 		}

@@ -46,8 +46,8 @@ func (images) OpenLayer(context.Context, *registry.ImageContent, int) (io.ReadCl
 	return nil, errors.New("not in this test")
 }
 func (images) ImportOCILayout(context.Context, string) (string, error) { return "", nil }
-func (images) Tag(context.Context, string, string, string) error      { return nil }
-func (images) IsInsecure(string) bool                                 { return false }
+func (images) Tag(context.Context, string, string, string) error       { return nil }
+func (images) IsInsecure(string) bool                                  { return false }
 
 type fixture struct {
 	svc  *Service
@@ -58,6 +58,11 @@ type fixture struct {
 // newService runs the test binary as the fake helper. With cache, the
 // root looks like one BuildKit has used.
 func newService(t *testing.T, cache bool, env ...string) *fixture {
+	t.Helper()
+	return newServiceWith(t, cache, nil, env...)
+}
+
+func newServiceWith(t *testing.T, cache bool, network wire.Sandboxes, env ...string) *fixture {
 	t.Helper()
 	f := &fixture{dir: t.TempDir(), root: t.TempDir()}
 	if cache {
@@ -70,10 +75,11 @@ func newService(t *testing.T, cache bool, env ...string) *fixture {
 		t.Setenv(k, v)
 	}
 	f.svc, err = New(Config{
-		Binary: self,
-		RunDir: filepath.Join(t.TempDir(), "run"),
-		Helper: wire.Config{Root: f.root},
-		Images: images{},
+		Binary:  self,
+		RunDir:  filepath.Join(t.TempDir(), "run"),
+		Helper:  wire.Config{Root: f.root, Network: network != nil},
+		Images:  images{},
+		Network: network,
 	})
 	assert.NilError(t, err)
 	t.Cleanup(func() { f.svc.Close() })
@@ -327,4 +333,67 @@ func TestNewChecks(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "required"))
 	_, err = New(Config{Binary: "b", RunDir: "/run", Helper: wire.Config{Root: "/r", Network: true}, Images: images{}})
 	assert.Check(t, is.ErrorContains(err, "Network"))
+}
+
+// netTable is berthd's build sandboxes: who is joined.
+type netTable struct {
+	mu     sync.Mutex
+	joined map[string]bool
+	left   []string
+}
+
+func (n *netTable) Join(_ context.Context, id, _ string) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.joined[id] = true
+	return "/run/netns/" + id, nil
+}
+
+func (n *netTable) Leave(_ context.Context, id string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.joined[id] {
+		return errdefs.ErrNotFound.WithMessage("no sandbox " + id)
+	}
+	delete(n.joined, id)
+	n.left = append(n.left, id)
+	return nil
+}
+
+func (n *netTable) state() (joined int, left []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.joined), append([]string(nil), n.left...)
+}
+
+// TestDeadHelperNetworksReleased: the step networks a helper joined and
+// did not leave are released when it dies or stops, each once.
+func TestDeadHelperNetworksReleased(t *testing.T) {
+	tbl := &netTable{joined: map[string]bool{}}
+	f := newServiceWith(t, true, tbl, fakeJoinEnv+"=a b c")
+	_, err := f.svc.DiskUsage(context.Background())
+	assert.NilError(t, err)
+	joined, left := tbl.state()
+	assert.Check(t, is.Equal(joined, 2))
+	assert.Check(t, is.DeepEqual(left, []string{"a"}))
+
+	pid := f.starts()[0]
+	assert.NilError(t, syscall.Kill(pid, syscall.SIGKILL))
+	deadline := time.Now().Add(10 * time.Second)
+	for f.svc.running() != nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	joined, left = tbl.state()
+	assert.Check(t, is.Equal(joined, 0), "the killed helper's b and c are released")
+	assert.Check(t, is.Len(left, 3))
+
+	// a stopped helper's too
+	_, err = f.svc.DiskUsage(context.Background())
+	assert.NilError(t, err)
+	joined, _ = tbl.state()
+	assert.Check(t, is.Equal(joined, 2))
+	assert.NilError(t, f.svc.Close())
+	joined, left = tbl.state()
+	assert.Check(t, is.Equal(joined, 0))
+	assert.Check(t, is.Len(left, 6))
 }
