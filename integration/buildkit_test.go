@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -491,9 +493,9 @@ func TestBuildKitRegistryBase(t *testing.T) {
 	assert.Check(t, stepStates(r.Combined())["[2/2] RUN echo from-registry > /r"], "cached across a restart: %s", r.Combined())
 }
 
-// TestBuildKitDaemonCrashMidStep: berthd killed while a RUN step runs
-// leaves the step's process, runc state and mounts behind; the next berthd
-// ends and removes them, and builds again.
+// TestBuildKitDaemonCrashMidStep: berthd killed while a RUN step runs;
+// berth-buildkitd, its lifeline cut, ends the build and exits, and the
+// next berthd has nothing left of the step and builds again.
 func TestBuildKitDaemonCrashMidStep(t *testing.T) {
 	parent := "berth-e2e-bk-crash"
 	t.Cleanup(func() { removeCgroupParent(parent) })
@@ -504,20 +506,56 @@ func TestBuildKitDaemonCrashMidStep(t *testing.T) {
 	res := icmd.StartCmd(bkCmd(d, dir, "build", "--no-cache", "."))
 	assert.NilError(t, res.Error)
 	waitFor(t, 2*time.Minute, func() bool { return strings.Contains(res.Combined(), "step-started") })
+	assert.Assert(t, is.Len(d.BuildKitPids(), 1))
 	d.Kill(t)
 	icmd.WaitOnCmd(time.Minute, res)
-	left := bkLeftovers(d, parent)
-	assert.Check(t, len(left) > 0, "a killed daemon leaves its running step")
+	waitFor(t, time.Minute, func() bool { return len(d.BuildKitPids()) == 0 })
 
 	d.Start(t)
-	deadline := time.Now().Add(time.Minute)
-	for left = bkLeftovers(d, parent); len(left) > 0 && time.Now().Before(deadline); left = bkLeftovers(d, parent) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	assert.Check(t, is.Len(left, 0), "after the restart: %v", left)
+	waitFor(t, time.Minute, func() bool { return len(bkLeftovers(d, parent)) == 0 })
 	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo again\n"})
 	r := bkBuild(d, dir, "build", "-t", "again", ".")
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
+}
+
+// TestBuildKitHelperCrashMidStep: berth-buildkitd killed while a RUN step
+// runs leaves the step's process, runc state and mounts; berthd serves on,
+// gives back the step's network at once, and the next build (a new helper)
+// removes the rest and builds. The third time, berthd's own restart does.
+func TestBuildKitHelperCrashMidStep(t *testing.T) {
+	parent := "berth-e2e-bk-helper"
+	t.Cleanup(func() { removeCgroupParent(parent) })
+	d := testenv.StartDaemon(t, "--cgroup-parent", parent)
+	d.LoadBusybox(t)
+	dir := t.TempDir()
+	for round := 1; round <= 3; round++ {
+		writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM busybox\nRUN echo step-started %d; exec sleep 600\n", round)})
+		res := icmd.StartCmd(bkCmd(d, dir, "build", "--no-cache", "."))
+		assert.NilError(t, res.Error)
+		waitFor(t, 2*time.Minute, func() bool { return strings.Contains(res.Combined(), fmt.Sprintf("step-started %d", round)) })
+		pids := d.BuildKitPids()
+		assert.Assert(t, is.Len(pids, 1))
+		assert.NilError(t, syscall.Kill(pids[0], syscall.SIGKILL))
+		icmd.WaitOnCmd(time.Minute, res)
+		assert.Check(t, res.ExitCode != 0, "the build fails with its helper")
+
+		left := bkLeftovers(d, parent)
+		assert.Check(t, len(left) > 0, "a killed helper leaves its running step")
+		waitFor(t, time.Minute, func() bool {
+			ns, _ := filepath.Glob(filepath.Join(d.ExecRoot, "netns", "buildkit-*"))
+			return len(ns) == 0
+		})
+		d.DockerOK(t, "ps") // berthd serves on
+
+		if round == 3 {
+			d.Restart(t, syscall.SIGTERM)
+			waitFor(t, time.Minute, func() bool { return len(bkLeftovers(d, parent)) == 0 })
+		}
+		writeFiles(t, dir, map[string]string{"Dockerfile": fmt.Sprintf("FROM busybox\nRUN echo again %d\n", round)})
+		r := bkBuild(d, dir, "build", "-t", "again", ".")
+		assert.Equal(t, r.ExitCode, 0, r.Combined())
+		assert.Check(t, is.Len(bkLeftovers(d, parent), 0))
+	}
 }
 
 // TestBuildKitConcurrentBuilds: builds from the same local base at once

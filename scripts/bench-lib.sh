@@ -27,6 +27,12 @@ mkdir -p "$DOCKER_CONFIG" "$ROOT/bin"
 # copies: others may rebuild bin/ meanwhile
 cp bin/berthd bin/berth-buildkitd bin/berth-shim bin/berth-nsexec "$ROOT/bin/"
 [ -e bin/berth-shim-remote ] && cp bin/berth-shim-remote "$ROOT/bin/"
+# Read the daemon's code from disk, as an installed daemon's is at boot: a file
+# just written sits in the page cache in large folios, and one touch maps a
+# whole folio (up to 2 MB; smaps' FilePmdMapped), so berthd's idle RSS would
+# depend on how its copy was written (docs/benchmarks.md, "BuildKit out of
+# berthd").
+for f in "$ROOT"/bin/*; do sync "$f"; dd if="$f" iflag=nocache count=0 status=none; done
 BPID=
 B() { docker "$@"; }
 BERTHD_ARGS=(-H "unix://$BSOCK" --data-root "$ROOT/data" --exec-root "$EXECROOT"

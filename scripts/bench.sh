@@ -225,6 +225,12 @@ scrub_host
 # run copies of the binaries: others may rebuild bin/ while the bench runs
 mkdir -p "$ROOT/bin"
 cp bin/berthd bin/berth-buildkitd bin/berth-shim bin/berth-shim-remote bin/berth-nsexec "$ROOT/bin/"
+# Read the daemon's code from disk, as an installed daemon's is at boot: a file
+# just written sits in the page cache in large folios, and one touch maps a
+# whole folio (up to 2 MB; smaps' FilePmdMapped), so berthd's idle RSS would
+# depend on how its copy was written (docs/benchmarks.md, "BuildKit out of
+# berthd").
+for f in "$ROOT"/bin/*; do sync "$f"; dd if="$f" iflag=nocache count=0 status=none; done
 ARGS=(-H "unix://$BSOCK" --data-root "$ROOT/data" --exec-root "$EXECROOT"
     --bridge "$BRIDGE" --bip "$BIP" --default-address-pool "$POOL" --dns 127.0.0.1)
 [ "${BENCH_DEBUG:-0}" = 1 ] && ARGS+=(--debug)
