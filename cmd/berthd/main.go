@@ -308,6 +308,8 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		Helper:  helper,
 		Images:  imgs,
 		Network: nets.BuildSandboxes(),
+		// a daemon that builds now and then gets BuildKit's memory back
+		IdleTimeout: 10 * time.Minute,
 	})
 	if err != nil {
 		return nil, err

@@ -165,12 +165,14 @@ func (f flushWriter) Write(p []byte) (int, error) {
 // reaped): the helper's exit.
 func waitGone(pid int, d time.Duration) bool {
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	for {
 		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil || strings.Contains(string(raw), ") Z ") {
 			return true
 		}
+		if time.Now().After(deadline) {
+			return false
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return false
 }

@@ -54,6 +54,10 @@ type Config struct {
 	Log io.Writer
 	// StartTimeout bounds the helper's start (0: a minute).
 	StartTimeout time.Duration
+	// IdleTimeout stops the helper once no request has been in flight for
+	// that long (0: it runs until Close), giving its memory back; the next
+	// request starts it again.
+	IdleTimeout time.Duration
 }
 
 // Service is berthd's BuildKit in berth-buildkitd. Its methods are safe for
@@ -61,12 +65,12 @@ type Config struct {
 type Service struct {
 	cfg Config
 
-	mu     sync.Mutex
-	proc   *helper
-	closed bool
-	// stopping is closed for the helper's exit watcher, which cannot take
-	// mu (a failed start waits for that watcher under mu).
-	stopping atomic.Bool
+	mu       sync.Mutex
+	proc     *helper
+	stopping *helper // stopped for idleness; the next start waits for its exit
+	active   int     // requests in flight
+	idle     *time.Timer
+	closed   bool
 }
 
 // helper is one run of berth-buildkitd.
@@ -78,6 +82,7 @@ type helper struct {
 	grpc     *httputil.ReverseProxy
 	http     *http.Client
 	kill     func()
+	expected atomic.Bool // berthd stops it: its exit is no news
 }
 
 // New checks cfg and returns the service; the helper starts on first use.
@@ -97,29 +102,88 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg}, nil
 }
 
-// helper returns the running helper, starting it when there is none (a
-// concurrent caller waits for the same start).
-func (s *Service) helper() (*helper, error) {
+// acquire returns the running helper, starting it when there is none (a
+// concurrent caller waits for the same start), and counts a request in
+// flight until release is called.
+func (s *Service) acquire() (_ *helper, release func(), _ error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errdefs.ErrUnavailable.WithMessage("buildkit: the daemon is shutting down")
+		return nil, nil, errdefs.ErrUnavailable.WithMessage("buildkit: the daemon is shutting down")
 	}
-	if p := s.proc; p != nil {
+	if s.idle != nil {
+		s.idle.Stop()
+	}
+	p := s.proc
+	if p != nil {
 		select {
 		case <-p.done:
+			p = nil
 		default:
-			return p, nil
 		}
 	}
-	began := time.Now()
-	p, err := s.start()
-	if err != nil {
-		return nil, fmt.Errorf("start BuildKit: %w", err)
+	if p == nil {
+		if sp := s.stopping; sp != nil {
+			<-sp.done // its databases are locked until it exits
+			s.stopping = nil
+		}
+		began := time.Now()
+		var err error
+		if p, err = s.start(); err != nil {
+			return nil, nil, fmt.Errorf("start BuildKit: %w", err)
+		}
+		logrus.Debugf("berth-buildkitd %d serving in %s", p.pid, time.Since(began).Round(time.Millisecond))
+		s.proc = p
 	}
-	logrus.Debugf("berth-buildkitd %d serving in %s", p.pid, time.Since(began).Round(time.Millisecond))
-	s.proc = p
-	return p, nil
+	s.active++
+	var once sync.Once
+	return p, func() { once.Do(s.release) }, nil
+}
+
+func (s *Service) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.active > 0 || s.cfg.IdleTimeout <= 0 || s.closed || s.proc == nil {
+		return
+	}
+	p := s.proc
+	s.idle = time.AfterFunc(s.cfg.IdleTimeout, func() { s.stopIdle(p) })
+}
+
+// stopIdle stops p if it is still the helper and nothing is in flight.
+func (s *Service) stopIdle(p *helper) {
+	s.mu.Lock()
+	if s.active > 0 || s.proc != p || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.proc, s.stopping = nil, p
+	s.mu.Unlock()
+	if err := p.stop(); err != nil {
+		logrus.WithError(err).Warn("buildkit")
+	}
+	logrus.Debugf("berth-buildkitd %d stopped after %s without a request", p.pid, s.cfg.IdleTimeout)
+	s.mu.Lock()
+	if s.stopping == p {
+		s.stopping = nil
+	}
+	s.mu.Unlock()
+}
+
+// stop closes the helper's lifeline and waits for it to exit, killing it
+// after 30 s.
+func (p *helper) stop() error {
+	p.expected.Store(true)
+	p.lifeline.Close()
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		p.kill()
+		<-p.done
+		return fmt.Errorf("berth-buildkitd %d did not stop in 30s: killed", p.pid)
+	}
 }
 
 // running is the helper when it runs, nil otherwise.
@@ -205,7 +269,7 @@ func (s *Service) start() (_ *helper, retErr error) {
 	}
 	go wire.ServeCallbacks(cb, wire.HostHandler(s.cfg.Images, network))
 
-	done := make(chan struct{})
+	p := &helper{pid: cmd.Process.Pid, socket: socket, lifeline: lifeW, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		cb.Close()
@@ -213,18 +277,19 @@ func (s *Service) start() (_ *helper, retErr error) {
 		if joined != nil {
 			joined.leaveAll()
 		}
-		if !s.stopping.Load() {
-			logrus.WithError(err).Warnf("berth-buildkitd %d exited; the next build starts it again", cmd.Process.Pid)
+		if !p.expected.Load() {
+			logrus.WithError(err).Warnf("berth-buildkitd %d exited; the next build starts it again", p.pid)
 		}
-		close(done)
+		close(p.done)
 	}()
-	kill := func() { _ = cmd.Process.Kill() }
+	p.kill = func() { _ = cmd.Process.Kill() }
 
 	_ = readyR.SetReadDeadline(time.Now().Add(s.cfg.StartTimeout))
 	msg, err := io.ReadAll(io.LimitReader(readyR, 4096))
 	if err != nil || string(msg) != wire.Ready {
-		kill()
-		<-done
+		p.expected.Store(true)
+		p.kill()
+		<-p.done
 		if err == nil {
 			err = errors.New(string(msg))
 			if len(msg) == 0 {
@@ -239,24 +304,18 @@ func (s *Service) start() (_ *helper, retErr error) {
 	}
 	h2 := &http.Transport{DialContext: dial, Protocols: new(http.Protocols)}
 	h2.Protocols.SetUnencryptedHTTP2(true)
-	return &helper{
-		pid:      cmd.Process.Pid,
-		socket:   socket,
-		lifeline: lifeW,
-		done:     done,
-		kill:     kill,
-		http:     &http.Client{Transport: &http.Transport{DialContext: dial}},
-		grpc: &httputil.ReverseProxy{
-			Rewrite: func(r *httputil.ProxyRequest) {
-				r.Out.URL.Scheme, r.Out.URL.Host = "http", "buildkitd"
-			},
-			Transport:     h2,
-			FlushInterval: -1,
-			ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-				wire.WriteError(w, errdefs.ErrUnavailable.WithMessage("buildkit: "+err.Error()))
-			},
+	p.http = &http.Client{Transport: &http.Transport{DialContext: dial}}
+	p.grpc = &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.Out.URL.Scheme, r.Out.URL.Host = "http", "buildkitd"
 		},
-	}, nil
+		Transport:     h2,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			wire.WriteError(w, errdefs.ErrUnavailable.WithMessage("buildkit: "+err.Error()))
+		},
+	}
+	return p, nil
 }
 
 // ServeSession serves POST /session: the client's build session, on the
@@ -275,10 +334,11 @@ func (s *Service) ServeUpgrade(ctx context.Context, w http.ResponseWriter, r *ht
 // protocols, the client's connection is joined to the helper's until
 // either end closes. Any other answer is returned as its error.
 func (s *Service) upgrade(ctx context.Context, w http.ResponseWriter, r *http.Request, path string) error {
-	p, err := s.helper()
+	p, release, err := s.acquire()
 	if err != nil {
 		return err
 	}
+	defer release()
 	hc, err := (&net.Dialer{}).DialContext(ctx, "unix", p.socket)
 	if err != nil {
 		return errdefs.ErrUnavailable.WithMessage("buildkit: " + err.Error())
@@ -329,12 +389,13 @@ func join(a net.Conn, ar io.Reader, b net.Conn, br io.Reader) {
 
 // ServeHTTP serves gRPC sent as HTTP/2 straight on the socket.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p, err := s.helper()
+	p, release, err := s.acquire()
 	if err != nil {
 		logrus.WithError(err).Error("buildkit")
 		wire.WriteError(w, err)
 		return
 	}
+	defer release()
 	p.grpc.ServeHTTP(w, r)
 }
 
@@ -369,10 +430,11 @@ func (s *Service) Prune(ctx context.Context, o wire.PruneOptions) (*build.CacheP
 }
 
 func (s *Service) call(ctx context.Context, method, path string, in, out any) error {
-	p, err := s.helper()
+	p, release, err := s.acquire()
 	if err != nil {
 		return err
 	}
+	defer release()
 	var body io.Reader = http.NoBody
 	if in != nil {
 		raw, err := json.Marshal(in)
@@ -400,19 +462,16 @@ func (s *Service) call(ctx context.Context, method, path string, in, out any) er
 func (s *Service) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	s.stopping.Store(true)
-	p := s.proc
+	if s.idle != nil {
+		s.idle.Stop()
+	}
+	procs := []*helper{s.proc, s.stopping}
 	s.mu.Unlock()
-	if p == nil {
-		return nil
+	var errs []error
+	for _, p := range procs {
+		if p != nil {
+			errs = append(errs, p.stop())
+		}
 	}
-	p.lifeline.Close()
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(30 * time.Second):
-		p.kill()
-		<-p.done
-		return errors.New("berth-buildkitd did not stop in 30s: killed")
-	}
+	return errors.Join(errs...)
 }

@@ -64,6 +64,12 @@ func newService(t *testing.T, cache bool, env ...string) *fixture {
 
 func newServiceWith(t *testing.T, cache bool, network wire.Sandboxes, env ...string) *fixture {
 	t.Helper()
+	return newServiceCfg(t, cache, Config{Network: network}, env...)
+}
+
+// newServiceCfg: cfg's Network and IdleTimeout are used.
+func newServiceCfg(t *testing.T, cache bool, cfg Config, env ...string) *fixture {
+	t.Helper()
 	f := &fixture{dir: t.TempDir(), root: t.TempDir()}
 	if cache {
 		assert.NilError(t, os.WriteFile(filepath.Join(f.root, "history.db"), nil, 0o600))
@@ -75,11 +81,12 @@ func newServiceWith(t *testing.T, cache bool, network wire.Sandboxes, env ...str
 		t.Setenv(k, v)
 	}
 	f.svc, err = New(Config{
-		Binary:  self,
-		RunDir:  filepath.Join(t.TempDir(), "run"),
-		Helper:  wire.Config{Root: f.root, Network: network != nil},
-		Images:  images{},
-		Network: network,
+		Binary:      self,
+		RunDir:      filepath.Join(t.TempDir(), "run"),
+		Helper:      wire.Config{Root: f.root, Network: cfg.Network != nil},
+		Images:      images{},
+		Network:     cfg.Network,
+		IdleTimeout: cfg.IdleTimeout,
 	})
 	assert.NilError(t, err)
 	t.Cleanup(func() { f.svc.Close() })
@@ -396,4 +403,79 @@ func TestDeadHelperNetworksReleased(t *testing.T) {
 	joined, left = tbl.state()
 	assert.Check(t, is.Equal(joined, 0))
 	assert.Check(t, is.Len(left, 6))
+}
+
+// TestIdleHelperStops: with an idle timeout, the helper stops once nothing
+// is in flight for that long (not while a session is open), and the next
+// request starts a new one; three times.
+func TestIdleHelperStops(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	f := newServiceCfg(t, true, Config{IdleTimeout: idle})
+	sock := serve(t, upgradeRoutes(f.svc))
+	for round := 1; round <= 3; round++ {
+		du, err := f.svc.DiskUsage(context.Background())
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(du.TotalCount, int64(3)))
+		assert.Assert(t, is.Len(f.starts(), round))
+		pid := f.starts()[round-1]
+
+		// a session open for several idle periods keeps it
+		c, br, status := upgrade(t, sock, "/v1.44/session", "")
+		assert.Check(t, is.Equal(status, "HTTP/1.1 101 Switching Protocols"))
+		line, err := br.ReadString('\n')
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(line, "first line\n"))
+		time.Sleep(3 * idle) // an absence: nothing to wait for
+		assert.Check(t, f.svc.running() != nil, "stopped with a session open")
+		fmt.Fprint(c, "still here\n")
+		line, err = br.ReadString('\n')
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(line, "still here\n"))
+		c.Close()
+
+		assert.Check(t, waitGone(pid, 10*time.Second), "idle helper stopped")
+		_, err = os.Stat(filepath.Join(f.dir, "stopped-"+strconv.Itoa(pid)))
+		assert.Check(t, err, "stopped through its lifeline")
+	}
+}
+
+// TestIdleStopRacesRequests: requests that arrive while an idle helper
+// stops are served by the next one (never two helpers at once).
+func TestIdleStopRacesRequests(t *testing.T) {
+	f := newServiceCfg(t, true, Config{IdleTimeout: time.Millisecond})
+	for i := 0; i < 16; i++ {
+		var wg sync.WaitGroup
+		for j := 0; j < 3; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				du, err := f.svc.DiskUsage(context.Background())
+				assert.Check(t, err)
+				if err == nil {
+					assert.Check(t, is.Equal(du.TotalCount, int64(3)))
+				}
+			}()
+		}
+		wg.Wait()
+		live := 0
+		for _, pid := range f.starts() {
+			if !waitGone(pid, 0) {
+				live++
+			}
+		}
+		assert.Check(t, live <= 1, "%d helpers at once", live)
+		// jitter, so that some batches meet a helper that is stopping
+		time.Sleep(time.Duration(i%4) * time.Millisecond)
+		if i == 10 { // and one certainly stopped
+			deadline := time.Now().Add(10 * time.Second)
+			for f.svc.running() != nil && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	assert.NilError(t, f.svc.Close())
+	for _, pid := range f.starts() {
+		assert.Check(t, waitGone(pid, 10*time.Second), "helper %d", pid)
+	}
+	assert.Check(t, len(f.starts()) > 1, "the helper stopped between requests at least once")
 }

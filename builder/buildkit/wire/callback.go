@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 
@@ -183,9 +184,10 @@ func (h *host) openLayer(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServeCallbacks serves h on conn (HTTP/2 with prior knowledge) until conn
-// closes.
+// closes. A helper that dies is reported by whoever waits for it, not here.
 func ServeCallbacks(conn net.Conn, h http.Handler) {
-	(&http2.Server{}).ServeConn(conn, &http2.ServeConnOpts{Handler: h, BaseConfig: &http.Server{}})
+	quiet := &http.Server{ErrorLog: log.New(io.Discard, "", 0)}
+	(&http2.Server{}).ServeConn(conn, &http2.ServeConnOpts{Handler: h, BaseConfig: quiet})
 }
 
 // Client is the helper's side of the callbacks: berthd's Images and
