@@ -99,6 +99,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = time.Minute
 	}
+	if _, err := os.Stat(cfg.Binary); err != nil {
+		logrus.WithError(err).Warn("buildkit: builds will fail until berth-buildkitd is installed next to berthd")
+	}
 	return &Service{cfg: cfg}, nil
 }
 

@@ -479,3 +479,23 @@ func TestIdleStopRacesRequests(t *testing.T) {
 	}
 	assert.Check(t, len(f.starts()) > 1, "the helper stopped between requests at least once")
 }
+
+// TestNoHelperBinary: without berth-buildkitd next to berthd, a build
+// request fails with why, each time, and berthd serves on.
+func TestNoHelperBinary(t *testing.T) {
+	root := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(root, "history.db"), nil, 0o600))
+	svc, err := New(Config{
+		Binary: filepath.Join(t.TempDir(), "berth-buildkitd"),
+		RunDir: filepath.Join(t.TempDir(), "run"),
+		Helper: wire.Config{Root: root},
+		Images: images{},
+	})
+	assert.NilError(t, err)
+	for i := 0; i < 2; i++ {
+		_, err = svc.DiskUsage(context.Background())
+		assert.Check(t, is.ErrorContains(err, "start BuildKit"))
+		assert.Check(t, is.ErrorContains(err, "no such file or directory"))
+	}
+	assert.NilError(t, svc.Close())
+}
