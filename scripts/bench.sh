@@ -190,6 +190,14 @@ shim_pids() { # berth-shim processes whose state dir (argv[1]) is under our exec
     done
     return 0
 }
+# berth-buildkitd processes of our berthd (their config, argv[1], names our exec root)
+buildkitd_pids() {
+    local p
+    for p in $(pgrep -x berth-buildkitd); do
+        { tr '\0' '\n' <"/proc/$p/cmdline"; } 2>/dev/null | sed -n 2p | grep -qF "\"$EXECROOT/" && echo "$p"
+    done
+    return 0
+}
 # containerd-shim-runc-v2 processes of the anchor's containerd that serve one of the
 # containers listed in $1 (other users of the anchor may have containers of their own)
 anchor_shim_pids() {
@@ -470,7 +478,11 @@ for e in B A; do
     $e rmi "berth-bench-build:$RUNID" >/dev/null 2>&1 || true
     $e image prune -f --filter "label=berth.bench=$RUNID" >/dev/null 2>&1 || true
 done
-MEM[build.B.rss]=$(rss_kb "$BPID"); MEM[build.A.rss]=$(sum_rss_kb "$APID" "$CPID")
+# BuildKit is in dockerd's process and in berth-buildkitd: count both sides whole
+BKPIDS=$(buildkitd_pids)
+[ -n "$BKPIDS" ] || die "no berth-buildkitd after the builds"
+MEM[build.B.rss]=$(sum_rss_kb "$BPID" $BKPIDS); MEM[build.A.rss]=$(sum_rss_kb "$APID" "$CPID")
+MEM[build.Bd.rss]=$(rss_kb "$BPID"); MEM[build.Bk.rss]=$(sum_rss_kb $BKPIDS)
 fi
 
 # ---------------------------------------------------------------- report
@@ -523,7 +535,7 @@ EOF
     row "daemon RSS with $NCT running" "${MEM[busy.B.rss]}" "${MEM[busy.A.rss]}" ""
     fi
     if want build; then
-    row "daemon RSS after the builds (BuildKit started)" "${MEM[build.B.rss]}" "${MEM[build.A.rss]}" ""
+    row "daemon RSS after the builds (BuildKit started; berthd $(mb "${MEM[build.Bd.rss]}") + berth-buildkitd $(mb "${MEM[build.Bk.rss]}") vs dockerd + containerd)" "${MEM[build.B.rss]}" "${MEM[build.A.rss]}" ""
     fi
 }
 # floor_table: the floors' medians, and the quick lines' targets in ms next to the
