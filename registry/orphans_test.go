@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -161,4 +162,48 @@ func TestRemoveOrphanLayersUnrecordedDirs(t *testing.T) {
 	assert.NilError(t, err, "the kept root filesystem")
 	assert.Check(t, mountPoints()[dir])
 	assert.NilError(t, s.RemoveRootfs(ctx, kept))
+}
+
+// A root filesystem whose mount point is not what the store's unmount
+// expects: mounts stacked on the overlay (a tmpfs, then two: the rename of
+// the mount point fails with EBUSY), or the overlay gone behind the store's
+// back and files made in the bare mount point (what a monitor's late `runc
+// create` does: ENOTEMPTY). RemoveRootfs clears the mount point and
+// succeeds, and leaves no mount.
+func TestRemoveRootfsUnexpectedMountPoint(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := context.Background()
+	img := loadImage(t, s, testimage.Options{Tag: "busybox:latest"})
+	for round, stack := range []func(t *testing.T, dir string){
+		func(t *testing.T, dir string) { assert.NilError(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m")) },
+		func(t *testing.T, dir string) {
+			for i := 0; i < 2; i++ {
+				assert.NilError(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"))
+			}
+		},
+		func(t *testing.T, dir string) {
+			assert.NilError(t, unix.Unmount(dir, unix.MNT_DETACH))
+			for _, d := range []string{"proc", "dev/pts", "etc"} {
+				assert.NilError(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
+			}
+			assert.NilError(t, os.WriteFile(filepath.Join(dir, "etc", "hosts"), nil, 0o644))
+		},
+	} {
+		id := strings.Repeat(string(rune('e'+round)), 64)
+		assert.NilError(t, s.CreateRootfs(ctx, id, img, imagefs.RootfsOptions{}))
+		dir, err := s.MountRootfs(ctx, id)
+		assert.NilError(t, err)
+		stack(t, dir)
+		t.Cleanup(func() {
+			for mountPoints()[dir] {
+				if unix.Unmount(dir, unix.MNT_DETACH) != nil {
+					break
+				}
+			}
+		})
+		assert.NilError(t, s.RemoveRootfs(ctx, id), "round %d", round)
+		assert.Check(t, !mountPoints()[dir], "round %d: still mounted", round)
+		_, err = s.store.Container(id)
+		assert.Check(t, errors.Is(err, storage.ErrContainerUnknown), "round %d: %v", round, err)
+	}
 }
