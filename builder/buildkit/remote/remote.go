@@ -118,14 +118,7 @@ func (s *Service) acquire() (_ *helper, release func(), _ error) {
 		s.idle.Stop()
 	}
 	p := s.proc
-	if p != nil {
-		select {
-		case <-p.done:
-			p = nil
-		default:
-		}
-	}
-	if p == nil {
+	if !p.alive() {
 		if sp := s.stopping; sp != nil {
 			<-sp.done // its databases are locked until it exits
 			s.stopping = nil
@@ -193,14 +186,23 @@ func (p *helper) stop() error {
 func (s *Service) running() *helper {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.proc; p != nil {
-		select {
-		case <-p.done:
-		default:
-			return p
-		}
+	if s.proc.alive() {
+		return s.proc
 	}
 	return nil
+}
+
+// alive reports whether p is a helper that has not exited (false for nil).
+func (p *helper) alive() bool {
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
 }
 
 func (s *Service) start() (_ *helper, retErr error) {
