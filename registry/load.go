@@ -94,9 +94,6 @@ func (s *Service) Load(ctx context.Context, r io.Reader, quiet bool, start Start
 		if err != nil {
 			return err
 		}
-		if len(it.names) > 0 {
-			s.touchTag(id)
-		}
 		img, _ := s.store.Image(id)
 		if len(it.names) == 0 {
 			_ = out.Send(jsonstream.Message{Stream: "Loaded image ID: sha256:" + id + "\n"})
@@ -127,6 +124,11 @@ func (s *Service) loadOne(ctx context.Context, sys *types.SystemContext, it load
 	var first reference.Named
 	if len(it.names) > 0 {
 		first = it.names[0]
+		paid, err := s.owe(id, namesOf(it.names))
+		if err != nil {
+			return "", err
+		}
+		defer paid()
 	}
 	if err := s.copyIn(ctx, sys, it.src, first, id, loadProgress, out, quiet); err != nil {
 		return "", err
@@ -138,6 +140,9 @@ func (s *Service) loadOne(ctx context.Context, sys *types.SystemContext, it load
 		if err != nil {
 			return "", err
 		}
+	}
+	if len(it.names) > 0 {
+		s.touchTag(id)
 	}
 	return id, nil
 }

@@ -67,10 +67,11 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 	if err != nil {
 		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
-	top, layers, err := s.remoteManifest(ctx, sys, srcRef, named)
+	remote, err := s.remoteManifest(ctx, sys, srcRef, named)
 	if err != nil {
 		return err
 	}
+	top := remote.top
 
 	out := start()
 	tagOrDigest := ""
@@ -93,21 +94,37 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 			upToDate = true
 		}
 	}
+	_, isCanonical := named.(reference.Canonical)
 	newID := oldID
 	if !upToDate {
 		seen := map[string]bool{}
-		for _, l := range layers {
+		for _, l := range remote.layers {
 			id := ShortID(l.String())
 			if !seen[id] {
 				seen[id] = true
 				_ = out.Send(jsonstream.Message{Status: "Pulling fs layer", Progress: &jsonstream.Progress{}, ID: id})
 			}
 		}
-		if newID, err = s.pullCopy(ctx, sys, srcRef, cnamed, out); err != nil {
+		id := ""
+		if remote.config.Validate() == nil {
+			// the ID containers/image gives a schema 2 or OCI image; set,
+			// so the names can be owed to it before it exists
+			id = remote.config.Encoded()
+			names := []string{cnamed.String()}
+			if !isCanonical && digestName != nil {
+				names = append(names, digestName.String())
+			}
+			paid, err := s.owe(id, names)
+			if err != nil {
+				return err
+			}
+			defer paid()
+		}
+		if newID, err = s.pullCopy(ctx, sys, srcRef, cnamed, id, out); err != nil {
 			return s.pullError(err, named)
 		}
 	}
-	if _, isCanonical := named.(reference.Canonical); !isCanonical && digestName != nil {
+	if !isCanonical && digestName != nil {
 		if err := s.store.AddNames(newID, []string{digestName.String()}); err != nil {
 			return err
 		}
@@ -129,10 +146,10 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 	return nil
 }
 
-// pullCopy copies the image into storage with copy progress translated to
-// out, and returns the new image's ID.
-func (s *Service) pullCopy(ctx context.Context, sys *types.SystemContext, srcRef types.ImageReference, cnamed creference.Named, out Output) (string, error) {
-	dest, err := istorage.Transport.NewStoreReference(s.store, cnamed, "")
+// pullCopy copies the image into storage (as image id, when id is set)
+// with copy progress translated to out, and returns the new image's ID.
+func (s *Service) pullCopy(ctx context.Context, sys *types.SystemContext, srcRef types.ImageReference, cnamed creference.Named, id string, out Output) (string, error) {
+	dest, err := istorage.Transport.NewStoreReference(s.store, cnamed, id)
 	if err != nil {
 		return "", err
 	}
@@ -182,22 +199,29 @@ func (s *Service) lookupName(name string) (*storage.Image, error) {
 	return nil, errdefs.ErrNotFound
 }
 
+// remoteImage is what a pull learns from the registry before it copies.
+type remoteImage struct {
+	top    digest.Digest   // the top-level manifest's digest
+	layers []digest.Digest // the layers of the instance for this platform
+	config digest.Digest   // its config's digest: the image ID (empty for schema 1)
+}
+
 // remoteManifest fetches the top-level manifest (its digest is the one
 // Docker reports and records) and the layers of the instance for this
 // platform; failures are classified like dockerd's.
-func (s *Service) remoteManifest(ctx context.Context, sys *types.SystemContext, ref types.ImageReference, named reference.Named) (digest.Digest, []digest.Digest, error) {
+func (s *Service) remoteManifest(ctx context.Context, sys *types.SystemContext, ref types.ImageReference, named reference.Named) (remoteImage, error) {
 	src, err := ref.NewImageSource(ctx, sys)
 	if err != nil {
-		return "", nil, s.pullError(err, named)
+		return remoteImage{}, s.pullError(err, named)
 	}
 	defer src.Close()
 	raw, mt, err := src.GetManifest(ctx, nil)
 	if err != nil {
-		return "", nil, s.pullError(err, named)
+		return remoteImage{}, s.pullError(err, named)
 	}
 	top, err := manifest.Digest(raw)
 	if err != nil {
-		return "", nil, err
+		return remoteImage{}, err
 	}
 	if c, ok := named.(reference.Canonical); ok {
 		top = c.Digest()
@@ -205,23 +229,23 @@ func (s *Service) remoteManifest(ctx context.Context, sys *types.SystemContext, 
 	if manifest.MIMETypeIsMultiImage(mt) {
 		list, err := manifest.ListFromBlob(raw, mt)
 		if err != nil {
-			return "", nil, err
+			return remoteImage{}, err
 		}
 		inst, err := list.ChooseInstance(sys)
 		if err != nil {
-			return "", nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("no matching manifest for %s in the manifest list entries: %v", platformString(sys), err))
+			return remoteImage{}, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("no matching manifest for %s in the manifest list entries: %v", platformString(sys), err))
 		}
 		if raw, mt, err = src.GetManifest(ctx, &inst); err != nil {
-			return "", nil, s.pullError(err, named)
+			return remoteImage{}, s.pullError(err, named)
 		}
 	}
 	m, err := manifest.FromBlob(raw, mt)
 	if err != nil {
-		return "", nil, err
+		return remoteImage{}, err
 	}
 	if (sys.OSChoice != "" || sys.ArchitectureChoice != "") && !manifest.MIMETypeIsMultiImage(mt) {
 		if err := checkPlatform(ctx, src, m, sys, named); err != nil {
-			return "", nil, err
+			return remoteImage{}, err
 		}
 	}
 	var layers []digest.Digest
@@ -230,7 +254,7 @@ func (s *Service) remoteManifest(ctx context.Context, sys *types.SystemContext, 
 			layers = append(layers, l.Digest)
 		}
 	}
-	return top, layers, nil
+	return remoteImage{top: top, layers: layers, config: m.ConfigInfo().Digest}, nil
 }
 
 // checkPlatform refuses a single-platform image that is not the platform

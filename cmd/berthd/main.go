@@ -186,6 +186,11 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	}
 	d.closers = append(d.closers, imgs.Close)
 	d.live.reloadMirrors = imgs.ReloadMirrors
+	if n, err := imgs.PayOwedNames(); err != nil {
+		logrus.WithError(err).Warn("name the images of interrupted pulls and loads")
+	} else if n > 0 {
+		logrus.Infof("named %d images of interrupted pulls or loads", n)
+	}
 	if n, err := imgs.RemoveOrphanLayers(context.Background()); err != nil {
 		logrus.WithError(err).Warn("remove layers of interrupted pulls")
 	} else if n > 0 {
