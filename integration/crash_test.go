@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -245,4 +246,74 @@ func TestKillDuringPull(t *testing.T) {
 	}
 	d.DockerOK(t, "pull", "-q", ref)
 	assert.Equal(t, inspectF(t, d, "{{.Id}}", ref), id)
+}
+
+// SIGKILL of berthd while a start's monitor is in the OCI runtime's create
+// (a runtime that waits there until told): the restart stops that monitor
+// and its create before it releases the container's root filesystem, so
+// nothing goes on to create the container in a released root filesystem;
+// the container then starts, runs and is removed with nothing left. Three
+// times, with a running bystander that must not be touched.
+func TestKillDuringLaunch(t *testing.T) {
+	runc, err := exec.LookPath("runc")
+	assert.NilError(t, err)
+	dir := shortTempDir(t)
+	rt, in, goFile := filepath.Join(dir, "runc-waits"), filepath.Join(dir, "in"), filepath.Join(dir, "go")
+	script := fmt.Sprintf("#!/bin/sh\ncase \" $* \" in *\" create \"*)\n\ttouch %s\n\twhile [ ! -e %s ]; do sleep 0.01; done\nesac\nexec %s \"$@\"\n", in, goFile, runc)
+	assert.NilError(t, os.WriteFile(rt, []byte(script), 0o755))
+	d := testenv.StartDaemon(t, append(testenv.OwnCgroupParent(t), "--add-runtime", "waits="+rt)...)
+	d.LoadBusybox(t)
+	d.DockerOK(t, "run", "-d", "--name", "bystander", "busybox", "sleep", "300")
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprintf("cut%d", i)
+		for _, f := range []string{in, goFile} {
+			assert.NilError(t, os.RemoveAll(f))
+		}
+		d.DockerOK(t, "create", "--name", name, "--runtime", "waits", "busybox", "sleep", "300")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			d.Docker("start", name)
+		}()
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			if _, err := os.Stat(in); err != nil {
+				return poll.Continue("the monitor has not reached the runtime's create")
+			}
+			return poll.Success()
+		}, poll.WithTimeout(time.Minute), poll.WithDelay(10*time.Millisecond))
+		d.Kill(t)
+		<-done
+		d.Start(t)
+		assert.Check(t, is.Len(pidsRunning(rt), 0), "iteration %d: the cut launch's create runs on after the restart", i)
+		assert.NilError(t, os.WriteFile(goFile, nil, 0o644)) // what still waits goes on now
+		assert.Check(t, is.Equal(inspectF(t, d, "{{.State.Status}}", "bystander"), "running"))
+		checkTruthful(t, d, fmt.Sprintf("iteration %d", i))
+		d.DockerOK(t, "start", name)
+		assert.Check(t, is.Equal(d.DockerOK(t, "exec", name, "echo", "in"), "in\n"))
+		d.DockerOK(t, "rm", "-f", name)
+		assert.Check(t, !strings.Contains(d.Log(), "from its mount point"), "iteration %d: the root filesystem's mount point was written while released", i)
+		if t.Failed() {
+			return
+		}
+	}
+	d.DockerOK(t, "rm", "-f", "bystander")
+	waitEmpty(t, d)
+}
+
+// pidsRunning lists the processes running the program (or script) path:
+// one of their first two arguments is path.
+func pidsRunning(path string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if args[0] == path || len(args) > 1 && args[1] == path {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

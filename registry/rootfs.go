@@ -101,12 +101,15 @@ func (s *Service) UnmountRootfs(ctx context.Context, containerID string) error {
 		// The store's one detach left its mount point busy (mounts stacked
 		// on it: EBUSY) or not empty without a mount (ENOTEMPTY). The
 		// latter was seen once, in a fresh-clone run of integration
-		// TestKillDuringRun: berthd killed mid-start leaves a monitor that
-		// has not opened its socket yet, the restart's reap cannot reach it
-		// and unmounts the root filesystem, and the monitor's `runc create`
-		// then makes its mount targets in the bare mount point. What is in
-		// the bare directory is not the container's (that is in the layer's
-		// diff directory): clear it and let the store finish.
+		// TestKillDuringRun: berthd killed mid-start left a monitor that
+		// had not opened its socket yet, the restart's reap could not reach
+		// it and unmounted the root filesystem, and the monitor's `runc
+		// create` then made its mount targets in the bare mount point. The
+		// reap now stops such a monitor first (runtime's stopMonitor,
+		// integration TestKillDuringLaunch); this stays for what else may
+		// write there. What is in the bare directory is not the
+		// container's (that is in the layer's diff directory): clear it and
+		// let the store finish.
 		if what := s.clearMountPoint(containerID); what != "" {
 			logrus.Warnf("root filesystem of %s: %s", ShortID(containerID), what)
 			_, err = s.store.Unmount(containerID, true)

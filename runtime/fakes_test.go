@@ -189,6 +189,7 @@ func (f *fakeMonitors) Connect(ctx context.Context, dir string) (Task, error) {
 func (f *fakeMonitors) ReadExit(dir string) (ExitStatus, bool, error) {
 	return ExitStatus{}, false, nil
 }
+func (f *fakeMonitors) Stop(ctx context.Context, dir string) error { return nil }
 
 // fakeTask runs the container's args from the generated spec as a host process.
 type fakeTask struct {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/berthd/berth/internal/cgroups"
 	"github.com/sirupsen/logrus"
 )
@@ -26,10 +28,7 @@ func (s *Service) reapRun(ctx context.Context, c *ctr) {
 	id := c.rec.ID
 	stateDir := s.stateDir(id)
 	if _, err := os.Stat(stateDir); err == nil {
-		if task, err := s.d.Monitors.Connect(ctx, stateDir); err == nil {
-			// Close kills a container that still exists, then releases the monitor
-			s.logErr(task.Close(), "stop the monitor of a cut start")
-		}
+		s.stopMonitor(ctx, stateDir)
 	}
 	if err := s.d.OCI.Kill(ctx, id, syscall.SIGKILL); err == nil {
 		logrus.Warnf("container %s: killed a container left running by a cut start", id[:12])
@@ -39,6 +38,21 @@ func (s *Service) reapRun(ctx context.Context, c *ctr) {
 	s.teardown(ctx, c)
 	_ = os.RemoveAll(stateDir)
 	s.removeCgroup(s.cgroupsPath(c.rec))
+}
+
+// stopMonitor ends the monitor of stateDir, if one is there, and its
+// container: one that serves (Close kills a container that still exists,
+// then releases the monitor), or one whose launch was cut before it served,
+// which would go on to create its container in a root filesystem about to
+// be released.
+func (s *Service) stopMonitor(ctx context.Context, stateDir string) {
+	task, err := s.d.Monitors.Connect(ctx, stateDir)
+	switch {
+	case err == nil:
+		s.logErr(task.Close(), "stop the monitor of a cut start")
+	case !errdefs.IsNotFound(err): // ErrNotFound: it had exited and is released
+		s.logErr(s.d.Monitors.Stop(ctx, stateDir), "stop the monitor of a cut launch")
+	}
 }
 
 // reapOrphans removes what belongs to no container record: root
@@ -79,9 +93,7 @@ func (s *Service) reapOrphans(ctx context.Context, rootfses []RootfsInfo) int {
 			continue
 		}
 		dir := filepath.Join(s.d.ExecRoot, "c", name)
-		if task, err := s.d.Monitors.Connect(ctx, dir); err == nil {
-			s.logErr(task.Close(), "stop an unknown monitor")
-		}
+		s.stopMonitor(ctx, dir)
 		_ = os.RemoveAll(dir)
 		n++
 	}

@@ -61,6 +61,10 @@ type Monitors interface {
 	// ReadExit reads the exit status a gone monitor left in stateDir; ok is
 	// false when there is none.
 	ReadExit(stateDir string) (st ExitStatus, ok bool, err error)
+	// Stop ends a monitor of stateDir that Connect cannot reach because
+	// its launch was cut before it served (berthd stopped mid-create), and
+	// what it started, and returns once it has exited. No monitor: nil.
+	Stop(ctx context.Context, stateDir string) error
 }
 
 // Streams are the client's ends of an attach or exec.
