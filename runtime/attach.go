@@ -116,13 +116,13 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		stderr = nil
 	}
 	stdout, stderr = gate(stdout, answered), gate(stderr, answered)
-	if a.opts.Logs {
-		readyOnce()
-		if err := a.at.logs.replay(a.ctx, rec, stdout, stderr); err != nil {
-			return err
-		}
-	}
 	if !a.opts.Stream {
+		if a.opts.Logs {
+			readyOnce()
+			if err := a.at.logs.replay(a.ctx, rec, stdout, stderr); err != nil {
+				return err
+			}
+		}
 		readyOnce()
 		return nil
 	}
@@ -135,14 +135,30 @@ func (a *Attachment) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		// nothing to forward; drain what the client sends
 		safe.Go("drain attach input", func() { _, _ = io.Copy(io.Discard, stdin) })
 	}
-	a.streams.Stdout, a.streams.Stderr = stdout, stderr
+	// the stream's output follows the log's
+	replayed := make(chan struct{})
+	a.streams.Stdout, a.streams.Stderr = gate(stdout, replayed), gate(stderr, replayed)
 
 	c.mu.Lock()
 	task := c.task
 	if task == nil {
+		// waits for the next start, from before the answer: a client
+		// that starts the container as soon as it has the answer (docker
+		// start -a, docker-py's attach_socket then start) gets all of the
+		// run's output, even when the container prints and exits at once
 		c.pendingAttach = append(c.pendingAttach, a)
 	}
 	c.mu.Unlock()
+	if a.opts.Logs {
+		readyOnce()
+		if err := a.at.logs.replay(a.ctx, rec, stdout, stderr); err != nil {
+			if task == nil {
+				c.dropPending(a)
+			}
+			return err
+		}
+	}
+	close(replayed)
 	var wait func() error
 	if task != nil {
 		w, err := task.Attach(a.ctx, a.streams)

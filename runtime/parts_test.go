@@ -227,6 +227,28 @@ func TestAttacherAlone(t *testing.T) {
 		assert.NilError(t, <-done)
 		assert.Check(t, is.Equal(out.String(), "started"))
 	})
+
+	// docker-py's attach_socket(logs=1, stream=1) then start: the client
+	// starts the container as soon as it has the answer, and the container
+	// prints and exits at once; the run's output is streamed after the
+	// log's, three times over
+	t.Run("logs then a start made on the answer", func(t *testing.T) {
+		stopped := runningCtr(t, nil, nil)
+		for i := 0; i < 3; i++ {
+			a, err := at.open(context.Background(), stopped, "part", AttachOptions{Stdout: true, Stream: true, Logs: true})
+			assert.NilError(t, err)
+			var out strings.Builder
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err = a.Run(ctx, nil, &out, nil, func() {
+				stopped.mu.Lock()
+				stopped.connectPending(attachTask{greeting: "started"})
+				stopped.mu.Unlock()
+			})
+			cancel()
+			assert.NilError(t, err, "round %d: the start's output was missed", i)
+			assert.Check(t, is.Equal(out.String(), "old started"), "round %d", i)
+		}
+	})
 }
 
 type exitFile struct {
