@@ -41,8 +41,15 @@ test: deps lint build unit fuzz-smoke e2e
 unit:
 	go test -race -count=1 -timeout 20m $(UNIT_PKGS)
 
+# The end-to-end tests wait far more than they compute (a serial run keeps
+# 2 CPUs ~85% idle); the ones whose daemon shares nothing with another's
+# (each has its own root, socket and address block: testenv.TakeNetSlot)
+# call t.Parallel and run E2E_PARALLEL at a time. Those that time
+# themselves or touch host-wide state stay serial.
+E2E_PARALLEL ?= 3
+
 e2e: build compose buildx
-	go test -count=1 -timeout 50m -p 1 ./integration/...
+	go test -count=1 -timeout 50m -p 1 -parallel $(E2E_PARALLEL) ./integration/...
 
 # Every fuzz target for FUZZTIME each: the Go ones (func Fuzz...) and the
 # libFuzzer harnesses of berth-nsexec (clang); scripts/fuzz.sh. fuzz-smoke

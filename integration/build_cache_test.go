@@ -38,6 +38,7 @@ func builtID(t *testing.T, out string) string {
 // cache for every step and gives the same image; a changed file reruns
 // from its COPY on; --no-cache and --cache-from do what dockerd's do.
 func TestClassicBuildCache(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -107,6 +108,7 @@ func TestClassicBuildCache(t *testing.T) {
 // loaded again, so without its parents) serves as the cache of a build
 // that names it with --cache-from, by its history.
 func TestClassicBuildCacheFrom(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -141,6 +143,7 @@ func sortedLines(s string) []string {
 // containers; otherwise they are gone when the build's answer ends, so a
 // client listing containers right after sees none.
 func TestClassicBuildIntermediateContainers(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -180,6 +183,7 @@ print(img4.id != img.id, len(c.containers.list(all=True)) - before)
 // as itself, in the context and with --from; COPY into a VOLUME stays;
 // RUN gets --add-host and --network, and its stderr comes in red.
 func TestClassicBuildContextRules(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -231,6 +235,7 @@ ENTRYPOINT ["/bin/echo"]
 // invalid platform and target; a Dockerfile that is a symlink to a host
 // file reads nothing outside the context.
 func TestClassicBuildErrors(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -303,6 +308,7 @@ except docker.errors.APIError as e:
 // small compressed bomb, is refused with a clear error and leaves nothing
 // in the daemon's build directory; load and import have the same limit.
 func TestClassicBuildLimits(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, "--max-upload-size", "4194304")
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -348,6 +354,7 @@ for kind, fn in [('load', lambda: list(c.load_image(bytes(5 << 20)))), ('import'
 // TestClassicBuildScratchConcurrent: builds FROM scratch at the same time
 // share the scratch base; none loses it to another's end.
 func TestClassicBuildScratchConcurrent(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -383,6 +390,7 @@ func TestClassicBuildScratchConcurrent(t *testing.T) {
 // TestClassicBuildArgsNotLogged: build args may be secrets; the daemon's
 // debug log never shows their values.
 func TestClassicBuildArgsNotLogged(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -400,6 +408,7 @@ func TestClassicBuildArgsNotLogged(t *testing.T) {
 // TestClassicBuildStageIDs: one image ID (aux message) per stage, the
 // last one the result, with ONBUILD triggers in the stages too.
 func TestClassicBuildStageIDs(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -430,6 +439,7 @@ print(len(ids), len(set(ids)), img.labels.get('from'), c.containers.run(img.id, 
 // TestClassicBuildCancelled: a client that goes away mid-RUN leaves no
 // step container behind, rm or not.
 func TestClassicBuildCancelled(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()

@@ -47,6 +47,7 @@ func tarball(t *testing.T, files map[string]string) []byte {
 }
 
 func TestClassicBuild(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -171,6 +172,7 @@ CMD ["echo", "tiny"]
 }
 
 func TestClassicBuildFromCompose(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.InstallCompose(t)

@@ -66,6 +66,7 @@ func stepStates(log string) map[string]bool {
 // docker run app; the same build again is all cached, and a changed source
 // file reruns only the steps after it.
 func TestBuildKitBuildAndRun(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -120,6 +121,7 @@ CMD ["cat", "/built", "/copied"]
 // TestBuildKitMultiStage builds what the issue asks for: stages, COPY
 // --from, ARG, a cache mount, a secret mount, --target, and docker run.
 func TestBuildKitMultiStage(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -184,6 +186,7 @@ CMD ["cat", "/greeting"]
 // TestBuildKitCompose: docker compose up --build of a project with two
 // built services, and compose build reporting BuildKit's progress.
 func TestBuildKitCompose(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.InstallCompose(t)
@@ -217,6 +220,7 @@ func TestBuildKitCompose(t *testing.T) {
 // TestBuildKitOutputs: --load, --output type=docker,dest= and
 // type=local,dest= with docker buildx build.
 func TestBuildKitOutputs(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -261,6 +265,7 @@ func buildCacheLine(t *testing.T, d *testenv.Daemon) string {
 // (system df, builder du, buildx history) and builder prune / system
 // prune reclaim it.
 func TestBuildKitCachePrune(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	assert.Check(t, is.Equal(buildCacheLine(t, d), "Build Cache 0 0 0B 0B"))
@@ -353,6 +358,7 @@ func removeCgroupParent(parent string) {
 // left behind (no step containers, mounts, namespaces; the cache as
 // before once pruned).
 func TestBuildKitBadInput(t *testing.T) {
+	t.Parallel()
 	parent := "berth-e2e-bk-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 	t.Cleanup(func() { removeCgroupParent(parent) })
 	d := testenv.StartDaemon(t, "--cgroup-parent", parent)
@@ -404,6 +410,7 @@ func TestBuildKitBadInput(t *testing.T) {
 // TestBuildKitCancel: Ctrl-C in the client stops the build, its step
 // processes end and what they held is released.
 func TestBuildKitCancel(t *testing.T) {
+	t.Parallel()
 	parent := "berth-e2e-bk-cancel"
 	t.Cleanup(func() { removeCgroupParent(parent) })
 	d := testenv.StartDaemon(t, "--cgroup-parent", parent)
@@ -441,6 +448,7 @@ func TestBuildKitCancel(t *testing.T) {
 // bridge with berth's DNS server, --network none has no interface,
 // --add-host adds a name.
 func TestBuildKitNetwork(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()
@@ -466,6 +474,7 @@ RUN --network=none sh -c '! ip link show eth0' && echo none-ok > /none
 // auth, on an insecure address) pulls it with the user's credentials; a
 // restarted daemon keeps the build cache.
 func TestBuildKitRegistryBase(t *testing.T) {
+	t.Parallel()
 	reg := testenv.StartRegistry(t, true)
 	archive, _ := testenv.BusyboxArchive(t)
 	reg.Push(t, archive, "base/busybox:1")
@@ -497,6 +506,7 @@ func TestBuildKitRegistryBase(t *testing.T) {
 // berth-buildkitd, its lifeline cut, ends the build and exits, and the
 // next berthd has nothing left of the step and builds again.
 func TestBuildKitDaemonCrashMidStep(t *testing.T) {
+	t.Parallel()
 	parent := "berth-e2e-bk-crash"
 	t.Cleanup(func() { removeCgroupParent(parent) })
 	d := testenv.StartDaemon(t, "--cgroup-parent", parent)
@@ -523,6 +533,7 @@ func TestBuildKitDaemonCrashMidStep(t *testing.T) {
 // gives back the step's network at once, and the next build (a new helper)
 // removes the rest and builds. The third time, berthd's own restart does.
 func TestBuildKitHelperCrashMidStep(t *testing.T) {
+	t.Parallel()
 	parent := "berth-e2e-bk-helper"
 	t.Cleanup(func() { removeCgroupParent(parent) })
 	d := testenv.StartDaemon(t, "--cgroup-parent", parent)
@@ -561,6 +572,7 @@ func TestBuildKitHelperCrashMidStep(t *testing.T) {
 // TestBuildKitConcurrentBuilds: builds from the same local base at once
 // (the base copied into BuildKit once, each image tagged as asked).
 func TestBuildKitConcurrentBuilds(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	const n = 3
@@ -586,6 +598,7 @@ func TestBuildKitConcurrentBuilds(t *testing.T) {
 // way berth makes images (classic build, commit, import, a BuildKit build):
 // their layers reach BuildKit byte for byte, so their IDs hold.
 func TestBuildKitFromLocalImages(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dir := t.TempDir()

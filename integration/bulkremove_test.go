@@ -38,6 +38,7 @@ func storeCounts(t *testing.T, d *testenv.Daemon, buckets ...string) map[string]
 // rules, held ports, mounts, monitors, cgroups, store records — and a
 // daemon restarted afterwards shows the same.
 func TestThirtyRemovedAtOnceLeaveNothing(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "bulk")

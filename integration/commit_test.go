@@ -17,6 +17,7 @@ import (
 )
 
 func TestCommit(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "--name", "src", "-e", "KEEP=1", "-e", "A=0", "--label", "ctr=1", "-w", "/tmp",
@@ -74,6 +75,7 @@ print("ok")
 }
 
 func TestExportImport(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "--name", "flat", "busybox", "sh", "-c", "echo exported > /hi")

@@ -202,6 +202,7 @@ func normalize(v any, key string) any {
 // What `berth compose up` plans is what `docker compose create` sends: the
 // same containers, networks and volumes, the same create bodies.
 func TestComposePlanMatchesComposeCLI(t *testing.T) {
+	t.Parallel()
 	bin, err := testenv.ComposeBinary()
 	assert.NilError(t, err)
 	const imageID = "sha256:4b0ad9c4d7c3e3f0a6f5b9d1d0c7c6d3a1b2c3d4e5f60718293a4b5c6d7e8f90"

@@ -19,6 +19,7 @@ import (
 // The compose client itself: built from the Go module proxy by the tools
 // module, run as the `docker compose` plugin and as `docker-compose`.
 func TestComposeClient(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	out := d.ComposeOK(t, "version", "--short")
 	assert.Check(t, is.Equal(strings.TrimSpace(out), compose.ComposeVersion))
@@ -61,6 +62,7 @@ func leftovers(t *testing.T, d *testenv.Daemon, project string) string {
 
 // The app project through its whole life with the real compose CLI.
 func TestComposeAppLifecycle(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	f := []string{"-f", composeFile("app")}
@@ -145,6 +147,7 @@ func containerIPs(t *testing.T, d *testenv.Daemon, ctr string) []string {
 // Two deployments with a db each on one shared network: each web gets its
 // own db for "db", every time; FQDNs reach across; names resolve.
 func TestComposeDeploymentScoping(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	since := time.Now().Add(-time.Second).Format(time.RFC3339Nano)
@@ -228,6 +231,7 @@ func TestComposeDeploymentScoping(t *testing.T) {
 // berth compose up deploys server-side what docker compose would, so that
 // docker compose sees it as its own and has nothing to change.
 func TestComposeNativeDeploy(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	file := composeFile("app")
@@ -265,6 +269,7 @@ func writeProject(t *testing.T, yaml string) string {
 
 // Bad input gets a clear error, and down afterwards leaves nothing.
 func TestComposeBadInput(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	cases := []struct {
@@ -320,6 +325,7 @@ func mustRead(t *testing.T, path string) string {
 // Attached `up` streams the services' output and returns when they exit;
 // `logs -f` ends when the containers do.
 func TestComposeAttachedUpAndFollowLogs(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	f := []string{"-p", "attached", "-f", writeProject(t, "services:\n  hello:\n    image: busybox:latest\n    command: [sh, -c, \"echo hello from compose; sleep 1; echo bye\"]\n")}

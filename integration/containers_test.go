@@ -16,6 +16,7 @@ import (
 )
 
 func TestRunRmLeavesNothing(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	out := d.DockerOK(t, "run", "--rm", "--cidfile", d.Root+"/cid", "busybox", "echo", "hi")
@@ -31,6 +32,7 @@ func TestRunRmLeavesNothing(t *testing.T) {
 }
 
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	r := d.Docker("run", "busybox", "sh", "-c", "exit 3")
@@ -44,6 +46,7 @@ func TestExitCodes(t *testing.T) {
 }
 
 func TestDetachedLifecycle(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "sleeper", "busybox", "sh", "-c", "echo started; sleep 60")
@@ -69,6 +72,7 @@ func TestDetachedLifecycle(t *testing.T) {
 }
 
 func TestRunConfig(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	out := d.DockerOK(t, "run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "33", "busybox", "sh", "-c", "echo $A; pwd; id -u")
@@ -90,6 +94,7 @@ func TestRunConfig(t *testing.T) {
 }
 
 func TestLogsOptions(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "--name", "talker", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo out $i; echo err $i >&2; done")
@@ -118,6 +123,7 @@ func TestLogsOptions(t *testing.T) {
 }
 
 func TestErrorsInDockersWords(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	r := d.Docker("start", "nosuchthing")
@@ -140,6 +146,7 @@ func TestErrorsInDockersWords(t *testing.T) {
 }
 
 func TestPsFiltersAndRename(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "alpha", "--label", "tier=web", "busybox", "sleep", "60")
@@ -168,6 +175,7 @@ func TestPsFiltersAndRename(t *testing.T) {
 }
 
 func TestContainerSurvivesDaemonKill(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "survivor", "busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done")

@@ -87,6 +87,7 @@ func checkTruthful(t *testing.T, d *testenv.Daemon, where string) {
 // SIGKILL while `docker run`s are in flight (three at once, with and
 // without a published port), at random moments.
 func TestKillDuringRun(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	defer logRestores(t, d)
@@ -161,6 +162,7 @@ func waitEmpty(t *testing.T, d *testenv.Daemon) {
 // SIGKILL during `docker compose up` at random moments: afterwards the
 // state is truthful, `up` converges again and `down` leaves nothing.
 func TestKillDuringComposeUp(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	d.InstallCompose(t)
@@ -201,6 +203,7 @@ func TestKillDuringComposeUp(t *testing.T) {
 // moments: no half-written image (it is there whole or not at all), no
 // layer or layer directory left that no image uses; the pull then works.
 func TestKillDuringPull(t *testing.T) {
+	t.Parallel()
 	reg := testenv.StartRegistry(t, false)
 	archive, id := testenv.BigImageArchive(t, "big:latest", 4, 16<<20, 7)
 	reg.Push(t, archive, "big/img:latest")
@@ -255,6 +258,7 @@ func TestKillDuringPull(t *testing.T) {
 // the container then starts, runs and is removed with nothing left. Three
 // times, with a running bystander that must not be touched.
 func TestKillDuringLaunch(t *testing.T) {
+	t.Parallel()
 	runc, err := exec.LookPath("runc")
 	assert.NilError(t, err)
 	dir := shortTempDir(t)

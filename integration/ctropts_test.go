@@ -15,6 +15,7 @@ import (
 // runtime in inspect, real-time CPU limits, device requests without a
 // driver, and the host's /etc/hosts on the host's network.
 func TestCreateOptionsAsDockerd(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 
@@ -65,6 +66,7 @@ func TestCreateOptionsAsDockerd(t *testing.T) {
 // parent cgroups get real-time runtime, so a container with
 // --cpu-rt-runtime starts (without it the kernel refuses, as with dockerd).
 func TestCPURealtimeDaemon(t *testing.T) {
+	t.Parallel()
 	args := append(testenv.OwnCgroupParent(t), "--cpu-rt-period", "1000000", "--cpu-rt-runtime", "20000")
 	d := testenv.StartDaemon(t, args...)
 	d.LoadBusybox(t)
@@ -80,6 +82,7 @@ func TestCPURealtimeDaemon(t *testing.T) {
 // TestImageParent: a committed image's Parent is the image it was made
 // from, as docker-py's test_commit expects.
 func TestImageParent(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	out := d.DockerPy(t, `
@@ -107,6 +110,7 @@ print("ok")
 // asks for rslave or rshared, and other propagations are refused, as
 // dockerd's TestMountDaemonRoot expects.
 func TestBindDaemonRoot(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	for _, src := range []string{d.DataRoot, d.DataRoot + "/containers"} {

@@ -50,6 +50,7 @@ func stays(t *testing.T, what string, cond func() bool) {
 // the CLI scales becomes the CLI's, and its down is final. Orphans and
 // --remove-orphans work as compose has them, natively and with the CLI.
 func TestDeployNeverFightsTheComposeCLI(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	file := writeProject(t, scaleYAML)

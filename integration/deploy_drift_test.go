@@ -19,6 +19,7 @@ import (
 // new digests; with the registry stopped (and the tag even removed), a lost
 // replica comes back from its pin, and up deploys from the pins.
 func TestDeployPullDriftAndRestore(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	reg := testenv.StartRegistry(t, false)
 	push := func(tag, comment string) string {

@@ -26,6 +26,7 @@ func executions(t *testing.T, d *testenv.Daemon, project, svc string) []compose.
 // berthd killed between two runs neither skips nor repeats one; a running
 // execution can be cancelled; a schedule that does not parse is refused.
 func TestDeployJobsAndSchedule(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	yaml := mustRead(t, composeFile("fleet")) +

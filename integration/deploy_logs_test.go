@@ -40,6 +40,7 @@ var logLine = regexp.MustCompile(`^(worker-[123]) +\| (\S+) (\S+) tick (\d+)$`)
 // one); a replica that dies at start fails up with its exit code and last
 // lines, and the record says so.
 func TestDeployLogsExecAndFailedStart(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	file := writeProject(t, `name: logs

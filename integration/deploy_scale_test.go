@@ -113,6 +113,7 @@ services:
 // berth's back and a simulated reboot; the docker compose CLI agrees; bad
 // input changes nothing.
 func TestDeployScaleIsKept(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	file := writeProject(t, scaleYAML)

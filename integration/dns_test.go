@@ -102,6 +102,7 @@ func ipOn(t *testing.T, d *testenv.Daemon, ctr, network string) string {
 // does not know go to that container's own resolver, and a loopback one is
 // the container's own loopback, never the host's.
 func TestDNSUserResolvers(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "dnsy-shared")
@@ -236,6 +237,7 @@ networks:
 // berth's DNS server answers the containers of its network and nobody else:
 // not the host, not a container of another network.
 func TestDNSAnswersOnlyItsContainers(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "inside")

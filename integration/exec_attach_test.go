@@ -23,6 +23,7 @@ import (
 // Tty (not its create's), a detached exec's exit code, and attach with
 // logs=1 stream=0, many times: it lost its output about 2 times in 3.
 func TestExecAttachDockerPy(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	out := d.DockerPy(t, `
@@ -70,6 +71,7 @@ print("ok")
 
 // An exec's console size: the create's, or the start's (a TTY's only).
 func TestExecConsoleSize(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "cs", "busybox", "sleep", "300")
@@ -95,6 +97,7 @@ func TestExecConsoleSize(t *testing.T) {
 // An exec whose command cannot start exits 126 whatever the reason, as
 // dockerd reports it; a container's own command that is missing is 127.
 func TestExecCannotStart(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "nx", "busybox", "sleep", "300")
@@ -112,6 +115,7 @@ func TestExecCannotStart(t *testing.T) {
 // and stop): they got a read-only /dev/null for output, so any echo made
 // them exit 1 and compose fail.
 func TestExecComposeHooks(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.InstallCompose(t)
@@ -164,6 +168,7 @@ services:
 // accepts it and streams once the container starts. The second and
 // third time too.
 func TestStartAttachExited(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "create", "-i", "--name", "si", "busybox", "sh", "-c", "read x; echo got $x; exit 3")

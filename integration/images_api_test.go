@@ -19,6 +19,7 @@ import (
 // TestImageLoadBrokenArchive: as dockerd, POST /images/load answers 200
 // with the error in the stream, quiet or not, and docker load fails with it.
 func TestImageLoadBrokenArchive(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	bad := filepath.Join(t.TempDir(), "bad.tar")
 	assert.NilError(t, os.WriteFile(bad, []byte(strings.Repeat("not a tar ", 200)), 0o644))
@@ -45,6 +46,7 @@ for quiet in ('1', '0'):
 // TestImageTagAndImportBadInput: dockerd's errors for a tag named like a
 // digest algorithm and for an import source that is no source.
 func TestImageTagAndImportBadInput(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	for _, target := range []string{"sha256:abc", "sha256"} {
@@ -72,6 +74,7 @@ for src in ('ftp://example.com/x.tar', '/a/host/path', 'http://[::1', 'http://ex
 // TestImageListManifests: GET /images/json?manifests=1 (API 1.47+)
 // describes each image's manifest, as dockerd with the containerd store.
 func TestImageListManifests(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	id := d.LoadBusybox(t)
 	d.DockerOK(t, "run", "--name", "user", "busybox", "true")
@@ -121,6 +124,7 @@ for v in ('1.47', '1.46'):
 // archive that is also an OCI image layout (index.json, oci-layout,
 // blobs/sha256), which loads back as the same image.
 func TestImageSaveOCILayout(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	id := d.LoadBusybox(t)
 	d.DockerOK(t, "tag", "busybox", "other/name:v2")

@@ -56,6 +56,7 @@ func eventsUntilNow(t *testing.T, d *testenv.Daemon, filter, format string) stri
 }
 
 func TestImageLoadListInspectHistory(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	archive, id := testenv.BusyboxArchive(t)
 	out := d.DockerOK(t, "load", "-i", archive)
@@ -93,6 +94,7 @@ func TestImageLoadListInspectHistory(t *testing.T) {
 }
 
 func TestImageTagAndRemove(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	id := d.LoadBusybox(t)
 	short := id[7:19]
@@ -147,6 +149,7 @@ func TestImageTagAndRemove(t *testing.T) {
 }
 
 func TestImageListFilters(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	p, labelled := testenv.Image(t, testimage.Options{Tag: "labelled:1", Labels: map[string]string{"tier": "db"}, Comment: "labelled"})
@@ -200,6 +203,7 @@ func TestImageListFilters(t *testing.T) {
 }
 
 func TestImageSaveLoadRoundTrip(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	id := d.LoadBusybox(t)
 	d.DockerOK(t, "tag", "busybox", "busybox:two")
@@ -224,6 +228,7 @@ func TestImageSaveLoadRoundTrip(t *testing.T) {
 }
 
 func TestImageLoadOCIArchive(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	p := filepath.Join(t.TempDir(), "oci.tar")
 	res, err := testimage.WriteOCIArchive(p, "ocibox:1.0", testimage.Options{
@@ -249,6 +254,7 @@ func TestImageLoadOCIArchive(t *testing.T) {
 }
 
 func TestImageLoadNotAnImage(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	p := filepath.Join(t.TempDir(), "junk.tar")
 	f, err := os.Create(p)
@@ -274,6 +280,7 @@ func TestImageLoadNotAnImage(t *testing.T) {
 }
 
 func TestImageErrors(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	cases := []struct {
 		method, path string
@@ -303,6 +310,7 @@ func TestImageErrors(t *testing.T) {
 }
 
 func TestImagePullFromRegistry(t *testing.T) {
+	t.Parallel()
 	reg := testenv.StartRegistry(t, false)
 	archive, id := testenv.BusyboxArchive(t)
 	reg.Push(t, archive, "library/busybox:latest")
@@ -367,6 +375,7 @@ func TestImagePullFromRegistry(t *testing.T) {
 }
 
 func TestImagePullRegistryDown(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	// a loopback port that was free a moment ago: nothing answers there
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -383,6 +392,7 @@ func TestImagePullRegistryDown(t *testing.T) {
 }
 
 func TestImagePullWithAuth(t *testing.T) {
+	t.Parallel()
 	reg := testenv.StartRegistry(t, true)
 	archive, id := testenv.BusyboxArchive(t)
 	reg.Push(t, archive, "library/busybox:latest")
@@ -431,6 +441,7 @@ func TestImagePullWithAuth(t *testing.T) {
 
 // TestImagesDockerPy drives the image endpoints with docker-py.
 func TestImagesDockerPy(t *testing.T) {
+	t.Parallel()
 	reg := testenv.StartRegistry(t, false)
 	archive, id := testenv.BusyboxArchive(t)
 	reg.Push(t, archive, "library/busybox:latest")
@@ -469,6 +480,7 @@ print("ok")
 
 // TestImageRemoveInUse: images that containers use need force, as in dockerd.
 func TestImageRemoveInUse(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	id := d.LoadBusybox(t)
 	short := id[7:19]

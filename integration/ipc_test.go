@@ -26,6 +26,7 @@ func shmMounted(t *testing.T, d *testenv.Daemon, id string) bool {
 // missing one are refused with dockerd's words; the donor's tmpfs goes
 // away when it stops.
 func TestIpcShareable(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 
@@ -84,6 +85,7 @@ func TestIpcShareable(t *testing.T) {
 // --default-ipc-mode shareable (and then it is joinable); clients older
 // than API 1.40 get shareable, as from dockerd.
 func TestIpcDefaultMode(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "create", "--name", "plain", "busybox", "true")
@@ -106,6 +108,7 @@ func TestIpcDefaultMode(t *testing.T) {
 // TestPidContainer: --pid container:<name> joins a running container's PID
 // namespace (stored as the full id); a stopped one is refused.
 func TestPidContainer(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "pidhost", "busybox", "sleep", "301")
@@ -122,6 +125,7 @@ func TestPidContainer(t *testing.T) {
 
 // TestIpcDockerPy: docker-py's ipc_mode, as its own tests use it.
 func TestIpcDockerPy(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	out := d.DockerPy(t, `

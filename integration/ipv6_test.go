@@ -88,6 +88,7 @@ func hostPortFor(t *testing.T, d *testenv.Daemon, ctr, port, hostIP string) int 
 // answers from the host, the IPv6 addresses show in inspect, AAAA and A
 // answer their own families, and ip6tables isolates IPv6 networks.
 func TestIPv6DualStack(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	sub := d.Net.Subnet6(0)
@@ -185,6 +186,7 @@ func TestIPv6DualStack(t *testing.T) {
 // only, resolv.conf names the IPv6 gateway, where berth's DNS server
 // answers them (by name, over IPv6) and refuses anyone else.
 func TestIPv6Only(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	sub := d.Net.Subnet6(3)
@@ -230,6 +232,7 @@ func TestIPv6Only(t *testing.T) {
 // dockerd's error and nothing is created, every time; so do link-local
 // clashes and malformed subnets.
 func TestIPv6BadInput(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	sub := d.Net.Subnet6(4)
 	d.DockerOK(t, "network", "create", "--ipv6", "--subnet", sub.String(), "first")
@@ -283,6 +286,7 @@ func bridgesIn(t *testing.T, block netip.Prefix) []string {
 // --ipv6 (from the pool, then from --fixed-cidr-v6), and its containers
 // show the address at the top of NetworkSettings for old API versions.
 func TestIPv6Pools(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, "--ipv6")
 	d.LoadBusybox(t)
 	pool := netip.PrefixFrom(d.Net.Block6.Addr(), 57)
@@ -354,6 +358,7 @@ func apiGetRaw(d *testenv.Daemon, path string) (string, error) {
 // network; AAAA answers follow berth's deployment scoping, as A does: on
 // a network two projects share, each web gets its own db's IPv6 address.
 func TestIPv6Compose(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	shared := d.Net.Subnet6(7)
@@ -462,6 +467,7 @@ func sub6Contains(p netip.Prefix, ip string) bool {
 // (test_create_network_ipv6_enabled, test_create_with_ipv6_address,
 // test_connect_with_ipv6_address), on a subnet of the test's slot.
 func TestIPv6DockerPy(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	sub := d.Net.Subnet6(9)
@@ -510,6 +516,7 @@ print("ok")
 // DNAT of :: keeps working while berthd is down, the user-space [::1]
 // forwarding comes back with the daemon.
 func TestIPv6SurvivesRestart(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	sub := d.Net.Subnet6(10)

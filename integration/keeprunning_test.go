@@ -58,6 +58,7 @@ func httpGet(url string) (string, error) {
 // works, published ports answer and DNS answers; a container that exited
 // while berthd was down shows its real exit code and a die event.
 func TestTwentySurviveDaemonKill(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "kr")
@@ -159,6 +160,7 @@ func TestTwentySurviveDaemonKill(t *testing.T) {
 // A monitor killed while berthd runs: berthd notices, kills the container
 // (it must not run unsupervised) and records the exit.
 func TestMonitorKilledWhileDaemonRuns(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	id := strings.TrimSpace(d.DockerOK(t, "run", "-d", "--name", "orphaned", "busybox", "sleep", "300"))
@@ -180,6 +182,7 @@ func TestMonitorKilledWhileDaemonRuns(t *testing.T) {
 // A monitor killed while berthd is down: at start berthd finds no monitor
 // and no recorded exit, kills the container and records it as exited.
 func TestMonitorKilledWhileDaemonDown(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	id := strings.TrimSpace(d.DockerOK(t, "run", "-d", "--name", "orphaned", "busybox", "sleep", "300"))
@@ -226,6 +229,7 @@ func alive(pid int) bool {
 // (same pid), and a container waiting for its next restart is restarted
 // by its policy once berthd is back.
 func TestGracefulRestartKeepsContainers(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "steady", "-p", "127.0.0.1::80", "busybox", "httpd", "-f", "-p", "80")

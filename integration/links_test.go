@@ -13,6 +13,7 @@ import (
 // TestLinksAreTheLinkersNames: --link db:database makes "database" resolve,
 // for the linking container only, to the linked container.
 func TestLinksAreTheLinkersNames(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "lnk")
@@ -30,6 +31,7 @@ func TestLinksAreTheLinkersNames(t *testing.T) {
 // name that resolves to it, HostConfig.Links as "/child:/parent/alias",
 // kept through renames of either side, and rm --link.
 func TestLegacyLinks(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "db", "-e", "FOO=1", "-e", "PASSWORD=a=b", "--expose", "6379", "--hostname", "dbhost", "busybox", "sleep", "300")
@@ -107,6 +109,7 @@ func TestLegacyLinks(t *testing.T) {
 // --volumes-from: a missing container is a 400, not a 404 (which would make
 // the CLI pull the image); links and the host's network do not mix.
 func TestLinkCreateErrors(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "onhost", "--network", "host", "busybox", "sleep", "300")
@@ -137,6 +140,7 @@ func TestLinkCreateErrors(t *testing.T) {
 // TestLinksDockerPy: docker-py's own link tests (create_host_config links,
 // remove_container(link=True)) against berthd.
 func TestLinksDockerPy(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	out := d.DockerPy(t, `

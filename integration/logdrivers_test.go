@@ -18,6 +18,7 @@ import (
 // dockerd's error, the container runs (three times, so a second start of
 // the same container is covered), and docker-py's run returns None.
 func TestLogDriverNone(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "create", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "hello")
@@ -48,6 +49,7 @@ print(c.containers.run("busybox", "echo hello", log_config={"type": "none"}, rem
 // rolled at max-size and compressed by default; docker logs (tail,
 // streams, follow) reads it across the rolled files.
 func TestLogDriverLocal(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "--name", "loc", "--log-driver", "local", "--log-opt", "max-size=1k", "--log-opt", "max-file=3",
@@ -91,6 +93,7 @@ func TestLogDriverLocal(t *testing.T) {
 // TestLogDriverBadInput: an unknown driver and bad options are refused at
 // create with dockerd's words (a 400), and nothing is created.
 func TestLogDriverBadInput(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	for _, tc := range []struct {
@@ -136,6 +139,7 @@ except docker.errors.APIError as e:
 // dockerd's priority, tag and framing; `docker logs` reads the dual-logging
 // cache, and not when cache-disabled.
 func TestLogDriverSyslog(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	const stamp = `[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d`
@@ -194,6 +198,7 @@ func TestLogDriverSyslog(t *testing.T) {
 // blocks on a server that is gone or stalled, keeps the cache, and the
 // dropped entries are counted.
 func TestLogDriverDeadEndpoint(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	dead := deadAddr(t)
@@ -233,6 +238,7 @@ func TestLogDriverDeadEndpoint(t *testing.T) {
 // starts with no server there; blocking fails the start; docker logs reads
 // the cache.
 func TestLogDriverFluentd(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	addr, events := fluentdServer(t)
@@ -283,6 +289,7 @@ func TestLogDriverFluentd(t *testing.T) {
 // TestLogDriverGELF: GELF 1.1 over udp (gzip, zlib, none) and tcp with
 // dockerd's fields; journald says clearly that there is no journal here.
 func TestLogDriverGELF(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	host, err := os.Hostname()
@@ -342,6 +349,7 @@ func TestLogDriverGELF(t *testing.T) {
 // driver keeps receiving (and the cache keeps filling) while berthd is
 // killed; after the restart docker logs has the lines of the gap.
 func TestLogsFlowWhileBerthdIsDown(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	addr, sink := syslogServer(t, "udp")
@@ -364,6 +372,7 @@ func TestLogsFlowWhileBerthdIsDown(t *testing.T) {
 // TestComposeLogging: compose's logging: {driver, options} reaches the
 // container, for a remote driver as for the file ones.
 func TestComposeLogging(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	addr, sink := syslogServer(t, "tcp")

@@ -28,6 +28,7 @@ func consecutive(t *testing.T, out string, last int) int {
 const hundredLines = `i=0; while [ $i -lt 100 ]; do echo line-$i; i=$((i+1)); done`
 
 func TestLogRotation(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 
@@ -67,6 +68,7 @@ func TestLogRotation(t *testing.T) {
 }
 
 func TestLogOptionsInDockersWords(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	before := d.DockerOK(t, "ps", "-aq")
@@ -92,6 +94,7 @@ func TestLogOptionsInDockersWords(t *testing.T) {
 }
 
 func TestLogDetails(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "--name", "detailed", "--label", "app=web", "-e", "FOO=bar",
@@ -113,6 +116,7 @@ func TestLogDetails(t *testing.T) {
 }
 
 func TestDaemonDefaultLogOpts(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, "--log-opt", "max-size=1k", "--log-opt", "max-file=2")
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "--name", "defaults", "busybox", "sh", "-c", hundredLines)

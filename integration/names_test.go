@@ -17,6 +17,7 @@ import (
 // made on purpose, not left to luck: containers are created until one's id
 // starts with a letter, and every other container starting with it goes.
 func TestComposeNameBeatsIDPrefix(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	var decoy, letter string

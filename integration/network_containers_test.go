@@ -168,6 +168,7 @@ func waitInventory(t *testing.T, d *testenv.Daemon, ok func(*network.Inventory) 
 // each other by name, alias, short id and hostname (ping, nslookup, HTTP);
 // an alias shared by two containers answers both.
 func TestContainersReachByNameAndAlias(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "app")
@@ -210,6 +211,7 @@ func TestContainersReachByNameAndAlias(t *testing.T) {
 // a network it is not on (Docker: "bad address"), and its address is not
 // reachable from there.
 func TestContainerNameOnOtherNetwork(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "app")
@@ -237,6 +239,7 @@ func TestContainerNameOnOtherNetwork(t *testing.T) {
 // TestPublishedPorts: -p ip:port:80 answers from the host; -P publishes an
 // image's EXPOSEd port on an ephemeral port shown by docker port and ps.
 func TestPublishedPorts(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	port := netFreePort(t)
@@ -309,6 +312,7 @@ func ephemeralRange(t *testing.T) (int, int) {
 // TestPublishedPortConflicts: a port in use gives dockerd's error and the
 // failed container holds nothing: no veth, netns, rule, address or port.
 func TestPublishedPortConflicts(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	port := netFreePort(t)
@@ -353,6 +357,7 @@ func TestPublishedPortConflicts(t *testing.T) {
 // changes what it reaches, by address and by name; on a stopped one they
 // take effect at its next start.
 func TestConnectDisconnect(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "app")
@@ -428,6 +433,7 @@ func TestConnectDisconnect(t *testing.T) {
 // TestNetworkModes: none has only lo, host is the host's namespace,
 // container:<other> is the other's (interfaces, address, resolver, hostname).
 func TestNetworkModes(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 
@@ -472,6 +478,7 @@ func TestNetworkModes(t *testing.T) {
 // at create (NetworkingConfig.EndpointsConfig, API >= 1.44) and the default
 // bridge.
 func TestNetworkSettingsInspectPs(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "neta")
@@ -557,6 +564,7 @@ func TestNetworkSettingsInspectPs(t *testing.T) {
 // held port or address. The network is a /28 (13 addresses): any leaked
 // address would soon make a start fail.
 func TestNetworkCyclesLeaveNothing(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	b := d.Net.Block.Addr().As4()
@@ -609,6 +617,7 @@ func TestNetworkCyclesLeaveNothing(t *testing.T) {
 // network, 8 at a time, while ps and network inspect poll: every one reaches
 // the server by alias, none hangs, and only the server is left attached.
 func TestNetworkParallelRuns(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "app")
@@ -678,6 +687,7 @@ func TestNetworkParallelRuns(t *testing.T) {
 // TestVerifyEngineScript: the shared smoke test passes against berthd with
 // the anchor busybox image.
 func TestVerifyEngineScript(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	anchors := testenv.AnchorsDir(t)
 	out := t.TempDir()
@@ -702,6 +712,7 @@ func TestVerifyEngineScript(t *testing.T) {
 // containers keep their addresses, names, aliases and published ports;
 // the port works while berthd is down; new containers get new addresses.
 func TestNetworkStateSurvivesDaemonKill(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "app")

@@ -18,6 +18,7 @@ import (
 // do not reach each other (names still resolve: the DNS server is on the
 // gateway); on a network without the option they do.
 func TestNetworkOptionICC(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "-o", "com.docker.network.bridge.enable_icc=false", "noicc")
@@ -41,6 +42,7 @@ func TestNetworkOptionICC(t *testing.T) {
 // enable_ip_masquerade=false reaches a LAN host with its own address; on
 // other networks the LAN host sees the host's.
 func TestNetworkOptionMasquerade(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "-o", "com.docker.network.bridge.enable_ip_masquerade=false", "nomasq")
@@ -56,6 +58,7 @@ func TestNetworkOptionMasquerade(t *testing.T) {
 // TestNetworkOptionHostBinding: ports published without an address on a
 // network with host_binding_ipv4=127.0.0.1 bind 127.0.0.1 only.
 func TestNetworkOptionHostBinding(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "-o", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1", "lobind")
@@ -75,6 +78,7 @@ func TestNetworkOptionHostBinding(t *testing.T) {
 // values and options berth cannot honour are refused, with dockerd's words
 // where it has them, and leave no network behind.
 func TestNetworkOptionsOthers(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "-o", "com.docker.network.driver.mtu=1400", "-o", "com.docker.network.container_iface_prefix=tap", "small")

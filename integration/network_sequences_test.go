@@ -104,6 +104,7 @@ func (m *seqModel) check(t *testing.T, d *testenv.Daemon, ctr, step string) {
 // internal one, checking the container against a model after every step.
 // BERTH_SEQ_SEED replays a sequence.
 func TestConnectDisconnectSequences(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	m := &seqModel{nets: []string{"na", "nb", "ni"}, internal: map[string]bool{"ni": true}, gateway: map[string]string{}}
@@ -197,6 +198,7 @@ func disconnectStatus(t *testing.T, d *testenv.Daemon, netName, ctr string, forc
 // is not on is an error, with -f too, as on dockerd (500); -f only lets a
 // container leave a network that was removed.
 func TestDisconnectNotConnected(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "app")
@@ -226,6 +228,7 @@ func TestDisconnectNotConnected(t *testing.T) {
 // reserved (never handed out, refused as static addresses) across a daemon
 // restart, and checked at create.
 func TestAuxAddresses(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	b := d.Net.Block.Addr().As4()
@@ -267,6 +270,7 @@ func TestAuxAddresses(t *testing.T) {
 // (mac_address, interface_name); a bad or taken name is refused and leaves
 // the container as it was.
 func TestMacAddressAndInterfaceName(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "network", "create", "app")

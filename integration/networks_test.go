@@ -45,6 +45,7 @@ func dockerFails(t *testing.T, d *testenv.Daemon, msg string, args ...string) {
 }
 
 func TestNetworkAPI(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	block := d.Net.Block
 
@@ -144,6 +145,7 @@ func itoa(n int64) string {
 // TestNetworksSurviveRestart: networks are in the store; the bridges come
 // back after a restart; an idle daemon leaves nothing behind when it stops.
 func TestNetworksSurviveRestart(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	id := strings.TrimSpace(d.DockerOK(t, "network", "create", "--label", "keep=1", "kept"))
 	d.Restart(t, syscall.SIGTERM)
@@ -173,6 +175,7 @@ func TestNetworksSurviveRestart(t *testing.T) {
 // TestNetworkDaemonsSideBySide: two daemons on one host, each with its own
 // bridge, pool and chains; one's teardown leaves the other alone.
 func TestNetworkDaemonsSideBySide(t *testing.T) {
+	t.Parallel()
 	d1 := testenv.StartDaemon(t)
 	d2 := testenv.StartDaemon(t)
 	d1.DockerOK(t, "network", "create", "same")

@@ -37,6 +37,7 @@ func assertAlive(t *testing.T, d *testenv.Daemon) {
 // reverse: the container exits (and auto-removes) while rm -f runs, at
 // offsets spread over the exit; and two rm -f at once.
 func TestReliabilityRemoveRaces(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	var ids []string
@@ -99,6 +100,7 @@ func TestReliabilityRemoveRaces(t *testing.T) {
 // container that keeps restarting at its next exit; next-exit likewise;
 // removed at its removal.
 func TestReliabilityWaitRestartAlways(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "loop", "--restart", "always", "busybox", "sh", "-c", "sleep 0.3; exit 3")
@@ -161,6 +163,7 @@ func apiPost(t *testing.T, d *testenv.Daemon, path string, timeout time.Duration
 // and hung forever; dockerd sends it, thaws the container (an unpause
 // event) and goes on as for a running one. docker kill and rm -f too.
 func TestReliabilityStopPaused(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
@@ -200,6 +203,7 @@ func TestReliabilityStopPaused(t *testing.T) {
 // restarts it. A restart whose client hangs up still completes, with its
 // events.
 func TestReliabilityRestart(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--rm", "--name", "rr", "busybox", "sleep", "300")
@@ -258,6 +262,7 @@ func apiPostCut(t *testing.T, d *testenv.Daemon, path string, timeout time.Durat
 
 // Smaller differences (issues 12, 21), each as dockerd 20.10 answers.
 func TestReliabilityDockerDifferences(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 

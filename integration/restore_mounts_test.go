@@ -23,6 +23,7 @@ import (
 // (unmounted by hand) is made again with a count of 1; stop and rm then
 // leave no mount and no count.
 func TestRestoreAdoptsRootfsMounts(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	names := []string{"m1", "m2", "m3"}

@@ -120,6 +120,7 @@ func (p *ptyCLI) wait() int {
 }
 
 func TestStreamsStdinPipe(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	c := d.Cmd("run", "--rm", "-i", "busybox", "cat")
@@ -130,6 +131,7 @@ func TestStreamsStdinPipe(t *testing.T) {
 }
 
 func TestStreamsTTYAndResize(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 
@@ -159,6 +161,7 @@ func TestStreamsTTYAndResize(t *testing.T) {
 }
 
 func TestStreamsExec(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "xx", "busybox", "sleep", "1000")
@@ -190,6 +193,7 @@ func TestStreamsExec(t *testing.T) {
 }
 
 func TestStreamsAttachDetach(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-dit", "--name", "at", "busybox", "sh")
@@ -214,6 +218,7 @@ func TestStreamsAttachDetach(t *testing.T) {
 }
 
 func TestStreamsCopy(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	host := t.TempDir()
@@ -352,6 +357,7 @@ func evilTar(t *testing.T, victim string) []byte {
 }
 
 func TestStreamsCopyMaliciousTar(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	victim := t.TempDir()
@@ -420,6 +426,7 @@ func oneFileTar(t *testing.T, name string) []byte {
 }
 
 func TestStreamsTopStatsDiffExport(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "idle", "busybox", "sleep", "1000")
@@ -572,6 +579,7 @@ func usage(t *testing.T, d *testenv.Daemon, ctrs ...string) daemonUsage {
 }
 
 func TestStreamsDroppedClientsLeakNothing(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "-d", "--name", "idle", "busybox", "sleep", "1000")

@@ -111,6 +111,7 @@ func parallelDocker(t *testing.T, d *testenv.Daemon, n int, args func(i int) []s
 // 50 `docker run --rm`, then `rm -f` of 50 running containers: the CLI
 // returns when each is removed, and then nothing of them is left.
 func TestRunRmAndRmFLeaveNothing(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "--rm", "busybox", "true") // mounts the netns directory
@@ -145,6 +146,7 @@ func TestRunRmAndRmFLeaveNothing(t *testing.T) {
 // dockerd shows such a cut); all of them are removable, and after that
 // nothing is left.
 func TestKillDuringBulkRemoval(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	defer logRestores(t, d)
@@ -202,6 +204,7 @@ func TestKillDuringBulkRemoval(t *testing.T) {
 // the same name, 20 times each; and `docker wait` of a removed container
 // answers as Docker's does.
 func TestNameReusedAfterRemoval(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
 	d.LoadBusybox(t)
 	for i := range 20 {

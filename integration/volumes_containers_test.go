@@ -19,6 +19,7 @@ import (
 // both containers, refuses removal while a container uses it, and is gone
 // from disk once removed.
 func TestVolumeSharedBetweenContainers(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "run", "--name", "writer", "-v", "data:/data", "busybox", "sh", "-c", "echo hello > /data/f")
@@ -47,6 +48,7 @@ func TestVolumeSharedBetweenContainers(t *testing.T) {
 }
 
 func TestBindReadOnlyAndMountsInInspect(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	host := t.TempDir()
@@ -73,6 +75,7 @@ func TestBindReadOnlyAndMountsInInspect(t *testing.T) {
 }
 
 func TestTmpfsMountSize(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	out := d.DockerOK(t, "run", "--rm", "--mount", "type=tmpfs,dst=/scratch,tmpfs-size=2097152,tmpfs-mode=1770", "busybox", "grep", " /scratch ", "/proc/mounts")
@@ -86,6 +89,7 @@ func TestTmpfsMountSize(t *testing.T) {
 // content; `docker rm -v` removes it. A new named volume gets the content
 // too, unless nocopy.
 func TestImageVolumeCopyUp(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	img, _ := testenv.Image(t, testimage.Options{Tag: "volimg:latest", Volumes: []string{"/data"}, Files: map[string]string{"data/hello": "from image"}})
@@ -112,6 +116,7 @@ func TestImageVolumeCopyUp(t *testing.T) {
 }
 
 func TestMountErrors(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	cases := []struct {

@@ -32,6 +32,7 @@ func hostTreeWithSubmount(t *testing.T) string {
 // bind-recursive=writable; bind-recursive=readonly needs API 1.44 (issue 20
 // item 19).
 func TestMountsReadOnlyRecursive(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	host := hostTreeWithSubmount(t)
@@ -87,6 +88,7 @@ func TestMountsReadOnlyRecursive(t *testing.T) {
 // dockerd); a missing one is refused at start in dockerd's words (issue 20
 // item 19).
 func TestMountsVolumeSubpath(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	img, _ := testenv.Image(t, testimage.Options{Tag: "subimg:latest", Files: map[string]string{"data/from-image": "image content"}})
@@ -144,6 +146,7 @@ func TestMountsVolumeSubpath(t *testing.T) {
 // type=image mounts are refused at create with a clear 400, and nothing is
 // made (issue 20 item 19).
 func TestMountsImageRefused(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	r := d.Docker("run", "--rm", "--mount", "type=image,src=busybox,dst=/img", "busybox", "true")
@@ -185,6 +188,7 @@ func doRequest(t *testing.T, d *testenv.Daemon, req *http.Request) (int, string)
 // docker cp to or from a path through a file gives dockerd's "not a
 // directory", not "Could not find the file" (issue 20 item 20).
 func TestMountsCopyNotADirectory(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	d.DockerOK(t, "create", "--name", "ctr", "busybox")

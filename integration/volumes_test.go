@@ -33,6 +33,7 @@ func sorted(s ...string) []string {
 }
 
 func TestVolumeCreateInspectRemove(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	assert.Equal(t, strings.TrimSpace(d.DockerOK(t, "volume", "create", "--label", "tier=db", "--label", "keep", "myvol")), "myvol")
 	// create is idempotent
@@ -69,6 +70,7 @@ func TestVolumeCreateInspectRemove(t *testing.T) {
 }
 
 func TestVolumeErrors(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	cases := []struct {
 		args []string
@@ -118,6 +120,7 @@ func TestVolumeErrors(t *testing.T) {
 }
 
 func TestVolumeListFilters(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	d.DockerOK(t, "volume", "create", "--label", "tier=db", "alpha")
 	d.DockerOK(t, "volume", "create", "--label", "tier=web", "beta")
@@ -153,6 +156,7 @@ func TestVolumeListFilters(t *testing.T) {
 }
 
 func TestVolumePrune(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	anon := strings.TrimSpace(d.DockerOK(t, "volume", "create"))
 	d.DockerOK(t, "volume", "create", "named")
@@ -194,6 +198,7 @@ func postPrune(t *testing.T, c *http.Client, path string) volume.PruneReport {
 }
 
 func TestVolumeEvents(t *testing.T) {
+	t.Parallel()
 	d := testenv.StartDaemon(t)
 	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
 	d.DockerOK(t, "volume", "create", "evvol")
