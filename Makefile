@@ -60,7 +60,7 @@ fuzz: deps
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh run
 
 fuzz-smoke:
-	FUZZTIME=2s ./scripts/fuzz.sh run
+	FUZZTIME=1s ./scripts/fuzz.sh run
 
 fuzz-list:
 	./scripts/fuzz.sh list

@@ -167,9 +167,21 @@ func TestReliabilityStopPaused(t *testing.T) {
 	d := testenv.StartDaemon(t)
 	d.LoadBusybox(t)
 	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
-	// handles TERM, so a stop that thaws it ends at once with 0
-	d.DockerOK(t, "run", "-d", "--name", "pz", "busybox", "sh", "-c", `trap "exit 0" TERM; while :; do sleep 0.1; done`)
+	// handles TERM, so a stop that thaws it ends at once with 0; says when
+	// its trap is set (a pause before that, on a loaded machine, left a
+	// shell that ignores TERM as pid 1: the stop's timeout, then 137)
+	d.DockerOK(t, "run", "-d", "--name", "pz", "busybox", "sh", "-c", `trap "exit 0" TERM; echo trapped; while :; do sleep 0.1; done`)
+	trapped := func(runs int) {
+		t.Helper()
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			if n := strings.Count(d.DockerOK(t, "logs", "pz"), "trapped"); n < runs {
+				return poll.Continue("%d runs have set their trap, want %d", n, runs)
+			}
+			return poll.Success()
+		}, poll.WithTimeout(time.Minute))
+	}
 	for i := range 2 { // the second time too
+		trapped(i + 1)
 		d.DockerOK(t, "pause", "pz")
 		assert.Equal(t, inspectF(t, d, "{{.State.Status}}", "pz"), "paused")
 		r := icmd.RunCmd(d.Cmd("stop", "pz"), icmd.WithTimeout(30*time.Second))
