@@ -71,26 +71,8 @@ func isMonitorOf(pid int, dir string) bool {
 		return false
 	}
 	args := strings.Split(string(bytes.TrimSuffix(b, []byte{0})), "\x00")
-	return len(args) == 2 && args[1] == dir && sessionOf(pid) == pid
-}
-
-// sessionOf is pid's session id (0 when pid is gone).
-func sessionOf(pid int) int {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0
-	}
-	// pid (comm) state ppid pgrp session ...; comm may hold spaces and ')'
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 4 {
-		return 0
-	}
-	sid, _ := strconv.Atoi(f[3])
-	return sid
+	sid, err := unix.Getsid(pid)
+	return len(args) == 2 && args[1] == dir && err == nil && sid == pid
 }
 
 // waitPidfd returns once the process of fd has exited (its pidfd becomes
