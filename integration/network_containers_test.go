@@ -310,7 +310,8 @@ func ephemeralRange(t *testing.T) (int, int) {
 }
 
 // TestPublishedPortConflicts: a port in use gives dockerd's error and the
-// failed container holds nothing: no veth, netns, rule, address or port.
+// failed container holds nothing: no veth, netns, rule, address, port or
+// monitor.
 func TestPublishedPortConflicts(t *testing.T) {
 	t.Parallel()
 	d := testenv.StartDaemon(t)
@@ -332,6 +333,9 @@ func TestPublishedPortConflicts(t *testing.T) {
 	assert.Check(t, ns.Networks["bridge"].IPAddress == "", "dup kept an address: %+v", ns.Networks)
 	br := inspectNet(t, d, "bridge")
 	assert.Check(t, is.Len(br.Containers, 1))
+	// nor a monitor: the one started ahead of the set-up has exited by the
+	// time the start's error is out
+	assert.Check(t, is.Len(d.Inventory(t).Monitors, 1), "a monitor outlived the failed start")
 
 	// with --rm the container goes, and the CLI returns
 	c := d.Cmd("run", "--rm", "--name", "dup-rm", "-p", spec, "busybox", "true")
@@ -340,6 +344,7 @@ func TestPublishedPortConflicts(t *testing.T) {
 	assert.Check(t, is.Equal(r.ExitCode, 125), r.Combined())
 	assert.Check(t, is.Contains(r.Stderr(), "port is already allocated"))
 	assert.Check(t, !strings.Contains(d.DockerOK(t, "ps", "-a", "--format", "{{.Names}}"), "dup-rm"))
+	assert.Check(t, is.Len(d.Inventory(t).Monitors, 1), "a monitor outlived the failed start")
 
 	after := inventory(t, d)
 	assert.Check(t, is.DeepEqual(after.Veths, before.Veths))

@@ -132,13 +132,14 @@ type Publisher interface {
 // The monitor seam (package monitor), under the names runtime's code
 // uses.
 type (
-	ExitStatus    = monitor.ExitStatus
-	MonitorConfig = monitor.Config
-	Monitors      = monitor.Monitors
-	Streams       = monitor.Streams
-	Task          = monitor.Task
-	ExecConfig    = monitor.ExecConfig
-	ExecTask      = monitor.ExecTask
+	ExitStatus     = monitor.ExitStatus
+	MonitorConfig  = monitor.Config
+	Monitors       = monitor.Monitors
+	MonitorPending = monitor.Pending
+	Streams        = monitor.Streams
+	Task           = monitor.Task
+	ExecConfig     = monitor.ExecConfig
+	ExecTask       = monitor.ExecTask
 )
 
 // OCIRuntime runs the OCI runtime commands that need no monitor.

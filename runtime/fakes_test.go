@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/shim/proto"
 	"github.com/berthd/berth/store"
 	"github.com/containerd/errdefs"
@@ -183,6 +184,26 @@ func (f *fakeMonitors) Launch(ctx context.Context, cfg MonitorConfig) (Task, err
 	f.tasks[cfg.ID] = t
 	return t, nil
 }
+func (f *fakeMonitors) Prepare(ctx context.Context, dir string, log logdriver.Config) (MonitorPending, error) {
+	return &fakePending{f: f, dir: dir}, nil
+}
+
+// fakePending is a prepared monitor of fakeMonitors: Launch is theirs.
+type fakePending struct {
+	f      *fakeMonitors
+	dir    string
+	closed bool
+}
+
+func (p *fakePending) Launch(ctx context.Context, cfg MonitorConfig) (Task, error) {
+	if p.closed || cfg.StateDir != p.dir {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("fake: launch of a closed or other pending monitor")
+	}
+	p.closed = true
+	return p.f.Launch(ctx, cfg)
+}
+func (p *fakePending) Close() { p.closed = true }
+
 func (f *fakeMonitors) Connect(ctx context.Context, dir string) (Task, error) {
 	return nil, errdefs.ErrNotFound.WithMessage("no monitor")
 }

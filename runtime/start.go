@@ -122,6 +122,23 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 		}
 	}()
 
+	logCfg, err := s.logConfig(rec)
+	if err != nil {
+		return fmt.Errorf("failed to initialize logging driver: %w", err)
+	}
+	stateDir := s.stateDir(rec.ID)
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return err
+	}
+	u.add(func() { _ = os.RemoveAll(stateDir) })
+	// the monitor's process starts now and gets going while the rootfs,
+	// mounts and network are set up; it waits for the Launch below
+	mon, err := s.d.Monitors.Prepare(ctx, stateDir, logCfg)
+	if err != nil {
+		return err
+	}
+	u.add(mon.Close)
+
 	rootfs, err := s.d.Images.MountRootfs(ctx, rec.ID)
 	if err != nil {
 		return err
@@ -169,11 +186,6 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	if err != nil {
 		return err
 	}
-	stateDir := s.stateDir(rec.ID)
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return err
-	}
-	u.add(func() { _ = os.RemoveAll(stateDir) })
 	if err := writeSpec(filepath.Join(stateDir, "config.json"), spec); err != nil {
 		return err
 	}
@@ -181,11 +193,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	if err != nil {
 		return err
 	}
-	logCfg, err := s.logConfig(rec)
-	if err != nil {
-		return fmt.Errorf("failed to initialize logging driver: %w", err)
-	}
-	task, err := s.d.Monitors.Launch(ctx, MonitorConfig{
+	task, err := mon.Launch(ctx, MonitorConfig{
 		ID: rec.ID, Bundle: stateDir, StateDir: stateDir, Log: logCfg, Runtime: runtimeOf(rec),
 		Terminal: rec.Config.Tty, OpenStdin: rec.Config.OpenStdin, StdinOnce: rec.Config.StdinOnce,
 		ConsoleSize: rec.HostConfig.ConsoleSize,

@@ -80,11 +80,6 @@ func run(stateDir string) int {
 	closeRangeCloexec(4)
 	syscall.CloseOnExec(3)
 	ready := os.NewFile(3, "ready")
-	cfg, err := loadConfig(stateDir)
-	if err != nil {
-		report(ready, proto.Ready{Error: err.Error()})
-		return 1
-	}
 	if err := setSubreaper(); err != nil {
 		report(ready, proto.Ready{Error: "berth-shim: set child subreaper: " + err.Error()})
 		return 1
@@ -92,10 +87,18 @@ func run(stateDir string) int {
 	sigc := make(chan os.Signal, 32)
 	signal.Notify(sigc, syscall.SIGCHLD)
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
-
 	// Paths in the config are absolute (Launch makes them so): leave
 	// berthd's working directory, so the shim pins no mount.
 	os.Chdir("/")
+	if os.Getenv(proto.HoldEnv) == "1" && !hold() {
+		ready.Close()
+		return 0 // the start was given up before we made anything
+	}
+	cfg, err := loadConfig(stateDir)
+	if err != nil {
+		report(ready, proto.Ready{Error: err.Error()})
+		return 1
+	}
 	s := newShim(stateDir, cfg)
 	go s.reaper.loop(sigc)
 
@@ -116,6 +119,23 @@ func run(stateDir string) int {
 	}
 	s.serve()
 	return 0
+}
+
+// hold waits for berthd's go (proto.HoldFD): true once the Config is
+// written, false when berthd gave the start up or is gone.
+func hold() bool {
+	f := os.NewFile(proto.HoldFD, "hold")
+	defer f.Close()
+	var b [1]byte
+	for {
+		n, err := f.Read(b[:])
+		if n == 1 {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
 
 func report(ready *os.File, r proto.Ready) error {

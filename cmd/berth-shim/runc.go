@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/berthd/berth/runtime/shim/proto"
 )
 
 // runtimeEnv is the shim's environment less what only the shim should see.
@@ -18,7 +20,7 @@ func runtimeEnv() []string {
 	env := os.Environ()
 	out := env[:0:0]
 	for _, e := range env {
-		if strings.HasPrefix(e, daemonEnv+"=") || strings.HasPrefix(e, "GOMAXPROCS=") {
+		if strings.HasPrefix(e, daemonEnv+"=") || strings.HasPrefix(e, proto.HoldEnv+"=") || strings.HasPrefix(e, "GOMAXPROCS=") {
 			continue
 		}
 		out = append(out, e)

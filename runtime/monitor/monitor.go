@@ -54,6 +54,12 @@ type Monitors interface {
 	// runtime's message when creation fails, and nothing is left behind.
 	// ErrInvalidArgument for an unknown or unusable runtime.
 	Launch(ctx context.Context, cfg Config) (Task, error)
+	// Prepare starts the monitor of stateDir (created if needed) ahead of
+	// the container's set-up, so that the monitor's own process start
+	// overlaps the caller's mounts and network work; the Pending's Launch
+	// then is Launch. log is the container's logging (the monitor's build
+	// depends on its driver). A Pending not launched must be closed.
+	Prepare(ctx context.Context, stateDir string, log logdriver.Config) (Pending, error)
 	// Connect reattaches to the monitor of a container that kept running.
 	// ErrNotFound when the container has exited meanwhile (its status is
 	// then for ReadExit), ErrUnavailable when no monitor serves stateDir.
@@ -65,6 +71,16 @@ type Monitors interface {
 	// its launch was cut before it served (berthd stopped mid-create), and
 	// what it started, and returns once it has exited. No monitor: nil.
 	Stop(ctx context.Context, stateDir string) error
+}
+
+// Pending is a monitor started by Prepare, waiting for its container.
+type Pending interface {
+	// Launch is Monitors.Launch on the started monitor; cfg.StateDir must
+	// be the one it was prepared for. It uses the Pending up, failed or not.
+	Launch(ctx context.Context, cfg Config) (Task, error)
+	// Close ends a monitor that was not launched, leaving nothing; after
+	// Launch it does nothing.
+	Close()
 }
 
 // Streams are the client's ends of an attach or exec.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berthd/berth/runtime"
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/moby/moby/api/types/network"
 	"github.com/sirupsen/logrus"
 )
@@ -171,13 +172,40 @@ type tracedMonitors struct {
 }
 
 func (t tracedMonitors) Launch(ctx context.Context, cfg runtime.MonitorConfig) (runtime.Task, error) {
-	done := t.p.begin(cfg.ID, "monitor launch + runtime create")
-	task, err := t.Monitors.Launch(ctx, cfg)
+	return t.p.launch(cfg.ID, func() (runtime.Task, error) { return t.Monitors.Launch(ctx, cfg) })
+}
+
+// launch times a monitor's launch and wraps its task.
+func (p *phaseClock) launch(id string, launch func() (runtime.Task, error)) (runtime.Task, error) {
+	done := p.begin(id, "monitor launch + runtime create")
+	task, err := launch()
 	done(err)
 	if err != nil {
 		return nil, err
 	}
-	return &tracedTask{Task: task, id: cfg.ID, p: t.p}, nil
+	return &tracedTask{Task: task, id: id, p: p}, nil
+}
+
+// Prepare times the spawn of the monitor's process; its Launch is then
+// the phase Launch times (what is left of the monitor's start, and the OCI
+// runtime's create).
+func (t tracedMonitors) Prepare(ctx context.Context, stateDir string, log logdriver.Config) (runtime.MonitorPending, error) {
+	done := t.p.begin(filepath.Base(stateDir), "monitor spawn")
+	mp, err := t.Monitors.Prepare(ctx, stateDir, log)
+	done(err)
+	if err != nil {
+		return nil, err
+	}
+	return tracedPending{MonitorPending: mp, p: t.p}, nil
+}
+
+type tracedPending struct {
+	runtime.MonitorPending
+	p *phaseClock
+}
+
+func (t tracedPending) Launch(ctx context.Context, cfg runtime.MonitorConfig) (runtime.Task, error) {
+	return t.p.launch(cfg.ID, func() (runtime.Task, error) { return t.MonitorPending.Launch(ctx, cfg) })
 }
 
 func (t tracedMonitors) Connect(ctx context.Context, stateDir string) (runtime.Task, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/berthd/berth/internal/safe"
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logdriver/remote"
 	"github.com/berthd/berth/runtime/monitor"
 	"github.com/berthd/berth/runtime/shim/proto"
@@ -45,6 +46,7 @@ type Monitors struct {
 
 var (
 	_ monitor.Monitors = (*Monitors)(nil)
+	_ monitor.Pending  = (*pending)(nil)
 	_ monitor.Task     = (*task)(nil)
 	_ monitor.ExecTask = (*Exec)(nil)
 )
@@ -61,8 +63,50 @@ func NewMonitors(shimBinary string, runtimes Runtimes) (*Monitors, error) {
 
 // Launch starts a shim for cfg with the runtime cfg names; see Launch.
 func (m *Monitors) Launch(ctx context.Context, cfg monitor.Config) (monitor.Task, error) {
-	rt, err := m.runtimes.Lookup(cfg.Runtime)
+	if _, err := m.runtimes.Lookup(cfg.Runtime); err != nil {
+		return nil, err // before anything is started
+	}
+	p, err := m.Prepare(ctx, cfg.StateDir, cfg.Log)
 	if err != nil {
+		return nil, err
+	}
+	return p.Launch(ctx, cfg)
+}
+
+// Prepare spawns the shim of stateDir, held until its Launch; see Spawn.
+func (m *Monitors) Prepare(ctx context.Context, stateDir string, log logdriver.Config) (monitor.Pending, error) {
+	bin, name := m.binary(log.Driver)
+	p, err := Spawn(stateDir, bin, name)
+	if err != nil {
+		return nil, err
+	}
+	return &pending{m: m, p: p}, nil
+}
+
+// binary is the shim build for a logging driver and its argv[0] name.
+func (m *Monitors) binary(driver string) (bin, name string) {
+	if remote.Needs(driver) {
+		// the variant that links the drivers needing crypto/tls, found by
+		// the name every monitor has
+		return m.shimBinary + "-remote", filepath.Base(m.shimBinary)
+	}
+	return m.shimBinary, ""
+}
+
+// pending is a spawned shim as a monitor.Pending.
+type pending struct {
+	m *Monitors
+	p *Pending
+}
+
+func (p *pending) Close() { p.p.Close() }
+
+// Launch creates the container in the pending shim with the runtime cfg
+// names.
+func (p *pending) Launch(ctx context.Context, cfg monitor.Config) (monitor.Task, error) {
+	rt, err := p.m.runtimes.Lookup(cfg.Runtime)
+	if err != nil {
+		p.p.Close()
 		return nil, err
 	}
 	log := cfg.Log
@@ -70,19 +114,14 @@ func (m *Monitors) Launch(ctx context.Context, cfg monitor.Config) (monitor.Task
 		Config: proto.Config{
 			ID: cfg.ID, Bundle: cfg.Bundle, Log: &log,
 			RuntimeBinary: rt.Path, RuntimeRoot: rt.Root, RuntimeArgs: rt.Args, FastExec: rt.FastExec,
-			ExitGrace: m.exitGrace, Terminal: cfg.Terminal, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
+			ExitGrace: p.m.exitGrace, Terminal: cfg.Terminal, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
 		},
-		StateDir: cfg.StateDir, ShimBinary: m.shimBinary,
-	}
-	if remote.Needs(log.Driver) {
-		// the variant that links the drivers needing crypto/tls, found by
-		// the name every monitor has
-		sc.ShimBinary, sc.ShimName = m.shimBinary+"-remote", filepath.Base(m.shimBinary)
+		StateDir: cfg.StateDir,
 	}
 	if cfg.Terminal && cfg.ConsoleSize.Set() {
 		sc.ConsoleHeight, sc.ConsoleWidth = dims(cfg.ConsoleSize)
 	}
-	c, err := Launch(ctx, sc)
+	c, err := p.p.Launch(ctx, sc)
 	if err != nil {
 		return nil, err
 	}

@@ -61,6 +61,11 @@ func (d *Router) getProfile(ctx context.Context, w http.ResponseWriter, r *http.
 	if r.URL.Query().Get("gc") == "1" {
 		runtime.GC()
 	}
+	// debug=1: the text form (for heap, with the runtime's MemStats)
+	if r.URL.Query().Get("debug") == "1" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		return p.WriteTo(w, 1)
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	return p.WriteTo(w, 0)
 }

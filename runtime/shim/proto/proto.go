@@ -28,6 +28,18 @@ import (
 // (berthd sets it and starts the shim in its own session).
 const DaemonEnv = "_BERTH_SHIM_DAEMON"
 
+// HoldEnv is set (to 1) in the environment of a shim started ahead of its
+// container's set-up (runtime/shim Spawn), so that its own start overlaps
+// berthd's mounts and network work: such a shim waits on HoldFD before it
+// reads its Config. One byte: the Config is written, go on. EOF (berthd
+// closed its end or is gone): the start was given up, exit having made
+// nothing.
+const HoldEnv = "_BERTH_SHIM_HOLD"
+
+// HoldFD is the descriptor a held shim waits on (0-2 stdio, 3 the ready
+// pipe).
+const HoldFD = 4
+
 // Version is the protocol version; a shim answers a request of another
 // version with KindInvalid.
 const Version = 1
