@@ -17,6 +17,7 @@ deps:
 build:
 	go build -o bin/berthd ./cmd/berthd
 	go build -o bin/berth-buildkitd ./cmd/berth-buildkitd
+	go build -o bin/berth-imagecopy ./cmd/berth-imagecopy
 	CGO_ENABLED=0 go build -ldflags='-s -w' -o bin/berth-shim ./cmd/berth-shim
 	CGO_ENABLED=0 go build -tags berth_remotelog -ldflags='-s -w' -o bin/berth-shim-remote ./cmd/berth-shim
 	gcc -O2 -static -s -Wall -o bin/berth-nsexec cmd/berth-nsexec/*.c

@@ -53,20 +53,20 @@ func FuzzDecodeAuth(f *testing.F) {
 		assert.DeepEqual(t, again, cfg)
 
 		s := &Service{}
-		sys, err := s.registryContext("registry.example:5000", cfg)
+		reg, err := s.registryOpts("registry.example:5000", cfg)
 		if err != nil {
 			assert.Assert(t, errdefs.IsInvalidArgument(err), "%+v: %v", cfg, err)
 			return
 		}
 		switch {
 		case cfg.RegistryToken != "":
-			assert.Equal(t, sys.DockerBearerRegistryToken, cfg.RegistryToken)
-		case sys.DockerAuthConfig != nil:
+			assert.Equal(t, reg.RegistryToken, cfg.RegistryToken)
+		case reg.Username != "" || reg.IdentityToken != "":
 			if cfg.Username != "" {
-				assert.Equal(t, sys.DockerAuthConfig.Username, cfg.Username)
-				assert.Equal(t, sys.DockerAuthConfig.Password, cfg.Password)
+				assert.Equal(t, reg.Username, cfg.Username)
+				assert.Equal(t, reg.Password, cfg.Password)
 			}
-			assert.Equal(t, sys.DockerAuthConfig.IdentityToken, cfg.IdentityToken)
+			assert.Equal(t, reg.IdentityToken, cfg.IdentityToken)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berthd/berth/registry/imagefs"
+	"github.com/berthd/berth/registry/imagewire"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -217,12 +218,4 @@ func (s *Service) lastTagTime(img *storage.Image) time.Time {
 }
 
 // ShortID is Docker's 12-character form of an ID or digest.
-func ShortID(id string) string {
-	if _, hex, ok := strings.Cut(id, ":"); ok {
-		id = hex
-	}
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
+func ShortID(id string) string { return imagewire.ShortID(id) }

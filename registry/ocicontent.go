@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/berthd/berth/internal/errclass"
+	"github.com/berthd/berth/registry/imagewire"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"go.podman.io/image/v5/oci/layout"
 	"go.podman.io/storage"
 	"go.podman.io/storage/pkg/archive"
 )
@@ -71,30 +70,15 @@ func (s *Service) OpenLayer(ctx context.Context, ic *ImageContent, i int) (io.Re
 // ID (the config digest). Layers storage already has are not stored again;
 // dir is only read.
 func (s *Service) ImportOCILayout(ctx context.Context, dir string) (string, error) {
-	src, err := layout.NewReference(dir, "")
+	req := s.request(imagewire.OpImportLayout)
+	req.Dir = dir
+	res, err := s.transfer(ctx, req, nil)
 	if err != nil {
-		return "", errclass.Wrap(errdefs.ErrInvalidArgument, "invalid OCI layout", err)
-	}
-	sys := s.systemContext()
-	img, err := src.NewImage(ctx, sys)
-	if err != nil {
-		return "", errclass.Wrap(errdefs.ErrInvalidArgument, "invalid OCI layout", err)
-	}
-	cfg := img.ConfigInfo().Digest
-	img.Close()
-	if cfg.Validate() != nil {
-		return "", errdefs.ErrInvalidArgument.WithMessage("invalid OCI layout: bad config digest")
-	}
-	if err := s.copyIn(ctx, sys, src, nil, cfg.Encoded(), loadProgress, discard{}, true); err != nil {
 		return "", err
 	}
-	return cfg.String(), nil
+	return res.ImageID, nil
 }
 
 // IsInsecure says whether host (host[:port]) is reached over plain HTTP or
 // without TLS verification (--insecure-registry, and loopback).
 func (s *Service) IsInsecure(host string) bool { return s.insecure.isInsecure(host) }
-
-type discard struct{}
-
-func (discard) Send(any) error { return nil }

@@ -6,29 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/berthd/berth/internal/errclass"
+	"github.com/berthd/berth/registry/imagewire"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
-	"github.com/docker/distribution/registry/api/errcode"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/jsonstream"
 	mregistry "github.com/moby/moby/api/types/registry"
-	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"go.podman.io/image/v5/copy"
-	"go.podman.io/image/v5/docker"
-	creference "go.podman.io/image/v5/docker/reference"
-	"go.podman.io/image/v5/manifest"
-	"go.podman.io/image/v5/pkg/blobinfocache/none"
-	istorage "go.podman.io/image/v5/storage"
-	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 )
 
@@ -52,26 +39,24 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 	if err != nil {
 		return err
 	}
-	cnamed, err := toContainers(named)
-	if err != nil {
-		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
-	}
-	sys, err := s.registryContext(reference.Domain(named), opts.Auth)
+	reg, err := s.registryOpts(reference.Domain(named), opts.Auth)
 	if err != nil {
 		return err
 	}
-	if err := setPlatform(sys, opts.Platform); err != nil {
+	if err := setPlatform(&reg, opts.Platform); err != nil {
 		return err
 	}
-	srcRef, err := docker.NewReference(cnamed)
-	if err != nil {
-		return errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
-	}
-	remote, err := s.remoteManifest(ctx, sys, srcRef, named)
+	req := s.request(imagewire.OpRemote)
+	req.Registry, req.Ref, req.Familiar = reg, named.String(), familiar(named)
+	res, err := s.transfer(ctx, req, nil)
 	if err != nil {
 		return err
 	}
-	top := remote.top
+	remote := res.Remote
+	if remote == nil {
+		return errors.New("pull: the registry's answer is missing")
+	}
+	top := remote.Top
 
 	out := start()
 	tagOrDigest := ""
@@ -98,31 +83,34 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 	newID := oldID
 	if !upToDate {
 		seen := map[string]bool{}
-		for _, l := range remote.layers {
+		for _, l := range remote.Layers {
 			id := ShortID(l.String())
 			if !seen[id] {
 				seen[id] = true
 				_ = out.Send(jsonstream.Message{Status: "Pulling fs layer", Progress: &jsonstream.Progress{}, ID: id})
 			}
 		}
-		id := ""
-		if remote.config.Validate() == nil {
+		req.Op = imagewire.OpPull
+		req.DestName = named.String()
+		if remote.Config.Validate() == nil {
 			// the ID containers/image gives a schema 2 or OCI image; set,
 			// so the names can be owed to it before it exists
-			id = remote.config.Encoded()
-			names := []string{cnamed.String()}
+			req.DestID = remote.Config.Encoded()
+			names := []string{named.String()}
 			if !isCanonical && digestName != nil {
 				names = append(names, digestName.String())
 			}
-			paid, err := s.owe(id, names)
+			paid, err := s.owe(req.DestID, names)
 			if err != nil {
 				return err
 			}
 			defer paid()
 		}
-		if newID, err = s.pullCopy(ctx, sys, srcRef, cnamed, id, out); err != nil {
-			return s.pullError(err, named)
+		res, err := s.transfer(ctx, req, out)
+		if err != nil {
+			return err
 		}
+		newID = res.ImageID
 	}
 	if !isCanonical && digestName != nil {
 		if err := s.store.AddNames(newID, []string{digestName.String()}); err != nil {
@@ -146,45 +134,6 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 	return nil
 }
 
-// pullCopy copies the image into storage (as image id, when id is set)
-// with copy progress translated to out, and returns the new image's ID.
-func (s *Service) pullCopy(ctx context.Context, sys *types.SystemContext, srcRef types.ImageReference, cnamed creference.Named, id string, out Output) (string, error) {
-	dest, err := istorage.Transport.NewStoreReference(s.store, cnamed, id)
-	if err != nil {
-		return "", err
-	}
-	pc, err := s.policyContext()
-	if err != nil {
-		return "", err
-	}
-	defer pc.Destroy()
-	pump := startPump(pullProgress, out, false)
-	var resolved types.ImageReference
-	_, err = copy.Image(ctx, pc, dest, srcRef, &copy.Options{
-		SourceCtx:               sys,
-		DestinationCtx:          s.systemContext(),
-		Progress:                pump.ch,
-		ProgressInterval:        progressInterval,
-		ReportWriter:            io.Discard,
-		ReportResolvedReference: &resolved,
-	})
-	pump.stop()
-	if err != nil {
-		return "", err
-	}
-	for _, m := range pump.t.finish() {
-		_ = out.Send(m)
-	}
-	if resolved == nil {
-		return "", errors.New("pull: storage did not report the image")
-	}
-	_, img, err := istorage.ResolveReference(resolved)
-	if err != nil {
-		return "", err
-	}
-	return img.ID, nil
-}
-
 // lookupName finds the image holding exactly this stored name.
 func (s *Service) lookupName(name string) (*storage.Image, error) {
 	imgs, err := s.store.Images()
@@ -199,173 +148,31 @@ func (s *Service) lookupName(name string) (*storage.Image, error) {
 	return nil, errdefs.ErrNotFound
 }
 
-// remoteImage is what a pull learns from the registry before it copies.
-type remoteImage struct {
-	top    digest.Digest   // the top-level manifest's digest
-	layers []digest.Digest // the layers of the instance for this platform
-	config digest.Digest   // its config's digest: the image ID (empty for schema 1)
-}
-
-// remoteManifest fetches the top-level manifest (its digest is the one
-// Docker reports and records) and the layers of the instance for this
-// platform; failures are classified like dockerd's.
-func (s *Service) remoteManifest(ctx context.Context, sys *types.SystemContext, ref types.ImageReference, named reference.Named) (remoteImage, error) {
-	src, err := ref.NewImageSource(ctx, sys)
-	if err != nil {
-		return remoteImage{}, s.pullError(err, named)
-	}
-	defer src.Close()
-	raw, mt, err := src.GetManifest(ctx, nil)
-	if err != nil {
-		return remoteImage{}, s.pullError(err, named)
-	}
-	top, err := manifest.Digest(raw)
-	if err != nil {
-		return remoteImage{}, err
-	}
-	if c, ok := named.(reference.Canonical); ok {
-		top = c.Digest()
-	}
-	if manifest.MIMETypeIsMultiImage(mt) {
-		list, err := manifest.ListFromBlob(raw, mt)
-		if err != nil {
-			return remoteImage{}, err
-		}
-		inst, err := list.ChooseInstance(sys)
-		if err != nil {
-			return remoteImage{}, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("no matching manifest for %s in the manifest list entries: %v", platformString(sys), err))
-		}
-		if raw, mt, err = src.GetManifest(ctx, &inst); err != nil {
-			return remoteImage{}, s.pullError(err, named)
-		}
-	}
-	m, err := manifest.FromBlob(raw, mt)
-	if err != nil {
-		return remoteImage{}, err
-	}
-	if (sys.OSChoice != "" || sys.ArchitectureChoice != "") && !manifest.MIMETypeIsMultiImage(mt) {
-		if err := checkPlatform(ctx, src, m, sys, named); err != nil {
-			return remoteImage{}, err
-		}
-	}
-	var layers []digest.Digest
-	for _, l := range m.LayerInfos() {
-		if !l.EmptyLayer {
-			layers = append(layers, l.Digest)
-		}
-	}
-	return remoteImage{top: top, layers: layers, config: m.ConfigInfo().Digest}, nil
-}
-
-// checkPlatform refuses a single-platform image that is not the platform
-// the client asked for, as dockerd does (containers/image only warns).
-func checkPlatform(ctx context.Context, src types.ImageSource, m manifest.Manifest, sys *types.SystemContext, named reference.Named) error {
-	blob, _, err := src.GetBlob(ctx, m.ConfigInfo(), none.NoCache)
-	if err != nil {
-		return nil // the copy reports a missing config
-	}
-	defer blob.Close()
-	var p ocispec.Platform
-	if json.NewDecoder(blob).Decode(&p) != nil || p.OS == "" {
-		return nil
-	}
-	wantOS, wantArch := sys.OSChoice, sys.ArchitectureChoice
-	if (wantOS != "" && wantOS != p.OS) || (wantArch != "" && wantArch != p.Architecture) {
-		actual := p.OS + "/" + p.Architecture
-		if p.Variant != "" {
-			actual += "/" + p.Variant
-		}
-		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("image with reference %s was found but its platform (%s) does not match the specified platform (%s)", familiar(named), actual, platformString(sys)))
-	}
-	return nil
-}
-
-// pullError classifies a registry error with dockerd's words.
-func (s *Service) pullError(err error, named reference.Named) error {
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	var ec errcode.Error
-	if errors.As(err, &ec) {
-		switch ec.Code.Descriptor().Value {
-		case "MANIFEST_UNKNOWN":
-			return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("manifest for %s not found: %s", familiar(named), codeText(ec)))
-		case "NAME_UNKNOWN":
-			return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("repository %s not found: %s", reference.FamiliarName(named), codeText(ec)))
-		case "DENIED":
-			return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("pull access denied for %s, repository does not exist or may require 'docker login': %s", reference.FamiliarName(named), codeText(ec)))
-		}
-	}
-	var unauth docker.ErrUnauthorizedForCredentials
-	isUnauth := errors.As(err, &unauth) || (errors.As(err, &ec) && ec.Code.Descriptor().Value == "UNAUTHORIZED")
-	if isUnauth && reference.Domain(named) == "docker.io" {
-		// Docker Hub answers an anonymous pull of a repository that does not
-		// exist (or is private) with 401; dockerd words it as a 404.
-		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("pull access denied for %s, repository does not exist or may require 'docker login': %s", reference.FamiliarName(named), registryMessage(err)))
-	}
-	if isUnauth {
-		// Not 401: the docker CLI answers a 401 with an interactive login
-		// prompt, and dockerd does not send one for a pull either.
-		return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("pull access denied for %s: %s", familiar(named), registryMessage(err)))
-	}
-	if isUnreachable(err) {
-		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("registry %s is unreachable: %v", reference.Domain(named), err))
-	}
-	return err
-}
-
-func codeText(ec errcode.Error) string {
-	return ec.Code.Error() + ": " + ec.Message
-}
-
-// registryMessage is the registry's own words inside a containers/image
-// error ("unauthorized: authentication required").
-func registryMessage(err error) string {
-	var ec errcode.Error
-	if errors.As(err, &ec) {
-		return codeText(ec)
-	}
-	return err.Error()
-}
-
-func isUnreachable(err error) bool {
-	var opErr *net.OpError
-	var dnsErr *net.DNSError
-	var urlErr *url.Error
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
-		errors.Is(err, syscall.ENETUNREACH) || errors.As(err, &opErr) || errors.As(err, &dnsErr) ||
-		(errors.As(err, &urlErr) && urlErr.Timeout())
-}
-
-// registryContext is the system context for talking to one registry:
-// TLS per dockerd's insecure-registry rules, and credentials from the
-// request, else the daemon's auth file.
-func (s *Service) registryContext(domain string, auth *mregistry.AuthConfig) (*types.SystemContext, error) {
-	sys := s.systemContext()
-	if s.insecure.isInsecure(domain) {
-		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
-	}
-	sys.DockerCompatAuthFilePath = s.d.AuthFile
+// registryOpts is how to reach one registry: TLS per dockerd's
+// insecure-registry rules, and credentials from the request (else the
+// daemon's auth file, which every copy request names).
+func (s *Service) registryOpts(domain string, auth *mregistry.AuthConfig) (imagewire.Registry, error) {
+	reg := imagewire.Registry{Insecure: s.insecure.isInsecure(domain)}
 	if auth != nil {
 		user, pass := auth.Username, auth.Password
 		if user == "" && auth.Auth != "" {
 			b, err := base64.StdEncoding.DecodeString(auth.Auth)
 			if err != nil {
-				return nil, errdefs.ErrInvalidArgument.WithMessage("invalid X-Registry-Auth: auth is not base64")
+				return reg, errdefs.ErrInvalidArgument.WithMessage("invalid X-Registry-Auth: auth is not base64")
 			}
 			user, pass, _ = strings.Cut(string(b), ":")
 		}
 		switch {
 		case auth.RegistryToken != "":
-			sys.DockerBearerRegistryToken = auth.RegistryToken
+			reg.RegistryToken = auth.RegistryToken
 		case user != "" || auth.IdentityToken != "":
-			sys.DockerAuthConfig = &types.DockerAuthConfig{Username: user, Password: pass, IdentityToken: auth.IdentityToken}
+			reg.Username, reg.Password, reg.IdentityToken = user, pass, auth.IdentityToken
 		}
 	}
-	return sys, nil
+	return reg, nil
 }
 
-func setPlatform(sys *types.SystemContext, p string) error {
+func setPlatform(reg *imagewire.Registry, p string) error {
 	if p == "" {
 		return nil
 	}
@@ -373,25 +180,14 @@ func setPlatform(sys *types.SystemContext, p string) error {
 	if len(parts) > 3 || parts[0] == "" {
 		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid platform %q: expected os[/arch[/variant]]", p))
 	}
-	sys.OSChoice = parts[0]
+	reg.OS = parts[0]
 	if len(parts) > 1 {
-		sys.ArchitectureChoice = parts[1]
+		reg.Arch = parts[1]
 	}
 	if len(parts) > 2 {
-		sys.VariantChoice = parts[2]
+		reg.Variant = parts[2]
 	}
 	return nil
-}
-
-func platformString(sys *types.SystemContext) string {
-	p := sys.OSChoice
-	if p == "" {
-		p = "linux"
-	}
-	if sys.ArchitectureChoice != "" {
-		p += "/" + sys.ArchitectureChoice
-	}
-	return p
 }
 
 // DecodeAuth decodes an X-Registry-Auth header (base64url JSON, with or

@@ -4,20 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/berthd/berth/internal/testenv"
 	"github.com/containerd/errdefs"
-	"github.com/distribution/reference"
-	"github.com/docker/distribution/registry/api/errcode"
-	v2 "github.com/docker/distribution/registry/api/v2"
 	"github.com/moby/moby/api/types/jsonstream"
 	mregistry "github.com/moby/moby/api/types/registry"
 	"gotest.tools/v3/assert"
@@ -86,35 +80,4 @@ func TestPullPlatform(t *testing.T) {
 	s, _ := newTestService(t)
 	err := s.Pull(context.Background(), PullOptions{FromImage: "busybox", Platform: "a/b/c/d"}, nil)
 	assert.Check(t, errdefs.IsInvalidArgument(err))
-}
-
-func TestPullError(t *testing.T) {
-	s := &Service{}
-	hub, _ := ParseNamed("nosuch/repo")
-	private, _ := ParseNamed("127.0.0.1:5000/library/nope:1")
-	manifestUnknown := fmt.Errorf("reading manifest 1: %w", errcode.Error{Code: v2.ErrorCodeManifestUnknown, Message: "manifest unknown"})
-	unauthorized := fmt.Errorf("reading manifest: %w", errcode.Error{Code: errcode.ErrorCodeUnauthorized, Message: "authentication required"})
-	denied := errcode.Error{Code: errcode.ErrorCodeDenied, Message: "requested access to the resource is denied"}
-	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
-	cases := []struct {
-		name  string
-		named reference.Named
-		err   error
-		class func(error) bool
-		msg   string
-	}{
-		{"manifest unknown", private, manifestUnknown, errdefs.IsNotFound, "manifest for 127.0.0.1:5000/library/nope:1 not found: manifest unknown: manifest unknown"},
-		{"hub 401", hub, unauthorized, errdefs.IsNotFound, "pull access denied for nosuch/repo, repository does not exist or may require 'docker login': unauthorized: authentication required"},
-		{"hub denied", hub, denied, errdefs.IsNotFound, "pull access denied for nosuch/repo, repository does not exist or may require 'docker login': denied: requested access to the resource is denied"},
-		{"private 401", private, unauthorized, errdefs.IsPermissionDenied, "pull access denied for 127.0.0.1:5000/library/nope:1: unauthorized: authentication required"},
-		{"down", private, fmt.Errorf("pinging container registry: %w", refused), errdefs.IsUnavailable, "registry 127.0.0.1:5000 is unreachable"},
-		{"canceled", private, context.Canceled, func(err error) bool { return errors.Is(err, context.Canceled) }, "context canceled"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := s.pullError(tc.err, tc.named)
-			assert.Check(t, tc.class(err), "%T %v", err, err)
-			assert.Check(t, is.ErrorContains(err, tc.msg))
-		})
-	}
 }

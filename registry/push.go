@@ -3,23 +3,17 @@ package registry
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"sort"
 	"strings"
 
+	"github.com/berthd/berth/registry/imagewire"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/jsonstream"
 	mregistry "github.com/moby/moby/api/types/registry"
-	"go.podman.io/image/v5/copy"
-	"go.podman.io/image/v5/docker"
-	"go.podman.io/image/v5/manifest"
-	istorage "go.podman.io/image/v5/storage"
-	"go.podman.io/image/v5/types"
 )
 
 // PushOptions are the parameters of POST /images/{name}/push.
@@ -74,21 +68,21 @@ func (s *Service) Push(ctx context.Context, opts PushOptions, start StartFunc) e
 		}
 		sort.Slice(tags, func(i, j int) bool { return tags[i].Tag() < tags[j].Tag() })
 	}
-	sys, err := s.registryContext(reference.Domain(named), opts.Auth)
+	reg, err := s.registryOpts(reference.Domain(named), opts.Auth)
 	if err != nil {
 		return err
 	}
 	out := start()
 	_ = out.Send(jsonstream.Message{Status: "The push refers to repository [" + named.Name() + "]"})
 	for _, t := range tags {
-		if err := s.pushTag(ctx, t, sys, out); err != nil {
+		if err := s.pushTag(ctx, t, reg, out); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Service) pushTag(ctx context.Context, t reference.NamedTagged, sys *types.SystemContext, out Output) error {
+func (s *Service) pushTag(ctx context.Context, t reference.NamedTagged, reg imagewire.Registry, out Output) error {
 	img, err := s.lookupName(t.String())
 	if err != nil {
 		return noSuchImage(reference.FamiliarString(t))
@@ -98,77 +92,32 @@ func (s *Service) pushTag(ctx context.Context, t reference.NamedTagged, sys *typ
 			_ = out.Send(jsonstream.Message{Status: "Preparing", Progress: &jsonstream.Progress{}, ID: ShortID(in.spec.RootFS.DiffIDs[i].String())})
 		}
 	}
-	src, err := istorage.Transport.NewStoreReference(s.store, nil, img.ID)
+	req := s.request(imagewire.OpPush)
+	req.Registry, req.Ref, req.Familiar, req.SourceID = reg, t.String(), familiar(t), img.ID
+	res, err := s.transfer(ctx, req, out)
 	if err != nil {
 		return err
 	}
-	cn, err := toContainers(t)
-	if err != nil {
-		return err
-	}
-	dest, err := docker.NewReference(cn)
-	if err != nil {
-		return err
-	}
-	pc, err := s.policyContext()
-	if err != nil {
-		return err
-	}
-	defer pc.Destroy()
-	pump := startPump(pushProgress, out, false)
-	raw, err := copy.Image(ctx, pc, dest, src, &copy.Options{
-		SourceCtx:        s.systemContext(),
-		DestinationCtx:   sys,
-		Progress:         pump.ch,
-		ProgressInterval: progressInterval,
-		ReportWriter:     io.Discard,
-	})
-	pump.stop()
-	if err != nil {
-		return s.pushError(err, t)
-	}
-	dgst, err := manifest.Digest(raw)
-	if err != nil {
-		return err
-	}
+	dgst := res.ManifestDigest
 	if dn, err := reference.WithDigest(reference.TrimNamed(t), dgst); err == nil {
 		_ = s.store.AddNames(img.ID, []string{dn.String()})
 	}
-	_ = out.Send(jsonstream.Message{Status: fmt.Sprintf("%s: digest: %s size: %d", t.Tag(), dgst, len(raw))})
-	aux, _ := json.Marshal(pushAux{Tag: t.Tag(), Digest: dgst.String(), Size: len(raw)})
+	_ = out.Send(jsonstream.Message{Status: fmt.Sprintf("%s: digest: %s size: %d", t.Tag(), dgst, res.ManifestSize)})
+	aux, _ := json.Marshal(pushAux{Tag: t.Tag(), Digest: dgst.String(), Size: res.ManifestSize})
 	rm := json.RawMessage(aux)
 	_ = out.Send(jsonstream.Message{Progress: &jsonstream.Progress{}, Aux: &rm})
 	s.publish(events.ActionPush, familiar(t), s.eventAttrs(img, reference.FamiliarName(t)))
 	return nil
 }
 
-func (s *Service) pushError(err error, t reference.Named) error {
-	var unauth docker.ErrUnauthorizedForCredentials
-	if errors.As(err, &unauth) {
-		return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("push access denied for %s: %s", familiar(t), registryMessage(err)))
-	}
-	if isUnreachable(err) {
-		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("registry %s is unreachable: %v", reference.Domain(t), err))
-	}
-	return err
-}
-
 // Login checks credentials against a registry, as POST /auth does. Wrong
 // credentials are ErrUnauthenticated with the registry's answer.
 func (s *Service) Login(ctx context.Context, auth mregistry.AuthConfig) (*mregistry.AuthResponse, error) {
 	host := registryHost(auth.ServerAddress)
-	sys, err := s.registryContext(host, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := docker.CheckAuth(ctx, sys, auth.Username, auth.Password, host); err != nil {
-		var unauth docker.ErrUnauthorizedForCredentials
-		if errors.As(err, &unauth) {
-			return nil, errdefs.ErrUnauthenticated.WithMessage(fmt.Sprintf("login attempt to %s/v2/ failed with status: 401 Unauthorized: %s", host, registryMessage(err)))
-		}
-		if isUnreachable(err) {
-			return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("registry %s is unreachable: %v", host, err))
-		}
+	req := s.request(imagewire.OpLogin)
+	req.Registry.Insecure = s.insecure.isInsecure(host)
+	req.Host, req.Username, req.Password = host, auth.Username, auth.Password
+	if _, err := s.transfer(ctx, req, nil); err != nil {
 		return nil, err
 	}
 	return &mregistry.AuthResponse{Status: "Login Succeeded"}, nil

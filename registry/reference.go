@@ -9,7 +9,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
-	creference "go.podman.io/image/v5/docker/reference"
 )
 
 var (
@@ -68,22 +67,6 @@ func refError(err error) string {
 		msg = "invalid reference format: " + msg
 	}
 	return msg
-}
-
-// toContainers converts a reference to the containers/image reference type
-// (the same grammar, a separate package).
-// named is already fully qualified, so it is parsed as is: normalising it
-// again could read its domain differently ("A/b": Docker's domain "A").
-func toContainers(named reference.Named) (creference.Named, error) {
-	ref, err := creference.Parse(named.String())
-	if err != nil {
-		return nil, err
-	}
-	cn, ok := ref.(creference.Named)
-	if !ok {
-		return nil, fmt.Errorf("reference %s has no name", named)
-	}
-	return cn, nil
 }
 
 // familiar is how Docker shows a reference: "busybox:latest",

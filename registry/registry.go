@@ -1,8 +1,11 @@
 // Package registry owns berth's images: pull, push, load, save, tag, remove,
-// inspect, history and prune, on go.podman.io/image/v5 (containers/image)
-// with the layers in go.podman.io/storage (overlay driver). It also owns the
-// containers' root filesystems (a writable storage layer on top of the
-// image), which the runtime creates, mounts and removes through it.
+// inspect, history and prune, with the layers in go.podman.io/storage
+// (overlay driver). It also owns the containers' root filesystems (a
+// writable storage layer on top of the image), which the runtime creates,
+// mounts and removes through it. The copies themselves (containers/image:
+// registries, archives) are made by Transfers, in berthd a helper process
+// per request (registry/transfer, registry/imagewire): this package decides
+// what to copy, names the results and tells the client.
 //
 // Images are named in storage by their fully qualified references
 // ("docker.io/library/busybox:latest", "docker.io/library/busybox@sha256:..")
@@ -11,6 +14,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -21,11 +25,19 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
-	"go.podman.io/image/v5/pkg/sysregistriesv2"
-	"go.podman.io/image/v5/signature"
-	"go.podman.io/image/v5/types"
+	"github.com/moby/moby/api/types/jsonstream"
 	"go.podman.io/storage"
+
+	"github.com/berthd/berth/registry/imagewire"
 )
+
+// Transfers makes the copies: pulls, pushes, loads, saves, layout imports
+// and logins, one request each (registry/transfer; in berthd a helper
+// process per request, imagewire.Helper). Progress goes to out as it
+// comes; errors keep their errdefs class.
+type Transfers interface {
+	Do(ctx context.Context, req imagewire.Request, out func(jsonstream.Message)) (*imagewire.Result, error)
+}
 
 // Publisher receives the image events (pull, load, tag, untag, delete, save, push).
 type Publisher interface {
@@ -50,6 +62,8 @@ type Deps struct {
 	// is $HOME/.docker/config.json when it exists).
 	AuthFile string
 	Events   Publisher
+	// Transfers makes the copies (required).
+	Transfers Transfers
 	// GraphDriver defaults to "overlay".
 	GraphDriver string
 	// MaxUploadSize caps what one load or import request may spool (0:
@@ -63,9 +77,11 @@ type Service struct {
 	store    storage.Store
 	tmpDir   string
 	upload   UploadLimit
-	sys      types.SystemContext // base; each operation copies it
-	policy   *signature.Policy
 	insecure insecureSet
+	// what every copy request carries: the store and berth's own
+	// containers/image configuration
+	storeOpts imagewire.Store
+	system    imagewire.System
 
 	// mu serialises changes of image names and deletions, so the checks
 	// that precede them (conflicts, uniqueness) hold when they happen.
@@ -80,8 +96,8 @@ func New(d Deps) (*Service, error) {
 	if d.DataRoot == "" || d.ExecRoot == "" {
 		return nil, errors.New("registry: DataRoot and ExecRoot are required")
 	}
-	if d.Events == nil {
-		return nil, errors.New("registry: Events is required")
+	if d.Events == nil || d.Transfers == nil {
+		return nil, errors.New("registry: Events and Transfers are required")
 	}
 	if _, err := registriesConf(d.RegistryMirrors); err != nil {
 		return nil, err // before the store exists: nothing to undo
@@ -107,24 +123,27 @@ func New(d Deps) (*Service, error) {
 			d.AuthFile = filepath.Join(home, ".docker", "config.json")
 		}
 	}
+	storeOpts := imagewire.Store{
+		GraphRoot: filepath.Join(d.DataRoot, "storage"),
+		RunRoot:   filepath.Join(d.ExecRoot, "storage"),
+		Driver:    d.GraphDriver,
+	}
 	store, err := storage.GetStore(storage.StoreOptions{
-		GraphRoot:       filepath.Join(d.DataRoot, "storage"),
-		RunRoot:         filepath.Join(d.ExecRoot, "storage"),
-		GraphDriverName: d.GraphDriver,
+		GraphRoot:       storeOpts.GraphRoot,
+		RunRoot:         storeOpts.RunRoot,
+		GraphDriverName: storeOpts.Driver,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
 	s := &Service{
-		d:        d,
-		store:    store,
-		tmpDir:   tmp,
-		upload:   UploadLimit{Max: d.MaxUploadSize, Dir: tmp},
-		insecure: insecure,
-		cache:    map[string]*imageInfo{},
-		policy: &signature.Policy{Default: signature.PolicyRequirements{
-			signature.NewPRInsecureAcceptAnything(),
-		}},
+		d:         d,
+		store:     store,
+		tmpDir:    tmp,
+		upload:    UploadLimit{Max: d.MaxUploadSize, Dir: tmp},
+		insecure:  insecure,
+		cache:     map[string]*imageInfo{},
+		storeOpts: storeOpts,
 	}
 	// Point every configuration lookup of containers/image at files of our
 	// own (which need not exist), so the host's /etc/containers settings
@@ -134,13 +153,13 @@ func New(d Deps) (*Service, error) {
 	if err := writeConfig(conf, d.RegistryMirrors); err != nil {
 		return nil, err
 	}
-	s.sys = types.SystemContext{
-		SystemRegistriesConfPath:    filepath.Join(conf, "registries.conf"),
-		SystemRegistriesConfDirPath: filepath.Join(conf, "registries.conf.d"),
-		RegistriesDirPath:           filepath.Join(conf, "registries.d"),
-		BlobInfoCacheDir:            filepath.Join(conf, "cache"),
-		BigFilesTemporaryDir:        tmp,
-		DockerRegistryUserAgent:     "berth",
+	s.system = imagewire.System{
+		RegistriesConf:    filepath.Join(conf, "registries.conf"),
+		RegistriesConfDir: filepath.Join(conf, "registries.conf.d"),
+		RegistriesDir:     filepath.Join(conf, "registries.d"),
+		BlobInfoCacheDir:  filepath.Join(conf, "cache"),
+		TmpDir:            tmp,
+		UserAgent:         "berth",
 	}
 	return s, nil
 }
@@ -155,14 +174,20 @@ func (s *Service) Close() error {
 	return err
 }
 
-// systemContext returns a fresh copy of the base system context.
-func (s *Service) systemContext() *types.SystemContext {
-	sys := s.sys
-	return &sys
+// request is a copy request of op on this service's store.
+func (s *Service) request(op string) imagewire.Request {
+	sys := s.system
+	sys.AuthFile = s.d.AuthFile
+	return imagewire.Request{Op: op, Store: s.storeOpts, System: sys}
 }
 
-func (s *Service) policyContext() (*signature.PolicyContext, error) {
-	return signature.NewPolicyContext(s.policy)
+// transfer runs req; progress goes to out (nil: dropped).
+func (s *Service) transfer(ctx context.Context, req imagewire.Request, out Output) (*imagewire.Result, error) {
+	var send func(jsonstream.Message)
+	if out != nil {
+		send = func(m jsonstream.Message) { _ = out.Send(m) }
+	}
+	return s.d.Transfers.Do(ctx, req, send)
 }
 
 func (s *Service) publish(action events.Action, id string, attrs map[string]string) {
@@ -179,14 +204,11 @@ func (s *Service) publish(action events.Action, id string, attrs map[string]stri
 // writeEmptyConfig creates berth's own (empty) containers/image
 // configuration: no mirrors, no aliases, no unqualified-search registries.
 // ReloadMirrors replaces the registry mirrors (a daemon reload): pulls
-// that start afterwards use the new ones. Errors are the mirrors' (dockerd's
-// words); the old mirrors then stay.
+// that start afterwards use the new ones (each copy reads the file
+// afresh). Errors are the mirrors' (dockerd's words); the old mirrors
+// then stay.
 func (s *Service) ReloadMirrors(mirrors []string) error {
-	if err := writeConfig(filepath.Dir(s.sys.SystemRegistriesConfPath), mirrors); err != nil {
-		return err
-	}
-	sysregistriesv2.InvalidateCache()
-	return nil
+	return writeConfig(filepath.Dir(s.system.RegistriesConf), mirrors)
 }
 
 func writeConfig(dir string, mirrors []string) error {

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"sort"
@@ -10,10 +9,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/events"
-	"go.podman.io/image/v5/copy"
-	dockerarchive "go.podman.io/image/v5/docker/archive"
-	creference "go.podman.io/image/v5/docker/reference"
-	istorage "go.podman.io/image/v5/storage"
+
+	"github.com/berthd/berth/registry/imagewire"
 )
 
 // saveSet is what one save writes: image IDs in order, with their tags.
@@ -112,52 +109,15 @@ func (s *Service) resolveSave(set *saveSet, name string) error {
 }
 
 func (s *Service) writeArchive(ctx context.Context, path string, set *saveSet) error {
-	sys := s.systemContext()
-	w, err := dockerarchive.NewWriter(sys, path)
-	if err != nil {
-		return err
-	}
-	pc, err := s.policyContext()
-	if err != nil {
-		w.Close()
-		return err
-	}
-	defer pc.Destroy()
+	req := s.request(imagewire.OpSave)
+	req.Path = path
 	for _, id := range set.order {
-		src, err := istorage.Transport.NewStoreReference(s.store, nil, id)
-		if err != nil {
-			w.Close()
-			return err
-		}
-		// One copy per image: the writer records the other tags with it.
-		var ctags []creference.NamedTagged
+		im := imagewire.SaveImage{ID: id}
 		for _, t := range set.tags[id] {
-			cn, err := toContainers(t)
-			if err != nil {
-				w.Close()
-				return err
-			}
-			if ct, ok := cn.(creference.NamedTagged); ok {
-				ctags = append(ctags, ct)
-			}
+			im.Tags = append(im.Tags, t.String())
 		}
-		var first creference.NamedTagged
-		if len(ctags) > 0 {
-			first = ctags[0]
-		}
-		dest, err := w.NewReference(first)
-		if err != nil {
-			w.Close()
-			return err
-		}
-		dsys := s.systemContext()
-		if len(ctags) > 1 {
-			dsys.DockerArchiveAdditionalTags = ctags[1:]
-		}
-		if _, err := copy.Image(ctx, pc, dest, src, &copy.Options{SourceCtx: sys, DestinationCtx: dsys, ReportWriter: io.Discard}); err != nil {
-			w.Close()
-			return fmt.Errorf("save %s: %w", ShortID(id), err)
-		}
+		req.Images = append(req.Images, im)
 	}
-	return w.Close()
+	_, err := s.transfer(ctx, req, nil)
+	return err
 }

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/berthd/berth/internal/filters"
 	"github.com/berthd/berth/internal/testimage"
 	"github.com/berthd/berth/registry/imagefs"
+	"github.com/berthd/berth/registry/transfer"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -62,13 +65,17 @@ func newTestService(t *testing.T) (*Service, *eventLog) {
 	}
 	root := t.TempDir()
 	ev := &eventLog{}
-	s, err := New(Deps{DataRoot: filepath.Join(root, "data"), ExecRoot: filepath.Join(root, "run"), Events: ev})
+	s, err := New(Deps{DataRoot: filepath.Join(root, "data"), ExecRoot: filepath.Join(root, "run"), Events: ev, Transfers: transfer.InProcess{}})
 	assert.NilError(t, err)
 	t.Cleanup(func() {
 		_, _ = s.store.Shutdown(true)
 	})
 	return s, ev
 }
+
+type recordOutput struct{ msgs []any }
+
+func (r *recordOutput) Send(v any) error { r.msgs = append(r.msgs, v); return nil }
 
 // discardOut is a StartFunc whose stream is kept in memory.
 func memOut() (StartFunc, *recordOutput) {
@@ -275,4 +282,10 @@ func tarOf(t *testing.T, files map[string]string) []byte {
 	}
 	assert.NilError(t, tw.Close())
 	return buf.Bytes()
+}
+
+func TestErrorMessage(t *testing.T) {
+	b, err := json.Marshal(ErrorMessage(errors.New("boom")))
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), `{"errorDetail":{"message":"boom"},"error":"boom"}`)
 }

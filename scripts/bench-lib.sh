@@ -12,7 +12,7 @@ IMAGE_TAR=${BENCH_IMAGE_TAR:-testdata/images/busybox-oci.tar}
 
 die() { echo "bench: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (it runs a container engine)"
-for f in bin/berthd bin/berth-buildkitd bin/berth-shim bin/berth-nsexec "$IMAGE_TAR"; do
+for f in bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-nsexec "$IMAGE_TAR"; do
     [ -e "$f" ] || die "$f missing (make build images)"
 done
 exec 9>/run/berth-bench.lock
@@ -25,7 +25,7 @@ CGPARENT=berth-bench-$$
 export DOCKER_CONFIG=$ROOT/docker-config DOCKER_CLI_HINTS=false DOCKER_HOST=unix://$BSOCK
 mkdir -p "$DOCKER_CONFIG" "$ROOT/bin"
 # copies: others may rebuild bin/ meanwhile
-cp bin/berthd bin/berth-buildkitd bin/berth-shim bin/berth-nsexec "$ROOT/bin/"
+cp bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-nsexec "$ROOT/bin/"
 [ -e bin/berth-shim-remote ] && cp bin/berth-shim-remote "$ROOT/bin/"
 # Read the daemon's code from disk, as an installed daemon's is at boot: a file
 # just written sits in the page cache in large folios, and one touch maps a

@@ -20,7 +20,7 @@
 #      quick: only run --rm, run --rm --network none, create, exec and idle memory)
 #      ANCHORS=../shared/anchors   BENCH_BRIDGE=bbench0 BENCH_BIP=10.222.0.1/24
 #      BENCH_POOL=base=10.222.16.0/20,size=24
-# Needs: root, the docker CLI, runc, iptables, bin/berthd + bin/berth-buildkitd + bin/berth-shim + bin/berth-nsexec (make build),
+# Needs: root, the docker CLI, runc, iptables, bin/berthd + bin/berth-buildkitd + bin/berth-imagecopy + bin/berth-shim + bin/berth-nsexec (make build),
 # bin/docker-compose (make compose), bin/docker-buildx (make buildx), testdata/images/busybox.tar (make images), and for
 # the reference engine Debian docker.io (apt-get install -y docker.io busybox-static skopeo).
 set -euo pipefail
@@ -44,7 +44,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 for t in docker runc iptables dockerd containerd; do
     command -v "$t" >/dev/null || die "$t not found: apt-get install -y docker.io runc iptables (docker CLI: /usr/local/bin/docker)"
 done
-for f in bin/berthd bin/berth-buildkitd bin/berth-shim bin/berth-shim-remote bin/berth-nsexec bin/docker-compose bin/docker-buildx testdata/images/busybox.tar "$COMPOSE_FILE" "$ANCHORS/start-dockerd.sh"; do
+for f in bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-shim-remote bin/berth-nsexec bin/docker-compose bin/docker-buildx testdata/images/busybox.tar "$COMPOSE_FILE" "$ANCHORS/start-dockerd.sh"; do
     [ -e "$f" ] || die "$f missing (make build images compose buildx; anchors at $ANCHORS)"
 done
 ONLY=${BENCH_ONLY:-latency,compose,build}
@@ -232,7 +232,7 @@ CPID=$(cat /run/anchor/containerd.pid)
 scrub_host
 # run copies of the binaries: others may rebuild bin/ while the bench runs
 mkdir -p "$ROOT/bin"
-cp bin/berthd bin/berth-buildkitd bin/berth-shim bin/berth-shim-remote bin/berth-nsexec "$ROOT/bin/"
+cp bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-shim-remote bin/berth-nsexec "$ROOT/bin/"
 # Read the daemon's code from disk, as an installed daemon's is at boot: a file
 # just written sits in the page cache in large folios, and one touch maps a
 # whole folio (up to 2 MB; smaps' FilePmdMapped), so berthd's idle RSS would

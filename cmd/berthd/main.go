@@ -36,6 +36,7 @@ import (
 	"github.com/berthd/berth/network"
 	"github.com/berthd/berth/network/dns"
 	"github.com/berthd/berth/registry"
+	"github.com/berthd/berth/registry/imagewire"
 	"github.com/berthd/berth/runtime"
 	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/phasetrace"
@@ -173,12 +174,23 @@ func build(cfg *config) (_ *daemon, retErr error) {
 	}
 	d.closers = append(d.closers, db.Close)
 	bus := events.New(1024)
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	// pulls, pushes, loads and saves run containers/image in a helper
+	// process each (berth-imagecopy, next to berthd)
+	copier := &imagewire.Helper{Binary: filepath.Join(filepath.Dir(self), "berth-imagecopy")}
+	if _, err := os.Stat(copier.Binary); err != nil {
+		logrus.WithError(err).Warn("image copy helper missing: pulls, pushes, loads and saves will fail")
+	}
 	imgs, err := registry.New(registry.Deps{
 		DataRoot:           cfg.DataRoot,
 		ExecRoot:           cfg.ExecRoot,
 		InsecureRegistries: cfg.InsecureRegistries,
 		RegistryMirrors:    cfg.RegistryMirrors,
 		Events:             bus,
+		Transfers:          copier,
 		MaxUploadSize:      cfg.MaxUploadSize,
 	})
 	if err != nil {
@@ -220,10 +232,6 @@ func build(cfg *config) (_ *daemon, retErr error) {
 		return nil, err
 	}
 
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	var (
 		rtImages   runtime.Images   = imgs
 		rtNetworks runtime.Networks = nets

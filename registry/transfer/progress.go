@@ -1,4 +1,4 @@
-package registry
+package transfer
 
 import (
 	"strings"
@@ -7,19 +7,9 @@ import (
 
 	"github.com/moby/moby/api/types/jsonstream"
 	"go.podman.io/image/v5/types"
+
+	"github.com/berthd/berth/registry/imagewire"
 )
-
-// Output receives the JSON progress messages of a pull, push or load; the
-// engine's JSONStream is one.
-type Output interface {
-	Send(v any) error
-}
-
-// StartFunc is called once an operation has checked everything that can
-// fail with a proper status code (the reference, the registry's answer for
-// the manifest, the archive's format). It starts the response stream;
-// errors after it go into the stream.
-type StartFunc func() Output
 
 // progressKind says which of Docker's vocabularies a translator speaks.
 type progressKind int
@@ -64,7 +54,7 @@ func (t *translator) translate(p types.ProgressProperties) []jsonstream.Message 
 	if isConfig(p.Artifact) {
 		return nil
 	}
-	id := ShortID(p.Artifact.Digest.String())
+	id := imagewire.ShortID(p.Artifact.Digest.String())
 	size := p.Artifact.Size
 	msg := func(status string, prog *jsonstream.Progress) jsonstream.Message {
 		if prog == nil {
@@ -138,14 +128,14 @@ type progressPump struct {
 
 const progressInterval = 100 * time.Millisecond
 
-func startPump(kind progressKind, out Output, quiet bool) *progressPump {
+func startPump(kind progressKind, out func(jsonstream.Message), quiet bool) *progressPump {
 	p := &progressPump{ch: make(chan types.ProgressProperties, 16), done: make(chan struct{}), t: newTranslator(kind)}
 	go func() {
 		defer close(p.done)
 		for ev := range p.ch {
 			for _, m := range p.t.translate(ev) {
 				if !quiet && out != nil {
-					_ = out.Send(m)
+					out(m)
 				}
 			}
 		}
@@ -157,17 +147,4 @@ func startPump(kind progressKind, out Output, quiet bool) *progressPump {
 func (p *progressPump) stop() {
 	p.once.Do(func() { close(p.ch) })
 	<-p.done
-}
-
-func errorMessage(err error) jsonstream.Message {
-	return jsonstream.Message{Error: &jsonstream.Error{Message: err.Error()}}
-}
-
-// ErrorMessage is the JSON stream form of an error that happens after a
-// stream started: {"errorDetail":{"message":...},"error":...}.
-func ErrorMessage(err error) any {
-	return struct {
-		jsonstream.Message
-		ErrorText string `json:"error,omitempty"`
-	}{errorMessage(err), err.Error()}
 }

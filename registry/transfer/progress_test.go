@@ -1,8 +1,7 @@
-package registry
+package transfer
 
 import (
 	"encoding/json"
-	"errors"
 	"testing"
 
 	"github.com/moby/moby/api/types/jsonstream"
@@ -82,13 +81,13 @@ func TestTranslateFinish(t *testing.T) {
 	assert.Check(t, is.Len(newTranslator(loadProgress).finish(), 0))
 }
 
-type recordOutput struct{ msgs []any }
+type recordOutput struct{ msgs []jsonstream.Message }
 
-func (r *recordOutput) Send(v any) error { r.msgs = append(r.msgs, v); return nil }
+func (r *recordOutput) send(m jsonstream.Message) { r.msgs = append(r.msgs, m) }
 
 func TestPump(t *testing.T) {
 	out := &recordOutput{}
-	p := startPump(loadProgress, out, false)
+	p := startPump(loadProgress, out.send, false)
 	p.ch <- types.ProgressProperties{Event: types.ProgressEventNewArtifact, Artifact: layer(5)}
 	p.ch <- types.ProgressProperties{Event: types.ProgressEventDone, Artifact: layer(5), Offset: 5}
 	p.stop()
@@ -96,14 +95,8 @@ func TestPump(t *testing.T) {
 	assert.Check(t, is.Len(out.msgs, 2))
 
 	quiet := &recordOutput{}
-	p = startPump(loadProgress, quiet, true)
+	p = startPump(loadProgress, quiet.send, true)
 	p.ch <- types.ProgressProperties{Event: types.ProgressEventNewArtifact, Artifact: layer(5)}
 	p.stop()
 	assert.Check(t, is.Len(quiet.msgs, 0))
-}
-
-func TestErrorMessage(t *testing.T) {
-	b, err := json.Marshal(ErrorMessage(errors.New("boom")))
-	assert.NilError(t, err)
-	assert.Equal(t, string(b), `{"errorDetail":{"message":"boom"},"error":"boom"}`)
 }
