@@ -5,7 +5,8 @@
 // outside berthd, and containers/image is not in berthd's memory. It
 // reads an imagewire.Request on stdin and writes imagewire.Lines on
 // stdout. Descriptor 3 is its lifeline: EOF there (berthd gone, or the
-// request given up) ends it at once.
+// request given up) ends it at once; SIGTERM (the request given up)
+// cancels its copy first.
 package main
 
 import (
@@ -14,7 +15,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 
 	"github.com/moby/moby/api/types/jsonstream"
 	"go.podman.io/storage/pkg/reexec"
@@ -43,10 +46,14 @@ func main() {
 		_, _ = io.Copy(io.Discard, lifeline)
 		os.Exit(3) // berthd is gone or gave the request up
 	}()
-	os.Exit(run(os.Stdin, os.Stdout))
+	// berthd gave the request up (its client went away): the copy is
+	// cancelled, and containers/image removes what it began
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Stdin, os.Stdout))
 }
 
-func run(in io.Reader, out io.Writer) int {
+func run(ctx context.Context, in io.Reader, out io.Writer) int {
 	var mu sync.Mutex
 	enc := json.NewEncoder(out)
 	write := func(l imagewire.Line) {
@@ -69,7 +76,7 @@ func run(in io.Reader, out io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	res, err := transfer.New(store).Do(context.Background(), req, func(m jsonstream.Message) {
+	res, err := transfer.New(store).Do(ctx, req, func(m jsonstream.Message) {
 		write(imagewire.Line{Progress: &m})
 	})
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/jsonstream"
@@ -27,15 +29,19 @@ const LifelineFD = 3
 // maxLine bounds one line of the helper's output.
 const maxLine = 16 << 20
 
+// cancelGrace is how long a helper whose request was given up has to end
+// its copy after SIGTERM (a var: tests shorten it).
+var cancelGrace = 10 * time.Second
+
 // Helper runs requests in the helper binary, one process each.
 type Helper struct {
 	Binary string // absolute path of berth-imagecopy
 }
 
 // Do runs req in a new helper process and returns its Result; progress
-// lines go to out (which may be nil). A cancelled ctx kills the helper
-// (a copy it had begun is cleaned up by the store). Errors keep the
-// errdefs class the helper gave them.
+// lines go to out (which may be nil). A cancelled ctx ends the helper
+// (SIGTERM: it cancels its copy; SIGKILL after cancelGrace) and Do returns
+// once it has exited. Errors keep the errdefs class the helper gave them.
 func (h *Helper) Do(ctx context.Context, req Request, out func(jsonstream.Message)) (*Result, error) {
 	if h.Binary == "" {
 		return nil, errors.New("image copy helper: no binary configured")
@@ -64,7 +70,19 @@ func (h *Helper) Do(ctx context.Context, req Request, out func(jsonstream.Messag
 		return nil, fmt.Errorf("image copy helper: %w", err)
 	}
 	lr.Close()
-	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	// a request given up: the helper cancels its copy (containers/image
+	// removes what it began) and exits; one that does not in
+	// cancelGrace is killed (the store cleans up after it)
+	grace, exited := cancelGrace, make(chan struct{})
+	defer close(exited)
+	stop := context.AfterFunc(ctx, func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(grace):
+			_ = cmd.Process.Kill()
+		}
+	})
 	defer stop()
 
 	var result *Result

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +52,11 @@ func fakeHelper() int {
 	case "crash":
 		fmt.Fprintln(os.Stderr, "panic: the fake fell over")
 		return 2
+	case "stubborn":
+		signal.Ignore(syscall.SIGTERM)
+		lifeline := os.NewFile(LifelineFD, "lifeline")
+		_, _ = io.Copy(io.Discard, lifeline)
+		time.Sleep(time.Hour)
 	case "hang":
 		// a copy that never ends (its lifeline stays open while Do runs)
 		lifeline := os.NewFile(LifelineFD, "lifeline")
@@ -127,6 +133,41 @@ func TestHelperCancel(t *testing.T) {
 		err := syscall.Kill(pid, 0)
 		assert.Check(t, errors.Is(err, syscall.ESRCH), "round %d: the helper %d outlived its request: %v", round, pid, err)
 	}
+}
+
+// A helper that does not end its copy on SIGTERM is killed after the
+// grace period.
+func TestHelperCancelStubborn(t *testing.T) {
+	h := fake(t)
+	defer func(g time.Duration) { cancelGrace = g }(cancelGrace)
+	cancelGrace = 100 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Do(ctx, Request{Op: "stubborn"}, nil)
+		done <- err
+	}()
+	pid := waitChild(t)
+	// it ignores SIGTERM once it has started: wait for it to get there
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "SigIgn:" {
+				if v, err := strconv.ParseUint(f[1], 16, 64); err == nil && v&(1<<(uint(syscall.SIGTERM)-1)) != 0 {
+					return poll.Success()
+				}
+			}
+		}
+		return poll.Continue("the fake does not ignore SIGTERM yet")
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(5*time.Millisecond))
+	cancel()
+	select {
+	case err := <-done:
+		assert.Check(t, errors.Is(err, context.Canceled), "%v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Do did not return: the stubborn helper was not killed")
+	}
+	assert.Check(t, errors.Is(syscall.Kill(pid, 0), syscall.ESRCH), "the helper %d outlived its request", pid)
 }
 
 // waitChild waits for this process's one child that runs this binary.
