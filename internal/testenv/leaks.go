@@ -83,3 +83,34 @@ func (d *Daemon) waitBuildKitGone(t testing.TB) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
+
+// ImageCopyPids are the berth-imagecopy processes this daemon started and
+// that still run (one per pull, push, load or save in flight).
+func (d *Daemon) ImageCopyPids() []int {
+	parent := strconv.Itoa(d.Pid())
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if s[open+1:end] == "berth-imagecop" || s[open+1:end] == "berth-imagecopy" {
+			if len(f) > 1 && f[1] == parent && f[0] != "Z" {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
