@@ -97,6 +97,9 @@ func (s *Service) Load(ctx context.Context, r io.Reader, quiet bool, start Start
 // loadOne copies one archive image into storage under its config digest
 // and names, and returns its ID.
 func (s *Service) loadOne(ctx context.Context, it imagewire.ArchiveImage, names []reference.Named, out Output, quiet bool) (string, error) {
+	if it.Config.Validate() != nil { // the helper read a hostile archive: trust nothing
+		return "", errdefs.ErrInvalidArgument.WithMessage("invalid image archive: bad config digest")
+	}
 	id := it.Config.Encoded()
 	req := s.request(imagewire.OpLoad)
 	req.Item, req.DestID, req.Quiet = it.Item, id, quiet

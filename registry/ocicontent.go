@@ -76,6 +76,9 @@ func (s *Service) ImportOCILayout(ctx context.Context, dir string) (string, erro
 	if err != nil {
 		return "", err
 	}
+	if digest.Digest(res.ImageID).Validate() != nil {
+		return "", fmt.Errorf("import OCI layout: the copy named no image (%q)", res.ImageID)
+	}
 	return res.ImageID, nil
 }
 

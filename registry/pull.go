@@ -53,7 +53,7 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 		return err
 	}
 	remote := res.Remote
-	if remote == nil {
+	if remote == nil || remote.Top.Validate() != nil {
 		return errors.New("pull: the registry's answer is missing")
 	}
 	top := remote.Top
@@ -110,7 +110,9 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 		if err != nil {
 			return err
 		}
-		newID = res.ImageID
+		if newID = res.ImageID; !fullIDRe.MatchString(newID) {
+			return fmt.Errorf("pull: the copy named no image (%q)", newID)
+		}
 	}
 	if !isCanonical && digestName != nil {
 		if err := s.store.AddNames(newID, []string{digestName.String()}); err != nil {

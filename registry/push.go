@@ -99,6 +99,9 @@ func (s *Service) pushTag(ctx context.Context, t reference.NamedTagged, reg imag
 		return err
 	}
 	dgst := res.ManifestDigest
+	if dgst.Validate() != nil {
+		return fmt.Errorf("push: the copy gave no manifest digest (%q)", dgst)
+	}
 	if dn, err := reference.WithDigest(reference.TrimNamed(t), dgst); err == nil {
 		_ = s.store.AddNames(img.ID, []string{dn.String()})
 	}
