@@ -252,16 +252,18 @@ func TestAuxAddresses(t *testing.T) {
 		assert.Check(t, !strings.HasPrefix(ip, at(2)+"/") && !strings.HasPrefix(ip, at(3)+"/"), "handed out an auxiliary address: %s", ip)
 	}
 
+	// "badnet", not "bad": a hex name is also a network ID prefix (as in
+	// dockerd), and a run found a network whose random ID began with "bad"
 	other := netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], b[2] + 10, 0}), 24)
 	// the CLI checks that much itself; the daemon too, with dockerd's 403
-	st, msg := postAPI(t, d, "/networks/create", fmt.Sprintf(`{"Name":"bad","IPAM":{"Config":[{"Subnet":%q,"AuxiliaryAddresses":{"x":%q}}]}}`, other, at(7)))
+	st, msg := postAPI(t, d, "/networks/create", fmt.Sprintf(`{"Name":"badnet","IPAM":{"Config":[{"Subnet":%q,"AuxiliaryAddresses":{"x":%q}}]}}`, other, at(7)))
 	assert.Check(t, is.Equal(st, http.StatusForbidden))
 	assert.Check(t, is.Contains(msg, fmt.Sprintf("auxiliary address: (x:%s) must belong to the master pool: %s", at(7), other)))
-	st, msg = postAPI(t, d, "/networks/create", fmt.Sprintf(`{"Name":"bad","IPAM":{"Config":[{"Subnet":%q,"AuxiliaryAddresses":{"x":"nope"}}]}}`, other))
+	st, msg = postAPI(t, d, "/networks/create", fmt.Sprintf(`{"Name":"badnet","IPAM":{"Config":[{"Subnet":%q,"AuxiliaryAddresses":{"x":"nope"}}]}}`, other))
 	assert.Check(t, is.Equal(st, http.StatusBadRequest))
-	assert.Check(t, is.Contains(msg, "non parsable secondary ip address (x:nope) passed for network bad"))
-	dockerFails(t, d, "Address already in use by the gateway", "network", "create", "--subnet", other.String(), "--aux-address", "gw="+other.Addr().Next().String(), "bad")
-	dockerFails(t, d, "network bad not found", "network", "inspect", "bad")
+	assert.Check(t, is.Contains(msg, "non parsable secondary ip address (x:nope) passed for network badnet"))
+	dockerFails(t, d, "Address already in use by the gateway", "network", "create", "--subnet", other.String(), "--aux-address", "gw="+other.Addr().Next().String(), "badnet")
+	dockerFails(t, d, "network badnet not found", "network", "inspect", "badnet")
 }
 
 // TestMacAddressAndInterfaceName: the MAC address and the interface name a
