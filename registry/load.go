@@ -62,7 +62,13 @@ func (s *Service) Load(ctx context.Context, r io.Reader, quiet bool, start Start
 	default:
 		return errdefs.ErrInvalidArgument.WithMessage("invalid image archive: found neither manifest.json (docker save) nor index.json and oci-layout (OCI image layout): not an image archive")
 	}
-	res, err := s.transfer(ctx, req, nil)
+	// one copier (helper process) for the list and every image
+	copier, err := s.d.Transfers.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer copier.End()
+	res, err := run(copier, req, nil)
 	if err != nil {
 		return err
 	}
@@ -76,7 +82,7 @@ func (s *Service) Load(ctx context.Context, r io.Reader, quiet bool, start Start
 		if err != nil {
 			return err
 		}
-		id, err := s.loadOne(ctx, it, names, out, quiet)
+		id, err := s.loadOne(copier, it, names, out, quiet)
 		if err != nil {
 			return err
 		}
@@ -96,7 +102,7 @@ func (s *Service) Load(ctx context.Context, r io.Reader, quiet bool, start Start
 
 // loadOne copies one archive image into storage under its config digest
 // and names, and returns its ID.
-func (s *Service) loadOne(ctx context.Context, it imagewire.ArchiveImage, names []reference.Named, out Output, quiet bool) (string, error) {
+func (s *Service) loadOne(copier imagewire.Copier, it imagewire.ArchiveImage, names []reference.Named, out Output, quiet bool) (string, error) {
 	if it.Config.Validate() != nil { // the helper read a hostile archive: trust nothing
 		return "", errdefs.ErrInvalidArgument.WithMessage("invalid image archive: bad config digest")
 	}
@@ -111,7 +117,7 @@ func (s *Service) loadOne(ctx context.Context, it imagewire.ArchiveImage, names 
 		}
 		defer paid()
 	}
-	if _, err := s.transfer(ctx, req, out); err != nil {
+	if _, err := run(copier, req, out); err != nil {
 		return "", err
 	}
 	if len(names) > 1 {

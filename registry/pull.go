@@ -46,9 +46,15 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 	if err := setPlatform(&reg, opts.Platform); err != nil {
 		return err
 	}
+	// one copier (helper process) for the manifest and the copy
+	copier, err := s.d.Transfers.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer copier.End()
 	req := s.request(imagewire.OpRemote)
 	req.Registry, req.Ref, req.Familiar = reg, named.String(), familiar(named)
-	res, err := s.transfer(ctx, req, nil)
+	res, err := run(copier, req, nil)
 	if err != nil {
 		return err
 	}
@@ -106,7 +112,7 @@ func (s *Service) Pull(ctx context.Context, opts PullOptions, start StartFunc) e
 			}
 			defer paid()
 		}
-		res, err := s.transfer(ctx, req, out)
+		res, err := run(copier, req, out)
 		if err != nil {
 			return err
 		}

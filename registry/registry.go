@@ -32,11 +32,12 @@ import (
 )
 
 // Transfers makes the copies: pulls, pushes, loads, saves, layout imports
-// and logins, one request each (registry/transfer; in berthd a helper
-// process per request, imagewire.Helper). Progress goes to out as it
-// comes; errors keep their errdefs class.
+// and logins (registry/transfer). Begin starts a copier for one
+// operation's requests, made in turn under ctx: in berthd one helper
+// process (imagewire.Helper), in tests this process
+// (transfer.InProcess).
 type Transfers interface {
-	Do(ctx context.Context, req imagewire.Request, out func(jsonstream.Message)) (*imagewire.Result, error)
+	Begin(ctx context.Context) (imagewire.Copier, error)
 }
 
 // Publisher receives the image events (pull, load, tag, untag, delete, save, push).
@@ -181,13 +182,23 @@ func (s *Service) request(op string) imagewire.Request {
 	return imagewire.Request{Op: op, Store: s.storeOpts, System: sys}
 }
 
-// transfer runs req; progress goes to out (nil: dropped).
+// transfer runs req alone; progress goes to out (nil: dropped).
 func (s *Service) transfer(ctx context.Context, req imagewire.Request, out Output) (*imagewire.Result, error) {
+	c, err := s.d.Transfers.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.End()
+	return run(c, req, out)
+}
+
+// run runs req on c; progress goes to out (nil: dropped).
+func run(c imagewire.Copier, req imagewire.Request, out Output) (*imagewire.Result, error) {
 	var send func(jsonstream.Message)
 	if out != nil {
 		send = func(m jsonstream.Message) { _ = out.Send(m) }
 	}
-	return s.d.Transfers.Do(ctx, req, send)
+	return c.Do(req, send)
 }
 
 func (s *Service) publish(action events.Action, id string, attrs map[string]string) {

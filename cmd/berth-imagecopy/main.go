@@ -1,17 +1,19 @@
-// Command berth-imagecopy makes one copy of berthd's image service with
-// containers/image (a pull, push, load, save, OCI layout import, or a
-// registry login) and exits; berthd starts one per request (package
-// registry/imagewire), so that what registries and archives send is parsed
-// outside berthd, and containers/image is not in berthd's memory. It
-// reads an imagewire.Request on stdin and writes imagewire.Lines on
-// stdout. Descriptor 3 is its lifeline: EOF there (berthd gone, or the
-// request given up) ends it at once; SIGTERM (the request given up)
-// cancels its copy first.
+// Command berth-imagecopy makes the copies of one operation of berthd's
+// image service with containers/image (a pull, push, load, save, OCI
+// layout import, or a registry login) and exits; berthd starts one per
+// operation (package registry/imagewire), so that what registries and
+// archives send is parsed outside berthd, and containers/image is not in
+// berthd's memory. It reads imagewire.Requests on stdin, one after the
+// other, answers each with imagewire.Lines on stdout, and exits at the end
+// of its input. Descriptor 3 is its lifeline: EOF there (berthd gone)
+// ends it at once; SIGTERM (the operation given up) cancels its copy
+// first.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -61,27 +63,44 @@ func run(ctx context.Context, in io.Reader, out io.Writer) int {
 		defer mu.Unlock()
 		_ = enc.Encode(l)
 	}
-	fail := func(err error) int {
+	fail := func(err error) {
 		write(imagewire.Line{Error: &imagewire.Error{Status: httpstatus.FromError(err), Message: err.Error()}})
-		return 1
 	}
-	var req imagewire.Request
-	if err := json.NewDecoder(in).Decode(&req); err != nil {
-		return fail(fmt.Errorf("berth-imagecopy: read the request: %w", err))
+	// Requests come in turn (a pull's manifest, then its copy), each
+	// answered by progress and one Result or Error line, until berthd
+	// closes stdin. The store is berthd's, with its containers' mounts: it
+	// is never shut down here (that would unmount the driver's home); its
+	// locks go with the process.
+	dec := json.NewDecoder(in)
+	var local *transfer.Local
+	var opened imagewire.Store
+	code := 0
+	for {
+		var req imagewire.Request
+		if err := dec.Decode(&req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return code
+			}
+			fail(fmt.Errorf("berth-imagecopy: read the request: %w", err))
+			return 1
+		}
+		if local == nil || req.Store != opened {
+			store, err := transfer.OpenStore(req.Store)
+			if err != nil {
+				fail(err)
+				code = 1
+				continue
+			}
+			local, opened = transfer.New(store), req.Store
+		}
+		res, err := local.Do(ctx, req, func(m jsonstream.Message) {
+			write(imagewire.Line{Progress: &m})
+		})
+		if err != nil {
+			fail(err)
+			code = 1
+			continue
+		}
+		write(imagewire.Line{Result: res})
 	}
-	// The store is berthd's, with its containers' mounts: it is never shut
-	// down here (that would unmount the driver's home); its locks go with
-	// the process.
-	store, err := transfer.OpenStore(req.Store)
-	if err != nil {
-		return fail(err)
-	}
-	res, err := transfer.New(store).Do(ctx, req, func(m jsonstream.Message) {
-		write(imagewire.Line{Progress: &m})
-	})
-	if err != nil {
-		return fail(err)
-	}
-	write(imagewire.Line{Result: res})
-	return 0
 }

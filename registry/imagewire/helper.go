@@ -2,7 +2,6 @@ package imagewire
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,66 +32,111 @@ const maxLine = 16 << 20
 // its copy after SIGTERM (a var: tests shorten it).
 var cancelGrace = 10 * time.Second
 
-// Helper runs requests in the helper binary, one process each.
+// Copier runs the requests of one operation in turn (a pull's manifest
+// and then its copy): in berthd a Session, one helper process.
+type Copier interface {
+	// Do runs req; progress goes to out (nil: dropped). Errors keep
+	// their errdefs class.
+	Do(req Request, out func(jsonstream.Message)) (*Result, error)
+	// End ends the copier once its requests are done.
+	End() error
+}
+
+// Helper runs requests in the helper binary.
 type Helper struct {
 	Binary string // absolute path of berth-imagecopy
 }
 
-// Do runs req in a new helper process and returns its Result; progress
-// lines go to out (which may be nil). A cancelled ctx ends the helper
-// (SIGTERM: it cancels its copy; SIGKILL after cancelGrace) and Do returns
-// once it has exited. Errors keep the errdefs class the helper gave them.
-func (h *Helper) Do(ctx context.Context, req Request, out func(jsonstream.Message)) (*Result, error) {
-	if h.Binary == "" {
-		return nil, errors.New("image copy helper: no binary configured")
-	}
-	b, err := json.Marshal(req)
+// Begin starts a Session: it is the Helper's registry.Transfers.
+func (h *Helper) Begin(ctx context.Context) (Copier, error) {
+	s, err := h.Start(ctx)
 	if err != nil {
 		return nil, err
+	}
+	return s, nil
+}
+
+// Do runs req alone in a new helper process; see Session.Do.
+func (h *Helper) Do(ctx context.Context, req Request, out func(jsonstream.Message)) (*Result, error) {
+	s, err := h.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.End()
+	return s.Do(req, out)
+}
+
+// Session is one helper process.
+type Session struct {
+	ctx    context.Context
+	cmd    *exec.Cmd
+	enc    *json.Encoder
+	stdin  io.WriteCloser
+	lines  *bufio.Scanner
+	life   *os.File // our end of its lifeline
+	stderr *tail
+	exited chan struct{}
+	stop   func() bool
+	done   bool // its output ended
+}
+
+// Start starts a helper for requests made under ctx. A cancelled ctx ends
+// the helper (SIGTERM: it cancels its copy; SIGKILL after cancelGrace).
+// The Session must be ended.
+func (h *Helper) Start(ctx context.Context) (*Session, error) {
+	if h.Binary == "" {
+		return nil, errors.New("image copy helper: no binary configured")
 	}
 	lr, lw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	defer lw.Close()
-	var stderr tail
-	cmd := exec.Command(h.Binary)
-	cmd.Stdin = bytes.NewReader(b)
-	cmd.Stderr = &stderr
-	cmd.ExtraFiles = []*os.File{lr} // LifelineFD
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		lr.Close()
-		return nil, err
+	s := &Session{ctx: ctx, life: lw, stderr: &tail{}, exited: make(chan struct{})}
+	s.cmd = exec.Command(h.Binary)
+	s.cmd.Stderr = s.stderr
+	s.cmd.ExtraFiles = []*os.File{lr} // LifelineFD
+	stdout, err := s.cmd.StdoutPipe()
+	if err == nil {
+		s.stdin, err = s.cmd.StdinPipe()
 	}
-	if err := cmd.Start(); err != nil {
-		lr.Close()
-		return nil, fmt.Errorf("image copy helper: %w", err)
+	if err == nil {
+		err = s.cmd.Start()
 	}
 	lr.Close()
-	// a request given up: the helper cancels its copy (containers/image
-	// removes what it began) and exits; one that does not in
-	// cancelGrace is killed (the store cleans up after it)
-	grace, exited := cancelGrace, make(chan struct{})
-	defer close(exited)
-	stop := context.AfterFunc(ctx, func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err != nil {
+		lw.Close()
+		return nil, fmt.Errorf("image copy helper: %w", err)
+	}
+	s.enc = json.NewEncoder(s.stdin)
+	s.lines = bufio.NewScanner(stdout)
+	s.lines.Buffer(make([]byte, 64<<10), maxLine)
+	grace := cancelGrace
+	s.stop = context.AfterFunc(ctx, func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-s.exited:
 		case <-time.After(grace):
-			_ = cmd.Process.Kill()
+			_ = s.cmd.Process.Kill()
 		}
 	})
-	defer stop()
+	return s, nil
+}
 
-	var result *Result
-	var lineErr *Error
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64<<10), maxLine)
-	for sc.Scan() {
+// Do runs req in the session's helper and returns its Result; progress
+// lines go to out (which may be nil). Errors keep the errdefs class the
+// helper gave them; after a cancel it is the context's error.
+func (s *Session) Do(req Request, out func(jsonstream.Message)) (*Result, error) {
+	if s.done {
+		return nil, s.ended(req.Op)
+	}
+	if err := s.enc.Encode(req); err != nil {
+		s.done = true
+		return nil, s.ended(req.Op)
+	}
+	for s.lines.Scan() {
 		var l Line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			continue // not ours (a library's stray print); the end decides
+		if err := json.Unmarshal(s.lines.Bytes(), &l); err != nil {
+			continue // not ours (a library's stray print)
 		}
 		switch {
 		case l.Progress != nil:
@@ -100,26 +144,62 @@ func (h *Helper) Do(ctx context.Context, req Request, out func(jsonstream.Messag
 				out(*l.Progress)
 			}
 		case l.Result != nil:
-			result = l.Result
+			return l.Result, nil
 		case l.Error != nil:
-			lineErr = l.Error
+			return nil, errclass.Wrap(httpstatus.ToClass(l.Error.Status), "", errors.New(l.Error.Message))
 		}
 	}
-	_, _ = io.Copy(io.Discard, stdout)
-	werr := cmd.Wait()
-	switch {
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case lineErr != nil:
-		return nil, errclass.Wrap(httpstatus.ToClass(lineErr.Status), "", errors.New(lineErr.Message))
-	case result != nil && werr == nil:
-		return result, nil
+	s.done = true
+	return nil, s.ended(req.Op)
+}
+
+// ended is the error of a request the helper did not answer.
+func (s *Session) ended(op string) error {
+	if err := s.ctx.Err(); err != nil {
+		return err
 	}
-	msg := strings.TrimSpace(stderr.String())
+	werr := s.wait()
+	if errors.Is(werr, errWaited) {
+		werr = nil
+	}
+	msg := strings.TrimSpace(s.stderr.String())
 	if msg == "" && werr != nil {
 		msg = werr.Error()
 	}
-	return nil, fmt.Errorf("image copy helper (%s) ended without an answer: %s: %w", req.Op, msg, errdefs.ErrUnknown)
+	return fmt.Errorf("image copy helper (%s) ended without an answer: %s: %w", op, msg, errdefs.ErrUnknown)
+}
+
+var errWaited = errors.New("waited")
+
+// wait waits for the helper to exit (once).
+func (s *Session) wait() error {
+	select {
+	case <-s.exited:
+		return errWaited
+	default:
+	}
+	err := s.cmd.Wait()
+	close(s.exited)
+	return err
+}
+
+// End ends the session: the helper reads the end of its requests and
+// exits; End returns once it has.
+func (s *Session) End() error {
+	s.stdin.Close()
+	if !s.done {
+		// what is left of its output (nothing, once it has answered)
+		for s.lines.Scan() {
+		}
+		s.done = true
+	}
+	err := s.wait()
+	s.stop()
+	s.life.Close()
+	if errors.Is(err, errWaited) {
+		return nil
+	}
+	return err
 }
 
 // tail keeps the last 4 KiB written to it (the helper's stderr, for the

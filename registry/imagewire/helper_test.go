@@ -33,37 +33,43 @@ func TestMain(m *testing.M) {
 }
 
 func fakeHelper() int {
-	var req Request
-	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
-		fmt.Fprintln(os.Stderr, "fake: bad request:", err)
-		return 2
-	}
+	dec := json.NewDecoder(os.Stdin)
 	enc := json.NewEncoder(os.Stdout)
-	switch req.Op {
-	case "progress":
-		for i := 0; i < 3; i++ {
-			_ = enc.Encode(Line{Progress: &jsonstream.Message{Status: "step " + strconv.Itoa(i), ID: req.Ref}})
+	for {
+		var req Request
+		if err := dec.Decode(&req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0
+			}
+			fmt.Fprintln(os.Stderr, "fake: bad request:", err)
+			return 2
 		}
-		fmt.Println("a stray line a library printed")
-		_ = enc.Encode(Line{Result: &Result{ImageID: "sha256:" + strings.Repeat("a", 64)}})
-	case "notfound":
-		_ = enc.Encode(Line{Error: &Error{Status: 404, Message: "manifest for x not found"}})
-		return 1
-	case "crash":
-		fmt.Fprintln(os.Stderr, "panic: the fake fell over")
-		return 2
-	case "stubborn":
-		signal.Ignore(syscall.SIGTERM)
-		lifeline := os.NewFile(LifelineFD, "lifeline")
-		_, _ = io.Copy(io.Discard, lifeline)
-		time.Sleep(time.Hour)
-	case "hang":
-		// a copy that never ends (its lifeline stays open while Do runs)
-		lifeline := os.NewFile(LifelineFD, "lifeline")
-		_, _ = io.Copy(io.Discard, lifeline)
-		time.Sleep(time.Hour)
+		switch req.Op {
+		case "progress":
+			for i := 0; i < 3; i++ {
+				_ = enc.Encode(Line{Progress: &jsonstream.Message{Status: "step " + strconv.Itoa(i), ID: req.Ref}})
+			}
+			fmt.Println("a stray line a library printed")
+			_ = enc.Encode(Line{Result: &Result{ImageID: "sha256:" + strings.Repeat("a", 64)}})
+		case "pid":
+			_ = enc.Encode(Line{Result: &Result{ImageID: strconv.Itoa(os.Getpid())}})
+		case "notfound":
+			_ = enc.Encode(Line{Error: &Error{Status: 404, Message: "manifest for x not found"}})
+		case "crash":
+			fmt.Fprintln(os.Stderr, "panic: the fake fell over")
+			return 2
+		case "stubborn":
+			signal.Ignore(syscall.SIGTERM)
+			lifeline := os.NewFile(LifelineFD, "lifeline")
+			_, _ = io.Copy(io.Discard, lifeline)
+			time.Sleep(time.Hour)
+		case "hang":
+			// a copy that never ends (its lifeline stays open while Do runs)
+			lifeline := os.NewFile(LifelineFD, "lifeline")
+			_, _ = io.Copy(io.Discard, lifeline)
+			time.Sleep(time.Hour)
+		}
 	}
-	return 0
 }
 
 func fake(t *testing.T) *Helper {
@@ -91,6 +97,36 @@ func TestHelperProgressAndResult(t *testing.T) {
 	// no out: progress is dropped
 	_, err := h.Do(context.Background(), Request{Op: "progress"}, nil)
 	assert.NilError(t, err)
+}
+
+// A session's requests run in turn in one helper process, an error does
+// not end it, and End returns once the helper has exited; a helper that
+// dies ends its session's later requests with ErrUnknown.
+func TestHelperSession(t *testing.T) {
+	h := fake(t)
+	s, err := h.Start(context.Background())
+	assert.NilError(t, err)
+	var pids []string
+	for round := 0; round < 3; round++ {
+		res, err := s.Do(Request{Op: "pid"}, nil)
+		assert.NilError(t, err)
+		pids = append(pids, res.ImageID)
+		_, err = s.Do(Request{Op: "notfound"}, nil)
+		assert.Check(t, errdefs.IsNotFound(err), "%v", err)
+	}
+	assert.Check(t, is.DeepEqual(pids, []string{pids[0], pids[0], pids[0]}), "one process runs a session")
+	assert.NilError(t, s.End())
+	pid, _ := strconv.Atoi(pids[0])
+	assert.Check(t, errors.Is(syscall.Kill(pid, 0), syscall.ESRCH), "the helper %d outlived End", pid)
+
+	s, err = h.Start(context.Background())
+	assert.NilError(t, err)
+	_, err = s.Do(Request{Op: "crash"}, nil)
+	assert.Check(t, errdefs.IsUnknown(err), "%v", err)
+	assert.Check(t, is.ErrorContains(err, "the fake fell over"))
+	_, err = s.Do(Request{Op: "pid"}, nil)
+	assert.Check(t, errdefs.IsUnknown(err), "%v", err)
+	_ = s.End()
 }
 
 // An error keeps its class and message across the process boundary; a

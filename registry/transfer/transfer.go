@@ -143,16 +143,25 @@ func familiar(req imagewire.Request, n reference.Named) string {
 	return reference.FamiliarString(n)
 }
 
-// InProcess runs each request in this process on the store it names (a
-// store already open in the process is shared: go.podman.io/storage keeps
-// one per graph root). The helper's way, without the helper: for tests.
+// InProcess runs the requests in this process, on the store each names
+// (a store already open in the process is shared: go.podman.io/storage
+// keeps one per graph root). The helper's way, without the helper: for
+// tests.
 type InProcess struct{}
 
-// Do opens the request's store and runs it.
-func (InProcess) Do(ctx context.Context, req imagewire.Request, out func(jsonstream.Message)) (*imagewire.Result, error) {
+// Begin returns a copier whose requests run under ctx.
+func (InProcess) Begin(ctx context.Context) (imagewire.Copier, error) {
+	return inProcess{ctx: ctx}, nil
+}
+
+type inProcess struct{ ctx context.Context }
+
+func (c inProcess) Do(req imagewire.Request, out func(jsonstream.Message)) (*imagewire.Result, error) {
 	store, err := OpenStore(req.Store)
 	if err != nil {
 		return nil, err
 	}
-	return New(store).Do(ctx, req, out)
+	return New(store).Do(c.ctx, req, out)
 }
+
+func (inProcess) End() error { return nil }
