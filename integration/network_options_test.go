@@ -97,9 +97,10 @@ func TestNetworkOptionsOthers(t *testing.T) {
 		{"com.docker.network.host_ipv4=10.0.0.1", "not supported by berth"},
 		{"com.docker.network.bridge.trusted_host_interfaces=eth0", "not supported by berth"},
 	} {
-		dockerFails(t, d, tc.want, "network", "create", "-o", tc.opt, "bad")
+		dockerFails(t, d, tc.want, "network", "create", "-o", tc.opt, "badnet")
 	}
-	dockerFails(t, d, "network bad not found", "network", "inspect", "bad")
+	// not "bad": a hex name is also an ID prefix (TestAuxAddresses)
+	dockerFails(t, d, "network badnet not found", "network", "inspect", "badnet")
 	// the default values are accepted as given
 	d.DockerOK(t, "network", "create", "-o", "com.docker.network.bridge.enable_icc=true", "-o", "com.docker.network.bridge.enable_ip_masquerade=true",
 		"-o", "com.docker.network.bridge.gateway_mode_ipv4=nat", "-o", "com.docker.network.bridge.host_binding_ipv4=0.0.0.0", "defaults")
