@@ -4,7 +4,7 @@
 // writable storage layer on top of the image), which the runtime creates,
 // mounts and removes through it. The copies themselves (containers/image:
 // registries, archives) are made by Transfers, in berthd a helper process
-// per request (registry/transfer, registry/imagewire): this package decides
+// per operation (registry/transfer, registry/imagewire): this package decides
 // what to copy, names the results and tells the client.
 //
 // Images are named in storage by their fully qualified references

@@ -1,14 +1,15 @@
 // Package imagewire is the seam between berthd's image service (package
 // registry) and the copies containers/image makes for it (package
 // registry/transfer), which run in a helper process, berth-imagecopy, one
-// per request: a pull, push, load, save or login parses what registries and
-// archives send, and containers/image with its signature, encryption and
-// registry clients stays out of berthd's memory. Both sides import this
-// package; it imports no containers/image.
+// per operation: a pull, push, load, save or login parses what registries
+// and archives send, and containers/image with its signature, encryption
+// and registry clients stays out of berthd's memory. Both sides import
+// this package; it imports no containers/image.
 //
-// The helper reads one Request (JSON) on stdin and writes Lines (JSON, one
-// per line) on stdout: progress messages as they come, then one Result or
-// one Error.
+// The helper reads the operation's Requests (JSON) on stdin, one after the
+// other, and answers each with Lines (JSON, one per line) on stdout:
+// progress messages as they come, then one Result or one Error. It exits
+// at the end of its input.
 package imagewire
 
 import (

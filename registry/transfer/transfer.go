@@ -2,7 +2,7 @@
 // go.podman.io/image/v5 (containers/image): pulls and pushes, loads and
 // saves of archives, imports of OCI layouts, and registry logins, one
 // imagewire.Request each. berthd does not link it: it runs in the helper
-// berth-imagecopy (cmd/berth-imagecopy), one process per request, on the
+// berth-imagecopy (cmd/berth-imagecopy), one process per operation, on the
 // same image store (go.podman.io/storage is safe for several processes).
 // Package registry decides what to copy and names the results; this
 // package only copies, and classifies what registries answer with
