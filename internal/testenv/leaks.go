@@ -49,6 +49,14 @@ func (d *Daemon) BuildKitPids() []int { return d.pidsOf("berth-buildkitd") }
 // pidsOf lists the processes running binary whose command line names this
 // daemon's exec root.
 func (d *Daemon) pidsOf(binary string) []int {
+	return processes(func(_ string, cmdline string) bool {
+		return strings.Contains(cmdline, d.ExecRoot) && isBinary(cmdline, binary)
+	})
+}
+
+// processes lists the processes whose /proc directory and command line
+// (NUL-separated; empty for a zombie) match accepts.
+func processes(match func(dir, cmdline string) bool) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -56,16 +64,19 @@ func (d *Daemon) pidsOf(binary string) []int {
 		if err != nil {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 0 && filepath.Base(args[0]) == binary && strings.Contains(string(cmdline), d.ExecRoot) {
+		dir := filepath.Join("/proc", e.Name())
+		cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if err == nil && len(cmdline) > 0 && match(dir, string(cmdline)) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// isBinary says whether a command line runs binary (by its base name).
+func isBinary(cmdline, binary string) bool {
+	argv0, _, _ := strings.Cut(cmdline, "\x00")
+	return filepath.Base(argv0) == binary
 }
 
 // waitBuildKitGone waits for this daemon's berth-buildkitd to exit (a
@@ -88,29 +99,14 @@ func (d *Daemon) waitBuildKitGone(t testing.TB) {
 // that still run (one per pull, push, load or save in flight).
 func (d *Daemon) ImageCopyPids() []int {
 	parent := strconv.Itoa(d.Pid())
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	return processes(func(dir, cmdline string) bool {
+		if !isBinary(cmdline, "berth-imagecopy") {
+			return false
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
+		// stat: pid (comm) state ppid ...
+		b, err := os.ReadFile(filepath.Join(dir, "stat"))
 		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:])
-		if s[open+1:end] == "berth-imagecop" || s[open+1:end] == "berth-imagecopy" {
-			if len(f) > 1 && f[1] == parent && f[0] != "Z" {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		return err == nil && len(f) > 1 && f[1] == parent
+	})
 }
