@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -56,16 +57,6 @@ func (h *Helper) Begin(ctx context.Context) (Copier, error) {
 	return s, nil
 }
 
-// Do runs req alone in a new helper process; see Session.Do.
-func (h *Helper) Do(ctx context.Context, req Request, out func(jsonstream.Message)) (*Result, error) {
-	s, err := h.Start(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer s.End()
-	return s.Do(req, out)
-}
-
 // Session is one helper process.
 type Session struct {
 	ctx    context.Context
@@ -75,7 +66,9 @@ type Session struct {
 	lines  *bufio.Scanner
 	life   *os.File // our end of its lifeline
 	stderr *tail
-	exited chan struct{}
+	exited chan struct{} // closed once the helper is waited for
+	waited sync.Once
+	werr   error // the helper's exit
 	stop   func() bool
 	done   bool // its output ended
 }
@@ -159,9 +152,6 @@ func (s *Session) ended(op string) error {
 		return err
 	}
 	werr := s.wait()
-	if errors.Is(werr, errWaited) {
-		werr = nil
-	}
 	msg := strings.TrimSpace(s.stderr.String())
 	if msg == "" && werr != nil {
 		msg = werr.Error()
@@ -169,18 +159,13 @@ func (s *Session) ended(op string) error {
 	return fmt.Errorf("image copy helper (%s) ended without an answer: %s: %w", op, msg, errdefs.ErrUnknown)
 }
 
-var errWaited = errors.New("waited")
-
-// wait waits for the helper to exit (once).
+// wait waits for the helper to exit and returns how it did.
 func (s *Session) wait() error {
-	select {
-	case <-s.exited:
-		return errWaited
-	default:
-	}
-	err := s.cmd.Wait()
-	close(s.exited)
-	return err
+	s.waited.Do(func() {
+		s.werr = s.cmd.Wait()
+		close(s.exited)
+	})
+	return s.werr
 }
 
 // End ends the session: the helper reads the end of its requests and
@@ -196,9 +181,6 @@ func (s *Session) End() error {
 	err := s.wait()
 	s.stop()
 	s.life.Close()
-	if errors.Is(err, errWaited) {
-		return nil
-	}
 	return err
 }
 

@@ -72,6 +72,16 @@ func fakeHelper() int {
 	}
 }
 
+// do runs req alone in a new helper process.
+func do(ctx context.Context, h *Helper, req Request, out func(jsonstream.Message)) (*Result, error) {
+	s, err := h.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.End()
+	return s.Do(req, out)
+}
+
 func fake(t *testing.T) *Helper {
 	t.Helper()
 	t.Setenv(fakeEnv, "1")
@@ -86,7 +96,7 @@ func TestHelperProgressAndResult(t *testing.T) {
 	h := fake(t)
 	for round := 0; round < 3; round++ {
 		var got []string
-		res, err := h.Do(context.Background(), Request{Op: "progress", Ref: "r" + strconv.Itoa(round)}, func(m jsonstream.Message) {
+		res, err := do(context.Background(), h, Request{Op: "progress", Ref: "r" + strconv.Itoa(round)}, func(m jsonstream.Message) {
 			got = append(got, m.Status+"@"+m.ID)
 		})
 		assert.NilError(t, err)
@@ -95,7 +105,7 @@ func TestHelperProgressAndResult(t *testing.T) {
 		assert.Check(t, is.DeepEqual(got, []string{"step 0@" + r, "step 1@" + r, "step 2@" + r}))
 	}
 	// no out: progress is dropped
-	_, err := h.Do(context.Background(), Request{Op: "progress"}, nil)
+	_, err := do(context.Background(), h, Request{Op: "progress"}, nil)
 	assert.NilError(t, err)
 }
 
@@ -133,17 +143,17 @@ func TestHelperSession(t *testing.T) {
 // helper that dies without an answer is ErrUnknown with what it said.
 func TestHelperErrors(t *testing.T) {
 	h := fake(t)
-	_, err := h.Do(context.Background(), Request{Op: "notfound"}, nil)
+	_, err := do(context.Background(), h, Request{Op: "notfound"}, nil)
 	assert.Check(t, errdefs.IsNotFound(err), "%v", err)
 	assert.Check(t, is.Error(err, "manifest for x not found"))
 
-	_, err = h.Do(context.Background(), Request{Op: "crash"}, nil)
+	_, err = do(context.Background(), h, Request{Op: "crash"}, nil)
 	assert.Check(t, errdefs.IsUnknown(err), "%v", err)
 	assert.Check(t, is.ErrorContains(err, "the fake fell over"))
 
-	_, err = (&Helper{Binary: "/nonexistent/berth-imagecopy"}).Do(context.Background(), Request{Op: "progress"}, nil)
+	_, err = do(context.Background(), &Helper{Binary: "/nonexistent/berth-imagecopy"}, Request{Op: "progress"}, nil)
 	assert.Check(t, err != nil)
-	_, err = (&Helper{}).Do(context.Background(), Request{Op: "progress"}, nil)
+	_, err = do(context.Background(), &Helper{}, Request{Op: "progress"}, nil)
 	assert.Check(t, err != nil)
 }
 
@@ -155,7 +165,7 @@ func TestHelperCancel(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			_, err := h.Do(ctx, Request{Op: "hang"}, nil)
+			_, err := do(ctx, h, Request{Op: "hang"}, nil)
 			done <- err
 		}()
 		pid := waitChild(t)
@@ -180,7 +190,7 @@ func TestHelperCancelStubborn(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.Do(ctx, Request{Op: "stubborn"}, nil)
+		_, err := do(ctx, h, Request{Op: "stubborn"}, nil)
 		done <- err
 	}()
 	pid := waitChild(t)
