@@ -53,7 +53,10 @@ func (s *shim) startByFifo() (started bool, err error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := os.Remove(path); err != nil {
+	// The byte is the start: the init has gone on to exec. A process that
+	// exits at once can be reaped and its runtime state deleted (runc
+	// delete, the fifo with it) before we get here on a busy machine.
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return true, err
 	}
 	return true, nil
