@@ -66,7 +66,15 @@ func TestConcurrentWritesShareOneCommit(t *testing.T) {
 	for _, err := range errs {
 		assert.NilError(t, err)
 	}
-	assert.Equal(t, db.Commits()-before, int64(2), "commits of %d concurrent deletions (batches %v)", n, sizes)
+	// the held commit took what had queued when the loop woke (all of them
+	// on a busy machine), the next one the rest: never a commit each
+	total := 0
+	for _, s := range sizes {
+		total += s
+	}
+	assert.Equal(t, total, n, "batches %v", sizes)
+	assert.Check(t, len(sizes) == 1 || len(sizes) == 2, "commits of %d concurrent deletions: batches %v", n, sizes)
+	assert.Equal(t, db.Commits()-before, int64(len(sizes)), "batches %v", sizes)
 	all, _, err := tb.List()
 	assert.NilError(t, err)
 	assert.Equal(t, len(all), 0)
