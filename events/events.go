@@ -12,8 +12,12 @@ import (
 
 // Bus fans messages out to subscribers. The zero value is not usable; use New.
 type Bus struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// history is a ring of the last limit messages: it grows to limit, then
+	// next is where the oldest is and the next message goes (a publish
+	// costs the same whatever the history holds).
 	history []events.Message
+	next    int
 	limit   int
 	subs    map[*sub]struct{}
 }
@@ -40,16 +44,27 @@ func (b *Bus) Publish(m events.Message) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.history = append(b.history, m)
-	if len(b.history) > b.limit {
-		b.history = append(b.history[:0:0], b.history[len(b.history)-b.limit:]...)
-	}
+	b.remember(m)
 	for s := range b.subs {
 		select {
 		case s.ch <- m:
 		default:
 		}
 	}
+}
+
+// remember adds m to the history, over the oldest message once it holds
+// limit. Callers hold b.mu.
+func (b *Bus) remember(m events.Message) {
+	if b.limit <= 0 {
+		return
+	}
+	if len(b.history) < b.limit {
+		b.history = append(b.history, m)
+		return
+	}
+	b.history[b.next] = m
+	b.next = (b.next + 1) % b.limit
 }
 
 // Subscribe returns the remembered messages at or after since (none when since
@@ -60,9 +75,12 @@ func (b *Bus) Subscribe(since time.Time) ([]events.Message, <-chan events.Messag
 	b.mu.Lock()
 	var past []events.Message
 	if !since.IsZero() {
-		for _, m := range b.history {
-			if m.TimeNano >= since.UnixNano() {
-				past = append(past, m)
+		older, newer := b.history[b.next:], b.history[:b.next]
+		for _, part := range [][]events.Message{older, newer} {
+			for _, m := range part {
+				if m.TimeNano >= since.UnixNano() {
+					past = append(past, m)
+				}
 			}
 		}
 	}

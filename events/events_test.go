@@ -1,6 +1,8 @@
 package events
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -49,5 +51,47 @@ func TestSlowSubscriberDoesNotBlock(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("publisher blocked on a subscriber that does not read")
+	}
+}
+
+// TestHistoryModel checks the history ring against a plain model (all
+// messages, keep the last limit, replay those at or after since) over
+// random limits, publish counts and since times.
+func TestHistoryModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 300; round++ {
+		limit := rng.IntN(8)
+		b := New(limit)
+		var all []events.Message
+		n := rng.IntN(3 * (limit + 1))
+		for i := 0; i < n; i++ {
+			m := events.Message{Action: events.Action(fmt.Sprint(i)), TimeNano: int64(i + 1)}
+			b.Publish(m)
+			all = append(all, events.Message{Action: m.Action, TimeNano: m.TimeNano, Scope: "local"})
+		}
+		kept := all[max(0, len(all)-limit):]
+		since := rng.IntN(n + 2)
+		var want []events.Message
+		for _, m := range kept {
+			if m.TimeNano >= int64(since) {
+				want = append(want, m)
+			}
+		}
+		past, _, cancel := b.Subscribe(time.Unix(0, int64(since)))
+		cancel()
+		assert.DeepEqual(t, past, want)
+	}
+}
+
+// BenchmarkPublishFull publishes into a full history: the cost must not
+// grow with the history's size (it copied the whole history each time).
+func BenchmarkPublishFull(b *testing.B) {
+	bus := New(1024)
+	for i := 0; i < 2048; i++ {
+		bus.Publish(events.Message{Action: "start"})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		bus.Publish(events.Message{Action: "start"})
 	}
 }
