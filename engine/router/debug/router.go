@@ -3,13 +3,17 @@
 //
 //	GET /berth/debug/inventory -> 200 inventory.Report
 //	GET /berth/debug/pprof/{name}[?gc=1] -> 200 runtime/pprof profile (heap, goroutine, threadcreate, allocs, ...)
+//	GET /berth/debug/pprof/profile[?seconds=10] -> 200 CPU profile of the next seconds (1..120; 409 while another runs)
 package debug
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"time"
 
 	"github.com/berthd/berth/engine/httputil"
 	"github.com/berthd/berth/inventory"
@@ -54,6 +58,9 @@ func (d *Router) getInventory(ctx context.Context, w http.ResponseWriter, r *htt
 // pprof reads it); gc=1 collects first, so that a heap profile's in-use
 // figures are the live heap's.
 func (d *Router) getProfile(ctx context.Context, w http.ResponseWriter, r *http.Request, vars map[string]string) error {
+	if vars["name"] == "profile" {
+		return cpuProfile(ctx, w, r)
+	}
 	p := pprof.Lookup(vars["name"])
 	if p == nil {
 		return errdefs.ErrNotFound.WithMessage("no such profile: " + vars["name"])
@@ -68,4 +75,32 @@ func (d *Router) getProfile(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	return p.WriteTo(w, 0)
+}
+
+// maxCPUSeconds bounds a CPU profile's length.
+const maxCPUSeconds = 120
+
+// cpuProfile profiles the process's CPU for ?seconds= (default 10), or
+// until the client goes, and writes the profile in pprof's format.
+func cpuProfile(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	secs := 10
+	if v := r.URL.Query().Get("seconds"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxCPUSeconds {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid seconds %q: 1 to %d", v, maxCPUSeconds))
+		}
+		secs = n
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := pprof.StartCPUProfile(w); err != nil {
+		return errdefs.ErrConflict.WithMessage("a CPU profile is already running: " + err.Error())
+	}
+	t := time.NewTimer(time.Duration(secs) * time.Second)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	pprof.StopCPUProfile()
+	return nil
 }

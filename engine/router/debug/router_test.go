@@ -55,3 +55,31 @@ func TestProfile(t *testing.T) {
 	assert.Equal(t, rec.Code, http.StatusNotFound)
 	assert.Assert(t, strings.Contains(rec.Body.String(), "no such profile: nosuch"))
 }
+
+// TestCPUProfile: a CPU profile of the asked seconds; bad seconds are a 400;
+// a second profile while one runs is a 409.
+func TestCPUProfile(t *testing.T) {
+	rec := get(t, fake{}, "/berth/debug/pprof/profile?seconds=1")
+	assert.Equal(t, rec.Code, http.StatusOK)
+	b := rec.Body.Bytes()
+	assert.Assert(t, len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b, "not a gzipped profile")
+	for _, v := range []string{"0", "121", "x", "-1"} {
+		rec := get(t, fake{}, "/berth/debug/pprof/profile?seconds="+v)
+		assert.Equal(t, rec.Code, http.StatusBadRequest, v)
+	}
+	// two at once: one profiles, the other is refused (retried when the two
+	// happened not to overlap)
+	for round := 0; ; round++ {
+		codes := make(chan int, 2)
+		for range 2 {
+			go func() { codes <- get(t, fake{}, "/berth/debug/pprof/profile?seconds=2").Code }()
+		}
+		a, b := <-codes, <-codes
+		if a == http.StatusOK && b == http.StatusOK && round < 3 {
+			continue
+		}
+		assert.Equal(t, min(a, b), http.StatusOK)
+		assert.Equal(t, max(a, b), http.StatusConflict)
+		return
+	}
+}
