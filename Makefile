@@ -14,8 +14,11 @@ all: build
 deps:
 	./scripts/deps.sh
 
+# berthd is static (CGO_ENABLED=0): it needs no C (pure-Go DNS and user
+# lookups; no overlay project quotas: berth has no --storage-opt size), and
+# not mapping ld.so and libc is 1.5 MB less resident (docs/benchmarks.md).
 build:
-	go build -o bin/berthd ./cmd/berthd
+	CGO_ENABLED=0 go build -o bin/berthd ./cmd/berthd
 	go build -o bin/berth-buildkitd ./cmd/berth-buildkitd
 	go build -o bin/berth-imagecopy ./cmd/berth-imagecopy
 	CGO_ENABLED=0 go build -ldflags='-s -w' -o bin/berth-shim ./cmd/berth-shim

@@ -1,47 +1,29 @@
 package runtime
 
 import (
-	"bytes"
-	"os"
 	"regexp"
 	"strings"
-	"text/template"
 
 	"github.com/berthd/berth/internal/errclass"
 	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/logfile"
+	"github.com/berthd/berth/runtime/logtag"
 	"github.com/containerd/errdefs"
 )
 
-// tagInfo is what a log tag template can name, as dockerd's logger.Info:
-// {{.ID}}, {{.FullID}}, {{.Name}}, {{.ImageID}}, {{.ImageFullID}},
-// {{.ImageName}}, {{.DaemonName}}.
-type tagInfo struct {
-	rec *Record
-}
-
-func (i tagInfo) ID() string          { return i.rec.ID[:12] }
-func (i tagInfo) FullID() string      { return i.rec.ID }
-func (i tagInfo) Name() string        { return strings.TrimPrefix(i.rec.Name, "/") }
-func (i tagInfo) ImageFullID() string { return i.rec.Image }
-func (i tagInfo) ImageName() string   { return i.rec.Config.Image }
-func (i tagInfo) DaemonName() string  { return "docker" } // what tools match on, as podman does too
-
-// Command is the entrypoint and arguments, as dockerd's {{.Command}}.
-func (i tagInfo) Command() string {
-	return strings.TrimSpace(i.rec.Path + " " + strings.Join(i.rec.Args, " "))
-}
-
-// Hostname is the host's name, as dockerd's {{.Hostname}}.
-func (i tagInfo) Hostname() (string, error) { return os.Hostname() }
-
-// ImageID is the first 12 characters of the image ID, "sha256:" included,
-// as dockerd cuts it.
-func (i tagInfo) ImageID() string {
-	if len(i.rec.Image) > 12 {
-		return i.rec.Image[:12]
+// tagInfo is what a log tag template can name (dockerd's logger.Info),
+// from the container's record.
+func tagInfo(rec *Record) *logtag.Info {
+	i := &logtag.Info{
+		Config: rec.HostConfig.LogConfig.Config, ContainerID: rec.ID, ContainerName: rec.Name,
+		ContainerEntrypoint: rec.Path, ContainerArgs: rec.Args, ContainerImageID: rec.Image,
+		ContainerCreated: rec.Created, DaemonName: "docker", // what tools match on, as podman does too
+		// LogPath stays empty: the record does not know its data root
 	}
-	return i.rec.Image
+	if rec.Config != nil {
+		i.ContainerImageName, i.ContainerEnv, i.ContainerLabels = rec.Config.Image, rec.Config.Env, rec.Config.Labels
+	}
+	return i
 }
 
 // logAttrs returns the attributes the json-file driver stores with every
@@ -85,15 +67,11 @@ func logAttrs(rec *Record) (map[string]string, error) {
 		return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 	}
 	if tag, ok := opts["tag"]; ok && tag != "" {
-		tmpl, err := template.New("log-tag").Parse(tag)
+		rendered, err := logtag.Render(tag, tagInfo(rec))
 		if err != nil {
 			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
 		}
-		var b bytes.Buffer
-		if err := tmpl.Execute(&b, tagInfo{rec}); err != nil {
-			return nil, errclass.Wrap(errdefs.ErrInvalidArgument, "", err)
-		}
-		attrs["tag"] = b.String()
+		attrs["tag"] = rendered
 	}
 	if len(attrs) == 0 {
 		return nil, nil
@@ -121,11 +99,11 @@ func logInfo(rec *Record) (logdriver.Info, error) {
 		attrs = nil
 	}
 	if tag == "" && logdriver.TagsByDefault(rec.HostConfig.LogConfig.Type) {
-		tag = tagInfo{rec}.ID()
+		tag = tagInfo(rec).ID()
 	}
 	return logdriver.Info{
 		ContainerID: rec.ID, ContainerName: strings.TrimPrefix(rec.Name, "/"),
-		ImageID: rec.Image, ImageName: rec.Config.Image, Command: tagInfo{rec}.Command(),
+		ImageID: rec.Image, ImageName: rec.Config.Image, Command: tagInfo(rec).Command(),
 		Created: rec.Created, Tag: tag, Attrs: attrs,
 	}, nil
 }
