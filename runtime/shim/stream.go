@@ -47,7 +47,7 @@ type AttachOptions struct {
 // error of Stdout/Stderr.
 func (c *Client) Attach(ctx context.Context, opts AttachOptions) error {
 	req := proto.Request{Op: proto.OpAttach, Stdin: opts.Stdin != nil, Stdout: opts.Stdout != nil, Stderr: opts.Stderr != nil}
-	conn, br, stop, err := c.dial(ctx, req)
+	conn, br, stop, err := c.dial(ctx, req, streamBufSize)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (c *Client) exec(ctx context.Context, cfg monitor.ExecConfig, runtimeExec b
 		return nil, err
 	}
 	req.Process = p
-	conn, br, stop, err := c.dial(ctx, req)
+	conn, br, stop, err := c.dial(ctx, req, streamBufSize)
 	if err != nil {
 		return nil, err
 	}
