@@ -110,9 +110,21 @@ func TestLogDetails(t *testing.T) {
 	d.DockerOK(t, "run", "--name", "plain", "busybox", "echo", "plain")
 	assert.Equal(t, d.DockerOK(t, "logs", "--details", "plain"), " plain\n")
 
+	// dockerd's template functions and logger.Info's fields (runtime/logtag)
+	d.DockerOK(t, "run", "--name", "funcs", "--label", "com.example.team=blue",
+		"--log-opt", `tag={{.Name | upper}}.{{index .ContainerLabels "com.example.team"}}.{{truncate .ID 4}}{{if eq .DaemonName "docker"}}.d{{end}}`,
+		"busybox", "echo", "x")
+	id := strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{.Id}}", "funcs"))
+	assert.Equal(t, d.DockerOK(t, "logs", "--details", "funcs"), "tag=FUNCS.blue."+id[:4]+".d x\n")
+
 	r = d.Docker("run", "--rm", "--log-opt", "tag={{.Bogus}}", "busybox", "true")
 	assert.Check(t, is.Equal(r.ExitCode, 125))
 	assert.Check(t, is.Contains(r.Stderr(), "can't evaluate field Bogus"))
+	// what a tag cannot use here is refused, not rendered otherwise
+	r = d.Docker("run", "--rm", "--log-opt", "tag={{range .ContainerEnv}}{{.}}{{end}}", "busybox", "true")
+	assert.Check(t, is.Equal(r.ExitCode, 125))
+	assert.Check(t, is.Contains(r.Stderr(), "is not supported in a log tag"))
+	assert.Check(t, is.Equal(strings.TrimSpace(d.DockerOK(t, "ps", "-aq", "--filter", "status=created")), ""), "a refused start leaves a created container behind")
 }
 
 func TestDaemonDefaultLogOpts(t *testing.T) {
