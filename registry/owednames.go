@@ -8,10 +8,11 @@ import (
 	"slices"
 
 	"github.com/sirupsen/logrus"
+	"go.podman.io/storage"
 )
 
 // Names a pull or load owes its image. containers/image creates the image
-// record (layers, manifest, config) in one step and adds the name it was
+// record (layers, manifest, config) in one call and adds the name it was
 // asked for in a second; berth then adds the digest name and more tags.
 // A daemon killed between those steps would leave a whole image under no
 // name (or without some of its names) that the user never asked for as
@@ -20,6 +21,12 @@ import (
 // what the notes of cut copies owe, to images that exist (a copy cut
 // before its image was created owes nothing; RemoveOrphanLayers takes its
 // layers).
+//
+// That one call is not one write: containers/storage saves the image's
+// record, then its config and manifests one file at a time. A copy cut in
+// between (berthd killed, its helper gone with it) leaves an image with no
+// config or no manifest, which no command can use: a start removes it, and
+// its layers with it.
 
 type owed struct {
 	ID    string   `json:"id"`
@@ -94,6 +101,13 @@ func (s *Service) payOwed(o owed) (bool, error) {
 	if err != nil {
 		return false, nil // the copy was cut before its image was made
 	}
+	if lack := s.halfWritten(img); lack != "" {
+		if _, err := s.store.DeleteImage(o.ID, true); err != nil {
+			return false, fmt.Errorf("remove image %s, cut while it was written (no %s): %w", ShortID(o.ID), lack, err)
+		}
+		logrus.Infof("removed image %s: a stop cut it while it was written (no %s)", ShortID(o.ID), lack)
+		return false, nil
+	}
 	var missing []string
 	for _, name := range o.Names {
 		if !slices.Contains(img.Names, name) {
@@ -108,4 +122,18 @@ func (s *Service) payOwed(o owed) (bool, error) {
 	}
 	s.touchTag(o.ID)
 	return true, nil
+}
+
+// halfWritten names what a cut write left out of img (its config, its
+// manifest), or is "" for a whole image. containers/image writes the
+// config first and the manifest under storage.ImageDigestBigDataKey last
+// of the two (signatures, when there are any, after them).
+func (s *Service) halfWritten(img *storage.Image) string {
+	if _, err := s.configBlob(img); err != nil {
+		return "config"
+	}
+	if !slices.Contains(img.BigDataNames, storage.ImageDigestBigDataKey) {
+		return "manifest"
+	}
+	return ""
 }

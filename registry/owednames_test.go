@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,4 +85,48 @@ func mustImage(t *testing.T, s *Service, id string) *storage.Image {
 	img, err := s.store.Image(id)
 	assert.NilError(t, err)
 	return img
+}
+
+// A copy cut inside containers/storage's CreateImage (the record saved, its
+// config or manifest not yet) leaves an image no command can use: the start
+// removes it, whichever of the two it lacks, and the whole image beside it
+// (sharing its layer) keeps its names, layers and config.
+func TestPayOwedNamesRemovesHalfWritten(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t)
+	whole := strings.TrimPrefix(loadImage(t, s, testimage.Options{Tag: "local/whole:1"}), "sha256:")
+	top := mustImage(t, s, whole).TopLayer
+	config, err := s.store.ImageBigData(whole, "sha256:"+whole)
+	assert.NilError(t, err)
+	for round, cut := range []struct {
+		lack string
+		data []storage.ImageBigDataOption
+	}{
+		{"config", nil},
+		{"manifest", []storage.ImageBigDataOption{{Key: "sha256:" + strings.Repeat("ab", 32), Data: config}}},
+		{"config", nil}, // again: a second cut at the same place
+	} {
+		id := strings.Repeat(fmt.Sprintf("%02x", round+1), 32)
+		if cut.data != nil {
+			cut.data[0].Key = "sha256:" + id
+		}
+		_, err := s.store.CreateImage(id, nil, top, "", &storage.ImageOptions{BigData: cut.data})
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(s.halfWritten(mustImage(t, s, id)), cut.lack), "round %d", round)
+		_, err = s.owe(id, []string{"docker.io/library/cut:latest"})
+		assert.NilError(t, err)
+
+		n, err := s.PayOwedNames()
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(n, 0), "round %d: a half-written image was named", round)
+		_, err = s.store.Image(id)
+		assert.Check(t, is.ErrorIs(err, storage.ErrImageUnknown), "round %d: the half-written image is left", round)
+		assert.Check(t, is.Len(owedNotes(t, s), 0), "round %d", round)
+		img, err := s.Image(ctx, "local/whole:1")
+		assert.NilError(t, err, "round %d", round)
+		assert.Check(t, is.Equal(img.ID, "sha256:"+whole))
+		assert.Check(t, is.Equal(s.halfWritten(mustImage(t, s, whole)), ""))
+		_, err = s.store.Layer(top)
+		assert.NilError(t, err, "round %d: the whole image's layer went with the cut one", round)
+	}
 }
