@@ -137,6 +137,9 @@ func (e *engine) Stop(_ context.Context, name, _ string, _ *int) error {
 		return errdefs.ErrNotFound.WithMessage("No such container: " + name)
 	}
 	running := c.State.Status == container.StateRunning
+	if !running && c.State.Status != container.StatePaused && c.State.Status != container.StateRestarting {
+		return errdefs.ErrNotModified.WithMessage("container already stopped") // as runtime.Stop
+	}
 	c.State = &container.State{Status: container.StateExited, ExitCode: c.State.ExitCode}
 	if running {
 		c.State.ExitCode = 137
@@ -413,6 +416,36 @@ func TestDeployerErrors(t *testing.T) {
 		_, err := newDeployer(t, e).Up(context.Background(), upReq(t, "app"))
 		assert.Check(t, errdefs.IsConflict(err), "%v", err)
 	})
+}
+
+// exitsFirst is a container service whose containers end on their own
+// just before a stop reaches them: a job's run that ends as down begins.
+type exitsFirst struct{ *engine }
+
+func (x exitsFirst) Stop(ctx context.Context, name, signal string, timeout *int) error {
+	x.mu.Lock()
+	if c := x.find(name); c != nil {
+		c.State = &container.State{Status: container.StateExited}
+	}
+	x.mu.Unlock()
+	return x.engine.Stop(ctx, name, signal, timeout)
+}
+
+// A container listed running that has exited when its stop arrives (304)
+// is what down wants: it is removed, and down goes on (make demo's down
+// failed so when the cron job of its project had just run).
+func TestDeployerDownWhileContainersExit(t *testing.T) {
+	e := newEngine()
+	_, err := newDeployer(t, e).Up(context.Background(), upReq(t, "app"))
+	assert.NilError(t, err)
+	dp, err := NewDeployer(DeployerDeps{Containers: exitsFirst{e}, Networks: e, Volumes: engineVolumes{e}, Images: engineImages{e}, Logs: e, Poll: time.Millisecond})
+	assert.NilError(t, err)
+	res, err := dp.Down(context.Background(), DownRequest{Project: "app"})
+	assert.NilError(t, err)
+	assert.Check(t, slices.Contains(actions(res), "Container app-web-1 Removed"), "%v", actions(res))
+	e.mu.Lock()
+	assert.Check(t, is.Len(e.containers, 0))
+	e.mu.Unlock()
 }
 
 func TestDeployerDown(t *testing.T) {

@@ -143,7 +143,8 @@ func (dp *Deployer) Down(ctx context.Context, req DownRequest) (*UpResult, error
 		for _, c := range cs {
 			name := containerSummaryName(c)
 			if c.State == container.StateRunning || c.State == container.StatePaused || c.State == container.StateRestarting {
-				if err := dp.d.Containers.Stop(ctx, c.ID, "", req.Timeout); err != nil && !errdefs.IsNotFound(err) {
+				// NotModified: it ended since the list (a job's run): stopped all the same
+				if err := dp.d.Containers.Stop(ctx, c.ID, "", req.Timeout); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
 					return res, fmt.Errorf("stop %s: %w", name, err)
 				}
 				res.Actions = append(res.Actions, Action{Kind: "Container", Name: name, ID: c.ID, Action: "Stopped"})
