@@ -151,8 +151,8 @@ func (s *state) walk(n parse.Node) error {
 		if err != nil {
 			return err
 		}
-		s.node = n
-		return s.print(v)
+		s.print(v)
+		return nil
 	case *parse.IfNode:
 		v, err := s.pipeline(n.Pipe)
 		if err != nil {
@@ -170,7 +170,7 @@ func (s *state) walk(n parse.Node) error {
 }
 
 // print writes v as text/template prints a value.
-func (s *state) print(v any) error {
+func (s *state) print(v any) {
 	switch v := v.(type) {
 	case nil:
 		s.out.WriteString("<no value>")
@@ -179,7 +179,6 @@ func (s *state) print(v any) error {
 	default:
 		fmt.Fprint(&s.out, v)
 	}
-	return nil
 }
 
 // pipeline evaluates the commands in turn, each one's value the last
