@@ -24,6 +24,7 @@ build:
 	CGO_ENABLED=0 go build -ldflags='-s -w' -o bin/berth-shim ./cmd/berth-shim
 	CGO_ENABLED=0 go build -tags berth_remotelog -ldflags='-s -w' -o bin/berth-shim-remote ./cmd/berth-shim
 	gcc -O2 -static -s -Wall -o bin/berth-nsexec cmd/berth-nsexec/*.c
+	gcc -O2 -static -s -Wall -o bin/berth-shim-sleep cmd/berth-shim-sleep/*.c
 
 # berthd with the Kubernetes backend (--kubeconfig; docs/kubernetes.md):
 # client-go and k8s.io/api stay out of the default berthd's memory.

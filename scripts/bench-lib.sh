@@ -12,7 +12,7 @@ IMAGE_TAR=${BENCH_IMAGE_TAR:-testdata/images/busybox-oci.tar}
 
 die() { echo "bench: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (it runs a container engine)"
-for f in bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-nsexec "$IMAGE_TAR"; do
+for f in bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-nsexec bin/berth-shim-sleep "$IMAGE_TAR"; do
     [ -e "$f" ] || die "$f missing (make build images)"
 done
 exec 9>/run/berth-bench.lock
@@ -25,7 +25,7 @@ CGPARENT=berth-bench-$$
 export DOCKER_CONFIG=$ROOT/docker-config DOCKER_CLI_HINTS=false DOCKER_HOST=unix://$BSOCK
 mkdir -p "$DOCKER_CONFIG" "$ROOT/bin"
 # copies: others may rebuild bin/ meanwhile
-cp bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-nsexec "$ROOT/bin/"
+cp bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-nsexec bin/berth-shim-sleep "$ROOT/bin/"
 [ -e bin/berth-shim-remote ] && cp bin/berth-shim-remote "$ROOT/bin/"
 # Read the daemon's code from disk, as an installed daemon's is at boot: a file
 # just written sits in the page cache in large folios, and one touch maps a
@@ -49,7 +49,7 @@ rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 
 rss_parts() { awk '/^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {printf "%.1f / %.1f", a/1024, f/1024}' "/proc/$1/status" 2>/dev/null; }
 shim_pids() { # builtins only: with 1000 monitors, 3 processes per monitor took minutes
     local p a
-    for p in $(pgrep -x berth-shim) $(pgrep -x berth-shim-remo); do
+    for p in $(pgrep -x berth-shim) $(pgrep -x berth-shim-remo) $(pgrep -x berth-shim-slee); do
         a=()
         mapfile -d '' -t a 2>/dev/null <"/proc/$p/cmdline" || continue
         [[ "${a[1]:-}" == "$EXECROOT/"* ]] && echo "$p"

@@ -44,7 +44,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 for t in docker runc iptables dockerd containerd; do
     command -v "$t" >/dev/null || die "$t not found: apt-get install -y docker.io runc iptables (docker CLI: /usr/local/bin/docker)"
 done
-for f in bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-shim-remote bin/berth-nsexec bin/docker-compose bin/docker-buildx testdata/images/busybox.tar "$COMPOSE_FILE" "$ANCHORS/start-dockerd.sh"; do
+for f in bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-shim-remote bin/berth-nsexec bin/berth-shim-sleep bin/docker-compose bin/docker-buildx testdata/images/busybox.tar "$COMPOSE_FILE" "$ANCHORS/start-dockerd.sh"; do
     [ -e "$f" ] || die "$f missing (make build images compose buildx; anchors at $ANCHORS)"
 done
 ONLY=${BENCH_ONLY:-latency,compose,build}
@@ -185,7 +185,7 @@ stats() { sort -n "$1" | awk '{v[NR]=$1} END {m = NR%2 ? v[(NR+1)/2] : (v[NR/2]+
 
 shim_pids() { # berth-shim processes whose state dir (argv[1]) is under our exec root
     local p
-    for p in $(pgrep -x berth-shim); do
+    for p in $(pgrep -x berth-shim) $(pgrep -x berth-shim-slee); do
         { tr '\0' '\n' <"/proc/$p/cmdline"; } 2>/dev/null | sed -n 2p | grep -q "^$EXECROOT/" && echo "$p"
     done
     return 0
@@ -232,7 +232,7 @@ CPID=$(cat /run/anchor/containerd.pid)
 scrub_host
 # run copies of the binaries: others may rebuild bin/ while the bench runs
 mkdir -p "$ROOT/bin"
-cp bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-shim-remote bin/berth-nsexec "$ROOT/bin/"
+cp bin/berthd bin/berth-buildkitd bin/berth-imagecopy bin/berth-shim bin/berth-shim-remote bin/berth-nsexec bin/berth-shim-sleep "$ROOT/bin/"
 # Read the daemon's code from disk, as an installed daemon's is at boot: a file
 # just written sits in the page cache in large folios, and one touch maps a
 # whole folio (up to 2 MB; smaps' FilePmdMapped), so berthd's idle RSS would

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"os"
 	"sync"
@@ -59,10 +60,15 @@ func (s *shim) copyOutput(o *output) {
 	for {
 		n, err := o.f.Read(buf)
 		if n > 0 {
+			s.sleep.touch()
 			if _, werr := o.lw.Write(buf[:n]); werr != nil {
 				logErr("log", werr)
 			}
 			s.hub.broadcast(o.typ, buf[:n], &scratch)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) { // set by a sleep (sleep.go)
+			s.sleep.park(o)
+			continue
 		}
 		if err != nil { // EOF; EIO from a pty master once the last slave fd is closed
 			if werr := o.lw.Flush(); werr != nil {
@@ -113,6 +119,13 @@ func (h *hub) startWriter(sub *subscriber) {
 		h.mu.Unlock()
 		close(sub.done)
 	}()
+}
+
+// attached says whether a client is attached.
+func (h *hub) attached() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs) > 0
 }
 
 // broadcast queues p for every client that wants stream typ. scratch is

@@ -7,6 +7,9 @@
 // runs its execs, records its exit status in <state-dir>/exit.json and serves
 // berthd on <state-dir>/shim.sock (protocol: package runtime/shim/proto).
 //
+// While its container is quiet it sleeps as berth-shim-sleep, a few pages of
+// C in the same process, and is executed again when it is needed (sleep.go).
+//
 // It is kept small on purpose (one runs per container): the standard library
 // and small libraries only (the drivers that need crypto/tls are in the
 // berth-shim-remote build, tag berth_remotelog), no os/exec, one GOMAXPROCS,
@@ -45,6 +48,9 @@ func main() {
 	// garbage, which is little: the log path allocates nothing per line.
 	// Bursts are trimmed when idle (trimLater).
 	debug.SetGCPercent(50)
+	if os.Getenv(wakeEnv) == "1" {
+		os.Exit(wake(os.Args[1]))
+	}
 	os.Exit(run(os.Args[1]))
 }
 
@@ -85,8 +91,7 @@ func run(stateDir string) int {
 		return 1
 	}
 	sigc := make(chan os.Signal, 32)
-	signal.Notify(sigc, syscall.SIGCHLD)
-	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	notifyChildren(sigc)
 	// Paths in the config are absolute (Launch makes them so): leave
 	// berthd's working directory, so the shim pins no mount.
 	os.Chdir("/")
@@ -118,7 +123,14 @@ func run(stateDir string) int {
 		return 1
 	}
 	s.serve()
-	return 0
+	select {} // initExited exits the process
+}
+
+// notifyChildren sends SIGCHLD to c (the reaper) and ignores the signals a
+// session's end or a terminal would send.
+func notifyChildren(c chan<- os.Signal) {
+	signal.Notify(c, syscall.SIGCHLD)
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 }
 
 // hold waits for berthd's go (proto.HoldFD): true once the Config is

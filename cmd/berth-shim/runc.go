@@ -20,7 +20,7 @@ func runtimeEnv() []string {
 	env := os.Environ()
 	out := env[:0:0]
 	for _, e := range env {
-		if strings.HasPrefix(e, daemonEnv+"=") || strings.HasPrefix(e, proto.HoldEnv+"=") || strings.HasPrefix(e, "GOMAXPROCS=") {
+		if strings.HasPrefix(e, daemonEnv+"=") || strings.HasPrefix(e, proto.HoldEnv+"=") || strings.HasPrefix(e, wakeEnv+"=") || strings.HasPrefix(e, connsEnv+"=") || strings.HasPrefix(e, waitersEnv+"=") || strings.HasPrefix(e, "GOMAXPROCS=") {
 			continue
 		}
 		out = append(out, e)

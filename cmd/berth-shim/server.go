@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,14 +24,29 @@ func (s *shim) serve() {
 			if errors.Is(err, net.ErrClosed) {
 				select {} // shutting down: initExited exits the process
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) { // set by a sleep (sleep.go)
+				s.sleep.park(nil)
+				continue
+			}
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		go func() {
-			s.handle(conn)
-			s.trimLater()
-		}()
+		s.serveConn(conn)
 	}
+}
+
+// serveConn serves one connection's request in a goroutine of its own;
+// while it is served the shim stays awake.
+func (s *shim) serveConn(conn *net.UnixConn) {
+	s.sleep.busy.Add(1)
+	s.sleep.touch()
+	go func() {
+		s.handle(conn, sync.OnceFunc(func() {
+			s.sleep.touch()
+			s.sleep.busy.Add(-1)
+		}))
+		s.trimLater()
+	}()
 }
 
 // trimThreshold is how much heap (objects, live or garbage not yet
@@ -92,7 +108,10 @@ func respondErr(conn net.Conn, err error) {
 	respond(conn, r)
 }
 
-func (s *shim) handle(conn *net.UnixConn) {
+// handle serves one request; done is called when it no longer keeps the
+// shim awake (at its end, or once a Wait is held).
+func (s *shim) handle(conn *net.UnixConn, done func()) {
+	defer done()
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReaderSize(conn, 1024)
 	line, err := br.ReadBytes('\n')
@@ -120,7 +139,7 @@ func (s *shim) handle(conn *net.UnixConn) {
 		s.exec(conn, br, &req)
 		return
 	case proto.OpWait:
-		s.wait(conn)
+		s.wait(conn, done)
 		return
 	}
 	defer conn.Close()
@@ -212,7 +231,7 @@ func (s *shim) resize(execID string, h, w uint16) error {
 
 // wait answers when the container has exited. The connection is held by
 // this one goroutine, blocked reading: a client that goes away ends it.
-func (s *shim) wait(conn *net.UnixConn) {
+func (s *shim) wait(conn *net.UnixConn, held func()) {
 	s.mu.Lock()
 	if s.exit != nil {
 		r := proto.Response{Pid: s.initPid, Status: s.status, Exit: s.exit}
@@ -223,6 +242,12 @@ func (s *shim) wait(conn *net.UnixConn) {
 	}
 	s.waiters[conn] = struct{}{}
 	s.mu.Unlock()
+	held()
+	s.holdWaiter(conn)
+}
+
+// holdWaiter blocks reading a held Wait connection.
+func (s *shim) holdWaiter(conn *net.UnixConn) {
 	var b [1]byte
 	conn.Read(b[:]) // returns when the client leaves or initExited closes conn
 	s.mu.Lock()

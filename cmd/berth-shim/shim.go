@@ -47,6 +47,8 @@ type shim struct {
 	trimMu sync.Mutex
 	trim   *time.Timer
 
+	sleep *sleeper // sleep.go
+
 	mu       sync.Mutex
 	stdin    *os.File // pipe to the init's stdin, or the pty master; nil when closed
 	status   string
@@ -71,6 +73,7 @@ func newShim(dir string, cfg *proto.Config) *shim {
 		exited:  make(chan struct{}),
 		release: make(chan struct{}),
 		dropped: func() uint64 { return 0 },
+		sleep:   newSleeper(),
 	}
 	s.hub.subs = map[*subscriber]struct{}{}
 	s.runtimePath = lookPath(cfg.RuntimeBinary)
@@ -253,6 +256,7 @@ func (s *shim) start() error {
 		s.status = proto.StatusRunning
 	}
 	s.mu.Unlock()
+	s.armSleep()
 	return nil
 }
 
@@ -265,6 +269,10 @@ func (s *shim) start() error {
 // container again.
 func (s *shim) initExited(ws syscall.WaitStatus) {
 	exit := &proto.Exit{ExitCode: exitCode(ws), ExitedAt: time.Now().UTC()}
+	// after a sleep being attempted has given up: the copiers run again
+	s.sleep.mu.Lock()
+	s.sleep.exiting = true
+	s.sleep.mu.Unlock()
 	s.drainOutputs(2 * time.Second)
 	exit.OOMKilled = oomKilled(s.oomFile)
 	s.log.Close()

@@ -163,6 +163,12 @@ func (l *LineWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Pending is the partial line kept for later (until its end or Flush).
+func (l *LineWriter) Pending() []byte { return l.buf }
+
+// Resume makes p the partial line kept for later, as Pending gave it.
+func (l *LineWriter) Resume(p []byte) { l.buf = append(l.buf[:0], p...) }
+
 // Flush logs a pending partial line, if any (at end of stream).
 func (l *LineWriter) Flush() error {
 	if len(l.buf) == 0 {

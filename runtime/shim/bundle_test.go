@@ -65,9 +65,12 @@ func setup() error {
 	if err := buildShim(env.shimBin, false); err != nil {
 		return err
 	}
-	// berth-nsexec next to the shims, as `make build` puts it.
-	if err := buildNsexec(filepath.Join(base, "berth-nsexec")); err != nil {
-		return err
+	// berth-nsexec and berth-shim-sleep next to the shims, as `make
+	// build` puts them.
+	for _, c := range []string{"berth-nsexec", "berth-shim-sleep"} {
+		if err := buildC(c, filepath.Join(base, c)); err != nil {
+			return err
+		}
 	}
 	env.testShimBin = env.shimBin
 	if raceEnabled {
@@ -122,14 +125,15 @@ func buildShim(out string, race bool, tags ...string) error {
 	return nil
 }
 
-func buildNsexec(out string) error {
-	srcs, err := filepath.Glob("../../cmd/berth-nsexec/*.c")
+// buildC builds one of berth's C helpers (cmd/<name>) as the Makefile does.
+func buildC(name, out string) error {
+	srcs, err := filepath.Glob("../../cmd/" + name + "/*.c")
 	if err != nil || len(srcs) == 0 {
-		return fmt.Errorf("berth-nsexec sources: %v", err)
+		return fmt.Errorf("%s sources: %v", name, err)
 	}
 	build := exec.Command("gcc", append([]string{"-O2", "-static", "-s", "-Wall", "-o", out}, srcs...)...)
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build berth-nsexec: %v\n%s", err, out)
+		return fmt.Errorf("build %s: %v\n%s", name, err, out)
 	}
 	return nil
 }
