@@ -100,10 +100,13 @@ func (s *shim) waitCapture() {
 func (s *shim) fastPath() *fastExec {
 	s.waitCapture()
 	s.fastOnce.Do(func() {
+		defer s.fastDone.Store(true)
 		if s.fastCap == nil {
 			return
 		}
-		if why := s.provenRuntime(); why != "" {
+		if s.fastCap.proven {
+			// checked before a sleep: `runc --version` is a process
+		} else if why := s.provenRuntime(); why != "" {
 			s.noFastPath(errors.New(why)) // once: fastOnce
 			return
 		}
@@ -181,6 +184,7 @@ type fastCapture struct {
 	pidfd  *os.File
 	cgroup []byte // /proc/<init>/cgroup
 	filter string // the filter file (count 0: the init has none)
+	proven bool   // the runtime's version was checked (before a sleep)
 }
 
 // capture takes it; it must finish before the init is started.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +41,7 @@ type shim struct {
 	captured chan struct{} // closed once fastCap is set (or not)
 	fastCap  *fastCapture
 	fastOnce sync.Once
+	fastDone atomic.Bool // fastOnce has run: fast is the path, or nil for none
 	fast     *fastExec
 
 	startMu sync.Mutex // one start at a time

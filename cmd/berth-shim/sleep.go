@@ -78,6 +78,7 @@ type sleepFast struct {
 	PidFD  int
 	Cgroup []byte
 	Filter string
+	Proven bool // the runtime's version was checked
 }
 
 // sleeper decides when the shim may sleep and puts it to sleep.
@@ -381,12 +382,14 @@ func (s *shim) keepFDs(st *sleepState, live []*output, keepp *[]int) error {
 			return err
 		}
 	}
-	if fc := s.fastCap; fc != nil {
+	// the fast path as the first exec decided it (none: the woken shim
+	// need not decide again)
+	if fc := s.fastCap; fc != nil && !(s.fastDone.Load() && s.fast == nil) {
 		fd, err := get(fc.pidfd)
 		if err != nil {
 			return err
 		}
-		st.Fast = &sleepFast{Helper: fc.helper, PidFD: fd, Cgroup: fc.cgroup, Filter: fc.filter}
+		st.Fast = &sleepFast{Helper: fc.helper, PidFD: fd, Cgroup: fc.cgroup, Filter: fc.filter, Proven: fc.proven || (s.fastDone.Load() && s.fast != nil)}
 	}
 	return nil
 }
@@ -603,7 +606,7 @@ func (s *shim) restore(st *sleepState) error {
 	s.captured = make(chan struct{})
 	if st.Fast != nil {
 		syscall.CloseOnExec(st.Fast.PidFD)
-		s.fastCap = &fastCapture{helper: st.Fast.Helper, pidfd: os.NewFile(uintptr(st.Fast.PidFD), "pidfd"), cgroup: st.Fast.Cgroup, filter: st.Fast.Filter}
+		s.fastCap = &fastCapture{helper: st.Fast.Helper, pidfd: os.NewFile(uintptr(st.Fast.PidFD), "pidfd"), cgroup: st.Fast.Cgroup, filter: st.Fast.Filter, proven: st.Fast.Proven}
 	}
 	close(s.captured)
 	for _, fd := range st.Waiters {

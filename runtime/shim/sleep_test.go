@@ -33,7 +33,33 @@ func asleep(shimPid int) bool {
 
 func waitAsleep(t *testing.T, c *Client) {
 	t.Helper()
-	pollUntil(t, "the monitor sleeps", func() bool { return asleep(c.ShimPid()) })
+	pollUntilOr(t, "the monitor sleeps", func() bool { return asleep(c.ShimPid()) }, func() string { return monitorState(c) })
+}
+
+// monitorState is what a failed wait on a monitor shows: its binary, its
+// descriptors and its log.
+func monitorState(c *Client) string {
+	pid := c.ShimPid()
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	var fds []string
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, e := range ents {
+		dst, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		fds = append(fds, e.Name()+"="+dst)
+	}
+	log, _ := os.ReadFile(filepath.Join(c.StateDir(), "shim.log"))
+	return fmt.Sprintf("monitor %d: %s, fds %v, shim.log:\n%s", pid, exe, fds, log)
+}
+
+func pollUntilOr(t *testing.T, what string, cond func() bool, state func() string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s; %s", what, state())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // driver is a container that runs step i when /tmp/go<i> appears, doing
@@ -121,8 +147,10 @@ func TestSleepingMonitorLosesNothing(t *testing.T) {
 					wantOut.WriteString(fmt.Sprintf("part-%d-", i))
 					partial = true
 					// the partial line rests in the sleeping monitor's state
-					pollUntil(t, "the partial line is read", func() bool { return !asleep(c.ShimPid()) })
-					waitAsleep(t, c)
+					part := fmt.Sprintf("part-%d-", i)
+					pollUntilOr(t, "the partial line sleeps with the monitor", func() bool {
+						return asleep(c.ShimPid()) && strings.Contains(sleepingPending(cfg), part)
+					}, func() string { return monitorState(c) })
 				case n == 4:
 					var out, errb bytes.Buffer
 					e, err := c.Exec(ctx, monitor.ExecConfig{ID: "x" + strconv.Itoa(rng.Int()), ProcessJSON: processJSON(t, false, "sh", "-c", "echo exec-out; exit 5"),
@@ -246,10 +274,10 @@ func TestSleeperAnswersRestart(t *testing.T) {
 	lctx, lcancel := context.WithCancel(ctx)
 	left := make(chan error, 1)
 	go func() { _, err := c.Wait(lctx); left <- err }()
-	pollUntil(t, fmt.Sprintf("the sleeper holds the wait (%d fds before)", fds), func() bool { return fdCount(t, c.ShimPid()) == fds+1 })
+	pollUntilOr(t, fmt.Sprintf("the sleeper holds the wait (%d fds before)", fds), func() bool { return fdCount(t, c.ShimPid()) == fds+1 }, func() string { return monitorState(c) })
 	lcancel()
 	assert.ErrorIs(t, <-left, context.Canceled)
-	pollUntil(t, "the sleeper lets the wait go", func() bool { return fdCount(t, c.ShimPid()) == fds })
+	pollUntilOr(t, "the sleeper lets the wait go", func() bool { return fdCount(t, c.ShimPid()) == fds }, func() string { return monitorState(c) })
 	assert.Assert(t, asleep(c.ShimPid()), "a wait woke the monitor")
 	held := make(chan monitor.ExitStatus, 1)
 	go func() {
@@ -259,7 +287,7 @@ func TestSleeperAnswersRestart(t *testing.T) {
 		}
 		held <- st
 	}()
-	pollUntil(t, "the sleeper holds the wait", func() bool { return fdCount(t, c.ShimPid()) == fds+1 })
+	pollUntilOr(t, "the sleeper holds the wait", func() bool { return fdCount(t, c.ShimPid()) == fds+1 }, func() string { return monitorState(c) })
 	assert.Assert(t, asleep(c.ShimPid()), "a wait woke the monitor")
 
 	var out bytes.Buffer
@@ -298,14 +326,22 @@ func fdCount(t *testing.T, pid int) int {
 	t.Helper()
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	assert.NilError(t, err)
-	if os.Getenv("DEBUG_FDS") != "" {
-		var l []string
-		for _, e := range ents {
-			dst, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
-			l = append(l, e.Name()+"="+dst)
-		}
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		t.Logf("%s: %v", exe, l)
-	}
 	return len(ents)
+}
+
+// sleepingPending is the partial lines a sleeping monitor keeps.
+func sleepingPending(cfg Config) string {
+	b, err := os.ReadFile(filepath.Join(cfg.StateDir, "sleep.json"))
+	if err != nil {
+		return ""
+	}
+	var st struct{ Outputs []struct{ Pending []byte } }
+	if json.Unmarshal(b, &st) != nil {
+		return ""
+	}
+	var p strings.Builder
+	for _, o := range st.Outputs {
+		p.Write(o.Pending)
+	}
+	return p.String()
 }
