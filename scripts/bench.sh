@@ -524,7 +524,7 @@ EOF
     local sa=$(( MEM[shim.A.pss] / (MEM[shim.A.n] > 0 ? MEM[shim.A.n] : 1) ))
     row() { printf '| %s | %s | %s | %s | %s |\n' "$1" "$(mb "$2")" "$(mb "$3")" "$(awk -v b="$2" -v a="$3" 'BEGIN {printf "%.2fx", a ? b/a : 0}')" "$4"; }
     if want latency; then
-    row "monitor PSS per container ($NCT running; ${MEM[shim.B.n]} berth-shim / ${MEM[shim.A.n]} containerd-shim-runc-v2)" "$sb" "$sa" "<= 1 MB"
+    row "monitor PSS per container ($NCT running; ${MEM[shim.B.n]} berth-shim / ${MEM[shim.A.n]} containerd-shim-runc-v2)" "$sb" "$sa" "<= 0.3 MB"
     row "monitor RSS per container" $(( MEM[shim.B.rss] / (MEM[shim.B.n] > 0 ? MEM[shim.B.n] : 1) )) $(( MEM[shim.A.rss] / (MEM[shim.A.n] > 0 ? MEM[shim.A.n] : 1) )) ""
     row "all monitors PSS ($NCT running)" "${MEM[shim.B.pss]}" "${MEM[shim.A.pss]}" ""
     fi

@@ -20,9 +20,10 @@
  * (runtime/shim/proto; TestSleeperRequestsMatchProto keeps them in step).
  *
  *   argv: the shim's own ("berth-shim <state-dir>"), passed on unchanged
- *   env:  _BERTH_SHIM_SLEEP="<exe-fd> <listener-fd> <init-pid> <fd> ..."
+ *   env:  _BERTH_SHIM_SLEEP="<exe-fd> <listener-fd> <init-pid> <n> <fd>... <fd>..."
  *         (the shim's binary opened O_PATH, its listening socket, the
- *         container's init, then the descriptors to watch); replaced for
+ *         container's init, the count of held waits that follow, then the
+ *         descriptors to watch); replaced for
  *         the shim by _BERTH_SHIM_WAKE=1, _BERTH_SHIM_CONNS="<fd> ..."
  *         (accepted connections whose request the shim must read) and
  *         _BERTH_SHIM_WAITERS="<fd> ..." (held waits), the rest kept
@@ -163,7 +164,7 @@ int main(int argc, char **argv)
 		else if (ne < MAX_ENV)
 			envp[ne++] = *e;
 	}
-	if (!spec || (n = parse_fds(spec, fds, MAX_FDS)) < 3) {
+	if (!spec || (n = parse_fds(spec, fds, MAX_FDS)) < 4 || fds[3] > n - 4) {
 		/* Not started by a shim: there is no binary to go back to. */
 		fputs("berth-shim-sleep: started without " SLEEP_ENV "\n", stderr);
 		return 2;
@@ -173,7 +174,12 @@ int main(int argc, char **argv)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0 || watch(listener, LISTENER) < 0)
 		wake = 1;
-	for (i = 3; !wake && i < n; i++)
+	/* held waits: a client that leaves is let go (berthd killed closes
+	 * them all at once, and that must not wake every monitor) */
+	for (i = 4; !wake && i < 4 + fds[3]; i++)
+		if (watch(fds[i], WAITER) < 0)
+			wake = 1;
+	for (; !wake && i < n; i++)
 		if (watch(fds[i], WATCHED) < 0)
 			wake = 1; /* a descriptor we cannot watch: wake now rather than miss it */
 

@@ -56,7 +56,7 @@ const (
 type sleepState struct {
 	InitPid  int
 	Listener int
-	Waiters  []int
+	Waiters  []int // held at the sleep; the sleeper hands back those still held
 	Outputs  []sleepOutput
 	Stdin    int // -1: none; == Master for a terminal's
 	Master   int // -1: none
@@ -433,9 +433,12 @@ func (s *shim) execSleeper(st *sleepState) error {
 		return err
 	}
 	// berth-shim-sleep's order: the binary, the listener, the init's pid,
-	// then what it watches
-	watch := []int{exe, st.Listener, s.initPid, int(pidfd)}
+	// the held waits (counted), then what it watches. The waits it still
+	// holds come back in waitersEnv (st.Waiters is not read at the wake:
+	// the sleeper closes those whose client leaves).
+	watch := []int{exe, st.Listener, s.initPid, len(st.Waiters)}
 	watch = append(watch, st.Waiters...)
+	watch = append(watch, int(pidfd))
 	for _, o := range st.Outputs {
 		watch = append(watch, o.FD)
 	}
@@ -529,7 +532,8 @@ func wake(stateDir string) int {
 	s.reaper.reapAll() // an exit while asleep sent its SIGCHLD to nobody
 	s.sleep.after = nextSleepAfter(st.After, st.SleptAt, s.sleep.after)
 	s.armSleep()
-	// what the sleeper accepted: waits it held, requests it left unread
+	// what the sleeper holds: the waits (ours from before the sleep and
+	// those it took), requests it left unread
 	for _, fd := range waiters {
 		if c := fileConn(fd); c != nil {
 			s.holdNewWaiter(c)
@@ -609,12 +613,7 @@ func (s *shim) restore(st *sleepState) error {
 		s.fastCap = &fastCapture{helper: st.Fast.Helper, pidfd: os.NewFile(uintptr(st.Fast.PidFD), "pidfd"), cgroup: st.Fast.Cgroup, filter: st.Fast.Filter, proven: st.Fast.Proven}
 	}
 	close(s.captured)
-	for _, fd := range st.Waiters {
-		if c := fileConn(fd); c != nil {
-			s.holdNewWaiter(c)
-		}
-	}
-	return nil
+	return nil // the waits: wake takes them from the sleeper's list
 }
 
 // fileConn makes a unix connection of an inherited descriptor (nil: it

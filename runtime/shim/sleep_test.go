@@ -270,14 +270,17 @@ func TestSleeperAnswersRestart(t *testing.T) {
 	}
 	// a Wait whose client leaves, then one that is held
 	// (the sleeper's descriptors tell when it holds a connection)
-	fds := fdCount(t, c.ShimPid())
+	// the listener only (a state connection is closed just after its
+	// answer: the count may lag the client)
+	holds := func(n int) func() bool { return func() bool { return sockets(t, c.ShimPid()) == 1+n } }
+	pollUntilOr(t, "the sleeper holds no connection", holds(0), func() string { return monitorState(c) })
 	lctx, lcancel := context.WithCancel(ctx)
 	left := make(chan error, 1)
 	go func() { _, err := c.Wait(lctx); left <- err }()
-	pollUntilOr(t, fmt.Sprintf("the sleeper holds the wait (%d fds before)", fds), func() bool { return fdCount(t, c.ShimPid()) == fds+1 }, func() string { return monitorState(c) })
+	pollUntilOr(t, "the sleeper holds the wait", holds(1), func() string { return monitorState(c) })
 	lcancel()
 	assert.ErrorIs(t, <-left, context.Canceled)
-	pollUntilOr(t, "the sleeper lets the wait go", func() bool { return fdCount(t, c.ShimPid()) == fds }, func() string { return monitorState(c) })
+	pollUntilOr(t, "the sleeper lets the wait go", holds(0), func() string { return monitorState(c) })
 	assert.Assert(t, asleep(c.ShimPid()), "a wait woke the monitor")
 	held := make(chan monitor.ExitStatus, 1)
 	go func() {
@@ -287,8 +290,16 @@ func TestSleeperAnswersRestart(t *testing.T) {
 		}
 		held <- st
 	}()
-	pollUntilOr(t, "the sleeper holds the wait", func() bool { return fdCount(t, c.ShimPid()) == fds+1 }, func() string { return monitorState(c) })
+	pollUntilOr(t, "the sleeper holds the wait", holds(1), func() string { return monitorState(c) })
 	assert.Assert(t, asleep(c.ShimPid()), "a wait woke the monitor")
+
+	// a Wait held by the shim itself across a sleep, whose client then
+	// leaves (berthd killed), lets the monitor sleep on
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	restartLeft := make(chan error, 1)
+	go func() { _, err := c.Wait(rctx); restartLeft <- err }()
+	pollUntilOr(t, "the sleeper holds the second wait", holds(2), func() string { return monitorState(c) })
 
 	var out bytes.Buffer
 	e, err := c.Exec(ctx, monitor.ExecConfig{ID: "e1", ProcessJSON: processJSON(t, false, "echo", "woken"), Streams: monitor.Streams{Stdout: &out}})
@@ -297,7 +308,11 @@ func TestSleeperAnswersRestart(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, code, 0)
 	assert.Equal(t, out.String(), "woken\n")
-	waitAsleep(t, c) // with the held Wait taken over and given back
+	waitAsleep(t, c) // with the held Waits taken over and given back
+	rcancel()
+	assert.ErrorIs(t, <-restartLeft, context.Canceled)
+	pollUntilOr(t, "the sleeper lets the shim's wait go", holds(1), func() string { return monitorState(c) })
+	assert.Assert(t, asleep(c.ShimPid()), "a wait's client leaving woke the monitor")
 	assert.NilError(t, syscall.Kill(c.Pid(), syscall.SIGKILL))
 	select {
 	case st := <-held:
@@ -322,11 +337,18 @@ func TestSleeperRequestsMatchProto(t *testing.T) {
 	}
 }
 
-func fdCount(t *testing.T, pid int) int {
+// sockets counts a process's sockets.
+func sockets(t *testing.T, pid int) int {
 	t.Helper()
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	assert.NilError(t, err)
-	return len(ents)
+	n := 0
+	for _, e := range ents {
+		if dst, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); strings.HasPrefix(dst, "socket:") {
+			n++
+		}
+	}
+	return n
 }
 
 // sleepingPending is the partial lines a sleeping monitor keeps.
