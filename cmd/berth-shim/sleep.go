@@ -127,8 +127,8 @@ func (sl *sleeper) touch() { sl.last.Store(time.Now().UnixNano()) }
 // arm starts the quiet-time check (once the container runs).
 func (s *shim) armSleep() {
 	sl := s.sleep
-	if sl.after == 0 {
-		return
+	if sl.after == 0 || !sleepableLog(s.cfg) {
+		return // a driver that must stay connected keeps the monitor awake
 	}
 	sl.touch()
 	sl.mu.Lock()
@@ -172,8 +172,6 @@ func (s *shim) mayRest() error {
 		return errExiting
 	case s.sleep.busy.Load() != 0 || len(s.execs) != 0 || s.hub.attached():
 		return errBusy
-	case !sleepableLog(s.cfg):
-		return errors.New("the logging driver keeps the monitor awake")
 	}
 	select {
 	case <-s.captured:

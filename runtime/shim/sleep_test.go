@@ -16,6 +16,7 @@ import (
 
 	"gotest.tools/v3/assert"
 
+	"github.com/berthd/berth/runtime/logdriver"
 	"github.com/berthd/berth/runtime/monitor"
 	"github.com/berthd/berth/runtime/shim/proto"
 )
@@ -366,4 +367,26 @@ func sleepingPending(cfg Config) string {
 		p.Write(o.Pending)
 	}
 	return p.String()
+}
+
+// TestMonitorWithAQueueStaysAwake: a driver in non-blocking mode keeps
+// its queue in the monitor, which must not sleep, and says nothing about
+// it (no line per attempt in shim.log). It is watched for 30 times the
+// quiet time it would otherwise sleep after.
+func TestMonitorWithAQueueStaysAwake(t *testing.T) {
+	t.Setenv("BERTH_SHIM_SLEEP_AFTER", "20ms")
+	cfg := bundle(t, false, "sleep", "600")
+	cfg.Log = &logdriver.Config{Driver: "json-file", Opts: map[string]string{"mode": "non-blocking"}, Path: cfg.LogPath}
+	ctx, cancel := testCtx()
+	defer cancel()
+	c, err := Launch(ctx, cfg)
+	assert.NilError(t, err)
+	assert.NilError(t, c.Start(ctx))
+	for range 30 {
+		assert.Assert(t, !asleep(c.ShimPid()), "a monitor with a queue slept")
+		time.Sleep(20 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(cfg.StateDir, "shim.log"))
+	assert.Assert(t, !strings.Contains(string(log), "sleep"), "shim.log: %s", log)
+	stopContainer(t, c, cfg)
 }
