@@ -522,21 +522,22 @@ func wake(stateDir string) int {
 		return 1
 	}
 	os.Remove(filepath.Join(stateDir, sleepFile))
-	for _, o := range s.outputs {
-		go s.copyOutput(o)
-	}
-	go s.reaper.loop(sigc)
-	s.reaper.watch(s.initPid, s.initExited)
-	s.reaper.reapAll() // an exit while asleep sent its SIGCHLD to nobody
-	s.sleep.after = nextSleepAfter(st.After, st.SleptAt, s.sleep.after)
-	s.armSleep()
-	// what the sleeper holds: the waits (ours from before the sleep and
-	// those it took), requests it left unread
+	// the waits the sleeper holds (ours from before the sleep and those it
+	// took): before the init's exit can be seen, which answers them
 	for _, fd := range waiters {
 		if c := fileConn(fd); c != nil {
 			s.holdNewWaiter(c)
 		}
 	}
+	for _, o := range s.outputs {
+		go s.copyOutput(o)
+	}
+	s.sleep.after = nextSleepAfter(st.After, st.SleptAt, s.sleep.after)
+	go s.reaper.loop(sigc)
+	s.reaper.watch(s.initPid, s.initExited)
+	s.reaper.reapAll() // an exit while asleep sent its SIGCHLD to nobody
+	s.armSleep()
+	// requests the sleeper left unread
 	for _, fd := range conns {
 		if c := fileConn(fd); c != nil {
 			s.serveConn(c)
