@@ -56,7 +56,7 @@ const (
 type sleepState struct {
 	InitPid  int
 	Listener int
-	Waiters  []int // held at the sleep; the sleeper hands back those still held
+	Waiters  []int `json:"-"` // held at the sleep: given to the sleeper, which hands back those still held
 	Outputs  []sleepOutput
 	Stdin    int // -1: none; == Master for a terminal's
 	Master   int // -1: none
@@ -561,11 +561,7 @@ func nextSleepAfter(prev time.Duration, sleptAt time.Time, base time.Duration) t
 
 // restore takes the descriptors back.
 func (s *shim) restore(st *sleepState) error {
-	file := func(fd int, name string) *os.File {
-		syscall.CloseOnExec(fd)
-		syscall.SetNonblock(fd, true) // served by the runtime's poller
-		return os.NewFile(uintptr(fd), name)
-	}
+	file := inheritFile
 	var err error
 	if s.devNull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
 		return err
@@ -592,11 +588,10 @@ func (s *shim) restore(st *sleepState) error {
 			s.stdin = file(st.Stdin, "stdin")
 		}
 	}
-	names := []string{"", "stdout", "stderr"}
 	for _, o := range st.Outputs {
-		name := "stdout"
-		if int(o.Type) < len(names) && s.master == nil {
-			name = names[o.Type]
+		name := "stdout" // a terminal's one output too
+		if o.Type == proto.FrameStderr {
+			name = "stderr"
 		}
 		f := s.master
 		if f == nil || o.FD != st.Master {
@@ -615,12 +610,18 @@ func (s *shim) restore(st *sleepState) error {
 	return nil // the waits: wake takes them from the sleeper's list
 }
 
+// inheritFile takes back a descriptor kept across the executions:
+// close-on-exec again, and non-blocking, served by the runtime's poller.
+func inheritFile(fd int, name string) *os.File {
+	syscall.CloseOnExec(fd)
+	syscall.SetNonblock(fd, true)
+	return os.NewFile(uintptr(fd), name)
+}
+
 // fileConn makes a unix connection of an inherited descriptor (nil: it
 // is not one any more).
 func fileConn(fd int) *net.UnixConn {
-	syscall.CloseOnExec(fd)
-	syscall.SetNonblock(fd, true)
-	f := os.NewFile(uintptr(fd), "conn")
+	f := inheritFile(fd, "conn")
 	c, err := net.FileConn(f)
 	f.Close()
 	if err != nil {

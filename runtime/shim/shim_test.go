@@ -28,9 +28,18 @@ func testCtx() (context.Context, context.CancelFunc) {
 
 func pollUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
+	pollUntilOr(t, what, cond, func() string { return "" })
+}
+
+// pollUntilOr is pollUntil, saying state() when it times out.
+func pollUntilOr(t *testing.T, what string, cond func() bool, state func() string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			if st := state(); st != "" {
+				t.Fatalf("timed out waiting until %s; %s", what, st)
+			}
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -52,17 +52,6 @@ func monitorState(c *Client) string {
 	return fmt.Sprintf("monitor %d: %s, fds %v, shim.log:\n%s", pid, exe, fds, log)
 }
 
-func pollUntilOr(t *testing.T, what string, cond func() bool, state func() string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s; %s", what, state())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // driver is a container that runs step i when /tmp/go<i> appears, doing
 // what the file says.
 const driver = `i=0
