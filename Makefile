@@ -6,7 +6,7 @@ TAGS := containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_d
 export GOFLAGS := -tags=$(TAGS) -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all deps build berthd-kube test unit e2e lint demo bench bench-phases bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools kube-coredns e2e-kube e2e-kubelet
+.PHONY: all deps build berthd-kube test unit e2e lint demo bench bench-phases bench-timeline bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools kube-coredns e2e-kube e2e-kubelet
 
 all: build
 
@@ -110,6 +110,9 @@ bench: deps build images compose buildx
 # where berthd's time goes in run --rm, create and exec (berthd --debug's phase trace)
 bench-phases: build
 	./scripts/bench-phases.sh
+
+bench-timeline: build
+	./scripts/bench-timeline.sh
 
 # SCALE_N (default 1000) running containers: ps/inspect/DNS at N vs 10, restart after
 # SIGKILL, rm -f of all, RSS and leaks (docs/benchmarks.md)
