@@ -305,6 +305,7 @@ PY
         floor_sample cli-run docker -H "unix://$isock" run --rm busybox true
         floor_sample cli-create docker -H "unix://$isock" create busybox true
         floor_sample cli-exec docker -H "unix://$isock" exec x true
+        floor_sample cli-rund docker -H "unix://$isock" run -d busybox sleep 3600
         floor_sample runc-run runc --root "$st" run --bundle "$ROOT/floor" "floor$RUNID-r$i"
         floor_sample runc-run-noseccomp runc --root "$st" run --bundle "$ROOT/floor-noseccomp" "floor$RUNID-n$i"
         floor_sample runc-create runc --root "$st" create --bundle "$ROOT/floor" "floor$RUNID-c$i"
@@ -552,6 +553,7 @@ floor_table() {
         "cli-run|the CLI's \`run --rm busybox true\` against an engine that answers at once" \
         "cli-create|the CLI's \`create busybox true\` against it" \
         "cli-exec|the CLI's \`exec <ctr> true\` against it" \
+        "cli-rund|the CLI's \`run -d busybox sleep 3600\` against it" \
         "runc-run|\`runc run\` of berth's spec (\`true\`: create, start, wait, delete)" \
         "runc-run-noseccomp|the same without seccomp" \
         "runc-create|\`runc create\` of berth's spec"; do
@@ -563,6 +565,10 @@ floor_table() {
     awk -v t="$run" -v c="$crun" -v r="$rc" 'BEGIN {printf "| `run --rm` <= 0.25x | %.1f | %.1f (the CLI against an instant engine + runc create) |\n", 0.25*t, c+r}'
     awk -v t="$create" -v c="$ccreate" 'BEGIN {printf "| `create` <= 0.6x | %.1f | %.1f (the CLI against an instant engine) |\n", 0.6*t, c}'
     awk -v t="$exec" -v c="$cexec" 'BEGIN {printf "| `exec` <= 0.3x | %.1f | %.1f (the CLI against an instant engine) |\n", 0.3*t, c}'
+    # the latency part's one sample of the whole sequence, per run
+    if [ -s "$ROOT/samples/rund.A" ]; then
+        awk -v t="$(med rund.A)" -v n="$NCT" -v c="$(med floor-cli-rund)" -v r="$rc" 'BEGIN {printf "| %d x `run -d` <= 0.25x, per run | %.1f | %.1f (the CLI against an instant engine + runc create) |\n", n, 0.25*t/n, c+r}'
+    fi
 }
 
 echo
