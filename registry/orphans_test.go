@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/berthd/berth/internal/testimage"
 	"github.com/berthd/berth/registry/imagefs"
@@ -206,4 +207,60 @@ func TestRemoveRootfsUnexpectedMountPoint(t *testing.T) {
 		_, err = s.store.Container(id)
 		assert.Check(t, errors.Is(err, storage.ErrContainerUnknown), "round %d: %v", round, err)
 	}
+}
+
+// Removing a root filesystem that its teardown unmounted rewrites the
+// store's record of mounts (every mounted layer: O(n) with n running) no
+// more often than the store's own DeleteContainer does, and removes it; a
+// mounted one is unmounted first.
+func TestRemoveUnmountedRootfsWritesMountsOnce(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := context.Background()
+	img := loadImage(t, s, testimage.Options{Tag: "busybox:latest"})
+	twin, id, other := strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64)
+	for _, c := range []string{twin, id, other} {
+		assert.NilError(t, s.CreateRootfs(ctx, c, img, imagefs.RootfsOptions{Volatile: true}))
+		_, err := s.MountRootfs(ctx, c)
+		assert.NilError(t, err)
+		assert.NilError(t, s.UnmountRootfs(ctx, c))
+	}
+	dir := filepath.Join(s.store.RunRoot(), s.store.GraphDriverName()+"-layers")
+	rewrites := func(remove func() error) int {
+		fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+		assert.NilError(t, err)
+		defer unix.Close(fd)
+		_, err = unix.InotifyAddWatch(fd, dir, unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE)
+		assert.NilError(t, err)
+		assert.NilError(t, remove())
+		n := 0
+		buf := make([]byte, 64<<10)
+		for {
+			k, err := unix.Read(fd, buf)
+			if k <= 0 || err != nil {
+				return n
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= k; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+				if name == "mountpoints.json" {
+					n++
+				}
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+			}
+		}
+	}
+	store := rewrites(func() error { return s.store.DeleteContainer(twin) })
+	ours := rewrites(func() error { return s.RemoveRootfs(ctx, id) })
+	assert.Check(t, is.Equal(ours, store), "the mount record written %d times, the store's DeleteContainer alone writes it %d", ours, store)
+	_, err := s.store.Container(id)
+	assert.Check(t, errors.Is(err, storage.ErrContainerUnknown), "%v", err)
+
+	mounted, err := s.MountRootfs(ctx, other)
+	assert.NilError(t, err)
+	_, err = s.MountRootfs(ctx, other)
+	assert.NilError(t, err)
+	assert.NilError(t, s.RemoveRootfs(ctx, other), "mounted twice")
+	assert.Check(t, !mountPoints()[mounted], "still mounted")
+	_, err = s.store.Container(other)
+	assert.Check(t, errors.Is(err, storage.ErrContainerUnknown), "%v", err)
 }

@@ -168,8 +168,15 @@ func mountsAtOrUnder(dir string) []string {
 // RemoveRootfs unmounts and deletes the container's root filesystem.
 // Removing an unknown one is not an error.
 func (s *Service) RemoveRootfs(ctx context.Context, containerID string) error {
-	if err := s.UnmountRootfs(ctx, containerID); err != nil {
-		return err
+	// A stopped container's root filesystem was unmounted by its teardown.
+	// A forced unmount of what is not mounted would still have the driver
+	// unmount it and the store rewrite its record of mounts (one entry per
+	// mounted layer: O(n) with n running); DeleteContainer unmounts
+	// whatever is still mounted.
+	if n, err := s.store.Mounted(containerID); err != nil || n > 0 {
+		if err := s.UnmountRootfs(ctx, containerID); err != nil {
+			return err
+		}
 	}
 	err := s.store.DeleteContainer(containerID)
 	if err != nil && !errors.Is(err, storage.ErrContainerUnknown) && !errors.Is(err, storage.ErrNotAContainer) {
