@@ -241,11 +241,11 @@ func TestRemoveUnmountedRootfsWritesMountsOnce(t *testing.T) {
 			}
 			for off := 0; off+unix.SizeofInotifyEvent <= k; {
 				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
-				if name == "mountpoints.json" {
+				name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+				if unix.ByteSliceToString(name) == "mountpoints.json" {
 					n++
 				}
-				off += unix.SizeofInotifyEvent + int(ev.Len)
+				off += unix.SizeofInotifyEvent + len(name)
 			}
 		}
 	}
