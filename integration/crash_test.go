@@ -78,6 +78,7 @@ func checkTruthful(t *testing.T, d *testenv.Daemon, where string) {
 		}
 	}
 	assert.Check(t, is.Equal(got, want), "%s: the daemon holds more or less than its %d running containers need: %+v", where, running, inv)
+	d.SettleRemovals(t)
 	st := d.Storage(t)
 	assert.Check(t, is.Len(st.Unreferenced, 0), "%s: layers nobody uses", where)
 	assert.Check(t, is.Equal(st.Containers, len(ids)), "%s: root filesystems without a container", where)

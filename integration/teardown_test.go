@@ -33,6 +33,7 @@ type teardownIdle struct {
 
 func idleOf(t *testing.T, d *testenv.Daemon) teardownIdle {
 	t.Helper()
+	d.SettleRemovals(t)
 	return teardownIdle{mounts: daemonMounts(d), storage: d.Storage(t)}
 }
 
@@ -54,6 +55,7 @@ func daemonMounts(d *testenv.Daemon) []string {
 // read from its files (nothing may be in flight).
 func checkNothingLeft(t *testing.T, d *testenv.Daemon, idle teardownIdle, where string) {
 	t.Helper()
+	d.SettleRemovals(t)
 	assert.Check(t, is.DeepEqual(daemonMounts(d), idle.mounts), "%s: mounts", where)
 	st := d.Storage(t)
 	assert.Check(t, is.Equal(st.Containers, 0), "%s: storage containers without a container", where)
@@ -109,7 +111,8 @@ func parallelDocker(t *testing.T, d *testenv.Daemon, n int, args func(i int) []s
 }
 
 // 50 `docker run --rm`, then `rm -f` of 50 running containers: the CLI
-// returns when each is removed, and then nothing of them is left.
+// returns when each is gone from every list, and then nothing of them is
+// left.
 func TestRunRmAndRmFLeaveNothing(t *testing.T) {
 	t.Parallel()
 	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
@@ -286,4 +289,27 @@ func waitRequest(t *testing.T, d *testenv.Daemon, ref, cond string) (*http.Respo
 	b, err := io.ReadAll(resp.Body)
 	assert.NilError(t, err)
 	return resp, string(b)
+}
+
+// What a script does after `docker run --rm`, at once and again: the
+// image can be removed, the name taken again, the anonymous volume is
+// gone. The removal is answered before the root filesystem's deletion
+// (registry/rootfsremoval.go), which none of this may see.
+func TestRunRmThenReuse(t *testing.T) {
+	t.Parallel()
+	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
+	d.LoadBusybox(t)
+	idle := idleOf(t, d)
+	d.DockerOK(t, "create", "--name", "base", "busybox")
+	for i := range 5 {
+		img := fmt.Sprintf("once%d", i)
+		d.DockerOK(t, "commit", "-c", "ENV I="+img, "base", img) // an image of its own
+		out := d.DockerOK(t, "run", "--rm", "--name", "same", "-v", "/data", img, "sh", "-c", "echo $I > /data/x && cat /data/x")
+		assert.Check(t, is.Equal(strings.TrimSpace(out), img))
+		d.DockerOK(t, "rmi", img) // not "image is being used by stopped container"
+		assert.Check(t, is.Equal(strings.TrimSpace(d.DockerOK(t, "volume", "ls", "-q")), ""), "round %d", i)
+		assert.Check(t, is.Equal(strings.TrimSpace(d.DockerOK(t, "ps", "-aq", "--filter", "name=same")), ""), "round %d", i)
+	}
+	d.DockerOK(t, "rm", "base")
+	checkNothingLeft(t, d, idle, "after the rounds")
 }

@@ -82,6 +82,7 @@ type user struct {
 }
 
 func (s *Service) usersOf(imageID string) ([]user, error) {
+	s.removals.wait() // a container gone from every list is no user
 	cs, err := s.store.Containers()
 	if err != nil {
 		return nil, err
@@ -99,6 +100,7 @@ func (s *Service) usersOf(imageID string) ([]user, error) {
 
 // imageUsers counts containers per image ID.
 func (s *Service) imageUsers() (map[string]int, error) {
+	s.removals.wait()
 	cs, err := s.store.Containers()
 	if err != nil {
 		return nil, err

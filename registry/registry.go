@@ -90,6 +90,8 @@ type Service struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]*imageInfo // by image ID; images never change
+
+	removals pendingRemovals // root filesystem removals answered before done
 }
 
 // New opens (creating when needed) the layer store.
@@ -168,6 +170,7 @@ func New(d Deps) (*Service, error) {
 // Close releases the layer store. Mounted container root filesystems stay
 // mounted (running containers keep using them).
 func (s *Service) Close() error {
+	s.removals.wait()
 	_, err := s.store.Shutdown(false)
 	if errors.Is(err, storage.ErrLayerUsedByContainer) {
 		return nil // running containers keep their mounts across a daemon restart

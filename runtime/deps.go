@@ -44,9 +44,15 @@ type Images interface {
 	CreateRootfs(ctx context.Context, containerID, imageID string, opts RootfsOptions) error
 	// MountRootfs mounts the container's root filesystem and returns its path.
 	MountRootfs(ctx context.Context, containerID string) (string, error)
-	// UnmountRootfs and RemoveRootfs are idempotent.
+	// UnmountRootfs and RemoveRootfs are idempotent; RemoveRootfs
+	// unmounts what is still mounted.
 	UnmountRootfs(ctx context.Context, containerID string) error
 	RemoveRootfs(ctx context.Context, containerID string) error
+	// BeginRemoveRootfs is RemoveRootfs for a removal answered before it
+	// is done: from the call on, the image store counts the container as
+	// no user of its image, and waits for the returned function (which
+	// removes, and must be called once) where it would show.
+	BeginRemoveRootfs(containerID string) (remove func(context.Context) error)
 	// RootfsSize is the size of the writable layer and of the whole root
 	// filesystem, image included.
 	RootfsSize(ctx context.Context, containerID string) (rw, total int64, err error)

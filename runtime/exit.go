@@ -66,14 +66,21 @@ func (s *Service) recordExit(c *ctr, task Task, st ExitStatus, policy bool) {
 	if restart {
 		s.scheduleRestart(c, delay)
 	}
-	s.saveLogged(c)
-	c.notify()
 	// the removal's one owner is whoever claims it first: a docker rm -f
 	// that caused this exit already has; a docker restart stops without it
 	autoRemove := rec.HostConfig.AutoRemove && !restart && !c.manualRestart && s.claimRemoval(c, false) == nil
+	if autoRemove {
+		// the removal's record delete is queued after this write: no need
+		// to wait for its fsync (a crash before leaves a --rm container
+		// that the next daemon start removes, whatever its record says)
+		s.queueSave(c)
+	} else {
+		s.saveLogged(c)
+	}
+	c.notify()
 	c.mu.Unlock()
 	if autoRemove {
-		if err := s.removeClaimed(context.Background(), c, RemoveOptions{RemoveVolumes: true}); err != nil {
+		if err := s.removeClaimed(context.Background(), c, RemoveOptions{RemoveVolumes: true, answerEarly: true}); err != nil {
 			logrus.WithError(err).Warnf("auto-remove container %s", rec.ID[:12])
 		}
 	}

@@ -37,6 +37,10 @@ type fakeImages struct {
 	mounted map[string]int
 	dir     string
 	commits []CommitRequest
+	// begun are the removals answered early (BeginRemoveRootfs); when
+	// holdRemovals is set, they delete once it is closed
+	begun        []string
+	holdRemovals chan struct{}
 }
 
 func (f *fakeImages) Image(ctx context.Context, ref string) (*Image, error) {
@@ -71,7 +75,20 @@ func (f *fakeImages) RemoveRootfs(ctx context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.rootfs, id)
+	delete(f.mounted, id)
 	return nil
+}
+func (f *fakeImages) BeginRemoveRootfs(id string) func(context.Context) error {
+	f.mu.Lock()
+	f.begun = append(f.begun, id)
+	hold := f.holdRemovals
+	f.mu.Unlock()
+	return func(ctx context.Context) error {
+		if hold != nil {
+			<-hold
+		}
+		return f.RemoveRootfs(ctx, id)
+	}
 }
 func (f *fakeImages) Rootfses(ctx context.Context) ([]RootfsInfo, error) {
 	f.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,6 +153,66 @@ func TestAutoRemoveAndWaitRemoved(t *testing.T) {
 	}
 	_, err = h.s.Inspect(ctx, id, false)
 	assert.Check(t, errdefs.IsNotFound(err))
+}
+
+// A --rm container's end is answered once it is gone from every list and
+// its name is free; its root filesystem is deleted after, out of the
+// answer's way. A crash in between doubles no name and leaves nothing the
+// next start does not remove.
+func TestAutoRemoveAnswersBeforeTheLayerGoes(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	hold := make(chan struct{})
+	h.imgs.mu.Lock()
+	h.imgs.holdRemovals = hold
+	h.imgs.mu.Unlock()
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	t.Cleanup(release) // before the harness's Close, which waits for the removal
+
+	old := create(t, h, "job", &container.HostConfig{AutoRemove: true}, "true")
+	ch, err := h.s.Wait(ctx, old, container.WaitConditionRemoved)
+	assert.NilError(t, err)
+	assert.NilError(t, h.s.Start(ctx, old))
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removal was not answered while its root filesystem's deletion waits")
+	}
+	_, err = h.s.Inspect(ctx, old, false)
+	assert.Check(t, errdefs.IsNotFound(err))
+	h.imgs.mu.Lock()
+	assert.Check(t, is.DeepEqual(h.imgs.begun, []string{old}))
+	assert.Check(t, h.imgs.rootfs[old], "the root filesystem went before the answer")
+	h.imgs.mu.Unlock()
+	_, err = os.Stat(h.s.stateDir(old))
+	assert.Check(t, os.IsNotExist(err), "the monitor's state directory is left: %v", err)
+
+	fresh := create(t, h, "job", nil, "true") // the name is free at once
+	// a crash now: the records on disk are the new container's alone, and
+	// the old root filesystem belongs to nobody, which a start removes
+	s2, err := New(h.s.d)
+	assert.NilError(t, err)
+	defer s2.Close()
+	s2.Restore(ctx)
+	s2.AutoStart(ctx)
+	ins, err := s2.Inspect(ctx, "job", false)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(ins.ID, fresh))
+	_, err = s2.Inspect(ctx, old, false)
+	assert.Check(t, errdefs.IsNotFound(err), "the removed container is back after a crash")
+	h.imgs.mu.Lock()
+	assert.Check(t, !h.imgs.rootfs[old], "the root filesystem of no record is left")
+	h.imgs.mu.Unlock()
+
+	release()
+	assert.NilError(t, h.s.Close()) // waits for the removal
+	_, err = os.Stat(h.s.containerDir(old))
+	assert.Check(t, os.IsNotExist(err), "the container's directory is left: %v", err)
+	h.imgs.mu.Lock()
+	defer h.imgs.mu.Unlock()
+	assert.Check(t, is.Len(h.imgs.rootfs, 1)) // fresh's
+	assert.Check(t, is.Len(h.imgs.mounted, 0))
 }
 
 func TestStartFailureIsRecordedAndCleanedUp(t *testing.T) {

@@ -11,12 +11,16 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/sirupsen/logrus"
 )
 
 // RemoveOptions are the options of DELETE /containers/{id}.
 type RemoveOptions struct {
 	Force         bool
 	RemoveVolumes bool
+	// answerEarly: the container's end is answered before its root
+	// filesystem, files and record are deleted (removeAnsweredEarly).
+	answerEarly bool
 }
 
 // Remove deletes a container. A running one needs Force (else ErrConflict).
@@ -91,13 +95,25 @@ func (s *Service) removeClaimed(ctx context.Context, c *ctr, opts RemoveOptions)
 	prev := rec.State.Status
 	rec.State.Status = container.StateRemoving
 	c.notify()
+	s.teardown(ctx, c)
 	c.mu.Unlock()
 
-	err := s.removeResources(ctx, c, opts)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.removing = false
+	if opts.answerEarly {
+		s.releaseVolumes(ctx, rec, opts.RemoveVolumes)
+		s.removeAnsweredEarly(ctx, c)
+		return nil
+	}
+	// the record last, so that a crash half-way leaves a record that the
+	// next remove finishes
+	err := s.discard(ctx, rec.ID, func(ctx context.Context) error { return s.d.Images.RemoveRootfs(ctx, rec.ID) })
+	if err == nil {
+		s.releaseVolumes(ctx, rec, opts.RemoveVolumes)
+		err = s.table.Delete(rec.ID)
+	}
 	if err != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.removing = false
 		rec.State.Status = prev
 		if prev == container.StateRemoving {
 			rec.State.Status = container.StateDead
@@ -106,6 +122,57 @@ func (s *Service) removeClaimed(ctx context.Context, c *ctr, opts RemoveOptions)
 		c.notify()
 		return err
 	}
+	s.forget(c)
+	return nil
+}
+
+// removeAnsweredEarly ends the removal of a container that no longer holds
+// anything other objects see (network, volumes): it goes from every list,
+// its name is free and its waits are released, and then its root
+// filesystem, files and record are deleted. That is a --rm container's
+// end, whose CLI waits for the removal (docker run --rm): the answer no
+// longer waits for the layer store (~4 ms) and the record's fsync.
+//
+// The record's delete is queued first, so that it commits before the
+// record of any container made after the answer (a new one may take the
+// name). A crash before it commits leaves a --rm container that the
+// next daemon start removes; a root filesystem or directory whose
+// deletion failed or was cut belongs to no record then, and the start's
+// orphan reaping removes it.
+func (s *Service) removeAnsweredEarly(ctx context.Context, c *ctr) {
+	id := c.rec.ID
+	removeRootfs := s.d.Images.BeginRemoveRootfs(id)
+	deleted := s.table.QueueDelete(id)
+	_ = os.RemoveAll(s.stateDir(id)) // on the exec root's tmpfs: cheap
+	s.forget(c)
+	// its files before the root filesystem, whose end is what the image
+	// store's waiters wait for
+	_ = os.RemoveAll(s.containerDir(id))
+	if err := s.discard(ctx, id, removeRootfs); err != nil {
+		logrus.WithError(err).Warnf("finish removal of %s (the next daemon start removes what is left)", short(id))
+	}
+	if err := deleted.Wait(); err != nil {
+		logrus.WithError(err).Warnf("delete the record of %s", short(id))
+	}
+}
+
+// discard deletes what only the container has: its root filesystem (by
+// removeRootfs), its files and its monitor's state directory.
+func (s *Service) discard(ctx context.Context, id string, removeRootfs func(context.Context) error) error {
+	if err := removeRootfs(ctx); err != nil {
+		return fmt.Errorf("remove root filesystem of %s: %w", id[:12], err)
+	}
+	_ = os.RemoveAll(s.stateDir(id))
+	return os.RemoveAll(s.containerDir(id))
+}
+
+// forget takes a removed container out of every list and tells its
+// waiters.
+func (s *Service) forget(c *ctr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec := c.rec
+	c.removing = false
 	s.mu.Lock()
 	delete(s.byID, rec.ID)
 	if s.names[rec.Name] == rec.ID {
@@ -118,25 +185,6 @@ func (s *Service) removeClaimed(ctx context.Context, c *ctr, opts RemoveOptions)
 	c.notify()
 	s.event(rec, events.ActionDestroy, nil)
 	bulkRemoval.note()
-	return nil
-}
-
-// removeResources deletes everything the container owns, record last, so
-// a crash half-way leaves a record that the next remove finishes.
-func (s *Service) removeResources(ctx context.Context, c *ctr, opts RemoveOptions) error {
-	rec := c.rec
-	c.mu.Lock()
-	s.teardown(ctx, c)
-	c.mu.Unlock()
-	if err := s.d.Images.RemoveRootfs(ctx, rec.ID); err != nil {
-		return fmt.Errorf("remove root filesystem of %s: %w", rec.ID[:12], err)
-	}
-	s.releaseVolumes(ctx, rec, opts.RemoveVolumes)
-	_ = os.RemoveAll(s.stateDir(rec.ID))
-	if err := os.RemoveAll(s.containerDir(rec.ID)); err != nil {
-		return err
-	}
-	return s.table.Delete(rec.ID)
 }
 
 // Prune removes stopped containers matching the filters (until, label).

@@ -196,6 +196,16 @@ func (s *Service) save(c *ctr) error {
 	return nil
 }
 
+// queueSave queues the record's write and publishes it without waiting
+// for it to be durable; call with c.mu held. For a record whose loss in a
+// crash changes nothing (the exit of a --rm container, removed next).
+func (s *Service) queueSave(c *ctr) {
+	if _, err := s.table.QueuePut(c.rec.ID, c.rec); err != nil {
+		logrus.WithError(err).Error("persist container state")
+	}
+	c.publish()
+}
+
 // saveLogged persists and logs a failure: used where the state change has
 // already happened and must be reported even if the disk is full.
 func (s *Service) saveLogged(c *ctr) {

@@ -250,6 +250,15 @@ type StorageState struct {
 	LayerDirs int
 }
 
+// SettleRemovals returns once every removal the daemon answered before it
+// was done (a --rm container's end: its root filesystem goes after the
+// answer, registry/rootfsremoval.go) has ended: `docker system df` counts
+// each image's containers, which waits for them.
+func (d *Daemon) SettleRemovals(t testing.TB) {
+	t.Helper()
+	d.DockerOK(t, "system", "df")
+}
+
 // Storage reads the daemon's layer store.
 func (d *Daemon) Storage(t testing.TB) StorageState {
 	t.Helper()

@@ -109,6 +109,17 @@ func (t tracedImages) RemoveRootfs(ctx context.Context, containerID string) erro
 	return err
 }
 
+func (t tracedImages) BeginRemoveRootfs(containerID string) func(context.Context) error {
+	remove := t.Images.BeginRemoveRootfs(containerID)
+	return func(ctx context.Context) error {
+		done := t.p.begin(containerID, "rootfs remove")
+		err := remove(ctx)
+		done(err)
+		t.p.forget(containerID)
+		return err
+	}
+}
+
 // tracedNetworks times the network namespace, endpoint and port steps.
 type tracedNetworks struct {
 	runtime.Networks
