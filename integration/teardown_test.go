@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -312,4 +313,75 @@ func TestRunRmThenReuse(t *testing.T) {
 	}
 	d.DockerOK(t, "rm", "base")
 	checkNothingLeft(t, d, idle, "after the rounds")
+}
+
+// berthd SIGKILLed among `docker run --rm`s, whose removals are answered
+// before their root filesystems, files and records go: after the restart
+// no container whose CLI saw it removed is back, the ones cut mid-run go
+// too, and nothing of any of them is left. Wherever the kill falls.
+func TestKillAmongRunRm(t *testing.T) {
+	t.Parallel()
+	d := testenv.StartDaemon(t, testenv.OwnCgroupParent(t)...)
+	d.LoadBusybox(t)
+	d.DockerOK(t, "run", "--rm", "busybox", "true") // mounts the netns directory
+	idle := idleOf(t, d)
+	rnd := seeded(t)
+	for round := range 4 {
+		var mu sync.Mutex
+		var removed []string // the names whose `run --rm` returned 0
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					name := fmt.Sprintf("k%d-%d-%d", round, w, i)
+					if d.Docker("run", "--rm", "--name", name, "busybox", "true").ExitCode == 0 {
+						mu.Lock()
+						removed = append(removed, name)
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(removed) >= 2 {
+				return poll.Success()
+			}
+			return poll.Continue("%d runs done", len(removed))
+		}, poll.WithTimeout(60*time.Second), poll.WithDelay(10*time.Millisecond))
+		time.Sleep(time.Duration(rnd.Intn(300)) * time.Millisecond)
+		d.Kill(t)
+		close(stop)
+		wg.Wait()
+		d.Start(t)
+
+		names := strings.Fields(d.DockerOK(t, "ps", "-a", "--format", "{{.Names}}"))
+		mu.Lock()
+		for _, n := range removed {
+			assert.Check(t, !slices.Contains(names, n), "round %d: %s was answered removed and is back", round, n)
+		}
+		t.Logf("round %d: %d runs answered before the kill, %d containers after the restart", round, len(removed), len(names))
+		mu.Unlock()
+		// one cut while `true` ran is adopted, and removed when it exits
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			if out := strings.TrimSpace(d.DockerOK(t, "ps", "-aq")); out != "" {
+				return poll.Continue("containers left: %s", out)
+			}
+			return poll.Success()
+		}, poll.WithTimeout(30*time.Second), poll.WithDelay(50*time.Millisecond))
+		checkNothingLeft(t, d, idle, fmt.Sprintf("round %d", round))
+		if t.Failed() {
+			return
+		}
+	}
+	checkNoRecords(t, d, "after the rounds")
 }
