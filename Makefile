@@ -6,7 +6,7 @@ TAGS := containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_d
 export GOFLAGS := -tags=$(TAGS) -buildvcs=false
 UNIT_PKGS = $$(go list ./... | grep -v /integration)
 
-.PHONY: all deps build berthd-kube test unit e2e lint demo bench bench-phases bench-timeline bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools kube-coredns e2e-kube e2e-kubelet
+.PHONY: all deps build berthd-kube test unit e2e lint demo bench bench-phases bench-timeline bench-ab bench-scale soak images compose buildx tools berth clean fuzz fuzz-smoke fuzz-list kube-tools kube-coredns e2e-kube e2e-kubelet
 
 all: build
 
@@ -113,6 +113,11 @@ bench-phases: build
 
 bench-timeline: build
 	./scripts/bench-timeline.sh
+
+# two builds side by side, the same docker command alternating between them:
+# make bench-ab A=<bin dir> B=<bin dir> [AB_N=120 AB_CMD="run --rm busybox true"]
+bench-ab: images
+	A=$(A) B=$(B) ./scripts/bench-ab.sh
 
 # SCALE_N (default 1000) running containers: ps/inspect/DNS at N vs 10, restart after
 # SIGKILL, rm -f of all, RSS and leaks (docs/benchmarks.md)
