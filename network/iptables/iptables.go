@@ -20,9 +20,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -101,6 +103,10 @@ func (fw *Firewall) applyFamily(ctx context.Context, fam family, bridges []Bridg
 	if *jumpsOK {
 		return nil
 	}
+	// other daemons put their jumps into the same built-in chains, and
+	// the FORWARD jump's place is BERTH-USER's plus one: one at a time
+	unlock := lockJumps()
+	defer unlock()
 	if err := ensureUserChain(ctx, fam); err != nil {
 		return err
 	}
@@ -123,6 +129,34 @@ func (fw *Firewall) applyFamily(ctx context.Context, fam family, bridges []Bridg
 	}
 	*jumpsOK = true
 	return nil
+}
+
+// JumpsLock is the file whose lock (flock) every berthd on the host holds
+// while it puts its jumps into the built-in chains. Without it, a daemon
+// that finds BERTH-USER's jump not first (an empty FORWARD: two starting
+// together) deletes and inserts it again while another inserts its own
+// jump at rule 2, which for that moment does not exist ("Index of
+// insertion too big"), and two may both insert BERTH-USER's jump.
+var JumpsLock = "/run/berth-iptables.lock"
+
+// lockJumps takes JumpsLock; without the file (a read-only /run) it goes
+// on unlocked.
+func lockJumps() (unlock func()) {
+	f, err := os.OpenFile(JumpsLock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return func() {}
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() { f.Close() } // closing releases the lock
 }
 
 // ensureUserChain creates UserChain when missing (leaving its rules alone)
