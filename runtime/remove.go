@@ -105,7 +105,7 @@ func (s *Service) removeClaimed(ctx context.Context, c *ctr, opts RemoveOptions)
 	}
 	// the record last, so that a crash half-way leaves a record that the
 	// next remove finishes
-	err := s.discard(ctx, rec.ID, func(ctx context.Context) error { return s.d.Images.RemoveRootfs(ctx, rec.ID) })
+	err := s.discard(ctx, rec.ID)
 	if err == nil {
 		s.releaseVolumes(ctx, rec, opts.RemoveVolumes)
 		err = s.table.Delete(rec.ID)
@@ -148,18 +148,18 @@ func (s *Service) removeAnsweredEarly(ctx context.Context, c *ctr) {
 	// its files before the root filesystem, whose end is what the image
 	// store's waiters wait for
 	_ = os.RemoveAll(s.containerDir(id))
-	if err := s.discard(ctx, id, removeRootfs); err != nil {
-		logrus.WithError(err).Warnf("finish removal of %s (the next daemon start removes what is left)", short(id))
+	if err := removeRootfs(ctx); err != nil {
+		logrus.WithError(err).Warnf("remove the root filesystem of %s (the next daemon start removes it)", short(id))
 	}
 	if err := deleted.Wait(); err != nil {
 		logrus.WithError(err).Warnf("delete the record of %s", short(id))
 	}
 }
 
-// discard deletes what only the container has: its root filesystem (by
-// removeRootfs), its files and its monitor's state directory.
-func (s *Service) discard(ctx context.Context, id string, removeRootfs func(context.Context) error) error {
-	if err := removeRootfs(ctx); err != nil {
+// discard deletes what only the container has: its root filesystem, its
+// files and its monitor's state directory.
+func (s *Service) discard(ctx context.Context, id string) error {
+	if err := s.d.Images.RemoveRootfs(ctx, id); err != nil {
 		return fmt.Errorf("remove root filesystem of %s: %w", id[:12], err)
 	}
 	_ = os.RemoveAll(s.stateDir(id))

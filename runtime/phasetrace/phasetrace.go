@@ -102,22 +102,23 @@ func (t tracedImages) UnmountRootfs(ctx context.Context, containerID string) err
 }
 
 func (t tracedImages) RemoveRootfs(ctx context.Context, containerID string) error {
-	done := t.p.begin(containerID, "rootfs remove")
-	err := t.Images.RemoveRootfs(ctx, containerID)
-	done(err)
-	t.p.forget(containerID)
-	return err
+	return t.remove(containerID, func() error { return t.Images.RemoveRootfs(ctx, containerID) })
 }
 
 func (t tracedImages) BeginRemoveRootfs(containerID string) func(context.Context) error {
 	remove := t.Images.BeginRemoveRootfs(containerID)
 	return func(ctx context.Context) error {
-		done := t.p.begin(containerID, "rootfs remove")
-		err := remove(ctx)
-		done(err)
-		t.p.forget(containerID)
-		return err
+		return t.remove(containerID, func() error { return remove(ctx) })
 	}
+}
+
+// remove times a root filesystem's removal, the container's last step.
+func (t tracedImages) remove(containerID string, f func() error) error {
+	done := t.p.begin(containerID, "rootfs remove")
+	err := f()
+	done(err)
+	t.p.forget(containerID)
+	return err
 }
 
 // tracedNetworks times the network namespace, endpoint and port steps.
