@@ -14,6 +14,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
+	"gotest.tools/v3/poll"
 )
 
 // bkCmd is a docker CLI command run in dir as users run it: the buildx
@@ -261,6 +262,22 @@ func buildCacheLine(t *testing.T, d *testenv.Daemon) string {
 	return ""
 }
 
+// idleBuildCacheLine is the Build Cache row once no record is active: a
+// build's references are released when its job ends, which can be a moment
+// after the client has its answer (dockerd's BuildKit does the same).
+func idleBuildCacheLine(t *testing.T, d *testenv.Daemon) string {
+	t.Helper()
+	var line string
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		line = buildCacheLine(t, d)
+		if f := strings.Fields(line); len(f) == 6 && f[3] == "0" {
+			return poll.Success()
+		}
+		return poll.Continue("build cache still active: %s", line)
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(100*time.Millisecond))
+	return line
+}
+
 // TestBuildKitCachePrune: the build cache is in the daemon's accounting
 // (system df, builder du, buildx history) and builder prune / system
 // prune reclaim it.
@@ -276,7 +293,7 @@ func TestBuildKitCachePrune(t *testing.T) {
 	})
 	r := bkBuild(d, dir, "build", "-t", "cachy", ".")
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
-	line := buildCacheLine(t, d)
+	line := idleBuildCacheLine(t, d)
 	assert.Check(t, line != "Build Cache 0 0 0B 0B", line)
 	assert.Check(t, is.Contains(icmd.RunCmd(bkCmd(d, dir, "builder", "du")).Combined(), "Total:"))
 	hist := icmd.RunCmd(bkCmd(d, dir, "buildx", "history", "ls"))
@@ -297,6 +314,7 @@ func TestBuildKitCachePrune(t *testing.T) {
 	// POST /build/prune through docker-py's client reports what went
 	r = bkBuild(d, dir, "build", "--no-cache", "-t", "cachy", ".")
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
+	idleBuildCacheLine(t, d) // a prune leaves what a build still holds
 	py := d.DockerPy(t, `
 import docker
 api = docker.from_env().api
@@ -309,7 +327,7 @@ print(len(rep["CachesDeleted"]) > 0, rep["SpaceReclaimed"] > 1000000)
 	// system prune goes through POST /build/prune
 	r = bkBuild(d, dir, "build", "--no-cache", "-t", "cachy", ".")
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
-	assert.Check(t, buildCacheLine(t, d) != "Build Cache 0 0 0B 0B")
+	assert.Check(t, idleBuildCacheLine(t, d) != "Build Cache 0 0 0B 0B")
 	out := d.DockerOK(t, "system", "prune", "-af")
 	assert.Check(t, is.Contains(out, "Deleted build cache objects"), out)
 	assert.Check(t, is.Equal(buildCacheLine(t, d), "Build Cache 0 0 0B 0B"))
@@ -401,6 +419,7 @@ func TestBuildKitBadInput(t *testing.T) {
 	assert.Check(t, is.Contains(r.Combined(), "example.invalid/no/such-frontend"), r.Combined())
 
 	// after the failures, a prune leaves the cache as empty as it began
+	idleBuildCacheLine(t, d)
 	r = icmd.RunCmd(bkCmd(d, dir, "builder", "prune", "-af"))
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
 	assert.Check(t, is.Equal(buildCacheLine(t, d), "Build Cache 0 0 0B 0B"))
@@ -434,7 +453,8 @@ func TestBuildKitCancel(t *testing.T) {
 		assert.Check(t, is.Len(left, 0), "round %d: %v", round, left)
 	}
 	// nothing of the cancelled builds stays in use (leased or mounted): a
-	// prune takes all of it
+	// prune takes all of it (once their jobs have ended: idle fails if never)
+	idleBuildCacheLine(t, d)
 	r := icmd.RunCmd(bkCmd(d, dir, "builder", "prune", "-af"))
 	assert.Equal(t, r.ExitCode, 0, r.Combined())
 	assert.Check(t, is.Equal(buildCacheLine(t, d), "Build Cache 0 0 0B 0B"))
