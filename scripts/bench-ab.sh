@@ -50,6 +50,8 @@ cleanup() {
         wait "${PID[$e]}" 2>/dev/null || true
         find /sys/fs/cgroup -depth -type d -path "*/berth-ab-$e-$$*" -exec rmdir {} + 2>/dev/null || true
     done
+    # the exec roots' tmpfs and netns directories (berthd keeps them, as /run)
+    grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
     rm -rf "$ROOT"
 }
 trap cleanup EXIT

@@ -31,6 +31,7 @@ import (
 	"github.com/berthd/berth/engine/router/unused"
 	"github.com/berthd/berth/engine/router/volumes"
 	"github.com/berthd/berth/events"
+	"github.com/berthd/berth/internal/execroot"
 	"github.com/berthd/berth/internal/memrelease"
 	"github.com/berthd/berth/inventory"
 	"github.com/berthd/berth/network"
@@ -91,10 +92,16 @@ func run(cfg *config, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range []string{cfg.DataRoot, cfg.ExecRoot} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
-			return err
-		}
+	if err := os.MkdirAll(cfg.DataRoot, 0o711); err != nil {
+		return err
+	}
+	// before anything is made in it (the default socket is in it too)
+	if mounted, err := execroot.Prepare(cfg.ExecRoot); err != nil {
+		return err
+	} else if mounted {
+		logrus.Infof("exec root %s was on a disk filesystem: mounted a tmpfs on it", cfg.ExecRoot)
+	} else if inMem, _ := execroot.InMemory(cfg.ExecRoot); !inMem {
+		logrus.Warnf("exec root %s is on a disk filesystem and not empty: left so (its state files cost more, and a reboot does not clear them)", cfg.ExecRoot)
 	}
 	// Listening first is also the check that no other daemon owns the socket;
 	// clients that connect while we build simply wait.
