@@ -74,7 +74,7 @@ func main() {
 	}
 }
 
-func run(cfg *config, args []string) error {
+func run(cfg *config, args []string) (retErr error) {
 	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
 	level, err := logrus.ParseLevel(cfg.LogLevel)
 	if err != nil {
@@ -96,10 +96,20 @@ func run(cfg *config, args []string) error {
 		return err
 	}
 	// before anything is made in it (the default socket is in it too)
+	serving := false
 	if mounted, err := execroot.Prepare(cfg.ExecRoot); err != nil {
 		return err
 	} else if mounted {
 		logrus.Infof("exec root %s was on a disk filesystem: mounted a tmpfs on it", cfg.ExecRoot)
+		// a start that fails leaves nothing mounted; once serving, the
+		// tmpfs stays as /run would (containers outlive berthd)
+		defer func() {
+			if retErr != nil && !serving {
+				if err := execroot.Undo(cfg.ExecRoot); err != nil {
+					logrus.WithError(err).Warn("unmount the exec root of a failed start")
+				}
+			}
+		}()
 	} else if inMem, _ := execroot.InMemory(cfg.ExecRoot); !inMem {
 		logrus.Warnf("exec root %s is on a disk filesystem and not empty: left so (its state files cost more, and a reboot does not clear them)", cfg.ExecRoot)
 	}
@@ -132,6 +142,7 @@ func run(cfg *config, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	errc := make(chan error, 1)
+	serving = true
 	go func() { errc <- d.server.Serve(l) }()
 	logrus.Infof("berthd %s serving API %s on %s (data root %s)", sysinfo.Version, apiVersion, sock, cfg.DataRoot)
 	go memrelease.AfterStartup(ctx, memrelease.Settle)

@@ -52,6 +52,13 @@ func Prepare(dir string) (mounted bool, err error) {
 	return true, nil
 }
 
+// Undo unmounts the tmpfs Prepare mounted on dir, with whatever is mounted
+// under it, for a daemon whose start failed before it made anything there
+// that must outlive it.
+func Undo(dir string) error {
+	return unix.Unmount(dir, unix.MNT_DETACH)
+}
+
 // InMemory says whether dir is on a tmpfs or ramfs.
 func InMemory(dir string) (bool, error) {
 	var st unix.Statfs_t

@@ -73,7 +73,12 @@ func TestPrepareMountsAnEmptyDiskDirOnce(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "state"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(string(b), "x"))
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+
+	// a start that failed takes its tmpfs away again
+	assert.NilError(t, Undo(dir))
+	assert.Check(t, is.Equal(mountsAt(t, dir), 0))
+	_, err = os.Stat(filepath.Join(dir, "state"))
+	assert.Check(t, os.IsNotExist(err), "%v", err)
 }
 
 // An exec root on disk that holds something (the state of containers an
