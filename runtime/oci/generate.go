@@ -217,7 +217,7 @@ func Generate(in Input) (*specs.Spec, error) {
 		withResources(hc.Resources, devices),
 		withDevices(hc, devices),
 		withCapabilities(caps),
-		withSeccomp(so, hc.Privileged),
+		withSeccomp(so, hc.Privileged, host),
 		withAppArmor(so, host.AppArmor && !hc.Privileged),
 		withMounts(mountOptions{
 			user:            user,

@@ -2,7 +2,9 @@ package oci
 
 import (
 	"bufio"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -41,6 +43,10 @@ type Host struct {
 	// AppArmor is set when the kernel runs AppArmor: apparmor= profiles are
 	// applied (see withAppArmor).
 	AppArmor bool
+	// NoX32ABI is set when the kernel's configuration says it was built
+	// without the x32 ABI (amd64 only): the default seccomp profile then
+	// leaves x32 out (see withSeccomp). Unknown: false, as Docker.
+	NoX32ABI bool
 }
 
 // Rlimit is one resource limit.
@@ -87,6 +93,7 @@ func probeHost() *Host {
 		Cgroup:       probeCgroups(),
 		Devices:      hostDevices{},
 		AppArmor:     appArmorEnabled(),
+		NoX32ABI:     runtime.GOARCH == "amd64" && kernelConfigSays(noX32ABI),
 	}
 	for name, res := range rlimitResources {
 		var rl unix.Rlimit
@@ -193,4 +200,38 @@ func probeCgroups() CgroupFeatures {
 func appArmorEnabled() bool {
 	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
 	return err == nil && len(b) > 0 && b[0] == 'Y'
+}
+
+// kernelConfigSays applies says to the running kernel's build
+// configuration (/proc/config.gz, else /boot/config-<release>); false when
+// neither can be read.
+func kernelConfigSays(says func(config string) bool) bool {
+	if f, err := os.Open("/proc/config.gz"); err == nil {
+		defer f.Close()
+		if zr, err := gzip.NewReader(f); err == nil {
+			if b, err := io.ReadAll(io.LimitReader(zr, 4<<20)); err == nil {
+				return says(string(b))
+			}
+		}
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	b, err := os.ReadFile("/boot/config-" + unix.ByteSliceToString(u.Release[:]))
+	return err == nil && says(string(b))
+}
+
+// noX32ABI: a kernel configuration (not empty) without the x32 ABI, whose
+// option is CONFIG_X86_X32_ABI since Linux 5.18 and CONFIG_X86_X32 before.
+func noX32ABI(config string) bool {
+	if !strings.Contains(config, "CONFIG_X86_64=y") {
+		return false // not an x86_64 kernel's configuration: nothing to say
+	}
+	for _, line := range strings.Split(config, "\n") {
+		if line == "CONFIG_X86_X32_ABI=y" || line == "CONFIG_X86_X32=y" {
+			return false
+		}
+	}
+	return true
 }

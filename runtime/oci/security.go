@@ -103,7 +103,15 @@ func withAppArmor(so securityOptions, hostHasAppArmor bool) specOpt {
 
 // withSeccomp applies Docker's default profile, filtered for the final
 // capability set, so it must run after withCapabilities.
-func withSeccomp(so securityOptions, privileged bool) specOpt {
+//
+// On a kernel built without the x32 ABI the default profile leaves the x32
+// architecture out: libseccomp's filter for it is ~10% of what runc
+// compiles at every create and exec (runc create 78.0 -> 70.4 ms here), and
+// no x32 system call can succeed there anyway. The one difference a
+// container can see is how such a call fails: the kernel's ENOSYS becomes
+// the filter's SIGSYS; an x32 program cannot run on such a kernel either
+// way. A profile given by the user is applied as given.
+func withSeccomp(so securityOptions, privileged bool, host *Host) specOpt {
 	return func(s *specs.Spec) error {
 		var (
 			profile *specs.LinuxSeccomp
@@ -117,6 +125,9 @@ func withSeccomp(so securityOptions, privileged bool) specOpt {
 				return nil
 			}
 			profile, err = seccomp.GetDefaultProfile(s)
+			if err == nil && host.NoX32ABI {
+				profile.Architectures = slices.DeleteFunc(profile.Architectures, func(a specs.Arch) bool { return a == specs.ArchX32 })
+			}
 		default:
 			profile, err = seccomp.LoadProfile(so.seccomp, s)
 		}
