@@ -20,6 +20,7 @@
 #      quick: only run --rm, run --rm --network none, create, exec and idle memory)
 #      ANCHORS=../shared/anchors   BENCH_BRIDGE=bbench0 BENCH_BIP=10.222.0.1/24
 #      BENCH_POOL=base=10.222.16.0/20,size=24
+#      BENCH_ANCHOR_TMPFS=1 (the anchor's /run/anchor on a tmpfs while it runs; see below)
 # Needs: root, the docker CLI, runc, iptables, bin/berthd + bin/berth-buildkitd + bin/berth-imagecopy + bin/berth-shim + bin/berth-nsexec (make build),
 # bin/docker-compose (make compose), bin/docker-buildx (make buildx), testdata/images/busybox.tar (make images), and for
 # the reference engine Debian docker.io (apt-get install -y docker.io busybox-static skopeo).
@@ -68,6 +69,7 @@ WPID=
 SINKPID=
 IPID=
 ANCHOR_STARTED=0
+ANCHOR_TMPFS=0
 COMPOSE_UP=0
 
 # B/A: the docker CLI against berthd / the anchor dockerd; C: compose on engine $1.
@@ -139,6 +141,7 @@ cleanup() {
     grep " $ROOT" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
     scrub_host
     [ "$ANCHOR_STARTED" = 1 ] && "$ANCHORS/stop-anchors.sh" docker >&2
+    [ "$ANCHOR_TMPFS" = 1 ] && umount -l /run/anchor
     [ -f "$ROOT/berthd.log" ] && cp "$ROOT/berthd.log" "$KEEPLOG"
     rm -rf "$ROOT"
     exit $rc
@@ -215,11 +218,26 @@ sum_rss_kb() { local s=0 p; for p in "$@"; do s=$(( s + $(rss_kb "$p") )); done;
 mb() { awk -v k="$1" 'BEGIN {printf "%.2f", k/1024}'; }
 declare -A MEM
 
+# BENCH_ANCHOR_TMPFS=1: the anchor's /run/anchor (dockerd's exec root, containerd's state)
+# on a tmpfs, as /run is on a usual host; berthd mounts one on its own exec root when that
+# is on a disk filesystem (this machine's /run is ext4), the anchor scripts do not. Only
+# when no anchor of /run/anchor runs (their pid files would be hidden).
+anchor_tmpfs() {
+    local f
+    [ "$(stat -f -c %T /run/anchor 2>/dev/null)" = tmpfs ] && return 0
+    for f in /run/anchor/*.pid; do
+        [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && { echo "bench: $f is alive: /run/anchor stays as it is" >&2; return 0; }
+    done
+    mkdir -p /run/anchor && mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run/anchor && ANCHOR_TMPFS=1
+    echo "bench: /run/anchor on a tmpfs for this run"
+}
+
 # ---------------------------------------------------------------- engines
 echo "bench: N=$N, $NCT containers, root $ROOT"
 if ! A version >/dev/null 2>&1; then
     echo "bench: starting the anchor dockerd ($ANCHORS/start-dockerd.sh)"
     ANCHOR_STARTED=1
+    if [ "${BENCH_ANCHOR_TMPFS:-0}" = 1 ]; then anchor_tmpfs; fi
     NO_VERIFY=1 "$ANCHORS/start-dockerd.sh" >&2
 else
     echo "bench: anchor dockerd already answering on $ASOCK (left running afterwards)"
