@@ -111,7 +111,7 @@ func run(cfg *config, args []string) (retErr error) {
 			}
 		}()
 	} else if inMem, _ := execroot.InMemory(cfg.ExecRoot); !inMem {
-		logrus.Warnf("exec root %s is on a disk filesystem and not empty: left so (its state files cost more, and a reboot does not clear them)", cfg.ExecRoot)
+		logrus.Warnf("exec root %s is on a disk filesystem and was left so (not empty, or it cannot be locked): its state files cost more, and a reboot does not clear them", cfg.ExecRoot)
 	}
 	// Listening first is also the check that no other daemon owns the socket;
 	// clients that connect while we build simply wait.

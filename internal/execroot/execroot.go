@@ -33,7 +33,9 @@ func Prepare(dir string) (mounted bool, err error) {
 	}
 	defer unix.Close(fd)
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-		return false, fmt.Errorf("lock exec root %s: %w", dir, err)
+		// a filesystem without locks (some network ones) is no reason to
+		// refuse to start: the exec root stays as it is
+		return false, nil
 	}
 	inMemory, err := InMemory(dir)
 	if err != nil || inMemory {
