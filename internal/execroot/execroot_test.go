@@ -1,33 +1,18 @@
 package execroot
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/berthd/berth/internal/testenv"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
 
-// mountsAt counts the mounts whose mount point is dir.
-func mountsAt(t *testing.T, dir string) int {
-	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	assert.NilError(t, err)
-	defer f.Close()
-	n := 0
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fields := strings.Fields(s.Text()); len(fields) > 4 && fields[4] == dir {
-			n++
-		}
-	}
-	return n
-}
+// mountsAt counts the mounts at (or under) dir.
+func mountsAt(dir string) int { return len(testenv.MountsUnder(dir)) }
 
 // diskDir is a directory on a disk filesystem (the test's temp directory,
 // unless that is in memory: then the test cannot say anything).
@@ -41,11 +26,10 @@ func diskDir(t *testing.T) string {
 		t.Skipf("%s is in memory already (%v): nothing to mount over", dir, err)
 	}
 	t.Cleanup(func() {
-		for mountsAt(t, dir) > 0 {
-			if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-				t.Errorf("unmount %s: %v", dir, err)
-				return
-			}
+		// what a failed check left mounted, at dir or under it
+		testenv.UnmountUnder(dir)
+		if left := testenv.MountsUnder(dir); len(left) > 0 {
+			t.Errorf("still mounted: %v", left)
 		}
 	})
 	return dir
@@ -69,14 +53,14 @@ func TestPrepareMountsAnEmptyDiskDirOnce(t *testing.T) {
 	mounted, err = Prepare(dir)
 	assert.NilError(t, err)
 	assert.Check(t, !mounted)
-	assert.Check(t, is.Equal(mountsAt(t, dir), 1))
+	assert.Check(t, is.Equal(mountsAt(dir), 1))
 	b, err := os.ReadFile(filepath.Join(dir, "state"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(string(b), "x"))
 
 	// a start that failed takes its tmpfs away again
 	assert.NilError(t, Undo(dir))
-	assert.Check(t, is.Equal(mountsAt(t, dir), 0))
+	assert.Check(t, is.Equal(mountsAt(dir), 0))
 	_, err = os.Stat(filepath.Join(dir, "state"))
 	assert.Check(t, os.IsNotExist(err), "%v", err)
 }
@@ -89,7 +73,7 @@ func TestPrepareLeavesADiskDirWithState(t *testing.T) {
 	mounted, err := Prepare(dir)
 	assert.NilError(t, err)
 	assert.Check(t, !mounted)
-	assert.Check(t, is.Equal(mountsAt(t, dir), 0))
+	assert.Check(t, is.Equal(mountsAt(dir), 0))
 	_, err = os.Stat(filepath.Join(dir, "shim.sock"))
 	assert.Check(t, err)
 }
@@ -117,6 +101,6 @@ func TestConcurrentPreparesMountOnce(t *testing.T) {
 		}
 		wg.Wait()
 		assert.Check(t, is.Equal(mountedBy, 1), "round %d", round)
-		assert.Check(t, is.Equal(mountsAt(t, dir), 1), "round %d", round)
+		assert.Check(t, is.Equal(mountsAt(dir), 1), "round %d", round)
 	}
 }
