@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/berthd/berth/compose"
 	"github.com/berthd/berth/kube"
@@ -35,13 +38,46 @@ func newBackend(t *testing.T, objs ...corev1.Pod) (*Backend, *fake.Clientset) {
 	return b, cs
 }
 
+// syncedBackend is the next berthd's backend over the cluster cs: synced,
+// and its pod informer watching. The fake's watch delivers what was added
+// or changed between the informer's list and its watch, but not what was
+// deleted in between (the API server's watch does): a test that deletes a
+// pod right after Sync waits for the watch first.
+func syncedBackend(t *testing.T, cs *fake.Clientset) *Backend {
+	t.Helper()
+	var watches atomic.Int32
+	cs.PrependWatchReactor("pods", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		var opts metav1.ListOptions
+		if w, ok := a.(k8stesting.WatchActionImpl); ok {
+			opts = w.ListOptions
+		}
+		w, err := cs.Tracker().Watch(a.GetResource(), a.GetNamespace(), opts)
+		if err == nil {
+			watches.Add(1)
+		}
+		return true, w, err
+	})
+	b, err := New(Deps{Client: cs, Now: func() time.Time { return t0 }})
+	assert.NilError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	assert.NilError(t, b.Sync(ctx))
+	waitFor(t, "the pod informer's watch", func() bool { return watches.Load() > 0 })
+	return b
+}
+
 // waitFor waits until cond holds: the informer sees the fake's writes
 // through a watch, not at once.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor polls cond for 10 s; seen, when given, says what the last poll
+// found for the failure message.
+func waitFor(t *testing.T, what string, cond func() bool, seen ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			for _, s := range seen {
+				what += "; " + s()
+			}
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)

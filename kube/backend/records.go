@@ -94,7 +94,9 @@ func (b *Backend) persistRecords(ctx context.Context, k svcKey) error {
 // restoreRecords reads the kept records back at start-up (Sync): a created
 // replica is its StatefulSet's pod for the ordinal, as create made it; a
 // stopped one that pod, exited with its code. A replica whose pod exists
-// is the pod's.
+// is the pod's, unless its ordinal is above the set's replicas: that pod
+// is being scaled away (a kill just before the restart), and the record
+// is what stays when it has gone.
 func (b *Backend) restoreRecords(ctx context.Context) error {
 	sets, err := b.c.AppsV1().StatefulSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: ownedSelector})
 	if err != nil {
@@ -122,8 +124,8 @@ func (b *Backend) restoreRecords(ctx context.Context) error {
 			}
 			p := kube.ReplicaPod(ss, ord, r.Created)
 			id := containerID(p)
-			if _, err := b.pods.Pods(p.Namespace).Get(p.Name); err == nil {
-				continue
+			if _, err := b.pods.Pods(p.Namespace).Get(p.Name); err == nil && ord <= wantReplicas(ss) {
+				continue // the pod is the replica; one above the set's replicas is on its way out
 			}
 			switch r.State {
 			case "created":

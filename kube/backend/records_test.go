@@ -4,12 +4,14 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"gotest.tools/v3/assert"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/berthd/berth/kube"
 	"github.com/berthd/berth/runtime"
 )
 
@@ -42,12 +44,14 @@ func TestRecordsSurviveRestart(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Assert(t, ss.Annotations[annotationRecords] != "", "no records kept: %v", ss.Annotations)
 
-	// the next berthd over the same cluster
-	b2, err := New(Deps{Client: cs, Now: func() time.Time { return t0 }})
-	assert.NilError(t, err)
-	sctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	assert.NilError(t, b2.Sync(sctx))
+	// the next berthd over the same cluster, once the controller has
+	// scaled web down (the fake's watch loses a deletion made between an
+	// informer's list and its watch; the API server's does not)
+	waitFor(t, "the pod of shop-web-2 to go", func() bool {
+		_, err := cs.CoreV1().Pods("shop").Get(ctx, "web-2", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+	b2 := syncedBackend(t, cs)
 	waitState(t, b2, want)
 	for name, id := range ids {
 		r, err := b2.Inspect(ctx, name, false)
@@ -67,6 +71,45 @@ func TestRecordsSurviveRestart(t *testing.T) {
 	ss, err = cs.AppsV1().StatefulSets("shop").Get(ctx, "web", metav1.GetOptions{})
 	assert.NilError(t, err)
 	assert.Equal(t, ss.Annotations[annotationRecords], "", "records of running replicas kept")
+}
+
+// A berthd that restarts right after a kill may find the killed replica's
+// pod still there, above its StatefulSet's replicas (a controller that
+// had not seen the scale-down yet made it again): the kept record is the
+// replica's once that pod goes, not nothing. The cluster is made by hand
+// (no controller), so that the pod goes exactly when the test says.
+func TestRecordOfAReplicaBeingScaledAway(t *testing.T) {
+	b, cs := newBackend(t)
+	ctx := context.Background()
+	for n := 1; n <= 2; n++ {
+		_, err := b.Create(ctx, composeCreate(t, "web-2.json", n))
+		assert.NilError(t, err)
+	}
+	b.persistWG.Wait()
+	// what the kill of replica 2 left: web at 1 replica, replica 2's record
+	// of its exit, and its pod not gone yet
+	ss, err := cs.AppsV1().StatefulSets("shop").Get(ctx, "web", metav1.GetOptions{})
+	assert.NilError(t, err)
+	ss.Spec.Replicas = ptr(int32(1))
+	if ss.Annotations == nil {
+		ss.Annotations = map[string]string{}
+	}
+	ss.Annotations[annotationRecords] = `{"2":{"state":"stopped","exitCode":137,"created":"2026-01-02T03:04:05Z"}}`
+	_, err = cs.AppsV1().StatefulSets("shop").Update(ctx, ss, metav1.UpdateOptions{})
+	assert.NilError(t, err)
+	for n := 1; n <= 2; n++ {
+		p := kube.ReplicaPod(ss, n, t0)
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, State: running(t0)}}
+		_, err = cs.CoreV1().Pods("shop").Create(ctx, p, metav1.CreateOptions{})
+		assert.NilError(t, err)
+	}
+
+	b2 := syncedBackend(t, cs)
+	assert.NilError(t, cs.CoreV1().Pods("shop").Delete(ctx, "web-2", metav1.DeleteOptions{}))
+	waitState(t, b2, map[string]container.ContainerState{"/shop-web-1": "running", "/shop-web-2": "exited"})
+	r, err := b2.Inspect(ctx, "shop-web-2", false)
+	assert.NilError(t, err)
+	assert.Equal(t, r.State.ExitCode, 137)
 }
 
 // The created and stopped plain containers (docker run) outlive a berthd
@@ -103,11 +146,7 @@ func TestPlainRecordsSurviveRestart(t *testing.T) {
 	assert.Equal(t, len(cm.Data), 2, "records %v", cm.Data)
 
 	// the next berthd over the same cluster
-	b2, err := New(Deps{Client: cs, Now: func() time.Time { return t0 }})
-	assert.NilError(t, err)
-	sctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	assert.NilError(t, b2.Sync(sctx))
+	b2 := syncedBackend(t, cs)
 	assert.DeepEqual(t, plain(b2), want)
 	for _, n := range []string{"made", "halted"} {
 		r, err := b2.Inspect(ctx, n, false)

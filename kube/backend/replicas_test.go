@@ -35,7 +35,7 @@ func waitState(t *testing.T, b *Backend, want map[string]container.ContainerStat
 	waitFor(t, "containers "+toString(want), func() bool {
 		got = names(t, b, shopFilter)
 		return toString(got) == toString(want)
-	})
+	}, func() string { return "last saw " + toString(got) })
 }
 
 func toString(m map[string]container.ContainerState) string {
