@@ -265,7 +265,15 @@ func (d *Daemon) cleanup(t testing.TB) {
 		d.Docker("network", "prune", "-f")
 		d.Docker("volume", "prune", "-af")
 		d.Stop(t)
+		// every container is gone: so must their monitors be (one in its
+		// exit grace takes a moment)
+		for _, pid := range d.waitShimsGone(10 * time.Second) {
+			t.Errorf("monitor %d outlived the removal of every container and its berthd: killed", pid)
+		}
 	}
+	// a daemon the test stopped itself may leave containers running, as a
+	// host's berthd does; they go with the test
+	d.killLeftContainers()
 	d.waitBuildKitGone(t)
 	if t.Failed() {
 		t.Logf("berthd log (%s):\n%s", d.LogPath, tail(d.Log(), 60))

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berthd/berth/internal/cgroups"
 )
 
 // Leftovers lists what a container id left on the host: cgroups in any v1
@@ -109,4 +111,54 @@ func (d *Daemon) ImageCopyPids() []int {
 		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 		return err == nil && len(f) > 1 && f[1] == parent
 	})
+}
+
+// waitShimsGone waits up to timeout for this daemon's monitors to exit and
+// returns those still running.
+func (d *Daemon) waitShimsGone(timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	pids := d.ShimPids()
+	for len(pids) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		pids = d.ShimPids()
+	}
+	return pids
+}
+
+// killLeftContainers kills, by PID, the monitors still running under this
+// daemon's exec root and the processes of their containers (found by the
+// container id in the monitor's command line, in the daemon's cgroup
+// parent), so that nothing a test started outlives it.
+func (d *Daemon) killLeftContainers() {
+	parent := d.CgroupParent()
+	for _, pid := range d.ShimPids() {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		for _, arg := range strings.Split(string(cmdline), "\x00") {
+			id := filepath.Base(arg)
+			if len(id) < 24 || !isHex(id) {
+				continue
+			}
+			for _, m := range cgroups.Hierarchies() {
+				dirs, _ := filepath.Glob(filepath.Join(m, parent, id[:24]+"*"))
+				for _, dir := range dirs {
+					procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+					for _, f := range strings.Fields(string(procs)) {
+						if p, err := strconv.Atoi(f); err == nil {
+							_ = syscall.Kill(p, syscall.SIGKILL)
+						}
+					}
+				}
+			}
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
