@@ -59,7 +59,7 @@ func TestDeployNeverFightsTheComposeCLI(t *testing.T) {
 	waitOrigin(t, d, "shop", compose.OriginCompose, map[string]int{"worker": 3, "web": 1})
 	st := deployment(t, d, "shop")
 	imgID := strings.TrimSpace(d.DockerOK(t, "image", "inspect", "-f", "{{.Id}}", "busybox:latest"))
-	assert.Check(t, service(st, "worker").Pin != nil && service(st, "worker").Pin.ImageID == imgID)
+	assert.Check(t, service(st, "worker").Pin != nil && service(st, "worker").Pin.ImageID == imgID, "record %+v, image %s, containers:\n%s", st, imgID, d.DockerOK(t, "ps", "-a", "--format", "{{.Names}} {{.Label \"com.docker.compose.image\"}}"))
 
 	d.ComposeOK(t, append(f, "up", "-d", "--scale", "worker=1")...)
 	waitOrigin(t, d, "shop", compose.OriginCompose, map[string]int{"worker": 1})

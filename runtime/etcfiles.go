@@ -29,23 +29,37 @@ func (s *Service) writeEtcFiles(rec *Record, links []legacyLink) ([]specs.Mount,
 	if err != nil {
 		return nil, err
 	}
-	files := []struct {
-		name, dest string
-		data       []byte
-	}{
-		{"hostname", "/etc/hostname", []byte(hostname + "\n")},
-		{"hosts", "/etc/hosts", hosts},
-		{"resolv.conf", "/etc/resolv.conf", s.resolvConf(rec)},
-	}
+	data := [][]byte{[]byte(hostname + "\n"), hosts, s.resolvConf(rec)}
 	var mounts []specs.Mount
-	for _, f := range files {
+	for i, f := range etcFiles {
 		p := filepath.Join(dir, f.name)
-		if err := os.WriteFile(p, f.data, 0o644); err != nil {
+		if err := os.WriteFile(p, data[i], 0o644); err != nil {
 			return nil, err
 		}
 		mounts = append(mounts, etcMount(rec, f.dest, p))
 	}
 	return mounts, nil
+}
+
+// placeEtcFiles creates the container's /etc files empty and returns their
+// mounts; writeEtcFiles fills them in place before the container runs.
+func (s *Service) placeEtcFiles(rec *Record) ([]specs.Mount, error) {
+	dir := s.containerDir(rec.ID)
+	var mounts []specs.Mount
+	for _, f := range etcFiles {
+		p := filepath.Join(dir, f.name)
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, etcMount(rec, f.dest, p))
+	}
+	return mounts, nil
+}
+
+// etcFiles are the files of a container's /etc that berth writes, by name
+// in its directory, in their order.
+var etcFiles = []struct{ name, dest string }{
+	{"hostname", "/etc/hostname"}, {"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"},
 }
 
 // hostsFile is the container's /etc/hosts as dockerd writes it: on the

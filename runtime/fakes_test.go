@@ -118,6 +118,11 @@ type fakeNetworks struct {
 	sandboxes map[string]bool
 	attached  map[string]int
 	panics    bool // CreateSandbox panics (a bug in a start step)
+	// for the attach: it fails on network failOn with failErr, panics on
+	// network panicOn, and waits for gate to close when gate is not nil
+	failOn, panicOn string
+	failErr         error
+	gate            chan struct{}
 }
 
 func (f *fakeNetworks) CreateSandbox(ctx context.Context, id string) (string, error) {
@@ -137,7 +142,19 @@ func (f *fakeNetworks) DeleteSandbox(ctx context.Context, id string) error {
 }
 func (f *fakeNetworks) Attach(ctx context.Context, ns string, req AttachRequest) (*network.EndpointSettings, error) {
 	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
+	switch req.Network {
+	case f.failOn:
+		return nil, f.failErr
+	case f.panicOn:
+		panic("fake attach bug")
+	}
 	f.attached[req.ContainerID]++
 	return &network.EndpointSettings{NetworkID: "net-" + req.Network, IPAddress: netip.MustParseAddr("10.210.0.2"), Gateway: netip.MustParseAddr("10.210.0.1")}, nil
 }
@@ -190,13 +207,21 @@ func (fakeVolumes) Release(ctx context.Context, name, id string) error        { 
 func (fakeVolumes) CopyUp(string, string, *os.File) error                     { return nil }
 
 type fakeMonitors struct {
-	mu    sync.Mutex
-	tasks map[string]*fakeTask
+	mu        sync.Mutex
+	tasks     map[string]*fakeTask
+	launchErr error         // every Launch fails with it
+	launched  chan struct{} // gets a value at each Launch, when not nil
 }
 
 func (f *fakeMonitors) Launch(ctx context.Context, cfg MonitorConfig) (Task, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.launched != nil {
+		f.launched <- struct{}{}
+	}
+	if f.launchErr != nil {
+		return nil, f.launchErr
+	}
 	t := &fakeTask{done: make(chan struct{}), bundle: cfg.Bundle}
 	f.tasks[cfg.ID] = t
 	return t, nil
@@ -340,6 +365,7 @@ type harness struct {
 	s    *Service
 	imgs *fakeImages
 	nets *fakeNetworks
+	mons *fakeMonitors
 	ev   *recorder
 	db   *store.DB
 }
@@ -352,11 +378,12 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{
 		imgs: &fakeImages{rootfs: map[string]bool{}, mounted: map[string]int{}, dir: t.TempDir()},
 		nets: &fakeNetworks{sandboxes: map[string]bool{}, attached: map[string]int{}},
+		mons: &fakeMonitors{tasks: map[string]*fakeTask{}},
 		ev:   &recorder{}, db: db,
 	}
 	h.s, err = New(Deps{
 		DataRoot: dir + "/data", ExecRoot: dir + "/run", CgroupParent: "berth-test", DB: db,
-		Images: h.imgs, Networks: h.nets, Volumes: fakeVolumes{}, Monitors: &fakeMonitors{tasks: map[string]*fakeTask{}},
+		Images: h.imgs, Networks: h.nets, Volumes: fakeVolumes{}, Monitors: h.mons,
 		OCI: fakeOCI{}, Events: h.ev, Names: NoFallback{}, DNSSearch: fakeSearch{},
 	})
 	assert.NilError(t, err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
-	"github.com/moby/moby/api/types/network"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 )
@@ -96,8 +94,16 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	// a start outlives the request that asked for it
 	ctx = context.WithoutCancel(ctx)
 	var u undo
+	var nets *netSetup
 	defer func() {
 		if retErr != nil {
+			// the network's cleanups too; and dockerd sets the network up
+			// before the rest, so its failure is the one told
+			if nets != nil {
+				if err := nets.join(rec, &u); err != nil {
+					retErr = err
+				}
+			}
 			u.run()
 			// what the undone steps held is gone: inspect shows the
 			// configured networks without addresses, as dockerd does
@@ -151,9 +157,15 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	}
 	// the OCI runtime has made its mounts once the start is over
 	defer unpin()
-	nsPath, err := s.setupNetwork(ctx, c, &u)
+	nsPath, nets, err := s.startNetwork(ctx, c, &u)
 	if err != nil {
 		return err
+	}
+	// legacy links read this container's endpoint on the default bridge
+	if len(rec.Links) > 0 {
+		if err := nets.join(rec, &u); err != nil {
+			return err
+		}
 	}
 	links, err := s.legacyLinks(rec)
 	if err != nil {
@@ -166,7 +178,15 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 	if err := s.initCPURt(rec); err != nil {
 		return err
 	}
-	files, err := s.writeEtcFiles(rec, links)
+	// /etc/hosts names the container's addresses: while they are being
+	// made, the files are placed for the spec's mounts and written before
+	// the start (in place: the mounts keep their inodes)
+	var files []specs.Mount
+	if nets.pending() {
+		files, err = s.placeEtcFiles(rec)
+	} else {
+		files, err = s.writeEtcFiles(rec, links)
+	}
 	if err != nil {
 		return err
 	}
@@ -202,6 +222,14 @@ func (s *Service) startLocked(ctx context.Context, c *ctr) (retErr error) {
 		return err
 	}
 	u.add(func() { _ = task.Close() })
+	if nets.pending() {
+		if err := nets.join(rec, &u); err != nil {
+			return err
+		}
+		if _, err := s.writeEtcFiles(rec, links); err != nil {
+			return err
+		}
+	}
 	c.connectPending(task)
 	if err := task.Start(ctx); err != nil {
 		return err
@@ -269,135 +297,6 @@ func writeSpec(path string, spec *specs.Spec) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o600)
-}
-
-// setupNetwork creates the network namespace and endpoints, and publishes
-// ports. It returns the namespace path ("" for the host's).
-func (s *Service) setupNetwork(ctx context.Context, c *ctr, u *undo) (string, error) {
-	rec := c.rec
-	mode := string(rec.HostConfig.NetworkMode)
-	rec.Endpoints, rec.Ports = map[string]*network.EndpointSettings{}, nil
-	switch {
-	case mode == "host":
-		rec.Endpoints["host"] = &network.EndpointSettings{}
-		return "", nil
-	case strings.HasPrefix(mode, "container:"):
-		other, err := s.lookup(strings.TrimPrefix(mode, "container:"))
-		if err != nil {
-			return "", err
-		}
-		if other == c {
-			return "", errdefs.ErrInvalidArgument.WithMessage("cannot join own network namespace")
-		}
-		other.mu.Lock()
-		key, running, name, status := other.rec.SandboxKey, other.running(), other.rec.Name, other.rec.State.Status
-		other.mu.Unlock()
-		if !running || key == "" {
-			return "", errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot join network namespace of a non running container: container %s is %s", strings.TrimPrefix(name, "/"), status))
-		}
-		return key, nil
-	}
-	nsPath, err := s.d.Networks.CreateSandbox(ctx, rec.ID)
-	if err != nil {
-		return "", err
-	}
-	u.add(func() { s.logErr(s.d.Networks.DeleteSandbox(ctx, rec.ID), "delete sandbox") })
-	if mode == "none" {
-		rec.Endpoints["none"] = &network.EndpointSettings{}
-		return nsPath, nil
-	}
-	primary, ok := s.primaryNetwork(rec)
-	if !ok {
-		return nsPath, nil
-	}
-	for _, name := range attachOrder(rec.Networks, primary) {
-		ep, err := s.attach(ctx, c, nsPath, name, name == primary)
-		if err != nil {
-			return "", err
-		}
-		name := name
-		u.add(func() { s.logErr(s.d.Networks.Detach(ctx, rec.ID, name), "detach") })
-		rec.Endpoints[name] = ep
-	}
-	if ep := rec.Endpoints[primary]; ep != nil && (len(rec.HostConfig.PortBindings) > 0 || rec.HostConfig.PublishAllPorts) {
-		ip := ep.IPAddress
-		if !ip.IsValid() {
-			ip = ep.GlobalIPv6Address // an IPv6-only network
-		}
-		ports, err := s.d.Networks.PublishPorts(ctx, rec.ID, ip, rec.HostConfig.PortBindings, rec.HostConfig.PublishAllPorts, rec.Config.ExposedPorts)
-		if err != nil {
-			return "", err
-		}
-		u.add(func() { s.logErr(s.d.Networks.UnpublishPorts(ctx, rec.ID), "unpublish ports") })
-		rec.Ports = ports
-	}
-	return nsPath, nil
-}
-
-func (s *Service) attach(ctx context.Context, c *ctr, nsPath, name string, primary bool) (*network.EndpointSettings, error) {
-	rec := c.rec
-	want := rec.Networks[name]
-	req := AttachRequest{
-		ContainerID: rec.ID, ContainerName: strings.TrimPrefix(rec.Name, "/"), Hostname: rec.Config.Hostname,
-		Network: name, Labels: rec.Config.Labels, Primary: primary, DNS: rec.HostConfig.DNS,
-	}
-	links := parseLinks(rec.HostConfig.Links)
-	if want != nil {
-		req.Aliases = append(req.Aliases, want.Aliases...)
-		for alias, target := range parseLinks(want.Links) {
-			links[alias] = target
-		}
-		if want.IPAMConfig != nil {
-			req.IPv4, req.IPv6 = want.IPAMConfig.IPv4Address, want.IPAMConfig.IPv6Address
-		}
-		req.MAC = want.MacAddress.String()
-		req.DriverOpts = want.DriverOpts
-	}
-	if len(links) > 0 {
-		req.Links = links
-	}
-	ep, err := s.d.Networks.Attach(ctx, nsPath, req)
-	if err != nil {
-		return nil, err
-	}
-	if want != nil {
-		ep.IPAMConfig = want.IPAMConfig
-		ep.Links = want.Links
-		ep.DriverOpts = want.DriverOpts
-		if len(ep.Aliases) == 0 {
-			ep.Aliases = want.Aliases
-		}
-	}
-	return ep, nil
-}
-
-// primaryNetwork is the network of NetworkMode, or the first by name.
-func (s *Service) primaryNetwork(rec *Record) (string, bool) {
-	mode := string(rec.HostConfig.NetworkMode)
-	if _, ok := rec.Networks[mode]; ok {
-		return mode, true
-	}
-	names := make([]string, 0, len(rec.Networks))
-	for n := range rec.Networks {
-		names = append(names, n)
-	}
-	if len(names) == 0 {
-		return "", false
-	}
-	sort.Strings(names)
-	return names[0], true
-}
-
-func attachOrder(nets map[string]*network.EndpointSettings, primary string) []string {
-	out := []string{primary}
-	rest := make([]string, 0, len(nets))
-	for n := range nets {
-		if n != primary {
-			rest = append(rest, n)
-		}
-	}
-	sort.Strings(rest)
-	return append(out, rest...)
 }
 
 // exitCodeFor is the exit code a failed start or health probe records, as
