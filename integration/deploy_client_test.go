@@ -21,6 +21,12 @@ func waitOrigin(t *testing.T, d *testenv.Daemon, project, origin string, replica
 			return poll.Continue("%s", r.Stderr())
 		}
 		st := deployment(t, d, project)
+		// with no record yet, inspect shows the containers as a client's
+		// project (origin compose, no pins): the supervisor records it a
+		// moment after the client's up
+		if st.Created.IsZero() {
+			return poll.Continue("no record yet")
+		}
 		if st.Origin != origin {
 			return poll.Continue("origin %s", st.Origin)
 		}
