@@ -29,26 +29,22 @@ func (s *Service) writeEtcFiles(rec *Record, links []legacyLink) ([]specs.Mount,
 	if err != nil {
 		return nil, err
 	}
-	data := [][]byte{[]byte(hostname + "\n"), hosts, s.resolvConf(rec)}
-	var mounts []specs.Mount
-	for i, f := range etcFiles {
-		p := filepath.Join(dir, f.name)
-		if err := os.WriteFile(p, data[i], 0o644); err != nil {
-			return nil, err
-		}
-		mounts = append(mounts, etcMount(rec, f.dest, p))
-	}
-	return mounts, nil
+	return putEtcFiles(rec, dir, [][]byte{[]byte(hostname + "\n"), hosts, s.resolvConf(rec)})
 }
 
 // placeEtcFiles creates the container's /etc files empty and returns their
 // mounts; writeEtcFiles fills them in place before the container runs.
 func (s *Service) placeEtcFiles(rec *Record) ([]specs.Mount, error) {
-	dir := s.containerDir(rec.ID)
+	return putEtcFiles(rec, s.containerDir(rec.ID), make([][]byte, len(etcFiles)))
+}
+
+// putEtcFiles writes data[i] to etcFiles[i] in dir (in place: a running
+// container's mounts keep their inodes) and returns their mounts.
+func putEtcFiles(rec *Record, dir string, data [][]byte) ([]specs.Mount, error) {
 	var mounts []specs.Mount
-	for _, f := range etcFiles {
+	for i, f := range etcFiles {
 		p := filepath.Join(dir, f.name)
-		if err := os.WriteFile(p, nil, 0o644); err != nil {
+		if err := os.WriteFile(p, data[i], 0o644); err != nil {
 			return nil, err
 		}
 		mounts = append(mounts, etcMount(rec, f.dest, p))
@@ -131,8 +127,8 @@ func (s *Service) joinedEtcFiles(rec *Record, otherName string) ([]specs.Mount, 
 	rec.Config.Hostname, rec.Config.Domainname = other.rec.Config.Hostname, other.rec.Config.Domainname
 	other.mu.Unlock()
 	var mounts []specs.Mount
-	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
-		mounts = append(mounts, etcMount(rec, "/etc/"+f, filepath.Join(dir, f)))
+	for _, f := range etcFiles {
+		mounts = append(mounts, etcMount(rec, f.dest, filepath.Join(dir, f.name)))
 	}
 	return mounts, nil
 }
